@@ -1,0 +1,175 @@
+//! Tokio RPC server: handshake, frame splitting, inline dispatch, pipelined answers.
+//!
+//! A connection's reader collects bytes, answers every complete frame in order as soon as it
+//! is there, and flushes all answers of one read in a single write. Malformed input (bad
+//! handshake, oversized or garbage frames) closes that connection only.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mc_schema::frame::{FRAME_HEADER_BYTES, split_frame, write_frame};
+use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
+use mc_schema::msg::{Builder, Request, Response, decode_request, encode_response};
+use mc_schema::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn};
+
+/// What the server dispatches to. Handlers run inline on the connection's task, so they
+/// must not block for long (take short locks, no I/O).
+pub trait Service: Send + Sync + 'static {
+    /// Answers one request stamped with the leader `term` the sender expects.
+    fn handle(&self, term: u64, req: Request) -> Response;
+}
+
+/// Server limits and identity.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Cluster id peers must present.
+    pub cluster_id: String,
+    /// Roles allowed on this port.
+    pub accepted_roles: Vec<Role>,
+    /// Largest frame payload accepted.
+    pub max_frame_bytes: u32,
+    /// Most concurrent connections; more are closed at accept.
+    pub max_connections: usize,
+    /// Close connections idle this long (`None` = never; Mooncake's `rpc_conn_timeout_seconds`).
+    pub idle_timeout: Option<Duration>,
+    /// Set TCP_NODELAY on accepted sockets.
+    pub tcp_nodelay: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            cluster_id: mc_schema::handshake::DEFAULT_CLUSTER_ID.to_string(),
+            accepted_roles: vec![Role::Client, Role::Agent, Role::Tool, Role::Master],
+            max_frame_bytes: mc_schema::limits::MAX_RPC_FRAME_BYTES,
+            max_connections: 16_384,
+            idle_timeout: None,
+            tcp_nodelay: true,
+        }
+    }
+}
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `listener` until `shutdown` completes; then stops accepting (open connections
+/// finish the requests they already sent, up to their next read).
+pub async fn serve(
+    listener: TcpListener,
+    svc: Arc<dyn Service>,
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let cfg = Arc::new(cfg);
+    let live = Arc::new(AtomicUsize::new(0));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if live.load(Ordering::Relaxed) >= cfg.max_connections {
+            warn!(%peer, "refusing connection: {} connections open", cfg.max_connections);
+            continue;
+        }
+        live.fetch_add(1, Ordering::Relaxed);
+        let (svc, cfg, live) = (svc.clone(), cfg.clone(), live.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &*svc, &cfg).await {
+                debug!(%peer, "connection closed: {e}");
+            }
+            live.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    info!("RPC server stopped accepting");
+}
+
+async fn handshake(stream: &mut TcpStream, cfg: &ServerConfig) -> Result<(), String> {
+    let mut hello = [0u8; HELLO_BYTES];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut hello))
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| format!("handshake read: {e}"))?;
+    let hello = Hello::decode(&hello).map_err(|e| format!("bad handshake: {e}"))?;
+    let status = hello.check(&cfg.cluster_id, &cfg.accepted_roles);
+    stream
+        .write_all(&encode_ack(status))
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != HelloStatus::Ok {
+        return Err(format!("handshake refused: {status:?}"));
+    }
+    Ok(())
+}
+
+async fn connection(mut stream: TcpStream, svc: &dyn Service, cfg: &ServerConfig) -> Result<(), String> {
+    if cfg.tcp_nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    handshake(&mut stream, cfg).await?;
+    let mut inbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut fbb = Builder::with_capacity(4096);
+    loop {
+        // Answer every complete frame already buffered, in order.
+        let mut consumed = 0;
+        let mut fatal = None;
+        loop {
+            match split_frame(&inbuf[consumed..], cfg.max_frame_bytes) {
+                Ok(Some((h, len))) => {
+                    let payload = &inbuf[consumed + FRAME_HEADER_BYTES..consumed + len];
+                    let resp = match decode_request(payload) {
+                        Ok((term, req)) => svc.handle(term, req),
+                        Err(e) => {
+                            fatal = Some(format!("undecodable request: {e}"));
+                            Response::error(ErrorCode::InvalidParams.code(), e.to_string())
+                        }
+                    };
+                    write_frame(&mut out, h.request_id, encode_response(&mut fbb, &resp));
+                    consumed += len;
+                    if fatal.is_some() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    fatal = Some(format!("bad frame: {e}"));
+                    break;
+                }
+            }
+        }
+        inbuf.drain(..consumed);
+        if !out.is_empty() {
+            stream.write_all(&out).await.map_err(|e| e.to_string())?;
+            out.clear();
+        }
+        if let Some(f) = fatal {
+            return Err(f);
+        }
+        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
+            inbuf.reserve(64 * 1024);
+        }
+        let read = stream.read_buf(&mut inbuf);
+        let n = match cfg.idle_timeout {
+            Some(t) => tokio::time::timeout(t, read)
+                .await
+                .map_err(|_| "idle timeout".to_string())?,
+            None => read.await,
+        }
+        .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Generates Rust code for the flatbuffers schemas with the flatc built by the `flatc` crate
+//! (Debian's flatc 2.0.8 emits code for an old, vulnerable runtime; see DEPENDENCIES.md).
+use std::process::Command;
+
+fn main() {
+    let schemas = ["fbs/master_rpc.fbs"];
+    for s in schemas {
+        println!("cargo:rerun-if-changed={s}");
+    }
+    let out = std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo");
+    let status = Command::new(flatc::flatc())
+        .args(["--rust", "-o", &out])
+        .args(schemas)
+        .status()
+        .expect("flatc runs");
+    assert!(status.success(), "flatc failed on {schemas:?}");
+}

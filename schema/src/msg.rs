@@ -1,0 +1,893 @@
+//! Master RPC messages as Rust values, and their flatbuffers encoding (`fbs/master_rpc.fbs`).
+//!
+//! Every per-key request carries a list of keys: a batch costs one round trip and a single
+//! call is a batch of one. Decoding runs the flatbuffers verifier with bounded depth, table
+//! count and size, so any byte string yields a message or a typed error.
+
+use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, VerifierOptions, WIPOffset};
+
+use crate::SchemaError;
+use crate::generated::mc::proto as fb;
+
+/// What to do with an object's soft pin (Mooncake's `SoftPinAction`).
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SoftPinAction {
+    /// Keep whatever the object has.
+    #[default]
+    Preserve = 0,
+    /// Soft-pin the object.
+    Enable = 1,
+    /// Remove the soft pin.
+    Disable = 2,
+}
+
+impl SoftPinAction {
+    fn from_u8(v: u8) -> SoftPinAction {
+        match v {
+            1 => SoftPinAction::Enable,
+            2 => SoftPinAction::Disable,
+            _ => SoftPinAction::Preserve,
+        }
+    }
+}
+
+/// How an object is placed (Mooncake's `ReplicateConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicateConfig {
+    /// Number of replicas, 1..=16.
+    pub replica_num: u32,
+    /// Segments (`host:port`, or a bare host for all shards of a node) tried first.
+    pub preferred_segments: Vec<String>,
+    /// Never evicted.
+    pub with_hard_pin: bool,
+    /// Soft pin handling.
+    pub soft_pin_action: SoftPinAction,
+    /// Soft pin lifetime; 0 = the master's default.
+    pub soft_pin_ttl_ms: u64,
+}
+
+impl Default for ReplicateConfig {
+    fn default() -> Self {
+        ReplicateConfig {
+            replica_num: 1,
+            preferred_segments: Vec::new(),
+            with_hard_pin: false,
+            soft_pin_action: SoftPinAction::Preserve,
+            soft_pin_ttl_ms: 0,
+        }
+    }
+}
+
+/// One contiguous range of one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceDesc {
+    /// Segment holding the range.
+    pub segment_id: u64,
+    /// Data endpoint (`host:port`) of the shard owning the segment.
+    pub endpoint: String,
+    /// Byte offset in the segment.
+    pub offset: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// Allocation generation.
+    pub generation: u64,
+}
+
+/// One replica: the object's bytes in slice order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaDesc {
+    /// Slices, concatenated in order.
+    pub slices: Vec<SliceDesc>,
+    /// Written and committed by PutEnd.
+    pub complete: bool,
+}
+
+/// A request to the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Request {
+    MountSegment {
+        client_id: u64,
+        segment_id: u64,
+        name: String,
+        host: String,
+        endpoint: String,
+        size: u64,
+    },
+    UnmountSegment {
+        client_id: u64,
+        segment_id: u64,
+    },
+    Ping {
+        client_id: u64,
+    },
+    /// (key, value length) pairs.
+    PutStart {
+        client_id: u64,
+        items: Vec<(String, u64)>,
+        config: ReplicateConfig,
+    },
+    /// (key, CRC32C of each slice) pairs.
+    PutEnd {
+        items: Vec<(String, Vec<u32>)>,
+    },
+    PutRevoke {
+        keys: Vec<String>,
+    },
+    GetReplicaList {
+        keys: Vec<String>,
+    },
+    ExistKey {
+        keys: Vec<String>,
+    },
+    GetSize {
+        keys: Vec<String>,
+    },
+    Remove {
+        keys: Vec<String>,
+        force: bool,
+    },
+    RemoveByRegex {
+        regex: String,
+        force: bool,
+    },
+    RemoveAll {
+        force: bool,
+    },
+}
+
+impl Request {
+    /// Name used in logs and metrics (`put_start`, ...).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Request::MountSegment { .. } => "mount_segment",
+            Request::UnmountSegment { .. } => "unmount_segment",
+            Request::Ping { .. } => "ping",
+            Request::PutStart { .. } => "put_start",
+            Request::PutEnd { .. } => "put_end",
+            Request::PutRevoke { .. } => "put_revoke",
+            Request::GetReplicaList { .. } => "get_replica_list",
+            Request::ExistKey { .. } => "exist_key",
+            Request::GetSize { .. } => "get_size",
+            Request::Remove { .. } => "remove",
+            Request::RemoveByRegex { .. } => "remove_by_regex",
+            Request::RemoveAll { .. } => "remove_all",
+        }
+    }
+}
+
+/// Outcome of PutStart for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutStartResult {
+    /// 0 or a Mooncake error code.
+    pub status: i32,
+    /// Where to write, one entry per placed replica.
+    pub replicas: Vec<ReplicaDesc>,
+}
+
+/// Outcome of GetReplicaList for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaListResult {
+    /// 0 or a Mooncake error code.
+    pub status: i32,
+    /// Object size in bytes.
+    pub size: u64,
+    /// Complete replicas.
+    pub replicas: Vec<ReplicaDesc>,
+    /// CRC32C of each slice, as recorded at PutEnd.
+    pub slice_crcs: Vec<u32>,
+}
+
+/// The body of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// Nothing beyond the status.
+    Unit,
+    /// Answer to Ping.
+    PingAck {
+        /// False when the master does not know the client (e.g. after a restart): re-mount.
+        client_known: bool,
+        /// Version of the master view.
+        view_version: u64,
+    },
+    /// Per-key PutStart outcomes.
+    PutStart(Vec<PutStartResult>),
+    /// Per-key status codes.
+    Statuses(Vec<i32>),
+    /// Per-key replica lists.
+    ReplicaLists(Vec<ReplicaListResult>),
+    /// Per-key values (ExistKey: 1 / 0 / negative code; GetSize: size or negative code).
+    Values(Vec<i64>),
+    /// A count (RemoveByRegex, RemoveAll).
+    Count(u64),
+}
+
+/// An answer from the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Whole-request status (0 = OK).
+    pub status: i32,
+    /// Human-readable detail for a failed request.
+    pub message: String,
+    /// Result body.
+    pub body: ResponseBody,
+}
+
+impl Response {
+    /// A failed answer.
+    pub fn error(status: i32, message: impl Into<String>) -> Response {
+        Response {
+            status,
+            message: message.into(),
+            body: ResponseBody::Unit,
+        }
+    }
+
+    /// A successful answer.
+    pub fn ok(body: ResponseBody) -> Response {
+        Response {
+            status: 0,
+            message: String::new(),
+            body,
+        }
+    }
+}
+
+fn verifier_opts() -> VerifierOptions {
+    VerifierOptions {
+        max_depth: 16,
+        max_tables: 4_000_000,
+        max_apparent_size: crate::limits::MAX_RPC_FRAME_BYTES as usize,
+        ignore_missing_null_terminator: false,
+    }
+}
+
+type Fbb<'b> = FlatBufferBuilder<'b>;
+
+/// A reusable flatbuffers builder for [`encode_request`] / [`encode_response`].
+pub type Builder = FlatBufferBuilder<'static>;
+type StrVec<'b> = WIPOffset<Vector<'b, ForwardsUOffset<&'b str>>>;
+
+fn enc_strs<'b>(fbb: &mut Fbb<'b>, v: &[String]) -> StrVec<'b> {
+    let offs: Vec<_> = v.iter().map(|s| fbb.create_string(s)).collect();
+    fbb.create_vector(&offs)
+}
+
+fn enc_keys<'b>(fbb: &mut Fbb<'b>, keys: &[String], force: bool) -> WIPOffset<fb::KeyList<'b>> {
+    let keys = enc_strs(fbb, keys);
+    fb::KeyList::create(
+        fbb,
+        &fb::KeyListArgs {
+            keys: Some(keys),
+            force,
+        },
+    )
+}
+
+fn enc_replica<'b>(fbb: &mut Fbb<'b>, r: &ReplicaDesc) -> WIPOffset<fb::Replica<'b>> {
+    let slices: Vec<_> = r
+        .slices
+        .iter()
+        .map(|s| {
+            let endpoint = fbb.create_string(&s.endpoint);
+            fb::Slice::create(
+                fbb,
+                &fb::SliceArgs {
+                    segment_id: s.segment_id,
+                    endpoint: Some(endpoint),
+                    offset: s.offset,
+                    length: s.length,
+                    generation: s.generation,
+                },
+            )
+        })
+        .collect();
+    let slices = fbb.create_vector(&slices);
+    fb::Replica::create(
+        fbb,
+        &fb::ReplicaArgs {
+            slices: Some(slices),
+            status: r.complete as u8,
+        },
+    )
+}
+
+fn enc_replicas<'b>(
+    fbb: &mut Fbb<'b>,
+    rs: &[ReplicaDesc],
+) -> WIPOffset<Vector<'b, ForwardsUOffset<fb::Replica<'b>>>> {
+    let v: Vec<_> = rs.iter().map(|r| enc_replica(fbb, r)).collect();
+    fbb.create_vector(&v)
+}
+
+fn enc_config<'b>(fbb: &mut Fbb<'b>, c: &ReplicateConfig) -> WIPOffset<fb::ReplicateConfig<'b>> {
+    let preferred = enc_strs(fbb, &c.preferred_segments);
+    fb::ReplicateConfig::create(
+        fbb,
+        &fb::ReplicateConfigArgs {
+            replica_num: c.replica_num,
+            preferred_segments: Some(preferred),
+            with_hard_pin: c.with_hard_pin,
+            soft_pin_action: c.soft_pin_action as u8,
+            soft_pin_ttl_ms: c.soft_pin_ttl_ms,
+        },
+    )
+}
+
+/// Encodes `req` into `fbb` (reset first) and returns the finished bytes.
+pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -> &'a [u8] {
+    fbb.reset();
+    let (body_type, body) = match req {
+        Request::MountSegment {
+            client_id,
+            segment_id,
+            name,
+            host,
+            endpoint,
+            size,
+        } => {
+            let name = fbb.create_string(name);
+            let host = fbb.create_string(host);
+            let endpoint = fbb.create_string(endpoint);
+            let t = fb::MountSegment::create(
+                fbb,
+                &fb::MountSegmentArgs {
+                    client_id: *client_id,
+                    segment_id: *segment_id,
+                    name: Some(name),
+                    host: Some(host),
+                    endpoint: Some(endpoint),
+                    size_bytes: *size,
+                },
+            );
+            (fb::RequestBody::MountSegment, t.as_union_value())
+        }
+        Request::UnmountSegment {
+            client_id,
+            segment_id,
+        } => {
+            let t = fb::UnmountSegment::create(
+                fbb,
+                &fb::UnmountSegmentArgs {
+                    client_id: *client_id,
+                    segment_id: *segment_id,
+                },
+            );
+            (fb::RequestBody::UnmountSegment, t.as_union_value())
+        }
+        Request::Ping { client_id } => {
+            let t = fb::Ping::create(
+                fbb,
+                &fb::PingArgs {
+                    client_id: *client_id,
+                },
+            );
+            (fb::RequestBody::Ping, t.as_union_value())
+        }
+        Request::PutStart {
+            client_id,
+            items,
+            config,
+        } => {
+            let items: Vec<_> = items
+                .iter()
+                .map(|(k, len)| {
+                    let key = fbb.create_string(k);
+                    fb::PutStartItem::create(
+                        fbb,
+                        &fb::PutStartItemArgs {
+                            key: Some(key),
+                            value_length: *len,
+                        },
+                    )
+                })
+                .collect();
+            let items = fbb.create_vector(&items);
+            let config = enc_config(fbb, config);
+            let t = fb::PutStart::create(
+                fbb,
+                &fb::PutStartArgs {
+                    client_id: *client_id,
+                    items: Some(items),
+                    config: Some(config),
+                },
+            );
+            (fb::RequestBody::PutStart, t.as_union_value())
+        }
+        Request::PutEnd { items } => {
+            let items: Vec<_> = items
+                .iter()
+                .map(|(k, crcs)| {
+                    let key = fbb.create_string(k);
+                    let crcs = fbb.create_vector(crcs);
+                    fb::PutEndItem::create(
+                        fbb,
+                        &fb::PutEndItemArgs {
+                            key: Some(key),
+                            slice_crcs: Some(crcs),
+                        },
+                    )
+                })
+                .collect();
+            let items = fbb.create_vector(&items);
+            let t = fb::PutEnd::create(fbb, &fb::PutEndArgs { items: Some(items) });
+            (fb::RequestBody::PutEnd, t.as_union_value())
+        }
+        Request::PutRevoke { keys } => (
+            fb::RequestBody::PutRevoke,
+            enc_keys(fbb, keys, false).as_union_value(),
+        ),
+        Request::GetReplicaList { keys } => (
+            fb::RequestBody::GetReplicaList,
+            enc_keys(fbb, keys, false).as_union_value(),
+        ),
+        Request::ExistKey { keys } => (
+            fb::RequestBody::ExistKey,
+            enc_keys(fbb, keys, false).as_union_value(),
+        ),
+        Request::GetSize { keys } => (
+            fb::RequestBody::GetSize,
+            enc_keys(fbb, keys, false).as_union_value(),
+        ),
+        Request::Remove { keys, force } => (
+            fb::RequestBody::Remove,
+            enc_keys(fbb, keys, *force).as_union_value(),
+        ),
+        Request::RemoveByRegex { regex, force } => {
+            let regex = fbb.create_string(regex);
+            let t = fb::RemoveByRegex::create(
+                fbb,
+                &fb::RemoveByRegexArgs {
+                    regex: Some(regex),
+                    force: *force,
+                },
+            );
+            (fb::RequestBody::RemoveByRegex, t.as_union_value())
+        }
+        Request::RemoveAll { force } => {
+            let t = fb::RemoveAll::create(fbb, &fb::RemoveAllArgs { force: *force });
+            (fb::RequestBody::RemoveAll, t.as_union_value())
+        }
+    };
+    let root = fb::Request::create(
+        fbb,
+        &fb::RequestArgs {
+            term,
+            body_type,
+            body: Some(body),
+        },
+    );
+    fbb.finish(root, None);
+    fbb.finished_data()
+}
+
+fn missing(what: &str) -> SchemaError {
+    SchemaError::Invalid(format!("request body does not match its type ({what})"))
+}
+
+fn dec_strs(v: Option<Vector<'_, ForwardsUOffset<&str>>>) -> Vec<String> {
+    v.map(|v| v.iter().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn dec_keys(k: Option<fb::KeyList<'_>>, what: &str) -> Result<(Vec<String>, bool), SchemaError> {
+    let k = k.ok_or_else(|| missing(what))?;
+    Ok((dec_strs(k.keys()), k.force()))
+}
+
+fn dec_replicas(v: Option<Vector<'_, ForwardsUOffset<fb::Replica<'_>>>>) -> Vec<ReplicaDesc> {
+    let Some(v) = v else { return Vec::new() };
+    v.iter()
+        .map(|r| ReplicaDesc {
+            complete: r.status() == 1,
+            slices: r
+                .slices()
+                .map(|s| {
+                    s.iter()
+                        .map(|s| SliceDesc {
+                            segment_id: s.segment_id(),
+                            endpoint: s.endpoint().unwrap_or_default().to_string(),
+                            offset: s.offset(),
+                            length: s.length(),
+                            generation: s.generation(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Decodes a request payload into (term, request).
+pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
+    let r = flatbuffers::root_with_opts::<fb::Request>(&verifier_opts(), buf)
+        .map_err(|e| SchemaError::Flatbuffer(e.to_string()))?;
+    let req = match r.body_type() {
+        fb::RequestBody::MountSegment => {
+            let m = r.body_as_mount_segment().ok_or_else(|| missing("mount"))?;
+            Request::MountSegment {
+                client_id: m.client_id(),
+                segment_id: m.segment_id(),
+                name: m.name().unwrap_or_default().to_string(),
+                host: m.host().unwrap_or_default().to_string(),
+                endpoint: m.endpoint().unwrap_or_default().to_string(),
+                size: m.size_bytes(),
+            }
+        }
+        fb::RequestBody::UnmountSegment => {
+            let m = r
+                .body_as_unmount_segment()
+                .ok_or_else(|| missing("unmount"))?;
+            Request::UnmountSegment {
+                client_id: m.client_id(),
+                segment_id: m.segment_id(),
+            }
+        }
+        fb::RequestBody::Ping => Request::Ping {
+            client_id: r.body_as_ping().ok_or_else(|| missing("ping"))?.client_id(),
+        },
+        fb::RequestBody::PutStart => {
+            let p = r.body_as_put_start().ok_or_else(|| missing("put_start"))?;
+            let items = p
+                .items()
+                .map(|v| {
+                    v.iter()
+                        .map(|i| (i.key().unwrap_or_default().to_string(), i.value_length()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let config = p
+                .config()
+                .map(|c| ReplicateConfig {
+                    replica_num: c.replica_num(),
+                    preferred_segments: dec_strs(c.preferred_segments()),
+                    with_hard_pin: c.with_hard_pin(),
+                    soft_pin_action: SoftPinAction::from_u8(c.soft_pin_action()),
+                    soft_pin_ttl_ms: c.soft_pin_ttl_ms(),
+                })
+                .unwrap_or_default();
+            Request::PutStart {
+                client_id: p.client_id(),
+                items,
+                config,
+            }
+        }
+        fb::RequestBody::PutEnd => {
+            let p = r.body_as_put_end().ok_or_else(|| missing("put_end"))?;
+            let items = p
+                .items()
+                .map(|v| {
+                    v.iter()
+                        .map(|i| {
+                            let crcs = i.slice_crcs().map(|c| c.iter().collect()).unwrap_or_default();
+                            (i.key().unwrap_or_default().to_string(), crcs)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Request::PutEnd { items }
+        }
+        fb::RequestBody::PutRevoke => Request::PutRevoke {
+            keys: dec_keys(r.body_as_put_revoke(), "put_revoke")?.0,
+        },
+        fb::RequestBody::GetReplicaList => Request::GetReplicaList {
+            keys: dec_keys(r.body_as_get_replica_list(), "get_replica_list")?.0,
+        },
+        fb::RequestBody::ExistKey => Request::ExistKey {
+            keys: dec_keys(r.body_as_exist_key(), "exist_key")?.0,
+        },
+        fb::RequestBody::GetSize => Request::GetSize {
+            keys: dec_keys(r.body_as_get_size(), "get_size")?.0,
+        },
+        fb::RequestBody::Remove => {
+            let (keys, force) = dec_keys(r.body_as_remove(), "remove")?;
+            Request::Remove { keys, force }
+        }
+        fb::RequestBody::RemoveByRegex => {
+            let m = r
+                .body_as_remove_by_regex()
+                .ok_or_else(|| missing("remove_by_regex"))?;
+            Request::RemoveByRegex {
+                regex: m.regex().unwrap_or_default().to_string(),
+                force: m.force(),
+            }
+        }
+        fb::RequestBody::RemoveAll => Request::RemoveAll {
+            force: r
+                .body_as_remove_all()
+                .ok_or_else(|| missing("remove_all"))?
+                .force(),
+        },
+        other => {
+            return Err(SchemaError::Invalid(format!(
+                "unknown request type {}",
+                other.0
+            )));
+        }
+    };
+    Ok((r.term(), req))
+}
+
+/// Encodes `resp` into `fbb` (reset first) and returns the finished bytes.
+pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u8] {
+    fbb.reset();
+    let (body_type, body) = match &resp.body {
+        ResponseBody::Unit => (
+            fb::ResponseBody::Unit,
+            fb::Unit::create(fbb, &fb::UnitArgs {}).as_union_value(),
+        ),
+        ResponseBody::PingAck {
+            client_known,
+            view_version,
+        } => {
+            let t = fb::PingAck::create(
+                fbb,
+                &fb::PingAckArgs {
+                    client_known: *client_known,
+                    view_version: *view_version,
+                },
+            );
+            (fb::ResponseBody::PingAck, t.as_union_value())
+        }
+        ResponseBody::PutStart(results) => {
+            let v: Vec<_> = results
+                .iter()
+                .map(|r| {
+                    let replicas = enc_replicas(fbb, &r.replicas);
+                    fb::PutStartResult::create(
+                        fbb,
+                        &fb::PutStartResultArgs {
+                            status: r.status,
+                            replicas: Some(replicas),
+                        },
+                    )
+                })
+                .collect();
+            let v = fbb.create_vector(&v);
+            let t = fb::PutStartResults::create(fbb, &fb::PutStartResultsArgs { results: Some(v) });
+            (fb::ResponseBody::PutStartResults, t.as_union_value())
+        }
+        ResponseBody::Statuses(codes) => {
+            let v = fbb.create_vector(codes);
+            let t = fb::StatusList::create(fbb, &fb::StatusListArgs { codes: Some(v) });
+            (fb::ResponseBody::StatusList, t.as_union_value())
+        }
+        ResponseBody::ReplicaLists(results) => {
+            let v: Vec<_> = results
+                .iter()
+                .map(|r| {
+                    let replicas = enc_replicas(fbb, &r.replicas);
+                    let crcs = fbb.create_vector(&r.slice_crcs);
+                    fb::ReplicaListResult::create(
+                        fbb,
+                        &fb::ReplicaListResultArgs {
+                            status: r.status,
+                            size_bytes: r.size,
+                            replicas: Some(replicas),
+                            slice_crcs: Some(crcs),
+                        },
+                    )
+                })
+                .collect();
+            let v = fbb.create_vector(&v);
+            let t = fb::ReplicaLists::create(fbb, &fb::ReplicaListsArgs { results: Some(v) });
+            (fb::ResponseBody::ReplicaLists, t.as_union_value())
+        }
+        ResponseBody::Values(values) => {
+            let v = fbb.create_vector(values);
+            let t = fb::ValueList::create(fbb, &fb::ValueListArgs { values: Some(v) });
+            (fb::ResponseBody::ValueList, t.as_union_value())
+        }
+        ResponseBody::Count(count) => {
+            let t = fb::Count::create(fbb, &fb::CountArgs { count: *count });
+            (fb::ResponseBody::Count, t.as_union_value())
+        }
+    };
+    let message = (!resp.message.is_empty()).then(|| fbb.create_string(&resp.message));
+    let root = fb::Response::create(
+        fbb,
+        &fb::ResponseArgs {
+            status: resp.status,
+            message,
+            body_type,
+            body: Some(body),
+        },
+    );
+    fbb.finish(root, None);
+    fbb.finished_data()
+}
+
+/// Decodes a response payload.
+pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
+    let r = flatbuffers::root_with_opts::<fb::Response>(&verifier_opts(), buf)
+        .map_err(|e| SchemaError::Flatbuffer(e.to_string()))?;
+    let bad = || SchemaError::Invalid("response body does not match its type".into());
+    let body = match r.body_type() {
+        fb::ResponseBody::NONE | fb::ResponseBody::Unit => ResponseBody::Unit,
+        fb::ResponseBody::PingAck => {
+            let p = r.body_as_ping_ack().ok_or_else(bad)?;
+            ResponseBody::PingAck {
+                client_known: p.client_known(),
+                view_version: p.view_version(),
+            }
+        }
+        fb::ResponseBody::PutStartResults => {
+            let p = r.body_as_put_start_results().ok_or_else(bad)?;
+            ResponseBody::PutStart(
+                p.results()
+                    .map(|v| {
+                        v.iter()
+                            .map(|x| PutStartResult {
+                                status: x.status(),
+                                replicas: dec_replicas(x.replicas()),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+        fb::ResponseBody::StatusList => {
+            let p = r.body_as_status_list().ok_or_else(bad)?;
+            ResponseBody::Statuses(p.codes().map(|c| c.iter().collect()).unwrap_or_default())
+        }
+        fb::ResponseBody::ReplicaLists => {
+            let p = r.body_as_replica_lists().ok_or_else(bad)?;
+            ResponseBody::ReplicaLists(
+                p.results()
+                    .map(|v| {
+                        v.iter()
+                            .map(|x| ReplicaListResult {
+                                status: x.status(),
+                                size: x.size_bytes(),
+                                replicas: dec_replicas(x.replicas()),
+                                slice_crcs: x
+                                    .slice_crcs()
+                                    .map(|c| c.iter().collect())
+                                    .unwrap_or_default(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+        fb::ResponseBody::ValueList => {
+            let p = r.body_as_value_list().ok_or_else(bad)?;
+            ResponseBody::Values(p.values().map(|c| c.iter().collect()).unwrap_or_default())
+        }
+        fb::ResponseBody::Count => ResponseBody::Count(r.body_as_count().ok_or_else(bad)?.count()),
+        other => {
+            return Err(SchemaError::Invalid(format!(
+                "unknown response type {}",
+                other.0
+            )));
+        }
+    };
+    Ok(Response {
+        status: r.status(),
+        message: r.message().unwrap_or_default().to_string(),
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rt_req(req: Request) {
+        let mut fbb = FlatBufferBuilder::new();
+        let bytes = encode_request(&mut fbb, 42, &req).to_vec();
+        assert_eq!(decode_request(&bytes).unwrap(), (42, req));
+    }
+
+    fn replica() -> ReplicaDesc {
+        ReplicaDesc {
+            complete: true,
+            slices: vec![SliceDesc {
+                segment_id: 5,
+                endpoint: "127.0.0.1:9000".into(),
+                offset: 64,
+                length: 4096,
+                generation: 9,
+            }],
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let keys = vec!["a".to_string(), "b".to_string()];
+        rt_req(Request::MountSegment {
+            client_id: 1,
+            segment_id: 2,
+            name: "h:1".into(),
+            host: "h".into(),
+            endpoint: "h:1".into(),
+            size: 1 << 30,
+        });
+        rt_req(Request::UnmountSegment {
+            client_id: 1,
+            segment_id: 2,
+        });
+        rt_req(Request::Ping { client_id: 7 });
+        rt_req(Request::PutStart {
+            client_id: 3,
+            items: vec![("k".into(), 10), ("j".into(), 1 << 33)],
+            config: ReplicateConfig {
+                replica_num: 2,
+                preferred_segments: vec!["h:1".into()],
+                with_hard_pin: true,
+                soft_pin_action: SoftPinAction::Enable,
+                soft_pin_ttl_ms: 99,
+            },
+        });
+        rt_req(Request::PutEnd {
+            items: vec![("k".into(), vec![1, 2, 3])],
+        });
+        rt_req(Request::PutRevoke { keys: keys.clone() });
+        rt_req(Request::GetReplicaList { keys: keys.clone() });
+        rt_req(Request::ExistKey { keys: keys.clone() });
+        rt_req(Request::GetSize { keys: keys.clone() });
+        rt_req(Request::Remove { keys, force: true });
+        rt_req(Request::RemoveByRegex {
+            regex: "^a.*".into(),
+            force: false,
+        });
+        rt_req(Request::RemoveAll { force: true });
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let bodies = vec![
+            ResponseBody::Unit,
+            ResponseBody::PingAck {
+                client_known: true,
+                view_version: 3,
+            },
+            ResponseBody::PutStart(vec![PutStartResult {
+                status: 0,
+                replicas: vec![replica()],
+            }]),
+            ResponseBody::Statuses(vec![0, -704]),
+            ResponseBody::ReplicaLists(vec![ReplicaListResult {
+                status: 0,
+                size: 4096,
+                replicas: vec![replica()],
+                slice_crcs: vec![77],
+            }]),
+            ResponseBody::Values(vec![1, 0, -704]),
+            ResponseBody::Count(12),
+        ];
+        let mut fbb = FlatBufferBuilder::new();
+        for body in bodies {
+            let resp = Response::ok(body);
+            let bytes = encode_response(&mut fbb, &resp).to_vec();
+            assert_eq!(decode_response(&bytes).unwrap(), resp);
+        }
+        let e = Response::error(-600, "bad key");
+        let bytes = encode_response(&mut fbb, &e).to_vec();
+        assert_eq!(decode_response(&bytes).unwrap(), e);
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_request(&bytes);
+            let _ = decode_response(&bytes);
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(pos in 0usize..400, val in any::<u8>()) {
+            let mut fbb = FlatBufferBuilder::new();
+            let req = Request::PutStart {
+                client_id: 3,
+                items: vec![("key".into(), 10)],
+                config: ReplicateConfig::default(),
+            };
+            let mut bytes = encode_request(&mut fbb, 1, &req).to_vec();
+            let i = pos % bytes.len();
+            bytes[i] = val;
+            let _ = decode_request(&bytes);
+        }
+    }
+}
