@@ -1,0 +1,129 @@
+//! `mooncake_store` flags.
+
+use std::time::Duration;
+
+use clap::Parser;
+use mc_hugepages::HugePolicy;
+use mc_schema::units::{DurationUnit, parse_duration, parse_size};
+use mc_topology::CoreSpec;
+
+fn size(s: &str) -> Result<u64, String> {
+    parse_size(s)
+}
+
+fn millis(s: &str) -> Result<Duration, String> {
+    parse_duration(s, DurationUnit::Millis)
+}
+
+fn protocol(s: &str) -> Result<String, String> {
+    match s {
+        "tcp" => Ok(s.into()),
+        "rdma" => Err("protocol `rdma`: this build has no RDMA support (no device here); use `tcp`".into()),
+        _ => Err(format!("unknown protocol `{s}`; accepted: tcp, rdma")),
+    }
+}
+
+/// Store node configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "mooncake_store",
+    version,
+    about = "mooncake-rs store node: contributes memory to the cluster and serves transfers"
+)]
+pub struct StoreConfig {
+    /// Master RPC address (host:port).
+    #[arg(long = "master_server", alias = "master_server_address", default_value = "127.0.0.1:50051")]
+    pub master_server: String,
+    /// Host name or address this node binds its data ports on and advertises; also its
+    /// failure domain.
+    #[arg(long = "local_hostname", default_value = "localhost")]
+    pub local_hostname: String,
+    /// Memory this node contributes (split evenly across shards, each at least 16 MiB):
+    /// bytes or a size such as 4GB or 512MB.
+    #[arg(long = "global_segment_size", default_value = "4GB", value_parser = size)]
+    pub global_segment_size: u64,
+    /// Shards: `auto`, a count, or a core list such as `0,2,4-7`.
+    #[arg(long = "cores", default_value = "auto")]
+    pub cores: CoreSpec,
+    /// Data port of the first shard (shard i listens on data_port + i); 0 = ephemeral.
+    #[arg(long = "data_port", default_value_t = 0)]
+    pub data_port: u16,
+    /// REST and metrics port.
+    #[arg(long = "port", default_value_t = 8080)]
+    pub port: u16,
+    /// REST bind address.
+    #[arg(long = "rest_host", default_value = "0.0.0.0")]
+    pub rest_host: String,
+    /// Cluster id (must match the master's).
+    #[arg(long = "cluster_id", default_value = mc_schema::handshake::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
+    /// Metadata service (`P2PHANDSHAKE` or http://host:port/metadata). Transfers here need
+    /// none; accepted for compatibility.
+    #[arg(long = "metadata_server", default_value = "P2PHANDSHAKE")]
+    pub metadata_server: String,
+    /// Transport: `tcp` (RDMA needs a device and the `rdma` feature).
+    #[arg(long = "protocol", default_value = "tcp", value_parser = protocol)]
+    pub protocol: String,
+    /// Hugepages for segment memory: never, try, require. MC_STORE_USE_HUGEPAGE=1 means try.
+    #[arg(long = "hugepages", default_value = "never")]
+    pub hugepages: HugePolicy,
+    /// io_uring buffer memory per shard (counted against `ulimit -l`).
+    #[arg(long = "io_memory", default_value = "2MB", value_parser = size)]
+    pub io_memory: u64,
+    /// Time between heartbeats to the master (bare number = milliseconds).
+    #[arg(long = "heartbeat_interval", default_value = "1000", value_parser = millis)]
+    pub heartbeat_interval: Duration,
+    /// Deadline of one master call (bare number = milliseconds).
+    #[arg(long = "rpc_timeout", default_value = "5000", value_parser = millis)]
+    pub rpc_timeout: Duration,
+    /// Log level filter, or set RUST_LOG.
+    #[arg(long = "log_level", default_value = "info")]
+    pub log_level: String,
+}
+
+impl StoreConfig {
+    /// Parses an argument list (first element is the program name), both flag spellings.
+    pub fn try_from_args<I: IntoIterator<Item = String>>(args: I) -> Result<StoreConfig, clap::Error> {
+        let mut cfg = StoreConfig::try_parse_from(mc_schema::units::normalize_flags(args))?;
+        if cfg.hugepages == HugePolicy::Never && std::env::var("MC_STORE_USE_HUGEPAGE").as_deref() == Ok("1") {
+            cfg.hugepages = HugePolicy::Try;
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<StoreConfig, clap::Error> {
+        let mut v = vec!["mooncake_store".to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        StoreConfig::try_from_args(v)
+    }
+
+    #[test]
+    fn defaults_and_spellings() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.global_segment_size, 4 << 30);
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.cores, CoreSpec::Auto);
+        let c = parse(&[
+            "--master-server-address=10.0.0.1:1",
+            "--global_segment_size",
+            "512MB",
+            "--cores=2",
+        ])
+        .unwrap();
+        assert_eq!(c.master_server, "10.0.0.1:1");
+        assert_eq!(c.global_segment_size, 512 << 20);
+        assert_eq!(c.cores, CoreSpec::Count(2));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--global_segment_size=lots"]).is_err());
+        assert!(parse(&["--protocol=rdma"]).unwrap_err().to_string().contains("no RDMA"));
+        assert!(parse(&["--cores=0,,1"]).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! `mooncake_store`: parses flags and runs a store node.
+
+fn main() -> anyhow::Result<()> {
+    let cfg = match mc_agent::StoreConfig::try_from_args(std::env::args()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    mc_agent::node::run(cfg)?;
+    Ok(())
+}

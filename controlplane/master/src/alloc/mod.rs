@@ -1,0 +1,3 @@
+//! Space allocation inside segments.
+
+pub mod offset;

@@ -1,0 +1,167 @@
+//! `mooncake_master` flags, with Mooncake's names, defaults and spellings.
+//!
+//! Both `--rpc_port=1` and `--rpc-port 1` work (see `mc_schema::units::normalize_flags`);
+//! boolean flags take `--flag`, `--flag=true` or `--flag=false`; duration flags take a bare
+//! number in their documented unit or a suffixed value (`5000ms`, `5s`, `30m`, `1h`).
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+use mc_schema::units::{DurationUnit, parse_duration};
+
+fn millis(s: &str) -> Result<Duration, String> {
+    parse_duration(s, DurationUnit::Millis)
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    parse_duration(s, DurationUnit::Seconds)
+}
+
+fn strategy(s: &str) -> Result<String, String> {
+    match s {
+        "random" => Ok(s.to_string()),
+        "free_ratio_first" | "local_first" | "cxl" => Err(format!(
+            "allocation_strategy `{s}` is not available in this build yet; use `random`"
+        )),
+        _ => Err(format!(
+            "unknown allocation_strategy `{s}`; accepted: random, free_ratio_first, local_first, cxl"
+        )),
+    }
+}
+
+fn allocator(s: &str) -> Result<String, String> {
+    match s {
+        "offset" => Ok(s.to_string()),
+        "cachelib" => Err("memory_allocator `cachelib` is not supported by mooncake-rs; \
+             use `offset` (an O(1) bin-based allocator)"
+            .to_string()),
+        _ => Err(format!("unknown memory_allocator `{s}`; accepted: offset")),
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
+/// Master configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "mooncake_master",
+    version,
+    about = "mooncake-rs master: object metadata and space allocation for a distributed KV cache"
+)]
+pub struct MasterConfig {
+    /// RPC listen port.
+    #[arg(long = "rpc_port", default_value_t = 50051)]
+    pub rpc_port: u16,
+    /// RPC bind address.
+    #[arg(long = "rpc_address", default_value = "0.0.0.0")]
+    pub rpc_address: String,
+    /// RPC worker threads [default: min(4, CPU cores)].
+    #[arg(long = "rpc_thread_num")]
+    pub rpc_thread_num: Option<usize>,
+    /// Idle connection timeout in seconds; 0 disables.
+    #[arg(long = "rpc_conn_timeout_seconds", default_value_t = 0)]
+    pub rpc_conn_timeout_seconds: u64,
+    /// Set TCP_NODELAY on RPC connections.
+    #[arg(long = "rpc_enable_tcp_no_delay", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub rpc_enable_tcp_no_delay: bool,
+    /// Admin HTTP bind host (`/health`, later `/metrics`).
+    #[arg(long = "metrics_host", default_value = "0.0.0.0")]
+    pub metrics_host: String,
+    /// Admin HTTP port.
+    #[arg(long = "metrics_port", default_value_t = 9003)]
+    pub metrics_port: u16,
+    /// Read lease granted by GetReplicaList / ExistKey (bare number = milliseconds).
+    #[arg(long = "default_kv_lease_ttl", default_value = "5000", value_parser = millis)]
+    pub default_kv_lease_ttl: Duration,
+    /// A client (store node) silent this long is dropped (bare number = seconds).
+    #[arg(long = "client_ttl", default_value = "10", value_parser = seconds)]
+    pub client_ttl: Duration,
+    /// Placement strategy.
+    #[arg(long = "allocation_strategy", default_value = "random", value_parser = strategy)]
+    pub allocation_strategy: String,
+    /// Per-segment allocator.
+    #[arg(long = "memory_allocator", default_value = "offset", value_parser = allocator)]
+    pub memory_allocator: String,
+    /// Cluster id peers must present in their handshake.
+    #[arg(long = "cluster_id", default_value = mc_schema::handshake::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
+    /// Most live allocations per segment.
+    #[arg(long = "max_allocations_per_segment", default_value_t = 4_000_000)]
+    pub max_allocations_per_segment: u32,
+    /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`), or set RUST_LOG.
+    #[arg(long = "log_level", default_value = "info")]
+    pub log_level: String,
+}
+
+impl MasterConfig {
+    /// Parses the process arguments, accepting both flag spellings.
+    pub fn from_args() -> MasterConfig {
+        MasterConfig::parse_from(mc_schema::units::normalize_flags(std::env::args()))
+    }
+
+    /// Parses an argument list (first element is the program name).
+    pub fn try_from_args<I: IntoIterator<Item = String>>(args: I) -> Result<MasterConfig, clap::Error> {
+        MasterConfig::try_parse_from(mc_schema::units::normalize_flags(args))
+    }
+
+    /// Worker threads to run.
+    pub fn threads(&self) -> usize {
+        self.rpc_thread_num.unwrap_or_else(default_threads).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<MasterConfig, clap::Error> {
+        let mut v = vec!["mooncake_master".to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        MasterConfig::try_from_args(v)
+    }
+
+    #[test]
+    fn defaults_match_mooncake() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.rpc_port, 50051);
+        assert_eq!(c.metrics_port, 9003);
+        assert_eq!(c.default_kv_lease_ttl, Duration::from_millis(5000));
+        assert_eq!(c.client_ttl, Duration::from_secs(10));
+        assert_eq!(c.allocation_strategy, "random");
+        assert!(c.rpc_enable_tcp_no_delay);
+    }
+
+    #[test]
+    fn both_spellings_and_units() {
+        let c = parse(&[
+            "--rpc-port=1234",
+            "--rpc_address",
+            "127.0.0.1",
+            "--default-kv-lease-ttl=2s",
+            "--client_ttl=500ms",
+            "--rpc_enable_tcp_no_delay=false",
+        ])
+        .unwrap();
+        assert_eq!(c.rpc_port, 1234);
+        assert_eq!(c.rpc_address, "127.0.0.1");
+        assert_eq!(c.default_kv_lease_ttl, Duration::from_secs(2));
+        assert_eq!(c.client_ttl, Duration::from_millis(500));
+        assert!(!c.rpc_enable_tcp_no_delay);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_message() {
+        let e = parse(&["--allocation_strategy=best"]).unwrap_err().to_string();
+        assert!(e.contains("unknown allocation_strategy"), "{e}");
+        assert!(parse(&["--memory_allocator=cachelib"]).is_err());
+        assert!(parse(&["--client_ttl=5x"]).is_err());
+        assert!(parse(&["--rpc_port=70000"]).is_err());
+        assert!(parse(&["--no_such_flag=1"]).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The mooncake-rs master (`mooncake_master`).
+//!
+//! It owns object metadata and space allocation and never touches payload bytes. Store
+//! nodes mount segments (one per shard) and heartbeat; clients ask for space (PutStart),
+//! write straight to the shards, then commit (PutEnd) with the CRC of every slice; readers
+//! ask where an object lives (GetReplicaList) and read straight from a shard.
+//!
+//! - [`config`]: flags; [`service`]: RPC handlers; [`objects`]: sharded metadata;
+//!   [`segments`]: mounted segments and placement; [`alloc`]: per-segment allocator;
+//!   [`clock`]: time under leases; [`http`]: admin HTTP.
+
+pub mod alloc;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod objects;
+pub mod segments;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+pub use config::MasterConfig;
+use service::{MasterService, ServiceConfig};
+
+/// Errors that stop the master.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} for {what}: {source} (is another master running? pick another port with --{flag})")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Which server.
+        what: &'static str,
+        /// Flag to change.
+        flag: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+async fn bind(addr: String, what: &'static str, flag: &'static str) -> Result<TcpListener, MasterError> {
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| MasterError::Bind {
+            addr,
+            what,
+            flag,
+            source,
+        })
+}
+
+/// Runs the master until SIGTERM or Ctrl-C.
+pub fn run(cfg: MasterConfig) -> Result<(), MasterError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.threads())
+        .enable_all()
+        .build()
+        .map_err(MasterError::Runtime)?;
+    rt.block_on(serve(cfg, shutdown_signal()))
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot watch SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+    }
+}
+
+/// Serves the master RPC and admin HTTP until `shutdown` completes.
+pub async fn serve(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), MasterError> {
+    let svc = Arc::new(MasterService::new(
+        ServiceConfig {
+            lease_ms: cfg.default_kv_lease_ttl.as_millis() as u64,
+            client_ttl_ms: cfg.client_ttl.as_millis() as u64,
+            max_allocations_per_segment: cfg.max_allocations_per_segment,
+        },
+        Arc::new(clock::SystemClock::default()),
+    ));
+    let rpc_addr = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
+    let rpc = bind(rpc_addr.clone(), "master RPC", "rpc_port").await?;
+    let http_addr = format!("{}:{}", cfg.metrics_host, cfg.metrics_port);
+    let http = bind(http_addr.clone(), "admin HTTP", "metrics_port").await?;
+    info!("Starting Mooncake Master Service (mooncake-rs)");
+    info!("Port: {}  Max threads: {}", cfg.rpc_port, cfg.threads());
+    info!("Master service listening on {rpc_addr}; admin HTTP on {http_addr}");
+
+    let state = http::HttpState {
+        svc: svc.clone(),
+        leader_address: rpc_addr,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, http::router(state)).await {
+            error!("admin HTTP server failed: {e}");
+        }
+    });
+
+    let reaper = svc.clone();
+    let period = Duration::from_millis((cfg.client_ttl.as_millis() as u64 / 4).clamp(100, 1000));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            reaper.reap_silent_clients();
+        }
+    });
+
+    let server_cfg = mc_rpc::ServerConfig {
+        cluster_id: cfg.cluster_id.clone(),
+        idle_timeout: (cfg.rpc_conn_timeout_seconds > 0)
+            .then(|| Duration::from_secs(cfg.rpc_conn_timeout_seconds)),
+        tcp_nodelay: cfg.rpc_enable_tcp_no_delay,
+        ..Default::default()
+    };
+    mc_rpc::serve(rpc, svc, server_cfg, shutdown).await;
+    info!("master stopped");
+    Ok(())
+}

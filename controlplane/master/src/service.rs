@@ -1,0 +1,284 @@
+//! The master's RPC handlers: validation, then metadata and segment operations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mc_schema::ErrorCode;
+use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_REPLICAS, key_is_valid};
+use mc_schema::msg::{PutStartResult, ReplicateConfig, Request, Response, ResponseBody};
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::objects::ObjectStore;
+use crate::segments::{MountError, Segments};
+
+/// Tunables the handlers need.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Read lease length.
+    pub lease_ms: u64,
+    /// Silence after which a client is dropped.
+    pub client_ttl_ms: u64,
+    /// Most live allocations per segment.
+    pub max_allocations_per_segment: u32,
+}
+
+/// Master state and request handling.
+pub struct MasterService {
+    cfg: ServiceConfig,
+    clock: Arc<dyn Clock>,
+    /// Mounted segments.
+    pub segments: Segments,
+    /// Object metadata.
+    pub objects: ObjectStore,
+    /// client id → last heartbeat (ms).
+    clients: Mutex<HashMap<u64, u64>>,
+}
+
+fn invalid(msg: impl Into<String>) -> Response {
+    Response::error(ErrorCode::InvalidParams.code(), msg)
+}
+
+fn check_batch(n: usize) -> Result<(), Response> {
+    if n > MAX_BATCH_KEYS {
+        return Err(invalid(format!(
+            "batch of {n} keys exceeds the limit of {MAX_BATCH_KEYS}"
+        )));
+    }
+    Ok(())
+}
+
+impl MasterService {
+    /// A master with no segments.
+    pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> MasterService {
+        MasterService {
+            segments: Segments::new(cfg.max_allocations_per_segment),
+            objects: ObjectStore::default(),
+            clients: Mutex::new(HashMap::new()),
+            cfg,
+            clock,
+        }
+    }
+
+    /// Number of live clients (agents that heartbeat).
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Drops clients silent for longer than `client_ttl`: their segments unmount and their
+    /// replicas leave the metadata. Returns the dropped client ids.
+    pub fn reap_silent_clients(&self) -> Vec<u64> {
+        let now = self.clock.now_ms();
+        let dead: Vec<u64> = {
+            let mut clients = self.clients.lock();
+            let dead: Vec<u64> = clients
+                .iter()
+                .filter(|(_, seen)| now.saturating_sub(**seen) > self.cfg.client_ttl_ms)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &dead {
+                clients.remove(id);
+            }
+            dead
+        };
+        for id in &dead {
+            for seg in self.segments.of_client(*id) {
+                self.unmount(*id, seg);
+            }
+            warn!(client_id = id, "client silent for over client_ttl: dropped");
+        }
+        dead
+    }
+
+    fn unmount(&self, client_id: u64, segment_id: u64) -> ErrorCode {
+        match self.segments.unmount(client_id, segment_id) {
+            Some(seg) => {
+                let (replicas, objects) = self.objects.drop_segment(segment_id);
+                info!(
+                    segment = %seg.name,
+                    replicas, objects, "segment unmounted; its replicas left the metadata"
+                );
+                ErrorCode::Ok
+            }
+            None => ErrorCode::SegmentNotFound,
+        }
+    }
+
+    fn put_start(&self, client_id: u64, items: &[(String, u64)], cfg: &ReplicateConfig) -> Response {
+        let _ = client_id;
+        if let Err(r) = check_batch(items.len()) {
+            return r;
+        }
+        if cfg.replica_num == 0 || cfg.replica_num > MAX_REPLICAS {
+            return invalid(format!(
+                "replica_num {} is outside 1..={MAX_REPLICAS}",
+                cfg.replica_num
+            ));
+        }
+        let now = self.clock.now_ms();
+        let results = items
+            .iter()
+            .map(|(key, len)| {
+                if !key_is_valid(key) || *len == 0 || *len > MAX_OBJECT_BYTES {
+                    return PutStartResult {
+                        status: ErrorCode::InvalidParams.code(),
+                        replicas: Vec::new(),
+                    };
+                }
+                let placed = self.objects.put_start(
+                    key,
+                    *len,
+                    cfg.replica_num,
+                    &cfg.preferred_segments,
+                    cfg.with_hard_pin,
+                    &self.segments,
+                    now,
+                );
+                match placed {
+                    Ok(replicas) => PutStartResult {
+                        status: 0,
+                        replicas,
+                    },
+                    Err(c) => PutStartResult {
+                        status: c.code(),
+                        replicas: Vec::new(),
+                    },
+                }
+            })
+            .collect();
+        Response::ok(ResponseBody::PutStart(results))
+    }
+
+    fn per_key(&self, keys: &[String], f: impl Fn(&str) -> ErrorCode) -> Response {
+        if let Err(r) = check_batch(keys.len()) {
+            return r;
+        }
+        let codes = keys
+            .iter()
+            .map(|k| {
+                if key_is_valid(k) {
+                    f(k).code()
+                } else {
+                    ErrorCode::InvalidParams.code()
+                }
+            })
+            .collect();
+        Response::ok(ResponseBody::Statuses(codes))
+    }
+
+    fn per_key_value(&self, keys: &[String], f: impl Fn(&str) -> i64) -> Response {
+        if let Err(r) = check_batch(keys.len()) {
+            return r;
+        }
+        let values = keys
+            .iter()
+            .map(|k| {
+                if key_is_valid(k) {
+                    f(k)
+                } else {
+                    ErrorCode::InvalidParams.code() as i64
+                }
+            })
+            .collect();
+        Response::ok(ResponseBody::Values(values))
+    }
+}
+
+impl mc_rpc::Service for MasterService {
+    fn handle(&self, _term: u64, req: Request) -> Response {
+        let now = self.clock.now_ms();
+        let lease = self.cfg.lease_ms;
+        match req {
+            Request::MountSegment {
+                client_id,
+                segment_id,
+                name,
+                host,
+                endpoint,
+                size,
+            } => {
+                self.clients.lock().insert(client_id, now);
+                match self
+                    .segments
+                    .mount(client_id, segment_id, &name, &host, &endpoint, size)
+                {
+                    Ok(_) => {
+                        info!(segment = %name, size_bytes = size, "segment mounted");
+                        Response::ok(ResponseBody::Unit)
+                    }
+                    Err(MountError::AlreadyExists) => Response::error(
+                        ErrorCode::SegmentAlreadyExists.code(),
+                        format!("segment {segment_id:#x} is mounted by another client"),
+                    ),
+                    Err(MountError::Invalid(m)) => invalid(m),
+                }
+            }
+            Request::UnmountSegment {
+                client_id,
+                segment_id,
+            } => {
+                let c = self.unmount(client_id, segment_id);
+                Response::error(c.code(), "")
+            }
+            Request::Ping { client_id } => {
+                let mut clients = self.clients.lock();
+                let known = match clients.get_mut(&client_id) {
+                    Some(seen) => {
+                        *seen = now;
+                        true
+                    }
+                    None => false,
+                };
+                Response::ok(ResponseBody::PingAck {
+                    client_known: known,
+                    view_version: 1,
+                })
+            }
+            Request::PutStart {
+                client_id,
+                items,
+                config,
+            } => self.put_start(client_id, &items, &config),
+            Request::PutEnd { items } => {
+                if let Err(r) = check_batch(items.len()) {
+                    return r;
+                }
+                let codes = items
+                    .into_iter()
+                    .map(|(k, crcs)| self.objects.put_end(&k, crcs).code())
+                    .collect();
+                Response::ok(ResponseBody::Statuses(codes))
+            }
+            Request::PutRevoke { keys } => self.per_key(&keys, |k| self.objects.put_revoke(k)),
+            Request::GetReplicaList { keys } => {
+                if let Err(r) = check_batch(keys.len()) {
+                    return r;
+                }
+                let results = keys
+                    .iter()
+                    .map(|k| self.objects.get_replica_list(k, now, lease))
+                    .collect();
+                Response::ok(ResponseBody::ReplicaLists(results))
+            }
+            Request::ExistKey { keys } => {
+                self.per_key_value(&keys, |k| self.objects.exist(k, now, lease))
+            }
+            Request::GetSize { keys } => self.per_key_value(&keys, |k| self.objects.size(k)),
+            Request::Remove { keys, force } => {
+                self.per_key(&keys, |k| self.objects.remove(k, force, now))
+            }
+            Request::RemoveByRegex { regex, force } => match regex::Regex::new(&regex) {
+                Ok(re) => {
+                    let n = self.objects.remove_matching(|k| re.is_match(k), force, now);
+                    Response::ok(ResponseBody::Count(n))
+                }
+                Err(e) => invalid(format!("bad regex: {e}")),
+            },
+            Request::RemoveAll { force } => {
+                let n = self.objects.remove_matching(|_| true, force, now);
+                Response::ok(ResponseBody::Count(n))
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Segment memory owned by a shard, with the range checks that guard it.
+
+use mc_hugepages::{Region, RegionOptions};
+
+/// A segment: a region of memory clients write into and read from by offset.
+#[derive(Debug)]
+pub struct SegmentMem {
+    /// Segment id (random, non-zero), reported to the master at mount.
+    pub id: u64,
+    region: Region,
+}
+
+impl SegmentMem {
+    /// Allocates and prefaults `size_bytes` of segment memory.
+    pub fn new(size_bytes: usize, opts: &RegionOptions) -> Result<SegmentMem, mc_hugepages::Error> {
+        let region = Region::new(size_bytes, opts)?;
+        let id = loop {
+            let id: u64 = rand::random();
+            if id != 0 {
+                break id;
+            }
+        };
+        Ok(SegmentMem { id, region })
+    }
+
+    /// Usable bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.region.len_bytes() as u64
+    }
+
+    /// Whether `[offset, offset + len)` lies inside the segment (overflow-safe).
+    pub fn contains(&self, offset: u64, len: u64) -> bool {
+        offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.size_bytes())
+    }
+
+    /// Mutable view of a range, for receiving a WRITE payload.
+    ///
+    /// # Safety
+    /// The caller must have checked the range with [`contains`](Self::contains) and must
+    /// not hold another view of an overlapping range. The master hands out disjoint ranges;
+    /// a misbehaving client can at worst race with itself on bytes it was granted, which
+    /// the per-slice CRC32C then exposes to readers.
+    pub unsafe fn slice_mut(&self, offset: u64, len: u64) -> &mut [u8] {
+        assert!(self.contains(offset, len), "range outside the segment");
+        // SAFETY: in bounds (asserted); the region lives as long as `self`; exclusivity is
+        // the caller's contract above.
+        unsafe { std::slice::from_raw_parts_mut(self.region.as_ptr().add(offset as usize), len as usize) }
+    }
+
+    /// Shared view of a range, for answering a READ.
+    ///
+    /// # Safety
+    /// As for [`slice_mut`](Self::slice_mut): checked range, no concurrent writer.
+    pub unsafe fn slice(&self, offset: u64, len: u64) -> &[u8] {
+        assert!(self.contains(offset, len), "range outside the segment");
+        // SAFETY: in bounds (asserted); the region outlives the view.
+        unsafe { std::slice::from_raw_parts(self.region.as_ptr().add(offset as usize), len as usize) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_checked() {
+        let s = SegmentMem::new(1 << 20, &RegionOptions::default()).unwrap();
+        assert!(s.contains(0, 1 << 20));
+        assert!(!s.contains(1, 1 << 20));
+        assert!(!s.contains(u64::MAX, 2));
+        // SAFETY: checked range, single owner in this test.
+        unsafe {
+            s.slice_mut(10, 3).copy_from_slice(b"abc");
+            assert_eq!(s.slice(10, 3), b"abc");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! A shard: one glommio executor owning its segments and its data port.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use mc_hugepages::RegionOptions;
+use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
+use tracing::{debug, info, warn};
+
+use crate::DataplaneError;
+use crate::control::ShardLink;
+use crate::segment::SegmentMem;
+use crate::transfer::server::serve_connection;
+
+/// How one shard is set up.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Shard index within the node.
+    pub index: usize,
+    /// Core to pin to; `None` runs unpinned.
+    pub core: Option<usize>,
+    /// Host to bind the data port on and to advertise (`--local_hostname`).
+    pub host: String,
+    /// Data port; 0 = ephemeral.
+    pub data_port: u16,
+    /// Bytes of the shard's first segment.
+    pub segment_bytes: usize,
+    /// How segment memory is backed.
+    pub region: RegionOptions,
+    /// Cluster id peers must present.
+    pub cluster_id: String,
+    /// glommio io_uring buffer memory in bytes (counted against the memlock limit).
+    pub io_memory_bytes: usize,
+}
+
+/// A running shard.
+pub struct ShardHandle {
+    /// Shard index.
+    pub index: usize,
+    /// Its first segment.
+    pub segment: SegmentInfo,
+    thread: JoinHandle<()>,
+}
+
+impl ShardHandle {
+    /// Waits for the shard thread to end (after it was told to stop).
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            warn!(shard = self.index, "shard thread panicked");
+        }
+    }
+}
+
+/// Per-shard state shared by its tasks (single-threaded: `Rc`, no locks).
+pub(crate) struct ShardState {
+    pub(crate) segments: RefCell<HashMap<u64, Rc<SegmentMem>>>,
+    pub(crate) cluster_id: String,
+}
+
+impl ShardState {
+    pub(crate) fn segment(&self, id: u64) -> Option<Rc<SegmentMem>> {
+        self.segments.borrow().get(&id).cloned()
+    }
+}
+
+/// Starts a shard on its own thread; returns once its segment is mapped and its port bound.
+pub fn start_shard<L: ShardLink + Send + 'static>(
+    cfg: ShardConfig,
+    link: L,
+) -> Result<ShardHandle, DataplaneError> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<SegmentInfo, DataplaneError>>();
+    let index = cfg.index;
+    let placement = match cfg.core {
+        Some(c) => Placement::Fixed(c),
+        None => Placement::Unbound,
+    };
+    let builder = LocalExecutorBuilder::new(placement)
+        .name(&format!("mc-shard-{index}"))
+        .io_memory(cfg.io_memory_bytes);
+    let thread = std::thread::Builder::new()
+        .name(format!("mc-shard-{index}"))
+        .spawn(move || {
+            let ex = match builder.make() {
+                Ok(ex) => ex,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(DataplaneError::Executor {
+                        shard: index,
+                        reason: e.to_string(),
+                    }));
+                    return;
+                }
+            };
+            ex.run(run_shard(cfg, link, ready_tx));
+        })
+        .map_err(|e| DataplaneError::Executor {
+            shard: index,
+            reason: e.to_string(),
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(segment)) => Ok(ShardHandle {
+            index,
+            segment,
+            thread,
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(DataplaneError::Start {
+                shard: index,
+                reason: "the shard thread exited during start-up".into(),
+            })
+        }
+    }
+}
+
+async fn run_shard<L: ShardLink>(
+    cfg: ShardConfig,
+    link: L,
+    ready: mpsc::Sender<Result<SegmentInfo, DataplaneError>>,
+) {
+    // Memory is allocated and prefaulted on the shard's own thread so its pages land on the
+    // shard's NUMA node (first touch).
+    let seg = match SegmentMem::new(cfg.segment_bytes, &cfg.region) {
+        Ok(s) => Rc::new(s),
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    };
+    let addr = format!("{}:{}", cfg.host, cfg.data_port);
+    let listener = match TcpListener::bind(addr.as_str()) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(DataplaneError::Bind {
+                shard: cfg.index,
+                addr,
+                source: std::io::Error::other(e.to_string()),
+            }));
+            return;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let endpoint = format!("{}:{port}", cfg.host);
+    let info = SegmentInfo {
+        shard: cfg.index as u32,
+        segment_id: seg.id,
+        name: endpoint.clone(),
+        endpoint: endpoint.clone(),
+        size_bytes: seg.size_bytes(),
+    };
+    info!(
+        shard = cfg.index,
+        core = ?cfg.core,
+        %endpoint,
+        size_bytes = info.size_bytes,
+        "shard serving its segment"
+    );
+    let state = Rc::new(ShardState {
+        segments: RefCell::new(HashMap::from([(seg.id, seg)])),
+        cluster_id: cfg.cluster_id.clone(),
+    });
+    let _ = ready.send(Ok(info.clone()));
+    let _ = link.send(FromShard::Segment(info.clone()));
+
+    let accept = async {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    let state = state.clone();
+                    glommio::spawn_local(async move {
+                        if let Err(e) = serve_connection(stream, &state).await {
+                            debug!("data connection closed: {e}");
+                        }
+                    })
+                    .detach();
+                }
+                Err(e) => {
+                    warn!("accept failed on {endpoint}: {e}");
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    let control = async {
+        loop {
+            match link.try_recv() {
+                Ok(Some(ToShard::Describe)) => {
+                    let segs: Vec<SegmentInfo> = state
+                        .segments
+                        .borrow()
+                        .values()
+                        .map(|s| SegmentInfo {
+                            segment_id: s.id,
+                            size_bytes: s.size_bytes(),
+                            ..info.clone()
+                        })
+                        .collect();
+                    for s in segs {
+                        let _ = link.send(FromShard::Segment(s));
+                    }
+                }
+                Ok(Some(ToShard::Stop)) | Err(_) => break,
+                Ok(None) => glommio::timer::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    };
+    future::or(accept, control).await;
+    let _ = link.send(FromShard::Stopped {
+        shard: cfg.index as u32,
+    });
+    info!(shard = cfg.index, "shard stopped");
+}

@@ -1,0 +1,212 @@
+//! Blocking client side of the data port: one connection to one shard, I/O on the
+//! caller's thread.
+//!
+//! A connection that saw any error is in an unknown state; callers drop it. Payloads are
+//! sent with the header in one vectored write and received straight into the caller's
+//! buffer.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use mc_schema::ErrorCode;
+use mc_schema::handshake::Role;
+use mc_schema::transfer::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
+
+/// Errors of a transfer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The shard could not be reached.
+    #[error("cannot connect to shard {endpoint}: {reason}")]
+    Connect {
+        /// Shard endpoint.
+        endpoint: String,
+        /// Cause.
+        reason: String,
+    },
+    /// The deadline passed.
+    #[error("shard {endpoint} did not answer before the deadline")]
+    Timeout {
+        /// Shard endpoint.
+        endpoint: String,
+    },
+    /// The connection failed mid-transfer.
+    #[error("transfer with shard {endpoint} failed: {source}")]
+    Io {
+        /// Shard endpoint.
+        endpoint: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The shard answered with an error code.
+    #[error("shard {endpoint} refused the transfer: {code}")]
+    Refused {
+        /// Shard endpoint.
+        endpoint: String,
+        /// Mooncake code.
+        code: ErrorCode,
+    },
+    /// The shard's answer made no sense.
+    #[error("bad answer from shard {endpoint}: {reason}")]
+    Protocol {
+        /// Shard endpoint.
+        endpoint: String,
+        /// Cause.
+        reason: String,
+    },
+}
+
+impl TransferError {
+    /// Mooncake code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TransferError::Refused { code, .. } => *code,
+            TransferError::Timeout { .. } => ErrorCode::RpcTimeout,
+            _ => ErrorCode::TransferFail,
+        }
+    }
+}
+
+/// One connection to a shard's data port.
+pub struct DataConn {
+    stream: TcpStream,
+    endpoint: String,
+    next_id: u64,
+}
+
+fn timeout_kind(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+impl DataConn {
+    /// Connects and handshakes within `connect_timeout`.
+    pub fn connect(endpoint: &str, cluster_id: &str, connect_timeout: Duration) -> Result<DataConn, TransferError> {
+        let err = |reason: String| TransferError::Connect {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        let mut stream = mc_rpc::client::connect_tcp(endpoint, connect_timeout).map_err(|e| err(e.to_string()))?;
+        mc_rpc::client::handshake(&mut stream, Role::Client, cluster_id, connect_timeout)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(DataConn {
+            stream,
+            endpoint: endpoint.to_string(),
+            next_id: 1,
+        })
+    }
+
+    /// The shard endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn io(&self, e: io::Error) -> TransferError {
+        if timeout_kind(&e) {
+            TransferError::Timeout {
+                endpoint: self.endpoint.clone(),
+            }
+        } else {
+            TransferError::Io {
+                endpoint: self.endpoint.clone(),
+                source: e,
+            }
+        }
+    }
+
+    fn arm(&self, deadline: Instant) -> Result<(), TransferError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TransferError::Timeout {
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        self.stream.set_read_timeout(Some(left)).map_err(|e| self.io(e))?;
+        self.stream.set_write_timeout(Some(left)).map_err(|e| self.io(e))
+    }
+
+    fn header(&mut self, op: Op, segment_id: u64, offset: u64, length: u64, generation: u64) -> TransferHeader {
+        let mut h = TransferHeader::request(op, segment_id, offset, length);
+        h.generation = generation;
+        h.request_id = self.next_id;
+        self.next_id += 1;
+        h
+    }
+
+    fn read_answer(&mut self, want: Op, id: u64) -> Result<TransferHeader, TransferError> {
+        let mut b = [0u8; TRANSFER_HEADER_BYTES];
+        self.stream.read_exact(&mut b).map_err(|e| self.io(e))?;
+        let a = TransferHeader::decode(&b).map_err(|e| TransferError::Protocol {
+            endpoint: self.endpoint.clone(),
+            reason: e.to_string(),
+        })?;
+        if a.op != want || a.request_id != id {
+            return Err(TransferError::Protocol {
+                endpoint: self.endpoint.clone(),
+                reason: format!("expected {want:?} for request {id}, got {:?} for {}", a.op, a.request_id),
+            });
+        }
+        if a.status != 0 {
+            return Err(TransferError::Refused {
+                endpoint: self.endpoint.clone(),
+                code: ErrorCode::from_code(a.status),
+            });
+        }
+        Ok(a)
+    }
+
+    /// Writes `data` at `offset` of `segment_id`; `crc` is the CRC32C of `data`, which the
+    /// shard checks before it acks.
+    pub fn write(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        data: &[u8],
+        crc: u32,
+        deadline: Instant,
+    ) -> Result<(), TransferError> {
+        self.arm(deadline)?;
+        let mut h = self.header(Op::Write, segment_id, offset, data.len() as u64, generation);
+        h.crc32c = crc;
+        let hb = h.encode();
+        write_all_vectored(&mut self.stream, &hb, data).map_err(|e| self.io(e))?;
+        self.read_answer(Op::WriteAck, h.request_id).map(|_| ())
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of `segment_id` into `buf`.
+    pub fn read_into(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<(), TransferError> {
+        self.arm(deadline)?;
+        let h = self.header(Op::Read, segment_id, offset, buf.len() as u64, generation);
+        self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
+        let a = self.read_answer(Op::ReadData, h.request_id)?;
+        if a.length != buf.len() as u64 {
+            return Err(TransferError::Protocol {
+                endpoint: self.endpoint.clone(),
+                reason: format!("asked for {} bytes, shard sends {}", buf.len(), a.length),
+            });
+        }
+        self.stream.read_exact(buf).map_err(|e| self.io(e))
+    }
+}
+
+/// Writes header and payload with as few syscalls as the kernel allows (one, usually).
+fn write_all_vectored(stream: &mut TcpStream, header: &[u8], payload: &[u8]) -> io::Result<()> {
+    let mut bufs = [IoSlice::new(header), IoSlice::new(payload)];
+    let mut slices: &mut [IoSlice<'_>] = &mut bufs;
+    while !slices.is_empty() {
+        match stream.write_vectored(slices) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed")),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

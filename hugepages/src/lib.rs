@@ -1,0 +1,32 @@
+//! Memory regions for mooncake-rs store segments.
+//!
+//! A store node keeps its segment — the bytes clients put into and get from — in one
+//! [`Region`]: an anonymous file made with `memfd_create(2)`, sized with `ftruncate(2)` and
+//! mapped `MAP_SHARED` read-write. A memfd rather than anonymous memory because its descriptor
+//! ([`Region::fd`]) can be handed to another process (over a Unix socket) which then maps the
+//! very same bytes; that is how a co-located client reads a segment without a copy.
+//!
+//! The pages come from one of two places, chosen by [`HugePolicy`]:
+//! - plain pages ([`Backing::Memfd`]), the size of the base page (4 KiB on x86-64);
+//! - the kernel's hugetlb pool ([`Backing::MemfdHugeTlb`], `MFD_HUGETLB`), 2 MiB or 1 GiB pages
+//!   that an administrator reserves in advance (`/proc/sys/vm/nr_hugepages`). They spare the
+//!   TLB and make every fault cover a large range. The whole region is reserved from the pool
+//!   when it is mapped, so a short pool fails at [`Region::new`], never later with `SIGBUS`.
+//!
+//! By default every page is faulted in at creation ([`RegionOptions::prefault`]) with
+//! `madvise(MADV_POPULATE_WRITE)`, or by touching one byte per page on kernels older than 5.14:
+//! receiving into never-touched pages costs several times the copy itself, and a segment's
+//! first writes should not pay that.
+//!
+//! The crate hands out raw memory: a [`Region`] is a pointer and a length. Which ranges are
+//! being written and read at a time is decided by the segment allocator above it.
+
+#![warn(missing_docs)]
+
+mod error;
+mod pool;
+mod region;
+mod sys;
+
+pub use error::Error;
+pub use region::{Backing, HugePolicy, Region, RegionOptions};

@@ -1,0 +1,87 @@
+//! Thin wrappers over the system calls a region needs, each turning `-1`/`errno` into
+//! `io::Error`. The `unsafe` of this crate lives here and in the few `Region` methods that
+//! touch the mapped range.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+/// `madvise` advice that faults every page of a range in, writable, without writing to it.
+/// Linux 5.14; not yet exported by the `libc` crate. Value from `include/uapi/asm-generic/mman-common.h`.
+pub(crate) const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// The base page size of this machine (4 KiB on x86-64).
+pub(crate) fn base_page_bytes() -> usize {
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    // sysconf(_SC_PAGESIZE) cannot fail on Linux; 4 KiB is the only sane fallback.
+    usize::try_from(page)
+        .ok()
+        .filter(|&p| p > 0)
+        .unwrap_or(4096)
+}
+
+/// `memfd_create(name, flags)`.
+pub(crate) fn memfd_create(name: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call; the kernel copies it.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `ftruncate(fd, len_bytes)`, retried on `EINTR`.
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len_bytes: usize) -> io::Result<()> {
+    let len =
+        libc::off_t::try_from(len_bytes).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    loop {
+        // SAFETY: `fd` is an open descriptor for the duration of the borrow; ftruncate touches
+        // no memory of ours.
+        let rc = unsafe { libc::ftruncate(fd.as_raw_fd(), len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Maps `len_bytes` of `fd` from offset 0, shared and read-write, at an address the kernel picks.
+pub(crate) fn mmap_shared(fd: BorrowedFd<'_>, len_bytes: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a NULL hint lets the kernel pick an unused range, so no existing mapping of this
+    // process is replaced; `fd` is open for the duration of the call.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len_bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
+/// Unmaps a range mapped by [`mmap_shared`].
+///
+/// # Safety
+/// `ptr` and `len_bytes` must be exactly a mapping returned by [`mmap_shared`] that is not yet
+/// unmapped, and no reference into it may be used afterwards.
+pub(crate) unsafe fn munmap(ptr: NonNull<u8>, len_bytes: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range is our own live mapping and is done with it.
+    let rc = unsafe { libc::munmap(ptr.as_ptr().cast(), len_bytes) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

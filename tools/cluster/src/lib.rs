@@ -1,0 +1,30 @@
+//! Starts a local mooncake-rs cluster as child processes, for integration tests, `mc-bench`
+//! and the `mc-cluster` tool.
+//!
+//! The model: a [`ClusterSpec`] says how many store nodes to run and with which flags;
+//! [`LocalCluster::start`] finds the `mooncake_master` and `mooncake_store` binaries
+//! ([`find_binary`]), picks free loopback ports at run time, starts the master and waits until
+//! its `GET /health` answers 200, then starts each node and waits until its `GET /health`
+//! reports every shard's segment mounted. Each child's stdout and stderr go to a log file in a
+//! fresh temporary directory, so a failure can quote the child's last words
+//! ([`LocalCluster::logs_tail`]). Tests then kill, signal, restart and add processes through
+//! the handle; dropping it SIGKILLs and reaps everything it started. Readiness is polled with
+//! a tiny blocking HTTP/1.0 client ([`probe`]) so this crate needs no async runtime.
+
+#![warn(missing_docs)]
+
+mod binary;
+mod cluster;
+mod error;
+mod logs;
+mod ports;
+pub mod probe;
+mod process;
+mod spec;
+
+pub use binary::{MASTER_BINARY, STORE_BINARY, find_binary};
+pub use cluster::LocalCluster;
+pub use error::Error;
+pub use ports::{pick_free_port, pick_free_ports};
+pub use probe::NodeHealth;
+pub use spec::{ClusterSpec, NodeSpec};

@@ -1,0 +1,88 @@
+//! The one error type of this crate. Every message names the cause and what to do about it.
+
+use std::io;
+
+/// Why a core spec could not be parsed or planned, or a thread could not be pinned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `--cores` text is not one of the accepted forms.
+    #[error(
+        "invalid core spec {input:?}: {reason}; accepted forms are `auto`, a shard count from 1 to 256 such as `4`, or a list of cores and ranges such as `0,2,4-7`"
+    )]
+    InvalidCoreSpec {
+        /// The text as given (cut to 64 characters).
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A shard count outside 1..=256.
+    #[error(
+        "{count} shards is out of range: ask for 1 to 256 shards (e.g. --cores=4) or use --cores=auto"
+    )]
+    ShardCountOutOfRange {
+        /// The count asked for.
+        count: usize,
+    },
+
+    /// A core list with more cores than there may be shards.
+    #[error("the core list has {count} cores but a node runs at most 256 shards; list fewer cores")]
+    TooManyCores {
+        /// How many cores were listed.
+        count: usize,
+    },
+
+    /// An empty core list.
+    #[error(
+        "the core list is empty; list at least one core (e.g. --cores=2-3) or use --cores=auto"
+    )]
+    EmptyCoreList,
+
+    /// A core listed twice.
+    #[error("core {core} is listed more than once; list each core once")]
+    DuplicateCore {
+        /// The repeated core.
+        core: usize,
+    },
+
+    /// A listed core this process may not run on.
+    #[error(
+        "core {core} is not available to this process (available: {available}); list only available cores, or widen the affinity mask (`taskset`, cgroup cpuset)"
+    )]
+    CoreNotAvailable {
+        /// The missing core.
+        core: usize,
+        /// The cores that are available, as a list such as `0-3,6`.
+        available: String,
+    },
+
+    /// No cores at all to plan on.
+    #[error(
+        "no cores are available to plan on: this process's CPU affinity mask is empty; check `taskset -p <pid>` and the cgroup cpuset"
+    )]
+    NoCores,
+
+    /// A core number beyond the largest the kernel supports.
+    #[error(
+        "core {core} is beyond the largest core number Linux supports ({max}); pick a core from `online_cpus()`"
+    )]
+    CoreOutOfRange {
+        /// The core asked for.
+        core: usize,
+        /// The largest accepted core number.
+        max: usize,
+    },
+
+    /// `sched_setaffinity(2)` refused to pin the thread.
+    #[error(
+        "could not pin this thread to core {core}: {source}; this process may run on cores {allowed}, so pick one of those (or widen the mask with `taskset` / the cgroup cpuset)"
+    )]
+    Pin {
+        /// The core asked for.
+        core: usize,
+        /// The cores this process may run on, as a list such as `0-3,6`.
+        allowed: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+}
