@@ -1,0 +1,469 @@
+//! The blocking client API.
+
+use std::time::{Duration, Instant};
+
+use mc_dataplane::transfer::client::{DataConn, TransferError};
+use mc_rpc::RpcError;
+use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_SLICE_BYTES, key_is_valid, slice_count};
+use mc_schema::msg::{
+    PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, Response, ResponseBody,
+};
+
+use crate::pool::{DataPool, MasterPool};
+use crate::{Error, ErrorCode, Result};
+
+/// How to reach the cluster, and the deadlines of each call.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Master RPC address, `host:port`.
+    pub master_addr: String,
+    /// Cluster id (must match the master's `--cluster_id`).
+    pub cluster_id: String,
+    /// Deadline to open a connection.
+    pub connect_timeout: Duration,
+    /// Deadline of one master call.
+    pub rpc_timeout: Duration,
+    /// Deadline of one slice transfer to or from a shard.
+    pub transfer_timeout: Duration,
+}
+
+impl StoreConfig {
+    /// Defaults for a master at `master_addr`: 2 s connect, 5 s RPC, 30 s per transfer.
+    pub fn new(master_addr: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            master_addr: master_addr.into(),
+            cluster_id: mc_schema::handshake::DEFAULT_CLUSTER_ID.to_string(),
+            connect_timeout: Duration::from_secs(2),
+            rpc_timeout: Duration::from_secs(5),
+            transfer_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connection to a mooncake-rs cluster. Cheap to share: `Send + Sync`.
+pub struct Store {
+    cfg: StoreConfig,
+    client_id: u64,
+    master: MasterPool,
+    data: DataPool,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(ErrorCode::InvalidParams, msg)
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key_is_valid(key) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "key must be 1..={} bytes, got {}",
+            mc_schema::limits::MAX_KEY_LEN,
+            key.len()
+        )))
+    }
+}
+
+fn check_batch(n: usize) -> Result<()> {
+    if n > MAX_BATCH_KEYS {
+        return Err(invalid(format!("batch of {n} exceeds {MAX_BATCH_KEYS} keys")));
+    }
+    Ok(())
+}
+
+fn slice_crcs(value: &[u8]) -> Vec<u32> {
+    value.chunks(MAX_SLICE_BYTES as usize).map(crc32c::crc32c).collect()
+}
+
+fn unexpected(what: &str) -> Error {
+    Error::new(ErrorCode::InternalError, format!("unexpected answer to {what} from the master"))
+}
+
+impl Store {
+    /// Connects to the master (checking the handshake) and returns a ready client.
+    pub fn connect(cfg: StoreConfig) -> Result<Store> {
+        let master = MasterPool::new(&cfg.master_addr, &cfg.cluster_id, cfg.connect_timeout);
+        let first = master.connect()?;
+        master.give(first);
+        Ok(Store {
+            data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
+            client_id: rand::random::<u64>() | 1,
+            master,
+            cfg,
+        })
+    }
+
+    /// Sends one request; a pooled connection that turns out dead is replaced once.
+    fn call(&self, req: &Request) -> Result<Response> {
+        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        let (mut c, pooled) = self.master.take()?;
+        let resp = match c.call(req, deadline) {
+            Ok(r) => {
+                self.master.give(c);
+                r
+            }
+            Err(e) if pooled && !matches!(e, RpcError::Timeout { .. }) => {
+                let mut c = self.master.connect()?;
+                let r = c.call(req, deadline)?;
+                self.master.give(c);
+                r
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if resp.status != 0 {
+            let code = ErrorCode::from_code(resp.status);
+            return Err(Error::new(code, format!("{}: {}", req.op_name(), resp.message)));
+        }
+        Ok(resp)
+    }
+
+    /// Runs `f` on a pooled connection to `endpoint`; a stale pooled connection is replaced
+    /// once. Connections that failed are dropped.
+    fn with_data<T>(
+        &self,
+        endpoint: &str,
+        mut f: impl FnMut(&mut DataConn) -> std::result::Result<T, TransferError>,
+    ) -> Result<T> {
+        let mut c = self.data.take(endpoint)?;
+        match f(&mut c) {
+            Ok(v) => {
+                self.data.give(c);
+                Ok(v)
+            }
+            Err(TransferError::Io { .. }) => {
+                let mut c = DataConn::connect(endpoint, &self.cfg.cluster_id, self.cfg.connect_timeout)?;
+                let v = f(&mut c)?;
+                self.data.give(c);
+                Ok(v)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write_replica(&self, r: &ReplicaDesc, value: &[u8], crcs: &[u32]) -> Result<()> {
+        let total: u64 = r.slices.iter().map(|s| s.length).sum();
+        if total != value.len() as u64 || r.slices.len() != crcs.len() {
+            return Err(Error::new(ErrorCode::InternalError, "master returned a replica that does not fit the value"));
+        }
+        let mut at = 0usize;
+        for (s, crc) in r.slices.iter().zip(crcs) {
+            let part = &value[at..at + s.length as usize];
+            at += part.len();
+            let deadline = Instant::now() + self.cfg.transfer_timeout;
+            self.with_data(&s.endpoint, |c| c.write(s.segment_id, s.offset, s.generation, part, *crc, deadline))?;
+        }
+        Ok(())
+    }
+
+    fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
+        let total: u64 = r.slices.iter().map(|s| s.length).sum();
+        if total != buf.len() as u64 || r.slices.len() != crcs.len() {
+            return Err(Error::new(ErrorCode::InvalidReplica, "replica does not match the object size"));
+        }
+        let mut at = 0usize;
+        for (s, crc) in r.slices.iter().zip(crcs) {
+            let part = &mut buf[at..at + s.length as usize];
+            at += s.length as usize;
+            let deadline = Instant::now() + self.cfg.transfer_timeout;
+            self.with_data(&s.endpoint, |c| {
+                c.read_into(s.segment_id, s.offset, s.generation, part, deadline)
+            })?;
+            if crc32c::crc32c(part) != *crc {
+                return Err(Error::new(
+                    ErrorCode::ChecksumMismatch,
+                    format!("slice at {} offset {} failed its CRC32C check", s.endpoint, s.offset),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one complete replica into `buf` (exactly the object size), trying the next
+    /// replica on any failure. Fails only when no replica could be read intact.
+    fn read_object(&self, r: &ReplicaListResult, buf: &mut [u8]) -> Result<()> {
+        if r.replicas.is_empty() {
+            return Err(Error::new(ErrorCode::ReplicaIsNotReady, "no complete replica"));
+        }
+        let start = rand::random_range(0..r.replicas.len());
+        let mut last = None;
+        for k in 0..r.replicas.len() {
+            let rep = &r.replicas[(start + k) % r.replicas.len()];
+            match self.read_replica(rep, buf, &r.slice_crcs) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.expect("at least one replica was tried");
+        Err(match e.code() {
+            ErrorCode::ChecksumMismatch | ErrorCode::RpcTimeout => e,
+            _ => Error::new(ErrorCode::TransferFail, format!("no replica readable: {e}")),
+        })
+    }
+
+    /// Stores `value` under `key`. An existing key is refused with OBJECT_ALREADY_EXISTS
+    /// and keeps its old value.
+    pub fn put(&self, key: &str, value: &[u8], config: &ReplicateConfig) -> Result<()> {
+        self.put_batch(&[(key, value)], config)
+            .pop()
+            .expect("one result per item")
+    }
+
+    /// Stores several objects: one PutStart and one PutEnd round trip for the whole batch.
+    /// Returns one result per item, in order.
+    pub fn put_batch(&self, items: &[(&str, &[u8])], config: &ReplicateConfig) -> Vec<Result<()>> {
+        if let Err(e) = check_batch(items.len()) {
+            return items.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut results: Vec<Option<Result<()>>> = items
+            .iter()
+            .map(|(k, v)| {
+                let bad = check_key(k).err().or_else(|| {
+                    (v.is_empty() || v.len() as u64 > MAX_OBJECT_BYTES).then(|| {
+                        invalid(format!("value must be 1..={MAX_OBJECT_BYTES} bytes, got {}", v.len()))
+                    })
+                });
+                bad.map(Err)
+            })
+            .collect();
+        let todo: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+        if todo.is_empty() {
+            return results.into_iter().map(|r| r.expect("set")).collect();
+        }
+        let started = self.call(&Request::PutStart {
+            client_id: self.client_id,
+            items: todo.iter().map(|&i| (items[i].0.to_string(), items[i].1.len() as u64)).collect(),
+            config: config.clone(),
+        });
+        let started: Vec<PutStartResult> = match started.map(|r| r.body) {
+            Ok(ResponseBody::PutStart(v)) if v.len() == todo.len() => v,
+            Ok(_) => return fill(results, Err(unexpected("PutStart"))),
+            Err(e) => return fill(results, Err(e)),
+        };
+        let mut ends = Vec::new();
+        let mut end_idx = Vec::new();
+        let mut revokes = Vec::new();
+        for (&i, st) in todo.iter().zip(&started) {
+            let (key, value) = items[i];
+            if st.status != 0 {
+                results[i] = Some(Err(Error::from_status(st.status, &format!("put {key}"))));
+                continue;
+            }
+            let crcs = slice_crcs(value);
+            match st.replicas.iter().try_for_each(|r| self.write_replica(r, value, &crcs)) {
+                Ok(()) => {
+                    ends.push((key.to_string(), crcs));
+                    end_idx.push(i);
+                }
+                Err(e) => {
+                    revokes.push(key.to_string());
+                    results[i] = Some(Err(e));
+                }
+            }
+        }
+        if !revokes.is_empty() {
+            // Best effort: a revoke that does not arrive is cleaned up by the master's
+            // zombie PutStart handling.
+            let _ = self.call(&Request::PutRevoke { keys: revokes });
+        }
+        if !ends.is_empty() {
+            match self.call(&Request::PutEnd { items: ends }).map(|r| r.body) {
+                Ok(ResponseBody::Statuses(codes)) if codes.len() == end_idx.len() => {
+                    for (i, c) in end_idx.into_iter().zip(codes) {
+                        results[i] = Some(if c == 0 {
+                            Ok(())
+                        } else {
+                            Err(Error::from_status(c, &format!("put_end {}", items[i].0)))
+                        });
+                    }
+                }
+                Ok(_) => return fill(results, Err(unexpected("PutEnd"))),
+                Err(e) => return fill(results, Err(e)),
+            }
+        }
+        results.into_iter().map(|r| r.expect("every item decided")).collect()
+    }
+
+    fn replica_lists(&self, keys: &[&str]) -> Result<Vec<ReplicaListResult>> {
+        check_batch(keys.len())?;
+        let resp = self.call(&Request::GetReplicaList {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        })?;
+        match resp.body {
+            ResponseBody::ReplicaLists(v) if v.len() == keys.len() => Ok(v),
+            _ => Err(unexpected("GetReplicaList")),
+        }
+    }
+
+    /// Reads an object.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.get_batch(&[key]).pop().expect("one result per key")
+    }
+
+    /// Reads several objects with one master round trip. One result per key, in order.
+    pub fn get_batch(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
+        if let Some(e) = keys.iter().find_map(|k| check_key(k).err()) {
+            return keys.iter().map(|_| Err(e.clone())).collect();
+        }
+        let lists = match self.replica_lists(keys) {
+            Ok(l) => l,
+            Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
+        };
+        keys.iter()
+            .zip(lists)
+            .map(|(k, r)| {
+                if r.status != 0 {
+                    return Err(Error::from_status(r.status, &format!("get {k}")));
+                }
+                let mut buf = vec![0u8; r.size as usize];
+                self.read_object(&r, &mut buf)?;
+                Ok(buf)
+            })
+            .collect()
+    }
+
+    /// Reads an object into `buf` and returns its size. A buffer smaller than the object
+    /// gets INVALID_PARAMS and is left untouched.
+    pub fn get_into(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
+        check_key(key)?;
+        let r = self.replica_lists(&[key])?.pop().expect("one result");
+        if r.status != 0 {
+            return Err(Error::from_status(r.status, &format!("get {key}")));
+        }
+        let size = r.size as usize;
+        if buf.len() < size {
+            return Err(invalid(format!(
+                "buffer of {} bytes is smaller than the object ({size} bytes)",
+                buf.len()
+            )));
+        }
+        self.read_object(&r, &mut buf[..size])?;
+        Ok(size)
+    }
+
+    fn values(&self, req: Request, n: usize, what: &str) -> Result<Vec<i64>> {
+        match self.call(&req)?.body {
+            ResponseBody::Values(v) if v.len() == n => Ok(v),
+            _ => Err(unexpected(what)),
+        }
+    }
+
+    /// Whether a complete object exists under `key` (grants a read lease, as in Mooncake).
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        self.batch_exists(&[key]).pop().expect("one result per key")
+    }
+
+    /// [`exists`](Self::exists) for several keys in one round trip.
+    pub fn batch_exists(&self, keys: &[&str]) -> Vec<Result<bool>> {
+        let run = || -> Result<Vec<i64>> {
+            check_batch(keys.len())?;
+            keys.iter().try_for_each(|k| check_key(k))?;
+            let keys_owned = keys.iter().map(|k| k.to_string()).collect();
+            self.values(Request::ExistKey { keys: keys_owned }, keys.len(), "ExistKey")
+        };
+        match run() {
+            Ok(v) => v
+                .into_iter()
+                .map(|x| if x < 0 { Err(Error::from_status(x as i32, "exists")) } else { Ok(x == 1) })
+                .collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Size in bytes of the object under `key`.
+    pub fn get_size(&self, key: &str) -> Result<u64> {
+        check_key(key)?;
+        let v = self.values(Request::GetSize { keys: vec![key.to_string()] }, 1, "GetSize")?;
+        if v[0] < 0 {
+            return Err(Error::from_status(v[0] as i32, &format!("get_size {key}")));
+        }
+        Ok(v[0] as u64)
+    }
+
+    /// Removes an object. A leased object (recently read) needs `force`.
+    pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        self.remove_batch(&[key], force).pop().expect("one result per key")
+    }
+
+    /// Removes several objects in one round trip; one result per key.
+    pub fn remove_batch(&self, keys: &[&str], force: bool) -> Vec<Result<()>> {
+        let run = || -> Result<Vec<i32>> {
+            check_batch(keys.len())?;
+            keys.iter().try_for_each(|k| check_key(k))?;
+            let req = Request::Remove {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                force,
+            };
+            match self.call(&req)?.body {
+                ResponseBody::Statuses(v) if v.len() == keys.len() => Ok(v),
+                _ => Err(unexpected("Remove")),
+            }
+        };
+        match run() {
+            Ok(v) => keys
+                .iter()
+                .zip(v)
+                .map(|(k, c)| if c == 0 { Ok(()) } else { Err(Error::from_status(c, &format!("remove {k}"))) })
+                .collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    fn count(&self, req: Request) -> Result<u64> {
+        match self.call(&req)?.body {
+            ResponseBody::Count(n) => Ok(n),
+            _ => Err(unexpected("remove")),
+        }
+    }
+
+    /// Removes every object whose key matches `regex`; returns how many. Leased objects
+    /// are skipped unless `force`.
+    pub fn remove_by_regex(&self, regex: &str, force: bool) -> Result<u64> {
+        self.count(Request::RemoveByRegex {
+            regex: regex.to_string(),
+            force,
+        })
+    }
+
+    /// Removes every object; returns how many. Leased objects are skipped unless `force`.
+    pub fn remove_all(&self, force: bool) -> Result<u64> {
+        self.count(Request::RemoveAll { force })
+    }
+
+    /// Where the replicas of `key` live (grants a read lease).
+    pub fn replicas(&self, key: &str) -> Result<Vec<ReplicaDesc>> {
+        check_key(key)?;
+        let r = self.replica_lists(&[key])?.pop().expect("one result");
+        if r.status != 0 {
+            return Err(Error::from_status(r.status, &format!("replicas {key}")));
+        }
+        Ok(r.replicas)
+    }
+
+    /// Number of slices a value of `len` bytes is cut into.
+    pub fn slice_count(len: u64) -> u64 {
+        slice_count(len)
+    }
+}
+
+fn fill(results: Vec<Option<Result<()>>>, e: Result<()>) -> Vec<Result<()>> {
+    results.into_iter().map(|r| r.unwrap_or_else(|| e.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+
+    #[test]
+    fn crcs_per_slice() {
+        let v = vec![7u8; (MAX_SLICE_BYTES as usize) + 10];
+        let c = slice_crcs(&v);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1], crc32c::crc32c(&v[MAX_SLICE_BYTES as usize..]));
+    }
+}

@@ -1,0 +1,39 @@
+//! Shared set-up of the client integration tests: a real master and store nodes started as
+//! child processes on run-time ports, killed when the returned cluster drops.
+
+#![allow(dead_code)]
+
+use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
+use mooncake_rs::{Store, StoreConfig};
+
+/// Starts a master and `nodes` store nodes with `segment_size` each.
+pub fn cluster(nodes: usize, segment_size: &str) -> LocalCluster {
+    let spec = ClusterSpec {
+        nodes: (0..nodes)
+            .map(|_| NodeSpec {
+                segment_size: segment_size.to_string(),
+                ..NodeSpec::default()
+            })
+            .collect(),
+        ..ClusterSpec::default()
+    };
+    LocalCluster::start(spec).unwrap_or_else(|e| panic!("cluster did not start: {e}"))
+}
+
+/// A client of `c`.
+pub fn store(c: &LocalCluster) -> Store {
+    Store::connect(StoreConfig::new(c.master_addr())).expect("client connects")
+}
+
+/// Deterministic, position-dependent bytes (so misplaced slices are caught).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
