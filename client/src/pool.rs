@@ -41,7 +41,12 @@ impl MasterPool {
     }
 
     pub(crate) fn connect(&self) -> Result<RpcClient> {
-        Ok(RpcClient::connect(&self.addr, Role::Client, &self.cluster_id, self.connect_timeout)?)
+        Ok(RpcClient::connect(
+            &self.addr,
+            Role::Client,
+            &self.cluster_id,
+            self.connect_timeout,
+        )?)
     }
 
     pub(crate) fn give(&self, c: RpcClient) {
@@ -72,7 +77,11 @@ impl DataPool {
         if let Some(c) = self.idle.lock().get_mut(endpoint).and_then(Vec::pop) {
             return Ok(c);
         }
-        Ok(DataConn::connect(endpoint, &self.cluster_id, self.connect_timeout)?)
+        Ok(DataConn::connect(
+            endpoint,
+            &self.cluster_id,
+            self.connect_timeout,
+        )?)
     }
 
     pub(crate) fn give(&self, c: DataConn) {

@@ -4,9 +4,12 @@ use std::time::{Duration, Instant};
 
 use mc_dataplane::transfer::client::{DataConn, TransferError};
 use mc_rpc::RpcError;
-use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_SLICE_BYTES, key_is_valid, slice_count};
+use mc_schema::limits::{
+    MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_SLICE_BYTES, key_is_valid, slice_count,
+};
 use mc_schema::msg::{
-    PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, Response, ResponseBody,
+    PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, Response,
+    ResponseBody,
 };
 
 use crate::pool::{DataPool, MasterPool};
@@ -66,17 +69,25 @@ fn check_key(key: &str) -> Result<()> {
 
 fn check_batch(n: usize) -> Result<()> {
     if n > MAX_BATCH_KEYS {
-        return Err(invalid(format!("batch of {n} exceeds {MAX_BATCH_KEYS} keys")));
+        return Err(invalid(format!(
+            "batch of {n} exceeds {MAX_BATCH_KEYS} keys"
+        )));
     }
     Ok(())
 }
 
 fn slice_crcs(value: &[u8]) -> Vec<u32> {
-    value.chunks(MAX_SLICE_BYTES as usize).map(crc32c::crc32c).collect()
+    value
+        .chunks(MAX_SLICE_BYTES as usize)
+        .map(crc32c::crc32c)
+        .collect()
 }
 
 fn unexpected(what: &str) -> Error {
-    Error::new(ErrorCode::InternalError, format!("unexpected answer to {what} from the master"))
+    Error::new(
+        ErrorCode::InternalError,
+        format!("unexpected answer to {what} from the master"),
+    )
 }
 
 impl Store {
@@ -112,7 +123,10 @@ impl Store {
         };
         if resp.status != 0 {
             let code = ErrorCode::from_code(resp.status);
-            return Err(Error::new(code, format!("{}: {}", req.op_name(), resp.message)));
+            return Err(Error::new(
+                code,
+                format!("{}: {}", req.op_name(), resp.message),
+            ));
         }
         Ok(resp)
     }
@@ -131,7 +145,8 @@ impl Store {
                 Ok(v)
             }
             Err(TransferError::Io { .. }) => {
-                let mut c = DataConn::connect(endpoint, &self.cfg.cluster_id, self.cfg.connect_timeout)?;
+                let mut c =
+                    DataConn::connect(endpoint, &self.cfg.cluster_id, self.cfg.connect_timeout)?;
                 let v = f(&mut c)?;
                 self.data.give(c);
                 Ok(v)
@@ -143,14 +158,19 @@ impl Store {
     fn write_replica(&self, r: &ReplicaDesc, value: &[u8], crcs: &[u32]) -> Result<()> {
         let total: u64 = r.slices.iter().map(|s| s.length).sum();
         if total != value.len() as u64 || r.slices.len() != crcs.len() {
-            return Err(Error::new(ErrorCode::InternalError, "master returned a replica that does not fit the value"));
+            return Err(Error::new(
+                ErrorCode::InternalError,
+                "master returned a replica that does not fit the value",
+            ));
         }
         let mut at = 0usize;
         for (s, crc) in r.slices.iter().zip(crcs) {
             let part = &value[at..at + s.length as usize];
             at += part.len();
             let deadline = Instant::now() + self.cfg.transfer_timeout;
-            self.with_data(&s.endpoint, |c| c.write(s.segment_id, s.offset, s.generation, part, *crc, deadline))?;
+            self.with_data(&s.endpoint, |c| {
+                c.write(s.segment_id, s.offset, s.generation, part, *crc, deadline)
+            })?;
         }
         Ok(())
     }
@@ -158,7 +178,10 @@ impl Store {
     fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
         let total: u64 = r.slices.iter().map(|s| s.length).sum();
         if total != buf.len() as u64 || r.slices.len() != crcs.len() {
-            return Err(Error::new(ErrorCode::InvalidReplica, "replica does not match the object size"));
+            return Err(Error::new(
+                ErrorCode::InvalidReplica,
+                "replica does not match the object size",
+            ));
         }
         let mut at = 0usize;
         for (s, crc) in r.slices.iter().zip(crcs) {
@@ -171,7 +194,10 @@ impl Store {
             if crc32c::crc32c(part) != *crc {
                 return Err(Error::new(
                     ErrorCode::ChecksumMismatch,
-                    format!("slice at {} offset {} failed its CRC32C check", s.endpoint, s.offset),
+                    format!(
+                        "slice at {} offset {} failed its CRC32C check",
+                        s.endpoint, s.offset
+                    ),
                 ));
             }
         }
@@ -182,7 +208,10 @@ impl Store {
     /// replica on any failure. Fails only when no replica could be read intact.
     fn read_object(&self, r: &ReplicaListResult, buf: &mut [u8]) -> Result<()> {
         if r.replicas.is_empty() {
-            return Err(Error::new(ErrorCode::ReplicaIsNotReady, "no complete replica"));
+            return Err(Error::new(
+                ErrorCode::ReplicaIsNotReady,
+                "no complete replica",
+            ));
         }
         let start = rand::random_range(0..r.replicas.len());
         let mut last = None;
@@ -219,7 +248,10 @@ impl Store {
             .map(|(k, v)| {
                 let bad = check_key(k).err().or_else(|| {
                     (v.is_empty() || v.len() as u64 > MAX_OBJECT_BYTES).then(|| {
-                        invalid(format!("value must be 1..={MAX_OBJECT_BYTES} bytes, got {}", v.len()))
+                        invalid(format!(
+                            "value must be 1..={MAX_OBJECT_BYTES} bytes, got {}",
+                            v.len()
+                        ))
                     })
                 });
                 bad.map(Err)
@@ -231,7 +263,10 @@ impl Store {
         }
         let started = self.call(&Request::PutStart {
             client_id: self.client_id,
-            items: todo.iter().map(|&i| (items[i].0.to_string(), items[i].1.len() as u64)).collect(),
+            items: todo
+                .iter()
+                .map(|&i| (items[i].0.to_string(), items[i].1.len() as u64))
+                .collect(),
             config: config.clone(),
         });
         let started: Vec<PutStartResult> = match started.map(|r| r.body) {
@@ -249,7 +284,11 @@ impl Store {
                 continue;
             }
             let crcs = slice_crcs(value);
-            match st.replicas.iter().try_for_each(|r| self.write_replica(r, value, &crcs)) {
+            match st
+                .replicas
+                .iter()
+                .try_for_each(|r| self.write_replica(r, value, &crcs))
+            {
                 Ok(()) => {
                     ends.push((key.to_string(), crcs));
                     end_idx.push(i);
@@ -280,7 +319,10 @@ impl Store {
                 Err(e) => return fill(results, Err(e)),
             }
         }
-        results.into_iter().map(|r| r.expect("every item decided")).collect()
+        results
+            .into_iter()
+            .map(|r| r.expect("every item decided"))
+            .collect()
     }
 
     fn replica_lists(&self, keys: &[&str]) -> Result<Vec<ReplicaListResult>> {
@@ -358,12 +400,22 @@ impl Store {
             check_batch(keys.len())?;
             keys.iter().try_for_each(|k| check_key(k))?;
             let keys_owned = keys.iter().map(|k| k.to_string()).collect();
-            self.values(Request::ExistKey { keys: keys_owned }, keys.len(), "ExistKey")
+            self.values(
+                Request::ExistKey { keys: keys_owned },
+                keys.len(),
+                "ExistKey",
+            )
         };
         match run() {
             Ok(v) => v
                 .into_iter()
-                .map(|x| if x < 0 { Err(Error::from_status(x as i32, "exists")) } else { Ok(x == 1) })
+                .map(|x| {
+                    if x < 0 {
+                        Err(Error::from_status(x as i32, "exists"))
+                    } else {
+                        Ok(x == 1)
+                    }
+                })
                 .collect(),
             Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
         }
@@ -372,7 +424,13 @@ impl Store {
     /// Size in bytes of the object under `key`.
     pub fn get_size(&self, key: &str) -> Result<u64> {
         check_key(key)?;
-        let v = self.values(Request::GetSize { keys: vec![key.to_string()] }, 1, "GetSize")?;
+        let v = self.values(
+            Request::GetSize {
+                keys: vec![key.to_string()],
+            },
+            1,
+            "GetSize",
+        )?;
         if v[0] < 0 {
             return Err(Error::from_status(v[0] as i32, &format!("get_size {key}")));
         }
@@ -381,7 +439,9 @@ impl Store {
 
     /// Removes an object. A leased object (recently read) needs `force`.
     pub fn remove(&self, key: &str, force: bool) -> Result<()> {
-        self.remove_batch(&[key], force).pop().expect("one result per key")
+        self.remove_batch(&[key], force)
+            .pop()
+            .expect("one result per key")
     }
 
     /// Removes several objects in one round trip; one result per key.
@@ -402,7 +462,13 @@ impl Store {
             Ok(v) => keys
                 .iter()
                 .zip(v)
-                .map(|(k, c)| if c == 0 { Ok(()) } else { Err(Error::from_status(c, &format!("remove {k}"))) })
+                .map(|(k, c)| {
+                    if c == 0 {
+                        Ok(())
+                    } else {
+                        Err(Error::from_status(c, &format!("remove {k}")))
+                    }
+                })
                 .collect(),
             Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
         }
@@ -446,7 +512,10 @@ impl Store {
 }
 
 fn fill(results: Vec<Option<Result<()>>>, e: Result<()>) -> Vec<Result<()>> {
-    results.into_iter().map(|r| r.unwrap_or_else(|| e.clone())).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| e.clone()))
+        .collect()
 }
 
 #[cfg(test)]

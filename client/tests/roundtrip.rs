@@ -69,30 +69,53 @@ fn lifecycle_exists_remove_regex_all_and_batches() {
     assert_eq!(s.get("dup").unwrap(), b"first");
 
     // A read grants a lease: remove without force is refused, with force it goes.
-    assert_eq!(s.remove("dup", false).unwrap_err().code(), ErrorCode::ObjectHasLease);
+    assert_eq!(
+        s.remove("dup", false).unwrap_err().code(),
+        ErrorCode::ObjectHasLease
+    );
     s.remove("dup", true).unwrap();
     assert_eq!(s.get("dup").unwrap_err().code(), ErrorCode::ObjectNotFound);
-    assert_eq!(s.remove("dup", true).unwrap_err().code(), ErrorCode::ObjectNotFound);
+    assert_eq!(
+        s.remove("dup", true).unwrap_err().code(),
+        ErrorCode::ObjectNotFound
+    );
     assert!(!s.exists("dup").unwrap());
-    assert_eq!(s.get_size("dup").unwrap_err().code(), ErrorCode::ObjectNotFound);
+    assert_eq!(
+        s.get_size("dup").unwrap_err().code(),
+        ErrorCode::ObjectNotFound
+    );
 
     // Batches with some keys missing answer per key.
-    let items: Vec<(String, Vec<u8>)> = (0..6).map(|i| (format!("b-{i}"), pattern(100 + i, i as u64))).collect();
-    let refs: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let items: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| (format!("b-{i}"), pattern(100 + i, i as u64)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = items
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
     assert!(s.put_batch(&refs, &cfg).iter().all(|r| r.is_ok()));
     let again = s.put_batch(&[("b-0", b"zz"), ("b-new", b"yy")], &cfg);
-    assert_eq!(again[0].as_ref().unwrap_err().code(), ErrorCode::ObjectAlreadyExists);
+    assert_eq!(
+        again[0].as_ref().unwrap_err().code(),
+        ErrorCode::ObjectAlreadyExists
+    );
     assert!(again[1].is_ok());
     let got = s.get_batch(&["b-1", "nope", "b-5"]);
     assert_eq!(got[0].as_ref().unwrap(), &items[1].1);
-    assert_eq!(got[1].as_ref().unwrap_err().code(), ErrorCode::ObjectNotFound);
+    assert_eq!(
+        got[1].as_ref().unwrap_err().code(),
+        ErrorCode::ObjectNotFound
+    );
     assert_eq!(got[2].as_ref().unwrap(), &items[5].1);
     let ex = s.batch_exists(&["b-2", "nope"]);
     assert!(ex[0].as_ref().unwrap());
     assert!(!ex[1].as_ref().unwrap());
     let rm = s.remove_batch(&["b-3", "nope"], true);
     assert!(rm[0].is_ok());
-    assert_eq!(rm[1].as_ref().unwrap_err().code(), ErrorCode::ObjectNotFound);
+    assert_eq!(
+        rm[1].as_ref().unwrap_err().code(),
+        ErrorCode::ObjectNotFound
+    );
 
     // Regex and remove-all return counts; leased objects need force.
     for i in 0..5 {
@@ -102,7 +125,10 @@ fn lifecycle_exists_remove_regex_all_and_batches() {
     s.get("re-a-0").unwrap(); // leased now
     assert_eq!(s.remove_by_regex("^re-a-", false).unwrap(), 4);
     assert_eq!(s.remove_by_regex("^re-a-", true).unwrap(), 1);
-    assert_eq!(s.remove_by_regex("(", true).unwrap_err().code(), ErrorCode::InvalidParams);
+    assert_eq!(
+        s.remove_by_regex("(", true).unwrap_err().code(),
+        ErrorCode::InvalidParams
+    );
     assert_eq!(s.remove_by_regex("^re-b-[0-2]$", true).unwrap(), 3);
     // Left: b-0, b-1, b-2, b-4, b-5, b-new, re-b-3, re-b-4.
     assert_eq!(s.remove_all(true).unwrap(), 8);
@@ -131,7 +157,11 @@ fn full_segment_gives_no_available_handle_and_keeps_old_objects() {
         }
     }
     assert_eq!(full, Some(ErrorCode::NoAvailableHandle));
-    assert!(stored.len() >= 30, "only {} MiB fit in 32 MiB", stored.len());
+    assert!(
+        stored.len() >= 30,
+        "only {} MiB fit in 32 MiB",
+        stored.len()
+    );
     for (i, v) in &stored {
         assert_eq!(&s.get(&format!("fill-{i}")).unwrap(), v);
     }

@@ -27,7 +27,9 @@ pub enum DataplaneError {
     #[error("core placement: {0}")]
     Topology(#[from] mc_topology::Error),
     /// The data port could not be bound.
-    #[error("cannot listen on {addr} for shard {shard}'s data port: {source} (pick another --data_port, or 0 for an ephemeral one)")]
+    #[error(
+        "cannot listen on {addr} for shard {shard}'s data port: {source} (pick another --data_port, or 0 for an ephemeral one)"
+    )]
     Bind {
         /// Shard index.
         shard: usize,
@@ -37,7 +39,9 @@ pub enum DataplaneError {
         source: std::io::Error,
     },
     /// The glommio executor could not start.
-    #[error("cannot start shard {shard}'s executor: {reason} (io_uring needs memlock: lower --io_memory or raise `ulimit -l`)")]
+    #[error(
+        "cannot start shard {shard}'s executor: {reason} (io_uring needs memlock: lower --io_memory or raise `ulimit -l`)"
+    )]
     Executor {
         /// Shard index.
         shard: usize,

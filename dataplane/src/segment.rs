@@ -42,11 +42,17 @@ impl SegmentMem {
     /// not hold another view of an overlapping range. The master hands out disjoint ranges;
     /// a misbehaving client can at worst race with itself on bytes it was granted, which
     /// the per-slice CRC32C then exposes to readers.
+    // Segment memory is shared by design (many connections write disjoint ranges of it),
+    // so handing out `&mut` from `&self` is the point; the contract above replaces the
+    // borrow checker here.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice_mut(&self, offset: u64, len: u64) -> &mut [u8] {
         assert!(self.contains(offset, len), "range outside the segment");
         // SAFETY: in bounds (asserted); the region lives as long as `self`; exclusivity is
         // the caller's contract above.
-        unsafe { std::slice::from_raw_parts_mut(self.region.as_ptr().add(offset as usize), len as usize) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.region.as_ptr().add(offset as usize), len as usize)
+        }
     }
 
     /// Shared view of a range, for answering a READ.
@@ -56,7 +62,9 @@ impl SegmentMem {
     pub unsafe fn slice(&self, offset: u64, len: u64) -> &[u8] {
         assert!(self.contains(offset, len), "range outside the segment");
         // SAFETY: in bounds (asserted); the region outlives the view.
-        unsafe { std::slice::from_raw_parts(self.region.as_ptr().add(offset as usize), len as usize) }
+        unsafe {
+            std::slice::from_raw_parts(self.region.as_ptr().add(offset as usize), len as usize)
+        }
     }
 }
 

@@ -171,7 +171,9 @@ pub fn check_ack(b: &[u8]) -> Result<(), SchemaError> {
         }),
         2 => Err(SchemaError::ClusterMismatch),
         3 => Err(SchemaError::RoleRejected),
-        s => Err(SchemaError::Invalid(format!("unknown handshake status {s}"))),
+        s => Err(SchemaError::Invalid(format!(
+            "unknown handshake status {s}"
+        ))),
     }
 }
 

@@ -560,7 +560,10 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 .map(|v| {
                     v.iter()
                         .map(|i| {
-                            let crcs = i.slice_crcs().map(|c| c.iter().collect()).unwrap_or_default();
+                            let crcs = i
+                                .slice_crcs()
+                                .map(|c| c.iter().collect())
+                                .unwrap_or_default();
                             (i.key().unwrap_or_default().to_string(), crcs)
                         })
                         .collect()

@@ -111,12 +111,18 @@ mod tests {
     fn durations() {
         let ms = DurationUnit::Millis;
         let s = DurationUnit::Seconds;
-        assert_eq!(parse_duration("5000", ms).unwrap(), Duration::from_millis(5000));
+        assert_eq!(
+            parse_duration("5000", ms).unwrap(),
+            Duration::from_millis(5000)
+        );
         assert_eq!(parse_duration("10", s).unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("5s", ms).unwrap(), Duration::from_secs(5));
         assert_eq!(parse_duration("30m", s).unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("1h", s).unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("250ms", s).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("250ms", s).unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_duration("5x", s).is_err());
         assert!(parse_duration("-5", s).is_err());
     }
@@ -124,12 +130,28 @@ mod tests {
     #[test]
     fn flag_spellings() {
         let v = normalize_flags(
-            ["prog", "--enable-ha=true", "--rpc-port", "1", "--a_b=x-y", "-v", "--"]
-                .map(String::from),
+            [
+                "prog",
+                "--enable-ha=true",
+                "--rpc-port",
+                "1",
+                "--a_b=x-y",
+                "-v",
+                "--",
+            ]
+            .map(String::from),
         );
         assert_eq!(
             v,
-            ["prog", "--enable_ha=true", "--rpc_port", "1", "--a_b=x-y", "-v", "--"]
+            [
+                "prog",
+                "--enable_ha=true",
+                "--rpc_port",
+                "1",
+                "--a_b=x-y",
+                "-v",
+                "--"
+            ]
         );
     }
 

@@ -51,7 +51,11 @@ pub struct Agent<L: AgentLink> {
 
 impl<L: AgentLink> Agent<L> {
     /// An agent over the given shard links. Collects each shard's segment announcement.
-    pub fn new(cfg: AgentConfig, links: Vec<L>, status: Arc<AgentStatus>) -> Result<Agent<L>, String> {
+    pub fn new(
+        cfg: AgentConfig,
+        links: Vec<L>,
+        status: Arc<AgentStatus>,
+    ) -> Result<Agent<L>, String> {
         let mut segments = Vec::new();
         for (i, link) in links.iter().enumerate() {
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -96,8 +100,13 @@ impl<L: AgentLink> Agent<L> {
 
     fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, String> {
         if self.conn.is_none() {
-            let c = RpcClient::connect(&self.cfg.master, Role::Agent, &self.cfg.cluster_id, self.cfg.rpc_timeout)
-                .map_err(|e| e.to_string())?;
+            let c = RpcClient::connect(
+                &self.cfg.master,
+                Role::Agent,
+                &self.cfg.cluster_id,
+                self.cfg.rpc_timeout,
+            )
+            .map_err(|e| e.to_string())?;
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected above");

@@ -18,7 +18,9 @@ fn millis(s: &str) -> Result<Duration, String> {
 fn protocol(s: &str) -> Result<String, String> {
     match s {
         "tcp" => Ok(s.into()),
-        "rdma" => Err("protocol `rdma`: this build has no RDMA support (no device here); use `tcp`".into()),
+        "rdma" => Err(
+            "protocol `rdma`: this build has no RDMA support (no device here); use `tcp`".into(),
+        ),
         _ => Err(format!("unknown protocol `{s}`; accepted: tcp, rdma")),
     }
 }
@@ -32,7 +34,11 @@ fn protocol(s: &str) -> Result<String, String> {
 )]
 pub struct StoreConfig {
     /// Master RPC address (host:port).
-    #[arg(long = "master_server", alias = "master_server_address", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long = "master_server",
+        alias = "master_server_address",
+        default_value = "127.0.0.1:50051"
+    )]
     pub master_server: String,
     /// Host name or address this node binds its data ports on and advertises; also its
     /// failure domain.
@@ -83,9 +89,13 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Parses an argument list (first element is the program name), both flag spellings.
-    pub fn try_from_args<I: IntoIterator<Item = String>>(args: I) -> Result<StoreConfig, clap::Error> {
+    pub fn try_from_args<I: IntoIterator<Item = String>>(
+        args: I,
+    ) -> Result<StoreConfig, clap::Error> {
         let mut cfg = StoreConfig::try_parse_from(mc_schema::units::normalize_flags(args))?;
-        if cfg.hugepages == HugePolicy::Never && std::env::var("MC_STORE_USE_HUGEPAGE").as_deref() == Ok("1") {
+        if cfg.hugepages == HugePolicy::Never
+            && std::env::var("MC_STORE_USE_HUGEPAGE").as_deref() == Ok("1")
+        {
             cfg.hugepages = HugePolicy::Try;
         }
         Ok(cfg)
@@ -123,7 +133,12 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--global_segment_size=lots"]).is_err());
-        assert!(parse(&["--protocol=rdma"]).unwrap_err().to_string().contains("no RDMA"));
+        assert!(
+            parse(&["--protocol=rdma"])
+                .unwrap_err()
+                .to_string()
+                .contains("no RDMA")
+        );
         assert!(parse(&["--cores=0,,1"]).is_err());
     }
 }

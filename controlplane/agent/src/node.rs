@@ -44,7 +44,8 @@ pub enum NodeError {
 pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| NodeError::Config(e.to_string()))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
     }
     let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
     let shards = plan.shards.len() as u64;
@@ -64,9 +65,9 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
         let port = if cfg.data_port == 0 {
             0
         } else {
-            cfg.data_port
-                .checked_add(p.index as u16)
-                .ok_or_else(|| NodeError::Config("--data_port + shard count exceeds 65535".into()))?
+            cfg.data_port.checked_add(p.index as u16).ok_or_else(|| {
+                NodeError::Config("--data_port + shard count exceeds 65535".into())
+            })?
         };
         let shard_cfg = ShardConfig {
             index: p.index,
@@ -120,10 +121,12 @@ fn start_rest(cfg: &StoreConfig, status: Arc<AgentStatus>, shards: usize) -> Res
         addr: addr.clone(),
         reason: e.to_string(),
     })?;
-    listener.set_nonblocking(true).map_err(|e| NodeError::Rest {
-        addr: addr.clone(),
-        reason: e.to_string(),
-    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| NodeError::Rest {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
     let state = rest::RestState {
         status,
         shards,

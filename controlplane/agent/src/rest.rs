@@ -34,5 +34,7 @@ async fn health(State(s): State<RestState>) -> Json<Value> {
 
 /// The REST router.
 pub fn router(state: RestState) -> Router {
-    Router::new().route("/health", get(health)).with_state(state)
+    Router::new()
+        .route("/health", get(health))
+        .with_state(state)
 }

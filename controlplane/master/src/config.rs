@@ -32,9 +32,11 @@ fn strategy(s: &str) -> Result<String, String> {
 fn allocator(s: &str) -> Result<String, String> {
     match s {
         "offset" => Ok(s.to_string()),
-        "cachelib" => Err("memory_allocator `cachelib` is not supported by mooncake-rs; \
+        "cachelib" => Err(
+            "memory_allocator `cachelib` is not supported by mooncake-rs; \
              use `offset` (an O(1) bin-based allocator)"
-            .to_string()),
+                .to_string(),
+        ),
         _ => Err(format!("unknown memory_allocator `{s}`; accepted: offset")),
     }
 }
@@ -106,7 +108,9 @@ impl MasterConfig {
     }
 
     /// Parses an argument list (first element is the program name).
-    pub fn try_from_args<I: IntoIterator<Item = String>>(args: I) -> Result<MasterConfig, clap::Error> {
+    pub fn try_from_args<I: IntoIterator<Item = String>>(
+        args: I,
+    ) -> Result<MasterConfig, clap::Error> {
         MasterConfig::try_parse_from(mc_schema::units::normalize_flags(args))
     }
 
@@ -157,7 +161,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_a_message() {
-        let e = parse(&["--allocation_strategy=best"]).unwrap_err().to_string();
+        let e = parse(&["--allocation_strategy=best"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown allocation_strategy"), "{e}");
         assert!(parse(&["--memory_allocator=cachelib"]).is_err());
         assert!(parse(&["--client_ttl=5x"]).is_err());

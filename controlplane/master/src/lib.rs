@@ -31,7 +31,9 @@ use service::{MasterService, ServiceConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
     /// A listener could not bind.
-    #[error("cannot listen on {addr} for {what}: {source} (is another master running? pick another port with --{flag})")]
+    #[error(
+        "cannot listen on {addr} for {what}: {source} (is another master running? pick another port with --{flag})"
+    )]
     Bind {
         /// Address.
         addr: String,
@@ -47,7 +49,11 @@ pub enum MasterError {
     Runtime(std::io::Error),
 }
 
-async fn bind(addr: String, what: &'static str, flag: &'static str) -> Result<TcpListener, MasterError> {
+async fn bind(
+    addr: String,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, MasterError> {
     TcpListener::bind(&addr)
         .await
         .map_err(|source| MasterError::Bind {
@@ -85,7 +91,10 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves the master RPC and admin HTTP until `shutdown` completes.
-pub async fn serve(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), MasterError> {
+pub async fn serve(
+    cfg: MasterConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MasterError> {
     let svc = Arc::new(MasterService::new(
         ServiceConfig {
             lease_ms: cfg.default_kv_lease_ttl.as_millis() as u64,

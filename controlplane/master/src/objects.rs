@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use mc_schema::ErrorCode;
 use mc_schema::limits::slice_count;
-use mc_schema::msg::{ReplicaDesc, ReplicaListResult};
+use mc_schema::msg::{ReplicaDesc, ReplicaListResult, ReplicateConfig};
 use parking_lot::Mutex;
 
 use crate::segments::{ReplicaAlloc, Segments};
@@ -88,9 +88,7 @@ impl ObjectStore {
         &self,
         key: &str,
         len: u64,
-        replica_num: u32,
-        preferred: &[String],
-        hard_pin: bool,
+        cfg: &ReplicateConfig,
         segments: &Segments,
         now_ms: u64,
     ) -> PutStartOutcome {
@@ -98,7 +96,7 @@ impl ObjectStore {
         if shard.contains_key(key) {
             return Err(ErrorCode::ObjectAlreadyExists);
         }
-        let replicas = segments.place(len, replica_num, preferred);
+        let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments);
         if replicas.is_empty() {
             return Err(ErrorCode::NoAvailableHandle);
         }
@@ -112,7 +110,7 @@ impl ObjectStore {
                 complete: false,
                 started_ms: now_ms,
                 lease_until_ms: 0,
-                hard_pin,
+                hard_pin: cfg.with_hard_pin,
             },
         );
         Ok(descs)

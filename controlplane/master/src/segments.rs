@@ -210,8 +210,9 @@ impl Segments {
     /// (allocated, capacity) bytes over all segments.
     pub fn usage(&self) -> (u64, u64) {
         let map = self.by_id.read();
-        map.values()
-            .fold((0, 0), |(a, c), s| (a + s.allocated_bytes(), c + s.size_bytes))
+        map.values().fold((0, 0), |(a, c), s| {
+            (a + s.allocated_bytes(), c + s.size_bytes)
+        })
     }
 
     /// Places `replica_num` replicas of a `len`-byte value. Replicas go to distinct hosts
@@ -284,7 +285,12 @@ impl Segments {
 
     /// Allocates every slice of one replica on one host's segments, striping round robin,
     /// never in a segment listed in `avoid` (another replica's). All or nothing.
-    fn place_on_host(&self, len: u64, segs: &[Arc<Segment>], avoid: &[u64]) -> Option<ReplicaAlloc> {
+    fn place_on_host(
+        &self,
+        len: u64,
+        segs: &[Arc<Segment>],
+        avoid: &[u64],
+    ) -> Option<ReplicaAlloc> {
         let order: Vec<&Arc<Segment>> = segs.iter().filter(|s| !avoid.contains(&s.id)).collect();
         if order.is_empty() {
             return None;

@@ -105,7 +105,12 @@ impl MasterService {
         }
     }
 
-    fn put_start(&self, client_id: u64, items: &[(String, u64)], cfg: &ReplicateConfig) -> Response {
+    fn put_start(
+        &self,
+        client_id: u64,
+        items: &[(String, u64)],
+        cfg: &ReplicateConfig,
+    ) -> Response {
         let _ = client_id;
         if let Err(r) = check_batch(items.len()) {
             return r;
@@ -126,15 +131,7 @@ impl MasterService {
                         replicas: Vec::new(),
                     };
                 }
-                let placed = self.objects.put_start(
-                    key,
-                    *len,
-                    cfg.replica_num,
-                    &cfg.preferred_segments,
-                    cfg.with_hard_pin,
-                    &self.segments,
-                    now,
-                );
+                let placed = self.objects.put_start(key, *len, cfg, &self.segments, now);
                 match placed {
                     Ok(replicas) => PutStartResult {
                         status: 0,

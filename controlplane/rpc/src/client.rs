@@ -57,7 +57,10 @@ pub fn handshake(
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 impl RpcClient {
@@ -68,10 +71,11 @@ impl RpcClient {
         cluster_id: &str,
         connect_timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
-        let mut stream = connect_tcp(addr, connect_timeout).map_err(|source| RpcError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let mut stream =
+            connect_tcp(addr, connect_timeout).map_err(|source| RpcError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
         handshake(&mut stream, role, cluster_id, connect_timeout).map_err(|source| {
             RpcError::Handshake {
                 addr: addr.to_string(),

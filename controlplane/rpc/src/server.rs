@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use mc_schema::ErrorCode;
 use mc_schema::frame::{FRAME_HEADER_BYTES, split_frame, write_frame};
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
 use mc_schema::msg::{Builder, Request, Response, decode_request, encode_response};
-use mc_schema::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
@@ -113,7 +113,11 @@ async fn handshake(stream: &mut TcpStream, cfg: &ServerConfig) -> Result<(), Str
     Ok(())
 }
 
-async fn connection(mut stream: TcpStream, svc: &dyn Service, cfg: &ServerConfig) -> Result<(), String> {
+async fn connection(
+    mut stream: TcpStream,
+    svc: &dyn Service,
+    cfg: &ServerConfig,
+) -> Result<(), String> {
     if cfg.tcp_nodelay {
         let _ = stream.set_nodelay(true);
     }

@@ -75,17 +75,25 @@ pub struct DataConn {
 }
 
 fn timeout_kind(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 impl DataConn {
     /// Connects and handshakes within `connect_timeout`.
-    pub fn connect(endpoint: &str, cluster_id: &str, connect_timeout: Duration) -> Result<DataConn, TransferError> {
+    pub fn connect(
+        endpoint: &str,
+        cluster_id: &str,
+        connect_timeout: Duration,
+    ) -> Result<DataConn, TransferError> {
         let err = |reason: String| TransferError::Connect {
             endpoint: endpoint.to_string(),
             reason,
         };
-        let mut stream = mc_rpc::client::connect_tcp(endpoint, connect_timeout).map_err(|e| err(e.to_string()))?;
+        let mut stream = mc_rpc::client::connect_tcp(endpoint, connect_timeout)
+            .map_err(|e| err(e.to_string()))?;
         mc_rpc::client::handshake(&mut stream, Role::Client, cluster_id, connect_timeout)
             .map_err(|e| err(e.to_string()))?;
         Ok(DataConn {
@@ -120,11 +128,22 @@ impl DataConn {
                 endpoint: self.endpoint.clone(),
             });
         }
-        self.stream.set_read_timeout(Some(left)).map_err(|e| self.io(e))?;
-        self.stream.set_write_timeout(Some(left)).map_err(|e| self.io(e))
+        self.stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| self.io(e))?;
+        self.stream
+            .set_write_timeout(Some(left))
+            .map_err(|e| self.io(e))
     }
 
-    fn header(&mut self, op: Op, segment_id: u64, offset: u64, length: u64, generation: u64) -> TransferHeader {
+    fn header(
+        &mut self,
+        op: Op,
+        segment_id: u64,
+        offset: u64,
+        length: u64,
+        generation: u64,
+    ) -> TransferHeader {
         let mut h = TransferHeader::request(op, segment_id, offset, length);
         h.generation = generation;
         h.request_id = self.next_id;
@@ -142,7 +161,10 @@ impl DataConn {
         if a.op != want || a.request_id != id {
             return Err(TransferError::Protocol {
                 endpoint: self.endpoint.clone(),
-                reason: format!("expected {want:?} for request {id}, got {:?} for {}", a.op, a.request_id),
+                reason: format!(
+                    "expected {want:?} for request {id}, got {:?} for {}",
+                    a.op, a.request_id
+                ),
             });
         }
         if a.status != 0 {
@@ -202,7 +224,12 @@ fn write_all_vectored(stream: &mut TcpStream, header: &[u8], payload: &[u8]) -> 
     let mut slices: &mut [IoSlice<'_>] = &mut bufs;
     while !slices.is_empty() {
         match stream.write_vectored(slices) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "connection closed",
+                ));
+            }
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

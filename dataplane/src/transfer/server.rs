@@ -18,13 +18,25 @@ use crate::shard::ShardState;
 const COALESCE_BYTES: usize = 64 * 1024;
 
 /// Serves one accepted connection until the peer closes it or sends garbage.
-pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) -> Result<(), String> {
+pub(crate) async fn serve_connection(
+    mut stream: TcpStream,
+    state: &ShardState,
+) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut hello = [0u8; HELLO_BYTES];
-    stream.read_exact(&mut hello).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut hello)
+        .await
+        .map_err(|e| e.to_string())?;
     let hello = Hello::decode(&hello).map_err(|e| format!("bad handshake: {e}"))?;
-    let status = hello.check(&state.cluster_id, &[Role::Client, Role::Agent, Role::Master, Role::Tool]);
-    stream.write_all(&encode_ack(status)).await.map_err(|e| e.to_string())?;
+    let status = hello.check(
+        &state.cluster_id,
+        &[Role::Client, Role::Agent, Role::Master, Role::Tool],
+    );
+    stream
+        .write_all(&encode_ack(status))
+        .await
+        .map_err(|e| e.to_string())?;
     if status != HelloStatus::Ok {
         return Err(format!("handshake refused: {status:?}"));
     }
@@ -36,7 +48,10 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) 
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
         }
-        stream.read_exact(&mut hdr[1..]).await.map_err(|e| e.to_string())?;
+        stream
+            .read_exact(&mut hdr[1..])
+            .await
+            .map_err(|e| e.to_string())?;
         let h = TransferHeader::decode(&hdr).map_err(|e| format!("bad transfer header: {e}"))?;
         match h.op {
             Op::Write => write(&mut stream, state, &h).await?,
@@ -46,8 +61,15 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) 
     }
 }
 
-async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -> Result<(), String> {
-    let Some(seg) = state.segment(h.segment_id).filter(|s| s.contains(h.offset, h.length)) else {
+async fn write(
+    stream: &mut TcpStream,
+    state: &ShardState,
+    h: &TransferHeader,
+) -> Result<(), String> {
+    let Some(seg) = state
+        .segment(h.segment_id)
+        .filter(|s| s.contains(h.offset, h.length))
+    else {
         let ack = h.answer(Op::WriteAck, ErrorCode::InvalidWrite.code());
         let _ = stream.write_all(&ack.encode()).await;
         return Err(format!(
@@ -64,7 +86,10 @@ async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -
         ErrorCode::ChecksumMismatch.code()
     };
     let ack = h.answer(Op::WriteAck, status);
-    stream.write_all(&ack.encode()).await.map_err(|e| e.to_string())
+    stream
+        .write_all(&ack.encode())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn read(
@@ -73,9 +98,15 @@ async fn read(
     h: &TransferHeader,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let Some(seg) = state.segment(h.segment_id).filter(|s| s.contains(h.offset, h.length)) else {
+    let Some(seg) = state
+        .segment(h.segment_id)
+        .filter(|s| s.contains(h.offset, h.length))
+    else {
         let resp = h.answer(Op::ReadData, ErrorCode::InvalidRead.code());
-        return stream.write_all(&resp.encode()).await.map_err(|e| e.to_string());
+        return stream
+            .write_all(&resp.encode())
+            .await
+            .map_err(|e| e.to_string());
     };
     // SAFETY: range checked just above; complete objects are not written while readable.
     let src = unsafe { seg.slice(h.offset, h.length) };
@@ -86,7 +117,10 @@ async fn read(
         out.extend_from_slice(src);
         stream.write_all(out).await.map_err(|e| e.to_string())
     } else {
-        stream.write_all(&resp.encode()).await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(&resp.encode())
+            .await
+            .map_err(|e| e.to_string())?;
         stream.write_all(src).await.map_err(|e| e.to_string())
     }
 }

@@ -600,7 +600,7 @@ impl OffsetAllocator {
             let node = &self.nodes[index as usize];
             assert_eq!(node.addr_prev, prev);
             assert_eq!(node.offset_bytes, expected_offset);
-            assert!(node.size_bytes > 0 && node.size_bytes % ALIGN_BYTES == 0);
+            assert!(node.size_bytes > 0 && node.size_bytes.is_multiple_of(ALIGN_BYTES));
             match node.state {
                 NodeState::Used => {
                     used_bytes += node.size_bytes;

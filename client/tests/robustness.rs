@@ -1,0 +1,274 @@
+//! Bad input and concurrency: garbage on the master and shard ports, a corrupted payload,
+//! and many threads sharing one client.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{cluster, pattern, store};
+use mc_dataplane::transfer::client::{DataConn, TransferError};
+use mc_schema::frame::FrameHeader;
+use mc_schema::handshake::{Hello, Role};
+use mooncake_rs::{ErrorCode, ReplicateConfig};
+
+/// Sends `bytes` on a fresh connection and checks the peer closes it (EOF or reset)
+/// within 10 s rather than hanging or crashing.
+fn expect_closed(addr: &str, bytes: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut sink = Vec::new();
+    let t = Instant::now();
+    match s.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "peer kept {addr} open after garbage ({:?})",
+            t.elapsed()
+        ),
+    }
+}
+
+fn hello(cluster_id: &str) -> Vec<u8> {
+    Hello::new(Role::Client, cluster_id)
+        .unwrap()
+        .encode()
+        .to_vec()
+}
+
+fn garbage_inputs() -> Vec<Vec<u8>> {
+    let good = hello("mooncake_cluster");
+    let mut bad_frame = good.clone();
+    bad_frame.extend_from_slice(
+        &FrameHeader {
+            payload_len: 8,
+            request_id: 1,
+        }
+        .encode(),
+    );
+    bad_frame.extend_from_slice(b"notaflat");
+    let mut oversized = good.clone();
+    oversized.extend_from_slice(
+        &FrameHeader {
+            payload_len: u32::MAX,
+            request_id: 1,
+        }
+        .encode(),
+    );
+    let mut truncated = good.clone();
+    truncated.extend_from_slice(&[1, 2, 3]);
+    let mut bad_transfer = good.clone();
+    bad_transfer.extend_from_slice(&[0xEEu8; 64]);
+    vec![
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0u8; 200],
+        pattern(5000, 7),
+        hello("another_cluster"),
+        good[..30].to_vec(),
+        bad_frame,
+        oversized,
+        truncated,
+        bad_transfer,
+    ]
+}
+
+#[test]
+fn garbage_on_master_and_shard_ports_closes_only_that_connection() {
+    let c = cluster(1, "64MB");
+    let s = store(&c);
+    let cfg = ReplicateConfig::default();
+    s.put("before", b"still here", &cfg).unwrap();
+    let shard = s.replicas("before").unwrap()[0].slices[0].endpoint.clone();
+    for addr in [c.master_addr(), shard.clone()] {
+        for g in garbage_inputs() {
+            expect_closed(&addr, &g);
+        }
+    }
+    // A wrong cluster id gets a typed refusal, not garbage.
+    let e = DataConn::connect(&shard, "another_cluster", Duration::from_secs(2))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("cluster id mismatch"), "{e}");
+    let e = mooncake_rs::Store::connect(mooncake_rs::StoreConfig {
+        cluster_id: "another_cluster".into(),
+        ..mooncake_rs::StoreConfig::new(c.master_addr())
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.code(), ErrorCode::RpcFail);
+    assert!(e.message().contains("cluster id mismatch"), "{e}");
+    // Everyone else is still served.
+    assert_eq!(s.get("before").unwrap(), b"still here");
+    s.put("after", b"works", &cfg).unwrap();
+    assert_eq!(store(&c).get("after").unwrap(), b"works");
+}
+
+#[test]
+fn shard_refuses_a_payload_that_does_not_match_its_crc() {
+    let c = cluster(1, "64MB");
+    let s = store(&c);
+    let cfg = ReplicateConfig::default();
+    let good = pattern(8192, 1);
+    s.put("victim", &good, &cfg).unwrap();
+    let slice = s.replicas("victim").unwrap()[0].slices[0].clone();
+    let mut conn =
+        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let evil = pattern(8192, 2);
+    let wrong_crc = crc32c::crc32c(&good);
+    let e = conn
+        .write(
+            slice.segment_id,
+            slice.offset,
+            slice.generation,
+            &evil,
+            wrong_crc,
+            deadline,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TransferError::Refused {
+                code: ErrorCode::ChecksumMismatch,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The bytes did land in the range, so the reader's CRC check must refuse them: a
+    // corrupt value is never returned.
+    assert_eq!(
+        s.get("victim").unwrap_err().code(),
+        ErrorCode::ChecksumMismatch
+    );
+    // Out-of-segment ranges are refused outright.
+    let mut conn =
+        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+    let e = conn
+        .write(
+            slice.segment_id,
+            u64::MAX - 4,
+            0,
+            b"12345678",
+            crc32c::crc32c(b"12345678"),
+            deadline,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidWrite, "{e}");
+    let mut buf = [0u8; 16];
+    let mut conn =
+        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+    let e = conn
+        .read_into(slice.segment_id + 1, 0, 0, &mut buf, deadline)
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidRead, "{e}");
+}
+
+#[test]
+fn eight_threads_share_one_client() {
+    let c = cluster(1, "256MB");
+    let s = Arc::new(store(&c));
+    let cfg = ReplicateConfig::default();
+    for k in 0..8u64 {
+        s.put(
+            &format!("shared-{k}"),
+            &pattern(3000 + k as usize, 1000 + k),
+            &cfg,
+        )
+        .unwrap();
+    }
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let s = s.clone();
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                for i in 0..40u64 {
+                    let len = 1 + ((t * 7919 + i * 104_729) % 200_000) as usize;
+                    let key = format!("t{t}-{i}");
+                    let v = pattern(len, t * 1000 + i);
+                    s.put(&key, &v, &cfg).unwrap();
+                    assert_eq!(s.get(&key).unwrap(), v);
+                    let k = (t + i) % 8;
+                    assert_eq!(
+                        s.get(&format!("shared-{k}")).unwrap(),
+                        pattern(3000 + k as usize, 1000 + k)
+                    );
+                    // Everybody races to create the same key: exactly one wins per round.
+                    let _ = s.put(&format!("race-{i}"), &pattern(64, i), &cfg);
+                    if i % 5 == 0 {
+                        s.remove(&key, true).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for i in 0..40u64 {
+        assert_eq!(s.get(&format!("race-{i}")).unwrap(), pattern(64, i));
+    }
+}
+
+#[test]
+fn many_requests_in_flight_on_one_master_connection() {
+    use mc_schema::msg::{Request, ResponseBody};
+    let c = cluster(1, "64MB");
+    let s = store(&c);
+    s.put("p", b"pipelined", &ReplicateConfig::default())
+        .unwrap();
+    let mut rpc = mc_rpc::RpcClient::connect(
+        &c.master_addr(),
+        Role::Tool,
+        "mooncake_cluster",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let reqs: Vec<Request> = (0..200)
+        .map(|i| Request::GetSize {
+            keys: vec![if i % 2 == 0 {
+                "p".into()
+            } else {
+                format!("missing-{i}")
+            }],
+        })
+        .collect();
+    let answers = rpc
+        .call_many(&reqs, Instant::now() + Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(answers.len(), 200);
+    for (i, a) in answers.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            9
+        } else {
+            ErrorCode::ObjectNotFound.code() as i64
+        };
+        assert_eq!(a.body, ResponseBody::Values(vec![want]), "answer {i}");
+    }
+}
+
+#[test]
+fn a_stalled_master_gives_rpc_timeout_within_the_deadline() {
+    let mut c = cluster(1, "64MB");
+    let s = mooncake_rs::Store::connect(mooncake_rs::StoreConfig {
+        rpc_timeout: Duration::from_millis(300),
+        ..mooncake_rs::StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
+    s.put("k", b"v", &ReplicateConfig::default()).unwrap();
+    c.signal_master(libc::SIGSTOP);
+    let e = s.get("k").unwrap_err();
+    c.signal_master(libc::SIGCONT);
+    assert_eq!(e.code(), ErrorCode::RpcTimeout, "{e}");
+    assert_eq!(e.code().code(), -901);
+    // Once the master runs again, calls succeed (the timed-out connection was dropped).
+    assert_eq!(s.get("k").unwrap(), b"v");
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages mooncake-rs needs to build and test, when they are missing.
+# Idempotent and quiet when everything is there. Needs root (or sudo) only to install.
+set -euo pipefail
+
+need=()
+command -v cmake  >/dev/null 2>&1 || need+=(cmake)        # flatc (flatbuffers compiler) is built from source
+command -v c++    >/dev/null 2>&1 || need+=(g++)          # ... with a C++ compiler
+command -v cc     >/dev/null 2>&1 || need+=(gcc)          # glommio's liburing
+command -v make   >/dev/null 2>&1 || need+=(make)
+command -v git    >/dev/null 2>&1 || need+=(git)          # glommio's build script
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v curl   >/dev/null 2>&1 || need+=(curl)         # quick-start health checks
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: need root to install ${need[*]}" >&2; exit 1; }
+    SUDO=sudo
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
