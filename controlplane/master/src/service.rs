@@ -105,13 +105,7 @@ impl MasterService {
         }
     }
 
-    fn put_start(
-        &self,
-        client_id: u64,
-        items: &[(String, u64)],
-        cfg: &ReplicateConfig,
-    ) -> Response {
-        let _ = client_id;
+    fn put_start(&self, items: &[(String, u64)], cfg: &ReplicateConfig) -> Response {
         if let Err(r) = check_batch(items.len()) {
             return r;
         }
@@ -232,11 +226,7 @@ impl mc_rpc::Service for MasterService {
                     view_version: 1,
                 })
             }
-            Request::PutStart {
-                client_id,
-                items,
-                config,
-            } => self.put_start(client_id, &items, &config),
+            Request::PutStart { items, config, .. } => self.put_start(&items, &config),
             Request::PutEnd { items } => {
                 if let Err(r) = check_batch(items.len()) {
                     return r;
