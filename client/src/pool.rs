@@ -84,11 +84,63 @@ impl DataPool {
         )?)
     }
 
+    /// Drops the idle connections to an endpoint that just failed.
+    pub(crate) fn purge(&self, endpoint: &str) {
+        self.idle.lock().remove(endpoint);
+    }
+
     pub(crate) fn give(&self, c: DataConn) {
         let mut idle = self.idle.lock();
         let v = idle.entry(c.endpoint().to_string()).or_default();
         if v.len() < MAX_IDLE_PER_ENDPOINT {
             v.push(c);
+        }
+    }
+}
+
+/// First back-off after an endpoint failed; doubles per consecutive failure.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Longest back-off.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Endpoints that failed recently. Calls skip them until their back-off ends, then one call
+/// tries again (success clears the record, failure doubles the back-off), so a dead or
+/// stalled node costs one timeout, not one per call.
+#[derive(Default)]
+pub(crate) struct EndpointHealth {
+    bad: parking_lot::RwLock<HashMap<String, (std::time::Instant, u32)>>,
+}
+
+impl EndpointHealth {
+    pub(crate) fn backed_off(&self, endpoint: &str) -> bool {
+        let bad = self.bad.read();
+        !bad.is_empty()
+            && bad
+                .get(endpoint)
+                .is_some_and(|(until, _)| std::time::Instant::now() < *until)
+    }
+
+    pub(crate) fn failed(&self, endpoint: &str) {
+        let mut bad = self.bad.write();
+        let e = bad
+            .entry(endpoint.to_string())
+            .or_insert((std::time::Instant::now(), 0));
+        e.1 = e.1.saturating_add(1);
+        let backoff = BACKOFF_BASE
+            .saturating_mul(1 << (e.1 - 1).min(16))
+            .min(BACKOFF_MAX);
+        e.0 = std::time::Instant::now() + backoff;
+        tracing::warn!(
+            endpoint,
+            failures = e.1,
+            ?backoff,
+            "shard endpoint failed; backing off"
+        );
+    }
+
+    pub(crate) fn ok(&self, endpoint: &str) {
+        if self.bad.read().contains_key(endpoint) {
+            self.bad.write().remove(endpoint);
         }
     }
 }

@@ -8,11 +8,11 @@ use mc_schema::limits::{
     MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_SLICE_BYTES, key_is_valid, slice_count,
 };
 use mc_schema::msg::{
-    PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, Response,
+    PutEndItem, PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, Response,
     ResponseBody,
 };
 
-use crate::pool::{DataPool, MasterPool};
+use crate::pool::{DataPool, EndpointHealth, MasterPool};
 use crate::{Error, ErrorCode, Result};
 
 /// How to reach the cluster, and the deadlines of each call.
@@ -26,19 +26,20 @@ pub struct StoreConfig {
     pub connect_timeout: Duration,
     /// Deadline of one master call.
     pub rpc_timeout: Duration,
-    /// Deadline of one slice transfer to or from a shard.
+    /// Deadline of one slice transfer to or from a shard; when it passes, a read moves on
+    /// to the next replica and a write marks that replica failed.
     pub transfer_timeout: Duration,
 }
 
 impl StoreConfig {
-    /// Defaults for a master at `master_addr`: 2 s connect, 5 s RPC, 30 s per transfer.
+    /// Defaults for a master at `master_addr`: 2 s connect, 5 s RPC, 5 s per slice transfer.
     pub fn new(master_addr: impl Into<String>) -> StoreConfig {
         StoreConfig {
             master_addr: master_addr.into(),
             cluster_id: mc_schema::handshake::DEFAULT_CLUSTER_ID.to_string(),
             connect_timeout: Duration::from_secs(2),
             rpc_timeout: Duration::from_secs(5),
-            transfer_timeout: Duration::from_secs(30),
+            transfer_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -49,6 +50,7 @@ pub struct Store {
     client_id: u64,
     master: MasterPool,
     data: DataPool,
+    health: EndpointHealth,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -99,6 +101,7 @@ impl Store {
         Ok(Store {
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
             client_id: rand::random::<u64>() | 1,
+            health: EndpointHealth::default(),
             master,
             cfg,
         })
@@ -132,26 +135,43 @@ impl Store {
     }
 
     /// Runs `f` on a pooled connection to `endpoint`; a stale pooled connection is replaced
-    /// once. Connections that failed are dropped.
+    /// once. Connections that failed are dropped; an endpoint that failed is backed off.
     fn with_data<T>(
         &self,
         endpoint: &str,
         mut f: impl FnMut(&mut DataConn) -> std::result::Result<T, TransferError>,
     ) -> Result<T> {
-        let mut c = self.data.take(endpoint)?;
-        match f(&mut c) {
-            Ok(v) => {
-                self.data.give(c);
-                Ok(v)
-            }
+        if self.health.backed_off(endpoint) {
+            return Err(Error::new(
+                ErrorCode::TransferFail,
+                format!("shard {endpoint} failed recently; backing off"),
+            ));
+        }
+        let r = self.data.take(endpoint).and_then(|mut c| match f(&mut c) {
+            Ok(v) => Ok((v, c)),
             Err(TransferError::Io { .. }) => {
                 let mut c =
                     DataConn::connect(endpoint, &self.cfg.cluster_id, self.cfg.connect_timeout)?;
-                let v = f(&mut c)?;
-                self.data.give(c);
-                Ok(v)
+                Ok((f(&mut c)?, c))
             }
             Err(e) => Err(e.into()),
+        });
+        match r {
+            Ok((v, c)) => {
+                self.data.give(c);
+                self.health.ok(endpoint);
+                Ok(v)
+            }
+            Err(e) => {
+                if matches!(
+                    e.code(),
+                    ErrorCode::TransferFail | ErrorCode::RpcTimeout | ErrorCode::RpcFail
+                ) {
+                    self.health.failed(endpoint);
+                    self.data.purge(endpoint);
+                }
+                Err(e)
+            }
         }
     }
 
@@ -215,18 +235,20 @@ impl Store {
         }
         let start = rand::random_range(0..r.replicas.len());
         let mut last = None;
+        let mut corrupt = None;
         for k in 0..r.replicas.len() {
             let rep = &r.replicas[(start + k) % r.replicas.len()];
             match self.read_replica(rep, buf, &r.slice_crcs) {
                 Ok(()) => return Ok(()),
+                Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
                 Err(e) => last = Some(e),
             }
         }
-        let e = last.expect("at least one replica was tried");
-        Err(match e.code() {
-            ErrorCode::ChecksumMismatch | ErrorCode::RpcTimeout => e,
-            _ => Error::new(ErrorCode::TransferFail, format!("no replica readable: {e}")),
-        })
+        // Corruption is reported as such; anything else means no replica was reachable.
+        Err(corrupt.unwrap_or_else(|| {
+            let e = last.expect("at least one replica was tried");
+            Error::new(ErrorCode::TransferFail, format!("no replica readable: {e}"))
+        }))
     }
 
     /// Stores `value` under `key`. An existing key is refused with OBJECT_ALREADY_EXISTS
@@ -284,24 +306,39 @@ impl Store {
                 continue;
             }
             let crcs = slice_crcs(value);
-            match st
-                .replicas
-                .iter()
-                .try_for_each(|r| self.write_replica(r, value, &crcs))
-            {
-                Ok(()) => {
-                    ends.push((key.to_string(), crcs));
-                    end_idx.push(i);
+            let mut failed = Vec::new();
+            let mut first_err = None;
+            for (ri, r) in st.replicas.iter().enumerate() {
+                if let Err(e) = self.write_replica(r, value, &crcs) {
+                    failed.push(ri as u32);
+                    first_err.get_or_insert(e);
                 }
-                Err(e) => {
+            }
+            match first_err {
+                Some(e) if failed.len() == st.replicas.len() => {
                     revokes.push(key.to_string());
                     results[i] = Some(Err(e));
+                }
+                _ => {
+                    if let Some(e) = first_err {
+                        tracing::warn!(
+                            key,
+                            failed = failed.len(),
+                            "replica write failed; committing the others: {e}"
+                        );
+                    }
+                    ends.push(PutEndItem {
+                        key: key.to_string(),
+                        slice_crcs: crcs,
+                        failed_replicas: failed,
+                    });
+                    end_idx.push(i);
                 }
             }
         }
         if !revokes.is_empty() {
-            // Best effort: a revoke that does not arrive is cleaned up by the master's
-            // zombie PutStart handling.
+            // Best effort: a lost revoke leaves a pending object that is never readable;
+            // its space waits for the master's zombie-PutStart cleanup.
             let _ = self.call(&Request::PutRevoke { keys: revokes });
         }
         if !ends.is_empty() {

@@ -1,6 +1,6 @@
 //! A shard: one glommio executor owning its segments and its data port.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -18,6 +18,9 @@ use crate::DataplaneError;
 use crate::control::ShardLink;
 use crate::segment::SegmentMem;
 use crate::transfer::server::serve_connection;
+
+/// Control polls (20 ms apart) with no transfer in flight before a drain is answered.
+const DRAIN_QUIET_POLLS: u32 = 5;
 
 /// How one shard is set up.
 #[derive(Debug, Clone)]
@@ -62,6 +65,8 @@ impl ShardHandle {
 pub(crate) struct ShardState {
     pub(crate) segments: RefCell<HashMap<u64, Rc<SegmentMem>>>,
     pub(crate) cluster_id: String,
+    /// Transfers between header and answer right now.
+    pub(crate) in_flight: Cell<usize>,
 }
 
 impl ShardState {
@@ -168,6 +173,7 @@ async fn run_shard<L: ShardLink>(
     let state = Rc::new(ShardState {
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),
         cluster_id: cfg.cluster_id.clone(),
+        in_flight: Cell::new(0),
     });
     let _ = ready.send(Ok(info.clone()));
     let _ = link.send(FromShard::Segment(info.clone()));
@@ -192,8 +198,25 @@ async fn run_shard<L: ShardLink>(
         }
     };
     let control = async {
+        // Quiet polls still needed before answering a Drain (None = no drain asked).
+        let mut drain_quiet: Option<u32> = None;
         loop {
+            if let Some(q) = drain_quiet {
+                let q = if state.in_flight.get() == 0 {
+                    q.saturating_sub(1)
+                } else {
+                    DRAIN_QUIET_POLLS
+                };
+                drain_quiet = Some(q);
+                if q == 0 {
+                    let _ = link.send(FromShard::Drained {
+                        shard: cfg.index as u32,
+                    });
+                    drain_quiet = None;
+                }
+            }
             match link.try_recv() {
+                Ok(Some(ToShard::Drain)) => drain_quiet = Some(DRAIN_QUIET_POLLS),
                 Ok(Some(ToShard::Describe)) => {
                     let segs: Vec<SegmentInfo> = state
                         .segments

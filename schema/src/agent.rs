@@ -24,6 +24,8 @@ pub struct SegmentInfo {
 pub enum ToShard {
     /// Report every segment this shard serves.
     Describe,
+    /// Answer `Drained` once no transfer has been in flight for a short quiet period.
+    Drain,
     /// Stop the shard's executor: close the listener and exit.
     Stop,
 }
@@ -33,6 +35,11 @@ pub enum ToShard {
 pub enum FromShard {
     /// One segment (answer to Describe; also sent unasked once a shard is up).
     Segment(SegmentInfo),
+    /// No transfer in flight (answer to Drain).
+    Drained {
+        /// Shard index.
+        shard: u32,
+    },
     /// The shard stopped.
     Stopped {
         /// Shard index.

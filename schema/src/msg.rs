@@ -108,9 +108,8 @@ pub enum Request {
         items: Vec<(String, u64)>,
         config: ReplicateConfig,
     },
-    /// (key, CRC32C of each slice) pairs.
     PutEnd {
-        items: Vec<(String, Vec<u32>)>,
+        items: Vec<PutEndItem>,
     },
     PutRevoke {
         keys: Vec<String>,
@@ -135,6 +134,22 @@ pub enum Request {
     RemoveAll {
         force: bool,
     },
+    /// The node is leaving: no new allocations in these segments.
+    DrainSegments {
+        client_id: u64,
+        segment_ids: Vec<u64>,
+    },
+}
+
+/// Commit of one object written by PutStart's replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutEndItem {
+    /// The key.
+    pub key: String,
+    /// CRC32C of each slice.
+    pub slice_crcs: Vec<u32>,
+    /// Indexes of replicas whose transfer failed; the master drops them.
+    pub failed_replicas: Vec<u32>,
 }
 
 impl Request {
@@ -153,6 +168,7 @@ impl Request {
             Request::Remove { .. } => "remove",
             Request::RemoveByRegex { .. } => "remove_by_regex",
             Request::RemoveAll { .. } => "remove_all",
+            Request::DrainSegments { .. } => "drain_segments",
         }
     }
 }
@@ -398,14 +414,16 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
         Request::PutEnd { items } => {
             let items: Vec<_> = items
                 .iter()
-                .map(|(k, crcs)| {
-                    let key = fbb.create_string(k);
-                    let crcs = fbb.create_vector(crcs);
+                .map(|i| {
+                    let key = fbb.create_string(&i.key);
+                    let crcs = fbb.create_vector(&i.slice_crcs);
+                    let failed = fbb.create_vector(&i.failed_replicas);
                     fb::PutEndItem::create(
                         fbb,
                         &fb::PutEndItemArgs {
                             key: Some(key),
                             slice_crcs: Some(crcs),
+                            failed_replicas: Some(failed),
                         },
                     )
                 })
@@ -448,6 +466,20 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
         Request::RemoveAll { force } => {
             let t = fb::RemoveAll::create(fbb, &fb::RemoveAllArgs { force: *force });
             (fb::RequestBody::RemoveAll, t.as_union_value())
+        }
+        Request::DrainSegments {
+            client_id,
+            segment_ids,
+        } => {
+            let ids = fbb.create_vector(segment_ids);
+            let t = fb::DrainSegments::create(
+                fbb,
+                &fb::DrainSegmentsArgs {
+                    client_id: *client_id,
+                    segment_ids: Some(ids),
+                },
+            );
+            (fb::RequestBody::DrainSegments, t.as_union_value())
         }
     };
     let root = fb::Request::create(
@@ -559,12 +591,16 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 .items()
                 .map(|v| {
                     v.iter()
-                        .map(|i| {
-                            let crcs = i
+                        .map(|i| PutEndItem {
+                            key: i.key().unwrap_or_default().to_string(),
+                            slice_crcs: i
                                 .slice_crcs()
                                 .map(|c| c.iter().collect())
-                                .unwrap_or_default();
-                            (i.key().unwrap_or_default().to_string(), crcs)
+                                .unwrap_or_default(),
+                            failed_replicas: i
+                                .failed_replicas()
+                                .map(|c| c.iter().collect())
+                                .unwrap_or_default(),
                         })
                         .collect()
                 })
@@ -602,6 +638,18 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
+        fb::RequestBody::DrainSegments => {
+            let d = r
+                .body_as_drain_segments()
+                .ok_or_else(|| missing("drain_segments"))?;
+            Request::DrainSegments {
+                client_id: d.client_id(),
+                segment_ids: d
+                    .segment_ids()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default(),
+            }
+        }
         other => {
             return Err(SchemaError::Invalid(format!(
                 "unknown request type {}",
@@ -825,7 +873,15 @@ mod tests {
             },
         });
         rt_req(Request::PutEnd {
-            items: vec![("k".into(), vec![1, 2, 3])],
+            items: vec![PutEndItem {
+                key: "k".into(),
+                slice_crcs: vec![1, 2, 3],
+                failed_replicas: vec![1],
+            }],
+        });
+        rt_req(Request::DrainSegments {
+            client_id: 4,
+            segment_ids: vec![5, 6],
         });
         rt_req(Request::PutRevoke { keys: keys.clone() });
         rt_req(Request::GetReplicaList { keys: keys.clone() });

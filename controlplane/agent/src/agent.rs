@@ -26,6 +26,8 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// Deadline of one master call.
     pub rpc_timeout: Duration,
+    /// Longest wait for in-flight transfers when the node stops.
+    pub drain_timeout: Duration,
 }
 
 /// What the node's REST `/health` reports.
@@ -184,6 +186,19 @@ impl<L: AgentLink> Agent<L> {
 
     fn shutdown(&mut self) {
         if self.mounted {
+            // 1. No new allocations on this node.
+            let ids = self.segments.iter().map(|s| s.segment_id).collect();
+            let req = Request::DrainSegments {
+                client_id: self.client_id,
+                segment_ids: ids,
+            };
+            match self.call(&req) {
+                Ok(_) => info!("draining: the master places nothing new here"),
+                Err(e) => warn!("drain request failed: {e}"),
+            }
+            // 2. Let transfers already under way finish.
+            self.wait_for_shards(ToShard::Drain, |m| matches!(m, FromShard::Drained { .. }));
+            // 3. Leave the cluster.
             for s in self.segments.clone() {
                 let req = Request::UnmountSegment {
                     client_id: self.client_id,
@@ -197,14 +212,25 @@ impl<L: AgentLink> Agent<L> {
             self.status.mounted_segments.store(0, Ordering::Release);
             info!("segments unmounted");
         }
+        self.wait_for_shards(ToShard::Stop, |m| matches!(m, FromShard::Stopped { .. }));
+    }
+
+    /// Sends `msg` to every shard and waits (up to the drain timeout) for each to answer
+    /// with a message matching `done`.
+    fn wait_for_shards(&self, msg: ToShard, done: impl Fn(&FromShard) -> bool) {
         for l in &self.links {
-            let _ = l.send(ToShard::Stop);
+            let _ = l.send(msg.clone());
         }
-        for l in &self.links {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
+        let deadline = Instant::now() + self.cfg.drain_timeout;
+        for (i, l) in self.links.iter().enumerate() {
+            loop {
+                if Instant::now() >= deadline {
+                    warn!(shard = i, "no answer to {msg:?} within the drain timeout");
+                    break;
+                }
                 match l.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(FromShard::Stopped { .. })) | Err(_) => break,
+                    Ok(Some(m)) if done(&m) => break,
+                    Err(_) => break,
                     _ => {}
                 }
             }

@@ -82,6 +82,10 @@ pub struct StoreConfig {
     /// Deadline of one master call (bare number = milliseconds).
     #[arg(long = "rpc_timeout", default_value = "5000", value_parser = millis)]
     pub rpc_timeout: Duration,
+    /// On SIGTERM, longest wait for in-flight transfers before unmounting (bare number =
+    /// milliseconds).
+    #[arg(long = "drain_timeout", default_value = "30s", value_parser = millis)]
+    pub drain_timeout: Duration,
     /// Log level filter, or set RUST_LOG.
     #[arg(long = "log_level", default_value = "info")]
     pub log_level: String,

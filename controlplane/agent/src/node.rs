@@ -96,6 +96,7 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
             host: cfg.local_hostname.clone(),
             heartbeat_interval: cfg.heartbeat_interval,
             rpc_timeout: cfg.rpc_timeout,
+            drain_timeout: cfg.drain_timeout,
         },
         links,
         status,

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use mc_schema::ErrorCode;
 use mc_schema::limits::slice_count;
-use mc_schema::msg::{ReplicaDesc, ReplicaListResult, ReplicateConfig};
+use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig};
 use parking_lot::Mutex;
 
 use crate::segments::{ReplicaAlloc, Segments};
@@ -116,19 +116,38 @@ impl ObjectStore {
         Ok(descs)
     }
 
-    /// Commits a pending object with its per-slice CRCs.
-    pub fn put_end(&self, key: &str, crcs: Vec<u32>) -> ErrorCode {
-        let mut shard = self.shard(key).lock();
-        let Some(o) = shard.get_mut(key) else {
+    /// Commits a pending object with its per-slice CRCs, first dropping the replicas whose
+    /// transfer failed. With none left the object is revoked and TRANSFER_FAIL returned.
+    pub fn put_end(&self, item: PutEndItem) -> ErrorCode {
+        let mut shard = self.shard(&item.key).lock();
+        let Some(o) = shard.get_mut(&item.key) else {
             return ErrorCode::ObjectNotFound;
         };
         if o.complete {
             return ErrorCode::InvalidWrite;
         }
-        if crcs.len() as u64 != slice_count(o.size) {
+        if item.slice_crcs.len() as u64 != slice_count(o.size)
+            || item
+                .failed_replicas
+                .iter()
+                .any(|&i| i as usize >= o.replicas.len())
+        {
             return ErrorCode::InvalidParams;
         }
-        o.slice_crcs = crcs;
+        let mut idx = 0u32;
+        o.replicas.retain(|r| {
+            let failed = item.failed_replicas.contains(&idx);
+            idx += 1;
+            if failed {
+                r.free();
+            }
+            !failed
+        });
+        if o.replicas.is_empty() {
+            shard.remove(&item.key);
+            return ErrorCode::TransferFail;
+        }
+        o.slice_crcs = item.slice_crcs;
         o.complete = true;
         ErrorCode::Ok
     }

@@ -32,13 +32,20 @@ pub struct Segment {
     pub size_bytes: u64,
     /// Cleared at unmount: no new allocations, frees become no-ops.
     mounted: AtomicBool,
+    /// Set when the node drains: no new allocations, existing objects stay readable.
+    draining: AtomicBool,
     alloc: Mutex<OffsetAllocator>,
 }
 
 impl Segment {
-    /// Whether the segment still takes allocations.
+    /// Whether the segment is mounted (its memory still exists).
     pub fn is_mounted(&self) -> bool {
         self.mounted.load(Ordering::Acquire)
+    }
+
+    /// Whether the segment takes new allocations.
+    pub fn is_allocatable(&self) -> bool {
+        self.is_mounted() && !self.draining.load(Ordering::Acquire)
     }
 
     /// Bytes allocated.
@@ -47,7 +54,7 @@ impl Segment {
     }
 
     fn allocate(&self, bytes: u64) -> Option<Allocation> {
-        if !self.is_mounted() {
+        if !self.is_allocatable() {
             return None;
         }
         self.alloc.lock().allocate(bytes)
@@ -128,6 +135,9 @@ pub struct Segments {
     by_id: RwLock<HashMap<u64, Arc<Segment>>>,
     generation: AtomicU64,
     max_allocations: u32,
+    /// Replicas placed on a host that already holds another replica of the same object
+    /// (fewer hosts than replicas).
+    pub shared_host_replicas_total: AtomicU64,
 }
 
 impl Segments {
@@ -137,7 +147,18 @@ impl Segments {
             by_id: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(1),
             max_allocations,
+            shared_host_replicas_total: AtomicU64::new(0),
         }
+    }
+
+    /// Stops allocations in the given segments of `client_id`; returns how many were found.
+    pub fn drain(&self, client_id: u64, ids: &[u64]) -> usize {
+        let map = self.by_id.read();
+        ids.iter()
+            .filter_map(|id| map.get(id))
+            .filter(|s| s.client_id == client_id)
+            .map(|s| s.draining.store(true, Ordering::Release))
+            .count()
     }
 
     /// Mounts a segment. Re-mounting the same id by the same client is accepted (idempotent).
@@ -170,6 +191,7 @@ impl Segments {
             client_id,
             size_bytes,
             mounted: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
             alloc: Mutex::new(OffsetAllocator::new(size_bytes, self.max_allocations)),
         });
         map.insert(id, seg.clone());
@@ -237,6 +259,16 @@ impl Segments {
                     .flat_map(|r| r.slices.iter().map(|s| s.segment.id))
                     .collect();
                 if let Some(r) = self.place_on_host(len, segs, &avoid) {
+                    if used_hosts.contains(&host.as_str()) {
+                        self.shared_host_replicas_total
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            %host,
+                            replicas = replica_num,
+                            hosts = hosts.len(),
+                            "fewer hosts than replicas: two replicas share a host (on distinct segments)"
+                        );
+                    }
                     used_hosts.push(host);
                     placed.push(r);
                     done = true;
@@ -253,7 +285,7 @@ impl Segments {
     fn hosts_in_order(&self, preferred: &[String]) -> Vec<(String, Vec<Arc<Segment>>)> {
         let map = self.by_id.read();
         let mut by_host: HashMap<&str, Vec<Arc<Segment>>> = HashMap::new();
-        for s in map.values().filter(|s| s.is_mounted()) {
+        for s in map.values().filter(|s| s.is_allocatable()) {
             by_host.entry(s.host.as_str()).or_default().push(s.clone());
         }
         let mut rng = rand::rng();

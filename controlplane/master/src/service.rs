@@ -233,7 +233,7 @@ impl mc_rpc::Service for MasterService {
                 }
                 let codes = items
                     .into_iter()
-                    .map(|(k, crcs)| self.objects.put_end(&k, crcs).code())
+                    .map(|item| self.objects.put_end(item).code())
                     .collect();
                 Response::ok(ResponseBody::Statuses(codes))
             }
@@ -265,6 +265,18 @@ impl mc_rpc::Service for MasterService {
             Request::RemoveAll { force } => {
                 let n = self.objects.remove_matching(|_| true, force, now);
                 Response::ok(ResponseBody::Count(n))
+            }
+            Request::DrainSegments {
+                client_id,
+                segment_ids,
+            } => {
+                let n = self.segments.drain(client_id, &segment_ids);
+                info!(
+                    client_id,
+                    segments = n,
+                    "node draining: its segments take no new allocations"
+                );
+                Response::ok(ResponseBody::Count(n as u64))
             }
         }
     }

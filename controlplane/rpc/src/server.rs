@@ -56,8 +56,12 @@ impl Default for ServerConfig {
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `listener` until `shutdown` completes; then stops accepting (open connections
-/// finish the requests they already sent, up to their next read).
+/// How long a stopping server waits for its connections to finish what they received.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `listener` until `shutdown` completes. Then it stops accepting; every connection
+/// answers the requests it has fully received and closes; the call returns once they are
+/// all closed (or after 5 s).
 pub async fn serve(
     listener: TcpListener,
     svc: Arc<dyn Service>,
@@ -66,6 +70,7 @@ pub async fn serve(
 ) {
     let cfg = Arc::new(cfg);
     let live = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -84,15 +89,20 @@ pub async fn serve(
             continue;
         }
         live.fetch_add(1, Ordering::Relaxed);
-        let (svc, cfg, live) = (svc.clone(), cfg.clone(), live.clone());
+        let (svc, cfg, live, stop) = (svc.clone(), cfg.clone(), live.clone(), stop_rx.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &*svc, &cfg).await {
+            if let Err(e) = connection(stream, &*svc, &cfg, stop).await {
                 debug!(%peer, "connection closed: {e}");
             }
             live.fetch_sub(1, Ordering::Relaxed);
         });
     }
-    info!("RPC server stopped accepting");
+    info!("RPC server stopped accepting; closing connections");
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while live.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn handshake(stream: &mut TcpStream, cfg: &ServerConfig) -> Result<(), String> {
@@ -117,6 +127,7 @@ async fn connection(
     mut stream: TcpStream,
     svc: &dyn Service,
     cfg: &ServerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     if cfg.tcp_nodelay {
         let _ = stream.set_nodelay(true);
@@ -164,14 +175,24 @@ async fn connection(
         if inbuf.capacity() - inbuf.len() < 16 * 1024 {
             inbuf.reserve(64 * 1024);
         }
-        let read = stream.read_buf(&mut inbuf);
-        let n = match cfg.idle_timeout {
-            Some(t) => tokio::time::timeout(t, read)
-                .await
-                .map_err(|_| "idle timeout".to_string())?,
-            None => read.await,
+        // Everything received so far is answered; a stopping server closes here.
+        if *stop.borrow() {
+            return Ok(());
         }
-        .map_err(|e| e.to_string())?;
+        let read = async {
+            let read = stream.read_buf(&mut inbuf);
+            match cfg.idle_timeout {
+                Some(t) => tokio::time::timeout(t, read)
+                    .await
+                    .map_err(|_| "idle timeout".to_string())?,
+                None => read.await,
+            }
+            .map_err(|e| e.to_string())
+        };
+        let n = tokio::select! {
+            r = read => r?,
+            _ = stop.changed() => return Ok(()),
+        };
         if n == 0 {
             return Ok(());
         }

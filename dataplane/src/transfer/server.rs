@@ -53,11 +53,14 @@ pub(crate) async fn serve_connection(
             .await
             .map_err(|e| e.to_string())?;
         let h = TransferHeader::decode(&hdr).map_err(|e| format!("bad transfer header: {e}"))?;
-        match h.op {
-            Op::Write => write(&mut stream, state, &h).await?,
-            Op::Read => read(&mut stream, state, &h, &mut out).await?,
-            other => return Err(format!("unexpected op {other:?} from a client")),
-        }
+        state.in_flight.set(state.in_flight.get() + 1);
+        let r = match h.op {
+            Op::Write => write(&mut stream, state, &h).await,
+            Op::Read => read(&mut stream, state, &h, &mut out).await,
+            other => Err(format!("unexpected op {other:?} from a client")),
+        };
+        state.in_flight.set(state.in_flight.get() - 1);
+        r?;
     }
 }
 

@@ -169,6 +169,12 @@ impl LocalCluster {
         self.node_mut(i).child.wait_exit(timeout)
     }
 
+    /// Waits up to `timeout` for the master to exit and returns its exit status; `None` if
+    /// it is still running.
+    pub fn wait_master_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.master.child.wait_exit(timeout)
+    }
+
     /// Waits until node `i` reports all segments mounted again (e.g. after `SIGCONT` or a
     /// master restart), up to the spec's ready timeout.
     ///
