@@ -35,8 +35,8 @@ fn hosts_cluster(n: usize, segment: &str) -> LocalCluster {
 
 fn client(c: &LocalCluster) -> Store {
     Store::connect(StoreConfig {
-        connect_timeout: Duration::from_millis(500),
-        transfer_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        transfer_timeout: Duration::from_secs(2),
         ..StoreConfig::new(c.master_addr())
     })
     .expect("client connects")
@@ -166,6 +166,11 @@ fn fewer_hosts_than_replicas_still_places_on_distinct_segments() {
     assert_eq!(reps.len(), 2, "{reps:?}");
     assert_ne!(reps[0].slices[0].segment_id, reps[1].slices[0].segment_id);
     assert_eq!(s.get("k").unwrap(), pattern(1000, 1));
+    // The master counts replicas that had to share a host.
+    let health =
+        mc_cluster::probe::http_get(&c.metrics_addr(), "/health", Duration::from_secs(5)).unwrap();
+    let shared = mc_cluster::probe::json_u64_field(&health.body, "shared_host_replicas_total");
+    assert_eq!(shared, Some(1), "{}", health.body);
 }
 
 #[test]
@@ -177,6 +182,7 @@ fn a_stalled_node_makes_gets_fall_over_to_the_other_replica() {
         s.put(k, &pattern(20_000, i as u64), &two()).unwrap();
     }
     c.signal_node(0, libc::SIGSTOP);
+    common::wait_stopped(c.node_pid(0).expect("node runs"));
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(
             s.get(k).unwrap(),
@@ -276,4 +282,31 @@ fn sigterm_on_the_master_exits_zero_and_clients_get_errors_not_hangs() {
         matches!(e.code(), ErrorCode::RpcFail | ErrorCode::RpcTimeout),
         "{e}"
     );
+}
+
+#[test]
+fn preferred_segments_and_bare_hosts_are_tried_first() {
+    let c = hosts_cluster(3, "64MB");
+    let s = client(&c);
+    for i in 0..10 {
+        let k = format!("p{i}");
+        let cfg = ReplicateConfig {
+            preferred_segments: vec!["127.0.0.4".into()],
+            ..ReplicateConfig::default()
+        };
+        s.put(&k, b"v", &cfg).unwrap();
+        assert_eq!(replica_hosts(&s, &k), vec!["127.0.0.4".to_string()]);
+    }
+    // An exact segment name (host:port) works too, and a second replica goes elsewhere.
+    s.put("probe", b"v", &ReplicateConfig::default()).unwrap();
+    let seg = s.replicas("probe").unwrap()[0].slices[0].endpoint.clone();
+    let cfg = ReplicateConfig {
+        replica_num: 2,
+        preferred_segments: vec![seg.clone()],
+        ..ReplicateConfig::default()
+    };
+    s.put("exact", b"v", &cfg).unwrap();
+    let reps = s.replicas("exact").unwrap();
+    assert_eq!(reps[0].slices[0].endpoint, seg);
+    assert_ne!(replica_hosts(&s, "exact")[0], replica_hosts(&s, "exact")[1]);
 }

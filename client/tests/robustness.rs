@@ -259,12 +259,13 @@ fn many_requests_in_flight_on_one_master_connection() {
 fn a_stalled_master_gives_rpc_timeout_within_the_deadline() {
     let mut c = cluster(1, "64MB");
     let s = mooncake_rs::Store::connect(mooncake_rs::StoreConfig {
-        rpc_timeout: Duration::from_millis(300),
+        rpc_timeout: Duration::from_secs(2),
         ..mooncake_rs::StoreConfig::new(c.master_addr())
     })
     .unwrap();
     s.put("k", b"v", &ReplicateConfig::default()).unwrap();
     c.signal_master(libc::SIGSTOP);
+    common::wait_stopped(c.master_pid().expect("master runs"));
     let e = s.get("k").unwrap_err();
     c.signal_master(libc::SIGCONT);
     assert_eq!(e.code(), ErrorCode::RpcTimeout, "{e}");

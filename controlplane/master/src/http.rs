@@ -33,6 +33,11 @@ async fn health(State(s): State<HttpState>) -> Json<Value> {
         "keys": s.svc.objects.len(),
         "allocated_bytes": used,
         "capacity_bytes": total,
+        "shared_host_replicas_total": s
+            .svc
+            .segments
+            .shared_host_replicas_total
+            .load(std::sync::atomic::Ordering::Relaxed),
     }))
 }
 
