@@ -1,52 +1,71 @@
-//! `mc-bench`: throughput and latency of mooncake-rs puts and gets.
+//! `mc-bench`: throughput and latency of mooncake-rs, with a same-run ceiling.
 //!
 //! With no `--master` it starts a master and one store node as child processes (killed at
-//! exit) and runs put then get for each size, checking every value read back byte for byte.
+//! exit). For each size and batch it interleaves, `--repeat` times: a ceiling measurement,
+//! the put phase, a ceiling measurement, the get phase. It reports medians, the spread, and
+//! the ratio of each case to its ceiling. Every value read back is checked byte for byte.
 
+mod ceiling;
 mod payload;
 mod report;
 mod run;
+mod zipf;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
-use mooncake_rs::{Store, StoreConfig};
+use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
+
+use report::CaseResult;
+use run::{Op, Phase};
 
 /// Command-line flags.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "mc-bench",
-    about = "Throughput/latency harness for mooncake-rs"
+    about = "Throughput/latency harness for mooncake-rs with same-run ceilings",
+    after_help = "`mc-bench ceiling-server` runs the ceiling's server side (started by mc-bench itself)."
 )]
 pub struct Args {
     /// An existing cluster's master (host:port); without it a local master and store node
-    /// are started.
+    /// are started (TCP only).
     #[arg(long)]
     pub master: Option<String>,
-    /// Value sizes, comma separated (e.g. 4KB,1MB,16MB).
-    #[arg(long, default_value = "4KB,1MB,16MB", value_delimiter = ',')]
+    /// Value sizes, comma separated.
+    #[arg(long, default_value = "4KB,64KB,1MB,16MB", value_delimiter = ',')]
     pub sizes: Vec<String>,
-    /// Bytes written (and then read) per case; the op count is bytes / size, clamped to
-    /// [--min-ops, --max-ops].
-    #[arg(long, default_value = "256MB")]
-    pub bytes: String,
-    /// Fewest operations per case.
-    #[arg(long, default_value_t = 64)]
-    pub min_ops: u64,
-    /// Most operations per case.
-    #[arg(long, default_value_t = 20_000)]
-    pub max_ops: u64,
+    /// Keys per call, comma separated (1 = single put/get).
+    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    pub batch: Vec<usize>,
     /// Client threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Keys per batch call (1 = single put/get).
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
+    /// Working set per case: bytes put (then read); keys = bytes / size.
+    #[arg(long, default_value = "512MB")]
+    pub bytes: String,
+    /// Cap on each phase, in seconds (0 = none); keys done by then count.
+    #[arg(long, default_value_t = 0.0)]
+    pub duration: f64,
+    /// Interleaved repetitions of ceiling and case per size and batch.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
     /// Replicas per object.
     #[arg(long, default_value_t = 1)]
     pub replicas: u32,
+    /// Key length in bytes (keys are padded to it).
+    #[arg(long, default_value_t = 24)]
+    pub key_size: usize,
+    /// Zipf exponent for skewed gets (e.g. 0.99); unset = every key once, in order.
+    #[arg(long)]
+    pub zipf: Option<f64>,
+    /// Workload: `kv` (put then get of values).
+    #[arg(long, default_value = "kv")]
+    pub scenario: String,
+    /// Skip the ceiling measurements.
+    #[arg(long)]
+    pub no_ceiling: bool,
     /// Segment size of the store node started locally.
     #[arg(long, default_value = "1GB")]
     pub segment_size: String,
@@ -56,14 +75,21 @@ pub struct Args {
 }
 
 fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("ceiling-server") {
+        return ceiling::serve();
+    }
     let args = Args::parse();
-    let bytes = mc_bytes(&args.bytes)?;
+    if args.scenario != "kv" {
+        bail!("unknown --scenario `{}`; available: kv", args.scenario);
+    }
+    let bytes = size_arg(&args.bytes)?;
     let sizes = args
         .sizes
         .iter()
-        .map(|s| mc_bytes(s))
+        .map(|s| size_arg(s))
         .collect::<Result<Vec<u64>>>()?;
     let mut local = None;
+    let mut cap = u64::MAX;
     let master = match &args.master {
         Some(m) => m.clone(),
         None => {
@@ -71,9 +97,13 @@ fn main() -> Result<()> {
                 "mc-bench: starting a local master and store node ({})",
                 args.segment_size
             );
+            cap = size_arg(&args.segment_size)? / 10 * 9;
             let c = LocalCluster::start(ClusterSpec {
                 nodes: vec![NodeSpec {
                     segment_size: args.segment_size.clone(),
+                    // Hugepage-backed segments when the pool has room (fewer TLB misses in
+                    // the kernel's copies); plain pages otherwise, with a warning in the log.
+                    extra_args: vec!["--hugepages=try".into()],
                     ..NodeSpec::default()
                 }],
                 ready_timeout: Duration::from_secs(120),
@@ -87,28 +117,107 @@ fn main() -> Result<()> {
     };
     let store = Store::connect(StoreConfig::new(&master))
         .with_context(|| format!("connecting to {master}"))?;
-    let mut all_ok = true;
+    let ceiling = if args.no_ceiling {
+        None
+    } else {
+        Some(ceiling::CeilingServer::start()?)
+    };
     if !args.json {
         report::print_header();
     }
-    for size in sizes {
-        let ops = (bytes / size.max(1)).clamp(args.min_ops, args.max_ops);
-        for case in run::run_case(&store, &args, size, ops)? {
-            all_ok &= case.ok;
-            report::print(&case, args.json);
+    let mut all_ok = true;
+    for &size in &sizes {
+        for &batch in &args.batch {
+            for case in run_case(
+                &store,
+                ceiling.as_ref(),
+                &args,
+                size,
+                batch.max(1),
+                bytes.min(cap),
+            )? {
+                all_ok &= case.ok;
+                report::print(&case, args.json);
+            }
         }
-        store
-            .remove_all(true)
-            .context("clearing the store between cases")?;
     }
     drop(local);
     if !all_ok {
-        anyhow::bail!("some operations failed or read back wrong bytes");
+        bail!("some operations failed or read back wrong bytes");
     }
     Ok(())
 }
 
+/// Fewest round trips a ceiling measurement makes (unless its time cap ends it).
+const MIN_CEILING_OPS: u64 = 2000;
+
+fn run_case(
+    store: &Store,
+    ceiling: Option<&ceiling::CeilingServer>,
+    args: &Args,
+    size: u64,
+    batch: usize,
+    working_set: u64,
+) -> Result<Vec<CaseResult>> {
+    let keys = (working_set / size.max(1)).max(batch as u64);
+    let template = payload::template(size as usize);
+    let config = ReplicateConfig {
+        replica_num: args.replicas,
+        ..ReplicateConfig::default()
+    };
+    let max_time = (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration));
+    let ceiling_time = max_time
+        .unwrap_or(Duration::from_secs(3))
+        .min(Duration::from_secs(3));
+    let (mut puts, mut gets, mut cputs, mut cgets) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..args.repeat.max(1) {
+        let phase = |op, keys| Phase {
+            op,
+            size,
+            batch,
+            threads: args.threads.max(1),
+            keys,
+            max_time,
+            zipf: args.zipf,
+            key_size: args.key_size,
+            template: &template,
+            config: &config,
+        };
+        if let Some(c) = ceiling {
+            cputs.push(c.measure(
+                true,
+                size as usize,
+                batch,
+                keys.max(MIN_CEILING_OPS),
+                ceiling_time,
+            )?);
+        }
+        let put = run::run(store, &phase(Op::Put, keys));
+        if let Some(c) = ceiling {
+            cgets.push(c.measure(
+                false,
+                size as usize,
+                batch,
+                keys.max(MIN_CEILING_OPS),
+                ceiling_time,
+            )?);
+        }
+        // Reads cover the keys the put phase wrote (all of them unless --duration cut it).
+        let get = run::run(store, &phase(Op::Get, put.ops));
+        store
+            .remove_all(true)
+            .context("clearing the store between repetitions")?;
+        puts.push(put);
+        gets.push(get);
+    }
+    let threads = args.threads.max(1);
+    Ok(vec![
+        CaseResult::from_reps("put", size, batch, threads, &puts, &cputs),
+        CaseResult::from_reps("get", size, batch, threads, &gets, &cgets),
+    ])
+}
+
 /// Parses a size such as `4KB` or `1048576`.
-fn mc_bytes(s: &str) -> Result<u64> {
+fn size_arg(s: &str) -> Result<u64> {
     mooncake_rs::parse_size(s).map_err(|e| anyhow::anyhow!(e))
 }

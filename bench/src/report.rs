@@ -1,9 +1,10 @@
 //! Results of a case, as a table row or a JSON object.
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// One measured case.
+use crate::run::PhaseResult;
+
+/// One case: an op at one size and batch, over several interleaved repetitions.
 #[derive(Debug, Serialize)]
 pub struct CaseResult {
     /// `put` or `get`.
@@ -14,51 +15,78 @@ pub struct CaseResult {
     pub batch: usize,
     /// Client threads.
     pub threads: usize,
-    /// Operations (keys) completed.
+    /// Keys per repetition.
     pub ops: u64,
-    /// Operations per second.
+    /// Median keys per second over the repetitions.
     pub ops_per_s: f64,
-    /// Payload gigabytes (1e9) per second.
+    /// Payload gigabytes (1e9) per second at the median.
     pub gbps: f64,
-    /// Per-call latency percentiles, microseconds.
+    /// Per-call latency percentiles over all repetitions, microseconds.
     pub p50_us: u64,
     /// 99th percentile.
     pub p99_us: u64,
     /// 99.9th percentile.
     pub p999_us: u64,
-    /// Failed operations.
-    pub failed: u64,
-    /// Every value read back was byte-identical and nothing failed.
+    /// Median same-run ceiling, round trips (keys) per second; null when not measured.
+    pub ceiling: Option<f64>,
+    /// ops_per_s / ceiling.
+    pub ratio: Option<f64>,
+    /// (max - min) / median of the repetitions' ops/s.
+    pub spread: f64,
+    /// Every value read back was byte-identical and no operation failed.
     pub ok: bool,
+    /// Failed keys over all repetitions.
+    pub failed: u64,
+}
+
+/// Median of a non-empty list.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 impl CaseResult {
-    /// Builds a result from counts, elapsed seconds and a latency histogram (µs).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    /// Folds repetitions (and their ceilings) into one result.
+    pub fn from_reps(
         op: &'static str,
         size: u64,
         batch: usize,
         threads: usize,
-        ops: u64,
-        failed: u64,
-        secs: f64,
-        hist: &Histogram<u64>,
+        reps: &[PhaseResult],
+        ceilings: &[f64],
     ) -> CaseResult {
-        let ops_per_s = ops as f64 / secs;
+        let rates: Vec<f64> = reps.iter().map(PhaseResult::ops_per_s).collect();
+        let med = median(&rates);
+        let max = rates.iter().copied().fold(f64::MIN, f64::max);
+        let min = rates.iter().copied().fold(f64::MAX, f64::min);
+        let mut hist = reps[0].hist.clone();
+        for r in &reps[1..] {
+            hist.add(&r.hist).expect("same bounds");
+        }
+        let ceiling = (!ceilings.is_empty()).then(|| median(ceilings));
+        let failed = reps.iter().map(|r| r.failed).sum();
         CaseResult {
             op,
             size,
             batch,
             threads,
-            ops,
-            ops_per_s,
-            gbps: ops_per_s * size as f64 / 1e9,
+            ops: reps.iter().map(|r| r.ops).max().unwrap_or(0),
+            ops_per_s: med,
+            gbps: med * size as f64 / 1e9,
             p50_us: hist.value_at_quantile(0.50),
             p99_us: hist.value_at_quantile(0.99),
             p999_us: hist.value_at_quantile(0.999),
+            ceiling,
+            ratio: ceiling.map(|c| med / c),
+            spread: if med > 0.0 { (max - min) / med } else { 0.0 },
+            ok: failed == 0 && reps.iter().all(|r| r.ops > 0),
             failed,
-            ok: failed == 0,
         }
     }
 }
@@ -74,17 +102,20 @@ fn human(size: u64) -> String {
 /// Prints the table header.
 pub fn print_header() {
     println!(
-        "{:<4} {:>8} {:>5} {:>7} {:>8} {:>11} {:>8} {:>9} {:>9} {:>9} {:>4}",
+        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6} {:>3}",
         "op",
         "size",
         "batch",
-        "threads",
-        "ops",
+        "thr",
+        "keys",
         "ops/s",
         "GB/s",
-        "p50(us)",
-        "p99(us)",
-        "p999(us)",
+        "p50us",
+        "p99us",
+        "p999us",
+        "ceiling",
+        "ratio",
+        "spread",
         "ok"
     );
 }
@@ -95,8 +126,9 @@ pub fn print(c: &CaseResult, json: bool) {
         println!("{}", serde_json::to_string(c).expect("serializable"));
         return;
     }
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |x| format!("{x:.prec$}"));
     println!(
-        "{:<4} {:>8} {:>5} {:>7} {:>8} {:>11.0} {:>8.3} {:>9} {:>9} {:>9} {:>4}",
+        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9.0} {:>7.3} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6.2} {:>3}",
         c.op,
         human(c.size),
         c.batch,
@@ -107,6 +139,20 @@ pub fn print(c: &CaseResult, json: bool) {
         c.p50_us,
         c.p99_us,
         c.p999_us,
+        opt(c.ceiling, 0),
+        opt(c.ratio, 2),
+        c.spread,
         if c.ok { "yes" } else { "NO" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
 }

@@ -1,93 +1,207 @@
-//! Running one case: put every key, then get every key, from `threads` threads.
+//! One phase of a case: put (or get) a set of keys from `threads` threads, in batches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use hdrhistogram::Histogram;
 use mooncake_rs::{ReplicateConfig, Store};
 
-use crate::Args;
-use crate::payload::{check, stamp, template};
-use crate::report::CaseResult;
+use crate::payload::{check, stamp};
+use crate::zipf::Zipf;
 
-fn key(size: u64, i: u64) -> String {
-    format!("mc-bench-{size}-{i}")
+/// What a phase does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Put keys 0..n.
+    Put,
+    /// Get keys 0..n (or zipf-distributed among them).
+    Get,
 }
 
-/// Runs the put phase then the get phase of `ops` keys of `size` bytes.
-pub fn run_case(store: &Store, args: &Args, size: u64, ops: u64) -> Result<Vec<CaseResult>> {
-    let tmpl = template(size as usize);
-    let cfg = ReplicateConfig {
-        replica_num: args.replicas,
-        ..ReplicateConfig::default()
-    };
-    let threads = args.threads.max(1);
-    let batch = args.batch.max(1) as u64;
-    let mut out = Vec::new();
-    for op in ["put", "get"] {
-        let failed = AtomicU64::new(0);
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-        let start = Instant::now();
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..threads as u64)
-                .map(|t| {
-                    let (tmpl, cfg, failed) = (&tmpl, &cfg, &failed);
-                    sc.spawn(move || {
-                        let mut h =
-                            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-                        let mine: Vec<u64> = (0..ops).filter(|i| i % threads as u64 == t).collect();
-                        let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| tmpl.clone()).collect();
-                        for group in mine.chunks(batch as usize) {
-                            let keys: Vec<String> = group.iter().map(|&i| key(size, i)).collect();
-                            let t0 = Instant::now();
-                            let bad = if op == "put" {
-                                for (b, &i) in bufs.iter_mut().zip(group) {
-                                    stamp(b, i);
-                                }
-                                let items: Vec<(&str, &[u8])> = keys
-                                    .iter()
-                                    .zip(&bufs)
-                                    .map(|(k, b)| (k.as_str(), b.as_slice()))
-                                    .collect();
-                                store
-                                    .put_batch(&items, cfg)
-                                    .iter()
-                                    .filter(|r| r.is_err())
-                                    .count()
-                            } else {
-                                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-                                let got = store.get_batch(&refs);
-                                got.iter()
-                                    .zip(group)
-                                    .filter(|(r, i)| !matches!(r, Ok(v) if check(v, tmpl, **i)))
-                                    .count()
-                            };
-                            h.record(t0.elapsed().as_micros().max(1) as u64)
-                                .expect("in bounds");
-                            failed.fetch_add(bad as u64, Ordering::Relaxed);
-                        }
-                        h
-                    })
-                })
-                .collect();
-            for hnd in handles {
-                hist.add(hnd.join().expect("bench thread"))
-                    .expect("same bounds");
-            }
-        });
-        let secs = start.elapsed().as_secs_f64();
-        let f = failed.load(Ordering::Relaxed);
-        out.push(CaseResult::new(
-            op,
-            size,
-            batch as usize,
-            threads,
-            ops,
-            f,
-            secs,
-            &hist,
-        ));
+impl Op {
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Get => "get",
+        }
     }
-    Ok(out)
+}
+
+/// Parameters of a phase.
+pub struct Phase<'a> {
+    /// put or get.
+    pub op: Op,
+    /// Value size.
+    pub size: u64,
+    /// Keys per call.
+    pub batch: usize,
+    /// Client threads.
+    pub threads: usize,
+    /// Keys in the working set.
+    pub keys: u64,
+    /// Stop early after this long.
+    pub max_time: Option<Duration>,
+    /// Zipf exponent for gets (None = each key once, in order).
+    pub zipf: Option<f64>,
+    /// Key length in bytes.
+    pub key_size: usize,
+    /// Template value.
+    pub template: &'a [u8],
+    /// Placement.
+    pub config: &'a ReplicateConfig,
+}
+
+/// Outcome of a phase.
+pub struct PhaseResult {
+    /// Keys done.
+    pub ops: u64,
+    /// Keys that failed or read back wrong.
+    pub failed: u64,
+    /// Wall time.
+    pub secs: f64,
+    /// Per-call latency, microseconds.
+    pub hist: Histogram<u64>,
+}
+
+impl PhaseResult {
+    /// Keys per second.
+    pub fn ops_per_s(&self) -> f64 {
+        self.ops as f64 / self.secs.max(1e-9)
+    }
+}
+
+/// The key of index `i`, padded to `key_size` bytes.
+pub fn key(size: u64, i: u64, key_size: usize) -> String {
+    let k = format!("mcb-{size}-{i}");
+    if k.len() >= key_size {
+        k
+    } else {
+        format!("{k}{}", "~".repeat(key_size - k.len()))
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
+}
+
+/// Runs one phase and returns its counts and latencies.
+pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
+    let done = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    let next = AtomicU64::new(0);
+    let start = Instant::now();
+    let deadline = p.max_time.map(|t| start + t);
+    let mut hist = new_hist();
+    let mut busy = Duration::ZERO;
+    std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..p.threads)
+            .map(|_| {
+                let (done, failed, next) = (&done, &failed, &next);
+                sc.spawn(move || worker(store, p, next, deadline, done, failed))
+            })
+            .collect();
+        let mut last_report = Instant::now();
+        while workers.iter().any(|w| !w.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                last_report = Instant::now();
+                let n = done.load(Ordering::Relaxed);
+                eprintln!(
+                    "  .. {} {}B batch {}: {n}/{} keys, {:.0} keys/s",
+                    p.op.name(),
+                    p.size,
+                    p.batch,
+                    p.keys,
+                    n as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+        }
+        for w in workers {
+            let (h, b) = w.join().expect("bench worker");
+            hist.add(h).expect("same bounds");
+            busy = busy.max(b);
+        }
+    });
+    PhaseResult {
+        ops: done.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        // Time inside store calls, of the busiest worker: generating and checking values
+        // is excluded, as the ceiling does none of it.
+        secs: busy.as_secs_f64(),
+        hist,
+    }
+}
+
+fn worker(
+    store: &Store,
+    p: &Phase<'_>,
+    next: &AtomicU64,
+    deadline: Option<Instant>,
+    done: &AtomicU64,
+    failed: &AtomicU64,
+) -> (Histogram<u64>, Duration) {
+    let mut h = new_hist();
+    let mut busy = Duration::ZERO;
+    let zipf = match (p.op, p.zipf) {
+        (Op::Get, Some(s)) => Some(Zipf::new(p.keys, s)),
+        _ => None,
+    };
+    let mut rng = rand::rng();
+    let mut bufs: Vec<Vec<u8>> = (0..p.batch).map(|_| p.template.to_vec()).collect();
+    let mut group: Vec<u64> = Vec::with_capacity(p.batch);
+    let mut keys: Vec<String> = Vec::with_capacity(p.batch);
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        // Keys are claimed from a shared counter, so whatever a cut-short phase finished is
+        // a prefix 0..n that the get phase can read.
+        let start = next.fetch_add(p.batch as u64, Ordering::Relaxed);
+        if start >= p.keys {
+            break;
+        }
+        let end = (start + p.batch as u64).min(p.keys);
+        group.clear();
+        match &zipf {
+            Some(z) => group.extend((start..end).map(|_| z.sample(&mut rng))),
+            None => group.extend(start..end),
+        }
+        keys.clear();
+        keys.extend(group.iter().map(|&i| key(p.size, i, p.key_size)));
+        // Only the store call is timed: making and verifying values is the bench's own work.
+        let (bad, took) = match p.op {
+            Op::Put => {
+                for (b, &i) in bufs.iter_mut().zip(&group) {
+                    stamp(b, i);
+                }
+                let items: Vec<(&str, &[u8])> = keys
+                    .iter()
+                    .zip(&bufs)
+                    .map(|(k, b)| (k.as_str(), b.as_slice()))
+                    .collect();
+                let t0 = Instant::now();
+                let res = store.put_batch(&items, p.config);
+                let took = t0.elapsed();
+                (res.iter().filter(|r| r.is_err()).count(), took)
+            }
+            Op::Get => {
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let t0 = Instant::now();
+                let got = store.get_batch(&refs);
+                let took = t0.elapsed();
+                let bad = got
+                    .iter()
+                    .zip(&group)
+                    .filter(|(r, i)| !matches!(r, Ok(v) if check(v, p.template, **i)))
+                    .count();
+                (bad, took)
+            }
+        };
+        busy += took;
+        h.record(took.as_micros().max(1) as u64).expect("in bounds");
+        done.fetch_add(group.len() as u64, Ordering::Relaxed);
+        failed.fetch_add(bad as u64, Ordering::Relaxed);
+    }
+    (h, busy)
 }

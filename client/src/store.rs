@@ -81,7 +81,7 @@ fn check_batch(n: usize) -> Result<()> {
 fn slice_crcs(value: &[u8]) -> Vec<u32> {
     value
         .chunks(MAX_SLICE_BYTES as usize)
-        .map(crc32c::crc32c)
+        .map(mc_schema::checksum::crc32c)
         .collect()
 }
 
@@ -208,10 +208,10 @@ impl Store {
             let part = &mut buf[at..at + s.length as usize];
             at += s.length as usize;
             let deadline = Instant::now() + self.cfg.transfer_timeout;
-            self.with_data(&s.endpoint, |c| {
+            let got = self.with_data(&s.endpoint, |c| {
                 c.read_into(s.segment_id, s.offset, s.generation, part, deadline)
             })?;
-            if crc32c::crc32c(part) != *crc {
+            if got != *crc {
                 return Err(Error::new(
                     ErrorCode::ChecksumMismatch,
                     format!(
@@ -570,6 +570,9 @@ mod tests {
         let v = vec![7u8; (MAX_SLICE_BYTES as usize) + 10];
         let c = slice_crcs(&v);
         assert_eq!(c.len(), 2);
-        assert_eq!(c[1], crc32c::crc32c(&v[MAX_SLICE_BYTES as usize..]));
+        assert_eq!(
+            c[1],
+            mc_schema::checksum::crc32c(&v[MAX_SLICE_BYTES as usize..])
+        );
     }
 }

@@ -122,7 +122,7 @@ fn shard_refuses_a_payload_that_does_not_match_its_crc() {
         DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let evil = pattern(8192, 2);
-    let wrong_crc = crc32c::crc32c(&good);
+    let wrong_crc = mc_schema::checksum::crc32c(&good);
     let e = conn
         .write(
             slice.segment_id,
@@ -158,7 +158,7 @@ fn shard_refuses_a_payload_that_does_not_match_its_crc() {
             u64::MAX - 4,
             0,
             b"12345678",
-            crc32c::crc32c(b"12345678"),
+            mc_schema::checksum::crc32c(b"12345678"),
             deadline,
         )
         .unwrap_err();

@@ -11,6 +11,7 @@
 //! Decoders are total: any byte string yields a value or a [`SchemaError`], never a panic.
 
 pub mod agent;
+pub mod checksum;
 pub mod error_code;
 pub mod frame;
 pub mod handshake;

@@ -10,8 +10,12 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use mc_schema::ErrorCode;
+use mc_schema::checksum::Crc32c;
 use mc_schema::handshake::Role;
 use mc_schema::transfer::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
+
+/// Granularity of checksumming a payload while it is received.
+const CRC_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Errors of a transfer.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,7 @@ impl DataConn {
             .map_err(|e| err(e.to_string()))?;
         mc_rpc::client::handshake(&mut stream, Role::Client, cluster_id, connect_timeout)
             .map_err(|e| err(e.to_string()))?;
+        crate::transfer::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
         Ok(DataConn {
             stream,
             endpoint: endpoint.to_string(),
@@ -195,7 +200,8 @@ impl DataConn {
         self.read_answer(Op::WriteAck, h.request_id).map(|_| ())
     }
 
-    /// Reads `buf.len()` bytes at `offset` of `segment_id` into `buf`.
+    /// Reads `buf.len()` bytes at `offset` of `segment_id` into `buf` and returns their
+    /// CRC32C, computed chunk by chunk as the bytes arrive.
     pub fn read_into(
         &mut self,
         segment_id: u64,
@@ -203,7 +209,7 @@ impl DataConn {
         generation: u64,
         buf: &mut [u8],
         deadline: Instant,
-    ) -> Result<(), TransferError> {
+    ) -> Result<u32, TransferError> {
         self.arm(deadline)?;
         let h = self.header(Op::Read, segment_id, offset, buf.len() as u64, generation);
         self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
@@ -214,7 +220,12 @@ impl DataConn {
                 reason: format!("asked for {} bytes, shard sends {}", buf.len(), a.length),
             });
         }
-        self.stream.read_exact(buf).map_err(|e| self.io(e))
+        let mut crc = Crc32c::default();
+        for chunk in buf.chunks_mut(CRC_CHUNK_BYTES) {
+            self.stream.read_exact(chunk).map_err(|e| self.io(e))?;
+            crc.update(chunk);
+        }
+        Ok(crc.finish())
     }
 }
 

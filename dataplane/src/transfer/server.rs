@@ -9,10 +9,14 @@
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use mc_schema::ErrorCode;
+use mc_schema::checksum::Crc32c;
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
 use mc_schema::transfer::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
 
 use crate::shard::ShardState;
+
+/// Granularity of checksumming a payload while it is received.
+const CRC_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Payloads up to this size are answered with header and data in one write.
 const COALESCE_BYTES: usize = 64 * 1024;
@@ -23,6 +27,7 @@ pub(crate) async fn serve_connection(
     state: &ShardState,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    super::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let mut hello = [0u8; HELLO_BYTES];
     stream
         .read_exact(&mut hello)
@@ -82,8 +87,13 @@ async fn write(
     };
     // SAFETY: range checked just above; the master granted this range to this writer only.
     let dst = unsafe { seg.slice_mut(h.offset, h.length) };
-    stream.read_exact(dst).await.map_err(|e| e.to_string())?;
-    let status = if crc32c::crc32c(dst) == h.crc32c {
+    // Checksum each chunk as it lands, while the kernel keeps receiving the next one.
+    let mut crc = Crc32c::default();
+    for chunk in dst.chunks_mut(CRC_CHUNK_BYTES) {
+        stream.read_exact(chunk).await.map_err(|e| e.to_string())?;
+        crc.update(chunk);
+    }
+    let status = if crc.finish() == h.crc32c {
         0
     } else {
         ErrorCode::ChecksumMismatch.code()
