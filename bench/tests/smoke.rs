@@ -1,0 +1,75 @@
+//! mc-bench end to end: it starts its own master and store node, runs small cases with the
+//! ceiling, and prints one JSON object per case with every documented field.
+
+use std::process::Command;
+
+#[test]
+fn json_output_has_every_field_and_values_check_out() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mc-bench"))
+        .args([
+            "--sizes",
+            "4KB,64KB",
+            "--batch",
+            "1,4",
+            "--bytes",
+            "2MB",
+            "--repeat",
+            "2",
+            "--segment-size",
+            "64MB",
+            "--json",
+        ])
+        .output()
+        .expect("mc-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mc-bench failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(
+        cases.len(),
+        2 * 2 * 2,
+        "put+get for 2 sizes x 2 batches:\n{stdout}"
+    );
+    for c in &cases {
+        for f in [
+            "op",
+            "size",
+            "batch",
+            "threads",
+            "ops_per_s",
+            "gbps",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "ceiling",
+            "ratio",
+            "spread",
+            "ok",
+            "failed",
+        ] {
+            assert!(c.get(f).is_some(), "field {f} missing in {c}");
+        }
+        assert_eq!(c["ok"], true, "{c}");
+        assert_eq!(c["failed"], 0, "{c}");
+        assert!(c["ops_per_s"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["ceiling"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["ratio"].as_f64().unwrap() > 0.0, "{c}");
+    }
+}
+
+#[test]
+fn unknown_scenario_is_refused_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mc-bench"))
+        .args(["--scenario", "nope", "--master", "127.0.0.1:1"])
+        .output()
+        .expect("mc-bench runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown --scenario"));
+}
