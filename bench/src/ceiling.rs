@@ -19,6 +19,25 @@ const HDR: usize = 16;
 const OP_PUT: u8 = 1;
 const OP_GET: u8 = 2;
 
+/// The socket buffers mooncake-rs data connections use (4 MiB each way), so the ceiling is
+/// not handicapped by smaller defaults at large sizes.
+fn big_buffers(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let value: libc::c_int = 4 << 20;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: valid socket fd; the kernel reads the c_int during the call only.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 /// Runs the ceiling server: prints its port, serves connections until killed.
 pub fn serve() -> Result<()> {
     let l = TcpListener::bind("127.0.0.1:0")?;
@@ -35,6 +54,7 @@ pub fn serve() -> Result<()> {
 
 fn serve_conn(mut s: TcpStream) -> std::io::Result<()> {
     s.set_nodelay(true)?;
+    big_buffers(&s);
     let mut hdr = [0u8; HDR];
     let mut buf = Vec::new();
     loop {
@@ -89,6 +109,7 @@ impl CeilingServer {
     ) -> Result<f64> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_nodelay(true)?;
+        big_buffers(&s);
         let mut hdr = [0u8; HDR];
         hdr[0] = if put { OP_PUT } else { OP_GET };
         hdr[8..16].copy_from_slice(&(size as u64).to_le_bytes());
