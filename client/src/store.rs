@@ -13,7 +13,10 @@ use mc_schema::msg::{
 };
 
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
+
+mod pipeline;
 use crate::{Error, ErrorCode, Result};
+use pipeline::{ReadJob, WriteJob};
 
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]
@@ -175,26 +178,6 @@ impl Store {
         }
     }
 
-    fn write_replica(&self, r: &ReplicaDesc, value: &[u8], crcs: &[u32]) -> Result<()> {
-        let total: u64 = r.slices.iter().map(|s| s.length).sum();
-        if total != value.len() as u64 || r.slices.len() != crcs.len() {
-            return Err(Error::new(
-                ErrorCode::InternalError,
-                "master returned a replica that does not fit the value",
-            ));
-        }
-        let mut at = 0usize;
-        for (s, crc) in r.slices.iter().zip(crcs) {
-            let part = &value[at..at + s.length as usize];
-            at += part.len();
-            let deadline = Instant::now() + self.cfg.transfer_timeout;
-            self.with_data(&s.endpoint, |c| {
-                c.write(s.segment_id, s.offset, s.generation, part, *crc, deadline)
-            })?;
-        }
-        Ok(())
-    }
-
     fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
         let total: u64 = r.slices.iter().map(|s| s.length).sum();
         if total != buf.len() as u64 || r.slices.len() != crcs.len() {
@@ -299,38 +282,76 @@ impl Store {
         let mut ends = Vec::new();
         let mut end_idx = Vec::new();
         let mut revokes = Vec::new();
-        for (&i, st) in todo.iter().zip(&started) {
-            let (key, value) = items[i];
+        // Every slice of every replica of every started item, written pipelined per shard.
+        let crcs: Vec<Vec<u32>> = todo.iter().map(|&i| slice_crcs(items[i].1)).collect();
+        let mut jobs = Vec::new();
+        let mut owner = Vec::new(); // (position in todo, replica index) of each job
+        for (t, (&i, st)) in todo.iter().zip(&started).enumerate() {
             if st.status != 0 {
+                let key = items[i].0;
                 results[i] = Some(Err(Error::from_status(st.status, &format!("put {key}"))));
                 continue;
             }
-            let crcs = slice_crcs(value);
-            let mut failed = Vec::new();
-            let mut first_err = None;
+            let value = items[i].1;
+            let fits = |r: &ReplicaDesc| {
+                r.slices.iter().map(|s| s.length).sum::<u64>() == value.len() as u64
+                    && r.slices.len() == crcs[t].len()
+            };
+            if !st.replicas.iter().all(fits) {
+                revokes.push(items[i].0.to_string());
+                results[i] = Some(Err(Error::new(
+                    ErrorCode::InternalError,
+                    "master returned a replica that does not fit the value",
+                )));
+                continue;
+            }
             for (ri, r) in st.replicas.iter().enumerate() {
-                if let Err(e) = self.write_replica(r, value, &crcs) {
-                    failed.push(ri as u32);
-                    first_err.get_or_insert(e);
+                let mut at = 0usize;
+                for (s, crc) in r.slices.iter().zip(&crcs[t]) {
+                    let data = &value[at..at + s.length as usize];
+                    at += data.len();
+                    jobs.push(WriteJob {
+                        slice: s,
+                        data,
+                        crc: *crc,
+                    });
+                    owner.push((t, ri));
                 }
             }
-            match first_err {
-                Some(e) if failed.len() == st.replicas.len() => {
+        }
+        let outcomes = self.write_pipelined(&jobs);
+        let mut failed: Vec<Vec<u32>> = vec![Vec::new(); todo.len()];
+        let mut first_err: Vec<Option<Error>> = vec![None; todo.len()];
+        for (&(t, ri), out) in owner.iter().zip(outcomes) {
+            if let Err(e) = out {
+                if !failed[t].contains(&(ri as u32)) {
+                    failed[t].push(ri as u32);
+                }
+                first_err[t].get_or_insert(e);
+            }
+        }
+        for (t, (&i, st)) in todo.iter().zip(&started).enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            let key = items[i].0;
+            match first_err[t].take() {
+                Some(e) if failed[t].len() == st.replicas.len() => {
                     revokes.push(key.to_string());
                     results[i] = Some(Err(e));
                 }
-                _ => {
-                    if let Some(e) = first_err {
+                other => {
+                    if let Some(e) = other {
                         tracing::warn!(
                             key,
-                            failed = failed.len(),
+                            failed = failed[t].len(),
                             "replica write failed; committing the others: {e}"
                         );
                     }
                     ends.push(PutEndItem {
                         key: key.to_string(),
-                        slice_crcs: crcs,
-                        failed_replicas: failed,
+                        slice_crcs: crcs[t].clone(),
+                        failed_replicas: std::mem::take(&mut failed[t]),
                     });
                     end_idx.push(i);
                 }
@@ -387,14 +408,66 @@ impl Store {
             Ok(l) => l,
             Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
         };
+        // First try: one replica per key (random start), all slices pipelined per shard.
+        let mut bufs: Vec<Vec<u8>> = lists
+            .iter()
+            .map(|r| {
+                if r.status == 0 {
+                    vec![0u8; r.size as usize]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let mut jobs = Vec::new();
+        let mut owner = Vec::new();
+        for (k, (r, buf)) in lists.iter().zip(bufs.iter_mut()).enumerate() {
+            if r.status != 0 || r.replicas.is_empty() {
+                continue;
+            }
+            let rep = &r.replicas[rand::random_range(0..r.replicas.len())];
+            let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
+                && rep.slices.len() == r.slice_crcs.len();
+            if !fits {
+                continue;
+            }
+            let mut rest: &mut [u8] = buf;
+            for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
+                let (part, tail) = rest.split_at_mut(s.length as usize);
+                rest = tail;
+                jobs.push(ReadJob {
+                    slice: s,
+                    buf: part,
+                    crc: *crc,
+                });
+                owner.push(k);
+            }
+        }
+        let outcomes = self.read_pipelined(&mut jobs);
+        drop(jobs);
+        let mut first_try_ok: Vec<bool> = lists
+            .iter()
+            .map(|r| r.status == 0 && !r.replicas.is_empty())
+            .collect();
+        let mut tried = vec![false; keys.len()];
+        for (&k, out) in owner.iter().zip(outcomes) {
+            tried[k] = true;
+            if out.is_err() {
+                first_try_ok[k] = false;
+            }
+        }
         keys.iter()
             .zip(lists)
-            .map(|(k, r)| {
+            .zip(bufs)
+            .enumerate()
+            .map(|(k, ((key, r), mut buf))| {
                 if r.status != 0 {
-                    return Err(Error::from_status(r.status, &format!("get {k}")));
+                    return Err(Error::from_status(r.status, &format!("get {key}")));
                 }
-                let mut buf = vec![0u8; r.size as usize];
-                self.read_object(&r, &mut buf)?;
+                if !(tried[k] && first_try_ok[k]) {
+                    // Fall back to every replica in turn, with per-replica error handling.
+                    self.read_object(&r, &mut buf)?;
+                }
                 Ok(buf)
             })
             .collect()

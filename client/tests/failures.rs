@@ -310,3 +310,41 @@ fn preferred_segments_and_bare_hosts_are_tried_first() {
     assert_eq!(reps[0].slices[0].endpoint, seg);
     assert_ne!(replica_hosts(&s, "exact")[0], replica_hosts(&s, "exact")[1]);
 }
+
+#[test]
+fn batches_survive_a_killed_node_key_by_key() {
+    let mut c = hosts_cluster(3, "128MB");
+    let s = client(&c);
+    let values: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| (format!("b{i}"), pattern(1000 + i * 5000, i as u64)))
+        .collect();
+    let items: Vec<(&str, &[u8])> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    assert!(s.put_batch(&items, &two()).iter().all(|r| r.is_ok()));
+    c.kill_node(1);
+    let keys: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+    for (got, (k, v)) in s.get_batch(&keys).into_iter().zip(&values) {
+        assert_eq!(&got.unwrap_or_else(|e| panic!("{k}: {e}")), v, "{k}");
+    }
+    // A batch put with a dead holder still commits every key on its live replicas.
+    let more: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("m{i}"), pattern(3000, 100 + i)))
+        .collect();
+    let items: Vec<(&str, &[u8])> = more
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    for (r, (k, _)) in s.put_batch(&items, &two()).into_iter().zip(&more) {
+        r.unwrap_or_else(|e| panic!("{k}: {e}"));
+        assert!(
+            !replica_hosts(&s, k).contains(&"127.0.0.3".to_string()),
+            "{k} kept a dead replica"
+        );
+    }
+    let keys: Vec<&str> = more.iter().map(|(k, _)| k.as_str()).collect();
+    for (got, (k, v)) in s.get_batch(&keys).into_iter().zip(&more) {
+        assert_eq!(&got.unwrap(), v, "{k}");
+    }
+}

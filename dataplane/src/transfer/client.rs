@@ -181,39 +181,53 @@ impl DataConn {
         Ok(a)
     }
 
-    /// Writes `data` at `offset` of `segment_id`; `crc` is the CRC32C of `data`, which the
-    /// shard checks before it acks.
-    pub fn write(
+    /// Arms the socket's timeouts for everything up to `deadline` (pipelined exchanges arm
+    /// once, then send and receive several transfers).
+    pub fn arm_deadline(&self, deadline: Instant) -> Result<(), TransferError> {
+        self.arm(deadline)
+    }
+
+    /// Sends a WRITE of `data` at `offset` of `segment_id` (`crc` = CRC32C of `data`, checked
+    /// by the shard) without waiting for the ack; returns the request id for
+    /// [`recv_write_ack`](Self::recv_write_ack).
+    pub fn send_write(
         &mut self,
         segment_id: u64,
         offset: u64,
         generation: u64,
         data: &[u8],
         crc: u32,
-        deadline: Instant,
-    ) -> Result<(), TransferError> {
-        self.arm(deadline)?;
+    ) -> Result<u64, TransferError> {
         let mut h = self.header(Op::Write, segment_id, offset, data.len() as u64, generation);
         h.crc32c = crc;
         let hb = h.encode();
         write_all_vectored(&mut self.stream, &hb, data).map_err(|e| self.io(e))?;
-        self.read_answer(Op::WriteAck, h.request_id).map(|_| ())
+        Ok(h.request_id)
     }
 
-    /// Reads `buf.len()` bytes at `offset` of `segment_id` into `buf` and returns their
-    /// CRC32C, computed chunk by chunk as the bytes arrive.
-    pub fn read_into(
+    /// Waits for the ack of WRITE `id` (acks come in request order).
+    pub fn recv_write_ack(&mut self, id: u64) -> Result<(), TransferError> {
+        self.read_answer(Op::WriteAck, id).map(|_| ())
+    }
+
+    /// Sends a READ of `len` bytes at `offset` of `segment_id` without waiting; returns the
+    /// request id for [`recv_read`](Self::recv_read).
+    pub fn send_read(
         &mut self,
         segment_id: u64,
         offset: u64,
         generation: u64,
-        buf: &mut [u8],
-        deadline: Instant,
-    ) -> Result<u32, TransferError> {
-        self.arm(deadline)?;
-        let h = self.header(Op::Read, segment_id, offset, buf.len() as u64, generation);
+        len: u64,
+    ) -> Result<u64, TransferError> {
+        let h = self.header(Op::Read, segment_id, offset, len, generation);
         self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
-        let a = self.read_answer(Op::ReadData, h.request_id)?;
+        Ok(h.request_id)
+    }
+
+    /// Receives the answer to READ `id` into `buf` (exactly the length asked for) and
+    /// returns its CRC32C, computed chunk by chunk as the bytes arrive.
+    pub fn recv_read(&mut self, id: u64, buf: &mut [u8]) -> Result<u32, TransferError> {
+        let a = self.read_answer(Op::ReadData, id)?;
         if a.length != buf.len() as u64 {
             return Err(TransferError::Protocol {
                 endpoint: self.endpoint.clone(),
@@ -226,6 +240,37 @@ impl DataConn {
             crc.update(chunk);
         }
         Ok(crc.finish())
+    }
+
+    /// Writes `data` at `offset` of `segment_id` and waits for the shard's ack; `crc` is
+    /// the CRC32C of `data`, which the shard checks before it acks.
+    pub fn write(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        data: &[u8],
+        crc: u32,
+        deadline: Instant,
+    ) -> Result<(), TransferError> {
+        self.arm(deadline)?;
+        let id = self.send_write(segment_id, offset, generation, data, crc)?;
+        self.recv_write_ack(id)
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of `segment_id` into `buf` and returns their
+    /// CRC32C.
+    pub fn read_into(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<u32, TransferError> {
+        self.arm(deadline)?;
+        let id = self.send_read(segment_id, offset, generation, buf.len() as u64)?;
+        self.recv_read(id, buf)
     }
 }
 
