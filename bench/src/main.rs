@@ -6,6 +6,7 @@
 //! the ratio of each case to its ceiling. Every value read back is checked byte for byte.
 
 mod ceiling;
+mod master;
 mod payload;
 mod report;
 mod run;
@@ -60,9 +61,13 @@ pub struct Args {
     /// Zipf exponent for skewed gets (e.g. 0.99); unset = every key once, in order.
     #[arg(long)]
     pub zipf: Option<f64>,
-    /// Workload: `kv` (put then get of values).
+    /// Workload: `kv` (put then get of values through the client) or `master`
+    /// (metadata-only RPC throughput: PutStart+PutEnd pairs, then GetReplicaList).
     #[arg(long, default_value = "kv")]
     pub scenario: String,
+    /// Keys per case (0 = bytes / size); the `master` scenario defaults to 100000.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
     /// Skip the ceiling measurements.
     #[arg(long)]
     pub no_ceiling: bool,
@@ -79,8 +84,11 @@ fn main() -> Result<()> {
         return ceiling::serve();
     }
     let args = Args::parse();
-    if args.scenario != "kv" {
-        bail!("unknown --scenario `{}`; available: kv", args.scenario);
+    if args.scenario != "kv" && args.scenario != "master" {
+        bail!(
+            "unknown --scenario `{}`; available: kv, master",
+            args.scenario
+        );
     }
     let bytes = size_arg(&args.bytes)?;
     let sizes = args
@@ -115,6 +123,10 @@ fn main() -> Result<()> {
             addr
         }
     };
+    if args.scenario == "master" {
+        let master_pid = local.as_ref().and_then(LocalCluster::master_pid);
+        return run_master_scenario(&args, &master, &sizes, master_pid);
+    }
     let store = Store::connect(StoreConfig::new(&master))
         .with_context(|| format!("connecting to {master}"))?;
     let ceiling = if args.no_ceiling {
@@ -148,6 +160,54 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+fn run_master_scenario(
+    args: &Args,
+    master: &str,
+    sizes: &[u64],
+    master_pid: Option<u32>,
+) -> Result<()> {
+    if !args.json {
+        report::print_header();
+    }
+    let mut all_ok = true;
+    for &size in sizes {
+        for &batch in &args.batch {
+            let sc = master::MasterScenario {
+                master: master.to_string(),
+                keys: if args.keys > 0 { args.keys } else { 100_000 },
+                size,
+                batch: batch.max(1),
+                threads: args.threads.max(1),
+                replicas: args.replicas,
+                key_size: args.key_size,
+                master_pid,
+            };
+            let (cases, per_key) = master::run(&sc)?;
+            for c in &cases {
+                all_ok &= c.ok;
+                report::print(c, args.json);
+            }
+            if let Some(b) = per_key {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"op": "master_rss", "keys": sc.keys, "bytes_per_key": b})
+                    );
+                } else {
+                    println!(
+                        "master RSS growth: {b:.0} bytes per key over {} keys",
+                        sc.keys
+                    );
+                }
+            }
+        }
+    }
+    if !all_ok {
+        bail!("some metadata operations failed");
+    }
+    Ok(())
+}
+
 /// Fewest round trips a ceiling measurement makes (unless its time cap ends it).
 const MIN_CEILING_OPS: u64 = 2000;
 
@@ -159,7 +219,11 @@ fn run_case(
     batch: usize,
     working_set: u64,
 ) -> Result<Vec<CaseResult>> {
-    let keys = (working_set / size.max(1)).max(batch as u64);
+    let keys = if args.keys > 0 {
+        args.keys
+    } else {
+        (working_set / size.max(1)).max(batch as u64)
+    };
     let template = payload::template(size as usize);
     let config = ReplicateConfig {
         replica_num: args.replicas,

@@ -73,3 +73,41 @@ fn unknown_scenario_is_refused_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown --scenario"));
 }
+
+#[test]
+fn master_scenario_reports_metadata_rates_and_memory_per_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mc-bench"))
+        .args([
+            "--scenario",
+            "master",
+            "--sizes",
+            "64",
+            "--batch",
+            "16",
+            "--keys",
+            "2000",
+            "--segment-size",
+            "64MB",
+            "--json",
+        ])
+        .output()
+        .expect("mc-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ops: Vec<&str> = lines.iter().map(|c| c["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["put_meta", "get_meta", "master_rss"], "{stdout}");
+    for c in &lines[..2] {
+        assert_eq!(c["ok"], true, "{c}");
+        assert_eq!(c["ops"], 2000, "{c}");
+    }
+    assert!(lines[2]["bytes_per_key"].as_f64().is_some(), "{}", lines[2]);
+}
