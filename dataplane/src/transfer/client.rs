@@ -126,7 +126,9 @@ impl DataConn {
         }
     }
 
-    fn arm(&self, deadline: Instant) -> Result<(), TransferError> {
+    /// Arms the socket's timeouts for everything up to `deadline` (a pipelined exchange
+    /// arms once, then sends and receives several transfers).
+    pub fn arm_deadline(&self, deadline: Instant) -> Result<(), TransferError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(TransferError::Timeout {
@@ -179,12 +181,6 @@ impl DataConn {
             });
         }
         Ok(a)
-    }
-
-    /// Arms the socket's timeouts for everything up to `deadline` (pipelined exchanges arm
-    /// once, then send and receive several transfers).
-    pub fn arm_deadline(&self, deadline: Instant) -> Result<(), TransferError> {
-        self.arm(deadline)
     }
 
     /// Sends a WRITE of `data` at `offset` of `segment_id` (`crc` = CRC32C of `data`, checked
@@ -253,7 +249,7 @@ impl DataConn {
         crc: u32,
         deadline: Instant,
     ) -> Result<(), TransferError> {
-        self.arm(deadline)?;
+        self.arm_deadline(deadline)?;
         let id = self.send_write(segment_id, offset, generation, data, crc)?;
         self.recv_write_ack(id)
     }
@@ -268,7 +264,7 @@ impl DataConn {
         buf: &mut [u8],
         deadline: Instant,
     ) -> Result<u32, TransferError> {
-        self.arm(deadline)?;
+        self.arm_deadline(deadline)?;
         let id = self.send_read(segment_id, offset, generation, buf.len() as u64)?;
         self.recv_read(id, buf)
     }
