@@ -96,10 +96,15 @@ fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
                                 .iter()
                                 .zip(&started)
                                 .filter(|(_, s)| s.status == 0)
-                                .map(|(k, _)| PutEndItem {
+                                .map(|(k, s)| PutEndItem {
                                     key: k.clone(),
                                     slice_crcs: crcs.clone(),
                                     failed_replicas: vec![],
+                                    generation: s
+                                        .replicas
+                                        .first()
+                                        .and_then(|r| r.slices.first())
+                                        .map_or(0, |x| x.generation),
                                 })
                                 .collect();
                             let n_ok = ok.len();

@@ -352,6 +352,11 @@ impl Store {
                         key: key.to_string(),
                         slice_crcs: crcs[t].clone(),
                         failed_replicas: std::mem::take(&mut failed[t]),
+                        generation: st
+                            .replicas
+                            .first()
+                            .and_then(|r| r.slices.first())
+                            .map_or(0, |s| s.generation),
                     });
                     end_idx.push(i);
                 }

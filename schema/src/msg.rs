@@ -150,6 +150,8 @@ pub struct PutEndItem {
     pub slice_crcs: Vec<u32>,
     /// Indexes of replicas whose transfer failed; the master drops them.
     pub failed_replicas: Vec<u32>,
+    /// Generation of the first slice PutStart returned (0 = unchecked).
+    pub generation: u64,
 }
 
 impl Request {
@@ -424,6 +426,7 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
                             key: Some(key),
                             slice_crcs: Some(crcs),
                             failed_replicas: Some(failed),
+                            generation: i.generation,
                         },
                     )
                 })
@@ -601,6 +604,7 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                                 .failed_replicas()
                                 .map(|c| c.iter().collect())
                                 .unwrap_or_default(),
+                            generation: i.generation(),
                         })
                         .collect()
                 })
@@ -877,6 +881,7 @@ mod tests {
                 key: "k".into(),
                 slice_crcs: vec![1, 2, 3],
                 failed_replicas: vec![1],
+                generation: 77,
             }],
         });
         rt_req(Request::DrainSegments {

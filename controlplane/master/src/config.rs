@@ -17,6 +17,19 @@ fn seconds(s: &str) -> Result<Duration, String> {
     parse_duration(s, DurationUnit::Seconds)
 }
 
+fn ratio(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number; write a ratio between 0 and 1 (e.g. 0.95)"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!(
+            "{v} is outside 0..1; write a ratio between 0 and 1 (e.g. 0.95)"
+        ));
+    }
+    Ok(v)
+}
+
 fn strategy(s: &str) -> Result<String, String> {
     match s {
         "random" => Ok(s.to_string()),
@@ -84,6 +97,29 @@ pub struct MasterConfig {
     /// A client (store node) silent this long is dropped (bare number = seconds).
     #[arg(long = "client_ttl", default_value = "10", value_parser = seconds)]
     pub client_ttl: Duration,
+    /// Soft pin lifetime when a put enables it without a TTL (bare number = milliseconds).
+    #[arg(long = "default_kv_soft_pin_ttl", default_value = "1800000", value_parser = millis)]
+    pub default_kv_soft_pin_ttl: Duration,
+    /// Longest soft pin a put may ask for (bare number = milliseconds).
+    #[arg(long = "max_kv_soft_pin_ttl", default_value = "1h", value_parser = millis)]
+    pub max_kv_soft_pin_ttl: Duration,
+    /// Whether eviction may take soft-pinned objects once nothing else is left.
+    #[arg(long = "allow_evict_soft_pinned_objects", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub allow_evict_soft_pinned_objects: bool,
+    /// Share of capacity freed when eviction runs (0..1).
+    #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
+    pub eviction_ratio: f64,
+    /// Usage share (0..1) at which eviction starts.
+    #[arg(long = "eviction_high_watermark_ratio", default_value = "0.95", value_parser = ratio)]
+    pub eviction_high_watermark_ratio: f64,
+    /// After this long without PutEnd/PutRevoke, a new PutStart for the key preempts the old
+    /// one (bare number = seconds).
+    #[arg(long = "put_start_discard_timeout_sec", default_value = "30", value_parser = seconds)]
+    pub put_start_discard_timeout_sec: Duration,
+    /// After this long, an unfinished PutStart's space is released (bare number = seconds).
+    #[arg(long = "put_start_release_timeout_sec", default_value = "300", value_parser = seconds)]
+    pub put_start_release_timeout_sec: Duration,
     /// Placement strategy.
     #[arg(long = "allocation_strategy", default_value = "random", value_parser = strategy)]
     pub allocation_strategy: String,
@@ -139,6 +175,12 @@ mod tests {
         assert_eq!(c.client_ttl, Duration::from_secs(10));
         assert_eq!(c.allocation_strategy, "random");
         assert!(c.rpc_enable_tcp_no_delay);
+        assert_eq!(c.eviction_ratio, 0.05);
+        assert_eq!(c.eviction_high_watermark_ratio, 0.95);
+        assert_eq!(c.put_start_discard_timeout_sec, Duration::from_secs(30));
+        assert_eq!(c.put_start_release_timeout_sec, Duration::from_secs(300));
+        assert_eq!(c.default_kv_soft_pin_ttl, Duration::from_secs(1800));
+        assert!(c.allow_evict_soft_pinned_objects);
     }
 
     #[test]
@@ -169,5 +211,12 @@ mod tests {
         assert!(parse(&["--client_ttl=5x"]).is_err());
         assert!(parse(&["--rpc_port=70000"]).is_err());
         assert!(parse(&["--no_such_flag=1"]).is_err());
+        let e = parse(&["--eviction_ratio=1.5"]).unwrap_err().to_string();
+        assert!(
+            e.contains("outside 0..1") && e.contains("eviction_ratio"),
+            "{e}"
+        );
+        assert!(parse(&["--eviction_high_watermark_ratio=abc"]).is_err());
+        assert!(parse(&["--put_start_discard_timeout_sec=-3"]).is_err());
     }
 }

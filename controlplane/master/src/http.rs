@@ -21,6 +21,8 @@ pub struct HttpState {
 
 async fn health(State(s): State<HttpState>) -> Json<Value> {
     let (used, total) = s.svc.segments.usage();
+    let st = &s.svc.objects.stats;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     Json(json!({
         "status": "ok",
         "role": "leader",
@@ -33,6 +35,11 @@ async fn health(State(s): State<HttpState>) -> Json<Value> {
         "keys": s.svc.objects.len(),
         "allocated_bytes": used,
         "capacity_bytes": total,
+        "successful_evictions_total": n(&st.successful_evictions_total),
+        "evicted_keys_total": n(&st.evicted_keys_total),
+        "evicted_bytes_total": n(&st.evicted_bytes_total),
+        "preempted_put_starts_total": n(&st.preempted_put_starts_total),
+        "released_put_start_bytes_total": n(&st.released_put_start_bytes_total),
         "shared_host_replicas_total": s
             .svc
             .segments

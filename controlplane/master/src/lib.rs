@@ -95,11 +95,21 @@ pub async fn serve(
     cfg: MasterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
+    let ms = |d: Duration| d.as_millis() as u64;
     let svc = Arc::new(MasterService::new(
         ServiceConfig {
-            lease_ms: cfg.default_kv_lease_ttl.as_millis() as u64,
-            client_ttl_ms: cfg.client_ttl.as_millis() as u64,
+            policy: objects::Policy {
+                lease_ms: ms(cfg.default_kv_lease_ttl),
+                default_soft_pin_ms: ms(cfg.default_kv_soft_pin_ttl),
+                max_soft_pin_ms: ms(cfg.max_kv_soft_pin_ttl),
+                allow_evict_soft_pinned: cfg.allow_evict_soft_pinned_objects,
+                discard_ms: ms(cfg.put_start_discard_timeout_sec),
+                release_ms: ms(cfg.put_start_release_timeout_sec),
+            },
+            client_ttl_ms: ms(cfg.client_ttl),
             max_allocations_per_segment: cfg.max_allocations_per_segment,
+            eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
+            eviction_ratio: cfg.eviction_ratio,
         },
         Arc::new(clock::SystemClock::default()),
     ));
@@ -128,6 +138,22 @@ pub async fn serve(
         loop {
             tick.tick().await;
             reaper.reap_silent_clients();
+        }
+    });
+
+    // Eviction and PutStart cleanup run off the RPC workers, one shard lock at a time.
+    let upkeep = svc.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let svc = upkeep.clone();
+            if tokio::task::spawn_blocking(move || svc.maintain())
+                .await
+                .is_err()
+            {
+                error!("eviction task panicked");
+            }
         }
     });
 

@@ -1,21 +1,56 @@
 //! Object metadata, sharded by key hash so RPC threads rarely meet on one lock.
 //!
 //! An object is *pending* from PutStart until PutEnd (nobody can read it) and *complete*
-//! after. Reads (GetReplicaList, ExistKey) grant a lease; a leased object is not removed
-//! without `force`.
+//! after. Reads (GetReplicaList, ExistKey) grant a lease and refresh the object's access
+//! time; a leased object is neither removed without `force` nor evicted. Eviction takes the
+//! least recently used complete objects first, soft-pinned ones last, and never hard-pinned,
+//! leased or pending ones. A PutStart left without PutEnd past the discard timeout can be
+//! preempted by a new PutStart of the same key; its space waits until the release timeout,
+//! because the old writer may still be sending into it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mc_schema::ErrorCode;
 use mc_schema::limits::slice_count;
-use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig};
+use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig, SoftPinAction};
 use parking_lot::Mutex;
 
 use crate::segments::{ReplicaAlloc, Segments};
 
 /// Number of metadata shards (a power of two).
 const SHARDS: usize = 256;
+
+/// Timeouts and pin rules, in milliseconds.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Read lease granted by GetReplicaList / ExistKey.
+    pub lease_ms: u64,
+    /// Soft pin length when a put enables it without a TTL.
+    pub default_soft_pin_ms: u64,
+    /// Longest soft pin.
+    pub max_soft_pin_ms: u64,
+    /// Whether soft-pinned objects may be evicted once nothing else is left.
+    pub allow_evict_soft_pinned: bool,
+    /// A pending PutStart older than this may be preempted by a new PutStart.
+    pub discard_ms: u64,
+    /// A pending PutStart's space is released this long after it started.
+    pub release_ms: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            lease_ms: 5_000,
+            default_soft_pin_ms: 1_800_000,
+            max_soft_pin_ms: 3_600_000,
+            allow_evict_soft_pinned: true,
+            discard_ms: 30_000,
+            release_ms: 300_000,
+        }
+    }
+}
 
 /// Metadata of one object.
 #[derive(Debug)]
@@ -32,13 +67,35 @@ pub struct Object {
     pub started_ms: u64,
     /// Read lease end.
     pub lease_until_ms: u64,
+    /// Last read or write, for LRU eviction.
+    pub last_access_ms: u64,
     /// Never evicted.
     pub hard_pin: bool,
+    /// Soft pin end (0 = not soft-pinned).
+    pub soft_pin_until_ms: u64,
+    /// Generation of the first slice PutStart handed out; identifies this put.
+    pub put_generation: u64,
 }
 
 impl Object {
     fn leased(&self, now_ms: u64) -> bool {
         self.lease_until_ms > now_ms
+    }
+
+    fn soft_pinned(&self, now_ms: u64) -> bool {
+        self.soft_pin_until_ms > now_ms
+    }
+
+    fn evictable(&self, now_ms: u64) -> bool {
+        self.complete && !self.hard_pin && !self.leased(now_ms)
+    }
+
+    fn allocated_bytes(&self) -> u64 {
+        self.replicas
+            .iter()
+            .flat_map(|r| r.slices.iter())
+            .map(|s| s.alloc.size)
+            .sum()
     }
 
     fn free(&self) {
@@ -48,6 +105,27 @@ impl Object {
     }
 }
 
+/// Space of a preempted PutStart, held until its writer can no longer be sending.
+struct Zombie {
+    release_at_ms: u64,
+    replicas: Vec<ReplicaAlloc>,
+}
+
+/// Counters of the eviction and cleanup machinery.
+#[derive(Debug, Default)]
+pub struct PolicyStats {
+    /// Eviction rounds that freed something.
+    pub successful_evictions_total: AtomicU64,
+    /// Objects evicted.
+    pub evicted_keys_total: AtomicU64,
+    /// Bytes freed by eviction.
+    pub evicted_bytes_total: AtomicU64,
+    /// Pending PutStarts preempted by a new PutStart of the same key.
+    pub preempted_put_starts_total: AtomicU64,
+    /// Bytes of abandoned PutStarts released after the release timeout.
+    pub released_put_start_bytes_total: AtomicU64,
+}
+
 /// Outcome of a PutStart for one key.
 pub type PutStartOutcome = Result<Vec<ReplicaDesc>, ErrorCode>;
 
@@ -55,18 +133,30 @@ pub type PutStartOutcome = Result<Vec<ReplicaDesc>, ErrorCode>;
 pub struct ObjectStore {
     shards: Box<[Mutex<HashMap<String, Object>>]>,
     hasher: RandomState,
+    zombies: Mutex<Vec<Zombie>>,
+    policy: Policy,
+    /// Eviction and cleanup counters.
+    pub stats: PolicyStats,
 }
 
 impl Default for ObjectStore {
     fn default() -> Self {
-        ObjectStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-        }
+        ObjectStore::new(Policy::default())
     }
 }
 
 impl ObjectStore {
+    /// An empty store with the given policy.
+    pub fn new(policy: Policy) -> ObjectStore {
+        ObjectStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            zombies: Mutex::new(Vec::new()),
+            policy,
+            stats: PolicyStats::default(),
+        }
+    }
+
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, Object>> {
         let h = self.hasher.hash_one(key) as usize;
         &self.shards[h & (SHARDS - 1)]
@@ -82,8 +172,23 @@ impl ObjectStore {
         self.len() == 0
     }
 
-    /// Allocates space for a new object. Existing keys (pending or complete) are refused
-    /// with OBJECT_ALREADY_EXISTS and keep their value.
+    fn soft_pin_until(&self, cfg: &ReplicateConfig, now_ms: u64) -> u64 {
+        match cfg.soft_pin_action {
+            SoftPinAction::Enable => {
+                let ttl = if cfg.soft_pin_ttl_ms == 0 {
+                    self.policy.default_soft_pin_ms
+                } else {
+                    cfg.soft_pin_ttl_ms
+                };
+                now_ms + ttl.min(self.policy.max_soft_pin_ms)
+            }
+            SoftPinAction::Preserve | SoftPinAction::Disable => 0,
+        }
+    }
+
+    /// Allocates space for a new object. An existing key is refused with
+    /// OBJECT_ALREADY_EXISTS and keeps its value, unless it is a PutStart pending for longer
+    /// than the discard timeout: that one is preempted (its space is released later).
     pub fn put_start(
         &self,
         key: &str,
@@ -93,14 +198,32 @@ impl ObjectStore {
         now_ms: u64,
     ) -> PutStartOutcome {
         let mut shard = self.shard(key).lock();
-        if shard.contains_key(key) {
-            return Err(ErrorCode::ObjectAlreadyExists);
+        if let Some(o) = shard.get(key) {
+            if o.complete || now_ms.saturating_sub(o.started_ms) < self.policy.discard_ms {
+                return Err(ErrorCode::ObjectAlreadyExists);
+            }
+            let old = shard.remove(key).expect("present");
+            self.zombies.lock().push(Zombie {
+                release_at_ms: old.started_ms + self.policy.release_ms,
+                replicas: old.replicas,
+            });
+            self.stats
+                .preempted_put_starts_total
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                key,
+                "preempted a PutStart left without PutEnd past the discard timeout"
+            );
         }
         let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments);
         if replicas.is_empty() {
             return Err(ErrorCode::NoAvailableHandle);
         }
-        let descs = replicas.iter().map(|r| r.desc(false)).collect();
+        let descs: Vec<ReplicaDesc> = replicas.iter().map(|r| r.desc(false)).collect();
+        let put_generation = descs
+            .first()
+            .and_then(|r| r.slices.first())
+            .map_or(0, |s| s.generation);
         shard.insert(
             key.to_string(),
             Object {
@@ -110,20 +233,24 @@ impl ObjectStore {
                 complete: false,
                 started_ms: now_ms,
                 lease_until_ms: 0,
+                last_access_ms: now_ms,
                 hard_pin: cfg.with_hard_pin,
+                soft_pin_until_ms: self.soft_pin_until(cfg, now_ms),
+                put_generation,
             },
         );
         Ok(descs)
     }
 
     /// Commits a pending object with its per-slice CRCs, first dropping the replicas whose
-    /// transfer failed. With none left the object is revoked and TRANSFER_FAIL returned.
-    pub fn put_end(&self, item: PutEndItem) -> ErrorCode {
+    /// transfer failed. With none left the object is revoked and TRANSFER_FAIL returned. A
+    /// PutEnd whose generation names an older, preempted PutStart gets INVALID_WRITE.
+    pub fn put_end(&self, item: PutEndItem, now_ms: u64) -> ErrorCode {
         let mut shard = self.shard(&item.key).lock();
         let Some(o) = shard.get_mut(&item.key) else {
             return ErrorCode::ObjectNotFound;
         };
-        if o.complete {
+        if o.complete || (item.generation != 0 && item.generation != o.put_generation) {
             return ErrorCode::InvalidWrite;
         }
         if item.slice_crcs.len() as u64 != slice_count(o.size)
@@ -149,6 +276,7 @@ impl ObjectStore {
         }
         o.slice_crcs = item.slice_crcs;
         o.complete = true;
+        o.last_access_ms = now_ms;
         ErrorCode::Ok
     }
 
@@ -167,8 +295,8 @@ impl ObjectStore {
         }
     }
 
-    /// Complete replicas of an object; grants a read lease of `lease_ms`.
-    pub fn get_replica_list(&self, key: &str, now_ms: u64, lease_ms: u64) -> ReplicaListResult {
+    /// Complete replicas of an object; grants a read lease.
+    pub fn get_replica_list(&self, key: &str, now_ms: u64) -> ReplicaListResult {
         let mut shard = self.shard(key).lock();
         let err = |c: ErrorCode| ReplicaListResult {
             status: c.code(),
@@ -180,7 +308,8 @@ impl ObjectStore {
             None => err(ErrorCode::ObjectNotFound),
             Some(o) if !o.complete => err(ErrorCode::ReplicaIsNotReady),
             Some(o) => {
-                o.lease_until_ms = o.lease_until_ms.max(now_ms + lease_ms);
+                o.lease_until_ms = o.lease_until_ms.max(now_ms + self.policy.lease_ms);
+                o.last_access_ms = now_ms;
                 ReplicaListResult {
                     status: 0,
                     size: o.size,
@@ -192,11 +321,12 @@ impl ObjectStore {
     }
 
     /// 1 when a complete object exists (and grants a lease), else 0.
-    pub fn exist(&self, key: &str, now_ms: u64, lease_ms: u64) -> i64 {
+    pub fn exist(&self, key: &str, now_ms: u64) -> i64 {
         let mut shard = self.shard(key).lock();
         match shard.get_mut(key) {
             Some(o) if o.complete => {
-                o.lease_until_ms = o.lease_until_ms.max(now_ms + lease_ms);
+                o.lease_until_ms = o.lease_until_ms.max(now_ms + self.policy.lease_ms);
+                o.last_access_ms = now_ms;
                 1
             }
             _ => 0,
@@ -246,6 +376,100 @@ impl ObjectStore {
             });
         }
         removed
+    }
+
+    /// Evicts least recently used objects until at least `target_bytes` of allocated space
+    /// is freed or nothing evictable is left; soft-pinned objects go last (and only when
+    /// the policy allows). Locks one shard at a time. Returns (objects, bytes) freed.
+    pub fn evict(&self, target_bytes: u64, now_ms: u64) -> (u64, u64) {
+        let mut bytes = self.release_zombies(now_ms);
+        if bytes >= target_bytes {
+            return (0, bytes);
+        }
+        // Candidates: (soft-pinned, last access, shard, key).
+        let mut cands: Vec<(bool, u64, usize, String)> = Vec::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            let shard = shard.lock();
+            cands.extend(
+                shard
+                    .iter()
+                    .filter(|(_, o)| o.evictable(now_ms))
+                    .filter(|(_, o)| self.policy.allow_evict_soft_pinned || !o.soft_pinned(now_ms))
+                    .map(|(k, o)| (o.soft_pinned(now_ms), o.last_access_ms, i, k.clone())),
+            );
+        }
+        cands.sort_unstable_by_key(|c| (c.0, c.1));
+        let mut objects = 0;
+        for (_, _, i, key) in cands {
+            if bytes >= target_bytes {
+                break;
+            }
+            let mut shard = self.shards[i].lock();
+            if shard.get(&key).is_some_and(|o| o.evictable(now_ms)) {
+                let o = shard.remove(&key).expect("present");
+                bytes += o.allocated_bytes();
+                o.free();
+                objects += 1;
+            }
+        }
+        if objects > 0 {
+            self.stats
+                .successful_evictions_total
+                .fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .evicted_keys_total
+                .fetch_add(objects, Ordering::Relaxed);
+            self.stats
+                .evicted_bytes_total
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        (objects, bytes)
+    }
+
+    /// Frees the space of preempted PutStarts whose release time has come. Cheap: touches
+    /// only the preempted list. Returns the bytes freed.
+    pub fn release_zombies(&self, now_ms: u64) -> u64 {
+        let mut freed = 0;
+        self.zombies.lock().retain(|z| {
+            if z.release_at_ms > now_ms {
+                return true;
+            }
+            for r in &z.replicas {
+                r.free();
+                freed += r.slices.iter().map(|s| s.alloc.size).sum::<u64>();
+            }
+            false
+        });
+        if freed > 0 {
+            self.stats
+                .released_put_start_bytes_total
+                .fetch_add(freed, Ordering::Relaxed);
+        }
+        freed
+    }
+
+    /// Removes pending PutStarts abandoned for longer than the release timeout (their
+    /// writer died and nobody preempted them) and frees their space. Scans every shard, one
+    /// at a time. Returns the bytes freed.
+    pub fn sweep_abandoned(&self, now_ms: u64) -> u64 {
+        let mut freed = 0;
+        for shard in self.shards.iter() {
+            shard.lock().retain(|_, o| {
+                let stale =
+                    !o.complete && now_ms.saturating_sub(o.started_ms) >= self.policy.release_ms;
+                if stale {
+                    freed += o.allocated_bytes();
+                    o.free();
+                }
+                !stale
+            });
+        }
+        if freed > 0 {
+            self.stats
+                .released_put_start_bytes_total
+                .fetch_add(freed, Ordering::Relaxed);
+        }
+        freed
     }
 
     /// Forgets every replica in a segment that went away; objects left with no replica are

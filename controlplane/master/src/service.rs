@@ -10,18 +10,34 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
-use crate::objects::ObjectStore;
+use crate::objects::{ObjectStore, Policy};
 use crate::segments::{MountError, Segments};
 
 /// Tunables the handlers need.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// Read lease length.
-    pub lease_ms: u64,
+    /// Leases, pins and PutStart timeouts.
+    pub policy: Policy,
     /// Silence after which a client is dropped.
     pub client_ttl_ms: u64,
     /// Most live allocations per segment.
     pub max_allocations_per_segment: u32,
+    /// Usage share at which eviction starts.
+    pub eviction_high_watermark_ratio: f64,
+    /// Share of capacity one eviction round frees.
+    pub eviction_ratio: f64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            policy: Policy::default(),
+            client_ttl_ms: 10_000,
+            max_allocations_per_segment: 4_000_000,
+            eviction_high_watermark_ratio: 0.95,
+            eviction_ratio: 0.05,
+        }
+    }
 }
 
 /// Master state and request handling.
@@ -34,7 +50,12 @@ pub struct MasterService {
     pub objects: ObjectStore,
     /// client id → last heartbeat (ms).
     clients: Mutex<HashMap<u64, u64>>,
+    /// When abandoned PutStarts were last swept for.
+    last_sweep_ms: std::sync::atomic::AtomicU64,
 }
+
+/// Time between sweeps for abandoned PutStarts (a full scan of the metadata).
+const SWEEP_INTERVAL_MS: u64 = 5_000;
 
 fn invalid(msg: impl Into<String>) -> Response {
     Response::error(ErrorCode::InvalidParams.code(), msg)
@@ -54,8 +75,9 @@ impl MasterService {
     pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> MasterService {
         MasterService {
             segments: Segments::new(cfg.max_allocations_per_segment),
-            objects: ObjectStore::default(),
+            objects: ObjectStore::new(cfg.policy.clone()),
             clients: Mutex::new(HashMap::new()),
+            last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
             cfg,
             clock,
         }
@@ -89,6 +111,34 @@ impl MasterService {
             warn!(client_id = id, "client silent for over client_ttl: dropped");
         }
         dead
+    }
+
+    /// Periodic upkeep: releases abandoned PutStart space and, when usage has reached the
+    /// high watermark, evicts about `eviction_ratio` of capacity. Returns bytes freed.
+    pub fn maintain(&self) -> u64 {
+        let now = self.clock.now_ms();
+        let mut freed = self.objects.release_zombies(now);
+        let last = self
+            .last_sweep_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) >= SWEEP_INTERVAL_MS {
+            self.last_sweep_ms
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            freed += self.objects.sweep_abandoned(now);
+        }
+        let (used, capacity) = self.segments.usage();
+        if capacity > 0 && used as f64 >= capacity as f64 * self.cfg.eviction_high_watermark_ratio {
+            let target = (capacity as f64 * self.cfg.eviction_ratio).ceil() as u64;
+            let (objects, bytes) = self.objects.evict(target, now);
+            if objects > 0 {
+                info!(
+                    objects,
+                    bytes, used, capacity, "high watermark reached: evicted"
+                );
+            }
+            freed += bytes;
+        }
+        freed
     }
 
     fn unmount(&self, client_id: u64, segment_id: u64) -> ErrorCode {
@@ -125,7 +175,14 @@ impl MasterService {
                         replicas: Vec::new(),
                     };
                 }
-                let placed = self.objects.put_start(key, *len, cfg, &self.segments, now);
+                let mut placed = self.objects.put_start(key, *len, cfg, &self.segments, now);
+                if placed == Err(ErrorCode::NoAvailableHandle) {
+                    // Make room (twice the need, as freed ranges may be scattered), retry once.
+                    let need = len.saturating_mul(cfg.replica_num as u64).saturating_mul(2);
+                    if self.objects.evict(need, now).1 > 0 {
+                        placed = self.objects.put_start(key, *len, cfg, &self.segments, now);
+                    }
+                }
                 match placed {
                     Ok(replicas) => PutStartResult {
                         status: 0,
@@ -179,7 +236,6 @@ impl MasterService {
 impl mc_rpc::Service for MasterService {
     fn handle(&self, _term: u64, req: Request) -> Response {
         let now = self.clock.now_ms();
-        let lease = self.cfg.lease_ms;
         match req {
             Request::MountSegment {
                 client_id,
@@ -233,7 +289,7 @@ impl mc_rpc::Service for MasterService {
                 }
                 let codes = items
                     .into_iter()
-                    .map(|item| self.objects.put_end(item).code())
+                    .map(|item| self.objects.put_end(item, now).code())
                     .collect();
                 Response::ok(ResponseBody::Statuses(codes))
             }
@@ -244,13 +300,11 @@ impl mc_rpc::Service for MasterService {
                 }
                 let results = keys
                     .iter()
-                    .map(|k| self.objects.get_replica_list(k, now, lease))
+                    .map(|k| self.objects.get_replica_list(k, now))
                     .collect();
                 Response::ok(ResponseBody::ReplicaLists(results))
             }
-            Request::ExistKey { keys } => {
-                self.per_key_value(&keys, |k| self.objects.exist(k, now, lease))
-            }
+            Request::ExistKey { keys } => self.per_key_value(&keys, |k| self.objects.exist(k, now)),
             Request::GetSize { keys } => self.per_key_value(&keys, |k| self.objects.size(k)),
             Request::Remove { keys, force } => {
                 self.per_key(&keys, |k| self.objects.remove(k, force, now))

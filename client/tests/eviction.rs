@@ -1,0 +1,106 @@
+//! Master policies end to end (issue 5): eviction under pressure through the public client,
+//! leases and pins respected, zombie PutStarts preempted and their space returned.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pattern;
+use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec, probe};
+use mc_schema::handshake::{DEFAULT_CLUSTER_ID, Role};
+use mc_schema::msg::{ReplicateConfig as Cfg, Request};
+use mooncake_rs::{ErrorCode, ReplicateConfig, Store, StoreConfig};
+
+fn cluster(master_args: &[&str]) -> LocalCluster {
+    LocalCluster::start(ClusterSpec {
+        nodes: vec![NodeSpec {
+            segment_size: "32MB".into(),
+            ..NodeSpec::default()
+        }],
+        master_args: master_args.iter().map(|s| s.to_string()).collect(),
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts")
+}
+
+fn health_u64(c: &LocalCluster, field: &str) -> u64 {
+    let h = probe::http_get(&c.metrics_addr(), "/health", Duration::from_secs(5)).unwrap();
+    probe::json_u64_field(&h.body, field).unwrap_or_else(|| panic!("{field} missing: {}", h.body))
+}
+
+#[test]
+fn writing_five_times_the_capacity_keeps_succeeding_and_spares_leased_and_pinned() {
+    let c = cluster(&["--default_kv_lease_ttl=120s"]);
+    let s = Store::connect(StoreConfig::new(c.master_addr())).unwrap();
+    let mib = 1 << 20;
+    let pinned = ReplicateConfig {
+        with_hard_pin: true,
+        ..ReplicateConfig::default()
+    };
+    s.put("pinned", &pattern(mib, 1), &pinned).unwrap();
+    s.put("leased", &pattern(mib, 2), &ReplicateConfig::default())
+        .unwrap();
+    assert_eq!(s.get("leased").unwrap(), pattern(mib, 2)); // lease for 120 s
+    for i in 0..160u64 {
+        s.put(
+            &format!("w{i}"),
+            &pattern(mib, 100 + i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("put w{i} under pressure: {e}"));
+    }
+    assert_eq!(s.get("w0").unwrap_err().code(), ErrorCode::ObjectNotFound);
+    assert_eq!(s.get("w159").unwrap(), pattern(mib, 259));
+    assert_eq!(s.get("pinned").unwrap(), pattern(mib, 1));
+    assert_eq!(s.get("leased").unwrap(), pattern(mib, 2));
+    assert!(health_u64(&c, "evicted_keys_total") >= 120);
+}
+
+#[test]
+fn a_killed_writers_put_start_is_preempted_and_its_space_comes_back() {
+    let c = cluster(&[
+        "--put_start_discard_timeout_sec=1",
+        "--put_start_release_timeout_sec=2",
+    ]);
+    let s = Store::connect(StoreConfig::new(c.master_addr())).unwrap();
+    // A writer that dies between PutStart and PutEnd: only the PutStart reaches the master.
+    let mut rpc = mc_rpc::RpcClient::connect(
+        &c.master_addr(),
+        Role::Client,
+        DEFAULT_CLUSTER_ID,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let r = rpc
+        .call(
+            &Request::PutStart {
+                client_id: 9,
+                items: vec![("zombie".into(), 4 << 20)],
+                config: Cfg::default(),
+            },
+            Instant::now() + Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(r.status, 0);
+    drop(rpc);
+    assert!(health_u64(&c, "allocated_bytes") >= 4 << 20);
+    let v = pattern(1000, 5);
+    assert_eq!(
+        s.put("zombie", &v, &ReplicateConfig::default())
+            .unwrap_err()
+            .code(),
+        ErrorCode::ObjectAlreadyExists
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.put("zombie", &v, &ReplicateConfig::default()).is_err() {
+        assert!(Instant::now() < deadline, "never preempted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(s.get("zombie").unwrap(), v);
+    // The abandoned 4 MiB is released after the release timeout.
+    while health_u64(&c, "allocated_bytes") >= 4 << 20 {
+        assert!(Instant::now() < deadline, "space never released");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(health_u64(&c, "preempted_put_starts_total"), 1);
+}

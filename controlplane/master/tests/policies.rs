@@ -1,0 +1,291 @@
+//! Master policies on a hand-driven clock (no sleeps): leases, zombie PutStarts, eviction
+//! at the watermark and on a full PutStart, hard and soft pins.
+
+use std::sync::Arc;
+
+use mc_master::clock::{Clock, ManualClock};
+use mc_master::objects::Policy;
+use mc_master::service::{MasterService, ServiceConfig};
+use mc_rpc::Service;
+use mc_schema::ErrorCode;
+use mc_schema::msg::{PutEndItem, ReplicateConfig, Request, Response, ResponseBody, SoftPinAction};
+
+const SEG: u64 = 8 << 20;
+const OBJ: u64 = 256 << 10;
+
+fn master(policy: Policy) -> (MasterService, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::default());
+    let svc = MasterService::new(
+        ServiceConfig {
+            policy,
+            eviction_high_watermark_ratio: 0.9,
+            eviction_ratio: 0.25,
+            ..ServiceConfig::default()
+        },
+        clock.clone(),
+    );
+    let r = svc.handle(
+        0,
+        Request::MountSegment {
+            client_id: 7,
+            segment_id: 1,
+            name: "h:1".into(),
+            host: "h".into(),
+            endpoint: "h:1".into(),
+            size: SEG,
+        },
+    );
+    assert_eq!(r.status, 0);
+    (svc, clock)
+}
+
+fn policy() -> Policy {
+    Policy {
+        lease_ms: 1_000,
+        default_soft_pin_ms: 60_000,
+        max_soft_pin_ms: 120_000,
+        allow_evict_soft_pinned: true,
+        discard_ms: 10_000,
+        release_ms: 30_000,
+    }
+}
+
+fn start(svc: &MasterService, key: &str, cfg: &ReplicateConfig) -> Result<u64, i32> {
+    let r = svc.handle(
+        0,
+        Request::PutStart {
+            client_id: 1,
+            items: vec![(key.into(), OBJ)],
+            config: cfg.clone(),
+        },
+    );
+    let ResponseBody::PutStart(v) = r.body else {
+        panic!("{r:?}")
+    };
+    if v[0].status != 0 {
+        return Err(v[0].status);
+    }
+    Ok(v[0].replicas[0].slices[0].generation)
+}
+
+fn end(svc: &MasterService, key: &str, generation: u64) -> i32 {
+    statuses(svc.handle(
+        0,
+        Request::PutEnd {
+            items: vec![PutEndItem {
+                key: key.into(),
+                slice_crcs: vec![0],
+                failed_replicas: vec![],
+                generation,
+            }],
+        },
+    ))[0]
+}
+
+fn put(svc: &MasterService, key: &str, cfg: &ReplicateConfig) -> Result<(), i32> {
+    let g = start(svc, key, cfg)?;
+    assert_eq!(end(svc, key, g), 0);
+    Ok(())
+}
+
+fn statuses(r: Response) -> Vec<i32> {
+    let ResponseBody::Statuses(v) = r.body else {
+        panic!("{r:?}")
+    };
+    v
+}
+
+fn read(svc: &MasterService, key: &str) -> i32 {
+    let r = svc.handle(
+        0,
+        Request::GetReplicaList {
+            keys: vec![key.into()],
+        },
+    );
+    let ResponseBody::ReplicaLists(v) = r.body else {
+        panic!("{r:?}")
+    };
+    v[0].status
+}
+
+fn remove(svc: &MasterService, key: &str, force: bool) -> i32 {
+    statuses(svc.handle(
+        0,
+        Request::Remove {
+            keys: vec![key.into()],
+            force,
+        },
+    ))[0]
+}
+
+fn used(svc: &MasterService) -> u64 {
+    svc.segments.usage().0
+}
+
+const NOT_FOUND: i32 = ErrorCode::ObjectNotFound as i32;
+
+#[test]
+fn a_lease_blocks_remove_and_then_expires() {
+    let (svc, clock) = master(policy());
+    put(&svc, "k", &ReplicateConfig::default()).unwrap();
+    assert_eq!(read(&svc, "k"), 0);
+    assert_eq!(remove(&svc, "k", false), ErrorCode::ObjectHasLease as i32);
+    clock.advance_ms(999);
+    assert_eq!(remove(&svc, "k", false), ErrorCode::ObjectHasLease as i32);
+    clock.advance_ms(2);
+    assert_eq!(remove(&svc, "k", false), 0);
+    assert_eq!(read(&svc, "k"), NOT_FOUND);
+}
+
+#[test]
+fn a_stale_put_start_is_preempted_and_its_space_released_later() {
+    let (svc, clock) = master(policy());
+    let cfg = ReplicateConfig::default();
+    let old = start(&svc, "z", &cfg).unwrap();
+    assert_eq!(
+        start(&svc, "z", &cfg),
+        Err(ErrorCode::ObjectAlreadyExists as i32)
+    );
+    clock.advance_ms(10_000);
+    let new = start(&svc, "z", &cfg).expect("preempts after the discard timeout");
+    assert_ne!(old, new);
+    // The old writer may still be sending: its space stays allocated for now.
+    assert_eq!(used(&svc), 2 * OBJ);
+    // Its late PutEnd cannot commit the new put.
+    assert_eq!(end(&svc, "z", old), ErrorCode::InvalidWrite as i32);
+    assert_eq!(end(&svc, "z", new), 0);
+    svc.maintain();
+    assert_eq!(used(&svc), 2 * OBJ);
+    clock.advance_ms(20_000); // 30 s after the old PutStart
+    svc.maintain();
+    assert_eq!(used(&svc), OBJ);
+    assert_eq!(
+        svc.objects
+            .stats
+            .preempted_put_starts_total
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn an_abandoned_put_start_is_swept_after_the_release_timeout() {
+    let (svc, clock) = master(policy());
+    start(&svc, "lost", &ReplicateConfig::default()).unwrap();
+    clock.advance_ms(29_999);
+    svc.maintain();
+    assert_eq!(used(&svc), OBJ);
+    clock.advance_ms(6_000);
+    svc.maintain();
+    assert_eq!(used(&svc), 0);
+    assert_eq!(read(&svc, "lost"), NOT_FOUND);
+}
+
+#[test]
+fn the_watermark_evicts_least_recently_used_but_never_leased_or_hard_pinned() {
+    let (svc, clock) = master(policy());
+    let plain = ReplicateConfig::default();
+    let pinned = ReplicateConfig {
+        with_hard_pin: true,
+        ..ReplicateConfig::default()
+    };
+    put(&svc, "pinned", &pinned).unwrap();
+    for i in 0..29 {
+        clock.advance_ms(10);
+        put(&svc, &format!("o{i}"), &plain).unwrap();
+    }
+    // o0 and o1 are the oldest; o0 is read (fresh again), o1 is read and stays leased.
+    clock.advance_ms(10);
+    assert_eq!(read(&svc, "o0"), 0);
+    clock.advance_ms(1_001);
+    assert_eq!(read(&svc, "o1"), 0);
+    assert!(used(&svc) as f64 >= SEG as f64 * 0.9);
+    svc.maintain();
+    assert!(
+        used(&svc) as f64 <= SEG as f64 * (0.9375 - 0.25) + 1.0,
+        "freed about 25%"
+    );
+    assert_eq!(read(&svc, "pinned"), 0, "hard pin survives");
+    assert_eq!(read(&svc, "o1"), 0, "leased object survives");
+    assert_eq!(
+        read(&svc, "o2"),
+        NOT_FOUND,
+        "oldest unleased object goes first"
+    );
+    assert_eq!(read(&svc, "o28"), 0, "newest stays");
+    let evicted = svc
+        .objects
+        .stats
+        .evicted_keys_total
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(evicted >= 8, "{evicted}");
+}
+
+#[test]
+fn a_put_that_does_not_fit_evicts_and_retries_unless_everything_is_pinned() {
+    let (svc, clock) = master(Policy {
+        lease_ms: 0,
+        ..policy()
+    });
+    let plain = ReplicateConfig::default();
+    for i in 0..32 {
+        clock.advance_ms(1);
+        put(&svc, &format!("f{i}"), &plain).unwrap();
+    }
+    assert_eq!(used(&svc), SEG);
+    put(&svc, "new", &plain).expect("evicts to make room");
+    assert_eq!(read(&svc, "f0"), NOT_FOUND);
+    // Writing 5x the capacity keeps succeeding.
+    for i in 0..160 {
+        clock.advance_ms(1);
+        put(&svc, &format!("w{i}"), &plain).unwrap();
+    }
+    assert_eq!(read(&svc, "w159"), 0);
+    // With only hard-pinned objects, nothing can go: NO_AVAILABLE_HANDLE.
+    let (svc, _) = master(policy());
+    let pinned = ReplicateConfig {
+        with_hard_pin: true,
+        ..ReplicateConfig::default()
+    };
+    for i in 0..32 {
+        put(&svc, &format!("p{i}"), &pinned).unwrap();
+    }
+    assert_eq!(
+        put(&svc, "one-more", &plain),
+        Err(ErrorCode::NoAvailableHandle as i32)
+    );
+}
+
+#[test]
+fn soft_pinned_objects_go_last_and_only_if_allowed() {
+    let soft = ReplicateConfig {
+        soft_pin_action: SoftPinAction::Enable,
+        ..ReplicateConfig::default()
+    };
+    let plain = ReplicateConfig::default();
+    for allow in [true, false] {
+        let (svc, clock) = master(Policy {
+            lease_ms: 0,
+            allow_evict_soft_pinned: allow,
+            ..policy()
+        });
+        put(&svc, "soft-old", &soft).unwrap();
+        for i in 0..31 {
+            clock.advance_ms(1);
+            put(&svc, &format!("p{i}"), &plain).unwrap();
+        }
+        // Evict a little: the plain objects go first although the soft one is oldest.
+        svc.objects.evict(OBJ, clock.now_ms());
+        assert_eq!(read(&svc, "soft-old"), 0);
+        assert_eq!(read(&svc, "p0"), NOT_FOUND);
+        // Evict everything evictable: the soft pin goes only if allowed.
+        svc.objects.evict(u64::MAX, clock.now_ms());
+        assert_eq!(read(&svc, "soft-old") == 0, !allow, "allow={allow}");
+        // The soft pin ends at its deadline.
+        if !allow {
+            clock.advance_ms(60_001);
+            svc.objects.evict(u64::MAX, clock.now_ms());
+            assert_eq!(read(&svc, "soft-old"), NOT_FOUND);
+        }
+    }
+}
