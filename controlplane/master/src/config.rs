@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser};
 use mc_schema::units::{DurationUnit, parse_duration};
 
 fn millis(s: &str) -> Result<Duration, String> {
@@ -66,9 +66,14 @@ fn default_threads() -> usize {
 #[command(
     name = "mooncake_master",
     version,
+    args_override_self = true,
     about = "mooncake-rs master: object metadata and space allocation for a distributed KV cache"
 )]
 pub struct MasterConfig {
+    /// JSON or YAML file with the same keys as these flags; flags given on the command line
+    /// override it.
+    #[arg(long = "config_path")]
+    pub config_path: Option<String>,
     /// RPC listen port.
     #[arg(long = "rpc_port", default_value_t = 50051)]
     pub rpc_port: u16,
@@ -138,22 +143,99 @@ pub struct MasterConfig {
 }
 
 impl MasterConfig {
-    /// Parses the process arguments, accepting both flag spellings.
+    /// Parses the process arguments (both flag spellings, plus `--config_path`); prints the
+    /// problem and exits on bad input.
     pub fn from_args() -> MasterConfig {
-        MasterConfig::parse_from(mc_schema::units::normalize_flags(std::env::args()))
+        MasterConfig::try_from_args(std::env::args()).unwrap_or_else(|e| e.exit())
     }
 
-    /// Parses an argument list (first element is the program name).
+    /// Parses an argument list (first element is the program name). Keys of the file named
+    /// by `--config_path` come first, so command-line flags override them.
     pub fn try_from_args<I: IntoIterator<Item = String>>(
         args: I,
     ) -> Result<MasterConfig, clap::Error> {
-        MasterConfig::try_parse_from(mc_schema::units::normalize_flags(args))
+        let mut args = mc_schema::units::normalize_flags(args);
+        if let Some(path) = config_path(&args) {
+            let from_file = file_args(&path)?;
+            args.splice(1..1, from_file);
+        }
+        MasterConfig::try_parse_from(args)
     }
 
     /// Worker threads to run.
     pub fn threads(&self) -> usize {
         self.rpc_thread_num.unwrap_or_else(default_threads).max(1)
     }
+}
+
+/// The value of `--config_path`, in either `--config_path=X` or `--config_path X` form.
+fn config_path(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--config_path=") {
+            return Some(v.to_string());
+        }
+        if a == "--config_path" {
+            return it.next().cloned();
+        }
+    }
+    None
+}
+
+fn config_error(msg: String) -> clap::Error {
+    MasterConfig::command().error(clap::error::ErrorKind::ValueValidation, msg)
+}
+
+/// Turns a JSON or YAML file of `key: value` pairs into `--key=value` arguments. Unknown
+/// keys and values that are not single scalars are refused, naming the key.
+fn file_args(path: &str) -> Result<Vec<String>, clap::Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_error(format!("cannot read --config_path={path}: {e}")))?;
+    // YAML is a superset of JSON: one parser reads both.
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        config_error(format!(
+            "--config_path={path} is not valid JSON or YAML: {e}"
+        ))
+    })?;
+    let map = match doc {
+        serde_yaml::Value::Mapping(m) => m,
+        serde_yaml::Value::Null => return Ok(Vec::new()),
+        _ => {
+            return Err(config_error(format!(
+                "--config_path={path}: expected a map of keys to values"
+            )));
+        }
+    };
+    let cmd = MasterConfig::command();
+    let known: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let key = match k {
+            serde_yaml::Value::String(s) => s.replace('-', "_"),
+            other => {
+                return Err(config_error(format!(
+                    "--config_path={path}: key {other:?} is not a string"
+                )));
+            }
+        };
+        if key == "config_path" || !known.contains(&key.as_str()) {
+            return Err(config_error(format!(
+                "--config_path={path}: unknown key `{key}`; the keys are the flag names of `mooncake_master --help`"
+            )));
+        }
+        let value = match v {
+            serde_yaml::Value::String(s) => s,
+            serde_yaml::Value::Bool(b) => b.to_string(),
+            serde_yaml::Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(config_error(format!(
+                    "--config_path={path}: key `{key}` needs a single value (a string, number or boolean)"
+                )));
+            }
+        };
+        out.push(format!("--{key}={value}"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -199,6 +281,61 @@ mod tests {
         assert_eq!(c.default_kv_lease_ttl, Duration::from_secs(2));
         assert_eq!(c.client_ttl, Duration::from_millis(500));
         assert!(!c.rpc_enable_tcp_no_delay);
+    }
+
+    fn write(name: &str, text: &str) -> String {
+        let p = std::env::temp_dir().join(format!("mc-master-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn config_files_in_json_and_yaml_with_flags_overriding() {
+        let yaml = write(
+            "a.yaml",
+            "rpc_port: 6000\neviction-ratio: 0.2\nclient_ttl: 3s\n",
+        );
+        let c = parse(&[&format!("--config_path={yaml}")]).unwrap();
+        assert_eq!(c.rpc_port, 6000);
+        assert_eq!(c.eviction_ratio, 0.2);
+        assert_eq!(c.client_ttl, Duration::from_secs(3));
+        let c = parse(&["--config_path", &yaml, "--rpc_port=7000"]).unwrap();
+        assert_eq!(c.rpc_port, 7000, "flags override the file");
+        let json = write(
+            "b.json",
+            r#"{"rpc_port": 6100, "allow_evict_soft_pinned_objects": false}"#,
+        );
+        let c = parse(&[&format!("--config-path={json}")]).unwrap();
+        assert_eq!(c.rpc_port, 6100);
+        assert!(!c.allow_evict_soft_pinned_objects);
+    }
+
+    #[test]
+    fn bad_config_files_name_the_key() {
+        let unknown = write("c.yaml", "rpc_port: 1\nno_such_key: 2\n");
+        let e = parse(&[&format!("--config_path={unknown}")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `no_such_key`"), "{e}");
+        let bad = write("d.yaml", "eviction_ratio: 2.5\n");
+        let e = parse(&[&format!("--config_path={bad}")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("eviction_ratio") && e.contains("outside 0..1"),
+            "{e}"
+        );
+        let nested = write("e.yaml", "rpc_port: [1, 2]\n");
+        let e = parse(&[&format!("--config_path={nested}")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("single value"), "{e}");
+        let e = parse(&["--config_path=/nonexistent/x.yaml"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+        let garbage = write("f.yaml", ": : :\n\t- [");
+        assert!(parse(&[&format!("--config_path={garbage}")]).is_err());
     }
 
     #[test]
