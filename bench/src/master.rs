@@ -84,6 +84,7 @@ fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
                             let r = rpc.call(
                                 &Request::PutStart {
                                     client_id: 1,
+                                    client_host: String::new(),
                                     items,
                                     config: config.clone(),
                                 },

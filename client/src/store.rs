@@ -25,6 +25,8 @@ pub struct StoreConfig {
     pub master_addr: String,
     /// Cluster id (must match the master's `--cluster_id`).
     pub cluster_id: String,
+    /// This process's host, for `local_first` placement ("" = unknown).
+    pub local_hostname: String,
     /// Deadline to open a connection.
     pub connect_timeout: Duration,
     /// Deadline of one master call.
@@ -40,6 +42,7 @@ impl StoreConfig {
         StoreConfig {
             master_addr: master_addr.into(),
             cluster_id: mc_schema::handshake::DEFAULT_CLUSTER_ID.to_string(),
+            local_hostname: String::new(),
             connect_timeout: Duration::from_secs(2),
             rpc_timeout: Duration::from_secs(5),
             transfer_timeout: Duration::from_secs(5),
@@ -268,6 +271,7 @@ impl Store {
         }
         let started = self.call(&Request::PutStart {
             client_id: self.client_id,
+            client_host: self.cfg.local_hostname.clone(),
             items: todo
                 .iter()
                 .map(|&i| (items[i].0.to_string(), items[i].1.len() as u64))

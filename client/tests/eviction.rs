@@ -75,6 +75,7 @@ fn a_killed_writers_put_start_is_preempted_and_its_space_comes_back() {
         .call(
             &Request::PutStart {
                 client_id: 9,
+                client_host: String::new(),
                 items: vec![("zombie".into(), 4 << 20)],
                 config: Cfg::default(),
             },
@@ -103,4 +104,31 @@ fn a_killed_writers_put_start_is_preempted_and_its_space_comes_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(health_u64(&c, "preempted_put_starts_total"), 1);
+}
+
+#[test]
+fn local_first_puts_land_on_the_writers_host() {
+    let c = LocalCluster::start(ClusterSpec {
+        nodes: (2..5)
+            .map(|i| NodeSpec {
+                host: format!("127.0.0.{i}"),
+                segment_size: "32MB".into(),
+                ..NodeSpec::default()
+            })
+            .collect(),
+        master_args: vec!["--allocation_strategy=local_first".into()],
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let s = Store::connect(StoreConfig {
+        local_hostname: "127.0.0.3".into(),
+        ..StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
+    for i in 0..10 {
+        let k = format!("lf{i}");
+        s.put(&k, b"local", &ReplicateConfig::default()).unwrap();
+        let ep = &s.replicas(&k).unwrap()[0].slices[0].endpoint;
+        assert!(ep.starts_with("127.0.0.3:"), "{k} landed on {ep}");
+    }
 }

@@ -102,9 +102,10 @@ pub enum Request {
     Ping {
         client_id: u64,
     },
-    /// (key, value length) pairs.
+    /// (key, value length) pairs; `client_host` is the writer's host ("" = unknown).
     PutStart {
         client_id: u64,
+        client_host: String,
         items: Vec<(String, u64)>,
         config: ReplicateConfig,
     },
@@ -385,9 +386,11 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
         }
         Request::PutStart {
             client_id,
+            client_host,
             items,
             config,
         } => {
+            let client_host = fbb.create_string(client_host);
             let items: Vec<_> = items
                 .iter()
                 .map(|(k, len)| {
@@ -409,6 +412,7 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
                     client_id: *client_id,
                     items: Some(items),
                     config: Some(config),
+                    client_host: Some(client_host),
                 },
             );
             (fb::RequestBody::PutStart, t.as_union_value())
@@ -584,6 +588,7 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 .unwrap_or_default();
             Request::PutStart {
                 client_id: p.client_id(),
+                client_host: p.client_host().unwrap_or_default().to_string(),
                 items,
                 config,
             }
@@ -867,6 +872,7 @@ mod tests {
         rt_req(Request::Ping { client_id: 7 });
         rt_req(Request::PutStart {
             client_id: 3,
+            client_host: "h2".into(),
             items: vec![("k".into(), 10), ("j".into(), 1 << 33)],
             config: ReplicateConfig {
                 replica_num: 2,
@@ -945,6 +951,7 @@ mod tests {
             let mut fbb = FlatBufferBuilder::new();
             let req = Request::PutStart {
                 client_id: 3,
+                client_host: String::new(),
                 items: vec![("key".into(), 10)],
                 config: ReplicateConfig::default(),
             };

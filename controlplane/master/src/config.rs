@@ -32,10 +32,12 @@ fn ratio(s: &str) -> Result<f64, String> {
 
 fn strategy(s: &str) -> Result<String, String> {
     match s {
-        "random" => Ok(s.to_string()),
-        "free_ratio_first" | "local_first" | "cxl" => Err(format!(
-            "allocation_strategy `{s}` is not available in this build yet; use `random`"
-        )),
+        "random" | "free_ratio_first" | "local_first" => Ok(s.to_string()),
+        "cxl" => Err(
+            "allocation_strategy `cxl` needs CXL memory support, which this build does not have; \
+             use random, free_ratio_first or local_first"
+                .to_string(),
+        ),
         _ => Err(format!(
             "unknown allocation_strategy `{s}`; accepted: random, free_ratio_first, local_first, cxl"
         )),

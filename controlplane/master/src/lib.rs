@@ -110,6 +110,7 @@ pub async fn serve(
             max_allocations_per_segment: cfg.max_allocations_per_segment,
             eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
             eviction_ratio: cfg.eviction_ratio,
+            strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
         },
         Arc::new(clock::SystemClock::default()),
     ));

@@ -194,6 +194,7 @@ impl ObjectStore {
         key: &str,
         len: u64,
         cfg: &ReplicateConfig,
+        client_host: &str,
         segments: &Segments,
         now_ms: u64,
     ) -> PutStartOutcome {
@@ -215,7 +216,7 @@ impl ObjectStore {
                 "preempted a PutStart left without PutEnd past the discard timeout"
             );
         }
-        let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments);
+        let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
         if replicas.is_empty() {
             return Err(ErrorCode::NoAvailableHandle);
         }

@@ -68,6 +68,31 @@ impl Segment {
     }
 }
 
+/// How hosts and segments are ordered for a new replica (`--allocation_strategy`), on top
+/// of preferred segments and the one-replica-per-host rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Random order: fastest, spreads load statistically.
+    #[default]
+    Random,
+    /// Emptiest first (highest free share), for hosts and for segments within a host.
+    FreeRatioFirst,
+    /// The writer's host first, then random.
+    LocalFirst,
+}
+
+impl Strategy {
+    /// Parses Mooncake's names.
+    pub fn from_name(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "random" => Strategy::Random,
+            "free_ratio_first" => Strategy::FreeRatioFirst,
+            "local_first" => Strategy::LocalFirst,
+            _ => return None,
+        })
+    }
+}
+
 /// One slice of an allocated replica.
 #[derive(Debug, Clone)]
 pub struct SliceAlloc {
@@ -135,6 +160,7 @@ pub struct Segments {
     by_id: RwLock<HashMap<u64, Arc<Segment>>>,
     generation: AtomicU64,
     max_allocations: u32,
+    strategy: Strategy,
     /// Replicas placed on a host that already holds another replica of the same object
     /// (fewer hosts than replicas).
     pub shared_host_replicas_total: AtomicU64,
@@ -142,8 +168,9 @@ pub struct Segments {
 
 impl Segments {
     /// An empty table; each segment's allocator tracks at most `max_allocations` ranges.
-    pub fn new(max_allocations: u32) -> Segments {
+    pub fn new(max_allocations: u32, strategy: Strategy) -> Segments {
         Segments {
+            strategy,
             by_id: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(1),
             max_allocations,
@@ -239,9 +266,23 @@ impl Segments {
 
     /// Places `replica_num` replicas of a `len`-byte value. Replicas go to distinct hosts
     /// while there are enough; slices of one replica are striped over the segments of its
-    /// host. Segments (or hosts) named in `preferred` are tried first. Returns the replicas
-    /// placed (possibly fewer than asked, never zero on success).
-    pub fn place(&self, len: u64, replica_num: u32, preferred: &[String]) -> Vec<ReplicaAlloc> {
+    /// host. Segments (or hosts) named in `preferred` are tried first, then the writer's
+    /// host under `local_first`. Returns the replicas placed (possibly fewer than asked,
+    /// never zero on success).
+    pub fn place(
+        &self,
+        len: u64,
+        replica_num: u32,
+        preferred: &[String],
+        client_host: &str,
+    ) -> Vec<ReplicaAlloc> {
+        let local;
+        let preferred = if self.strategy == Strategy::LocalFirst && !client_host.is_empty() {
+            local = [preferred, &[client_host.to_string()]].concat();
+            &local[..]
+        } else {
+            preferred
+        };
         let hosts = self.hosts_in_order(preferred);
         let mut placed: Vec<ReplicaAlloc> = Vec::new();
         let mut used_hosts: Vec<&str> = Vec::new();
@@ -297,6 +338,21 @@ impl Segments {
             })
             .collect();
         hosts.shuffle(&mut rng);
+        if self.strategy == Strategy::FreeRatioFirst {
+            let free_share = |segs: &[Arc<Segment>]| {
+                let (used, cap) = segs.iter().fold((0u64, 0u64), |(u, c), s| {
+                    (u + s.allocated_bytes(), c + s.size_bytes)
+                });
+                1.0 - used as f64 / cap.max(1) as f64
+            };
+            hosts.sort_by(|a, b| free_share(&b.1).total_cmp(&free_share(&a.1)));
+            for (_, segs) in hosts.iter_mut() {
+                segs.sort_by(|a, b| {
+                    free_share(std::slice::from_ref(b))
+                        .total_cmp(&free_share(std::slice::from_ref(a)))
+                });
+            }
+        }
         let rank = |h: &(String, Vec<Arc<Segment>>)| {
             preferred
                 .iter()

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::objects::{ObjectStore, Policy};
-use crate::segments::{MountError, Segments};
+use crate::segments::{MountError, Segments, Strategy};
 
 /// Tunables the handlers need.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct ServiceConfig {
     pub eviction_high_watermark_ratio: f64,
     /// Share of capacity one eviction round frees.
     pub eviction_ratio: f64,
+    /// Placement strategy.
+    pub strategy: Strategy,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +38,7 @@ impl Default for ServiceConfig {
             max_allocations_per_segment: 4_000_000,
             eviction_high_watermark_ratio: 0.95,
             eviction_ratio: 0.05,
+            strategy: Strategy::Random,
         }
     }
 }
@@ -74,7 +77,7 @@ impl MasterService {
     /// A master with no segments.
     pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> MasterService {
         MasterService {
-            segments: Segments::new(cfg.max_allocations_per_segment),
+            segments: Segments::new(cfg.max_allocations_per_segment, cfg.strategy),
             objects: ObjectStore::new(cfg.policy.clone()),
             clients: Mutex::new(HashMap::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
@@ -155,7 +158,12 @@ impl MasterService {
         }
     }
 
-    fn put_start(&self, items: &[(String, u64)], cfg: &ReplicateConfig) -> Response {
+    fn put_start(
+        &self,
+        client_host: &str,
+        items: &[(String, u64)],
+        cfg: &ReplicateConfig,
+    ) -> Response {
         if let Err(r) = check_batch(items.len()) {
             return r;
         }
@@ -175,12 +183,21 @@ impl MasterService {
                         replicas: Vec::new(),
                     };
                 }
-                let mut placed = self.objects.put_start(key, *len, cfg, &self.segments, now);
+                let mut placed =
+                    self.objects
+                        .put_start(key, *len, cfg, client_host, &self.segments, now);
                 if placed == Err(ErrorCode::NoAvailableHandle) {
                     // Make room (twice the need, as freed ranges may be scattered), retry once.
                     let need = len.saturating_mul(cfg.replica_num as u64).saturating_mul(2);
                     if self.objects.evict(need, now).1 > 0 {
-                        placed = self.objects.put_start(key, *len, cfg, &self.segments, now);
+                        placed = self.objects.put_start(
+                            key,
+                            *len,
+                            cfg,
+                            client_host,
+                            &self.segments,
+                            now,
+                        );
                     }
                 }
                 match placed {
@@ -282,7 +299,12 @@ impl mc_rpc::Service for MasterService {
                     view_version: 1,
                 })
             }
-            Request::PutStart { items, config, .. } => self.put_start(&items, &config),
+            Request::PutStart {
+                items,
+                config,
+                client_host,
+                ..
+            } => self.put_start(&client_host, &items, &config),
             Request::PutEnd { items } => {
                 if let Err(r) = check_batch(items.len()) {
                     return r;

@@ -55,6 +55,7 @@ fn start(svc: &MasterService, key: &str, cfg: &ReplicateConfig) -> Result<u64, i
         0,
         Request::PutStart {
             client_id: 1,
+            client_host: String::new(),
             items: vec![(key.into(), OBJ)],
             config: cfg.clone(),
         },
@@ -287,5 +288,85 @@ fn soft_pinned_objects_go_last_and_only_if_allowed() {
             svc.objects.evict(u64::MAX, clock.now_ms());
             assert_eq!(read(&svc, "soft-old"), NOT_FOUND);
         }
+    }
+}
+
+fn two_host_master(strategy: mc_master::segments::Strategy) -> MasterService {
+    let svc = MasterService::new(
+        ServiceConfig {
+            policy: policy(),
+            strategy,
+            ..ServiceConfig::default()
+        },
+        Arc::new(ManualClock::default()),
+    );
+    for (id, host) in [(1u64, "ha"), (2, "hb")] {
+        let name = format!("{host}:1");
+        let r = svc.handle(
+            0,
+            Request::MountSegment {
+                client_id: id,
+                segment_id: id,
+                name: name.clone(),
+                host: host.into(),
+                endpoint: name,
+                size: SEG,
+            },
+        );
+        assert_eq!(r.status, 0);
+    }
+    svc
+}
+
+fn host_of(svc: &MasterService, key: &str, client_host: &str) -> String {
+    let r = svc.handle(
+        0,
+        Request::PutStart {
+            client_id: 1,
+            client_host: client_host.into(),
+            items: vec![(key.into(), OBJ)],
+            config: ReplicateConfig::default(),
+        },
+    );
+    let ResponseBody::PutStart(v) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(v[0].status, 0, "{key}");
+    v[0].replicas[0].slices[0]
+        .endpoint
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn free_ratio_first_fills_the_emptier_host_and_local_first_the_writers() {
+    use mc_master::segments::Strategy;
+    let svc = two_host_master(Strategy::FreeRatioFirst);
+    // Load host ha by preference, then let the strategy choose: hb is emptier every time
+    // until both hold the same.
+    for i in 0..8 {
+        let r = svc.handle(
+            0,
+            Request::PutStart {
+                client_id: 1,
+                client_host: String::new(),
+                items: vec![(format!("pre{i}"), OBJ)],
+                config: ReplicateConfig {
+                    preferred_segments: vec!["ha".into()],
+                    ..ReplicateConfig::default()
+                },
+            },
+        );
+        assert_eq!(r.status, 0);
+    }
+    for i in 0..8 {
+        assert_eq!(host_of(&svc, &format!("f{i}"), ""), "hb", "put {i}");
+    }
+    let svc = two_host_master(Strategy::LocalFirst);
+    for i in 0..10 {
+        assert_eq!(host_of(&svc, &format!("l{i}"), "hb"), "hb");
+        assert_eq!(host_of(&svc, &format!("m{i}"), "ha"), "ha");
     }
 }
