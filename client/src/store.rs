@@ -248,6 +248,33 @@ impl Store {
     /// Stores several objects: one PutStart and one PutEnd round trip for the whole batch.
     /// Returns one result per item, in order.
     pub fn put_batch(&self, items: &[(&str, &[u8])], config: &ReplicateConfig) -> Vec<Result<()>> {
+        self.write_batch(items, config, false)
+    }
+
+    /// Stores `value` under `key`, replacing an existing value. The replacement is written
+    /// to new space and swapped in at once: readers see the old value or the new one, never
+    /// a mix.
+    pub fn upsert(&self, key: &str, value: &[u8], config: &ReplicateConfig) -> Result<()> {
+        self.upsert_batch(&[(key, value)], config)
+            .pop()
+            .expect("one result per item")
+    }
+
+    /// [`upsert`](Self::upsert) for several objects, one round trip per phase.
+    pub fn upsert_batch(
+        &self,
+        items: &[(&str, &[u8])],
+        config: &ReplicateConfig,
+    ) -> Vec<Result<()>> {
+        self.write_batch(items, config, true)
+    }
+
+    fn write_batch(
+        &self,
+        items: &[(&str, &[u8])],
+        config: &ReplicateConfig,
+        upsert: bool,
+    ) -> Vec<Result<()>> {
         if let Err(e) = check_batch(items.len()) {
             return items.iter().map(|_| Err(e.clone())).collect();
         }
@@ -269,14 +296,25 @@ impl Store {
         if todo.is_empty() {
             return results.into_iter().map(|r| r.expect("set")).collect();
         }
-        let started = self.call(&Request::PutStart {
-            client_id: self.client_id,
-            client_host: self.cfg.local_hostname.clone(),
-            items: todo
-                .iter()
-                .map(|&i| (items[i].0.to_string(), items[i].1.len() as u64))
-                .collect(),
-            config: config.clone(),
+        let start_items = todo
+            .iter()
+            .map(|&i| (items[i].0.to_string(), items[i].1.len() as u64))
+            .collect();
+        let (client_id, client_host) = (self.client_id, self.cfg.local_hostname.clone());
+        let started = self.call(&if upsert {
+            Request::UpsertStart {
+                client_id,
+                client_host,
+                items: start_items,
+                config: config.clone(),
+            }
+        } else {
+            Request::PutStart {
+                client_id,
+                client_host,
+                items: start_items,
+                config: config.clone(),
+            }
         });
         let started: Vec<PutStartResult> = match started.map(|r| r.body) {
             Ok(ResponseBody::PutStart(v)) if v.len() == todo.len() => v,
@@ -369,10 +407,19 @@ impl Store {
         if !revokes.is_empty() {
             // Best effort: a lost revoke leaves a pending object that is never readable;
             // its space waits for the master's zombie-PutStart cleanup.
-            let _ = self.call(&Request::PutRevoke { keys: revokes });
+            let _ = self.call(&if upsert {
+                Request::UpsertRevoke { keys: revokes }
+            } else {
+                Request::PutRevoke { keys: revokes }
+            });
         }
         if !ends.is_empty() {
-            match self.call(&Request::PutEnd { items: ends }).map(|r| r.body) {
+            let end = if upsert {
+                Request::UpsertEnd { items: ends }
+            } else {
+                Request::PutEnd { items: ends }
+            };
+            match self.call(&end).map(|r| r.body) {
                 Ok(ResponseBody::Statuses(codes)) if codes.len() == end_idx.len() => {
                     for (i, c) in end_idx.into_iter().zip(codes) {
                         results[i] = Some(if c == 0 {

@@ -132,3 +132,54 @@ fn local_first_puts_land_on_the_writers_host() {
         assert!(ep.starts_with("127.0.0.3:"), "{k} landed on {ep}");
     }
 }
+
+/// A 1 MiB value whose every 4 KiB block starts with `version`.
+fn versioned(version: u64) -> Vec<u8> {
+    let mut v = pattern(1 << 20, 4242);
+    for block in v.chunks_mut(4096) {
+        block[..8].copy_from_slice(&version.to_le_bytes());
+    }
+    v
+}
+
+#[test]
+fn upsert_under_concurrent_readers_never_yields_a_mixed_value() {
+    let c = cluster(&[]);
+    let s = std::sync::Arc::new(Store::connect(StoreConfig::new(c.master_addr())).unwrap());
+    s.upsert("u", &versioned(0), &ReplicateConfig::default())
+        .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, done) = (s.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Acquire) || seen.len() < 3 {
+                    let v = s.get("u").expect("a readable value at every moment");
+                    let version = u64::from_le_bytes(v[..8].try_into().unwrap());
+                    assert_eq!(
+                        v,
+                        versioned(version),
+                        "mixed or torn value (version {version})"
+                    );
+                    seen.push(version);
+                }
+                seen
+            })
+        })
+        .collect();
+    for version in 1..=25 {
+        s.upsert("u", &versioned(version), &ReplicateConfig::default())
+            .unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    for r in readers {
+        let seen = r.join().unwrap();
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "versions went backwards: {seen:?}"
+        );
+    }
+    assert_eq!(s.get("u").unwrap(), versioned(25));
+    assert_eq!(s.get_size("u").unwrap(), 1 << 20);
+}

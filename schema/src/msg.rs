@@ -140,6 +140,21 @@ pub enum Request {
         client_id: u64,
         segment_ids: Vec<u64>,
     },
+    /// Like PutStart, but an existing complete key gets new space for a replacement value.
+    UpsertStart {
+        client_id: u64,
+        client_host: String,
+        items: Vec<(String, u64)>,
+        config: ReplicateConfig,
+    },
+    /// Swaps the replacement in (or commits a new key).
+    UpsertEnd {
+        items: Vec<PutEndItem>,
+    },
+    /// Drops a replacement in progress; the current value stays.
+    UpsertRevoke {
+        keys: Vec<String>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -172,6 +187,9 @@ impl Request {
             Request::RemoveByRegex { .. } => "remove_by_regex",
             Request::RemoveAll { .. } => "remove_all",
             Request::DrainSegments { .. } => "drain_segments",
+            Request::UpsertStart { .. } => "upsert_start",
+            Request::UpsertEnd { .. } => "upsert_end",
+            Request::UpsertRevoke { .. } => "upsert_revoke",
         }
     }
 }
@@ -334,6 +352,62 @@ fn enc_config<'b>(fbb: &mut Fbb<'b>, c: &ReplicateConfig) -> WIPOffset<fb::Repli
     )
 }
 
+fn enc_put_start<'b>(
+    fbb: &mut Fbb<'b>,
+    client_id: u64,
+    client_host: &str,
+    items: &[(String, u64)],
+    config: &ReplicateConfig,
+) -> WIPOffset<fb::PutStart<'b>> {
+    let client_host = fbb.create_string(client_host);
+    let items: Vec<_> = items
+        .iter()
+        .map(|(k, len)| {
+            let key = fbb.create_string(k);
+            fb::PutStartItem::create(
+                fbb,
+                &fb::PutStartItemArgs {
+                    key: Some(key),
+                    value_length: *len,
+                },
+            )
+        })
+        .collect();
+    let items = fbb.create_vector(&items);
+    let config = enc_config(fbb, config);
+    fb::PutStart::create(
+        fbb,
+        &fb::PutStartArgs {
+            client_id,
+            items: Some(items),
+            config: Some(config),
+            client_host: Some(client_host),
+        },
+    )
+}
+
+fn enc_put_end<'b>(fbb: &mut Fbb<'b>, items: &[PutEndItem]) -> WIPOffset<fb::PutEnd<'b>> {
+    let items: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let key = fbb.create_string(&i.key);
+            let crcs = fbb.create_vector(&i.slice_crcs);
+            let failed = fbb.create_vector(&i.failed_replicas);
+            fb::PutEndItem::create(
+                fbb,
+                &fb::PutEndItemArgs {
+                    key: Some(key),
+                    slice_crcs: Some(crcs),
+                    failed_replicas: Some(failed),
+                    generation: i.generation,
+                },
+            )
+        })
+        .collect();
+    let items = fbb.create_vector(&items);
+    fb::PutEnd::create(fbb, &fb::PutEndArgs { items: Some(items) })
+}
+
 /// Encodes `req` into `fbb` (reset first) and returns the finished bytes.
 pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -> &'a [u8] {
     fbb.reset();
@@ -389,56 +463,31 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
             client_host,
             items,
             config,
-        } => {
-            let client_host = fbb.create_string(client_host);
-            let items: Vec<_> = items
-                .iter()
-                .map(|(k, len)| {
-                    let key = fbb.create_string(k);
-                    fb::PutStartItem::create(
-                        fbb,
-                        &fb::PutStartItemArgs {
-                            key: Some(key),
-                            value_length: *len,
-                        },
-                    )
-                })
-                .collect();
-            let items = fbb.create_vector(&items);
-            let config = enc_config(fbb, config);
-            let t = fb::PutStart::create(
-                fbb,
-                &fb::PutStartArgs {
-                    client_id: *client_id,
-                    items: Some(items),
-                    config: Some(config),
-                    client_host: Some(client_host),
-                },
-            );
-            (fb::RequestBody::PutStart, t.as_union_value())
-        }
-        Request::PutEnd { items } => {
-            let items: Vec<_> = items
-                .iter()
-                .map(|i| {
-                    let key = fbb.create_string(&i.key);
-                    let crcs = fbb.create_vector(&i.slice_crcs);
-                    let failed = fbb.create_vector(&i.failed_replicas);
-                    fb::PutEndItem::create(
-                        fbb,
-                        &fb::PutEndItemArgs {
-                            key: Some(key),
-                            slice_crcs: Some(crcs),
-                            failed_replicas: Some(failed),
-                            generation: i.generation,
-                        },
-                    )
-                })
-                .collect();
-            let items = fbb.create_vector(&items);
-            let t = fb::PutEnd::create(fbb, &fb::PutEndArgs { items: Some(items) });
-            (fb::RequestBody::PutEnd, t.as_union_value())
-        }
+        } => (
+            fb::RequestBody::PutStart,
+            enc_put_start(fbb, *client_id, client_host, items, config).as_union_value(),
+        ),
+        Request::UpsertStart {
+            client_id,
+            client_host,
+            items,
+            config,
+        } => (
+            fb::RequestBody::UpsertStart,
+            enc_put_start(fbb, *client_id, client_host, items, config).as_union_value(),
+        ),
+        Request::PutEnd { items } => (
+            fb::RequestBody::PutEnd,
+            enc_put_end(fbb, items).as_union_value(),
+        ),
+        Request::UpsertEnd { items } => (
+            fb::RequestBody::UpsertEnd,
+            enc_put_end(fbb, items).as_union_value(),
+        ),
+        Request::UpsertRevoke { keys } => (
+            fb::RequestBody::UpsertRevoke,
+            enc_keys(fbb, keys, false).as_union_value(),
+        ),
         Request::PutRevoke { keys } => (
             fb::RequestBody::PutRevoke,
             enc_keys(fbb, keys, false).as_union_value(),
@@ -538,6 +587,56 @@ fn dec_replicas(v: Option<Vector<'_, ForwardsUOffset<fb::Replica<'_>>>>) -> Vec<
         .collect()
 }
 
+type PutStartParts = (u64, String, Vec<(String, u64)>, ReplicateConfig);
+
+fn dec_put_start(p: fb::PutStart<'_>) -> PutStartParts {
+    let items = p
+        .items()
+        .map(|v| {
+            v.iter()
+                .map(|i| (i.key().unwrap_or_default().to_string(), i.value_length()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let config = p
+        .config()
+        .map(|c| ReplicateConfig {
+            replica_num: c.replica_num(),
+            preferred_segments: dec_strs(c.preferred_segments()),
+            with_hard_pin: c.with_hard_pin(),
+            soft_pin_action: SoftPinAction::from_u8(c.soft_pin_action()),
+            soft_pin_ttl_ms: c.soft_pin_ttl_ms(),
+        })
+        .unwrap_or_default();
+    (
+        p.client_id(),
+        p.client_host().unwrap_or_default().to_string(),
+        items,
+        config,
+    )
+}
+
+fn dec_put_end(p: fb::PutEnd<'_>) -> Vec<PutEndItem> {
+    p.items()
+        .map(|v| {
+            v.iter()
+                .map(|i| PutEndItem {
+                    key: i.key().unwrap_or_default().to_string(),
+                    slice_crcs: i
+                        .slice_crcs()
+                        .map(|c| c.iter().collect())
+                        .unwrap_or_default(),
+                    failed_replicas: i
+                        .failed_replicas()
+                        .map(|c| c.iter().collect())
+                        .unwrap_or_default(),
+                    generation: i.generation(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Decodes a request payload into (term, request).
 pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
     let r = flatbuffers::root_with_opts::<fb::Request>(&verifier_opts(), buf)
@@ -567,55 +666,39 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
             client_id: r.body_as_ping().ok_or_else(|| missing("ping"))?.client_id(),
         },
         fb::RequestBody::PutStart => {
-            let p = r.body_as_put_start().ok_or_else(|| missing("put_start"))?;
-            let items = p
-                .items()
-                .map(|v| {
-                    v.iter()
-                        .map(|i| (i.key().unwrap_or_default().to_string(), i.value_length()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let config = p
-                .config()
-                .map(|c| ReplicateConfig {
-                    replica_num: c.replica_num(),
-                    preferred_segments: dec_strs(c.preferred_segments()),
-                    with_hard_pin: c.with_hard_pin(),
-                    soft_pin_action: SoftPinAction::from_u8(c.soft_pin_action()),
-                    soft_pin_ttl_ms: c.soft_pin_ttl_ms(),
-                })
-                .unwrap_or_default();
+            let (client_id, client_host, items, config) =
+                dec_put_start(r.body_as_put_start().ok_or_else(|| missing("put_start"))?);
             Request::PutStart {
-                client_id: p.client_id(),
-                client_host: p.client_host().unwrap_or_default().to_string(),
+                client_id,
+                client_host,
                 items,
                 config,
             }
         }
-        fb::RequestBody::PutEnd => {
-            let p = r.body_as_put_end().ok_or_else(|| missing("put_end"))?;
-            let items = p
-                .items()
-                .map(|v| {
-                    v.iter()
-                        .map(|i| PutEndItem {
-                            key: i.key().unwrap_or_default().to_string(),
-                            slice_crcs: i
-                                .slice_crcs()
-                                .map(|c| c.iter().collect())
-                                .unwrap_or_default(),
-                            failed_replicas: i
-                                .failed_replicas()
-                                .map(|c| c.iter().collect())
-                                .unwrap_or_default(),
-                            generation: i.generation(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            Request::PutEnd { items }
+        fb::RequestBody::UpsertStart => {
+            let (client_id, client_host, items, config) = dec_put_start(
+                r.body_as_upsert_start()
+                    .ok_or_else(|| missing("upsert_start"))?,
+            );
+            Request::UpsertStart {
+                client_id,
+                client_host,
+                items,
+                config,
+            }
         }
+        fb::RequestBody::PutEnd => Request::PutEnd {
+            items: dec_put_end(r.body_as_put_end().ok_or_else(|| missing("put_end"))?),
+        },
+        fb::RequestBody::UpsertEnd => Request::UpsertEnd {
+            items: dec_put_end(
+                r.body_as_upsert_end()
+                    .ok_or_else(|| missing("upsert_end"))?,
+            ),
+        },
+        fb::RequestBody::UpsertRevoke => Request::UpsertRevoke {
+            keys: dec_keys(r.body_as_upsert_revoke(), "upsert_revoke")?.0,
+        },
         fb::RequestBody::PutRevoke => Request::PutRevoke {
             keys: dec_keys(r.body_as_put_revoke(), "put_revoke")?.0,
         },
@@ -889,6 +972,23 @@ mod tests {
                 failed_replicas: vec![1],
                 generation: 77,
             }],
+        });
+        rt_req(Request::UpsertStart {
+            client_id: 3,
+            client_host: "h".into(),
+            items: vec![("u".into(), 5)],
+            config: ReplicateConfig::default(),
+        });
+        rt_req(Request::UpsertEnd {
+            items: vec![PutEndItem {
+                key: "u".into(),
+                slice_crcs: vec![9],
+                failed_replicas: vec![],
+                generation: 3,
+            }],
+        });
+        rt_req(Request::UpsertRevoke {
+            keys: vec!["u".into()],
         });
         rt_req(Request::DrainSegments {
             client_id: 4,

@@ -75,6 +75,25 @@ pub struct Object {
     pub soft_pin_until_ms: u64,
     /// Generation of the first slice PutStart handed out; identifies this put.
     pub put_generation: u64,
+    /// A replacement value being written (UpsertStart done, UpsertEnd not yet).
+    pub upsert: Option<Box<Replacement>>,
+}
+
+/// A replacement value in flight: its own space, swapped in at UpsertEnd.
+#[derive(Debug)]
+pub struct Replacement {
+    /// New value length.
+    pub size: u64,
+    /// New replicas.
+    pub replicas: Vec<ReplicaAlloc>,
+    /// UpsertStart time.
+    pub started_ms: u64,
+    /// Generation identifying this upsert.
+    pub put_generation: u64,
+    /// Hard pin the object takes at UpsertEnd.
+    pub hard_pin: bool,
+    /// Soft pin end the object takes at UpsertEnd.
+    pub soft_pin_until_ms: u64,
 }
 
 impl Object {
@@ -87,19 +106,22 @@ impl Object {
     }
 
     fn evictable(&self, now_ms: u64) -> bool {
-        self.complete && !self.hard_pin && !self.leased(now_ms)
+        self.complete && !self.hard_pin && !self.leased(now_ms) && self.upsert.is_none()
     }
 
     fn allocated_bytes(&self) -> u64 {
+        let up = self.upsert.iter().flat_map(|u| u.replicas.iter());
         self.replicas
             .iter()
+            .chain(up)
             .flat_map(|r| r.slices.iter())
             .map(|s| s.alloc.size)
             .sum()
     }
 
     fn free(&self) {
-        for r in &self.replicas {
+        let up = self.upsert.iter().flat_map(|u| u.replicas.iter());
+        for r in self.replicas.iter().chain(up) {
             r.free();
         }
     }
@@ -204,10 +226,7 @@ impl ObjectStore {
                 return Err(ErrorCode::ObjectAlreadyExists);
             }
             let old = shard.remove(key).expect("present");
-            self.zombies.lock().push(Zombie {
-                release_at_ms: old.started_ms + self.policy.release_ms,
-                replicas: old.replicas,
-            });
+            self.defer_free(old.started_ms + self.policy.release_ms, old.replicas);
             self.stats
                 .preempted_put_starts_total
                 .fetch_add(1, Ordering::Relaxed);
@@ -238,9 +257,128 @@ impl ObjectStore {
                 hard_pin: cfg.with_hard_pin,
                 soft_pin_until_ms: self.soft_pin_until(cfg, now_ms),
                 put_generation,
+                upsert: None,
             },
         );
         Ok(descs)
+    }
+
+    /// Like [`put_start`](Self::put_start), but a complete object gets new space for a
+    /// replacement value (copy-on-write); readers keep seeing the current value until
+    /// UpsertEnd. A second upsert of the same key in flight is refused with
+    /// OBJECT_ALREADY_EXISTS until the discard timeout, then preempted.
+    pub fn upsert_start(
+        &self,
+        key: &str,
+        len: u64,
+        cfg: &ReplicateConfig,
+        client_host: &str,
+        segments: &Segments,
+        now_ms: u64,
+    ) -> PutStartOutcome {
+        {
+            let mut shard = self.shard(key).lock();
+            if let Some(o) = shard.get_mut(key).filter(|o| o.complete) {
+                if let Some(u) = &o.upsert {
+                    if now_ms.saturating_sub(u.started_ms) < self.policy.discard_ms {
+                        return Err(ErrorCode::ObjectAlreadyExists);
+                    }
+                    let u = o.upsert.take().expect("present");
+                    self.defer_free(u.started_ms + self.policy.release_ms, u.replicas);
+                    self.stats
+                        .preempted_put_starts_total
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                let replicas =
+                    segments.place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
+                if replicas.is_empty() {
+                    return Err(ErrorCode::NoAvailableHandle);
+                }
+                let descs: Vec<ReplicaDesc> = replicas.iter().map(|r| r.desc(false)).collect();
+                o.upsert = Some(Box::new(Replacement {
+                    size: len,
+                    put_generation: descs
+                        .first()
+                        .and_then(|r| r.slices.first())
+                        .map_or(0, |s| s.generation),
+                    replicas,
+                    started_ms: now_ms,
+                    hard_pin: cfg.with_hard_pin,
+                    soft_pin_until_ms: self.soft_pin_until(cfg, now_ms),
+                }));
+                return Ok(descs);
+            }
+        }
+        // A new key (or a plain put in flight): an upsert is a put.
+        self.put_start(key, len, cfg, client_host, segments, now_ms)
+    }
+
+    /// Swaps a replacement in: the object takes the new replicas and CRCs atomically under
+    /// its shard lock; the old space is freed once every lease granted on it has ended. For
+    /// a key without a replacement in flight this is PutEnd.
+    pub fn upsert_end(&self, item: PutEndItem, now_ms: u64) -> ErrorCode {
+        {
+            let mut shard = self.shard(&item.key).lock();
+            if let Some(o) = shard.get_mut(&item.key).filter(|o| o.upsert.is_some()) {
+                let u = o.upsert.as_mut().expect("checked");
+                if item.generation != 0 && item.generation != u.put_generation {
+                    return ErrorCode::InvalidWrite;
+                }
+                if item.slice_crcs.len() as u64 != slice_count(u.size)
+                    || item
+                        .failed_replicas
+                        .iter()
+                        .any(|&i| i as usize >= u.replicas.len())
+                {
+                    return ErrorCode::InvalidParams;
+                }
+                let mut idx = 0u32;
+                u.replicas.retain(|r| {
+                    let failed = item.failed_replicas.contains(&idx);
+                    idx += 1;
+                    if failed {
+                        r.free();
+                    }
+                    !failed
+                });
+                let u = o.upsert.take().expect("checked");
+                if u.replicas.is_empty() {
+                    return ErrorCode::TransferFail;
+                }
+                let old = std::mem::replace(&mut o.replicas, u.replicas);
+                o.size = u.size;
+                o.slice_crcs = item.slice_crcs;
+                o.put_generation = u.put_generation;
+                o.hard_pin = u.hard_pin;
+                o.soft_pin_until_ms = u.soft_pin_until_ms;
+                o.last_access_ms = now_ms;
+                self.defer_free(o.lease_until_ms.max(now_ms), old);
+                return ErrorCode::Ok;
+            }
+        }
+        self.put_end(item, now_ms)
+    }
+
+    /// Drops a replacement in flight (the current value stays), or revokes a plain put.
+    pub fn upsert_revoke(&self, key: &str) -> ErrorCode {
+        {
+            let mut shard = self.shard(key).lock();
+            if let Some(o) = shard.get_mut(key).filter(|o| o.upsert.is_some()) {
+                for r in o.upsert.take().expect("checked").replicas {
+                    r.free();
+                }
+                return ErrorCode::Ok;
+            }
+        }
+        self.put_revoke(key)
+    }
+
+    /// Frees `replicas` at `release_at_ms` (the next upkeep after it).
+    fn defer_free(&self, release_at_ms: u64, replicas: Vec<ReplicaAlloc>) {
+        self.zombies.lock().push(Zombie {
+            release_at_ms,
+            replicas,
+        });
     }
 
     /// Commits a pending object with its per-slice CRCs, first dropping the replicas whose
@@ -456,6 +594,16 @@ impl ObjectStore {
         let mut freed = 0;
         for shard in self.shards.iter() {
             shard.lock().retain(|_, o| {
+                let stale_upsert = o
+                    .upsert
+                    .as_ref()
+                    .is_some_and(|u| now_ms.saturating_sub(u.started_ms) >= self.policy.release_ms);
+                if stale_upsert {
+                    for r in o.upsert.take().expect("checked").replicas {
+                        freed += r.slices.iter().map(|s| s.alloc.size).sum::<u64>();
+                        r.free();
+                    }
+                }
                 let stale =
                     !o.complete && now_ms.saturating_sub(o.started_ms) >= self.policy.release_ms;
                 if stale {
@@ -480,6 +628,15 @@ impl ObjectStore {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             shard.retain(|_, o| {
+                let upsert_hit = o
+                    .upsert
+                    .as_ref()
+                    .is_some_and(|u| u.replicas.iter().any(|r| r.uses(segment_id)));
+                if upsert_hit {
+                    for r in o.upsert.take().expect("checked").replicas {
+                        r.free();
+                    }
+                }
                 let before = o.replicas.len();
                 o.replicas.retain(|r| {
                     if r.uses(segment_id) {

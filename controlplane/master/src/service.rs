@@ -160,6 +160,7 @@ impl MasterService {
 
     fn put_start(
         &self,
+        upsert: bool,
         client_host: &str,
         items: &[(String, u64)],
         cfg: &ReplicateConfig,
@@ -183,21 +184,21 @@ impl MasterService {
                         replicas: Vec::new(),
                     };
                 }
-                let mut placed =
-                    self.objects
-                        .put_start(key, *len, cfg, client_host, &self.segments, now);
+                let start = || {
+                    if upsert {
+                        self.objects
+                            .upsert_start(key, *len, cfg, client_host, &self.segments, now)
+                    } else {
+                        self.objects
+                            .put_start(key, *len, cfg, client_host, &self.segments, now)
+                    }
+                };
+                let mut placed = start();
                 if placed == Err(ErrorCode::NoAvailableHandle) {
                     // Make room (twice the need, as freed ranges may be scattered), retry once.
                     let need = len.saturating_mul(cfg.replica_num as u64).saturating_mul(2);
                     if self.objects.evict(need, now).1 > 0 {
-                        placed = self.objects.put_start(
-                            key,
-                            *len,
-                            cfg,
-                            client_host,
-                            &self.segments,
-                            now,
-                        );
+                        placed = start();
                     }
                 }
                 match placed {
@@ -304,7 +305,26 @@ impl mc_rpc::Service for MasterService {
                 config,
                 client_host,
                 ..
-            } => self.put_start(&client_host, &items, &config),
+            } => self.put_start(false, &client_host, &items, &config),
+            Request::UpsertStart {
+                items,
+                config,
+                client_host,
+                ..
+            } => self.put_start(true, &client_host, &items, &config),
+            Request::UpsertEnd { items } => {
+                if let Err(r) = check_batch(items.len()) {
+                    return r;
+                }
+                let codes = items
+                    .into_iter()
+                    .map(|item| self.objects.upsert_end(item, now).code())
+                    .collect();
+                Response::ok(ResponseBody::Statuses(codes))
+            }
+            Request::UpsertRevoke { keys } => {
+                self.per_key(&keys, |k| self.objects.upsert_revoke(k))
+            }
             Request::PutEnd { items } => {
                 if let Err(r) = check_batch(items.len()) {
                     return r;

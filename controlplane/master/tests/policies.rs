@@ -370,3 +370,93 @@ fn free_ratio_first_fills_the_emptier_host_and_local_first_the_writers() {
         assert_eq!(host_of(&svc, &format!("m{i}"), "ha"), "ha");
     }
 }
+
+fn upsert_start(svc: &MasterService, key: &str) -> Result<u64, i32> {
+    let r = svc.handle(
+        0,
+        Request::UpsertStart {
+            client_id: 1,
+            client_host: String::new(),
+            items: vec![(key.into(), OBJ)],
+            config: ReplicateConfig::default(),
+        },
+    );
+    let ResponseBody::PutStart(v) = r.body else {
+        panic!("{r:?}")
+    };
+    if v[0].status != 0 {
+        return Err(v[0].status);
+    }
+    Ok(v[0].replicas[0].slices[0].generation)
+}
+
+fn upsert_end(svc: &MasterService, key: &str, generation: u64) -> i32 {
+    statuses(svc.handle(
+        0,
+        Request::UpsertEnd {
+            items: vec![PutEndItem {
+                key: key.into(),
+                slice_crcs: vec![0],
+                failed_replicas: vec![],
+                generation,
+            }],
+        },
+    ))[0]
+}
+
+fn current_generation(svc: &MasterService, key: &str) -> u64 {
+    let r = svc.handle(
+        0,
+        Request::GetReplicaList {
+            keys: vec![key.into()],
+        },
+    );
+    let ResponseBody::ReplicaLists(v) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(v[0].status, 0);
+    v[0].replicas[0].slices[0].generation
+}
+
+#[test]
+fn upsert_swaps_at_end_and_frees_the_old_value_after_its_lease() {
+    let (svc, clock) = master(policy());
+    let g0 = start(&svc, "k", &ReplicateConfig::default()).unwrap();
+    assert_eq!(end(&svc, "k", g0), 0);
+    assert_eq!(current_generation(&svc, "k"), g0); // a reader holds a lease on the old value
+    let g1 = upsert_start(&svc, "k").unwrap();
+    assert_eq!(
+        upsert_start(&svc, "k"),
+        Err(ErrorCode::ObjectAlreadyExists as i32)
+    );
+    assert_eq!(used(&svc), 2 * OBJ);
+    assert_eq!(
+        current_generation(&svc, "k"),
+        g0,
+        "readers see the old value until UpsertEnd"
+    );
+    assert_eq!(upsert_end(&svc, "k", g1), 0);
+    assert_eq!(current_generation(&svc, "k"), g1);
+    svc.maintain();
+    assert_eq!(used(&svc), 2 * OBJ, "old space kept while its lease runs");
+    // Readers of the old value held leases up to 1 s; then its space goes (a read after the
+    // swap leases the new value only).
+    clock.advance_ms(1_001);
+    svc.maintain();
+    assert_eq!(used(&svc), OBJ);
+    // A revoked upsert leaves the current value alone.
+    let _g2 = upsert_start(&svc, "k").unwrap();
+    let revoke = svc.handle(
+        0,
+        Request::UpsertRevoke {
+            keys: vec!["k".into()],
+        },
+    );
+    assert_eq!(statuses(revoke), vec![0]);
+    assert_eq!(used(&svc), OBJ);
+    assert_eq!(current_generation(&svc, "k"), g1);
+    // Upsert of a new key is a put.
+    let g = upsert_start(&svc, "new").unwrap();
+    assert_eq!(upsert_end(&svc, "new", g), 0);
+    assert_eq!(current_generation(&svc, "new"), g);
+}
