@@ -13,6 +13,7 @@ pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod objects;
 pub mod segments;
 pub mod service;

@@ -55,6 +55,8 @@ pub struct MasterService {
     clients: Mutex<HashMap<u64, u64>>,
     /// When abandoned PutStarts were last swept for.
     last_sweep_ms: std::sync::atomic::AtomicU64,
+    /// Per-RPC counters and latencies.
+    pub rpc_metrics: crate::metrics::RpcMetrics,
 }
 
 /// Time between sweeps for abandoned PutStarts (a full scan of the metadata).
@@ -81,6 +83,7 @@ impl MasterService {
             objects: ObjectStore::new(cfg.policy.clone()),
             clients: Mutex::new(HashMap::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
+            rpc_metrics: crate::metrics::RpcMetrics::default(),
             cfg,
             clock,
         }
@@ -253,6 +256,17 @@ impl MasterService {
 
 impl mc_rpc::Service for MasterService {
     fn handle(&self, _term: u64, req: Request) -> Response {
+        let (op, keys) = crate::metrics::classify(&req);
+        let t0 = std::time::Instant::now();
+        let resp = self.dispatch(req);
+        self.rpc_metrics
+            .record(op, keys, crate::metrics::failed(&resp), t0.elapsed());
+        resp
+    }
+}
+
+impl MasterService {
+    fn dispatch(&self, req: Request) -> Response {
         let now = self.clock.now_ms();
         match req {
             Request::MountSegment {
