@@ -180,5 +180,18 @@ pub fn router(state: HttpState) -> Router {
         .route("/role", get(role))
         .route("/metrics", get(metrics))
         .route("/metrics/summary", get(summary))
+        .route("/query_key", get(crate::query::query_key))
+        .route("/batch_query_keys", get(crate::query::batch_query_keys))
+        .route("/get_all_keys", get(crate::query::get_all_keys))
+        .route("/get_all_segments", get(crate::query::get_all_segments))
+        .route("/query_segment", get(crate::query::query_segment))
+        .route(
+            "/get_segments_detail",
+            get(crate::query::get_segments_detail),
+        )
+        .route(
+            "/api/v1/remove_all",
+            axum::routing::post(crate::query::remove_all),
+        )
         .with_state(state)
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod objects;
+pub mod query;
 pub mod segments;
 pub mod service;
 

@@ -184,6 +184,35 @@ impl ObjectStore {
         &self.shards[h & (SHARDS - 1)]
     }
 
+    /// Size and complete replicas of an object, without granting a lease or touching its
+    /// access time (for inspection). `None` when missing or still being written.
+    pub fn peek(&self, key: &str) -> Option<(u64, Vec<ReplicaDesc>)> {
+        let shard = self.shard(key).lock();
+        let o = shard.get(key).filter(|o| o.complete)?;
+        Some((o.size, o.replicas.iter().map(|r| r.desc(true)).collect()))
+    }
+
+    /// Number of metadata shards (for walking the keys shard by shard).
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// Complete keys of shard `i` accepted by `pred`, at most `limit`.
+    pub fn keys_in_shard(
+        &self,
+        i: usize,
+        pred: impl Fn(&str) -> bool,
+        limit: usize,
+    ) -> Vec<String> {
+        let shard = self.shards[i].lock();
+        shard
+            .iter()
+            .filter(|(k, o)| o.complete && pred(k))
+            .take(limit)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Number of objects (pending included).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

@@ -246,6 +246,13 @@ impl Segments {
             .collect()
     }
 
+    /// Every mounted segment, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Segment>> {
+        let mut v: Vec<Arc<Segment>> = self.by_id.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     /// Number of mounted segments.
     pub fn len(&self) -> usize {
         self.by_id.read().len()

@@ -89,6 +89,11 @@ impl MasterService {
         }
     }
 
+    /// The master's clock, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     /// Number of live clients (agents that heartbeat).
     pub fn client_count(&self) -> usize {
         self.clients.lock().len()
