@@ -1,0 +1,265 @@
+//! `mcctl`: look at and manage a mooncake-rs cluster.
+//!
+//! Reads go to the master's admin HTTP port (they never grant leases); `remove` goes
+//! through the master RPC like any client. Tables by default, `--json` for scripts.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use mc_cluster::probe::http_get;
+use mc_rpc::RpcClient;
+use mc_schema::ErrorCode;
+use mc_schema::handshake::{DEFAULT_CLUSTER_ID, Role};
+use mc_schema::msg::{Request, ResponseBody};
+use serde_json::Value;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcctl",
+    version,
+    about = "Admin command line for a mooncake-rs cluster"
+)]
+struct Cli {
+    /// Master RPC address.
+    #[arg(long, default_value = "127.0.0.1:50051", global = true)]
+    master: String,
+    /// Master admin HTTP address [default: the master's host, port 9003].
+    #[arg(long, global = true)]
+    admin: Option<String>,
+    /// Cluster id for RPC calls.
+    #[arg(long, default_value = DEFAULT_CLUSTER_ID, global = true)]
+    cluster_id: String,
+    /// JSON output instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Master health: role, readiness, leader.
+    Health,
+    /// Cluster overview: capacity, keys, clients, requests, evictions.
+    Status,
+    /// Mounted segments with their usage.
+    Segments,
+    /// Stored keys.
+    Keys {
+        /// Only keys matching this regex.
+        #[arg(long)]
+        regex: Option<String>,
+        /// At most this many keys.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Where a key's replicas live.
+    Query {
+        /// The key.
+        key: String,
+    },
+    /// Remove a key (a leased key needs --force).
+    Remove {
+        /// The key.
+        key: String,
+        /// Remove even if recently read.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn admin_addr(cli: &Cli) -> String {
+    cli.admin.clone().unwrap_or_else(|| {
+        let host = cli
+            .master
+            .rsplit_once(':')
+            .map_or(cli.master.as_str(), |(h, _)| h);
+        format!("{host}:9003")
+    })
+}
+
+fn http(cli: &Cli, path: &str) -> Result<(u16, String)> {
+    let addr = admin_addr(cli);
+    let r = http_get(&addr, path, Duration::from_secs(10))
+        .with_context(|| format!("cannot reach the master's admin HTTP at {addr} (set --admin)"))?;
+    Ok((r.status, r.body))
+}
+
+fn http_json(cli: &Cli, path: &str) -> Result<Value> {
+    let (status, body) = http(cli, path)?;
+    let v: Value =
+        serde_json::from_str(&body).with_context(|| format!("{path}: not JSON: {body}"))?;
+    if status != 200 {
+        bail!(
+            "{path}: HTTP {status}: {}",
+            v["message"].as_str().unwrap_or(&body)
+        );
+    }
+    Ok(v)
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.cmd {
+        Cmd::Health => {
+            let v = http_json(cli, "/health")?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                for f in [
+                    "status",
+                    "role",
+                    "ha_state",
+                    "service_ready",
+                    "leader_address",
+                    "view_version",
+                ] {
+                    println!("{f:<16} {}", v[f]);
+                }
+            }
+        }
+        Cmd::Status => {
+            let v = http_json(cli, "/health")?;
+            let (_, summary) = http(cli, "/metrics/summary")?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                let n = |f: &str| v[f].as_u64().unwrap_or(0);
+                println!("role        {}", v["role"]);
+                println!(
+                    "capacity    {} used of {}",
+                    human_bytes(n("allocated_bytes")),
+                    human_bytes(n("capacity_bytes"))
+                );
+                println!("keys        {}", n("keys"));
+                println!("clients     {}", n("clients"));
+                println!("segments    {}", n("segments"));
+                println!("evicted     {} keys", n("evicted_keys_total"));
+                println!("summary     {}", summary.trim());
+            }
+        }
+        Cmd::Segments => {
+            let v = http_json(cli, "/get_segments_detail")?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                println!(
+                    "{:<24} {:<16} {:>12} {:>12} {:>6}",
+                    "segment", "host", "used", "capacity", "alloc"
+                );
+                for s in v["segments"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:<16} {:>12} {:>12} {:>6}",
+                        s["name"].as_str().unwrap_or(""),
+                        s["host"].as_str().unwrap_or(""),
+                        human_bytes(s["used_bytes"].as_u64().unwrap_or(0)),
+                        human_bytes(s["capacity_bytes"].as_u64().unwrap_or(0)),
+                        if s["allocatable"] == true {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                    );
+                }
+            }
+        }
+        Cmd::Keys { regex, limit } => {
+            let mut path = format!("/get_all_keys?limit={limit}");
+            if let Some(r) = regex {
+                path.push_str("&regex=");
+                path.push_str(&percent_encode(r));
+            }
+            let (status, body) = http(cli, &path)?;
+            if status != 200 {
+                bail!("{path}: HTTP {status}: {body}");
+            }
+            let keys: Vec<&str> = body.lines().collect();
+            if cli.json {
+                println!("{}", serde_json::json!(keys));
+            } else {
+                keys.iter().for_each(|k| println!("{k}"));
+            }
+        }
+        Cmd::Query { key } => {
+            let v = http_json(cli, &format!("/query_key?key={}", percent_encode(key)))?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                println!("key {key}: {} bytes", v["size"]);
+                for (i, r) in v["replicas"].as_array().into_iter().flatten().enumerate() {
+                    for b in r["buffer_descriptors"].as_array().into_iter().flatten() {
+                        println!(
+                            "  replica {i}: {} offset {} size {}",
+                            b["transport_endpoint_"].as_str().unwrap_or(""),
+                            b["offset"],
+                            b["size"]
+                        );
+                    }
+                }
+            }
+        }
+        Cmd::Remove { key, force } => {
+            let mut rpc = RpcClient::connect(
+                &cli.master,
+                Role::Tool,
+                &cli.cluster_id,
+                Duration::from_secs(2),
+            )?;
+            let r = rpc.call(
+                &Request::Remove {
+                    keys: vec![key.clone()],
+                    force: *force,
+                },
+                Instant::now() + Duration::from_secs(10),
+            )?;
+            let code = match r.body {
+                ResponseBody::Statuses(c) if r.status == 0 => c.first().copied().unwrap_or(-1),
+                _ => r.status,
+            };
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"key": key, "code": code, "removed": code == 0})
+                );
+            } else if code == 0 {
+                println!("removed {key}");
+            }
+            if code != 0 {
+                bail!("remove {key}: {}", ErrorCode::from_code(code));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a query value.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn main() {
+    let cli = Cli::parse_from(mc_schema::units::normalize_flags(std::env::args()));
+    if let Err(e) = run(&cli) {
+        eprintln!("mcctl: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,77 @@
+//! mcctl against a live master and store node.
+
+use std::process::{Command, Output};
+
+use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
+use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
+
+fn mcctl(c: &LocalCluster, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcctl"))
+        .args(["--master", &c.master_addr(), "--admin", &c.metrics_addr()])
+        .args(args)
+        .output()
+        .expect("mcctl runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "mcctl failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn every_command_against_a_live_cluster() {
+    let c = LocalCluster::start(ClusterSpec {
+        nodes: vec![NodeSpec {
+            segment_size: "64MB".into(),
+            ..NodeSpec::default()
+        }],
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let s = Store::connect(StoreConfig::new(c.master_addr())).unwrap();
+    s.put("alpha", &[7u8; 5000], &ReplicateConfig::default())
+        .unwrap();
+    s.put("beta/1 x", b"v", &ReplicateConfig::default())
+        .unwrap();
+
+    let out = ok(&mcctl(&c, &["health"]));
+    assert!(out.contains("role") && out.contains("leader"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&mcctl(&c, &["status", "--json"]))).unwrap();
+    assert_eq!(v["keys"], 2);
+    let out = ok(&mcctl(&c, &["segments"]));
+    assert!(out.contains("64.0 MiB"), "{out}");
+    assert_eq!(ok(&mcctl(&c, &["keys", "--regex", "^al"])), "alpha\n");
+    let keys: Vec<String> = serde_json::from_str(&ok(&mcctl(&c, &["keys", "--json"]))).unwrap();
+    assert_eq!(keys.len(), 2);
+    let out = ok(&mcctl(&c, &["query", "beta/1 x"]));
+    assert!(out.contains("1 bytes"), "{out}");
+    let out = ok(&mcctl(&c, &["query", "alpha"]));
+    assert!(
+        out.contains("5000 bytes") && out.contains("replica 0"),
+        "{out}"
+    );
+
+    // A leased key needs --force; then it is gone.
+    s.get("alpha").unwrap();
+    let o = mcctl(&c, &["remove", "alpha"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OBJECT_HAS_LEASE"));
+    ok(&mcctl(&c, &["remove", "alpha", "--force"]));
+    assert_eq!(ok(&mcctl(&c, &["keys"])), "beta/1 x\n");
+    let o = mcctl(&c, &["query", "alpha"]);
+    assert!(!o.status.success());
+
+    // An unreachable admin port is a clear error, not a hang.
+    let o = Command::new(env!("CARGO_BIN_EXE_mcctl"))
+        .args(["--admin", "127.0.0.1:1", "health"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach"));
+}
