@@ -148,6 +148,38 @@ pub struct PolicyStats {
     pub released_put_start_bytes_total: AtomicU64,
 }
 
+/// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
+/// valid replica indexes) and frees the replicas whose transfer failed. OK when the rest
+/// may be committed (possibly none are left: the caller then answers TRANSFER_FAIL).
+fn commit_check(
+    item: &PutEndItem,
+    generation: u64,
+    size: u64,
+    replicas: &mut Vec<ReplicaAlloc>,
+) -> ErrorCode {
+    if item.generation != 0 && item.generation != generation {
+        return ErrorCode::InvalidWrite;
+    }
+    if item.slice_crcs.len() as u64 != slice_count(size)
+        || item
+            .failed_replicas
+            .iter()
+            .any(|&i| i as usize >= replicas.len())
+    {
+        return ErrorCode::InvalidParams;
+    }
+    let mut idx = 0u32;
+    replicas.retain(|r| {
+        let failed = item.failed_replicas.contains(&idx);
+        idx += 1;
+        if failed {
+            r.free();
+        }
+        !failed
+    });
+    ErrorCode::Ok
+}
+
 /// Outcome of a PutStart for one key.
 pub type PutStartOutcome = Result<Vec<ReplicaDesc>, ErrorCode>;
 
@@ -350,26 +382,10 @@ impl ObjectStore {
             let mut shard = self.shard(&item.key).lock();
             if let Some(o) = shard.get_mut(&item.key).filter(|o| o.upsert.is_some()) {
                 let u = o.upsert.as_mut().expect("checked");
-                if item.generation != 0 && item.generation != u.put_generation {
-                    return ErrorCode::InvalidWrite;
+                let c = commit_check(&item, u.put_generation, u.size, &mut u.replicas);
+                if c != ErrorCode::Ok {
+                    return c;
                 }
-                if item.slice_crcs.len() as u64 != slice_count(u.size)
-                    || item
-                        .failed_replicas
-                        .iter()
-                        .any(|&i| i as usize >= u.replicas.len())
-                {
-                    return ErrorCode::InvalidParams;
-                }
-                let mut idx = 0u32;
-                u.replicas.retain(|r| {
-                    let failed = item.failed_replicas.contains(&idx);
-                    idx += 1;
-                    if failed {
-                        r.free();
-                    }
-                    !failed
-                });
                 let u = o.upsert.take().expect("checked");
                 if u.replicas.is_empty() {
                     return ErrorCode::TransferFail;
@@ -418,26 +434,13 @@ impl ObjectStore {
         let Some(o) = shard.get_mut(&item.key) else {
             return ErrorCode::ObjectNotFound;
         };
-        if o.complete || (item.generation != 0 && item.generation != o.put_generation) {
+        if o.complete {
             return ErrorCode::InvalidWrite;
         }
-        if item.slice_crcs.len() as u64 != slice_count(o.size)
-            || item
-                .failed_replicas
-                .iter()
-                .any(|&i| i as usize >= o.replicas.len())
-        {
-            return ErrorCode::InvalidParams;
+        let c = commit_check(&item, o.put_generation, o.size, &mut o.replicas);
+        if c != ErrorCode::Ok {
+            return c;
         }
-        let mut idx = 0u32;
-        o.replicas.retain(|r| {
-            let failed = item.failed_replicas.contains(&idx);
-            idx += 1;
-            if failed {
-                r.free();
-            }
-            !failed
-        });
         if o.replicas.is_empty() {
             shard.remove(&item.key);
             return ErrorCode::TransferFail;
