@@ -111,3 +111,82 @@ fn query_endpoints_answer_in_mooncake_formats_without_leases() {
         ErrorCode::ObjectNotFound
     );
 }
+
+/// One HTTP/1.1 request with an optional body to `addr`; returns (status, body).
+fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let status = String::from_utf8_lossy(&out[..12.min(out.len())])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |i| i + 4);
+    (status, out[at..].to_vec())
+}
+
+#[test]
+fn embedded_metadata_server_round_trips_encoded_keys() {
+    let port = mc_cluster::pick_free_port("127.0.0.1").unwrap();
+    let c = mc_cluster::LocalCluster::start(mc_cluster::ClusterSpec {
+        master_args: vec![
+            "--enable_http_metadata_server=true".into(),
+            "--http_metadata_server_host=127.0.0.1".into(),
+            format!("--http_metadata_server_port={port}"),
+        ],
+        ..mc_cluster::ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let addr = format!("127.0.0.1:{port}");
+    let key = "mooncake%2Fram%2F127.0.0.1%3A1234%20x";
+    let value = br#"{"name":"127.0.0.1:1234","buffers":[1,2,3]}"#;
+    assert_eq!(request(&addr, "GET", "/health", b"").0, 200);
+    assert_eq!(
+        request(&addr, "GET", &format!("/metadata?key={key}"), b"").0,
+        404
+    );
+    assert_eq!(
+        request(&addr, "PUT", &format!("/metadata?key={key}"), value).0,
+        200
+    );
+    let (st, body) = request(&addr, "GET", &format!("/metadata?key={key}"), b"");
+    assert_eq!((st, body.as_slice()), (200, &value[..]));
+    // The same key spelled without encoding of the slashes is the same key once decoded.
+    let (st, body) = request(
+        &addr,
+        "GET",
+        "/metadata?key=mooncake/ram/127.0.0.1:1234%20x",
+        b"",
+    );
+    assert_eq!((st, body.as_slice()), (200, &value[..]));
+    assert_eq!(request(&addr, "GET", "/metadata", b"").0, 400);
+    assert_eq!(
+        request(&addr, "PUT", "/metadata?key=big", &vec![b'x'; 5 << 20]).0,
+        413
+    );
+    assert_eq!(
+        request(&addr, "DELETE", &format!("/metadata?key={key}"), b"").0,
+        200
+    );
+    assert_eq!(
+        request(&addr, "DELETE", &format!("/metadata?key={key}"), b"").0,
+        404
+    );
+    assert_eq!(
+        request(&addr, "GET", &format!("/metadata?key={key}"), b"").0,
+        404
+    );
+    // Bound to the host asked for, not to every address.
+    assert!(TcpStream::connect(format!("127.0.0.2:{port}")).is_err());
+}

@@ -98,6 +98,16 @@ pub struct MasterConfig {
     /// Admin HTTP port.
     #[arg(long = "metrics_port", default_value_t = 9003)]
     pub metrics_port: u16,
+    /// Serve the embedded HTTP metadata server (GET/PUT/DELETE /metadata?key=K).
+    #[arg(long = "enable_http_metadata_server", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_http_metadata_server: bool,
+    /// Metadata server bind host.
+    #[arg(long = "http_metadata_server_host", default_value = "0.0.0.0")]
+    pub http_metadata_server_host: String,
+    /// Metadata server port.
+    #[arg(long = "http_metadata_server_port", default_value_t = 8080)]
+    pub http_metadata_server_port: u16,
     /// Read lease granted by GetReplicaList / ExistKey (bare number = milliseconds).
     #[arg(long = "default_kv_lease_ttl", default_value = "5000", value_parser = millis)]
     pub default_kv_lease_ttl: Duration,

@@ -13,6 +13,7 @@ pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod metadata;
 pub mod metrics;
 pub mod objects;
 pub mod query;
@@ -133,6 +134,26 @@ pub async fn serve(
             error!("admin HTTP server failed: {e}");
         }
     });
+
+    if cfg.enable_http_metadata_server {
+        let addr = format!(
+            "{}:{}",
+            cfg.http_metadata_server_host, cfg.http_metadata_server_port
+        );
+        let listener = bind(
+            addr.clone(),
+            "HTTP metadata server",
+            "http_metadata_server_port",
+        )
+        .await?;
+        info!("HTTP metadata server on {addr}");
+        let router = metadata::router(Default::default());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                error!("HTTP metadata server failed: {e}");
+            }
+        });
+    }
 
     let reaper = svc.clone();
     let period = Duration::from_millis((cfg.client_ttl.as_millis() as u64 / 4).clamp(100, 1000));
