@@ -139,7 +139,7 @@ fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) 
 #[test]
 fn embedded_metadata_server_round_trips_encoded_keys() {
     let port = mc_cluster::pick_free_port("127.0.0.1").unwrap();
-    let c = mc_cluster::LocalCluster::start(mc_cluster::ClusterSpec {
+    let _cluster = mc_cluster::LocalCluster::start(mc_cluster::ClusterSpec {
         master_args: vec![
             "--enable_http_metadata_server=true".into(),
             "--http_metadata_server_host=127.0.0.1".into(),

@@ -25,17 +25,18 @@ pub struct MetadataStore {
 type Shared = Arc<MetadataStore>;
 type Params = Query<HashMap<String, String>>;
 
-fn key_of(p: &HashMap<String, String>) -> Result<&str, Response> {
-    match p.get("key").map(String::as_str) {
-        Some(k) if !k.is_empty() => Ok(k),
-        _ => Err((StatusCode::BAD_REQUEST, "missing query parameter `key`\n").into_response()),
-    }
+/// The non-empty `key` parameter.
+fn key_of(p: &HashMap<String, String>) -> Option<&str> {
+    p.get("key").map(String::as_str).filter(|k| !k.is_empty())
+}
+
+fn missing_key() -> Response {
+    (StatusCode::BAD_REQUEST, "missing query parameter `key`\n").into_response()
 }
 
 async fn get_value(State(s): State<Shared>, Query(p): Params) -> Response {
-    let key = match key_of(&p) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(key) = key_of(&p) else {
+        return missing_key();
     };
     match s.entries.lock().get(key) {
         Some(v) => v.clone().into_response(),
@@ -44,18 +45,16 @@ async fn get_value(State(s): State<Shared>, Query(p): Params) -> Response {
 }
 
 async fn put_value(State(s): State<Shared>, Query(p): Params, body: Bytes) -> Response {
-    let key = match key_of(&p) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(key) = key_of(&p) else {
+        return missing_key();
     };
     s.entries.lock().insert(key.to_string(), body);
     (StatusCode::OK, "metadata updated\n").into_response()
 }
 
 async fn delete_value(State(s): State<Shared>, Query(p): Params) -> Response {
-    let key = match key_of(&p) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(key) = key_of(&p) else {
+        return missing_key();
     };
     match s.entries.lock().remove(key) {
         Some(_) => (StatusCode::OK, "metadata deleted\n").into_response(),
