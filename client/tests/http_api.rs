@@ -190,3 +190,36 @@ fn embedded_metadata_server_round_trips_encoded_keys() {
     // Bound to the host asked for, not to every address.
     assert!(TcpStream::connect(format!("127.0.0.2:{port}")).is_err());
 }
+
+#[test]
+fn log_dir_gets_one_file_per_run_behind_a_stable_symlink_with_metric_reports() {
+    let dir = std::env::temp_dir().join(format!("mc-logdir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _cluster = mc_cluster::LocalCluster::start(mc_cluster::ClusterSpec {
+        master_args: vec![
+            format!("--log_dir={}", dir.display()),
+            "--enable_metric_reporting=true".into(),
+            "--metric_report_interval_sec=1".into(),
+        ],
+        ..mc_cluster::ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let link = dir.join("mooncake_master.INFO");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&link).unwrap_or_default();
+        if text.contains("Master service listening") && text.contains("metrics: capacity") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "log so far:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let target = std::fs::read_link(&link).unwrap();
+    assert!(
+        target
+            .to_string_lossy()
+            .starts_with("mooncake_master.INFO."),
+        "{target:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -149,6 +149,18 @@ pub struct MasterConfig {
     /// Most live allocations per segment.
     #[arg(long = "max_allocations_per_segment", default_value_t = 4_000_000)]
     pub max_allocations_per_segment: u32,
+    /// Log a one-line metrics summary periodically.
+    #[arg(long = "enable_metric_reporting", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_metric_reporting: bool,
+    /// Time between metric summary lines (bare number = seconds).
+    #[arg(long = "metric_report_interval_sec", default_value = "10", value_parser = seconds)]
+    pub metric_report_interval_sec: Duration,
+    /// Write all log levels to one file per run in this directory
+    /// (`mooncake_master.INFO.<date>-<time>.<pid>`), reachable through the stable
+    /// `mooncake_master.INFO` symlink. Logs go to stderr when unset.
+    #[arg(long = "log_dir")]
+    pub log_dir: Option<String>,
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`), or set RUST_LOG.
     #[arg(long = "log_level", default_value = "info")]
     pub log_level: String,

@@ -145,7 +145,11 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn summary(State(s): State<HttpState>) -> impl IntoResponse {
-    let svc = &s.svc;
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], summary_line(&s.svc))
+}
+
+/// The one-line summary of `/metrics/summary` and of the periodic metric report.
+pub fn summary_line(svc: &MasterService) -> String {
     let (used, total) = svc.segments.usage();
     let pct = if total > 0 {
         used as f64 * 100.0 / total as f64
@@ -170,7 +174,7 @@ async fn summary(State(s): State<HttpState>) -> impl IntoResponse {
         m.requests("exist_key"),
         m.requests("remove"),
     );
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], line)
+    line
 }
 
 /// The admin router.

@@ -13,6 +13,7 @@ pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod metadata;
 pub mod metrics;
 pub mod objects;
@@ -151,6 +152,19 @@ pub async fn serve(
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 error!("HTTP metadata server failed: {e}");
+            }
+        });
+    }
+
+    if cfg.enable_metric_reporting {
+        let reporter = svc.clone();
+        let period = cfg.metric_report_interval_sec.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                info!("metrics: {}", http::summary_line(&reporter).trim_end());
             }
         });
     }

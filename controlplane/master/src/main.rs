@@ -1,14 +1,28 @@
-//! `mooncake_master`: parses flags and runs the master.
+//! `mooncake_master`: parses flags, sets up logging and runs the master.
+
+use std::sync::Mutex;
 
 fn main() -> anyhow::Result<()> {
     let cfg = mc_master::MasterConfig::from_args();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    match &cfg.log_dir {
+        Some(dir) => {
+            let (file, path) = mc_master::logging::open_log_file(std::path::Path::new(dir))
+                .map_err(|e| anyhow::anyhow!("cannot open a log file in --log_dir={dir}: {e}"))?;
+            eprintln!("mooncake_master: logging to {}", path.display());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     mc_master::run(cfg)?;
     Ok(())
 }
