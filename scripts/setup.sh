@@ -11,6 +11,7 @@ command -v make   >/dev/null 2>&1 || need+=(make)
 command -v git    >/dev/null 2>&1 || need+=(git)          # glommio's build script
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl   >/dev/null 2>&1 || need+=(curl)         # quick-start health checks
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks docs/prometheus.yml
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -20,7 +21,7 @@ if [ ${#need[@]} -gt 0 ]; then
     SUDO=sudo
   fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

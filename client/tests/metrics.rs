@@ -103,3 +103,50 @@ fn metrics_use_mooncake_names_and_move_with_operations() {
     assert!(summary.body.contains("clients 1,"), "{}", summary.body);
     assert_eq!(summary.body.lines().count(), 1, "{}", summary.body);
 }
+
+/// Every `master_*` name a dashboard expression uses.
+fn dashboard_metric_names() -> Vec<String> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-dashboard.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut names = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("master_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let name = &tail[..end];
+                // Regex selectors like master_.+_failures_total are checked by their parts below.
+                if !tail[end..].starts_with(".+") {
+                    names.push(name.trim_end_matches("_bucket").to_string());
+                }
+                rest = &tail[end..];
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_dashboard_panel_queries_a_metric_the_master_exports() {
+    let c = cluster(1, "64MB");
+    let s = store(&c);
+    s.put("k", b"v", &ReplicateConfig::default()).unwrap();
+    let live: std::collections::HashSet<String> =
+        scrape(&c).samples.into_iter().map(|x| x.metric).collect();
+    let used = dashboard_metric_names();
+    assert!(used.len() >= 12, "{used:?}");
+    for name in &used {
+        assert!(
+            live.contains(name),
+            "dashboard uses {name}, which /metrics does not export"
+        );
+    }
+    assert!(live.iter().any(|n| n.ends_with("_failures_total")));
+    assert!(live.iter().any(|n| n.ends_with("_requests_total")));
+}
