@@ -12,7 +12,11 @@ use mooncake_rs::ReplicateConfig;
 use prometheus_parse::{Scrape, Value};
 
 fn scrape(c: &mc_cluster::LocalCluster) -> Scrape {
-    let r = probe::http_get(&c.metrics_addr(), "/metrics", Duration::from_secs(5)).unwrap();
+    scrape_at(&c.metrics_addr())
+}
+
+fn scrape_at(addr: &str) -> Scrape {
+    let r = probe::http_get(addr, "/metrics", Duration::from_secs(5)).unwrap();
     assert_eq!(r.status, 200);
     Scrape::parse(r.body.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
 }
@@ -104,8 +108,8 @@ fn metrics_use_mooncake_names_and_move_with_operations() {
     assert_eq!(summary.body.lines().count(), 1, "{}", summary.body);
 }
 
-/// Every `master_*` name a dashboard expression uses.
-fn dashboard_metric_names() -> Vec<String> {
+/// Every `prefix*` name a dashboard expression uses.
+fn dashboard_metric_names(prefix: &str) -> Vec<String> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-dashboard.json");
     let dash: serde_json::Value =
@@ -115,7 +119,7 @@ fn dashboard_metric_names() -> Vec<String> {
         for t in panel["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();
             let mut rest = expr;
-            while let Some(i) = rest.find("master_") {
+            while let Some(i) = rest.find(prefix) {
                 let tail = &rest[i..];
                 let end = tail
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -139,7 +143,7 @@ fn every_dashboard_panel_queries_a_metric_the_master_exports() {
     s.put("k", b"v", &ReplicateConfig::default()).unwrap();
     let live: std::collections::HashSet<String> =
         scrape(&c).samples.into_iter().map(|x| x.metric).collect();
-    let used = dashboard_metric_names();
+    let used = dashboard_metric_names("master_");
     assert!(used.len() >= 12, "{used:?}");
     for name in &used {
         assert!(
@@ -147,6 +151,62 @@ fn every_dashboard_panel_queries_a_metric_the_master_exports() {
             "dashboard uses {name}, which /metrics does not export"
         );
     }
+    let node_live: std::collections::HashSet<String> = scrape_at(&c.node_rest_addr(0))
+        .samples
+        .into_iter()
+        .map(|x| x.metric)
+        .collect();
+    let used = dashboard_metric_names("mc_");
+    assert!(used.len() >= 4, "{used:?}");
+    for name in &used {
+        assert!(
+            node_live.contains(name),
+            "dashboard uses {name}, which the node's /metrics does not export"
+        );
+    }
     assert!(live.iter().any(|n| n.ends_with("_failures_total")));
     assert!(live.iter().any(|n| n.ends_with("_requests_total")));
+}
+
+#[test]
+fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
+    let c = cluster(1, "64MB");
+    let s = store(&c);
+    let before = values(&scrape_at(&c.node_rest_addr(0)));
+    s.put("n1", &pattern(100_000, 1), &ReplicateConfig::default())
+        .unwrap();
+    s.get("n1").unwrap();
+    s.get("n1").unwrap();
+    // A payload that does not match its CRC is refused and counted.
+    let slice = s.replicas("n1").unwrap()[0].slices[0].clone();
+    let mut conn = mc_dataplane::transfer::client::DataConn::connect(
+        &slice.endpoint,
+        "mooncake_cluster",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    assert!(
+        conn.write(slice.segment_id, slice.offset, 0, b"evil", 1, deadline)
+            .is_err()
+    );
+    let after = values(&scrape_at(&c.node_rest_addr(0)));
+    let moved = |name: &str| after[name] - before.get(name).copied().unwrap_or(0.0);
+    assert_eq!(after["mc_node_shards"], 1.0);
+    assert_eq!(after["mc_node_mounted_segments"], 1.0);
+    assert_eq!(after["mc_shard_segment_capacity_bytes"], (64 << 20) as f64);
+    assert_eq!(moved("mc_shard_bytes_in_total"), 100_000.0);
+    assert_eq!(moved("mc_shard_bytes_out_total"), 200_000.0);
+    assert_eq!(moved("mc_shard_write_ops_total"), 2.0);
+    assert_eq!(moved("mc_shard_read_ops_total"), 2.0);
+    assert_eq!(moved("mc_shard_crc_failures_total"), 1.0);
+    assert_eq!(moved("mc_shard_write_errors_total"), 1.0);
+    assert_eq!(
+        after["mc_shard_transfer_latency_seconds{op=write}"],
+        after["mc_shard_write_ops_total"]
+    );
+    assert_eq!(
+        after["mc_shard_transfer_latency_seconds{op=read}"],
+        after["mc_shard_read_ops_total"]
+    );
 }

@@ -13,6 +13,7 @@
 pub mod control;
 pub mod segment;
 pub mod shard;
+pub mod stats;
 pub mod transfer;
 
 pub use shard::{ShardConfig, ShardHandle, start_shard};

@@ -17,7 +17,10 @@ use tracing::{debug, info, warn};
 use crate::DataplaneError;
 use crate::control::ShardLink;
 use crate::segment::SegmentMem;
+use crate::stats::ShardStats;
 use crate::transfer::server::serve_connection;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Control polls (20 ms apart) with no transfer in flight before a drain is answered.
 const DRAIN_QUIET_POLLS: u32 = 5;
@@ -49,6 +52,8 @@ pub struct ShardHandle {
     pub index: usize,
     /// Its first segment.
     pub segment: SegmentInfo,
+    /// Its counters (written by the shard, read by anyone).
+    pub stats: Arc<ShardStats>,
     thread: JoinHandle<()>,
 }
 
@@ -65,6 +70,7 @@ impl ShardHandle {
 pub(crate) struct ShardState {
     pub(crate) segments: RefCell<HashMap<u64, Rc<SegmentMem>>>,
     pub(crate) cluster_id: String,
+    pub(crate) stats: Arc<ShardStats>,
     /// Transfers between header and answer right now.
     pub(crate) in_flight: Cell<usize>,
 }
@@ -80,7 +86,8 @@ pub fn start_shard<L: ShardLink + Send + 'static>(
     cfg: ShardConfig,
     link: L,
 ) -> Result<ShardHandle, DataplaneError> {
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<SegmentInfo, DataplaneError>>();
+    type Ready = Result<(SegmentInfo, Arc<ShardStats>), DataplaneError>;
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
     let index = cfg.index;
     let placement = match cfg.core {
         Some(c) => Placement::Fixed(c),
@@ -109,9 +116,10 @@ pub fn start_shard<L: ShardLink + Send + 'static>(
             reason: e.to_string(),
         })?;
     match ready_rx.recv() {
-        Ok(Ok(segment)) => Ok(ShardHandle {
+        Ok(Ok((segment, stats))) => Ok(ShardHandle {
             index,
             segment,
+            stats,
             thread,
         }),
         Ok(Err(e)) => {
@@ -131,7 +139,7 @@ pub fn start_shard<L: ShardLink + Send + 'static>(
 async fn run_shard<L: ShardLink>(
     cfg: ShardConfig,
     link: L,
-    ready: mpsc::Sender<Result<SegmentInfo, DataplaneError>>,
+    ready: mpsc::Sender<Result<(SegmentInfo, Arc<ShardStats>), DataplaneError>>,
 ) {
     // Memory is allocated and prefaulted on the shard's own thread so its pages land on the
     // shard's NUMA node (first touch).
@@ -170,12 +178,21 @@ async fn run_shard<L: ShardLink>(
         size_bytes = info.size_bytes,
         "shard serving its segment"
     );
+    let stats = Arc::new(ShardStats {
+        shard: cfg.index as u32,
+        endpoint: endpoint.clone(),
+        ..ShardStats::default()
+    });
+    stats
+        .capacity_bytes
+        .store(info.size_bytes, Ordering::Relaxed);
     let state = Rc::new(ShardState {
+        stats: stats.clone(),
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),
         cluster_id: cfg.cluster_id.clone(),
         in_flight: Cell::new(0),
     });
-    let _ = ready.send(Ok(info.clone()));
+    let _ = ready.send(Ok((info.clone(), stats)));
     let _ = link.send(FromShard::Segment(info.clone()));
 
     let accept = async {

@@ -88,7 +88,8 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     }
 
     let status = Arc::new(AgentStatus::default());
-    start_rest(&cfg, status.clone(), handles.len())?;
+    let stats = handles.iter().map(|h| h.stats.clone()).collect();
+    start_rest(&cfg, status.clone(), stats)?;
     let mut agent = Agent::new(
         AgentConfig {
             master: cfg.master_server.clone(),
@@ -116,7 +117,11 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     Ok(())
 }
 
-fn start_rest(cfg: &StoreConfig, status: Arc<AgentStatus>, shards: usize) -> Result<(), NodeError> {
+fn start_rest(
+    cfg: &StoreConfig,
+    status: Arc<AgentStatus>,
+    shard_stats: Vec<Arc<mc_dataplane::stats::ShardStats>>,
+) -> Result<(), NodeError> {
     let addr = format!("{}:{}", cfg.rest_host, cfg.port);
     let listener = std::net::TcpListener::bind(&addr).map_err(|e| NodeError::Rest {
         addr: addr.clone(),
@@ -130,8 +135,9 @@ fn start_rest(cfg: &StoreConfig, status: Arc<AgentStatus>, shards: usize) -> Res
         })?;
     let state = rest::RestState {
         status,
-        shards,
+        shards: shard_stats.len(),
         host: cfg.local_hostname.clone(),
+        shard_stats,
     };
     std::thread::Builder::new()
         .name("mc-rest".into())

@@ -20,6 +20,8 @@ pub struct RestState {
     pub shards: usize,
     /// This node's host.
     pub host: String,
+    /// Every shard's counters.
+    pub shard_stats: Vec<Arc<mc_dataplane::stats::ShardStats>>,
 }
 
 async fn health(State(s): State<RestState>) -> Json<Value> {
@@ -32,9 +34,39 @@ async fn health(State(s): State<RestState>) -> Json<Value> {
     }))
 }
 
+async fn metrics(State(s): State<RestState>) -> impl axum::response::IntoResponse {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(8192);
+    let gauge = |out: &mut String, name: &str, help: &str, v: usize| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(&mut out, "mc_node_shards", "Shards on this node.", s.shards);
+    gauge(
+        &mut out,
+        "mc_node_mounted_segments",
+        "Segments the master has accepted.",
+        s.status.mounted_segments.load(Ordering::Acquire),
+    );
+    gauge(
+        &mut out,
+        "mc_node_master_connected",
+        "1 when the last call to the master succeeded.",
+        usize::from(s.status.master_connected.load(Ordering::Acquire)),
+    );
+    mc_dataplane::stats::render(&s.shard_stats, &mut out);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+}
+
 /// The REST router.
 pub fn router(state: RestState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }

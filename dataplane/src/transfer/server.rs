@@ -27,6 +27,10 @@ pub(crate) async fn serve_connection(
     state: &ShardState,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    state
+        .stats
+        .connections_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     super::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let mut hello = [0u8; HELLO_BYTES];
     stream
@@ -59,21 +63,29 @@ pub(crate) async fn serve_connection(
             .map_err(|e| e.to_string())?;
         let h = TransferHeader::decode(&hdr).map_err(|e| format!("bad transfer header: {e}"))?;
         state.in_flight.set(state.in_flight.get() + 1);
+        let t0 = std::time::Instant::now();
         let r = match h.op {
             Op::Write => write(&mut stream, state, &h).await,
             Op::Read => read(&mut stream, state, &h, &mut out).await,
             other => Err(format!("unexpected op {other:?} from a client")),
         };
         state.in_flight.set(state.in_flight.get() - 1);
+        let ok = matches!(r, Ok(0));
+        match h.op {
+            Op::Write => state.stats.writes.record(h.length, ok, t0.elapsed()),
+            Op::Read => state.stats.reads.record(h.length, ok, t0.elapsed()),
+            _ => {}
+        }
         r?;
     }
 }
 
+/// Serves one WRITE; returns the status its ack carried.
 async fn write(
     stream: &mut TcpStream,
     state: &ShardState,
     h: &TransferHeader,
-) -> Result<(), String> {
+) -> Result<i32, String> {
     let Some(seg) = state
         .segment(h.segment_id)
         .filter(|s| s.contains(h.offset, h.length))
@@ -96,13 +108,18 @@ async fn write(
     let status = if crc.finish() == h.crc32c {
         0
     } else {
+        state
+            .stats
+            .crc_failures_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ErrorCode::ChecksumMismatch.code()
     };
     let ack = h.answer(Op::WriteAck, status);
     stream
         .write_all(&ack.encode())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(status)
 }
 
 async fn read(
@@ -110,16 +127,17 @@ async fn read(
     state: &ShardState,
     h: &TransferHeader,
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<i32, String> {
     let Some(seg) = state
         .segment(h.segment_id)
         .filter(|s| s.contains(h.offset, h.length))
     else {
         let resp = h.answer(Op::ReadData, ErrorCode::InvalidRead.code());
-        return stream
+        stream
             .write_all(&resp.encode())
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string())?;
+        return Ok(ErrorCode::InvalidRead.code());
     };
     // SAFETY: range checked just above; complete objects are not written while readable.
     let src = unsafe { seg.slice(h.offset, h.length) };
@@ -128,12 +146,13 @@ async fn read(
         out.clear();
         out.extend_from_slice(&resp.encode());
         out.extend_from_slice(src);
-        stream.write_all(out).await.map_err(|e| e.to_string())
+        stream.write_all(out).await.map_err(|e| e.to_string())?;
     } else {
         stream
             .write_all(&resp.encode())
             .await
             .map_err(|e| e.to_string())?;
-        stream.write_all(src).await.map_err(|e| e.to_string())
+        stream.write_all(src).await.map_err(|e| e.to_string())?;
     }
+    Ok(0)
 }
