@@ -20,6 +20,7 @@
 //! ```
 
 mod error;
+pub mod metrics;
 mod pool;
 mod store;
 

@@ -15,6 +15,7 @@ use mc_schema::msg::{
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
 mod pipeline;
+use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
 use pipeline::{ReadJob, WriteJob};
 
@@ -34,6 +35,11 @@ pub struct StoreConfig {
     /// Deadline of one slice transfer to or from a shard; when it passes, a read moves on
     /// to the next replica and a write marks that replica failed.
     pub transfer_timeout: Duration,
+    /// Collect client metrics (`MC_STORE_CLIENT_METRIC`, on unless set to `0`).
+    pub metrics_enabled: bool,
+    /// Log a metrics line this often (`MC_STORE_CLIENT_METRIC_INTERVAL` seconds; zero =
+    /// collect without logging).
+    pub metrics_interval: Duration,
 }
 
 impl StoreConfig {
@@ -46,6 +52,11 @@ impl StoreConfig {
             connect_timeout: Duration::from_secs(2),
             rpc_timeout: Duration::from_secs(5),
             transfer_timeout: Duration::from_secs(5),
+            metrics_enabled: std::env::var("MC_STORE_CLIENT_METRIC").as_deref() != Ok("0"),
+            metrics_interval: std::env::var("MC_STORE_CLIENT_METRIC_INTERVAL")
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::ZERO, Duration::from_secs),
         }
     }
 }
@@ -57,6 +68,46 @@ pub struct Store {
     master: MasterPool,
     data: DataPool,
     health: EndpointHealth,
+    metrics: std::sync::Arc<ClientMetrics>,
+    reporter: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.reporter.take() {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Logs a metrics line every `interval` until `stop` is set.
+fn spawn_reporter(
+    metrics: std::sync::Arc<ClientMetrics>,
+    interval: Duration,
+) -> Option<(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+)> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("mc-client-metrics".into())
+        .spawn(move || {
+            let mut next = Instant::now() + interval;
+            while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(50));
+                if Instant::now() >= next {
+                    tracing::info!("client metrics: {}", metrics.snapshot());
+                    next += interval;
+                }
+            }
+        })
+        .ok()?;
+    Some((stop, thread))
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -104,7 +155,13 @@ impl Store {
         let master = MasterPool::new(&cfg.master_addr, &cfg.cluster_id, cfg.connect_timeout);
         let first = master.connect()?;
         master.give(first);
+        let metrics = std::sync::Arc::new(ClientMetrics::default());
+        let reporter = (cfg.metrics_enabled && !cfg.metrics_interval.is_zero())
+            .then(|| spawn_reporter(metrics.clone(), cfg.metrics_interval))
+            .flatten();
         Ok(Store {
+            metrics,
+            reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
             client_id: rand::random::<u64>() | 1,
             health: EndpointHealth::default(),
@@ -245,10 +302,37 @@ impl Store {
             .expect("one result per item")
     }
 
+    /// Counters of this client's operations so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Records a call that handled `keys` keys, `failed` of which failed, moving `bytes`.
+    fn record(&self, op: Op, keys: usize, bytes: u64, failed: usize, t0: Instant) {
+        if self.cfg.metrics_enabled {
+            self.metrics
+                .record(op, keys as u64, bytes, failed as u64, t0.elapsed());
+        }
+    }
+
+    fn record_writes(&self, op: Op, items: &[(&str, &[u8])], res: &[Result<()>], t0: Instant) {
+        let bytes = items
+            .iter()
+            .zip(res)
+            .filter(|(_, r)| r.is_ok())
+            .map(|((_, v), _)| v.len() as u64)
+            .sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(op, items.len(), bytes, failed, t0);
+    }
+
     /// Stores several objects: one PutStart and one PutEnd round trip for the whole batch.
     /// Returns one result per item, in order.
     pub fn put_batch(&self, items: &[(&str, &[u8])], config: &ReplicateConfig) -> Vec<Result<()>> {
-        self.write_batch(items, config, false)
+        let t0 = Instant::now();
+        let res = self.write_batch(items, config, false);
+        self.record_writes(Op::Put, items, &res, t0);
+        res
     }
 
     /// Stores `value` under `key`, replacing an existing value. The replacement is written
@@ -266,7 +350,10 @@ impl Store {
         items: &[(&str, &[u8])],
         config: &ReplicateConfig,
     ) -> Vec<Result<()>> {
-        self.write_batch(items, config, true)
+        let t0 = Instant::now();
+        let res = self.write_batch(items, config, true);
+        self.record_writes(Op::Upsert, items, &res, t0);
+        res
     }
 
     fn write_batch(
@@ -456,7 +543,7 @@ impl Store {
     }
 
     /// Reads several objects with one master round trip. One result per key, in order.
-    pub fn get_batch(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
+    fn get_batch_inner(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
         if let Some(e) = keys.iter().find_map(|k| check_key(k).err()) {
             return keys.iter().map(|_| Err(e.clone())).collect();
         }
@@ -531,7 +618,7 @@ impl Store {
 
     /// Reads an object into `buf` and returns its size. A buffer smaller than the object
     /// gets INVALID_PARAMS and is left untouched.
-    pub fn get_into(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
+    fn get_into_inner(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
         check_key(key)?;
         let r = self.replica_lists(&[key])?.pop().expect("one result");
         if r.status != 0 {
@@ -561,7 +648,7 @@ impl Store {
     }
 
     /// [`exists`](Self::exists) for several keys in one round trip.
-    pub fn batch_exists(&self, keys: &[&str]) -> Vec<Result<bool>> {
+    fn batch_exists_inner(&self, keys: &[&str]) -> Vec<Result<bool>> {
         let run = || -> Result<Vec<i64>> {
             check_batch(keys.len())?;
             keys.iter().try_for_each(|k| check_key(k))?;
@@ -611,7 +698,7 @@ impl Store {
     }
 
     /// Removes several objects in one round trip; one result per key.
-    pub fn remove_batch(&self, keys: &[&str], force: bool) -> Vec<Result<()>> {
+    fn remove_batch_inner(&self, keys: &[&str], force: bool) -> Vec<Result<()>> {
         let run = || -> Result<Vec<i32>> {
             check_batch(keys.len())?;
             keys.iter().try_for_each(|k| check_key(k))?;
@@ -649,7 +736,7 @@ impl Store {
 
     /// Removes every object whose key matches `regex`; returns how many. Leased objects
     /// are skipped unless `force`.
-    pub fn remove_by_regex(&self, regex: &str, force: bool) -> Result<u64> {
+    fn remove_by_regex_inner(&self, regex: &str, force: bool) -> Result<u64> {
         self.count(Request::RemoveByRegex {
             regex: regex.to_string(),
             force,
@@ -657,7 +744,7 @@ impl Store {
     }
 
     /// Removes every object; returns how many. Leased objects are skipped unless `force`.
-    pub fn remove_all(&self, force: bool) -> Result<u64> {
+    fn remove_all_inner(&self, force: bool) -> Result<u64> {
         self.count(Request::RemoveAll { force })
     }
 
@@ -669,6 +756,63 @@ impl Store {
             return Err(Error::from_status(r.status, &format!("replicas {key}")));
         }
         Ok(r.replicas)
+    }
+
+    /// Reads several objects with one master round trip. One result per key, in order.
+    pub fn get_batch(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
+        let t0 = Instant::now();
+        let res = self.get_batch_inner(keys);
+        let bytes = res.iter().flatten().map(|v| v.len() as u64).sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Get, keys.len(), bytes, failed, t0);
+        res
+    }
+
+    /// Reads an object into `buf` and returns its size. A buffer smaller than the object
+    /// gets INVALID_PARAMS and is left untouched.
+    pub fn get_into(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
+        let t0 = Instant::now();
+        let res = self.get_into_inner(key, buf);
+        let bytes = *res.as_ref().unwrap_or(&0) as u64;
+        self.record(Op::Get, 1, bytes, usize::from(res.is_err()), t0);
+        res
+    }
+
+    /// [`exists`](Self::exists) for several keys in one round trip.
+    pub fn batch_exists(&self, keys: &[&str]) -> Vec<Result<bool>> {
+        let t0 = Instant::now();
+        let res = self.batch_exists_inner(keys);
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Exists, keys.len(), 0, failed, t0);
+        res
+    }
+
+    /// Removes several objects in one round trip; one result per key.
+    pub fn remove_batch(&self, keys: &[&str], force: bool) -> Vec<Result<()>> {
+        let t0 = Instant::now();
+        let res = self.remove_batch_inner(keys, force);
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Remove, keys.len(), 0, failed, t0);
+        res
+    }
+
+    /// Removes every object whose key matches `regex`; returns how many. Leased objects
+    /// are skipped unless `force`.
+    pub fn remove_by_regex(&self, regex: &str, force: bool) -> Result<u64> {
+        let t0 = Instant::now();
+        let res = self.remove_by_regex_inner(regex, force);
+        let n = *res.as_ref().unwrap_or(&0) as usize;
+        self.record(Op::Remove, n, 0, usize::from(res.is_err()), t0);
+        res
+    }
+
+    /// Removes every object; returns how many. Leased objects are skipped unless `force`.
+    pub fn remove_all(&self, force: bool) -> Result<u64> {
+        let t0 = Instant::now();
+        let res = self.remove_all_inner(force);
+        let n = *res.as_ref().unwrap_or(&0) as usize;
+        self.record(Op::Remove, n, 0, usize::from(res.is_err()), t0);
+        res
     }
 
     /// Number of slices a value of `len` bytes is cut into.

@@ -169,3 +169,51 @@ fn full_segment_gives_no_available_handle_and_keeps_old_objects() {
     s.remove("fill-0", true).unwrap();
     s.put("after", &pattern(1 << 20, 99), &pinned).unwrap();
 }
+
+#[test]
+fn client_metrics_count_calls_keys_bytes_and_failures() {
+    use mooncake_rs::{Store, StoreConfig};
+    use std::time::Duration;
+    let c = cluster(1, "64MB");
+    let cfg = ReplicateConfig::default();
+    let s = Store::connect(StoreConfig {
+        metrics_enabled: true,
+        metrics_interval: Duration::from_secs(1), // the reporter thread runs and stops on drop
+        ..StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
+    s.put("a", &pattern(1000, 1), &cfg).unwrap();
+    s.put("b", &pattern(3000, 2), &cfg).unwrap();
+    assert!(s.put("a", b"dup", &cfg).is_err());
+    s.get("a").unwrap();
+    assert!(s.get("missing").is_err());
+    let mut buf = vec![0u8; 4000];
+    s.get_into("b", &mut buf).unwrap();
+    let _ = s.batch_exists(&["a", "b", "c"]);
+    s.remove("a", true).unwrap();
+    let m = s.metrics();
+    let put = m.op("put").unwrap();
+    assert_eq!(
+        (put.calls, put.keys, put.failed_keys, put.bytes),
+        (3, 3, 1, 4000)
+    );
+    assert!(put.p50_us > 0 && put.p99_us >= put.p50_us);
+    let get = m.op("get").unwrap();
+    assert_eq!(
+        (get.calls, get.keys, get.failed_keys, get.bytes),
+        (3, 3, 1, 4000)
+    );
+    assert_eq!(m.op("exists").unwrap().keys, 3);
+    assert_eq!(m.op("remove").unwrap().calls, 1);
+    assert!(m.to_string().contains("put calls=3"), "{m}");
+    drop(s);
+
+    // Disabled: nothing is counted.
+    let quiet = Store::connect(StoreConfig {
+        metrics_enabled: false,
+        ..StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
+    quiet.put("q", b"v", &cfg).unwrap();
+    assert_eq!(quiet.metrics().op("put").unwrap().calls, 0);
+}
