@@ -542,7 +542,7 @@ impl Store {
         self.get_batch(&[key]).pop().expect("one result per key")
     }
 
-    /// Reads several objects with one master round trip. One result per key, in order.
+    /// Body of [`get_batch`](Self::get_batch), without metrics.
     fn get_batch_inner(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
         if let Some(e) = keys.iter().find_map(|k| check_key(k).err()) {
             return keys.iter().map(|_| Err(e.clone())).collect();
@@ -616,8 +616,7 @@ impl Store {
             .collect()
     }
 
-    /// Reads an object into `buf` and returns its size. A buffer smaller than the object
-    /// gets INVALID_PARAMS and is left untouched.
+    /// Body of [`get_into`](Self::get_into), without metrics.
     fn get_into_inner(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
         check_key(key)?;
         let r = self.replica_lists(&[key])?.pop().expect("one result");
@@ -647,7 +646,7 @@ impl Store {
         self.batch_exists(&[key]).pop().expect("one result per key")
     }
 
-    /// [`exists`](Self::exists) for several keys in one round trip.
+    /// Body of [`batch_exists`](Self::batch_exists), without metrics.
     fn batch_exists_inner(&self, keys: &[&str]) -> Vec<Result<bool>> {
         let run = || -> Result<Vec<i64>> {
             check_batch(keys.len())?;
@@ -697,7 +696,7 @@ impl Store {
             .expect("one result per key")
     }
 
-    /// Removes several objects in one round trip; one result per key.
+    /// Body of [`remove_batch`](Self::remove_batch), without metrics.
     fn remove_batch_inner(&self, keys: &[&str], force: bool) -> Vec<Result<()>> {
         let run = || -> Result<Vec<i32>> {
             check_batch(keys.len())?;
@@ -734,8 +733,7 @@ impl Store {
         }
     }
 
-    /// Removes every object whose key matches `regex`; returns how many. Leased objects
-    /// are skipped unless `force`.
+    /// Body of [`remove_by_regex`](Self::remove_by_regex), without metrics.
     fn remove_by_regex_inner(&self, regex: &str, force: bool) -> Result<u64> {
         self.count(Request::RemoveByRegex {
             regex: regex.to_string(),
@@ -743,7 +741,7 @@ impl Store {
         })
     }
 
-    /// Removes every object; returns how many. Leased objects are skipped unless `force`.
+    /// Body of [`remove_all`](Self::remove_all), without metrics.
     fn remove_all_inner(&self, force: bool) -> Result<u64> {
         self.count(Request::RemoveAll { force })
     }

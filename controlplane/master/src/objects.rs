@@ -180,6 +180,26 @@ fn commit_check(
     ErrorCode::Ok
 }
 
+/// Places a new value's replicas: the allocations, their wire descriptors, and the
+/// generation that identifies this put (its first slice's).
+fn place(
+    len: u64,
+    cfg: &ReplicateConfig,
+    client_host: &str,
+    segments: &Segments,
+) -> Result<(Vec<ReplicaAlloc>, Vec<ReplicaDesc>, u64), ErrorCode> {
+    let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
+    if replicas.is_empty() {
+        return Err(ErrorCode::NoAvailableHandle);
+    }
+    let descs: Vec<ReplicaDesc> = replicas.iter().map(|r| r.desc(false)).collect();
+    let generation = descs
+        .first()
+        .and_then(|r| r.slices.first())
+        .map_or(0, |s| s.generation);
+    Ok((replicas, descs, generation))
+}
+
 /// Outcome of a PutStart for one key.
 pub type PutStartOutcome = Result<Vec<ReplicaDesc>, ErrorCode>;
 
@@ -296,15 +316,7 @@ impl ObjectStore {
                 "preempted a PutStart left without PutEnd past the discard timeout"
             );
         }
-        let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
-        if replicas.is_empty() {
-            return Err(ErrorCode::NoAvailableHandle);
-        }
-        let descs: Vec<ReplicaDesc> = replicas.iter().map(|r| r.desc(false)).collect();
-        let put_generation = descs
-            .first()
-            .and_then(|r| r.slices.first())
-            .map_or(0, |s| s.generation);
+        let (replicas, descs, put_generation) = place(len, cfg, client_host, segments)?;
         shard.insert(
             key.to_string(),
             Object {
@@ -350,18 +362,10 @@ impl ObjectStore {
                         .preempted_put_starts_total
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                let replicas =
-                    segments.place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
-                if replicas.is_empty() {
-                    return Err(ErrorCode::NoAvailableHandle);
-                }
-                let descs: Vec<ReplicaDesc> = replicas.iter().map(|r| r.desc(false)).collect();
+                let (replicas, descs, put_generation) = place(len, cfg, client_host, segments)?;
                 o.upsert = Some(Box::new(Replacement {
                     size: len,
-                    put_generation: descs
-                        .first()
-                        .and_then(|r| r.slices.first())
-                        .map_or(0, |s| s.generation),
+                    put_generation,
                     replicas,
                     started_ms: now_ms,
                     hard_pin: cfg.with_hard_pin,
