@@ -8,16 +8,16 @@ use mc_schema::limits::{
     MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_SLICE_BYTES, key_is_valid, slice_count,
 };
 use mc_schema::msg::{
-    PutEndItem, PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, Response,
-    ResponseBody,
+    PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, Response, ResponseBody,
 };
 
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
 mod pipeline;
+mod read;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
-use pipeline::{ReadJob, WriteJob};
+use pipeline::WriteJob;
 
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]
@@ -238,68 +238,20 @@ impl Store {
         }
     }
 
-    fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
-        let total: u64 = r.slices.iter().map(|s| s.length).sum();
-        if total != buf.len() as u64 || r.slices.len() != crcs.len() {
-            return Err(Error::new(
-                ErrorCode::InvalidReplica,
-                "replica does not match the object size",
-            ));
-        }
-        let mut at = 0usize;
-        for (s, crc) in r.slices.iter().zip(crcs) {
-            let part = &mut buf[at..at + s.length as usize];
-            at += s.length as usize;
-            let deadline = Instant::now() + self.cfg.transfer_timeout;
-            let got = self.with_data(&s.endpoint, |c| {
-                c.read_into(s.segment_id, s.offset, s.generation, part, deadline)
-            })?;
-            if got != *crc {
-                return Err(Error::new(
-                    ErrorCode::ChecksumMismatch,
-                    format!(
-                        "slice at {} offset {} failed its CRC32C check",
-                        s.endpoint, s.offset
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads one complete replica into `buf` (exactly the object size), trying the next
-    /// replica on any failure. Fails only when no replica could be read intact.
-    fn read_object(&self, r: &ReplicaListResult, buf: &mut [u8]) -> Result<()> {
-        if r.replicas.is_empty() {
-            return Err(Error::new(
-                ErrorCode::ReplicaIsNotReady,
-                "no complete replica",
-            ));
-        }
-        let start = rand::random_range(0..r.replicas.len());
-        let mut last = None;
-        let mut corrupt = None;
-        for k in 0..r.replicas.len() {
-            let rep = &r.replicas[(start + k) % r.replicas.len()];
-            match self.read_replica(rep, buf, &r.slice_crcs) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
-                Err(e) => last = Some(e),
-            }
-        }
-        // Corruption is reported as such; anything else means no replica was reachable.
-        Err(corrupt.unwrap_or_else(|| {
-            let e = last.expect("at least one replica was tried");
-            Error::new(ErrorCode::TransferFail, format!("no replica readable: {e}"))
-        }))
-    }
-
     /// Stores `value` under `key`. An existing key is refused with OBJECT_ALREADY_EXISTS
     /// and keeps its old value.
     pub fn put(&self, key: &str, value: &[u8], config: &ReplicateConfig) -> Result<()> {
         self.put_batch(&[(key, value)], config)
             .pop()
             .expect("one result per item")
+    }
+
+    /// Checks that the master answers: one Ping round trip.
+    pub fn ping(&self) -> Result<()> {
+        self.call(&Request::Ping {
+            client_id: self.client_id,
+        })
+        .map(|_| ())
     }
 
     /// Counters of this client's operations so far.
@@ -526,114 +478,6 @@ impl Store {
             .collect()
     }
 
-    fn replica_lists(&self, keys: &[&str]) -> Result<Vec<ReplicaListResult>> {
-        check_batch(keys.len())?;
-        let resp = self.call(&Request::GetReplicaList {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-        })?;
-        match resp.body {
-            ResponseBody::ReplicaLists(v) if v.len() == keys.len() => Ok(v),
-            _ => Err(unexpected("GetReplicaList")),
-        }
-    }
-
-    /// Reads an object.
-    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.get_batch(&[key]).pop().expect("one result per key")
-    }
-
-    /// Body of [`get_batch`](Self::get_batch), without metrics.
-    fn get_batch_inner(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
-        if let Some(e) = keys.iter().find_map(|k| check_key(k).err()) {
-            return keys.iter().map(|_| Err(e.clone())).collect();
-        }
-        let lists = match self.replica_lists(keys) {
-            Ok(l) => l,
-            Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
-        };
-        // First try: one replica per key (random start), all slices pipelined per shard.
-        let mut bufs: Vec<Vec<u8>> = lists
-            .iter()
-            .map(|r| {
-                if r.status == 0 {
-                    vec![0u8; r.size as usize]
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
-        let mut jobs = Vec::new();
-        let mut owner = Vec::new();
-        for (k, (r, buf)) in lists.iter().zip(bufs.iter_mut()).enumerate() {
-            if r.status != 0 || r.replicas.is_empty() {
-                continue;
-            }
-            let rep = &r.replicas[rand::random_range(0..r.replicas.len())];
-            let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
-                && rep.slices.len() == r.slice_crcs.len();
-            if !fits {
-                continue;
-            }
-            let mut rest: &mut [u8] = buf;
-            for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
-                let (part, tail) = rest.split_at_mut(s.length as usize);
-                rest = tail;
-                jobs.push(ReadJob {
-                    slice: s,
-                    buf: part,
-                    crc: *crc,
-                });
-                owner.push(k);
-            }
-        }
-        let outcomes = self.read_pipelined(&mut jobs);
-        drop(jobs);
-        let mut first_try_ok: Vec<bool> = lists
-            .iter()
-            .map(|r| r.status == 0 && !r.replicas.is_empty())
-            .collect();
-        let mut tried = vec![false; keys.len()];
-        for (&k, out) in owner.iter().zip(outcomes) {
-            tried[k] = true;
-            if out.is_err() {
-                first_try_ok[k] = false;
-            }
-        }
-        keys.iter()
-            .zip(lists)
-            .zip(bufs)
-            .enumerate()
-            .map(|(k, ((key, r), mut buf))| {
-                if r.status != 0 {
-                    return Err(Error::from_status(r.status, &format!("get {key}")));
-                }
-                if !(tried[k] && first_try_ok[k]) {
-                    // Fall back to every replica in turn, with per-replica error handling.
-                    self.read_object(&r, &mut buf)?;
-                }
-                Ok(buf)
-            })
-            .collect()
-    }
-
-    /// Body of [`get_into`](Self::get_into), without metrics.
-    fn get_into_inner(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
-        check_key(key)?;
-        let r = self.replica_lists(&[key])?.pop().expect("one result");
-        if r.status != 0 {
-            return Err(Error::from_status(r.status, &format!("get {key}")));
-        }
-        let size = r.size as usize;
-        if buf.len() < size {
-            return Err(invalid(format!(
-                "buffer of {} bytes is smaller than the object ({size} bytes)",
-                buf.len()
-            )));
-        }
-        self.read_object(&r, &mut buf[..size])?;
-        Ok(size)
-    }
-
     fn values(&self, req: Request, n: usize, what: &str) -> Result<Vec<i64>> {
         match self.call(&req)?.body {
             ResponseBody::Values(v) if v.len() == n => Ok(v),
@@ -754,26 +598,6 @@ impl Store {
             return Err(Error::from_status(r.status, &format!("replicas {key}")));
         }
         Ok(r.replicas)
-    }
-
-    /// Reads several objects with one master round trip. One result per key, in order.
-    pub fn get_batch(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
-        let t0 = Instant::now();
-        let res = self.get_batch_inner(keys);
-        let bytes = res.iter().flatten().map(|v| v.len() as u64).sum();
-        let failed = res.iter().filter(|r| r.is_err()).count();
-        self.record(Op::Get, keys.len(), bytes, failed, t0);
-        res
-    }
-
-    /// Reads an object into `buf` and returns its size. A buffer smaller than the object
-    /// gets INVALID_PARAMS and is left untouched.
-    pub fn get_into(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
-        let t0 = Instant::now();
-        let res = self.get_into_inner(key, buf);
-        let bytes = *res.as_ref().unwrap_or(&0) as u64;
-        self.record(Op::Get, 1, bytes, usize::from(res.is_err()), t0);
-        res
     }
 
     /// [`exists`](Self::exists) for several keys in one round trip.

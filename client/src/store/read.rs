@@ -1,0 +1,284 @@
+//! The read path: one GetReplicaList round trip for a batch, then every slice of one
+//! replica per key read pipelined per shard, with a per-key fallback over the remaining
+//! replicas. Every slice is checked against the CRC32C recorded at PutEnd.
+//!
+//! Reads land in memory the caller chooses: fresh vectors ([`Store::get_batch`]), the
+//! caller's buffers ([`Store::get_into_batch`]), or memory handed out once the size is
+//! known ([`Store::get_with`], which lets a binding read straight into its own objects).
+
+use std::time::Instant;
+
+use mc_schema::msg::{ReplicaDesc, ReplicaListResult, Request, ResponseBody};
+
+use super::pipeline::ReadJob;
+use super::{Store, check_batch, check_key, invalid, unexpected};
+use crate::metrics::Op;
+use crate::{Error, ErrorCode, Result};
+
+impl Store {
+    pub(super) fn replica_lists(&self, keys: &[&str]) -> Result<Vec<ReplicaListResult>> {
+        check_batch(keys.len())?;
+        let resp = self.call(&Request::GetReplicaList {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        })?;
+        match resp.body {
+            ResponseBody::ReplicaLists(v) if v.len() == keys.len() => Ok(v),
+            _ => Err(unexpected("GetReplicaList")),
+        }
+    }
+
+    /// Replica lists of `keys`, or the same error for every key.
+    fn lists_or_errors(&self, keys: &[&str]) -> std::result::Result<Vec<ReplicaListResult>, Error> {
+        if let Some(e) = keys.iter().find_map(|k| check_key(k).err()) {
+            return Err(e);
+        }
+        self.replica_lists(keys)
+    }
+
+    fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
+        let total: u64 = r.slices.iter().map(|s| s.length).sum();
+        if total != buf.len() as u64 || r.slices.len() != crcs.len() {
+            return Err(Error::new(
+                ErrorCode::InvalidReplica,
+                "replica does not match the object size",
+            ));
+        }
+        let mut at = 0usize;
+        for (s, crc) in r.slices.iter().zip(crcs) {
+            let part = &mut buf[at..at + s.length as usize];
+            at += s.length as usize;
+            let deadline = Instant::now() + self.cfg.transfer_timeout;
+            let got = self.with_data(&s.endpoint, |c| {
+                c.read_into(s.segment_id, s.offset, s.generation, part, deadline)
+            })?;
+            if got != *crc {
+                return Err(Error::new(
+                    ErrorCode::ChecksumMismatch,
+                    format!(
+                        "slice at {} offset {} failed its CRC32C check",
+                        s.endpoint, s.offset
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one complete replica into `buf` (exactly the object size), trying the next
+    /// replica on any failure. Fails only when no replica could be read intact.
+    fn read_object(&self, r: &ReplicaListResult, buf: &mut [u8]) -> Result<()> {
+        if r.replicas.is_empty() {
+            return Err(Error::new(
+                ErrorCode::ReplicaIsNotReady,
+                "no complete replica",
+            ));
+        }
+        let start = rand::random_range(0..r.replicas.len());
+        let mut last = None;
+        let mut corrupt = None;
+        for k in 0..r.replicas.len() {
+            let rep = &r.replicas[(start + k) % r.replicas.len()];
+            match self.read_replica(rep, buf, &r.slice_crcs) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        // Corruption is reported as such; anything else means no replica was reachable.
+        Err(corrupt.unwrap_or_else(|| {
+            let e = last.expect("at least one replica was tried");
+            Error::new(ErrorCode::TransferFail, format!("no replica readable: {e}"))
+        }))
+    }
+
+    /// Fills `targets[k]` (exactly the size of object `k`, or `None` to skip the key) from
+    /// `lists[k]`. First try: one random replica per key, all slices pipelined per shard;
+    /// a key whose first try failed falls back to every replica in turn.
+    fn fill(
+        &self,
+        keys: &[&str],
+        lists: &[ReplicaListResult],
+        targets: &mut [Option<&mut [u8]>],
+    ) -> Vec<Result<()>> {
+        let mut jobs = Vec::new();
+        let mut owner = Vec::new();
+        for (k, (r, target)) in lists.iter().zip(targets.iter_mut()).enumerate() {
+            let Some(buf) = target.as_deref_mut() else {
+                continue;
+            };
+            if r.replicas.is_empty() {
+                continue;
+            }
+            let rep = &r.replicas[rand::random_range(0..r.replicas.len())];
+            let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
+                && rep.slices.len() == r.slice_crcs.len()
+                && buf.len() as u64 == r.size;
+            if !fits {
+                continue;
+            }
+            let mut rest: &mut [u8] = buf;
+            for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
+                let (part, tail) = rest.split_at_mut(s.length as usize);
+                rest = tail;
+                jobs.push(ReadJob {
+                    slice: s,
+                    buf: part,
+                    crc: *crc,
+                });
+                owner.push(k);
+            }
+        }
+        let outcomes = self.read_pipelined(&mut jobs);
+        drop(jobs);
+        let mut first_try_ok = vec![false; keys.len()];
+        let mut failed = vec![false; keys.len()];
+        for (&k, out) in owner.iter().zip(outcomes) {
+            first_try_ok[k] = true;
+            failed[k] |= out.is_err();
+        }
+        keys.iter()
+            .zip(lists)
+            .zip(targets.iter_mut())
+            .enumerate()
+            .map(|(k, ((key, r), target))| {
+                if r.status != 0 {
+                    return Err(Error::from_status(r.status, &format!("get {key}")));
+                }
+                let Some(buf) = target.as_deref_mut() else {
+                    return Ok(());
+                };
+                if first_try_ok[k] && !failed[k] {
+                    return Ok(());
+                }
+                self.read_object(r, buf)
+            })
+            .collect()
+    }
+
+    /// Reads an object.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.get_batch(&[key]).pop().expect("one result per key")
+    }
+
+    /// Reads several objects with one master round trip. One result per key, in order.
+    pub fn get_batch(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
+        let t0 = Instant::now();
+        let res = self.get_batch_inner(keys);
+        let bytes = res.iter().flatten().map(|v| v.len() as u64).sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Get, keys.len(), bytes, failed, t0);
+        res
+    }
+
+    fn get_batch_inner(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
+        let lists = match self.lists_or_errors(keys) {
+            Ok(l) => l,
+            Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut bufs: Vec<Vec<u8>> = lists
+            .iter()
+            .map(|r| {
+                let n = if r.status == 0 { r.size as usize } else { 0 };
+                vec![0u8; n]
+            })
+            .collect();
+        let mut targets: Vec<Option<&mut [u8]>> = bufs
+            .iter_mut()
+            .zip(&lists)
+            .map(|(b, r)| (r.status == 0).then_some(b.as_mut_slice()))
+            .collect();
+        let res = self.fill(keys, &lists, &mut targets);
+        drop(targets);
+        res.into_iter()
+            .zip(bufs)
+            .map(|(r, b)| r.map(|()| b))
+            .collect()
+    }
+
+    /// Reads an object into `buf` and returns its size. A buffer smaller than the object
+    /// gets INVALID_PARAMS and is left untouched.
+    pub fn get_into(&self, key: &str, buf: &mut [u8]) -> Result<usize> {
+        let mut items = [(key, buf)];
+        self.get_into_batch(&mut items)
+            .pop()
+            .expect("one result per key")
+    }
+
+    /// [`get_into`](Self::get_into) for several keys: one master round trip, slices
+    /// pipelined per shard. One result (the object's size) per item, in order; an item
+    /// whose buffer is too small gets INVALID_PARAMS and its buffer is left untouched.
+    pub fn get_into_batch(&self, items: &mut [(&str, &mut [u8])]) -> Vec<Result<usize>> {
+        let t0 = Instant::now();
+        let res = self.get_into_batch_inner(items);
+        let bytes = res.iter().flatten().map(|&n| n as u64).sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Get, items.len(), bytes, failed, t0);
+        res
+    }
+
+    fn get_into_batch_inner(&self, items: &mut [(&str, &mut [u8])]) -> Vec<Result<usize>> {
+        let keys: Vec<&str> = items.iter().map(|(k, _)| *k).collect();
+        let lists = match self.lists_or_errors(&keys) {
+            Ok(l) => l,
+            Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut early: Vec<Option<Error>> = vec![None; keys.len()];
+        let mut targets: Vec<Option<&mut [u8]>> = Vec::with_capacity(keys.len());
+        for ((_, buf), (r, early)) in items.iter_mut().zip(lists.iter().zip(early.iter_mut())) {
+            let size = r.size as usize;
+            if r.status == 0 && buf.len() < size {
+                *early = Some(invalid(format!(
+                    "buffer of {} bytes is smaller than the object ({size} bytes)",
+                    buf.len()
+                )));
+            }
+            let ok = r.status == 0 && early.is_none();
+            targets.push(ok.then(|| &mut buf[..size]));
+        }
+        let res = self.fill(&keys, &lists, &mut targets);
+        res.into_iter()
+            .zip(&lists)
+            .zip(early)
+            .map(|((r, l), early)| match early {
+                Some(e) => Err(e),
+                None => r.map(|()| l.size as usize),
+            })
+            .collect()
+    }
+
+    /// Reads an object into memory obtained from `alloc(size)` once the size is known, and
+    /// returns the size. `alloc` may refuse (its error is returned, nothing is read); the
+    /// memory it hands out must be exactly `size` bytes and stay valid until this returns.
+    pub fn get_with<'b>(
+        &self,
+        key: &str,
+        alloc: impl FnOnce(usize) -> Result<&'b mut [u8]>,
+    ) -> Result<usize> {
+        let t0 = Instant::now();
+        let res = self.get_with_inner(key, alloc);
+        let bytes = *res.as_ref().unwrap_or(&0) as u64;
+        self.record(Op::Get, 1, bytes, usize::from(res.is_err()), t0);
+        res
+    }
+
+    fn get_with_inner<'b>(
+        &self,
+        key: &str,
+        alloc: impl FnOnce(usize) -> Result<&'b mut [u8]>,
+    ) -> Result<usize> {
+        let lists = self.lists_or_errors(&[key])?;
+        let r = &lists[0];
+        if r.status != 0 {
+            return Err(Error::from_status(r.status, &format!("get {key}")));
+        }
+        let buf = alloc(r.size as usize)?;
+        if buf.len() as u64 != r.size {
+            return Err(invalid("allocated buffer does not match the object size"));
+        }
+        let mut targets = [Some(buf)];
+        self.fill(&[key], &lists, &mut targets)
+            .pop()
+            .expect("one result")
+            .map(|()| r.size as usize)
+    }
+}

@@ -1,0 +1,109 @@
+//! `get_replica_desc`'s answer: where each replica of an object lives.
+
+use mooncake_rs::ReplicaDesc;
+use pyo3::prelude::*;
+
+use crate::config::ReplicaStatus;
+
+/// One contiguous range of a replica: `size` bytes at `buffer_address` (the offset in its
+/// segment) on the shard at `transport_endpoint`.
+#[pyclass(module = "mooncake_rs.store", name = "Descriptor", frozen, get_all)]
+#[derive(Clone, Debug)]
+pub struct BufferDescriptor {
+    /// Bytes.
+    pub size: u64,
+    /// Offset of the range within its segment.
+    pub buffer_address: u64,
+    /// Data endpoint (`host:port`) of the shard holding the range.
+    pub transport_endpoint: String,
+    /// Segment id.
+    pub segment_id: u64,
+}
+
+#[pymethods]
+impl BufferDescriptor {
+    fn __repr__(&self) -> String {
+        format!(
+            "<Descriptor size={} buffer_address={} transport_endpoint={}>",
+            self.size, self.buffer_address, self.transport_endpoint
+        )
+    }
+}
+
+/// The memory side of a replica: its ranges in value order. `buffer_descriptor` is the
+/// first (the whole value unless it was striped).
+#[pyclass(module = "mooncake_rs.store", frozen, get_all)]
+#[derive(Clone, Debug)]
+pub struct MemoryDescriptor {
+    /// First range.
+    pub buffer_descriptor: BufferDescriptor,
+    /// Every range, in value order.
+    pub buffer_descriptors: Vec<BufferDescriptor>,
+}
+
+/// One replica of an object.
+#[pyclass(module = "mooncake_rs.store", frozen)]
+#[derive(Clone, Debug)]
+pub struct ReplicaDescriptor {
+    #[pyo3(get)]
+    status: ReplicaStatus,
+    memory: MemoryDescriptor,
+}
+
+#[pymethods]
+impl ReplicaDescriptor {
+    /// Always true: replicas live in memory segments.
+    fn is_memory_replica(&self) -> bool {
+        true
+    }
+
+    /// Always false (no disk tier behind this binding).
+    fn is_disk_replica(&self) -> bool {
+        false
+    }
+
+    /// Always false.
+    fn is_local_disk_replica(&self) -> bool {
+        false
+    }
+
+    /// The replica's memory ranges.
+    fn get_memory_descriptor(&self) -> MemoryDescriptor {
+        self.memory.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ReplicaDescriptor status={:?} ranges={}>",
+            self.status,
+            self.memory.buffer_descriptors.len()
+        )
+    }
+}
+
+impl ReplicaDescriptor {
+    /// From the master's descriptor; `None` for a replica without ranges.
+    pub fn from_wire(r: &ReplicaDesc) -> Option<ReplicaDescriptor> {
+        let ranges: Vec<BufferDescriptor> = r
+            .slices
+            .iter()
+            .map(|s| BufferDescriptor {
+                size: s.length,
+                buffer_address: s.offset,
+                transport_endpoint: s.endpoint.clone(),
+                segment_id: s.segment_id,
+            })
+            .collect();
+        Some(ReplicaDescriptor {
+            status: if r.complete {
+                ReplicaStatus::Complete
+            } else {
+                ReplicaStatus::Processing
+            },
+            memory: MemoryDescriptor {
+                buffer_descriptor: ranges.first()?.clone(),
+                buffer_descriptors: ranges,
+            },
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! The arguments of `setup()`: positional, keyword (with the older names `device_name` and
+//! `master_server_address`), or one dict; sizes as integers or strings such as `"4GB"`.
+
+use std::collections::BTreeMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyInt, PyString};
+
+/// Default of `global_segment_size` and `local_buffer_size`, as upstream: 16 MiB.
+const DEFAULT_SIZE: u64 = 16 << 20;
+
+/// Smallest segment an embedded store may host (one shard's minimum).
+const MIN_SEGMENT: u64 = mc_agent::node::MIN_SHARD_SEGMENT_BYTES;
+
+/// Validated settings of one `setup()`.
+#[derive(Debug, Clone)]
+pub struct SetupArgs {
+    /// This node's host name (a `:port` suffix is accepted and ignored).
+    pub local_hostname: String,
+    /// `P2PHANDSHAKE` or an HTTP metadata URL (accepted for compatibility).
+    pub metadata_server: String,
+    /// Bytes of segment memory this process hosts; 0 = pure client.
+    pub global_segment_size: u64,
+    /// Bytes of staging memory the client keeps for gathers and scatters.
+    pub local_buffer_size: u64,
+    /// Master RPC address `host:port`.
+    pub master_server_addr: String,
+}
+
+/// Names `setup()` takes positionally, in order.
+pub const POSITIONAL: [&str; 7] = [
+    "local_hostname",
+    "metadata_server",
+    "global_segment_size",
+    "local_buffer_size",
+    "protocol",
+    "rdma_devices",
+    "master_server_addr",
+];
+
+/// Keyword names of upstream's `setup()` that have no effect here; accepted when they ask
+/// for nothing this build lacks.
+const TOLERATED: [&str; 5] = [
+    "engine",
+    "ssd_offload_path",
+    "tenant_id",
+    "client_http_port",
+    "enable_client_http_server",
+];
+
+fn alias(name: &str) -> &str {
+    match name {
+        "device_name" => "rdma_devices",
+        "master_server_address" => "master_server_addr",
+        other => other,
+    }
+}
+
+/// A size given as a non-negative integer or a string such as `"4GB"`.
+fn size_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<u64, String> {
+    if v.is_instance_of::<PyBool>() {
+        return Err(format!(
+            "{name} must be an integer or a size string, got a bool"
+        ));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return v
+            .extract::<u64>()
+            .map_err(|_| format!("{name} must be a non-negative integer"));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        let s = s.to_string();
+        return mooncake_rs::parse_size(&s).map_err(|e| format!("{name}={s:?}: {e}"));
+    }
+    Err(format!(
+        "{name} must be an integer or a size string such as \"4GB\""
+    ))
+}
+
+fn str_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<String, String> {
+    v.cast::<PyString>()
+        .map(|s| s.to_string())
+        .map_err(|_| format!("{name} must be a string"))
+}
+
+/// Collects positional values, keywords, or a single config dict into one name → value map.
+pub fn collect<'py>(
+    positional: &[Option<Bound<'py, PyAny>>],
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> Result<BTreeMap<String, Bound<'py, PyAny>>, String> {
+    let mut map = BTreeMap::new();
+    let dict_form = positional
+        .first()
+        .and_then(|v| v.as_ref())
+        .and_then(|v| v.cast::<PyDict>().ok().cloned());
+    let mut add = |k: String, v: Bound<'py, PyAny>| -> Result<(), String> {
+        let name = alias(&k).to_string();
+        if map.insert(name.clone(), v).is_some() {
+            return Err(format!("setup() got {name} twice"));
+        }
+        Ok(())
+    };
+    if let Some(d) = dict_form {
+        if positional[1..].iter().any(Option::is_some) || kwargs.is_some_and(|k| !k.is_empty()) {
+            return Err("setup(config) takes the config dict alone".into());
+        }
+        for (k, v) in d.iter() {
+            add(str_arg("config key", &k)?, v)?;
+        }
+        return Ok(map);
+    }
+    for (name, v) in POSITIONAL.iter().zip(positional) {
+        if let Some(v) = v {
+            add((*name).to_string(), v.clone())?;
+        }
+    }
+    if let Some(kw) = kwargs {
+        for (k, v) in kw.iter() {
+            add(str_arg("keyword", &k)?, v)?;
+        }
+    }
+    Ok(map)
+}
+
+/// Validates the collected arguments.
+pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, String> {
+    for (k, v) in map {
+        if POSITIONAL.contains(&k.as_str()) {
+            continue;
+        }
+        if !TOLERATED.contains(&k.as_str()) && k != "enable_ssd_offload" {
+            return Err(format!("setup() got an unknown argument {k:?}"));
+        }
+        let asks = v.is_truthy().unwrap_or(true);
+        match k.as_str() {
+            "engine" if !v.is_none() => {
+                return Err("engine: mooncake-rs has its own transport; pass engine=None".into());
+            }
+            "enable_ssd_offload" if asks => {
+                return Err("enable_ssd_offload: not available in this build".into());
+            }
+            _ => {}
+        }
+    }
+    let get_str = |name: &str, default: Option<&str>| -> Result<String, String> {
+        match (map.get(name), default) {
+            (Some(v), _) => str_arg(name, v),
+            (None, Some(d)) => Ok(d.to_string()),
+            (None, None) => Err(format!("setup() needs {name}")),
+        }
+    };
+    let get_size = |name: &str| -> Result<u64, String> {
+        map.get(name)
+            .map_or(Ok(DEFAULT_SIZE), |v| size_arg(name, v))
+    };
+    let args = SetupArgs {
+        local_hostname: host_part(&get_str("local_hostname", None)?)?,
+        metadata_server: get_str("metadata_server", None)?,
+        global_segment_size: get_size("global_segment_size")?,
+        local_buffer_size: get_size("local_buffer_size")?,
+        master_server_addr: get_str("master_server_addr", Some("127.0.0.1:50051"))?,
+    };
+    check_protocol(
+        &get_str("protocol", Some("tcp"))?,
+        &get_str("rdma_devices", Some(""))?,
+    )?;
+    check_metadata(&args.metadata_server)?;
+    check_addr(&args.master_server_addr)?;
+    if args.global_segment_size != 0 && args.global_segment_size < MIN_SEGMENT {
+        return Err(format!(
+            "global_segment_size={} is below the smallest segment ({MIN_SEGMENT} bytes); \
+             pass 0 for a pure client",
+            args.global_segment_size
+        ));
+    }
+    Ok(args)
+}
+
+/// The host of `local_hostname` (`host` or `host:port`).
+fn host_part(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let host = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h,
+        _ => s,
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("local_hostname {s:?} is not a host name"));
+    }
+    Ok(host.to_string())
+}
+
+fn check_protocol(protocol: &str, devices: &str) -> Result<(), String> {
+    match protocol.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(()),
+        "rdma" => {
+            let found = std::fs::read_dir("/sys/class/infiniband")
+                .map(|d| d.count())
+                .unwrap_or(0);
+            if found == 0 {
+                Err(format!(
+                    "protocol=\"rdma\" needs an RDMA device, and none was found \
+                     (/sys/class/infiniband is empty; rdma_devices={devices:?}); use protocol=\"tcp\""
+                ))
+            } else {
+                Err(format!(
+                    "protocol=\"rdma\": {found} RDMA device(s) present, but this build of \
+                     mooncake-rs has no RDMA transport; use protocol=\"tcp\""
+                ))
+            }
+        }
+        other => Err(format!("protocol={other:?} is not supported; use \"tcp\"")),
+    }
+}
+
+fn check_metadata(m: &str) -> Result<(), String> {
+    if m == "P2PHANDSHAKE" {
+        return Ok(());
+    }
+    let rest = m
+        .strip_prefix("http://")
+        .or_else(|| m.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(()),
+        _ => Err(format!(
+            "metadata_server={m:?}: expected \"P2PHANDSHAKE\" or http://host:port/metadata \
+             (mooncake-rs keeps segment metadata in the master)"
+        )),
+    }
+}
+
+fn check_addr(a: &str) -> Result<(), String> {
+    match a.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
+        _ => Err(format!(
+            "master_server_addr={a:?}: expected host:port of the master's RPC service"
+        )),
+    }
+}

@@ -1,0 +1,568 @@
+//! `MooncakeDistributedStore`: set-up, the copy-based calls, and the helpers every method
+//! shares. Zero-copy calls are in `zero_copy.rs`.
+//!
+//! Conventions, as upstream: methods return `0` or a negative Mooncake error code (sizes
+//! and counts where upstream returns them); `get` of a missing key returns `b''`; `put` of
+//! an existing key returns `0` and keeps the old value. The GIL is released for every
+//! network call and every copy of object bytes.
+
+use std::sync::Arc;
+
+use mooncake_rs::{Error, ErrorCode, ReplicateConfig as WireConfig, Store, StoreConfig};
+use parking_lot::{Mutex, RwLock};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::buffers::{BufferHandle, Mem, Registry, Staging};
+use crate::config::ReplicateConfig;
+use crate::embedded::Embedded;
+use crate::replica::ReplicaDescriptor;
+use crate::setup::{self, SetupArgs};
+
+/// INVALID_PARAMS, the answer to bad arguments and to calls before `setup()`.
+pub const INVALID: i32 = -600;
+
+/// A set-up store: the client, and the segment this process hosts in embedded mode.
+pub struct Client {
+    pub store: Store,
+    pub host: String,
+    pub staging: Staging,
+    // Dropped after `store`: the node outlives the client that may still read from it.
+    _node: Option<Embedded>,
+}
+
+impl Client {
+    fn connect(args: &SetupArgs) -> Result<Client, (i32, String)> {
+        let node = if args.global_segment_size > 0 {
+            Some(Embedded::start(args).map_err(|e| (ErrorCode::InternalError.code(), e))?)
+        } else {
+            None
+        };
+        let mut cfg = StoreConfig::new(args.master_server_addr.clone());
+        cfg.local_hostname = args.local_hostname.clone();
+        let store = Store::connect(cfg).map_err(|e| {
+            (
+                e.code().code(),
+                format!("master {}: {e}", args.master_server_addr),
+            )
+        })?;
+        Ok(Client {
+            store,
+            host: args.local_hostname.clone(),
+            staging: Staging::new(args.local_buffer_size as usize),
+            _node: node,
+        })
+    }
+}
+
+/// The store, as Mooncake's Python API presents it. Safe to share between threads.
+#[pyclass(module = "mooncake_rs.store", frozen)]
+pub struct MooncakeDistributedStore {
+    client: RwLock<Option<Arc<Client>>>,
+    pub(crate) registry: Registry,
+    last_error: Mutex<String>,
+}
+
+/// The code of a write's outcome: an existing key counts as success (its value is kept).
+pub fn write_code(r: &Result<(), Error>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) if e.code() == ErrorCode::ObjectAlreadyExists => 0,
+        Err(e) => e.code().code(),
+    }
+}
+
+impl MooncakeDistributedStore {
+    /// Records and logs why a call failed; returns `code`.
+    pub(crate) fn fail(&self, code: i32, msg: impl Into<String>) -> i32 {
+        let msg = msg.into();
+        tracing::warn!("{msg}");
+        *self.last_error.lock() = msg;
+        code
+    }
+
+    /// The set-up client, or INVALID after logging that `setup()` is missing.
+    pub(crate) fn client(&self) -> Result<Arc<Client>, i32> {
+        self.client
+            .read()
+            .clone()
+            .ok_or_else(|| self.fail(INVALID, "the store is not set up: call setup() first"))
+    }
+
+    /// The wire form of `config` (default when `None`).
+    pub(crate) fn wire(
+        &self,
+        config: Option<&ReplicateConfig>,
+        host: &str,
+    ) -> Result<WireConfig, i32> {
+        config
+            .cloned()
+            .unwrap_or_default()
+            .to_wire(host)
+            .map_err(|e| self.fail(INVALID, format!("ReplicateConfig: {e}")))
+    }
+
+    fn write_one(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        config: Option<&ReplicateConfig>,
+        upsert: bool,
+    ) -> PyResult<i32> {
+        let mem = Mem::from_py(value, None).map_err(PyTypeError::new_err)?;
+        let (c, cfg) = match self
+            .client()
+            .and_then(|c| Ok((c.clone(), self.wire(config, &c.host)?)))
+        {
+            Ok(v) => v,
+            Err(code) => return Ok(code),
+        };
+        let r = py.detach(|| {
+            if upsert {
+                c.store.upsert(key, mem.bytes(), &cfg)
+            } else {
+                c.store.put(key, mem.bytes(), &cfg)
+            }
+        });
+        Ok(write_code(&r))
+    }
+
+    fn write_many(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        values: Vec<Bound<'_, PyAny>>,
+        config: Option<&ReplicateConfig>,
+        upsert: bool,
+    ) -> PyResult<Vec<i32>> {
+        let mems = values
+            .iter()
+            .map(|v| Mem::from_py(v, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PyTypeError::new_err)?;
+        Ok(self.write_mems(py, &keys, &mems, config, upsert))
+    }
+
+    /// Writes `mems[i]` under `keys[i]`; one code per key.
+    pub(crate) fn write_mems(
+        &self,
+        py: Python<'_>,
+        keys: &[String],
+        mems: &[Mem],
+        config: Option<&ReplicateConfig>,
+        upsert: bool,
+    ) -> Vec<i32> {
+        if keys.len() != mems.len() {
+            let code = self.fail(INVALID, "keys and values differ in length");
+            return vec![code; keys.len()];
+        }
+        let (c, cfg) = match self
+            .client()
+            .and_then(|c| Ok((c.clone(), self.wire(config, &c.host)?)))
+        {
+            Ok(v) => v,
+            Err(code) => return vec![code; keys.len()],
+        };
+        py.detach(|| {
+            let items: Vec<(&str, &[u8])> = keys
+                .iter()
+                .zip(mems)
+                .map(|(k, m)| (k.as_str(), m.bytes()))
+                .collect();
+            let res = if upsert {
+                c.store.upsert_batch(&items, &cfg)
+            } else {
+                c.store.put_batch(&items, &cfg)
+            };
+            res.iter().map(write_code).collect()
+        })
+    }
+
+    /// Concatenates `parts` in staging memory and writes them as one value.
+    fn write_parts(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        parts: &Bound<'_, PyTuple>,
+        config: Option<&ReplicateConfig>,
+        upsert: bool,
+    ) -> PyResult<i32> {
+        let mems = parts
+            .iter()
+            .map(|p| Mem::from_py(&p, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PyTypeError::new_err(format!("parts must be bytes-like: {e}")))?;
+        let (c, cfg) = match self
+            .client()
+            .and_then(|c| Ok((c.clone(), self.wire(config, &c.host)?)))
+        {
+            Ok(v) => v,
+            Err(code) => return Ok(code),
+        };
+        let total = mems.iter().map(Mem::len).sum();
+        let r = py.detach(|| {
+            let mut v = c.staging.take(total);
+            let mut at = 0;
+            for m in &mems {
+                v[at..at + m.len()].copy_from_slice(m.bytes());
+                at += m.len();
+            }
+            let r = if upsert {
+                c.store.upsert(key, &v, &cfg)
+            } else {
+                c.store.put(key, &v, &cfg)
+            };
+            c.staging.give(v);
+            r
+        });
+        Ok(write_code(&r))
+    }
+}
+
+/// Reads `key` straight into a new `bytes` object; `None` on any failure.
+fn get_bytes(py: Python<'_>, c: &Client, key: &str) -> Option<Py<PyBytes>> {
+    let mut out: Option<Py<PyBytes>> = None;
+    let r = py.detach(|| {
+        c.store.get_with(key, |size| {
+            Python::attach(|py| {
+                let len = pyo3::ffi::Py_ssize_t::try_from(size)
+                    .map_err(|_| Error::new(ErrorCode::InvalidParams, "object too large"))?;
+                // An uninitialised bytes object, filled below before anyone else sees it.
+                let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len) };
+                if raw.is_null() {
+                    let _ = PyErr::take(py);
+                    return Err(Error::new(ErrorCode::InternalError, "out of memory"));
+                }
+                let data = unsafe { pyo3::ffi::PyBytes_AsString(raw) } as *mut u8;
+                let obj = unsafe { Bound::<PyAny>::from_owned_ptr(py, raw) };
+                out = Some(obj.cast_into::<PyBytes>().expect("a bytes object").unbind());
+                Ok(unsafe { std::slice::from_raw_parts_mut(data, size) })
+            })
+        })
+    });
+    match r {
+        Ok(_) => out,
+        Err(e) => {
+            tracing::debug!("get {key}: {e}");
+            None
+        }
+    }
+}
+
+#[pymethods]
+impl MooncakeDistributedStore {
+    #[new]
+    fn new() -> Self {
+        MooncakeDistributedStore {
+            client: RwLock::new(None),
+            registry: Registry::default(),
+            last_error: Mutex::new(String::new()),
+        }
+    }
+
+    /// Connects to the master (and, with `global_segment_size > 0`, hosts a segment in this
+    /// process). Returns 0, or a negative code with the reason logged; a failed setup
+    /// leaves the object ready for another `setup()`.
+    #[pyo3(signature = (local_hostname=None, metadata_server=None, global_segment_size=None,
+        local_buffer_size=None, protocol=None, rdma_devices=None, master_server_addr=None,
+        **kwargs))]
+    #[allow(clippy::too_many_arguments)]
+    fn setup(
+        &self,
+        py: Python<'_>,
+        local_hostname: Option<Bound<'_, PyAny>>,
+        metadata_server: Option<Bound<'_, PyAny>>,
+        global_segment_size: Option<Bound<'_, PyAny>>,
+        local_buffer_size: Option<Bound<'_, PyAny>>,
+        protocol: Option<Bound<'_, PyAny>>,
+        rdma_devices: Option<Bound<'_, PyAny>>,
+        master_server_addr: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyDict>>,
+    ) -> i32 {
+        let positional = [
+            local_hostname,
+            metadata_server,
+            global_segment_size,
+            local_buffer_size,
+            protocol,
+            rdma_devices,
+            master_server_addr,
+        ];
+        let args = match setup::collect(&positional, kwargs.as_ref()).and_then(|m| setup::parse(&m))
+        {
+            Ok(a) => a,
+            Err(e) => return self.fail(INVALID, format!("setup: {e}")),
+        };
+        if self.client.read().is_some() {
+            return self.fail(INVALID, "setup: already set up; call close() first");
+        }
+        match py.detach(|| Client::connect(&args)) {
+            Ok(c) => {
+                let mut slot = self.client.write();
+                if slot.is_some() {
+                    return self.fail(INVALID, "setup: already set up; call close() first");
+                }
+                *slot = Some(Arc::new(c));
+                0
+            }
+            Err((code, msg)) => self.fail(code, format!("setup: {msg}")),
+        }
+    }
+
+    /// Disconnects (and stops the hosted segment, unmounting it first). Returns 0.
+    fn close(&self, py: Python<'_>) -> i32 {
+        let c = self.client.write().take();
+        // Other threads may still hold the client; the last one to finish drops it.
+        py.detach(move || drop(c));
+        0
+    }
+
+    /// 0 healthy, 1 not set up (or closed), 2 master unreachable.
+    fn health_check(&self, py: Python<'_>) -> i32 {
+        let Some(c) = self.client.read().clone() else {
+            return 1;
+        };
+        match py.detach(|| c.store.ping()) {
+            Ok(()) => 0,
+            Err(_) => 2,
+        }
+    }
+
+    /// This node's host name as given to `setup()` ("" before).
+    fn get_hostname(&self) -> String {
+        self.client
+            .read()
+            .as_ref()
+            .map(|c| c.host.clone())
+            .unwrap_or_default()
+    }
+
+    /// The reason of the last failure this object logged ("" when none).
+    fn last_error(&self) -> String {
+        self.last_error.lock().clone()
+    }
+
+    #[pyo3(signature = (key, value, config=None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> PyResult<i32> {
+        self.write_one(py, key, value, config.as_deref(), false)
+    }
+
+    #[pyo3(signature = (key, *parts, config=None))]
+    fn put_parts(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        parts: &Bound<'_, PyTuple>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> PyResult<i32> {
+        self.write_parts(py, key, parts, config.as_deref(), false)
+    }
+
+    #[pyo3(signature = (keys, values, config=None))]
+    fn put_batch(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        values: Vec<Bound<'_, PyAny>>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> PyResult<Vec<i32>> {
+        self.write_many(py, keys, values, config.as_deref(), false)
+    }
+
+    #[pyo3(signature = (key, value, config=None))]
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> PyResult<i32> {
+        self.write_one(py, key, value, config.as_deref(), true)
+    }
+
+    #[pyo3(signature = (key, *parts, config=None))]
+    fn upsert_parts(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        parts: &Bound<'_, PyTuple>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> PyResult<i32> {
+        self.write_parts(py, key, parts, config.as_deref(), true)
+    }
+
+    #[pyo3(signature = (keys, values, config=None))]
+    fn upsert_batch(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        values: Vec<Bound<'_, PyAny>>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> PyResult<Vec<i32>> {
+        self.write_many(py, keys, values, config.as_deref(), true)
+    }
+
+    /// The object's bytes; `b''` when it is missing or unreadable.
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> Bound<'py, PyBytes> {
+        self.client()
+            .ok()
+            .and_then(|c| get_bytes(py, &c, key))
+            .map_or_else(|| PyBytes::new(py, b""), |b| b.into_bound(py))
+    }
+
+    /// `get` for several keys: one master round trip; `b''` for each failed key.
+    fn get_batch<'py>(&self, py: Python<'py>, keys: Vec<String>) -> Vec<Bound<'py, PyBytes>> {
+        let Ok(c) = self.client() else {
+            return keys.iter().map(|_| PyBytes::new(py, b"")).collect();
+        };
+        let res = py.detach(|| {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.store.get_batch(&refs)
+        });
+        res.into_iter()
+            .map(|r| PyBytes::new(py, r.as_deref().unwrap_or(b"")))
+            .collect()
+    }
+
+    /// The object as a `BufferHandle` (buffer protocol, no copy); `None` on failure.
+    fn get_buffer(&self, py: Python<'_>, key: &str) -> Option<BufferHandle> {
+        let c = self.client().ok()?;
+        py.detach(|| c.store.get(key)).ok().map(BufferHandle::new)
+    }
+
+    /// `get_buffer` for several keys; `None` for each failed key.
+    fn batch_get_buffer(&self, py: Python<'_>, keys: Vec<String>) -> Vec<Option<BufferHandle>> {
+        let Ok(c) = self.client() else {
+            return keys.iter().map(|_| None).collect();
+        };
+        let res = py.detach(|| {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.store.get_batch(&refs)
+        });
+        res.into_iter()
+            .map(|r| r.ok().map(BufferHandle::new))
+            .collect()
+    }
+
+    /// 1 when a complete object exists, 0 when not, or a negative code.
+    fn is_exist(&self, py: Python<'_>, key: &str) -> i32 {
+        self.batch_is_exist(py, vec![key.to_string()])[0]
+    }
+
+    /// `is_exist` for several keys in one round trip.
+    fn batch_is_exist(&self, py: Python<'_>, keys: Vec<String>) -> Vec<i32> {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(code) => return vec![code; keys.len()],
+        };
+        let res = py.detach(|| {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.store.batch_exists(&refs)
+        });
+        res.into_iter()
+            .map(|r| match r {
+                Ok(b) => i32::from(b),
+                Err(e) => e.code().code(),
+            })
+            .collect()
+    }
+
+    /// The object's size in bytes, or a negative code.
+    fn get_size(&self, py: Python<'_>, key: &str) -> i64 {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(code) => return code.into(),
+        };
+        match py.detach(|| c.store.get_size(key)) {
+            Ok(n) => n as i64,
+            Err(e) => e.code().code().into(),
+        }
+    }
+
+    #[pyo3(signature = (key, force=false))]
+    fn remove(&self, py: Python<'_>, key: &str, force: bool) -> i32 {
+        self.batch_remove(py, vec![key.to_string()], force)[0]
+    }
+
+    #[pyo3(signature = (keys, force=false))]
+    fn batch_remove(&self, py: Python<'_>, keys: Vec<String>, force: bool) -> Vec<i32> {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(code) => return vec![code; keys.len()],
+        };
+        let res = py.detach(|| {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.store.remove_batch(&refs, force)
+        });
+        res.into_iter()
+            .map(|r| r.map_or_else(|e| e.code().code(), |()| 0))
+            .collect()
+    }
+
+    /// Removes every object whose key matches; returns how many, or a negative code.
+    #[pyo3(signature = (regex_pattern, force=false))]
+    fn remove_by_regex(&self, py: Python<'_>, regex_pattern: &str, force: bool) -> i64 {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(code) => return code.into(),
+        };
+        match py.detach(|| c.store.remove_by_regex(regex_pattern, force)) {
+            Ok(n) => n as i64,
+            Err(e) => e.code().code().into(),
+        }
+    }
+
+    /// Removes every object; returns how many, or a negative code.
+    #[pyo3(signature = (force=false))]
+    fn remove_all(&self, py: Python<'_>, force: bool) -> i64 {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(code) => return code.into(),
+        };
+        match py.detach(|| c.store.remove_all(force)) {
+            Ok(n) => n as i64,
+            Err(e) => e.code().code().into(),
+        }
+    }
+
+    /// The replicas of `key` (empty when it is missing). Grants a read lease.
+    fn get_replica_desc(&self, py: Python<'_>, key: &str) -> Vec<ReplicaDescriptor> {
+        let Ok(c) = self.client() else {
+            return Vec::new();
+        };
+        py.detach(|| c.store.replicas(key))
+            .map(|rs| rs.iter().filter_map(ReplicaDescriptor::from_wire).collect())
+            .unwrap_or_default()
+    }
+
+    /// `get_replica_desc` for several keys: a dict of the keys found.
+    fn batch_get_replica_desc<'py>(
+        &self,
+        py: Python<'py>,
+        keys: Vec<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for k in keys {
+            let rs = self.get_replica_desc(py, &k);
+            if !rs.is_empty() {
+                out.set_item(k, rs)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        match self.client.read().as_ref() {
+            Some(c) => format!("<MooncakeDistributedStore host={}>", c.host),
+            None => "<MooncakeDistributedStore (not set up)>".into(),
+        }
+    }
+}
