@@ -1,13 +1,67 @@
-//! Embedded mode: `setup(global_segment_size > 0)` hosts a store node in this process.
+//! Embedded mode: `setup(global_segment_size > 0)` hosts a store node in this process, so
+//! the Python process contributes memory to the cluster as well as using it (Mooncake's
+//! "real client" with a global segment). The node is `mc_agent`'s, started without signal
+//! handlers (the interpreter owns its signals) and with its REST port on an ephemeral
+//! loopback port.
+
+use std::time::{Duration, Instant};
+
+use mc_agent::node::{self, NodeHandle};
 
 use crate::setup::SetupArgs;
 
-/// A store node running inside this process.
-pub struct Embedded;
+/// How long `setup()` waits for the master to accept the hosted segment.
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A store node running inside this process; stopped (drained, unmounted) on drop.
+pub struct Embedded {
+    node: Option<NodeHandle>,
+}
 
 impl Embedded {
-    /// Starts the node and waits until its segment is mounted.
-    pub fn start(_args: &SetupArgs) -> Result<Embedded, String> {
-        Err("embedded mode is not wired yet".into())
+    /// Starts the node and waits until the master has accepted its segments.
+    pub fn start(args: &SetupArgs) -> Result<Embedded, String> {
+        let flags = [
+            "mooncake_store".to_string(),
+            format!("--master_server={}", args.master_server_addr),
+            format!("--local_hostname={}", args.local_hostname),
+            format!("--global_segment_size={}", args.global_segment_size),
+            "--data_port=0".to_string(),
+            "--port=0".to_string(),
+            "--rest_host=127.0.0.1".to_string(),
+        ];
+        let cfg = mc_agent::StoreConfig::try_from_args(flags)
+            .map_err(|e| format!("hosted segment: {e}"))?;
+        let handle = node::start(cfg).map_err(|e| format!("hosted segment: {e}"))?;
+        let deadline = Instant::now() + MOUNT_TIMEOUT;
+        loop {
+            let want = handle.segments().len();
+            if want > 0 && handle.mounted_segments() >= want {
+                break;
+            }
+            if Instant::now() >= deadline {
+                handle.stop();
+                return Err(format!(
+                    "hosted segment: the master at {} did not accept it within {}s",
+                    args.master_server_addr,
+                    MOUNT_TIMEOUT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::info!(
+            "hosting {} bytes of segment memory; node REST on {}",
+            args.global_segment_size,
+            handle.rest_addr()
+        );
+        Ok(Embedded { node: Some(handle) })
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.stop();
+        }
     }
 }

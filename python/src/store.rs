@@ -221,34 +221,47 @@ impl MooncakeDistributedStore {
     }
 }
 
-/// Reads `key` straight into a new `bytes` object; `None` on any failure.
-fn get_bytes(py: Python<'_>, c: &Client, key: &str) -> Option<Py<PyBytes>> {
-    let mut out: Option<Py<PyBytes>> = None;
-    let r = py.detach(|| {
-        c.store.get_with(key, |size| {
-            Python::attach(|py| {
-                let len = pyo3::ffi::Py_ssize_t::try_from(size)
-                    .map_err(|_| Error::new(ErrorCode::InvalidParams, "object too large"))?;
-                // An uninitialised bytes object, filled below before anyone else sees it.
-                let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len) };
-                if raw.is_null() {
-                    let _ = PyErr::take(py);
-                    return Err(Error::new(ErrorCode::InternalError, "out of memory"));
-                }
-                let data = unsafe { pyo3::ffi::PyBytes_AsString(raw) } as *mut u8;
-                let obj = unsafe { Bound::<PyAny>::from_owned_ptr(py, raw) };
-                out = Some(obj.cast_into::<PyBytes>().expect("a bytes object").unbind());
-                Ok(unsafe { std::slice::from_raw_parts_mut(data, size) })
-            })
+/// A new, uninitialised `bytes` object of `size` bytes and its writable contents. The
+/// caller fills it before anyone else can see it.
+fn new_bytes<'b>(size: usize) -> Result<(Py<PyBytes>, &'b mut [u8]), Error> {
+    Python::attach(|py| {
+        let len = pyo3::ffi::Py_ssize_t::try_from(size)
+            .map_err(|_| Error::new(ErrorCode::InvalidParams, "object too large"))?;
+        let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len) };
+        if raw.is_null() {
+            let _ = PyErr::take(py);
+            return Err(Error::new(ErrorCode::InternalError, "out of memory"));
+        }
+        let data = unsafe { pyo3::ffi::PyBytes_AsString(raw) } as *mut u8;
+        let obj = unsafe { Bound::<PyAny>::from_owned_ptr(py, raw) };
+        let obj = obj.cast_into::<PyBytes>().expect("a bytes object").unbind();
+        Ok((obj, unsafe { std::slice::from_raw_parts_mut(data, size) }))
+    })
+}
+
+/// Reads `keys` straight into new `bytes` objects (no intermediate copy); `None` for
+/// each key that is missing or unreadable.
+fn get_bytes(py: Python<'_>, c: &Client, keys: &[String]) -> Vec<Option<Py<PyBytes>>> {
+    let mut out: Vec<Option<Py<PyBytes>>> = keys.iter().map(|_| None).collect();
+    let res = py.detach(|| {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        c.store.get_batch_with(&refs, |k, size| {
+            let (obj, data) = new_bytes(size)?;
+            out[k] = Some(obj);
+            Ok(data)
         })
     });
-    match r {
-        Ok(_) => out,
-        Err(e) => {
-            tracing::debug!("get {key}: {e}");
-            None
-        }
-    }
+    res.into_iter()
+        .zip(out)
+        .zip(keys)
+        .map(|((r, obj), key)| match r {
+            Ok(_) => obj,
+            Err(e) => {
+                tracing::debug!("get {key}: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 #[pymethods]
@@ -412,23 +425,19 @@ impl MooncakeDistributedStore {
 
     /// The object's bytes; `b''` when it is missing or unreadable.
     fn get<'py>(&self, py: Python<'py>, key: &str) -> Bound<'py, PyBytes> {
-        self.client()
-            .ok()
-            .and_then(|c| get_bytes(py, &c, key))
-            .map_or_else(|| PyBytes::new(py, b""), |b| b.into_bound(py))
+        self.get_batch(py, vec![key.to_string()])
+            .pop()
+            .expect("one result per key")
     }
 
     /// `get` for several keys: one master round trip; `b''` for each failed key.
     fn get_batch<'py>(&self, py: Python<'py>, keys: Vec<String>) -> Vec<Bound<'py, PyBytes>> {
-        let Ok(c) = self.client() else {
-            return keys.iter().map(|_| PyBytes::new(py, b"")).collect();
+        let got = match self.client() {
+            Ok(c) => get_bytes(py, &c, &keys),
+            Err(_) => keys.iter().map(|_| None).collect(),
         };
-        let res = py.detach(|| {
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            c.store.get_batch(&refs)
-        });
-        res.into_iter()
-            .map(|r| PyBytes::new(py, r.as_deref().unwrap_or(b"")))
+        got.into_iter()
+            .map(|b| b.map_or_else(|| PyBytes::new(py, b""), |b| b.into_bound(py)))
             .collect()
     }
 

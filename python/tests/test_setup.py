@@ -1,7 +1,6 @@
 """setup(): argument forms, and bad arguments that return an error code and leave the
 object usable for a correct setup."""
 
-import pytest
 
 from conftest import new_store
 from mooncake_rs.store import ErrorCode, MooncakeDistributedStore

@@ -254,31 +254,65 @@ impl Store {
         key: &str,
         alloc: impl FnOnce(usize) -> Result<&'b mut [u8]>,
     ) -> Result<usize> {
+        let mut alloc = Some(alloc);
+        self.get_batch_with(&[key], |_, size| {
+            alloc.take().expect("called once for one key")(size)
+        })
+        .pop()
+        .expect("one result per key")
+    }
+
+    /// [`get_with`](Self::get_with) for several keys: `alloc(k, size)` is called for each
+    /// key `k` found, in order, before any byte is read. One result (the size) per key.
+    pub fn get_batch_with<'b>(
+        &self,
+        keys: &[&str],
+        alloc: impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
+    ) -> Vec<Result<usize>> {
         let t0 = Instant::now();
-        let res = self.get_with_inner(key, alloc);
-        let bytes = *res.as_ref().unwrap_or(&0) as u64;
-        self.record(Op::Get, 1, bytes, usize::from(res.is_err()), t0);
+        let res = self.get_batch_with_inner(keys, alloc);
+        let bytes = res.iter().flatten().map(|&n| n as u64).sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Get, keys.len(), bytes, failed, t0);
         res
     }
 
-    fn get_with_inner<'b>(
+    fn get_batch_with_inner<'b>(
         &self,
-        key: &str,
-        alloc: impl FnOnce(usize) -> Result<&'b mut [u8]>,
-    ) -> Result<usize> {
-        let lists = self.lists_or_errors(&[key])?;
-        let r = &lists[0];
-        if r.status != 0 {
-            return Err(Error::from_status(r.status, &format!("get {key}")));
+        keys: &[&str],
+        mut alloc: impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
+    ) -> Vec<Result<usize>> {
+        let lists = match self.lists_or_errors(keys) {
+            Ok(l) => l,
+            Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut early: Vec<Option<Error>> = vec![None; keys.len()];
+        let mut targets: Vec<Option<&mut [u8]>> = Vec::with_capacity(keys.len());
+        for (k, r) in lists.iter().enumerate() {
+            if r.status != 0 {
+                targets.push(None);
+                continue;
+            }
+            match alloc(k, r.size as usize) {
+                Ok(buf) if buf.len() as u64 == r.size => targets.push(Some(buf)),
+                Ok(_) => {
+                    early[k] = Some(invalid("allocated buffer does not match the object size"));
+                    targets.push(None);
+                }
+                Err(e) => {
+                    early[k] = Some(e);
+                    targets.push(None);
+                }
+            }
         }
-        let buf = alloc(r.size as usize)?;
-        if buf.len() as u64 != r.size {
-            return Err(invalid("allocated buffer does not match the object size"));
-        }
-        let mut targets = [Some(buf)];
-        self.fill(&[key], &lists, &mut targets)
-            .pop()
-            .expect("one result")
-            .map(|()| r.size as usize)
+        let res = self.fill(keys, &lists, &mut targets);
+        res.into_iter()
+            .zip(&lists)
+            .zip(early)
+            .map(|((r, l), early)| match early {
+                Some(e) => Err(e),
+                None => r.map(|()| l.size as usize),
+            })
+            .collect()
     }
 }

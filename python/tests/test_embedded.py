@@ -1,0 +1,68 @@
+"""Embedded mode: a Python process hosting a segment (global_segment_size > 0) serves a
+pure client in another process; the master has no other store node."""
+
+import textwrap
+
+
+from conftest import new_store, run_python
+from mooncake_rs.store import ErrorCode
+
+HOST = textwrap.dedent(
+    """
+    import sys
+    from mooncake_rs.store import MooncakeDistributedStore
+    s = MooncakeDistributedStore()
+    rc = s.setup("127.0.0.1", "P2PHANDSHAKE", "64MB", "16MB", "tcp", "", sys.argv[1])
+    if rc != 0:
+        print("SETUP", rc, s.last_error(), flush=True)
+        sys.exit(1)
+    assert s.put("from-host", b"hosted bytes" * 1000) == 0
+    print("READY", flush=True)
+    sys.stdin.readline()          # until the test says stop
+    print("GOT", s.get("from-client") == b"client bytes" * 500, flush=True)
+    s.close()
+    print("CLOSED", flush=True)
+    """
+)
+
+
+def test_hosted_segment_serves_another_process(bare_master):
+    host = run_python(HOST, bare_master.master_addr)
+    try:
+        line = host.stdout.readline()
+        assert line.startswith("READY"), line + host.stderr.read()
+        client = new_store(bare_master.master_addr)
+        try:
+            assert client.get("from-host") == b"hosted bytes" * 1000
+            # the only segment is the hosted one, so this put lands in the other process
+            assert client.put("from-client", b"client bytes" * 500) == 0
+            descs = client.get_replica_desc("from-client")
+            assert len(descs) == 1
+            host.stdin.write("stop\n")
+            host.stdin.flush()
+            assert host.stdout.readline().strip() == "GOT True"
+            assert host.stdout.readline().strip() == "CLOSED"
+            assert host.wait(timeout=60) == 0
+            # the hosted segment left with its process: nothing is readable or placeable
+            assert client.get("from-host") == b""
+            assert client.put("after", b"x") == ErrorCode.NO_AVAILABLE_HANDLE
+            assert bare_master.segments() == []
+        finally:
+            client.close()
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+
+
+def test_embedded_in_this_process(bare_master):
+    s = new_store(bare_master.master_addr, global_segment_size=32 << 20)
+    try:
+        assert len(bare_master.segments()) == 1
+        assert s.put("self", b"v" * 100_000) == 0
+        assert s.get("self") == b"v" * 100_000
+        assert s.health_check() == 0
+        s.remove_all(force=True)
+    finally:
+        assert s.close() == 0
+    assert bare_master.segments() == []
