@@ -32,4 +32,5 @@ mod region;
 mod sys;
 
 pub use error::Error;
+pub use pool::available_memory_bytes;
 pub use region::{Backing, HugePolicy, Region, RegionOptions};

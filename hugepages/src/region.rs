@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::str::FromStr;
 
@@ -170,7 +171,8 @@ impl Region {
     /// `offset_bytes` must be a multiple of the base page size, and the file must hold the
     /// whole range: a mapping past the end of a file faults with `SIGBUS` on access. The
     /// region's length is exactly `len_bytes` (not rounded up), for the same reason. The
-    /// file's owner must not shrink it while the region lives.
+    /// file's owner must not shrink it while the region lives. A symlink or anything but a
+    /// regular file is refused.
     pub fn map_file(
         path: &std::path::Path,
         offset_bytes: u64,
@@ -189,23 +191,31 @@ impl Region {
                 page_bytes,
             });
         }
+        // O_NOFOLLOW: the name must be the file itself, so a symlink planted under
+        // /dev/shm cannot make the node map some other file.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|source| Error::OpenFile {
                 name: name.clone(),
                 path: path.display().to_string(),
                 source,
             })?;
-        let file_bytes = file
-            .metadata()
-            .map_err(|source| Error::OpenFile {
-                name: name.clone(),
+        let meta = file.metadata().map_err(|source| Error::OpenFile {
+            name: name.clone(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(Error::OpenFile {
+                name,
                 path: path.display().to_string(),
-                source,
-            })?
-            .len();
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        let file_bytes = meta.len();
         let end = offset_bytes.checked_add(len_bytes as u64);
         if end.is_none_or(|end| end > file_bytes) {
             return Err(Error::FileTooShort {
@@ -650,6 +660,21 @@ mod tests {
         assert!(matches!(
             Region::map_file(&path, 0, 0, &o),
             Err(Error::ZeroLength { .. })
+        ));
+        let link = path.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(
+            matches!(
+                Region::map_file(&link, 0, 10, &o),
+                Err(Error::OpenFile { .. })
+            ),
+            "symlinks are not followed"
+        );
+        std::fs::remove_file(&link).unwrap();
+        assert!(matches!(
+            Region::map_file(&std::env::temp_dir(), 0, 10, &o),
+            Err(Error::OpenFile { .. })
         ));
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(
