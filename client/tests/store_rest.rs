@@ -136,6 +136,12 @@ fn mounted_memory_is_listed_by_the_master_and_takes_puts() {
     assert_eq!(seg["capacity_bytes"], 32 << 20);
     assert_eq!(node_health(&c)["segments"], 2);
 
+    // More than the machine has is refused before any memory is touched.
+    let (st, v) = call(&c, "POST", "/api/mount", json!({"size": 1u64 << 50}));
+    assert_eq!(st, 507, "{v}");
+    assert_eq!(v["code"], ErrorCode::NoAvailableHandle.code());
+    assert_eq!(node_health(&c)["segments"], 2);
+
     // Preferring the new segment puts the value there, and it reads back.
     let v = pattern(3 << 20, 1);
     s.put("in-new-segment", &v, &prefer(&name)).unwrap();

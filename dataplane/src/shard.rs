@@ -259,6 +259,22 @@ async fn run_shard<L: ShardLink>(
     info!(shard = cfg.index, "shard stopped");
 }
 
+/// Refuses a plain-page segment larger than the memory the kernel has available: prefaulting
+/// it would end with the OOM killer taking the whole node. (Hugetlb pages are checked
+/// against their pool when mapped.)
+fn check_available(size_bytes: u64, opts: &RegionOptions) -> Result<(), String> {
+    if opts.huge == mc_hugepages::HugePolicy::Require {
+        return Ok(());
+    }
+    match mc_hugepages::available_memory_bytes() {
+        Some(avail) if size_bytes > avail => Err(format!(
+            "{size_bytes} bytes asked for, but the machine has only {avail} bytes available \
+             (MemAvailable); ask for less or free memory"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The control side of a shard: which segments it serves and how to add and remove them.
 struct Control {
     index: usize,
@@ -295,7 +311,10 @@ impl Control {
                     .map_err(|_| {
                         format!("{size_bytes} bytes do not fit in this machine's address space")
                     })
-                    .and_then(|n| SegmentMem::new(n, &opts).map_err(|e| e.to_string()));
+                    .and_then(|n| {
+                        check_available(size_bytes, &opts)?;
+                        SegmentMem::new(n, &opts).map_err(|e| e.to_string())
+                    });
                 vec![self.added(request, made, SegmentKind::Allocated, state)]
             }
             ToShard::MountShm {
