@@ -190,7 +190,21 @@ fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
         conn.write(slice.segment_id, slice.offset, 0, b"evil", 1, deadline)
             .is_err()
     );
-    let after = values(&scrape_at(&c.node_rest_addr(0)));
+    // A shard counts a transfer just after sending its answer, so the last one may show up
+    // a moment after the client has it.
+    let scrape_deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let after = values(&scrape_at(&c.node_rest_addr(0)));
+        let writes = after["mc_shard_write_ops_total"]
+            - before
+                .get("mc_shard_write_ops_total")
+                .copied()
+                .unwrap_or(0.0);
+        if writes >= 2.0 || std::time::Instant::now() >= scrape_deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let moved = |name: &str| after[name] - before.get(name).copied().unwrap_or(0.0);
     assert_eq!(after["mc_node_shards"], 1.0);
     assert_eq!(after["mc_node_mounted_segments"], 1.0);

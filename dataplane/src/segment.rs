@@ -2,6 +2,16 @@
 
 use mc_hugepages::{Region, RegionOptions};
 
+/// A random, non-zero segment id.
+fn new_id() -> u64 {
+    loop {
+        let id: u64 = rand::random();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
 /// A segment: a region of memory clients write into and read from by offset.
 #[derive(Debug)]
 pub struct SegmentMem {
@@ -14,13 +24,25 @@ impl SegmentMem {
     /// Allocates and prefaults `size_bytes` of segment memory.
     pub fn new(size_bytes: usize, opts: &RegionOptions) -> Result<SegmentMem, mc_hugepages::Error> {
         let region = Region::new(size_bytes, opts)?;
-        let id = loop {
-            let id: u64 = rand::random();
-            if id != 0 {
-                break id;
-            }
-        };
-        Ok(SegmentMem { id, region })
+        Ok(SegmentMem {
+            id: new_id(),
+            region,
+        })
+    }
+
+    /// Maps `size_bytes` of an existing shared-memory file from `offset_bytes` as segment
+    /// memory (the file's bytes are kept).
+    pub fn from_file(
+        path: &std::path::Path,
+        offset_bytes: u64,
+        size_bytes: usize,
+        opts: &RegionOptions,
+    ) -> Result<SegmentMem, mc_hugepages::Error> {
+        let region = Region::map_file(path, offset_bytes, size_bytes, opts)?;
+        Ok(SegmentMem {
+            id: new_id(),
+            region,
+        })
     }
 
     /// Usable bytes.

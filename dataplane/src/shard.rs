@@ -11,7 +11,7 @@ use futures_lite::future;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use mc_hugepages::RegionOptions;
-use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
+use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
 use tracing::{debug, info, warn};
 
 use crate::DataplaneError;
@@ -170,6 +170,7 @@ async fn run_shard<L: ShardLink>(
         name: endpoint.clone(),
         endpoint: endpoint.clone(),
         size_bytes: seg.size_bytes(),
+        kind: SegmentKind::Startup,
     };
     info!(
         shard = cfg.index,
@@ -215,6 +216,13 @@ async fn run_shard<L: ShardLink>(
         }
     };
     let control = async {
+        let mut ctl = Control {
+            index: cfg.index,
+            endpoint: endpoint.clone(),
+            region: cfg.region.clone(),
+            infos: HashMap::from([(info.segment_id, info.clone())]),
+            next_name: 1,
+        };
         // Quiet polls still needed before answering a Drain (None = no drain asked).
         let mut drain_quiet: Option<u32> = None;
         loop {
@@ -234,22 +242,12 @@ async fn run_shard<L: ShardLink>(
             }
             match link.try_recv() {
                 Ok(Some(ToShard::Drain)) => drain_quiet = Some(DRAIN_QUIET_POLLS),
-                Ok(Some(ToShard::Describe)) => {
-                    let segs: Vec<SegmentInfo> = state
-                        .segments
-                        .borrow()
-                        .values()
-                        .map(|s| SegmentInfo {
-                            segment_id: s.id,
-                            size_bytes: s.size_bytes(),
-                            ..info.clone()
-                        })
-                        .collect();
-                    for s in segs {
-                        let _ = link.send(FromShard::Segment(s));
+                Ok(Some(ToShard::Stop)) | Err(_) => break,
+                Ok(Some(msg)) => {
+                    for answer in ctl.handle(msg, &state) {
+                        let _ = link.send(answer);
                     }
                 }
-                Ok(Some(ToShard::Stop)) | Err(_) => break,
                 Ok(None) => glommio::timer::sleep(Duration::from_millis(20)).await,
             }
         }
@@ -259,4 +257,156 @@ async fn run_shard<L: ShardLink>(
         shard: cfg.index as u32,
     });
     info!(shard = cfg.index, "shard stopped");
+}
+
+/// Refuses a plain-page segment larger than the memory the kernel has available: prefaulting
+/// it would end with the OOM killer taking the whole node. (Hugetlb pages are checked
+/// against their pool when mapped.)
+fn check_available(size_bytes: u64, opts: &RegionOptions) -> Result<(), String> {
+    if opts.huge == mc_hugepages::HugePolicy::Require {
+        return Ok(());
+    }
+    match mc_hugepages::available_memory_bytes() {
+        Some(avail) if size_bytes > avail => Err(format!(
+            "{size_bytes} bytes asked for, but the machine has only {avail} bytes available \
+             (MemAvailable); ask for less or free memory"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The control side of a shard: which segments it serves and how to add and remove them.
+struct Control {
+    index: usize,
+    endpoint: String,
+    region: RegionOptions,
+    infos: HashMap<u64, SegmentInfo>,
+    /// Suffix of the next runtime segment's name (`host:port#n`); never reused in a process.
+    next_name: u32,
+}
+
+impl Control {
+    /// Answers one control message other than Drain and Stop.
+    ///
+    /// Mapping and prefaulting a new segment runs on the shard's own thread (first touch puts
+    /// the pages on the shard's NUMA node), so transfers on this shard pause while a large
+    /// segment is prefaulted; mounts are rare operator actions.
+    fn handle(&mut self, msg: ToShard, state: &ShardState) -> Vec<FromShard> {
+        match msg {
+            ToShard::Describe => self
+                .infos
+                .values()
+                .cloned()
+                .map(FromShard::Segment)
+                .collect(),
+            ToShard::Mount {
+                request,
+                size_bytes,
+            } => {
+                let opts = RegionOptions {
+                    name: format!("mc-seg-{}-{}", self.index, self.next_name),
+                    ..self.region.clone()
+                };
+                let made = usize::try_from(size_bytes)
+                    .map_err(|_| {
+                        format!("{size_bytes} bytes do not fit in this machine's address space")
+                    })
+                    .and_then(|n| {
+                        check_available(size_bytes, &opts)?;
+                        SegmentMem::new(n, &opts).map_err(|e| e.to_string())
+                    });
+                vec![self.added(request, made, SegmentKind::Allocated, state)]
+            }
+            ToShard::MountShm {
+                request,
+                path,
+                offset_bytes,
+                size_bytes,
+            } => {
+                let opts = RegionOptions {
+                    name: path.clone(),
+                    ..self.region.clone()
+                };
+                let made = usize::try_from(size_bytes)
+                    .map_err(|_| {
+                        format!("{size_bytes} bytes do not fit in this machine's address space")
+                    })
+                    .and_then(|n| {
+                        SegmentMem::from_file(std::path::Path::new(&path), offset_bytes, n, &opts)
+                            .map_err(|e| e.to_string())
+                    });
+                vec![self.added(request, made, SegmentKind::Shm, state)]
+            }
+            ToShard::Unmount {
+                request,
+                segment_id,
+            } => {
+                // Transfers under way hold their own reference to the segment: its memory
+                // goes when the last of them ends.
+                let removed = state.segments.borrow_mut().remove(&segment_id);
+                let info = self.infos.remove(&segment_id);
+                if let Some(seg) = &removed {
+                    state
+                        .stats
+                        .capacity_bytes
+                        .fetch_sub(seg.size_bytes(), Ordering::Relaxed);
+                    info!(
+                        shard = self.index,
+                        segment = %info.map(|i| i.name).unwrap_or_default(),
+                        "segment released"
+                    );
+                }
+                vec![FromShard::Unmounted {
+                    request,
+                    segment_id,
+                    found: removed.is_some(),
+                }]
+            }
+            ToShard::Drain | ToShard::Stop => Vec::new(),
+        }
+    }
+
+    /// Registers a freshly made segment and says so, or says why none was made.
+    fn added(
+        &mut self,
+        request: u64,
+        made: Result<SegmentMem, String>,
+        kind: SegmentKind,
+        state: &ShardState,
+    ) -> FromShard {
+        match made {
+            Err(reason) => {
+                warn!(shard = self.index, "mount failed: {reason}");
+                FromShard::MountFailed { request, reason }
+            }
+            Ok(seg) => {
+                let info = SegmentInfo {
+                    shard: self.index as u32,
+                    segment_id: seg.id,
+                    name: format!("{}#{}", self.endpoint, self.next_name),
+                    endpoint: self.endpoint.clone(),
+                    size_bytes: seg.size_bytes(),
+                    kind,
+                };
+                self.next_name += 1;
+                state
+                    .stats
+                    .capacity_bytes
+                    .fetch_add(info.size_bytes, Ordering::Relaxed);
+                state.segments.borrow_mut().insert(seg.id, Rc::new(seg));
+                self.infos.insert(info.segment_id, info.clone());
+                info!(
+                    shard = self.index,
+                    segment = %info.name,
+                    size_bytes = info.size_bytes,
+                    ?kind,
+                    "segment added"
+                );
+                FromShard::Mounted {
+                    request,
+                    segment: info,
+                }
+            }
+        }
+    }
 }

@@ -133,4 +133,47 @@ pub enum Error {
         /// What the kernel said.
         source: io::Error,
     },
+
+    /// A file region's offset is not page aligned (`mmap(2)` needs that).
+    #[error(
+        "segment {name}: offset {offset_bytes} is not a multiple of the page size ({page_bytes} bytes); pass an aligned offset"
+    )]
+    UnalignedOffset {
+        /// The segment's name.
+        name: String,
+        /// The offset asked for.
+        offset_bytes: u64,
+        /// The base page size.
+        page_bytes: usize,
+    },
+
+    /// The file behind a file region could not be opened read-write.
+    #[error(
+        "segment {name}: cannot open {path} read-write: {source}; create the shared-memory object first (shm_open + ftruncate) and check its permissions"
+    )]
+    OpenFile {
+        /// The segment's name.
+        name: String,
+        /// The file.
+        path: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+
+    /// The file behind a file region ends before the range asked for.
+    #[error(
+        "segment {name}: {path} holds {file_bytes} bytes, fewer than offset {offset_bytes} + size {len_bytes}; grow the file (ftruncate) or ask for less"
+    )]
+    FileTooShort {
+        /// The segment's name.
+        name: String,
+        /// The file.
+        path: String,
+        /// The offset asked for.
+        offset_bytes: u64,
+        /// The length asked for.
+        len_bytes: usize,
+        /// The file's size.
+        file_bytes: u64,
+    },
 }

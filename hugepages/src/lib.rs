@@ -18,6 +18,9 @@
 //! receiving into never-touched pages costs several times the copy itself, and a segment's
 //! first writes should not pay that.
 //!
+//! A region can also map part of an existing named file, such as a POSIX shared-memory object
+//! under `/dev/shm` that another process created ([`Region::map_file`], [`Backing::File`]).
+//!
 //! The crate hands out raw memory: a [`Region`] is a pointer and a length. Which ranges are
 //! being written and read at a time is decided by the segment allocator above it.
 
@@ -29,4 +32,5 @@ mod region;
 mod sys;
 
 pub use error::Error;
+pub use pool::available_memory_bytes;
 pub use region::{Backing, HugePolicy, Region, RegionOptions};

@@ -60,6 +60,17 @@ fn default_huge_page_bytes() -> Option<usize> {
     kib.checked_mul(1024)
 }
 
+/// Memory the kernel says can be given to new allocations without swapping (`MemAvailable`
+/// in `/proc/meminfo`); `None` when it cannot be read.
+pub fn available_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// The file an administrator writes to size the pool of `page_bytes` pages.
 pub(crate) fn knob(page_bytes: usize) -> String {
     if default_huge_page_bytes() == Some(page_bytes) {

@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::str::FromStr;
 
@@ -88,10 +89,14 @@ pub enum Backing {
     Memfd,
     /// A memfd on hugetlb pages (`MFD_HUGETLB`).
     MemfdHugeTlb,
+    /// A named file someone else made, typically a POSIX shared-memory object under
+    /// `/dev/shm` ([`Region::map_file`]).
+    File,
 }
 
-/// A memfd mapped shared and read-write into this process. Unmapped on drop; the descriptor
-/// closes with it, though other processes that mapped it keep their mappings.
+/// A memfd (or a named file) mapped shared and read-write into this process. Unmapped on
+/// drop; the descriptor closes with it, though other processes that mapped it keep their
+/// mappings.
 #[derive(Debug)]
 pub struct Region {
     /// Start of the mapping; page aligned.
@@ -102,7 +107,7 @@ pub struct Region {
     page_bytes: usize,
     /// Where the pages come from.
     backing: Backing,
-    /// The memfd; kept open so it can be shared.
+    /// The memfd or file; kept open so it can be shared.
     fd: OwnedFd,
     /// The segment name, for messages.
     name: String,
@@ -155,6 +160,104 @@ impl Region {
                 }
             }
         }
+    }
+
+    /// Maps `len_bytes` of an existing file (typically a POSIX shared-memory object,
+    /// `/dev/shm/<name>`) from `offset_bytes`, shared and read-write, so this process serves
+    /// bytes another process created and may map too. The file is not created, grown or
+    /// truncated here; its content is kept. `opts.name` names the region in messages and
+    /// `opts.prefault` applies; `opts.huge` does not (the file decides its pages).
+    ///
+    /// `offset_bytes` must be a multiple of the base page size, and the file must hold the
+    /// whole range: a mapping past the end of a file faults with `SIGBUS` on access. The
+    /// region's length is exactly `len_bytes` (not rounded up), for the same reason. The
+    /// file's owner must not shrink it while the region lives. A symlink or anything but a
+    /// regular file is refused.
+    pub fn map_file(
+        path: &std::path::Path,
+        offset_bytes: u64,
+        len_bytes: usize,
+        opts: &RegionOptions,
+    ) -> Result<Region, Error> {
+        let name = opts.name.clone();
+        if len_bytes == 0 {
+            return Err(Error::ZeroLength { name });
+        }
+        let page_bytes = sys::base_page_bytes();
+        if !offset_bytes.is_multiple_of(page_bytes as u64) {
+            return Err(Error::UnalignedOffset {
+                name,
+                offset_bytes,
+                page_bytes,
+            });
+        }
+        // O_NOFOLLOW: the name must be the file itself, so a symlink planted under
+        // /dev/shm cannot make the node map some other file.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|source| Error::OpenFile {
+                name: name.clone(),
+                path: path.display().to_string(),
+                source,
+            })?;
+        let meta = file.metadata().map_err(|source| Error::OpenFile {
+            name: name.clone(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(Error::OpenFile {
+                name,
+                path: path.display().to_string(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        let file_bytes = meta.len();
+        let end = offset_bytes.checked_add(len_bytes as u64);
+        if end.is_none_or(|end| end > file_bytes) {
+            return Err(Error::FileTooShort {
+                name,
+                path: path.display().to_string(),
+                offset_bytes,
+                len_bytes,
+                file_bytes,
+            });
+        }
+        let fd = OwnedFd::from(file);
+        let ptr = sys::mmap_shared_at(fd.as_fd(), len_bytes, offset_bytes).map_err(|source| {
+            Error::Map {
+                name: name.clone(),
+                len_bytes,
+                source,
+            }
+        })?;
+        // From here on Drop unmaps, whatever happens next.
+        let region = Region {
+            ptr,
+            len_bytes,
+            page_bytes,
+            backing: Backing::File,
+            fd,
+            name,
+        };
+        if opts.prefault {
+            region.prefault().map_err(|source| Error::Prefault {
+                name: opts.name.clone(),
+                len_bytes,
+                source,
+            })?;
+        }
+        tracing::debug!(
+            segment = %region.name,
+            path = %path.display(),
+            offset_bytes,
+            len_bytes,
+            "file region mapped"
+        );
+        Ok(region)
     }
 
     /// The start of the region, aligned to its page size. Valid until the region drops.
@@ -313,8 +416,17 @@ impl Region {
 
     /// Writes a zero to the first byte of every page, faulting it in. Only called while the
     /// region is being made: the memfd is new, so its bytes are zero already and no one else
-    /// holds the descriptor or the pointer yet.
+    /// holds the descriptor or the pointer yet. A file region holds someone else's bytes, so
+    /// its pages are only read (faulted in readable).
     fn touch_each_page(&self) {
+        if self.backing == Backing::File {
+            for offset in (0..self.len_bytes).step_by(self.page_bytes) {
+                // SAFETY: offset < len_bytes, inside our live mapping; a volatile read keeps
+                // the load and changes nothing.
+                unsafe { self.ptr.as_ptr().add(offset).read_volatile() };
+            }
+            return;
+        }
         for offset in (0..self.len_bytes).step_by(self.page_bytes) {
             // SAFETY: offset < len_bytes, so the byte lies inside our live read-write mapping;
             // a volatile write keeps the compiler from dropping the store.
@@ -502,6 +614,73 @@ mod tests {
             second.ptr.as_ptr().add(12345).write_volatile(0xA5);
             assert_eq!(region.as_ptr().add(12345).read_volatile(), 0xA5);
         }
+    }
+
+    #[test]
+    fn file_region_maps_existing_bytes_at_an_offset() {
+        let page = sys::base_page_bytes();
+        let path = std::env::temp_dir().join(format!("mc-hugepages-test-{}", std::process::id()));
+        let mut bytes = vec![0u8; 4 * page];
+        bytes[2 * page] = 7;
+        std::fs::write(&path, &bytes).unwrap();
+        let region = Region::map_file(
+            &path,
+            2 * page as u64,
+            page + 10,
+            &opts("f", HugePolicy::Never, true),
+        )
+        .unwrap();
+        assert_eq!(region.len_bytes(), page + 10);
+        assert_eq!(region.backing(), Backing::File);
+        // SAFETY: in bounds of the live mapping; nothing else writes it in this test.
+        unsafe {
+            assert_eq!(region.as_ptr().read(), 7, "prefault kept the file's bytes");
+            region.as_ptr().add(1).write(9);
+        }
+        drop(region);
+        assert_eq!(
+            std::fs::read(&path).unwrap()[2 * page + 1],
+            9,
+            "writes reach the file"
+        );
+
+        let o = opts("f", HugePolicy::Never, false);
+        assert!(matches!(
+            Region::map_file(&path, 1, 10, &o),
+            Err(Error::UnalignedOffset { .. })
+        ));
+        assert!(matches!(
+            Region::map_file(&path, 2 * page as u64, 2 * page + 1, &o),
+            Err(Error::FileTooShort { .. })
+        ));
+        assert!(matches!(
+            Region::map_file(&path, u64::MAX - 4095, 10, &o),
+            Err(Error::UnalignedOffset { .. } | Error::FileTooShort { .. })
+        ));
+        assert!(matches!(
+            Region::map_file(&path, 0, 0, &o),
+            Err(Error::ZeroLength { .. })
+        ));
+        let link = path.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(
+            matches!(
+                Region::map_file(&link, 0, 10, &o),
+                Err(Error::OpenFile { .. })
+            ),
+            "symlinks are not followed"
+        );
+        std::fs::remove_file(&link).unwrap();
+        assert!(matches!(
+            Region::map_file(&std::env::temp_dir(), 0, 10, &o),
+            Err(Error::OpenFile { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            Region::map_file(&path, 0, 10, &o),
+            Err(Error::OpenFile { .. })
+        ));
     }
 
     #[test]

@@ -53,6 +53,18 @@ pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len_bytes: usize) -> io::Result<()> 
 
 /// Maps `len_bytes` of `fd` from offset 0, shared and read-write, at an address the kernel picks.
 pub(crate) fn mmap_shared(fd: BorrowedFd<'_>, len_bytes: usize) -> io::Result<NonNull<u8>> {
+    mmap_shared_at(fd, len_bytes, 0)
+}
+
+/// Maps `len_bytes` of `fd` from `offset_bytes` (page aligned), shared and read-write, at an
+/// address the kernel picks.
+pub(crate) fn mmap_shared_at(
+    fd: BorrowedFd<'_>,
+    len_bytes: usize,
+    offset_bytes: u64,
+) -> io::Result<NonNull<u8>> {
+    let offset = libc::off_t::try_from(offset_bytes)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
     // SAFETY: a NULL hint lets the kernel pick an unused range, so no existing mapping of this
     // process is replaced; `fd` is open for the duration of the call.
     let addr = unsafe {
@@ -62,7 +74,7 @@ pub(crate) fn mmap_shared(fd: BorrowedFd<'_>, len_bytes: usize) -> io::Result<No
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
-            0,
+            offset,
         )
     };
     if addr == libc::MAP_FAILED {

@@ -3,6 +3,23 @@
 //! Today they travel over in-process channels (`mc_dataplane::control`); the plan is to
 //! carry the same messages as flatbuffers over shared-memory rings once the agent runs as
 //! its own process, which changes no shard or agent logic.
+//!
+//! A shard starts with one segment and can serve more: the agent asks for them with
+//! [`ToShard::Mount`] (memory the shard allocates) or [`ToShard::MountShm`] (a named
+//! shared-memory file someone else created) and gives them back with [`ToShard::Unmount`].
+//! Every such request carries a `request` number the answer repeats, so the agent can match
+//! answers to the requests it has in flight.
+
+/// How a segment's memory came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// The shard's segment made at start (`--global_segment_size`).
+    Startup,
+    /// Memory allocated later on request (`POST /api/mount`).
+    Allocated,
+    /// A named shared-memory file mapped on request (`POST /api/mount_shm`).
+    Shm,
+}
 
 /// A segment a shard serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,12 +28,15 @@ pub struct SegmentInfo {
     pub shard: u32,
     /// Segment id, chosen by the shard at creation (random, non-zero).
     pub segment_id: u64,
-    /// Segment name, `host:port` of the shard's data endpoint.
+    /// Segment name, unique in the cluster: `host:port` of the shard's data endpoint for its
+    /// start-up segment, `host:port#n` (n = 1, 2, ...) for segments mounted later.
     pub name: String,
     /// Data endpoint (`host:port`) clients connect to.
     pub endpoint: String,
     /// Usable bytes.
     pub size_bytes: u64,
+    /// Where its memory came from.
+    pub kind: SegmentKind,
 }
 
 /// Agent → shard.
@@ -28,6 +48,34 @@ pub enum ToShard {
     Drain,
     /// Stop the shard's executor: close the listener and exit.
     Stop,
+    /// Allocate (and prefault) `size_bytes` more memory and serve it as a new segment;
+    /// answered by `Mounted` or `MountFailed`.
+    Mount {
+        /// Echoed in the answer.
+        request: u64,
+        /// Bytes asked for (the segment may be larger: whole pages).
+        size_bytes: u64,
+    },
+    /// Map `size_bytes` of the shared-memory file at `path` from `offset_bytes` and serve
+    /// them as a new segment; answered by `Mounted` or `MountFailed`.
+    MountShm {
+        /// Echoed in the answer.
+        request: u64,
+        /// File to map (`/dev/shm/<name>`); the agent has checked the name.
+        path: String,
+        /// Where the segment starts in the file (a multiple of the page size).
+        offset_bytes: u64,
+        /// Bytes to map.
+        size_bytes: u64,
+    },
+    /// Stop serving a segment and release its memory once the transfers using it end;
+    /// answered by `Unmounted`.
+    Unmount {
+        /// Echoed in the answer.
+        request: u64,
+        /// The segment.
+        segment_id: u64,
+    },
 }
 
 /// Shard → agent.
@@ -35,6 +83,30 @@ pub enum ToShard {
 pub enum FromShard {
     /// One segment (answer to Describe; also sent unasked once a shard is up).
     Segment(SegmentInfo),
+    /// A segment asked for with `Mount` or `MountShm` is served now.
+    Mounted {
+        /// The request this answers.
+        request: u64,
+        /// The new segment.
+        segment: SegmentInfo,
+    },
+    /// A `Mount` or `MountShm` failed; nothing changed in the shard.
+    MountFailed {
+        /// The request this answers.
+        request: u64,
+        /// What went wrong and, where there is one, the fix.
+        reason: String,
+    },
+    /// Answer to `Unmount`: the segment is no longer served (`found` is false when the
+    /// shard did not serve it).
+    Unmounted {
+        /// The request this answers.
+        request: u64,
+        /// The segment.
+        segment_id: u64,
+        /// Whether the shard served it.
+        found: bool,
+    },
     /// No transfer in flight (answer to Drain).
     Drained {
         /// Shard index.

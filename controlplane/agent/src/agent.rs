@@ -1,17 +1,29 @@
 //! The agent loop: mount every segment with the master, heartbeat, re-mount after the
-//! master forgot us (restart), unmount on stop.
+//! master forgot us (restart), mount and unmount segments on request, unmount on stop.
+//!
+//! The agent owns the node's segment list. Requests from the REST server arrive as
+//! [`Command`]s on a channel and are answered on a oneshot; the agent turns them into shard
+//! messages (`ToShard::Mount`, `MountShm`, `Unmount`) and master calls, and never waits
+//! for a shard inside one tick: answers are matched to requests by number, so heartbeats
+//! keep going while a shard prefaults a large segment.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::AgentLink;
 use mc_rpc::RpcClient;
 use mc_schema::ErrorCode;
-use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
+use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
 use mc_schema::handshake::Role;
 use mc_schema::msg::{Request, ResponseBody};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
+
+/// Longest pause of the agent loop between looks at its commands and shard answers.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -30,41 +42,175 @@ pub struct AgentConfig {
     pub drain_timeout: Duration,
 }
 
-/// What the node's REST `/health` reports.
+/// What the node's REST `/health` reports, and the segment list a [`NodeHandle`]
+/// (crate::node::NodeHandle) shows.
 #[derive(Debug, Default)]
 pub struct AgentStatus {
     /// Segments the master has accepted.
     pub mounted_segments: AtomicUsize,
     /// Whether the last master call succeeded.
     pub master_connected: AtomicBool,
+    /// Every segment the node serves, start-up segments first.
+    pub segments: Mutex<Vec<SegmentInfo>>,
+}
+
+impl AgentStatus {
+    /// A copy of the node's segment list.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The request names something this node does not serve.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is not valid here (nothing was changed).
+    #[error("{0}")]
+    Invalid(String),
+    /// The shard could not make the segment (no memory, a missing or short file).
+    #[error("{0}")]
+    Refused(String),
+    /// The shard or the master failed (nothing was left half done).
+    #[error("{0}")]
+    Failed(String),
+    /// The node is stopping.
+    #[error("the store node is stopping")]
+    Stopping,
+}
+
+/// A segment mounted on request.
+pub type MountResult = Result<SegmentInfo, CommandError>;
+
+/// A request to the agent (from the REST server or an embedding program).
+#[derive(Debug)]
+pub enum Command {
+    /// Allocate `size_bytes` more memory in one shard and mount it as a new segment.
+    Mount {
+        /// Bytes asked for.
+        size_bytes: u64,
+        /// The answer.
+        reply: oneshot::Sender<MountResult>,
+    },
+    /// Map part of a shared-memory file and mount it as a new segment.
+    MountShm {
+        /// File (`/dev/shm/<name>`), already checked by the caller.
+        path: String,
+        /// Start in the file.
+        offset_bytes: u64,
+        /// Bytes to map.
+        size_bytes: u64,
+        /// The answer.
+        reply: oneshot::Sender<MountResult>,
+    },
+    /// Drain segments at the master now; after `grace` unmount them there and release them
+    /// in their shards. With a zero grace the answer comes once they are released, otherwise
+    /// as soon as they are draining.
+    Unmount {
+        /// Segments to unmount; all must be of `kind`, else nothing happens.
+        segment_ids: Vec<u64>,
+        /// The kind the caller mounted them as (`Allocated` or `Shm`).
+        kind: SegmentKind,
+        /// How long they stay readable first.
+        grace: Duration,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+}
+
+/// One segment of the node as the agent tracks it.
+#[derive(Debug, Clone)]
+struct NodeSegment {
+    info: SegmentInfo,
+    /// Whether the master has it mounted (as far as the agent knows).
+    at_master: bool,
+    /// Set once an unmount was asked: no new allocations, released at this instant.
+    release_at: Option<Instant>,
+    /// Set once the shard was asked to release it.
+    releasing: bool,
+}
+
+/// A shard request waiting for its answer.
+enum Pending {
+    Mount(oneshot::Sender<MountResult>),
+    /// An unmount; `group` names the zero-grace request to answer when all are released.
+    Unmount {
+        group: Option<u64>,
+    },
+}
+
+/// A zero-grace unmount waiting for its segments to be released.
+struct Group {
+    left: usize,
+    reply: oneshot::Sender<Result<(), CommandError>>,
 }
 
 /// The agent of one node.
 pub struct Agent<L: AgentLink> {
     cfg: AgentConfig,
     links: Vec<L>,
-    segments: Vec<SegmentInfo>,
+    segments: Vec<NodeSegment>,
     client_id: u64,
     status: Arc<AgentStatus>,
     conn: Option<RpcClient>,
     mounted: bool,
     last_error: Option<String>,
+    next_request: u64,
+    pending: HashMap<u64, Pending>,
+    groups: HashMap<u64, Group>,
+    /// Segments released here whose unmount the master has not confirmed yet.
+    orphans: Vec<u64>,
 }
 
 impl<L: AgentLink> Agent<L> {
-    /// An agent over the given shard links. Collects each shard's segment announcement.
+    /// An agent over the given shard links. Collects each shard's segment announcement;
+    /// on failure gives the links back (so the caller can stop the shards).
     pub fn new(
         cfg: AgentConfig,
         links: Vec<L>,
         status: Arc<AgentStatus>,
-    ) -> Result<Agent<L>, String> {
+    ) -> Result<Agent<L>, (String, Vec<L>)> {
+        let segments = match Self::announcements(&links) {
+            Ok(s) => s,
+            Err(e) => return Err((e, links)),
+        };
+        let agent = Agent {
+            cfg,
+            links,
+            segments,
+            client_id: rand::random::<u64>() | 1,
+            status,
+            conn: None,
+            mounted: false,
+            last_error: None,
+            next_request: 1,
+            pending: HashMap::new(),
+            groups: HashMap::new(),
+            orphans: Vec::new(),
+        };
+        agent.publish();
+        Ok(agent)
+    }
+
+    /// The segment each shard announces once it is up.
+    fn announcements(links: &[L]) -> Result<Vec<NodeSegment>, String> {
         let mut segments = Vec::new();
         for (i, link) in links.iter().enumerate() {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 match link.recv_timeout(Duration::from_millis(100)) {
                     Ok(Some(FromShard::Segment(s))) => {
-                        segments.push(s);
+                        segments.push(NodeSegment {
+                            info: s,
+                            at_master: false,
+                            release_at: None,
+                            releasing: false,
+                        });
                         break;
                     }
                     Ok(Some(other)) => warn!(shard = i, "unexpected message at start: {other:?}"),
@@ -74,21 +220,23 @@ impl<L: AgentLink> Agent<L> {
                 }
             }
         }
-        Ok(Agent {
-            cfg,
-            links,
-            segments,
-            client_id: rand::random::<u64>() | 1,
-            status,
-            conn: None,
-            mounted: false,
-            last_error: None,
-        })
+        Ok(segments)
     }
 
     /// Segments of this node.
-    pub fn segments(&self) -> &[SegmentInfo] {
-        &self.segments
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments.iter().map(|s| s.info.clone()).collect()
+    }
+
+    /// Copies the segment list and the mounted count into the shared status.
+    fn publish(&self) {
+        let n = self.segments.iter().filter(|s| s.at_master).count();
+        self.status.mounted_segments.store(n, Ordering::Release);
+        *self
+            .status
+            .segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.segments();
     }
 
     fn note_error(&mut self, e: String) {
@@ -112,9 +260,13 @@ impl<L: AgentLink> Agent<L> {
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let r = conn
-            .call(req, Instant::now() + self.cfg.rpc_timeout)
-            .map_err(|e| e.to_string())?;
+        let r = match conn.call(req, Instant::now() + self.cfg.rpc_timeout) {
+            Ok(r) => r,
+            Err(e) => {
+                self.conn = None;
+                return Err(e.to_string());
+            }
+        };
         if self.last_error.take().is_some() {
             info!("master reachable again at {}", self.cfg.master);
         }
@@ -122,33 +274,68 @@ impl<L: AgentLink> Agent<L> {
         Ok(r)
     }
 
-    fn mount_all(&mut self) -> Result<(), String> {
-        let mut n = 0;
-        for s in self.segments.clone() {
-            let r = self.call(&Request::MountSegment {
+    /// Mounts one segment at the master.
+    fn mount_at_master(&mut self, s: &SegmentInfo) -> Result<(), String> {
+        let r = self
+            .call(&Request::MountSegment {
                 client_id: self.client_id,
                 segment_id: s.segment_id,
                 name: s.name.clone(),
                 host: self.cfg.host.clone(),
                 endpoint: s.endpoint.clone(),
                 size: s.size_bytes,
-            })?;
-            if r.status != 0 {
-                return Err(format!(
-                    "mount of {} refused: {} {}",
-                    s.name,
-                    ErrorCode::from_code(r.status),
-                    r.message
-                ));
-            }
-            n += 1;
+            })
+            .inspect_err(|e| self.note_error(e.clone()))?;
+        if r.status != 0 {
+            return Err(format!(
+                "mount of {} refused: {} {}",
+                s.name,
+                ErrorCode::from_code(r.status),
+                r.message
+            ));
         }
-        self.status.mounted_segments.store(n, Ordering::Release);
-        info!(segments = n, master = %self.cfg.master, "segments mounted");
         Ok(())
     }
 
-    /// One heartbeat: (re)mount when needed, otherwise ping.
+    /// Tells the master to place nothing new in `ids`.
+    fn drain_at_master(&mut self, ids: Vec<u64>) -> Result<(), String> {
+        self.call(&Request::DrainSegments {
+            client_id: self.client_id,
+            segment_ids: ids,
+        })
+        .map(drop)
+    }
+
+    /// Mounts every segment (runtime-mounted ones included), then drains again those
+    /// whose unmount is under way: a restarted master knows nothing of either.
+    fn mount_all(&mut self) -> Result<(), String> {
+        for i in 0..self.segments.len() {
+            if self.segments[i].releasing {
+                continue;
+            }
+            let s = self.segments[i].info.clone();
+            if let Err(e) = self.mount_at_master(&s) {
+                self.publish();
+                return Err(e);
+            }
+            self.segments[i].at_master = true;
+        }
+        let draining: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|s| s.release_at.is_some())
+            .map(|s| s.info.segment_id)
+            .collect();
+        if !draining.is_empty() {
+            self.drain_at_master(draining)?;
+        }
+        self.publish();
+        info!(segments = self.segments.len(), master = %self.cfg.master, "segments mounted");
+        Ok(())
+    }
+
+    /// One heartbeat: (re)mount when needed, otherwise ping; then retry unmounts the master
+    /// has not confirmed.
     pub fn step(&mut self) {
         let r = if self.mounted {
             self.call(&Request::Ping {
@@ -166,40 +353,400 @@ impl<L: AgentLink> Agent<L> {
             Ok(false) => {
                 warn!("the master does not know this node (restarted, or dropped us): re-mounting");
                 self.mounted = false;
-                self.status.mounted_segments.store(0, Ordering::Release);
+                self.orphans.clear();
+                for s in &mut self.segments {
+                    s.at_master = false;
+                }
+                self.publish();
             }
             Err(e) => self.note_error(e),
         }
+        while let Some(&id) = self.orphans.first() {
+            match self.call(&Request::UnmountSegment {
+                client_id: self.client_id,
+                segment_id: id,
+            }) {
+                Ok(_) => {
+                    info!(segment_id = id, "master confirmed a late unmount");
+                    self.orphans.remove(0);
+                }
+                Err(e) => {
+                    self.note_error(e);
+                    break;
+                }
+            }
+        }
     }
 
-    /// Runs until `stop` is set, then unmounts and stops the shards.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// Runs until `stop` is set, serving `commands` between heartbeats; then unmounts and
+    /// stops the shards.
+    pub fn run(&mut self, stop: &AtomicBool, commands: &Receiver<Command>) {
+        let mut next_beat = Instant::now();
         while !stop.load(Ordering::Acquire) {
-            self.step();
-            let until = Instant::now() + self.cfg.heartbeat_interval;
-            while Instant::now() < until && !stop.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() >= next_beat {
+                self.step();
+                next_beat = Instant::now() + self.cfg.heartbeat_interval;
             }
+            self.poll_shards();
+            self.release_due();
+            match commands.recv_timeout(TICK) {
+                Ok(cmd) => self.command(cmd),
+                Err(RecvTimeoutError::Timeout) => {}
+                // No more senders: nothing to serve, keep heartbeating.
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
+            }
+        }
+        // Requests still waiting are answered `Stopping` when their senders drop.
+        while let Ok(cmd) = commands.try_recv() {
+            drop(cmd);
         }
         self.shutdown();
     }
 
+    fn request_id(&mut self) -> u64 {
+        let r = self.next_request;
+        self.next_request += 1;
+        r
+    }
+
+    /// Starts serving one command; its answer may come later from `poll_shards`.
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Mount { size_bytes, reply } => {
+                let request = self.request_id();
+                let shard = self.emptiest_shard();
+                info!(shard, size_bytes, "mounting more memory");
+                self.send_to_shard(
+                    shard,
+                    ToShard::Mount {
+                        request,
+                        size_bytes,
+                    },
+                    request,
+                    Pending::Mount(reply),
+                );
+            }
+            Command::MountShm {
+                path,
+                offset_bytes,
+                size_bytes,
+                reply,
+            } => {
+                let request = self.request_id();
+                let shard = self.emptiest_shard();
+                info!(shard, %path, offset_bytes, size_bytes, "mounting shared memory");
+                self.send_to_shard(
+                    shard,
+                    ToShard::MountShm {
+                        request,
+                        path,
+                        offset_bytes,
+                        size_bytes,
+                    },
+                    request,
+                    Pending::Mount(reply),
+                );
+            }
+            Command::Unmount {
+                segment_ids,
+                kind,
+                grace,
+                reply,
+            } => {
+                if let Err(e) = self.check_unmount(&segment_ids, kind) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                self.begin_unmount(segment_ids, grace, reply);
+            }
+        }
+    }
+
+    /// The shard serving the fewest bytes: new memory spreads over the node's cores.
+    fn emptiest_shard(&self) -> usize {
+        let mut bytes = vec![0u64; self.links.len()];
+        for s in &self.segments {
+            if let Some(b) = bytes.get_mut(s.info.shard as usize) {
+                *b += s.info.size_bytes;
+            }
+        }
+        (0..bytes.len()).min_by_key(|&i| bytes[i]).unwrap_or(0)
+    }
+
+    fn send_to_shard(&mut self, shard: usize, msg: ToShard, request: u64, pending: Pending) {
+        match self.links.get(shard).map(|l| l.send(msg)) {
+            Some(Ok(())) => {
+                self.pending.insert(request, pending);
+            }
+            _ => {
+                let why = CommandError::Failed(format!("shard {shard} is not running"));
+                match pending {
+                    Pending::Mount(reply) => {
+                        let _ = reply.send(Err(why));
+                    }
+                    Pending::Unmount { group } => self.group_done(group, Some(why.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Every id must name a segment of `kind` that is not being unmounted already.
+    fn check_unmount(&self, ids: &[u64], kind: SegmentKind) -> Result<(), CommandError> {
+        if ids.is_empty() {
+            return Err(CommandError::Invalid("no segment ids given".into()));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                return Err(CommandError::Invalid(format!(
+                    "segment {} is listed twice",
+                    crate::rest::format_segment_id(*id)
+                )));
+            }
+            let Some(s) = self.segments.iter().find(|s| s.info.segment_id == *id) else {
+                return Err(CommandError::NotFound(format!(
+                    "this node serves no segment {}",
+                    crate::rest::format_segment_id(*id)
+                )));
+            };
+            if s.info.kind != kind {
+                let how = match s.info.kind {
+                    SegmentKind::Startup => {
+                        "is the shard's start-up segment; it leaves when the node stops"
+                    }
+                    SegmentKind::Allocated => "was mounted by /api/mount; use /api/unmount",
+                    SegmentKind::Shm => "was mounted by /api/mount_shm; use /api/unmount_shm",
+                };
+                return Err(CommandError::Invalid(format!(
+                    "segment {} {how}",
+                    s.info.name
+                )));
+            }
+            if s.release_at.is_some() {
+                return Err(CommandError::Invalid(format!(
+                    "segment {} is being unmounted already",
+                    s.info.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_unmount(
+        &mut self,
+        ids: Vec<u64>,
+        grace: Duration,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    ) {
+        let at = Instant::now() + grace;
+        let mut names = Vec::new();
+        for s in self
+            .segments
+            .iter_mut()
+            .filter(|s| ids.contains(&s.info.segment_id))
+        {
+            s.release_at = Some(at);
+            names.push(s.info.name.clone());
+        }
+        // A drain that does not reach the master is repeated after the next re-mount.
+        match self.drain_at_master(ids.clone()) {
+            Ok(()) => info!(
+                segments = ?names,
+                grace_seconds = grace.as_secs_f64(),
+                "unmount: segments draining (readable, no new allocations)"
+            ),
+            Err(e) => {
+                warn!(segments = ?names, "unmount: drain request failed: {e}");
+                self.note_error(e);
+            }
+        }
+        if grace.is_zero() {
+            let group = self.request_id();
+            self.groups.insert(
+                group,
+                Group {
+                    left: ids.len(),
+                    reply,
+                },
+            );
+            for id in ids {
+                self.release(id, Some(group));
+            }
+        } else {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Releases every segment whose grace period has ended.
+    fn release_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|s| !s.releasing && s.release_at.is_some_and(|t| t <= now))
+            .map(|s| s.info.segment_id)
+            .collect();
+        for id in due {
+            self.release(id, None);
+        }
+    }
+
+    /// Unmounts a segment at the master, then asks its shard to release it.
+    fn release(&mut self, id: u64, group: Option<u64>) {
+        let Some(i) = self.segments.iter().position(|s| s.info.segment_id == id) else {
+            return;
+        };
+        self.segments[i].releasing = true;
+        let info = self.segments[i].info.clone();
+        if self.segments[i].at_master {
+            let r = self.call(&Request::UnmountSegment {
+                client_id: self.client_id,
+                segment_id: id,
+            });
+            match r {
+                Ok(_) => info!(segment = %info.name, "unmount: the master dropped the segment"),
+                Err(e) => {
+                    warn!(segment = %info.name, "unmount at the master failed, retried with the heartbeats: {e}");
+                    self.note_error(e);
+                    self.orphans.push(id);
+                }
+            }
+            self.segments[i].at_master = false;
+            self.publish();
+        }
+        let request = self.request_id();
+        self.send_to_shard(
+            info.shard as usize,
+            ToShard::Unmount {
+                request,
+                segment_id: id,
+            },
+            request,
+            Pending::Unmount { group },
+        );
+    }
+
+    /// One segment of a zero-grace unmount is done (`failure` says why not).
+    fn group_done(&mut self, group: Option<u64>, failure: Option<String>) {
+        let Some(g) = group else { return };
+        let Some(entry) = self.groups.get_mut(&g) else {
+            return;
+        };
+        if let Some(why) = failure {
+            if let Some(e) = self.groups.remove(&g) {
+                let _ = e.reply.send(Err(CommandError::Failed(why)));
+            }
+            return;
+        }
+        entry.left -= 1;
+        if entry.left == 0
+            && let Some(e) = self.groups.remove(&g)
+        {
+            let _ = e.reply.send(Ok(()));
+        }
+    }
+
+    /// Handles every message the shards have sent since the last look.
+    fn poll_shards(&mut self) {
+        for i in 0..self.links.len() {
+            while let Ok(Some(msg)) = self.links[i].recv_timeout(Duration::ZERO) {
+                self.on_shard_message(i, msg);
+            }
+        }
+    }
+
+    fn on_shard_message(&mut self, shard: usize, msg: FromShard) {
+        match msg {
+            FromShard::Mounted { request, segment } => {
+                let reply = match self.pending.remove(&request) {
+                    Some(Pending::Mount(r)) => Some(r),
+                    _ => None,
+                };
+                self.on_mounted(segment, reply);
+            }
+            FromShard::MountFailed { request, reason } => {
+                if let Some(Pending::Mount(r)) = self.pending.remove(&request) {
+                    let _ = r.send(Err(CommandError::Refused(reason)));
+                }
+            }
+            FromShard::Unmounted {
+                request,
+                segment_id,
+                found,
+            } => {
+                if let Some(i) = self
+                    .segments
+                    .iter()
+                    .position(|s| s.info.segment_id == segment_id)
+                {
+                    let s = self.segments.remove(i);
+                    info!(segment = %s.info.name, found, "unmount: segment released");
+                    self.publish();
+                }
+                if let Some(Pending::Unmount { group }) = self.pending.remove(&request) {
+                    self.group_done(group, None);
+                }
+            }
+            other => warn!(shard, "unexpected message from a shard: {other:?}"),
+        }
+    }
+
+    /// A shard made a new segment: mount it at the master, or give it back on failure.
+    fn on_mounted(&mut self, info: SegmentInfo, reply: Option<oneshot::Sender<MountResult>>) {
+        let result = self.mount_at_master(&info);
+        let ok = result.is_ok();
+        self.segments.push(NodeSegment {
+            info: info.clone(),
+            at_master: ok,
+            release_at: None,
+            releasing: !ok,
+        });
+        self.publish();
+        match result {
+            Ok(()) => {
+                info!(segment = %info.name, size_bytes = info.size_bytes, "segment mounted on request");
+                if let Some(r) = reply {
+                    let _ = r.send(Ok(info));
+                }
+            }
+            Err(e) => {
+                warn!(segment = %info.name, "mount at the master failed, releasing the memory: {e}");
+                let request = self.request_id();
+                self.send_to_shard(
+                    info.shard as usize,
+                    ToShard::Unmount {
+                        request,
+                        segment_id: info.segment_id,
+                    },
+                    request,
+                    Pending::Unmount { group: None },
+                );
+                if let Some(r) = reply {
+                    let _ = r.send(Err(CommandError::Failed(format!(
+                        "the master did not mount the segment: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+
     fn shutdown(&mut self) {
+        self.pending.clear();
+        self.groups.clear();
         if self.mounted {
             // 1. No new allocations on this node.
-            let ids = self.segments.iter().map(|s| s.segment_id).collect();
-            let req = Request::DrainSegments {
-                client_id: self.client_id,
-                segment_ids: ids,
-            };
-            match self.call(&req) {
+            let ids = self.segments.iter().map(|s| s.info.segment_id).collect();
+            match self.drain_at_master(ids) {
                 Ok(_) => info!("draining: the master places nothing new here"),
                 Err(e) => warn!("drain request failed: {e}"),
             }
             // 2. Let transfers already under way finish.
             self.wait_for_shards(ToShard::Drain, |m| matches!(m, FromShard::Drained { .. }));
             // 3. Leave the cluster.
-            for s in self.segments.clone() {
+            for i in 0..self.segments.len() {
+                if !self.segments[i].at_master {
+                    continue;
+                }
+                let s = self.segments[i].info.clone();
                 let req = Request::UnmountSegment {
                     client_id: self.client_id,
                     segment_id: s.segment_id,
@@ -208,8 +755,9 @@ impl<L: AgentLink> Agent<L> {
                     warn!("unmount of {} failed: {e}", s.name);
                     break;
                 }
+                self.segments[i].at_master = false;
             }
-            self.status.mounted_segments.store(0, Ordering::Release);
+            self.publish();
             info!("segments unmounted");
         }
         self.wait_for_shards(ToShard::Stop, |m| matches!(m, FromShard::Stopped { .. }));

@@ -60,6 +60,10 @@ pub struct StoreConfig {
     /// REST bind address.
     #[arg(long = "rest_host", default_value = "0.0.0.0")]
     pub rest_host: String,
+    /// Largest REST request body (a `PUT /api/put` value travels in it); larger bodies get
+    /// 413.
+    #[arg(long = "rest_body_limit", default_value = "100MB", value_parser = size)]
+    pub rest_body_limit: u64,
     /// Cluster id (must match the master's).
     #[arg(long = "cluster_id", default_value = mc_schema::handshake::DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,

@@ -5,6 +5,12 @@
 //! master has forgotten the node (after a restart or a drop), and unmounts on SIGTERM. The
 //! agent reaches the shards only through control links carrying `mc_schema::agent`
 //! messages, so it can move into its own process without changing shard code.
+//!
+//! The [`rest`] server on `--port` serves `/health`, `/metrics` and Mooncake's store REST
+//! API: segments mounted and unmounted at run time (handed to the agent as
+//! [`agent::Command`]s) and inspection of stored objects through the Rust client.
+//! [`node::start`] brings all of it up inside any process and returns a
+//! [`node::NodeHandle`]; [`node::run`] is the binary's life around it.
 
 pub mod agent;
 pub mod config;

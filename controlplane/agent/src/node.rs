@@ -1,12 +1,22 @@
-//! Bringing a store node up and down: shards, agent, REST, signals.
+//! Bringing a store node up and down: shards, agent, REST.
+//!
+//! [`start`] brings a node up inside the calling process and returns a [`NodeHandle`];
+//! [`NodeHandle::stop`] (or dropping the handle) drains it, unmounts its segments, stops its
+//! shards and joins every thread it started. Neither touches signal handlers, so a program
+//! that embeds a node (the Python binding) keeps its own. [`run`] is the `mooncake_store`
+//! binary's life: start, wait for SIGTERM or SIGINT, stop.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use mc_dataplane::control::channel_pair;
-use mc_dataplane::{ShardConfig, start_shard};
+use mc_dataplane::control::{AgentLink, ChannelAgentLink, channel_pair};
+use mc_dataplane::{ShardConfig, ShardHandle, start_shard};
 use mc_hugepages::RegionOptions;
-use tracing::info;
+use mc_schema::agent::{SegmentInfo, ToShard};
+use tracing::{info, warn};
 
 use crate::agent::{Agent, AgentConfig, AgentStatus};
 use crate::config::StoreConfig;
@@ -14,6 +24,15 @@ use crate::rest;
 
 /// Smallest segment a shard may have.
 pub const MIN_SHARD_SEGMENT_BYTES: u64 = 16 << 20;
+
+/// Where POSIX shared-memory objects live (`/api/mount_shm` names are files here).
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// Most threads the REST server runs blocking client calls on at once.
+const REST_BLOCKING_THREADS: usize = 16;
+
+/// Longest wait for REST requests still running when the node stops.
+const REST_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors that stop a store node.
 #[derive(Debug, thiserror::Error)]
@@ -40,34 +59,115 @@ pub enum NodeError {
     Agent(String),
 }
 
-/// Runs a store node until SIGTERM / SIGINT; then unmounts, stops the shards and returns.
-pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+/// A running store node. Stop it with [`stop`](Self::stop); dropping it stops it too.
+pub struct NodeHandle {
+    rest_addr: SocketAddr,
+    status: Arc<AgentStatus>,
+    stop: Arc<AtomicBool>,
+    agent: Option<JoinHandle<()>>,
+    rest: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
+    shards: Vec<ShardHandle>,
+}
+
+impl NodeHandle {
+    /// The address the REST server listens on (the port is the bound one, also with
+    /// `--port 0`).
+    pub fn rest_addr(&self) -> SocketAddr {
+        self.rest_addr
     }
+
+    /// Every segment the node serves now: one per shard from the start, then those
+    /// mounted through `/api/mount` and `/api/mount_shm`.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.status.segments()
+    }
+
+    /// How many of them the master has accepted (all of them once the node is mounted).
+    pub fn mounted_segments(&self) -> usize {
+        self.status.mounted_segments.load(Ordering::Acquire)
+    }
+
+    /// Drains the node (no new allocations, transfers under way finish, up to
+    /// `--drain_timeout`), unmounts its segments, stops the shards and the REST server, and
+    /// waits for all their threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(agent) = self.agent.take() else {
+            return;
+        };
+        self.stop.store(true, Ordering::Release);
+        // The agent answers what it still holds with "stopping", unmounts, stops the shards.
+        if agent.join().is_err() {
+            warn!("the agent thread panicked; shards may not have been told to stop");
+        }
+        if let Some((tx, thread)) = self.rest.take() {
+            let _ = tx.send(true);
+            let _ = thread.join();
+        }
+        for h in self.shards.drain(..) {
+            h.join();
+        }
+        info!("store node stopped");
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Stops shards started before a later step of [`start`] failed.
+fn abandon(links: Vec<ChannelAgentLink>, shards: Vec<ShardHandle>) {
+    for l in &links {
+        let _ = l.send(ToShard::Stop);
+    }
+    for h in shards {
+        h.join();
+    }
+}
+
+/// Starts a store node in this process: its shards, then the agent (which mounts their
+/// segments with the master in the background, retrying until the master answers) and the
+/// REST server. Returns once the shards serve and the REST port is bound. Installs no
+/// signal handlers.
+pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
     let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
-    let shards = plan.shards.len() as u64;
-    info!("core plan: {} shard(s): {}", shards, plan.reason);
-    let per_shard = cfg.global_segment_size / shards;
+    let shard_count = plan.shards.len() as u64;
+    info!("core plan: {} shard(s): {}", shard_count, plan.reason);
+    let per_shard = cfg.global_segment_size / shard_count;
     if per_shard < MIN_SHARD_SEGMENT_BYTES {
         return Err(NodeError::Config(format!(
             "--global_segment_size={} gives {} bytes per shard over {} shard(s); each needs at least 16 MiB: \
              raise --global_segment_size or lower --cores",
-            cfg.global_segment_size, per_shard, shards
+            cfg.global_segment_size, per_shard, shard_count
         )));
     }
-    let mut handles = Vec::new();
+    let body_limit_bytes = usize::try_from(cfg.rest_body_limit)
+        .map_err(|_| NodeError::Config("--rest_body_limit does not fit in memory".into()))?;
+    let rest_listener = bind_rest(&cfg)?;
+    let rest_addr = rest_listener.local_addr().map_err(|e| NodeError::Rest {
+        addr: format!("{}:{}", cfg.rest_host, cfg.port),
+        reason: e.to_string(),
+    })?;
+
+    let mut shards = Vec::new();
     let mut links = Vec::new();
     for p in &plan.shards {
         let (agent_link, shard_link) = channel_pair();
         let port = if cfg.data_port == 0 {
-            0
+            Some(0)
         } else {
-            cfg.data_port.checked_add(p.index as u16).ok_or_else(|| {
-                NodeError::Config("--data_port + shard count exceeds 65535".into())
-            })?
+            cfg.data_port.checked_add(p.index as u16)
+        };
+        let Some(port) = port else {
+            abandon(links, shards);
+            return Err(NodeError::Config(
+                "--data_port + shard count exceeds 65535".into(),
+            ));
         };
         let shard_cfg = ShardConfig {
             index: p.index,
@@ -83,79 +183,160 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
             cluster_id: cfg.cluster_id.clone(),
             io_memory_bytes: cfg.io_memory as usize,
         };
-        handles.push(start_shard(shard_cfg, shard_link)?);
+        match start_shard(shard_cfg, shard_link) {
+            Ok(h) => shards.push(h),
+            Err(e) => {
+                abandon(links, shards);
+                return Err(e.into());
+            }
+        }
         links.push(agent_link);
     }
 
     let status = Arc::new(AgentStatus::default());
-    let stats = handles.iter().map(|h| h.stats.clone()).collect();
-    start_rest(&cfg, status.clone(), stats)?;
-    let mut agent = Agent::new(
-        AgentConfig {
-            master: cfg.master_server.clone(),
-            cluster_id: cfg.cluster_id.clone(),
-            host: cfg.local_hostname.clone(),
-            heartbeat_interval: cfg.heartbeat_interval,
-            rpc_timeout: cfg.rpc_timeout,
-            drain_timeout: cfg.drain_timeout,
-        },
-        links,
+    let stats = shards.iter().map(|h| h.stats.clone()).collect();
+    let agent_cfg = AgentConfig {
+        master: cfg.master_server.clone(),
+        cluster_id: cfg.cluster_id.clone(),
+        host: cfg.local_hostname.clone(),
+        heartbeat_interval: cfg.heartbeat_interval,
+        rpc_timeout: cfg.rpc_timeout,
+        drain_timeout: cfg.drain_timeout,
+    };
+    // The agent takes the links, and gives them back if it cannot start.
+    let mut agent = match Agent::new(agent_cfg, links, status.clone()) {
+        Ok(a) => a,
+        Err((e, links)) => {
+            abandon(links, shards);
+            return Err(NodeError::Agent(e));
+        }
+    };
+
+    let (commands_tx, commands_rx) = std::sync::mpsc::channel();
+    let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
+    client_cfg.cluster_id = cfg.cluster_id.clone();
+    client_cfg.local_hostname = cfg.local_hostname.clone();
+    client_cfg.rpc_timeout = cfg.rpc_timeout;
+    let state = rest::RestState {
+        status: status.clone(),
+        shards: shards.len(),
+        host: cfg.local_hostname.clone(),
+        shard_stats: stats,
+        commands: commands_tx,
+        client: Arc::new(rest::LazyStore::new(client_cfg)),
+        body_limit_bytes,
+        shm_dir: SHM_DIR.into(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let agent_stop = stop.clone();
+    let agent_thread = std::thread::Builder::new()
+        .name("mc-agent".into())
+        .spawn(move || agent.run(&agent_stop, &commands_rx));
+    let agent_thread = match agent_thread {
+        Ok(t) => t,
+        Err(e) => {
+            // The links went with the closure that never ran: dropping them closes the
+            // shards' control links, which stops the shards.
+            for h in shards {
+                h.join();
+            }
+            return Err(NodeError::Agent(format!("cannot start its thread: {e}")));
+        }
+    };
+    let mut handle = NodeHandle {
+        rest_addr,
         status,
-    )
-    .map_err(NodeError::Agent)?;
+        stop,
+        agent: Some(agent_thread),
+        rest: None,
+        shards,
+    };
+    // On error the handle drops here and stops everything started so far.
+    handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
     info!(
-        "store node up: {} shard(s), {} bytes, master {}",
-        handles.len(),
+        "store node up: {} shard(s), {} bytes, master {}, REST on {}",
+        handle.shards.len(),
         cfg.global_segment_size,
-        cfg.master_server
+        cfg.master_server,
+        rest_addr
     );
-    agent.run(&stop);
-    for h in handles {
-        h.join();
+    Ok(handle)
+}
+
+/// Runs a store node until SIGTERM / SIGINT; then unmounts, stops the shards and returns.
+pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, signalled.clone())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
     }
-    info!("store node stopped");
+    let node = start(cfg)?;
+    while !signalled.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    info!("signal received: stopping");
+    node.stop();
     Ok(())
 }
 
-fn start_rest(
-    cfg: &StoreConfig,
-    status: Arc<AgentStatus>,
-    shard_stats: Vec<Arc<mc_dataplane::stats::ShardStats>>,
-) -> Result<(), NodeError> {
+fn bind_rest(cfg: &StoreConfig) -> Result<std::net::TcpListener, NodeError> {
     let addr = format!("{}:{}", cfg.rest_host, cfg.port);
-    let listener = std::net::TcpListener::bind(&addr).map_err(|e| NodeError::Rest {
+    let rest_err = |e: std::io::Error| NodeError::Rest {
         addr: addr.clone(),
         reason: e.to_string(),
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| NodeError::Rest {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
-    let state = rest::RestState {
-        status,
-        shards: shard_stats.len(),
-        host: cfg.local_hostname.clone(),
-        shard_stats,
     };
-    std::thread::Builder::new()
+    let listener = std::net::TcpListener::bind(&addr).map_err(rest_err)?;
+    listener.set_nonblocking(true).map_err(rest_err)?;
+    Ok(listener)
+}
+
+/// Serves the REST API on its own thread until the returned sender says `true`; requests
+/// still running then get [`REST_STOP_TIMEOUT`] to finish.
+fn spawn_rest(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    state: rest::RestState,
+) -> Result<(tokio::sync::watch::Sender<bool>, JoinHandle<()>), NodeError> {
+    let rest_err = |reason: String| NodeError::Rest {
+        addr: addr.to_string(),
+        reason,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(REST_BLOCKING_THREADS)
+        .build()
+        .map_err(|e| rest_err(format!("tokio runtime: {e}")))?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let thread = std::thread::Builder::new()
         .name("mc-rest".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime for REST");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                if let Err(e) = axum::serve(listener, rest::router(state)).await {
-                    tracing::error!("REST server failed: {e}");
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("REST server on {addr}: {e}");
+                        return;
+                    }
+                };
+                let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                };
+                let serve = axum::serve(listener, rest::router(state))
+                    .with_graceful_shutdown(stopping(rx.clone()));
+                let deadline = async {
+                    stopping(rx).await;
+                    tokio::time::sleep(REST_STOP_TIMEOUT).await;
+                };
+                tokio::select! {
+                    r = serve => if let Err(e) = r {
+                        tracing::error!("REST server failed: {e}");
+                    },
+                    () = deadline => warn!("REST requests still running after the stop timeout were cut"),
                 }
             });
+            // Blocking client calls still running get a bounded wait.
+            rt.shutdown_timeout(REST_STOP_TIMEOUT);
         })
-        .map_err(|e| NodeError::Rest {
-            addr,
-            reason: e.to_string(),
-        })?;
-    Ok(())
+        .map_err(|e| rest_err(e.to_string()))?;
+    Ok((tx, thread))
 }

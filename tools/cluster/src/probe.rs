@@ -155,22 +155,28 @@ pub fn json_u64_field(json: &str, field: &str) -> Option<u64> {
 pub struct NodeHealth {
     /// Segments mounted at the master so far (`"mounted_segments"`).
     pub mounted_segments: u64,
-    /// Shards the node runs, one segment each (`"shards"`).
+    /// Shards the node runs, one start-up segment each (`"shards"`).
     pub shards: u64,
+    /// Segments the node serves, those mounted at run time (`/api/mount`) included
+    /// (`"segments"`); nodes that do not report it serve one per shard.
+    pub segments: u64,
 }
 
 impl NodeHealth {
-    /// Reads both counters from a health body; `None` when either is missing.
+    /// Reads the counters from a health body; `None` when `mounted_segments` or `shards` is
+    /// missing.
     pub fn parse(body: &str) -> Option<NodeHealth> {
+        let shards = json_u64_field(body, "shards")?;
         Some(NodeHealth {
             mounted_segments: json_u64_field(body, "mounted_segments")?,
-            shards: json_u64_field(body, "shards")?,
+            shards,
+            segments: json_u64_field(body, "segments").unwrap_or(shards),
         })
     }
 
-    /// True when every shard has mounted its segment and there is at least one shard.
+    /// True when every segment the node serves is mounted and there is at least one shard.
     pub fn is_ready(&self) -> bool {
-        self.shards > 0 && self.mounted_segments == self.shards
+        self.shards > 0 && self.mounted_segments == self.segments
     }
 }
 
@@ -206,8 +212,8 @@ pub(crate) fn check_node(rest_addr: &str) -> Result<NodeHealth, String> {
         Ok(health)
     } else {
         Err(format!(
-            "GET {url}: {} of {} shards mounted",
-            health.mounted_segments, health.shards
+            "GET {url}: {} of {} segments mounted",
+            health.mounted_segments, health.segments
         ))
     }
 }
@@ -281,6 +287,11 @@ mod tests {
         let empty = NodeHealth::parse(r#"{"mounted_segments":0,"shards":0}"#).unwrap();
         assert!(!empty.is_ready());
         assert_eq!(NodeHealth::parse(r#"{"shards":2}"#), None);
+        let grown = NodeHealth::parse(r#"{"mounted_segments":3,"shards":2,"segments":3}"#).unwrap();
+        assert!(grown.is_ready());
+        let remounting =
+            NodeHealth::parse(r#"{"mounted_segments":2,"shards":2,"segments":3}"#).unwrap();
+        assert!(!remounting.is_ready());
     }
 
     /// Serves `reply` to one connection on a fresh loopback port and returns the address.
@@ -320,7 +331,7 @@ mod tests {
         let (addr, server) =
             serve_once(b"HTTP/1.1 200 OK\r\n\r\n{\"mounted_segments\":1,\"shards\":2}");
         let reason = check_node(&addr).unwrap_err();
-        assert!(reason.contains("1 of 2 shards mounted"), "{reason}");
+        assert!(reason.contains("1 of 2 segments mounted"), "{reason}");
         server.join().unwrap();
 
         let (addr, server) = serve_once(b"HTTP/1.1 503 Service Unavailable\r\n\r\n");
