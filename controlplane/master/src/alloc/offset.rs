@@ -25,6 +25,10 @@
 //! - Freeing marks the region free, merges it with a free predecessor and successor and files the
 //!   merged region under its new bin.
 //!
+//! Each allocation carries a 64-bit generation, stored in its node: the caller's own (the master
+//! passes the slice generation it hands to clients, so one number names the range everywhere) or
+//! the allocator's counter. A handle whose generation no longer matches its node is stale.
+//!
 //! Node slots are recycled through an intrusive free list and the table only grows up to the
 //! bound implied by `max_allocations`, so once the table has reached its peak size neither
 //! `allocate` nor `free` allocates memory.
@@ -118,7 +122,9 @@ pub fn bin_floor_bytes(bin: usize) -> u64 {
 ///
 /// The private fields name the node that owns the range and the generation it had when the
 /// range was handed out, so [`OffsetAllocator::free`] can reject a handle that was already
-/// freed, belongs to another allocator or was edited.
+/// freed, belongs to another allocator or was edited. A caller that stores handles compactly
+/// keeps [`node`](Self::node) and [`generation`](Self::generation) and rebuilds the handle with
+/// [`OffsetAllocator::handle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "dropping an Allocation leaks its range; pass it to OffsetAllocator::free"]
 pub struct Allocation {
@@ -126,13 +132,29 @@ pub struct Allocation {
     pub offset: u64,
     /// Length of the range in bytes: the request rounded up to [`ALIGN_BYTES`].
     pub size: u64,
+    generation: u64,
     node: u32,
-    generation: u32,
     owner_id: u32,
 }
 
+impl Allocation {
+    /// Node slot owning the range.
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
+    /// Generation the range was handed out with.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// Largest generation a caller may pass: the top two bits of a node's tag hold its state.
+pub const MAX_GENERATION: u64 = (1 << 62) - 1;
+
 /// What a node slot currently describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum NodeState {
     /// Not a region; chained in the spare-slot list through `bin_next`.
     Spare,
@@ -153,9 +175,10 @@ struct Node {
     /// Neighbours in the bin list while free; `bin_next` also chains spare slots.
     bin_prev: u32,
     bin_next: u32,
-    /// Bumped each time the slot is handed out, so a stale handle to it no longer matches.
-    generation: u32,
-    state: NodeState,
+    /// Generation of the allocation last handed out from this slot (bits 0..62), so a stale
+    /// handle no longer matches, and the [`NodeState`] (bits 62..64): one word keeps the slot
+    /// at 40 bytes.
+    tag: u64,
 }
 
 // The slot size quoted at `PREALLOCATED_NODE_SLOTS_MAX`; a new field should revisit that bound.
@@ -169,9 +192,24 @@ impl Node {
         addr_next: NONE,
         bin_prev: NONE,
         bin_next: NONE,
-        generation: 0,
-        state: NodeState::Spare,
+        tag: (NodeState::Spare as u64) << 62,
     };
+
+    fn state(&self) -> NodeState {
+        match self.tag >> 62 {
+            0 => NodeState::Spare,
+            1 => NodeState::Free,
+            _ => NodeState::Used,
+        }
+    }
+
+    fn set_state(&mut self, state: NodeState) {
+        self.tag = (self.tag & MAX_GENERATION) | (state as u64) << 62;
+    }
+
+    fn generation(&self) -> u64 {
+        self.tag & MAX_GENERATION
+    }
 }
 
 /// Bin-based O(1) allocator of aligned byte ranges inside one segment.
@@ -185,6 +223,9 @@ pub struct OffsetAllocator {
     max_nodes: usize,
     allocated_bytes: u64,
     allocation_count: u32,
+    /// Generation of the next [`allocate`](Self::allocate) (callers of
+    /// [`allocate_with_generation`](Self::allocate_with_generation) bring their own).
+    next_generation: u64,
     nodes: Vec<Node>,
     /// Head of the spare-slot list.
     spare_head: u32,
@@ -228,6 +269,7 @@ impl OffsetAllocator {
             max_nodes,
             allocated_bytes: 0,
             allocation_count: 0,
+            next_generation: 1,
             nodes: Vec::with_capacity(max_nodes.min(PREALLOCATED_NODE_SLOTS_MAX)),
             spare_head: NONE,
             group_mask: 0,
@@ -253,6 +295,25 @@ impl OffsetAllocator {
     /// [`SAME_BIN_SCAN_MAX_NODES`] regions share the request's bin and none larger exists; then a
     /// fitting region past the scan bound may be missed.
     pub fn allocate(&mut self, size_bytes: u64) -> Option<Allocation> {
+        let generation = self.next_generation;
+        let a = self.allocate_with_generation(size_bytes, generation)?;
+        self.next_generation = (generation + 1) & MAX_GENERATION;
+        Some(a)
+    }
+
+    /// Like [`allocate`](Self::allocate), stamping the allocation with the caller's
+    /// `generation` (at most [`MAX_GENERATION`]). Stale handles are caught only if the caller
+    /// never hands the same generation out twice in this allocator; the master uses one
+    /// counter for all segments, and does not mix this with [`allocate`](Self::allocate).
+    pub fn allocate_with_generation(
+        &mut self,
+        size_bytes: u64,
+        generation: u64,
+    ) -> Option<Allocation> {
+        assert!(
+            generation <= MAX_GENERATION,
+            "generation {generation} is above {MAX_GENERATION}"
+        );
         if size_bytes == 0 || self.allocation_count >= self.max_allocations {
             return None;
         }
@@ -292,17 +353,29 @@ impl OffsetAllocator {
         }
 
         let node = &mut self.nodes[index as usize];
-        node.state = NodeState::Used;
-        node.generation = node.generation.wrapping_add(1);
+        node.tag = generation | (NodeState::Used as u64) << 62;
         self.allocation_count += 1;
         self.allocated_bytes += size_bytes;
         Some(Allocation {
             offset: node.offset_bytes,
             size: size_bytes,
             node: index,
-            generation: node.generation,
+            generation,
             owner_id: self.owner_id,
         })
+    }
+
+    /// Rebuilds the handle of a live allocation from the parts a caller stored compactly.
+    /// [`free`](Self::free) checks a rebuilt handle like any other, so a wrong part panics
+    /// there instead of freeing someone else's range.
+    pub fn handle(&self, node: u32, generation: u64, offset: u64, size: u64) -> Allocation {
+        Allocation {
+            offset,
+            size,
+            generation,
+            node,
+            owner_id: self.owner_id,
+        }
     }
 
     /// Frees `allocation` and merges its range with free neighbours.
@@ -323,7 +396,7 @@ impl OffsetAllocator {
         );
         let node = self.nodes[index as usize];
         assert!(
-            node.state == NodeState::Used && node.generation == allocation.generation,
+            node.state() == NodeState::Used && node.generation() == allocation.generation,
             "double free or stale allocation handle: {allocation:?}"
         );
         assert!(
@@ -339,7 +412,7 @@ impl OffsetAllocator {
         let mut size_bytes = node.size_bytes;
 
         let prev = node.addr_prev;
-        if prev != NONE && self.nodes[prev as usize].state == NodeState::Free {
+        if prev != NONE && self.nodes[prev as usize].state() == NodeState::Free {
             self.remove_free(prev);
             let prev_node = self.nodes[prev as usize];
             offset_bytes = prev_node.offset_bytes;
@@ -352,7 +425,7 @@ impl OffsetAllocator {
         }
 
         let next = node.addr_next;
-        if next != NONE && self.nodes[next as usize].state == NodeState::Free {
+        if next != NONE && self.nodes[next as usize].state() == NodeState::Free {
             self.remove_free(next);
             let next_node = self.nodes[next as usize];
             size_bytes += next_node.size_bytes;
@@ -489,7 +562,7 @@ impl OffsetAllocator {
         let bin = bin_round_down(self.nodes[index as usize].size_bytes);
         let head = self.bin_heads[bin];
         let node = &mut self.nodes[index as usize];
-        node.state = NodeState::Free;
+        node.set_state(NodeState::Free);
         node.bin_prev = NONE;
         node.bin_next = head;
         if head != NONE {
@@ -505,9 +578,9 @@ impl OffsetAllocator {
     fn remove_free(&mut self, index: u32) {
         let node = self.nodes[index as usize];
         assert!(
-            node.state == NodeState::Free,
+            node.state() == NodeState::Free,
             "node {index} taken out of a bin while {:?}",
-            node.state
+            node.state()
         );
         if node.bin_prev != NONE {
             self.nodes[node.bin_prev as usize].bin_next = node.bin_next;
@@ -555,7 +628,7 @@ impl OffsetAllocator {
     fn release_slot(&mut self, index: u32) {
         let spare_head = self.spare_head;
         let node = &mut self.nodes[index as usize];
-        node.state = NodeState::Spare;
+        node.set_state(NodeState::Spare);
         node.addr_prev = NONE;
         node.addr_next = NONE;
         node.bin_prev = NONE;
@@ -568,13 +641,13 @@ impl OffsetAllocator {
     #[cfg(test)]
     fn check_invariants(&self) -> u64 {
         let regions: Vec<u32> = (0..self.nodes.len() as u32)
-            .filter(|&i| self.nodes[i as usize].state != NodeState::Spare)
+            .filter(|&i| self.nodes[i as usize].state() != NodeState::Spare)
             .collect();
         let spare_count = {
             let mut count = 0;
             let mut index = self.spare_head;
             while index != NONE {
-                assert_eq!(self.nodes[index as usize].state, NodeState::Spare);
+                assert_eq!(self.nodes[index as usize].state(), NodeState::Spare);
                 count += 1;
                 index = self.nodes[index as usize].bin_next;
             }
@@ -601,7 +674,7 @@ impl OffsetAllocator {
             assert_eq!(node.addr_prev, prev);
             assert_eq!(node.offset_bytes, expected_offset);
             assert!(node.size_bytes > 0 && node.size_bytes.is_multiple_of(ALIGN_BYTES));
-            match node.state {
+            match node.state() {
                 NodeState::Used => {
                     used_bytes += node.size_bytes;
                     used_count += 1;
@@ -610,7 +683,7 @@ impl OffsetAllocator {
                     free_count += 1;
                     largest_free_bytes = largest_free_bytes.max(node.size_bytes);
                     if prev != NONE {
-                        assert_ne!(self.nodes[prev as usize].state, NodeState::Free);
+                        assert_ne!(self.nodes[prev as usize].state(), NodeState::Free);
                     }
                 }
                 NodeState::Spare => panic!("spare slot {index} in the address list"),
@@ -635,7 +708,7 @@ impl OffsetAllocator {
             let mut index = self.bin_heads[bin];
             while index != NONE {
                 let node = &self.nodes[index as usize];
-                assert_eq!(node.state, NodeState::Free);
+                assert_eq!(node.state(), NodeState::Free);
                 assert_eq!(node.bin_prev, bin_prev);
                 assert_eq!(bin_round_down(node.size_bytes), bin);
                 binned += 1;
