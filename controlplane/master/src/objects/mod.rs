@@ -4,20 +4,31 @@
 //! after. Reads (GetReplicaList, ExistKey) grant a lease and refresh the object's access
 //! time; a leased object is neither removed without `force` nor evicted. Eviction takes the
 //! least recently used complete objects first, soft-pinned ones last, and never hard-pinned,
-//! leased or pending ones. A PutStart left without PutEnd past the discard timeout can be
-//! preempted by a new PutStart of the same key; its space waits until the release timeout,
-//! because the old writer may still be sending into it.
+//! leased or pending ones (`evict.rs`: sampled, exact while shards are small). A PutStart
+//! left without PutEnd past the discard timeout can be preempted by a new PutStart of the
+//! same key; its space waits until the release timeout, because the old writer may still be
+//! sending into it.
+//!
+//! Layout: `table.rs` holds a shard (dense slab + hash index of positions), `object.rs` the
+//! compact per-object record (80 bytes for one or two single-slice replicas).
 
-use std::collections::HashMap;
+mod evict;
+mod object;
+mod table;
+
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use mc_schema::ErrorCode;
 use mc_schema::limits::slice_count;
 use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig, SoftPinAction};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
-use crate::segments::{ReplicaAlloc, Segments};
+pub use object::{Object, Replacement};
+use table::Shard;
+
+use crate::segments::{Segments, SliceLoc, allocated_bytes};
 
 /// Number of metadata shards (a power of two).
 const SHARDS: usize = 256;
@@ -52,85 +63,12 @@ impl Default for Policy {
     }
 }
 
-/// Metadata of one object.
-#[derive(Debug)]
-pub struct Object {
-    /// Value length in bytes.
-    pub size: u64,
-    /// Replicas.
-    pub replicas: Vec<ReplicaAlloc>,
-    /// CRC32C of each slice, recorded at PutEnd.
-    pub slice_crcs: Vec<u32>,
-    /// PutEnd seen.
-    pub complete: bool,
-    /// PutStart time.
-    pub started_ms: u64,
-    /// Read lease end.
-    pub lease_until_ms: u64,
-    /// Last read or write, for LRU eviction.
-    pub last_access_ms: u64,
-    /// Never evicted.
-    pub hard_pin: bool,
-    /// Soft pin end (0 = not soft-pinned).
-    pub soft_pin_until_ms: u64,
-    /// Generation of the first slice PutStart handed out; identifies this put.
-    pub put_generation: u64,
-    /// A replacement value being written (UpsertStart done, UpsertEnd not yet).
-    pub upsert: Option<Box<Replacement>>,
-}
-
-/// A replacement value in flight: its own space, swapped in at UpsertEnd.
-#[derive(Debug)]
-pub struct Replacement {
-    /// New value length.
-    pub size: u64,
-    /// New replicas.
-    pub replicas: Vec<ReplicaAlloc>,
-    /// UpsertStart time.
-    pub started_ms: u64,
-    /// Generation identifying this upsert.
-    pub put_generation: u64,
-    /// Hard pin the object takes at UpsertEnd.
-    pub hard_pin: bool,
-    /// Soft pin end the object takes at UpsertEnd.
-    pub soft_pin_until_ms: u64,
-}
-
-impl Object {
-    fn leased(&self, now_ms: u64) -> bool {
-        self.lease_until_ms > now_ms
-    }
-
-    fn soft_pinned(&self, now_ms: u64) -> bool {
-        self.soft_pin_until_ms > now_ms
-    }
-
-    fn evictable(&self, now_ms: u64) -> bool {
-        self.complete && !self.hard_pin && !self.leased(now_ms) && self.upsert.is_none()
-    }
-
-    fn allocated_bytes(&self) -> u64 {
-        let up = self.upsert.iter().flat_map(|u| u.replicas.iter());
-        self.replicas
-            .iter()
-            .chain(up)
-            .flat_map(|r| r.slices.iter())
-            .map(|s| s.alloc.size)
-            .sum()
-    }
-
-    fn free(&self) {
-        let up = self.upsert.iter().flat_map(|u| u.replicas.iter());
-        for r in self.replicas.iter().chain(up) {
-            r.free();
-        }
-    }
-}
-
-/// Space of a preempted PutStart, held until its writer can no longer be sending.
+/// Space of a preempted PutStart or a replaced value, held until its writer can no longer be
+/// sending (or its readers reading).
 struct Zombie {
     release_at_ms: u64,
-    replicas: Vec<ReplicaAlloc>,
+    size: u64,
+    locs: Vec<SliceLoc>,
 }
 
 /// Counters of the eviction and cleanup machinery.
@@ -149,55 +87,32 @@ pub struct PolicyStats {
 }
 
 /// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
-/// valid replica indexes) and frees the replicas whose transfer failed. OK when the rest
-/// may be committed (possibly none are left: the caller then answers TRANSFER_FAIL).
-fn commit_check(
-    item: &PutEndItem,
-    generation: u64,
-    size: u64,
-    replicas: &mut Vec<ReplicaAlloc>,
-) -> ErrorCode {
+/// valid replica indexes). OK when the rest may be committed.
+fn commit_check(item: &PutEndItem, generation: u64, size: u64, replicas: usize) -> ErrorCode {
     if item.generation != 0 && item.generation != generation {
         return ErrorCode::InvalidWrite;
     }
     if item.slice_crcs.len() as u64 != slice_count(size)
-        || item
-            .failed_replicas
-            .iter()
-            .any(|&i| i as usize >= replicas.len())
+        || item.failed_replicas.iter().any(|&i| i as usize >= replicas)
     {
         return ErrorCode::InvalidParams;
     }
-    let mut idx = 0u32;
-    replicas.retain(|r| {
-        let failed = item.failed_replicas.contains(&idx);
-        idx += 1;
-        if failed {
-            r.free();
-        }
-        !failed
-    });
     ErrorCode::Ok
 }
 
-/// Places a new value's replicas: the allocations, their wire descriptors, and the
-/// generation that identifies this put (its first slice's).
-fn place(
-    len: u64,
-    cfg: &ReplicateConfig,
-    client_host: &str,
-    segments: &Segments,
-) -> Result<(Vec<ReplicaAlloc>, Vec<ReplicaDesc>, u64), ErrorCode> {
-    let replicas = segments.place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
-    if replicas.is_empty() {
-        return Err(ErrorCode::NoAvailableHandle);
+/// Splits `locs` (replica-major slices of a `size`-byte value) into the replicas to keep and
+/// the slices of those whose transfer failed.
+fn split_failed(size: u64, locs: &[SliceLoc], failed: &[u32]) -> (Vec<SliceLoc>, Vec<SliceLoc>) {
+    let m = slice_count(size).max(1) as usize;
+    let (mut keep, mut lost) = (Vec::with_capacity(locs.len()), Vec::new());
+    for (r, replica) in locs.chunks(m).enumerate() {
+        if failed.contains(&(r as u32)) {
+            lost.extend_from_slice(replica);
+        } else {
+            keep.extend_from_slice(replica);
+        }
     }
-    let descs: Vec<ReplicaDesc> = replicas.iter().map(|r| r.desc(false)).collect();
-    let generation = descs
-        .first()
-        .and_then(|r| r.slices.first())
-        .map_or(0, |s| s.generation);
-    Ok((replicas, descs, generation))
+    (keep, lost)
 }
 
 /// Outcome of a PutStart for one key.
@@ -205,43 +120,59 @@ pub type PutStartOutcome = Result<Vec<ReplicaDesc>, ErrorCode>;
 
 /// All object metadata.
 pub struct ObjectStore {
-    shards: Box<[Mutex<HashMap<String, Object>>]>,
+    shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     zombies: Mutex<Vec<Zombie>>,
     policy: Policy,
+    segments: Arc<Segments>,
+    /// Shard where the next eviction pass starts, so passes spread over the shards.
+    evict_cursor: AtomicUsize,
     /// Eviction and cleanup counters.
     pub stats: PolicyStats,
 }
 
-impl Default for ObjectStore {
-    fn default() -> Self {
-        ObjectStore::new(Policy::default())
-    }
-}
-
 impl ObjectStore {
-    /// An empty store with the given policy.
-    pub fn new(policy: Policy) -> ObjectStore {
+    /// An empty store with the given policy, allocating in `segments`.
+    pub fn new(policy: Policy, segments: Arc<Segments>) -> ObjectStore {
         ObjectStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
             zombies: Mutex::new(Vec::new()),
             policy,
+            segments,
+            evict_cursor: AtomicUsize::new(0),
             stats: PolicyStats::default(),
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Object>> {
-        let h = self.hasher.hash_one(key) as usize;
-        &self.shards[h & (SHARDS - 1)]
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Shard of a hash. Bits 32..40: hashbrown takes bucket bits from the bottom and its
+    /// control tag from the top, so the shard bits must not overlap either.
+    fn shard_of(hash: u64) -> usize {
+        (hash >> 32) as usize & (SHARDS - 1)
+    }
+
+    fn shard(&self, key: &str) -> (u64, MutexGuard<'_, Shard>) {
+        let h = self.hash(key);
+        (h, self.shards[Self::shard_of(h)].lock())
+    }
+
+    fn describe(&self, o: &Object, complete: bool) -> Vec<ReplicaDesc> {
+        let mut out = Vec::with_capacity(2);
+        self.segments
+            .describe(o.size(), o.locs(), complete, &mut out);
+        out
     }
 
     /// Size and complete replicas of an object, without granting a lease or touching its
     /// access time (for inspection). `None` when missing or still being written.
     pub fn peek(&self, key: &str) -> Option<(u64, Vec<ReplicaDesc>)> {
-        let shard = self.shard(key).lock();
-        let o = shard.get(key).filter(|o| o.complete)?;
-        Some((o.size, o.replicas.iter().map(|r| r.desc(true)).collect()))
+        let (h, shard) = self.shard(key);
+        let o = shard.get(h, key).filter(|o| o.complete())?;
+        Some((o.size(), self.describe(o, true)))
     }
 
     /// Number of metadata shards (for walking the keys shard by shard).
@@ -259,9 +190,9 @@ impl ObjectStore {
         let shard = self.shards[i].lock();
         shard
             .iter()
-            .filter(|(k, o)| o.complete && pred(k))
+            .filter(|e| e.obj.complete() && pred(&e.key))
             .take(limit)
-            .map(|(k, _)| k.clone())
+            .map(|e| e.key.to_string())
             .collect()
     }
 
@@ -289,6 +220,26 @@ impl ObjectStore {
         }
     }
 
+    /// Places a new value's replicas: their locations, wire descriptors and the generation
+    /// that identifies this put (its first slice's).
+    fn place(
+        &self,
+        len: u64,
+        cfg: &ReplicateConfig,
+        client_host: &str,
+    ) -> Result<(Vec<SliceLoc>, Vec<ReplicaDesc>, u64), ErrorCode> {
+        let locs = self
+            .segments
+            .place(len, cfg.replica_num, &cfg.preferred_segments, client_host);
+        let Some(first) = locs.first() else {
+            return Err(ErrorCode::NoAvailableHandle);
+        };
+        let generation = first.generation;
+        let mut descs = Vec::with_capacity(cfg.replica_num as usize);
+        self.segments.describe(len, &locs, false, &mut descs);
+        Ok((locs, descs, generation))
+    }
+
     /// Allocates space for a new object. An existing key is refused with
     /// OBJECT_ALREADY_EXISTS and keeps its value, unless it is a PutStart pending for longer
     /// than the discard timeout: that one is preempted (its space is released later).
@@ -298,16 +249,21 @@ impl ObjectStore {
         len: u64,
         cfg: &ReplicateConfig,
         client_host: &str,
-        segments: &Segments,
         now_ms: u64,
     ) -> PutStartOutcome {
-        let mut shard = self.shard(key).lock();
-        if let Some(o) = shard.get(key) {
-            if o.complete || now_ms.saturating_sub(o.started_ms) < self.policy.discard_ms {
+        let (h, mut shard) = self.shard(key);
+        if let Some(o) = shard.get(h, key) {
+            if o.complete() || now_ms.saturating_sub(o.last_access_ms()) < self.policy.discard_ms {
                 return Err(ErrorCode::ObjectAlreadyExists);
             }
-            let old = shard.remove(key).expect("present");
-            self.defer_free(old.started_ms + self.policy.release_ms, old.replicas);
+            let old = shard.remove(h, key, |k| self.hash(k)).expect("present");
+            let started_ms = old.last_access_ms();
+            let size = old.size();
+            self.defer_free(
+                started_ms + self.policy.release_ms,
+                size,
+                old.locs().to_vec(),
+            );
             self.stats
                 .preempted_put_starts_total
                 .fetch_add(1, Ordering::Relaxed);
@@ -316,23 +272,15 @@ impl ObjectStore {
                 "preempted a PutStart left without PutEnd past the discard timeout"
             );
         }
-        let (replicas, descs, put_generation) = place(len, cfg, client_host, segments)?;
-        shard.insert(
-            key.to_string(),
-            Object {
-                size: len,
-                replicas,
-                slice_crcs: Vec::new(),
-                complete: false,
-                started_ms: now_ms,
-                lease_until_ms: 0,
-                last_access_ms: now_ms,
-                hard_pin: cfg.with_hard_pin,
-                soft_pin_until_ms: self.soft_pin_until(cfg, now_ms),
-                put_generation,
-                upsert: None,
-            },
+        let (locs, descs, _) = self.place(len, cfg, client_host)?;
+        let obj = Object::pending(
+            len,
+            locs,
+            cfg.with_hard_pin,
+            self.soft_pin_until(cfg, now_ms),
+            now_ms,
         );
+        shard.insert(h, key, obj, |k| self.hash(k));
         Ok(descs)
     }
 
@@ -346,27 +294,26 @@ impl ObjectStore {
         len: u64,
         cfg: &ReplicateConfig,
         client_host: &str,
-        segments: &Segments,
         now_ms: u64,
     ) -> PutStartOutcome {
         {
-            let mut shard = self.shard(key).lock();
-            if let Some(o) = shard.get_mut(key).filter(|o| o.complete) {
-                if let Some(u) = &o.upsert {
+            let (h, mut shard) = self.shard(key);
+            if let Some(o) = shard.get_mut(h, key).filter(|o| o.complete()) {
+                if let Some(u) = o.upsert() {
                     if now_ms.saturating_sub(u.started_ms) < self.policy.discard_ms {
                         return Err(ErrorCode::ObjectAlreadyExists);
                     }
-                    let u = o.upsert.take().expect("present");
-                    self.defer_free(u.started_ms + self.policy.release_ms, u.replicas);
+                    let u = o.set_upsert(None).expect("present");
+                    self.defer_free(u.started_ms + self.policy.release_ms, u.size, u.locs);
                     self.stats
                         .preempted_put_starts_total
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                let (replicas, descs, put_generation) = place(len, cfg, client_host, segments)?;
-                o.upsert = Some(Box::new(Replacement {
+                let (locs, descs, put_generation) = self.place(len, cfg, client_host)?;
+                o.set_upsert(Some(Replacement {
                     size: len,
                     put_generation,
-                    replicas,
+                    locs,
                     started_ms: now_ms,
                     hard_pin: cfg.with_hard_pin,
                     soft_pin_until_ms: self.soft_pin_until(cfg, now_ms),
@@ -375,7 +322,7 @@ impl ObjectStore {
             }
         }
         // A new key (or a plain put in flight): an upsert is a put.
-        self.put_start(key, len, cfg, client_host, segments, now_ms)
+        self.put_start(key, len, cfg, client_host, now_ms)
     }
 
     /// Swaps a replacement in: the object takes the new replicas and CRCs atomically under
@@ -383,25 +330,24 @@ impl ObjectStore {
     /// a key without a replacement in flight this is PutEnd.
     pub fn upsert_end(&self, item: PutEndItem, now_ms: u64) -> ErrorCode {
         {
-            let mut shard = self.shard(&item.key).lock();
-            if let Some(o) = shard.get_mut(&item.key).filter(|o| o.upsert.is_some()) {
-                let u = o.upsert.as_mut().expect("checked");
-                let c = commit_check(&item, u.put_generation, u.size, &mut u.replicas);
+            let (h, mut shard) = self.shard(&item.key);
+            if let Some(o) = shard.get_mut(h, &item.key).filter(|o| o.upsert().is_some()) {
+                let u = o.upsert_mut().expect("checked");
+                let m = slice_count(u.size).max(1) as usize;
+                let c = commit_check(&item, u.put_generation, u.size, u.locs.len() / m);
                 if c != ErrorCode::Ok {
                     return c;
                 }
-                let u = o.upsert.take().expect("checked");
-                if u.replicas.is_empty() {
+                let (keep, lost) = split_failed(u.size, &u.locs, &item.failed_replicas);
+                self.segments.free(u.size, &lost);
+                let mut u = o.set_upsert(None).expect("checked");
+                if keep.is_empty() {
                     return ErrorCode::TransferFail;
                 }
-                let old = std::mem::replace(&mut o.replicas, u.replicas);
-                o.size = u.size;
-                o.slice_crcs = item.slice_crcs;
-                o.put_generation = u.put_generation;
-                o.hard_pin = u.hard_pin;
-                o.soft_pin_until_ms = u.soft_pin_until_ms;
-                o.last_access_ms = now_ms;
-                self.defer_free(o.lease_until_ms.max(now_ms), old);
+                u.locs = keep;
+                let lease_until_ms = o.lease_until_ms();
+                let (old_size, old) = o.swap_in(u, item.slice_crcs, now_ms);
+                self.defer_free(lease_until_ms.max(now_ms), old_size, old);
                 return ErrorCode::Ok;
             }
         }
@@ -411,22 +357,22 @@ impl ObjectStore {
     /// Drops a replacement in flight (the current value stays), or revokes a plain put.
     pub fn upsert_revoke(&self, key: &str) -> ErrorCode {
         {
-            let mut shard = self.shard(key).lock();
-            if let Some(o) = shard.get_mut(key).filter(|o| o.upsert.is_some()) {
-                for r in o.upsert.take().expect("checked").replicas {
-                    r.free();
-                }
+            let (h, mut shard) = self.shard(key);
+            if let Some(o) = shard.get_mut(h, key).filter(|o| o.upsert().is_some()) {
+                let u = o.set_upsert(None).expect("checked");
+                self.segments.free(u.size, &u.locs);
                 return ErrorCode::Ok;
             }
         }
         self.put_revoke(key)
     }
 
-    /// Frees `replicas` at `release_at_ms` (the next upkeep after it).
-    fn defer_free(&self, release_at_ms: u64, replicas: Vec<ReplicaAlloc>) {
+    /// Frees `locs` at `release_at_ms` (the next upkeep after it).
+    fn defer_free(&self, release_at_ms: u64, size: u64, locs: Vec<SliceLoc>) {
         self.zombies.lock().push(Zombie {
             release_at_ms,
-            replicas,
+            size,
+            locs,
         });
     }
 
@@ -434,62 +380,79 @@ impl ObjectStore {
     /// transfer failed. With none left the object is revoked and TRANSFER_FAIL returned. A
     /// PutEnd whose generation names an older, preempted PutStart gets INVALID_WRITE.
     pub fn put_end(&self, item: PutEndItem, now_ms: u64) -> ErrorCode {
-        let mut shard = self.shard(&item.key).lock();
-        let Some(o) = shard.get_mut(&item.key) else {
+        let (h, mut shard) = self.shard(&item.key);
+        let Some(o) = shard.get_mut(h, &item.key) else {
             return ErrorCode::ObjectNotFound;
         };
-        if o.complete {
+        if o.complete() {
             return ErrorCode::InvalidWrite;
         }
-        let c = commit_check(&item, o.put_generation, o.size, &mut o.replicas);
+        let m = slice_count(o.size()).max(1) as usize;
+        let c = commit_check(&item, o.put_generation(), o.size(), o.locs().len() / m);
         if c != ErrorCode::Ok {
             return c;
         }
-        if o.replicas.is_empty() {
-            shard.remove(&item.key);
-            return ErrorCode::TransferFail;
+        if !item.failed_replicas.is_empty() {
+            let (keep, lost) = split_failed(o.size(), o.locs(), &item.failed_replicas);
+            self.segments.free(o.size(), &lost);
+            if keep.is_empty() {
+                shard.remove(h, &item.key, |k| self.hash(k));
+                return ErrorCode::TransferFail;
+            }
+            o.set_locs(keep);
         }
-        o.slice_crcs = item.slice_crcs;
-        o.complete = true;
-        o.last_access_ms = now_ms;
+        o.commit(item.slice_crcs, now_ms);
         ErrorCode::Ok
     }
 
     /// Drops a pending object and frees its space.
     pub fn put_revoke(&self, key: &str) -> ErrorCode {
-        let mut shard = self.shard(key).lock();
-        match shard.get(key) {
+        let (h, mut shard) = self.shard(key);
+        match shard.get(h, key) {
             None => ErrorCode::ObjectNotFound,
-            Some(o) if o.complete => ErrorCode::InvalidWrite,
+            Some(o) if o.complete() => ErrorCode::InvalidWrite,
             Some(_) => {
-                if let Some(o) = shard.remove(key) {
-                    o.free();
+                if let Some(o) = shard.remove(h, key, |k| self.hash(k)) {
+                    self.free(&o);
                 }
                 ErrorCode::Ok
             }
         }
     }
 
+    /// Frees all space of an object (its value and any replacement in flight).
+    fn free(&self, o: &Object) {
+        self.segments.free(o.size(), o.locs());
+        if let Some(u) = o.upsert() {
+            self.segments.free(u.size, &u.locs);
+        }
+    }
+
+    /// Bytes allocated for an object (value and replacement in flight).
+    fn allocated_bytes(o: &Object) -> u64 {
+        allocated_bytes(o.size(), o.locs())
+            + o.upsert().map_or(0, |u| allocated_bytes(u.size, &u.locs))
+    }
+
     /// Complete replicas of an object; grants a read lease.
     pub fn get_replica_list(&self, key: &str, now_ms: u64) -> ReplicaListResult {
-        let mut shard = self.shard(key).lock();
+        let (h, mut shard) = self.shard(key);
         let err = |c: ErrorCode| ReplicaListResult {
             status: c.code(),
             size: 0,
             replicas: Vec::new(),
             slice_crcs: Vec::new(),
         };
-        match shard.get_mut(key) {
+        match shard.get_mut(h, key) {
             None => err(ErrorCode::ObjectNotFound),
-            Some(o) if !o.complete => err(ErrorCode::ReplicaIsNotReady),
+            Some(o) if !o.complete() => err(ErrorCode::ReplicaIsNotReady),
             Some(o) => {
-                o.lease_until_ms = o.lease_until_ms.max(now_ms + self.policy.lease_ms);
-                o.last_access_ms = now_ms;
+                o.grant_lease(now_ms, self.policy.lease_ms);
                 ReplicaListResult {
                     status: 0,
-                    size: o.size,
-                    replicas: o.replicas.iter().map(|r| r.desc(true)).collect(),
-                    slice_crcs: o.slice_crcs.clone(),
+                    size: o.size(),
+                    replicas: self.describe(o, true),
+                    slice_crcs: o.crcs().to_vec(),
                 }
             }
         }
@@ -497,11 +460,10 @@ impl ObjectStore {
 
     /// 1 when a complete object exists (and grants a lease), else 0.
     pub fn exist(&self, key: &str, now_ms: u64) -> i64 {
-        let mut shard = self.shard(key).lock();
-        match shard.get_mut(key) {
-            Some(o) if o.complete => {
-                o.lease_until_ms = o.lease_until_ms.max(now_ms + self.policy.lease_ms);
-                o.last_access_ms = now_ms;
+        let (h, mut shard) = self.shard(key);
+        match shard.get_mut(h, key) {
+            Some(o) if o.complete() => {
+                o.grant_lease(now_ms, self.policy.lease_ms);
                 1
             }
             _ => 0,
@@ -510,24 +472,24 @@ impl ObjectStore {
 
     /// Size of a complete object, or a negative code.
     pub fn size(&self, key: &str) -> i64 {
-        let shard = self.shard(key).lock();
-        match shard.get(key) {
+        let (h, shard) = self.shard(key);
+        match shard.get(h, key) {
             None => ErrorCode::ObjectNotFound.code() as i64,
-            Some(o) if !o.complete => ErrorCode::ReplicaIsNotReady.code() as i64,
-            Some(o) => o.size as i64,
+            Some(o) if !o.complete() => ErrorCode::ReplicaIsNotReady.code() as i64,
+            Some(o) => o.size() as i64,
         }
     }
 
     /// Removes a complete object. Leased objects need `force`; pending ones are refused.
     pub fn remove(&self, key: &str, force: bool, now_ms: u64) -> ErrorCode {
-        let mut shard = self.shard(key).lock();
-        match shard.get(key) {
+        let (h, mut shard) = self.shard(key);
+        match shard.get(h, key) {
             None => ErrorCode::ObjectNotFound,
-            Some(o) if !o.complete => ErrorCode::ReplicaIsNotReady,
+            Some(o) if !o.complete() => ErrorCode::ReplicaIsNotReady,
             Some(o) if o.leased(now_ms) && !force => ErrorCode::ObjectHasLease,
             Some(_) => {
-                if let Some(o) = shard.remove(key) {
-                    o.free();
+                if let Some(o) = shard.remove(h, key, |k| self.hash(k)) {
+                    self.free(&o);
                 }
                 ErrorCode::Ok
             }
@@ -540,79 +502,29 @@ impl ObjectStore {
     pub fn remove_matching(&self, pred: impl Fn(&str) -> bool, force: bool, now_ms: u64) -> u64 {
         let mut removed = 0;
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            shard.retain(|k, o| {
-                let go = o.complete && (force || !o.leased(now_ms)) && pred(k);
-                if go {
-                    o.free();
+            shard.lock().drain_where(
+                |k, o| o.complete() && (force || !o.leased(now_ms)) && pred(k),
+                |e| {
+                    self.free(&e.obj);
                     removed += 1;
-                }
-                !go
-            });
+                    true
+                },
+                |k| self.hash(k),
+            );
         }
         removed
     }
 
-    /// Evicts least recently used objects until at least `target_bytes` of allocated space
-    /// is freed or nothing evictable is left; soft-pinned objects go last (and only when
-    /// the policy allows). Locks one shard at a time. Returns (objects, bytes) freed.
-    pub fn evict(&self, target_bytes: u64, now_ms: u64) -> (u64, u64) {
-        let mut bytes = self.release_zombies(now_ms);
-        if bytes >= target_bytes {
-            return (0, bytes);
-        }
-        // Candidates: (soft-pinned, last access, shard, key).
-        let mut cands: Vec<(bool, u64, usize, String)> = Vec::new();
-        for (i, shard) in self.shards.iter().enumerate() {
-            let shard = shard.lock();
-            cands.extend(
-                shard
-                    .iter()
-                    .filter(|(_, o)| o.evictable(now_ms))
-                    .filter(|(_, o)| self.policy.allow_evict_soft_pinned || !o.soft_pinned(now_ms))
-                    .map(|(k, o)| (o.soft_pinned(now_ms), o.last_access_ms, i, k.clone())),
-            );
-        }
-        cands.sort_unstable_by_key(|c| (c.0, c.1));
-        let mut objects = 0;
-        for (_, _, i, key) in cands {
-            if bytes >= target_bytes {
-                break;
-            }
-            let mut shard = self.shards[i].lock();
-            if shard.get(&key).is_some_and(|o| o.evictable(now_ms)) {
-                let o = shard.remove(&key).expect("present");
-                bytes += o.allocated_bytes();
-                o.free();
-                objects += 1;
-            }
-        }
-        if objects > 0 {
-            self.stats
-                .successful_evictions_total
-                .fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .evicted_keys_total
-                .fetch_add(objects, Ordering::Relaxed);
-            self.stats
-                .evicted_bytes_total
-                .fetch_add(bytes, Ordering::Relaxed);
-        }
-        (objects, bytes)
-    }
-
-    /// Frees the space of preempted PutStarts whose release time has come. Cheap: touches
-    /// only the preempted list. Returns the bytes freed.
+    /// Frees the space of preempted PutStarts and replaced values whose release time has
+    /// come. Cheap: touches only that list. Returns the bytes freed.
     pub fn release_zombies(&self, now_ms: u64) -> u64 {
         let mut freed = 0;
         self.zombies.lock().retain(|z| {
             if z.release_at_ms > now_ms {
                 return true;
             }
-            for r in &z.replicas {
-                r.free();
-                freed += r.slices.iter().map(|s| s.alloc.size).sum::<u64>();
-            }
+            self.segments.free(z.size, &z.locs);
+            freed += allocated_bytes(z.size, &z.locs);
             false
         });
         if freed > 0 {
@@ -624,31 +536,30 @@ impl ObjectStore {
     }
 
     /// Removes pending PutStarts abandoned for longer than the release timeout (their
-    /// writer died and nobody preempted them) and frees their space. Scans every shard, one
-    /// at a time. Returns the bytes freed.
+    /// writer died and nobody preempted them) and frees their space; drops replacements
+    /// abandoned as long. Scans every shard, one at a time. Returns the bytes freed.
     pub fn sweep_abandoned(&self, now_ms: u64) -> u64 {
-        let mut freed = 0;
+        let (mut upserts, mut puts) = (0, 0);
+        let stale = |t: u64| now_ms.saturating_sub(t) >= self.policy.release_ms;
         for shard in self.shards.iter() {
-            shard.lock().retain(|_, o| {
-                let stale_upsert = o
-                    .upsert
-                    .as_ref()
-                    .is_some_and(|u| now_ms.saturating_sub(u.started_ms) >= self.policy.release_ms);
-                if stale_upsert {
-                    for r in o.upsert.take().expect("checked").replicas {
-                        freed += r.slices.iter().map(|s| s.alloc.size).sum::<u64>();
-                        r.free();
+            shard.lock().drain_where(
+                |_, o| {
+                    if o.upsert().is_some_and(|u| stale(u.started_ms)) {
+                        let u = o.set_upsert(None).expect("checked");
+                        self.segments.free(u.size, &u.locs);
+                        upserts += allocated_bytes(u.size, &u.locs);
                     }
-                }
-                let stale =
-                    !o.complete && now_ms.saturating_sub(o.started_ms) >= self.policy.release_ms;
-                if stale {
-                    freed += o.allocated_bytes();
-                    o.free();
-                }
-                !stale
-            });
+                    !o.complete() && stale(o.last_access_ms())
+                },
+                |e| {
+                    puts += Self::allocated_bytes(&e.obj);
+                    self.free(&e.obj);
+                    true
+                },
+                |k| self.hash(k),
+            );
         }
+        let freed = upserts + puts;
         if freed > 0 {
             self.stats
                 .released_put_start_bytes_total
@@ -657,39 +568,48 @@ impl ObjectStore {
         freed
     }
 
-    /// Forgets every replica in a segment that went away; objects left with no replica are
-    /// removed. Returns (replicas dropped, objects removed).
-    pub fn drop_segment(&self, segment_id: u64) -> (u64, u64) {
+    /// Forgets every replica with a slice in segment `slot`, which went away (its space is
+    /// gone with it, so nothing is freed there); objects left with no replica are removed.
+    /// Returns (replicas dropped, objects removed).
+    pub fn drop_segment(&self, slot: u32) -> (u64, u64) {
         let (mut replicas, mut objects) = (0, 0);
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            shard.retain(|_, o| {
-                let upsert_hit = o
-                    .upsert
-                    .as_ref()
-                    .is_some_and(|u| u.replicas.iter().any(|r| r.uses(segment_id)));
-                if upsert_hit {
-                    for r in o.upsert.take().expect("checked").replicas {
-                        r.free();
+            shard.lock().drain_where(
+                |_, o| {
+                    if o.upsert()
+                        .is_some_and(|u| u.locs.iter().any(|l| l.segment == slot))
+                    {
+                        let u = o.set_upsert(None).expect("checked");
+                        self.segments.free(u.size, &u.locs);
                     }
-                }
-                let before = o.replicas.len();
-                o.replicas.retain(|r| {
-                    if r.uses(segment_id) {
-                        r.free();
-                        false
-                    } else {
-                        true
+                    if !o.locs().iter().any(|l| l.segment == slot) {
+                        return false;
                     }
-                });
-                replicas += (before - o.replicas.len()) as u64;
-                if o.replicas.is_empty() {
-                    objects += 1;
+                    let m = slice_count(o.size()).max(1) as usize;
+                    let (keep, lost): (Vec<&[SliceLoc]>, Vec<&[SliceLoc]>) = o
+                        .locs()
+                        .chunks(m)
+                        .partition(|r| !r.iter().any(|l| l.segment == slot));
+                    replicas += lost.len() as u64;
+                    let lost: Vec<SliceLoc> = lost.concat();
+                    let keep: Vec<SliceLoc> = keep.concat();
+                    // Other segments of the lost replicas still hold their slices.
+                    self.segments.free(o.size(), &lost);
+                    if keep.is_empty() {
+                        return true;
+                    }
+                    if !o.complete() {
+                        o.pin_put_generation();
+                    }
+                    o.set_locs(keep);
                     false
-                } else {
+                },
+                |_| {
+                    objects += 1;
                     true
-                }
-            });
+                },
+                |k| self.hash(k),
+            );
         }
         (replicas, objects)
     }
