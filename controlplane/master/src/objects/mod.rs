@@ -16,7 +16,9 @@ mod evict;
 mod object;
 mod table;
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use ahash::RandomState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
