@@ -207,14 +207,24 @@ fn run_master_scenario(
                 report::print(c, args.json);
             }
             let keys = sc.keys + sc.prefill;
-            if let Some(b) = r.rss_bytes_per_key {
+            // Keys still held at the end of the put phase, when known: every key put, less
+            // those the get phase found evicted (prefilled keys are not read back).
+            let held = (sc.expect_eviction && sc.prefill == 0).then(|| keys - r.evicted);
+            if let Some(growth) = r.rss_growth_bytes {
+                let per_key = growth as f64 / keys as f64;
+                let per_held = held.map(|h| growth as f64 / h.max(1) as f64);
                 if args.json {
                     println!(
                         "{}",
-                        serde_json::json!({"op": "master_rss", "keys": keys, "bytes_per_key": b})
+                        serde_json::json!({"op": "master_rss", "keys": keys, "bytes_per_key": per_key,
+                            "keys_held": held, "bytes_per_key_held": per_held})
                     );
                 } else {
-                    println!("master RSS growth: {b:.0} bytes per key over {keys} keys");
+                    print!("master RSS growth: {per_key:.0} bytes per key over {keys} keys");
+                    match (held, per_held) {
+                        (Some(h), Some(b)) => println!(" ({b:.0} bytes per key held, {h} held)"),
+                        _ => println!(),
+                    }
                 }
             }
             if sc.expect_eviction {

@@ -177,8 +177,9 @@ fn phase(sc: &MasterScenario, put: bool, range: std::ops::Range<u64>) -> Result<
 pub struct Report {
     /// `put_meta` and `get_meta`.
     pub cases: Vec<CaseResult>,
-    /// Master RSS growth per key (prefilled and measured keys), when the master is local.
-    pub rss_bytes_per_key: Option<f64>,
+    /// Master RSS growth from before the first put to the end of the put phase, when the
+    /// master is local.
+    pub rss_growth_bytes: Option<u64>,
     /// Keys the get phase found evicted (only counted with `expect_eviction`).
     pub evicted: u64,
 }
@@ -205,10 +206,7 @@ pub fn run(sc: &MasterScenario) -> Result<Report> {
     let put = phase(sc, true, 0..sc.keys).context("metadata put phase")?;
     let rss1 = sc.master_pid.and_then(rss_bytes);
     let get = phase(sc, false, 0..sc.keys).context("metadata get phase")?;
-    let per_key = match (rss0, rss1) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / (sc.keys + sc.prefill) as f64),
-        _ => None,
-    };
+    let growth = rss0.zip(rss1).map(|(a, b)| b.saturating_sub(a));
     let mut rpc = RpcClient::connect(
         &sc.master,
         Role::Tool,
@@ -225,7 +223,7 @@ pub fn run(sc: &MasterScenario) -> Result<Report> {
             CaseResult::from_reps("put_meta", sc.size, sc.batch, t, &[put.result], &[]),
             CaseResult::from_reps("get_meta", sc.size, sc.batch, t, &[get.result], &[]),
         ],
-        rss_bytes_per_key: per_key,
+        rss_growth_bytes: growth,
         evicted: get.evicted,
     })
 }
