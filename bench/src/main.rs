@@ -68,6 +68,18 @@ pub struct Args {
     /// Keys per case (0 = bytes / size); the `master` scenario defaults to 100000.
     #[arg(long, default_value_t = 0)]
     pub keys: u64,
+    /// `master` scenario: keys put before the measured phases (untimed), so they run
+    /// against a master already holding that many.
+    #[arg(long, default_value_t = 0)]
+    pub prefill: u64,
+    /// `master` scenario: keys the get phase finds missing were evicted (the segment is
+    /// smaller than the keys need); count them apart instead of as failures.
+    #[arg(long)]
+    pub expect_eviction: bool,
+    /// Store nodes started locally, each on its own loopback address (127.0.0.1, .2, ...)
+    /// so replicas land on distinct hosts.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// Skip the ceiling measurements.
     #[arg(long)]
     pub no_ceiling: bool,
@@ -101,19 +113,24 @@ fn main() -> Result<()> {
     let master = match &args.master {
         Some(m) => m.clone(),
         None => {
+            let nodes = args.nodes.max(1);
             eprintln!(
-                "mc-bench: starting a local master and store node ({})",
+                "mc-bench: starting a local master and {nodes} store node(s) ({} each)",
                 args.segment_size
             );
             cap = size_arg(&args.segment_size)? / 10 * 9;
             let c = LocalCluster::start(ClusterSpec {
-                nodes: vec![NodeSpec {
-                    segment_size: args.segment_size.clone(),
-                    // Hugepage-backed segments when the pool has room (fewer TLB misses in
-                    // the kernel's copies); plain pages otherwise, with a warning in the log.
-                    extra_args: vec!["--hugepages=try".into()],
-                    ..NodeSpec::default()
-                }],
+                nodes: (0..nodes)
+                    .map(|i| NodeSpec {
+                        host: format!("127.0.0.{}", i + 1),
+                        segment_size: args.segment_size.clone(),
+                        // Hugepage-backed segments when the pool has room (fewer TLB misses
+                        // in the kernel's copies); plain pages otherwise, with a warning in
+                        // the log.
+                        extra_args: vec!["--hugepages=try".into()],
+                        ..NodeSpec::default()
+                    })
+                    .collect(),
                 ready_timeout: Duration::from_secs(120),
                 ..ClusterSpec::default()
             })
@@ -175,6 +192,8 @@ fn run_master_scenario(
             let sc = master::MasterScenario {
                 master: master.to_string(),
                 keys: if args.keys > 0 { args.keys } else { 100_000 },
+                prefill: args.prefill,
+                expect_eviction: args.expect_eviction,
                 size,
                 batch: batch.max(1),
                 threads: args.threads.max(1),
@@ -182,21 +201,42 @@ fn run_master_scenario(
                 key_size: args.key_size,
                 master_pid,
             };
-            let (cases, per_key) = master::run(&sc)?;
-            for c in &cases {
+            let r = master::run(&sc)?;
+            for c in &r.cases {
                 all_ok &= c.ok;
                 report::print(c, args.json);
             }
-            if let Some(b) = per_key {
+            let keys = sc.keys + sc.prefill;
+            // Keys still held at the end of the put phase, when known: every key put, less
+            // those the get phase found evicted (prefilled keys are not read back).
+            let held = (sc.expect_eviction && sc.prefill == 0).then(|| keys - r.evicted);
+            if let Some(growth) = r.rss_growth_bytes {
+                let per_key = growth as f64 / keys as f64;
+                let per_held = held.map(|h| growth as f64 / h.max(1) as f64);
                 if args.json {
                     println!(
                         "{}",
-                        serde_json::json!({"op": "master_rss", "keys": sc.keys, "bytes_per_key": b})
+                        serde_json::json!({"op": "master_rss", "keys": keys, "bytes_per_key": per_key,
+                            "keys_held": held, "bytes_per_key_held": per_held})
+                    );
+                } else {
+                    print!("master RSS growth: {per_key:.0} bytes per key over {keys} keys");
+                    match (held, per_held) {
+                        (Some(h), Some(b)) => println!(" ({b:.0} bytes per key held, {h} held)"),
+                        _ => println!(),
+                    }
+                }
+            }
+            if sc.expect_eviction {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"op": "get_meta_evicted", "keys": sc.keys, "evicted": r.evicted})
                     );
                 } else {
                     println!(
-                        "master RSS growth: {b:.0} bytes per key over {} keys",
-                        sc.keys
+                        "get phase: {} of {} keys evicted (expected)",
+                        r.evicted, sc.keys
                     );
                 }
             }

@@ -1,7 +1,9 @@
 //! `--scenario master`: metadata-only RPC throughput. PutStart + PutEnd pairs (space is
 //! allocated, no payload is sent) and then GetReplicaList, batched, straight over the master
 //! RPC. Nothing is read from a shard, so these objects carry no real bytes; the scenario
-//! removes them at the end.
+//! removes them at the end. `--prefill` first puts that many other keys (untimed), so the
+//! phases run against a master already holding them. With `--expect-eviction` keys missing
+//! in the get phase are counted as evicted (reported apart), not as failures.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use mc_rpc::RpcClient;
+use mc_schema::ErrorCode;
 use mc_schema::handshake::{DEFAULT_CLUSTER_ID, Role};
 use mc_schema::limits::slice_count;
 use mc_schema::msg::{PutEndItem, ReplicateConfig, Request, ResponseBody};
@@ -22,6 +25,10 @@ pub struct MasterScenario {
     pub master: String,
     /// Keys to create.
     pub keys: u64,
+    /// Keys put before the measured phases (untimed).
+    pub prefill: u64,
+    /// Count keys missing in the get phase as evicted instead of failed.
+    pub expect_eviction: bool,
     /// Value size used for allocation.
     pub size: u64,
     /// Keys per RPC.
@@ -48,9 +55,18 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
-    let next = AtomicU64::new(0);
+/// A phase's result and, for a get phase, the keys found missing when eviction is expected.
+struct Outcome {
+    result: PhaseResult,
+    evicted: u64,
+}
+
+/// Puts (or gets) keys `range`, batched, on `sc.threads` connections.
+fn phase(sc: &MasterScenario, put: bool, range: std::ops::Range<u64>) -> Result<Outcome> {
+    let next = AtomicU64::new(range.start);
     let failed = AtomicU64::new(0);
+    let evicted = AtomicU64::new(0);
+    let not_found = ErrorCode::ObjectNotFound.code();
     let config = ReplicateConfig {
         replica_num: sc.replicas,
         ..ReplicateConfig::default()
@@ -60,7 +76,9 @@ fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
     let results: Vec<Result<Histogram<u64>>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..sc.threads.max(1))
             .map(|_| {
-                let (next, failed, config, crcs) = (&next, &failed, &config, &crcs);
+                let (next, failed, evicted, config, crcs) =
+                    (&next, &failed, &evicted, &config, &crcs);
+                let end = range.end;
                 s.spawn(move || -> Result<Histogram<u64>> {
                     let mut rpc = RpcClient::connect(
                         &sc.master,
@@ -71,10 +89,10 @@ fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
                     let mut h = new_hist();
                     loop {
                         let first = next.fetch_add(sc.batch as u64, Ordering::Relaxed);
-                        if first >= sc.keys {
+                        if first >= end {
                             return Ok(h);
                         }
-                        let keys: Vec<String> = (first..(first + sc.batch as u64).min(sc.keys))
+                        let keys: Vec<String> = (first..(first + sc.batch as u64).min(end))
                             .map(|i| key(sc.size, i, sc.key_size))
                             .collect();
                         let deadline = Instant::now() + Duration::from_secs(30);
@@ -120,7 +138,13 @@ fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
                             let ResponseBody::ReplicaLists(lists) = r.body else {
                                 bail!("GetReplicaList: {}", r.message)
                             };
-                            lists.iter().filter(|l| l.status != 0).count()
+                            let gone = if sc.expect_eviction {
+                                lists.iter().filter(|l| l.status == not_found).count()
+                            } else {
+                                0
+                            };
+                            evicted.fetch_add(gone as u64, Ordering::Relaxed);
+                            lists.iter().filter(|l| l.status != 0).count() - gone
                         };
                         h.record(t0.elapsed().as_micros().max(1) as u64)?;
                         failed.fetch_add(bad as u64, Ordering::Relaxed);
@@ -138,25 +162,51 @@ fn phase(sc: &MasterScenario, put: bool) -> Result<PhaseResult> {
     for r in results {
         hist.add(r?)?;
     }
-    Ok(PhaseResult {
-        ops: sc.keys,
-        failed: failed.load(Ordering::Relaxed),
-        secs,
-        hist,
+    Ok(Outcome {
+        result: PhaseResult {
+            ops: range.end - range.start,
+            failed: failed.load(Ordering::Relaxed),
+            secs,
+            hist,
+        },
+        evicted: evicted.load(Ordering::Relaxed),
     })
 }
 
-/// Runs the scenario: returns the put and get results and, when the master is local, its
-/// RSS growth per key.
-pub fn run(sc: &MasterScenario) -> Result<(Vec<CaseResult>, Option<f64>)> {
+/// What one run of the scenario measured.
+pub struct Report {
+    /// `put_meta` and `get_meta`.
+    pub cases: Vec<CaseResult>,
+    /// Master RSS growth from before the first put to the end of the put phase, when the
+    /// master is local.
+    pub rss_growth_bytes: Option<u64>,
+    /// Keys the get phase found evicted (only counted with `expect_eviction`).
+    pub evicted: u64,
+}
+
+/// Runs the scenario: prefill, then the timed put and get phases.
+pub fn run(sc: &MasterScenario) -> Result<Report> {
     let rss0 = sc.master_pid.and_then(rss_bytes);
-    let put = phase(sc, true).context("metadata put phase")?;
+    if sc.prefill > 0 {
+        let t = Instant::now();
+        let pre = phase(sc, true, sc.keys..sc.keys + sc.prefill).context("prefill")?;
+        if pre.result.failed > 0 {
+            bail!(
+                "prefill: {} of {} puts failed",
+                pre.result.failed,
+                sc.prefill
+            );
+        }
+        eprintln!(
+            "mc-bench: prefilled {} keys in {:.1} s",
+            sc.prefill,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let put = phase(sc, true, 0..sc.keys).context("metadata put phase")?;
     let rss1 = sc.master_pid.and_then(rss_bytes);
-    let get = phase(sc, false).context("metadata get phase")?;
-    let per_key = match (rss0, rss1) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / sc.keys as f64),
-        _ => None,
-    };
+    let get = phase(sc, false, 0..sc.keys).context("metadata get phase")?;
+    let growth = rss0.zip(rss1).map(|(a, b)| b.saturating_sub(a));
     let mut rpc = RpcClient::connect(
         &sc.master,
         Role::Tool,
@@ -168,11 +218,12 @@ pub fn run(sc: &MasterScenario) -> Result<(Vec<CaseResult>, Option<f64>)> {
         Instant::now() + Duration::from_secs(120),
     )?;
     let t = sc.threads.max(1);
-    Ok((
-        vec![
-            CaseResult::from_reps("put_meta", sc.size, sc.batch, t, &[put], &[]),
-            CaseResult::from_reps("get_meta", sc.size, sc.batch, t, &[get], &[]),
+    Ok(Report {
+        cases: vec![
+            CaseResult::from_reps("put_meta", sc.size, sc.batch, t, &[put.result], &[]),
+            CaseResult::from_reps("get_meta", sc.size, sc.batch, t, &[get.result], &[]),
         ],
-        per_key,
-    ))
+        rss_growth_bytes: growth,
+        evicted: get.evicted,
+    })
 }

@@ -13,13 +13,16 @@ use mc_schema::msg::{ReplicaDesc, SliceDesc};
 use parking_lot::{Mutex, RwLock};
 use rand::seq::SliceRandom;
 
-use crate::alloc::offset::{Allocation, OffsetAllocator};
+use crate::alloc::offset::{ALIGN_BYTES, Allocation, OffsetAllocator};
 
 /// One mounted segment.
 #[derive(Debug)]
 pub struct Segment {
     /// Id chosen by the shard.
     pub id: u64,
+    /// Index in the segment table; objects name their segments by slot (4 bytes, not an
+    /// `Arc`). Never reused, so a slot named by a stale location still means this segment.
+    pub slot: u32,
     /// `host:port`.
     pub name: String,
     /// Failure domain.
@@ -30,7 +33,8 @@ pub struct Segment {
     pub client_id: u64,
     /// Capacity in bytes.
     pub size_bytes: u64,
-    /// Cleared at unmount: no new allocations, frees become no-ops.
+    /// Cleared at unmount (under the allocator lock): no new allocations, frees become
+    /// no-ops.
     mounted: AtomicBool,
     /// Set when the node drains: no new allocations, existing objects stay readable.
     draining: AtomicBool,
@@ -53,18 +57,34 @@ impl Segment {
         self.alloc.lock().allocated_bytes()
     }
 
-    fn allocate(&self, bytes: u64) -> Option<Allocation> {
+    fn allocate(&self, bytes: u64, generation: u64) -> Option<Allocation> {
         if !self.is_allocatable() {
             return None;
         }
-        self.alloc.lock().allocate(bytes)
+        let mut alloc = self.alloc.lock();
+        // Checked again under the lock: an unmount in between has replaced the allocator.
+        if !self.is_mounted() {
+            return None;
+        }
+        alloc.allocate_with_generation(bytes, generation)
     }
 
-    /// Returns a range to the allocator (no-op once unmounted: the memory is gone).
-    pub fn free(&self, a: Allocation) {
+    /// Returns the range of slice `loc` (`length` bytes requested) to the allocator; a no-op
+    /// once unmounted, as the memory is gone.
+    fn free(&self, loc: &SliceLoc, length: u64) {
+        let mut alloc = self.alloc.lock();
         if self.is_mounted() {
-            self.alloc.lock().free(a);
+            let size = length.next_multiple_of(ALIGN_BYTES);
+            let a = alloc.handle(loc.node, loc.generation, loc.offset, size);
+            alloc.free(a);
         }
+    }
+
+    /// Marks the segment unmounted and drops its allocator's tables (its slot lives on).
+    fn retire(&self) {
+        let mut alloc = self.alloc.lock();
+        self.mounted.store(false, Ordering::Release);
+        *alloc = OffsetAllocator::new(0, 0);
     }
 }
 
@@ -93,56 +113,30 @@ impl Strategy {
     }
 }
 
-/// One slice of an allocated replica.
-#[derive(Debug, Clone)]
-pub struct SliceAlloc {
-    /// Owning segment.
-    pub segment: Arc<Segment>,
-    /// The range.
-    pub alloc: Allocation,
-    /// Requested length (the allocation may be rounded up).
-    pub length: u64,
-    /// Allocation generation.
+/// Where one slice of a replica lives: 24 bytes, so an object keeps one or two single-slice
+/// replicas inline. The slice's length follows from the value length
+/// ([`slice_len`]); its allocator handle is rebuilt from `node`, `generation` and `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SliceLoc {
+    /// Offset of the range in its segment.
+    pub offset: u64,
+    /// Generation handed to the client, also the allocator's handle generation: unique
+    /// over all segments and puts.
     pub generation: u64,
+    /// Segment slot ([`Segment::slot`]).
+    pub segment: u32,
+    /// Allocator node owning the range.
+    pub node: u32,
 }
 
-/// One replica's slices.
-#[derive(Debug, Clone)]
-pub struct ReplicaAlloc {
-    /// Slices in value order.
-    pub slices: Vec<SliceAlloc>,
-}
+const _: () = assert!(size_of::<SliceLoc>() == 24);
 
-impl ReplicaAlloc {
-    /// Frees every slice.
-    pub fn free(&self) {
-        for s in &self.slices {
-            s.segment.free(s.alloc);
-        }
-    }
-
-    /// Whether any slice lives in `segment_id`.
-    pub fn uses(&self, segment_id: u64) -> bool {
-        self.slices.iter().any(|s| s.segment.id == segment_id)
-    }
-
-    /// Wire descriptor.
-    pub fn desc(&self, complete: bool) -> ReplicaDesc {
-        ReplicaDesc {
-            complete,
-            slices: self
-                .slices
-                .iter()
-                .map(|s| SliceDesc {
-                    segment_id: s.segment.id,
-                    endpoint: s.segment.endpoint.clone(),
-                    offset: s.alloc.offset,
-                    length: s.length,
-                    generation: s.generation,
-                })
-                .collect(),
-        }
-    }
+/// Bytes allocated for `locs` (replica-major slices) of a `len`-byte value.
+pub fn allocated_bytes(len: u64, locs: &[SliceLoc]) -> u64 {
+    let m = slice_count(len).max(1);
+    (0..locs.len() as u64)
+        .map(|i| slice_len(len, i % m).next_multiple_of(ALIGN_BYTES))
+        .sum()
 }
 
 /// Why a mount was refused.
@@ -154,10 +148,38 @@ pub enum MountError {
     Invalid(String),
 }
 
+/// Mounted segments grouped by host, in mount order: the placement's starting point,
+/// rebuilt at mount, unmount and drain so a put does not regroup the table.
+#[derive(Debug, Default)]
+struct View {
+    by_id: HashMap<u64, Arc<Segment>>,
+    /// (host, allocatable segments of that host).
+    hosts: Vec<(String, Vec<Arc<Segment>>)>,
+}
+
+impl View {
+    fn rebuild_hosts(&mut self) {
+        let mut segs: Vec<&Arc<Segment>> =
+            self.by_id.values().filter(|s| s.is_allocatable()).collect();
+        segs.sort_by_key(|s| s.slot);
+        let mut hosts: Vec<(String, Vec<Arc<Segment>>)> = Vec::new();
+        for s in segs {
+            match hosts.iter_mut().find(|(h, _)| *h == s.host) {
+                Some((_, v)) => v.push(s.clone()),
+                None => hosts.push((s.host.clone(), vec![s.clone()])),
+            }
+        }
+        self.hosts = hosts;
+    }
+}
+
 /// All mounted segments.
 #[derive(Debug, Default)]
 pub struct Segments {
-    by_id: RwLock<HashMap<u64, Arc<Segment>>>,
+    view: RwLock<View>,
+    /// Every segment ever mounted, indexed by slot. Append-only: an unmounted segment keeps
+    /// its slot (with an emptied allocator), so locations naming it stay resolvable.
+    slots: RwLock<Vec<Arc<Segment>>>,
     generation: AtomicU64,
     max_allocations: u32,
     strategy: Strategy,
@@ -171,7 +193,8 @@ impl Segments {
     pub fn new(max_allocations: u32, strategy: Strategy) -> Segments {
         Segments {
             strategy,
-            by_id: RwLock::new(HashMap::new()),
+            view: RwLock::new(View::default()),
+            slots: RwLock::new(Vec::new()),
             generation: AtomicU64::new(1),
             max_allocations,
             shared_host_replicas_total: AtomicU64::new(0),
@@ -180,12 +203,15 @@ impl Segments {
 
     /// Stops allocations in the given segments of `client_id`; returns how many were found.
     pub fn drain(&self, client_id: u64, ids: &[u64]) -> usize {
-        let map = self.by_id.read();
-        ids.iter()
-            .filter_map(|id| map.get(id))
+        let mut view = self.view.write();
+        let n = ids
+            .iter()
+            .filter_map(|id| view.by_id.get(id))
             .filter(|s| s.client_id == client_id)
             .map(|s| s.draining.store(true, Ordering::Release))
-            .count()
+            .count();
+        view.rebuild_hosts();
+        n
     }
 
     /// Mounts a segment. Re-mounting the same id by the same client is accepted (idempotent).
@@ -203,15 +229,19 @@ impl Segments {
                 "segment id, size, name and endpoint must be set".into(),
             ));
         }
-        let mut map = self.by_id.write();
-        if let Some(s) = map.get(&id) {
+        let mut view = self.view.write();
+        if let Some(s) = view.by_id.get(&id) {
             if s.client_id == client_id && s.size_bytes == size_bytes {
                 return Ok(s.clone());
             }
             return Err(MountError::AlreadyExists);
         }
+        let mut slots = self.slots.write();
+        let slot = u32::try_from(slots.len())
+            .map_err(|_| MountError::Invalid("too many segments mounted over time".into()))?;
         let seg = Arc::new(Segment {
             id,
+            slot,
             name: name.to_string(),
             host: if host.is_empty() { name } else { host }.to_string(),
             endpoint: endpoint.to_string(),
@@ -221,17 +251,21 @@ impl Segments {
             draining: AtomicBool::new(false),
             alloc: Mutex::new(OffsetAllocator::new(size_bytes, self.max_allocations)),
         });
-        map.insert(id, seg.clone());
+        slots.push(seg.clone());
+        view.by_id.insert(id, seg.clone());
+        view.rebuild_hosts();
         Ok(seg)
     }
 
     /// Unmounts; returns the segment if it was mounted by `client_id` (0 = any).
     pub fn unmount(&self, client_id: u64, id: u64) -> Option<Arc<Segment>> {
-        let mut map = self.by_id.write();
-        match map.get(&id) {
+        let mut view = self.view.write();
+        match view.by_id.get(&id) {
             Some(s) if client_id == 0 || s.client_id == client_id => {
-                s.mounted.store(false, Ordering::Release);
-                map.remove(&id)
+                s.retire();
+                let seg = view.by_id.remove(&id);
+                view.rebuild_hosts();
+                seg
             }
             _ => None,
         }
@@ -239,8 +273,9 @@ impl Segments {
 
     /// Segments of a client.
     pub fn of_client(&self, client_id: u64) -> Vec<u64> {
-        let map = self.by_id.read();
-        map.values()
+        let view = self.view.read();
+        view.by_id
+            .values()
             .filter(|s| s.client_id == client_id)
             .map(|s| s.id)
             .collect()
@@ -248,14 +283,14 @@ impl Segments {
 
     /// Every mounted segment, sorted by name.
     pub fn list(&self) -> Vec<Arc<Segment>> {
-        let mut v: Vec<Arc<Segment>> = self.by_id.read().values().cloned().collect();
+        let mut v: Vec<Arc<Segment>> = self.view.read().by_id.values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     /// Number of mounted segments.
     pub fn len(&self) -> usize {
-        self.by_id.read().len()
+        self.view.read().by_id.len()
     }
 
     /// Whether no segment is mounted.
@@ -265,24 +300,66 @@ impl Segments {
 
     /// (allocated, capacity) bytes over all segments.
     pub fn usage(&self) -> (u64, u64) {
-        let map = self.by_id.read();
-        map.values().fold((0, 0), |(a, c), s| {
+        let view = self.view.read();
+        view.by_id.values().fold((0, 0), |(a, c), s| {
             (a + s.allocated_bytes(), c + s.size_bytes)
         })
     }
 
-    /// Places `replica_num` replicas of a `len`-byte value. Replicas go to distinct hosts
-    /// while there are enough; slices of one replica are striped over the segments of its
-    /// host. Segments (or hosts) named in `preferred` are tried first, then the writer's
-    /// host under `local_first`. Returns the replicas placed (possibly fewer than asked,
-    /// never zero on success).
+    /// Frees every slice of `locs`, the replica-major slices of a `len`-byte value.
+    pub fn free(&self, len: u64, locs: &[SliceLoc]) {
+        if locs.is_empty() {
+            return;
+        }
+        let m = slice_count(len).max(1);
+        let slots = self.slots.read();
+        for (i, loc) in locs.iter().enumerate() {
+            slots[loc.segment as usize].free(loc, slice_len(len, i as u64 % m));
+        }
+    }
+
+    /// Wire descriptors of the replicas in `locs` (replica-major slices of a `len`-byte
+    /// value), appended to `out`.
+    pub fn describe(
+        &self,
+        len: u64,
+        locs: &[SliceLoc],
+        complete: bool,
+        out: &mut Vec<ReplicaDesc>,
+    ) {
+        let m = slice_count(len).max(1) as usize;
+        let slots = self.slots.read();
+        for replica in locs.chunks(m) {
+            let slices = replica
+                .iter()
+                .enumerate()
+                .map(|(i, loc)| {
+                    let seg = &slots[loc.segment as usize];
+                    SliceDesc {
+                        segment_id: seg.id,
+                        endpoint: seg.endpoint.clone(),
+                        offset: loc.offset,
+                        length: slice_len(len, i as u64),
+                        generation: loc.generation,
+                    }
+                })
+                .collect();
+            out.push(ReplicaDesc { complete, slices });
+        }
+    }
+
+    /// Places `replica_num` replicas of a `len`-byte value and returns their slices,
+    /// replica-major (`slice_count(len)` per replica). Replicas go to distinct hosts while
+    /// there are enough; slices of one replica are striped over the segments of its host.
+    /// Segments (or hosts) named in `preferred` are tried first, then the writer's host
+    /// under `local_first`. Possibly fewer replicas than asked; empty when none fit.
     pub fn place(
         &self,
         len: u64,
         replica_num: u32,
         preferred: &[String],
         client_host: &str,
-    ) -> Vec<ReplicaAlloc> {
+    ) -> Vec<SliceLoc> {
         let local;
         let preferred = if self.strategy == Strategy::LocalFirst && !client_host.is_empty() {
             local = [preferred, &[client_host.to_string()]].concat();
@@ -290,35 +367,27 @@ impl Segments {
         } else {
             preferred
         };
-        let hosts = self.hosts_in_order(preferred);
-        let mut placed: Vec<ReplicaAlloc> = Vec::new();
-        let mut used_hosts: Vec<&str> = Vec::new();
+        let view = self.view.read();
+        let hosts = self.hosts_in_order(&view, preferred);
+        let mut placed: Vec<SliceLoc> = Vec::with_capacity(replica_num as usize);
+        let mut used_hosts: Vec<usize> = Vec::new();
         for _ in 0..replica_num {
-            let fresh = hosts
-                .iter()
-                .filter(|(h, _)| !used_hosts.contains(&h.as_str()));
-            let reused = hosts
-                .iter()
-                .filter(|(h, _)| used_hosts.contains(&h.as_str()));
+            let fresh = hosts.iter().filter(|h| !used_hosts.contains(&h.0));
+            let reused = hosts.iter().filter(|h| used_hosts.contains(&h.0));
             let mut done = false;
             for (host, segs) in fresh.chain(reused) {
-                let avoid: Vec<u64> = placed
-                    .iter()
-                    .flat_map(|r| r.slices.iter().map(|s| s.segment.id))
-                    .collect();
-                if let Some(r) = self.place_on_host(len, segs, &avoid) {
-                    if used_hosts.contains(&host.as_str()) {
+                if self.place_on_host(len, segs, &mut placed) {
+                    if used_hosts.contains(host) {
                         self.shared_host_replicas_total
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
-                            %host,
+                            host = %view.hosts[*host].0,
                             replicas = replica_num,
                             hosts = hosts.len(),
                             "fewer hosts than replicas: two replicas share a host (on distinct segments)"
                         );
                     }
-                    used_hosts.push(host);
-                    placed.push(r);
+                    used_hosts.push(*host);
                     done = true;
                     break;
                 }
@@ -330,23 +399,26 @@ impl Segments {
         placed
     }
 
-    fn hosts_in_order(&self, preferred: &[String]) -> Vec<(String, Vec<Arc<Segment>>)> {
-        let map = self.by_id.read();
-        let mut by_host: HashMap<&str, Vec<Arc<Segment>>> = HashMap::new();
-        for s in map.values().filter(|s| s.is_allocatable()) {
-            by_host.entry(s.host.as_str()).or_default().push(s.clone());
-        }
+    /// Hosts (index in the view, segments in order) in the order placement tries them.
+    fn hosts_in_order<'v>(
+        &self,
+        view: &'v View,
+        preferred: &[String],
+    ) -> Vec<(usize, Vec<&'v Arc<Segment>>)> {
         let mut rng = rand::rng();
-        let mut hosts: Vec<(String, Vec<Arc<Segment>>)> = by_host
-            .into_iter()
-            .map(|(h, mut segs)| {
+        let mut hosts: Vec<(usize, Vec<&Arc<Segment>>)> = view
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, segs))| {
+                let mut segs: Vec<&Arc<Segment>> = segs.iter().collect();
                 segs.shuffle(&mut rng);
-                (h.to_string(), segs)
+                (i, segs)
             })
             .collect();
         hosts.shuffle(&mut rng);
         if self.strategy == Strategy::FreeRatioFirst {
-            let free_share = |segs: &[Arc<Segment>]| {
+            let free_share = |segs: &[&Arc<Segment>]| {
                 let (used, cap) = segs.iter().fold((0u64, 0u64), |(u, c), s| {
                     (u + s.allocated_bytes(), c + s.size_bytes)
                 });
@@ -360,58 +432,70 @@ impl Segments {
                 });
             }
         }
-        let rank = |h: &(String, Vec<Arc<Segment>>)| {
-            preferred
-                .iter()
-                .position(|p| *p == h.0 || h.1.iter().any(|s| s.name == *p))
-                .unwrap_or(usize::MAX)
-        };
-        hosts.sort_by_key(rank);
-        for (_, segs) in hosts.iter_mut() {
-            segs.sort_by_key(|s| {
+        if !preferred.is_empty() {
+            let rank = |h: &(usize, Vec<&Arc<Segment>>)| {
                 preferred
                     .iter()
-                    .position(|p| *p == s.name)
+                    .position(|p| *p == view.hosts[h.0].0 || h.1.iter().any(|s| s.name == *p))
                     .unwrap_or(usize::MAX)
-            });
+            };
+            hosts.sort_by_key(rank);
+            for (_, segs) in hosts.iter_mut() {
+                segs.sort_by_key(|s| {
+                    preferred
+                        .iter()
+                        .position(|p| *p == s.name)
+                        .unwrap_or(usize::MAX)
+                });
+            }
         }
         hosts
     }
 
     /// Allocates every slice of one replica on one host's segments, striping round robin,
-    /// never in a segment listed in `avoid` (another replica's). All or nothing.
-    fn place_on_host(
-        &self,
-        len: u64,
-        segs: &[Arc<Segment>],
-        avoid: &[u64],
-    ) -> Option<ReplicaAlloc> {
-        let order: Vec<&Arc<Segment>> = segs.iter().filter(|s| !avoid.contains(&s.id)).collect();
+    /// never in a segment `placed` (the other replicas) already uses, and appends them to
+    /// `placed`. All or nothing.
+    fn place_on_host(&self, len: u64, segs: &[&Arc<Segment>], placed: &mut Vec<SliceLoc>) -> bool {
+        let order: Vec<&Arc<Segment>> = segs
+            .iter()
+            .copied()
+            .filter(|s| !placed.iter().any(|l| l.segment == s.slot))
+            .collect();
         if order.is_empty() {
-            return None;
+            return false;
         }
+        let first = placed.len();
         let n = slice_count(len);
-        let mut slices = Vec::with_capacity(n as usize);
         for i in 0..n {
             let want = slice_len(len, i);
             let start = i as usize % order.len();
             let got = (0..order.len()).find_map(|k| {
                 let seg = order[(start + k) % order.len()];
-                seg.allocate(want).map(|a| (seg.clone(), a))
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                seg.allocate(want, generation).map(|a| SliceLoc {
+                    offset: a.offset,
+                    generation: a.generation(),
+                    segment: seg.slot,
+                    node: a.node(),
+                })
             });
             match got {
-                Some((segment, alloc)) => slices.push(SliceAlloc {
-                    segment,
-                    alloc,
-                    length: want,
-                    generation: self.generation.fetch_add(1, Ordering::Relaxed),
-                }),
+                Some(loc) => placed.push(loc),
                 None => {
-                    ReplicaAlloc { slices }.free();
-                    return None;
+                    self.free_slices(len, &placed[first..]);
+                    placed.truncate(first);
+                    return false;
                 }
             }
         }
-        Some(ReplicaAlloc { slices })
+        true
+    }
+
+    /// Frees the first slices of one replica (a partial placement being undone).
+    fn free_slices(&self, len: u64, slices: &[SliceLoc]) {
+        let slots = self.slots.read();
+        for (i, loc) in slices.iter().enumerate() {
+            slots[loc.segment as usize].free(loc, slice_len(len, i as u64));
+        }
     }
 }

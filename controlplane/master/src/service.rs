@@ -47,8 +47,8 @@ impl Default for ServiceConfig {
 pub struct MasterService {
     cfg: ServiceConfig,
     clock: Arc<dyn Clock>,
-    /// Mounted segments.
-    pub segments: Segments,
+    /// Mounted segments (shared with the object store, which allocates and frees in them).
+    pub segments: Arc<Segments>,
     /// Object metadata.
     pub objects: ObjectStore,
     /// client id → last heartbeat (ms).
@@ -78,9 +78,10 @@ fn check_batch(n: usize) -> Result<(), Response> {
 impl MasterService {
     /// A master with no segments.
     pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> MasterService {
+        let segments = Arc::new(Segments::new(cfg.max_allocations_per_segment, cfg.strategy));
         MasterService {
-            segments: Segments::new(cfg.max_allocations_per_segment, cfg.strategy),
-            objects: ObjectStore::new(cfg.policy.clone()),
+            objects: ObjectStore::new(cfg.policy.clone(), segments.clone()),
+            segments,
             clients: Mutex::new(HashMap::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
             rpc_metrics: crate::metrics::RpcMetrics::default(),
@@ -155,7 +156,7 @@ impl MasterService {
     fn unmount(&self, client_id: u64, segment_id: u64) -> ErrorCode {
         match self.segments.unmount(client_id, segment_id) {
             Some(seg) => {
-                let (replicas, objects) = self.objects.drop_segment(segment_id);
+                let (replicas, objects) = self.objects.drop_segment(seg.slot);
                 info!(
                     segment = %seg.name,
                     replicas, objects, "segment unmounted; its replicas left the metadata"
@@ -194,11 +195,9 @@ impl MasterService {
                 }
                 let start = || {
                     if upsert {
-                        self.objects
-                            .upsert_start(key, *len, cfg, client_host, &self.segments, now)
+                        self.objects.upsert_start(key, *len, cfg, client_host, now)
                     } else {
-                        self.objects
-                            .put_start(key, *len, cfg, client_host, &self.segments, now)
+                        self.objects.put_start(key, *len, cfg, client_host, now)
                     }
                 };
                 let mut placed = start();
