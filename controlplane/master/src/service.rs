@@ -203,10 +203,11 @@ impl MasterService {
                 let mut placed = start();
                 if placed == Err(ErrorCode::NoAvailableHandle) {
                     // Make room (twice the need, as freed ranges may be scattered), retry once.
+                    // Retry even when this call freed nothing: the background round or
+                    // another PutStart may have just evicted what it would have taken.
                     let need = len.saturating_mul(cfg.replica_num as u64).saturating_mul(2);
-                    if self.objects.evict(need, now).1 > 0 {
-                        placed = start();
-                    }
+                    self.objects.evict(need, now);
+                    placed = start();
                 }
                 match placed {
                     Ok(replicas) => PutStartResult {

@@ -60,12 +60,11 @@ impl ObjectStore {
             else {
                 break;
             };
+            // A sweep that finds nothing at the threshold (a concurrent round took those
+            // objects) is followed by a fresh sample; the rounds are bounded.
             let (o, b) = self.sweep(threshold, need, now_ms);
             objects += o;
             bytes += b;
-            if o == 0 {
-                break;
-            }
         }
         if objects > 0 {
             self.stats
