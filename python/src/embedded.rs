@@ -1,8 +1,8 @@
 //! Embedded mode: `setup(global_segment_size > 0)` hosts a store node in this process, so
 //! the Python process contributes memory to the cluster as well as using it (Mooncake's
 //! "real client" with a global segment). The node is `mc_agent`'s, started without signal
-//! handlers (the interpreter owns its signals) and with its REST port on an ephemeral
-//! loopback port.
+//! handlers (the interpreter owns its signals), with one shard, and with its REST port on
+//! an ephemeral loopback port.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ impl Embedded {
             format!("--global_segment_size={}", args.global_segment_size),
             "--data_port=0".to_string(),
             "--port=0".to_string(),
+            // One shard: the host process (an inference engine) keeps its other cores.
+            "--cores=1".to_string(),
             "--rest_host=127.0.0.1".to_string(),
         ];
         let cfg = mc_agent::StoreConfig::try_from_args(flags)

@@ -64,6 +64,18 @@ pub struct MooncakeDistributedStore {
     last_error: Mutex<String>,
 }
 
+impl Drop for MooncakeDistributedStore {
+    /// A store garbage-collected without `close()` closes now; stopping a hosted node waits
+    /// for the master, so other Python threads run meanwhile (when the interpreter is not
+    /// shutting down).
+    fn drop(&mut self) {
+        let mut c = self.client.get_mut().take();
+        if c.is_some() {
+            let _ = Python::try_attach(|py| py.detach(|| drop(c.take())));
+        }
+    }
+}
+
 /// The code of a write's outcome: an existing key counts as success (its value is kept).
 pub fn write_code(r: &Result<(), Error>) -> i32 {
     match r {

@@ -66,3 +66,13 @@ def test_embedded_in_this_process(bare_master):
     finally:
         assert s.close() == 0
     assert bare_master.segments() == []
+
+
+def test_dropping_a_hosting_store_unmounts_its_segment(bare_master):
+    import gc
+
+    s = new_store(bare_master.master_addr, global_segment_size=32 << 20)
+    assert len(bare_master.segments()) == 1
+    del s
+    gc.collect()
+    assert bare_master.segments() == []
