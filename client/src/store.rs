@@ -592,12 +592,30 @@ impl Store {
 
     /// Where the replicas of `key` live (grants a read lease).
     pub fn replicas(&self, key: &str) -> Result<Vec<ReplicaDesc>> {
-        check_key(key)?;
-        let r = self.replica_lists(&[key])?.pop().expect("one result");
-        if r.status != 0 {
-            return Err(Error::from_status(r.status, &format!("replicas {key}")));
+        self.replicas_batch(&[key])
+            .pop()
+            .expect("one result per key")
+    }
+
+    /// [`replicas`](Self::replicas) for several keys in one round trip.
+    pub fn replicas_batch(&self, keys: &[&str]) -> Vec<Result<Vec<ReplicaDesc>>> {
+        let lists = keys
+            .iter()
+            .try_for_each(|k| check_key(k))
+            .and_then(|()| self.replica_lists(keys));
+        match lists {
+            Ok(lists) => keys
+                .iter()
+                .zip(lists)
+                .map(|(k, r)| {
+                    if r.status != 0 {
+                        return Err(Error::from_status(r.status, &format!("replicas {k}")));
+                    }
+                    Ok(r.replicas)
+                })
+                .collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
         }
-        Ok(r.replicas)
     }
 
     /// [`exists`](Self::exists) for several keys in one round trip.

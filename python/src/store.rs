@@ -251,6 +251,29 @@ fn new_bytes<'b>(size: usize) -> Result<(Py<PyBytes>, &'b mut [u8]), Error> {
     })
 }
 
+impl MooncakeDistributedStore {
+    /// Replica descriptors per key; `None` for a key that failed.
+    fn replica_descs(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+    ) -> Vec<Option<Vec<ReplicaDescriptor>>> {
+        let Ok(c) = self.client() else {
+            return keys.iter().map(|_| None).collect();
+        };
+        let res = py.detach(|| {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.store.replicas_batch(&refs)
+        });
+        res.into_iter()
+            .map(|r| {
+                r.ok()
+                    .map(|rs| rs.iter().filter_map(ReplicaDescriptor::from_wire).collect())
+            })
+            .collect()
+    }
+}
+
 /// Reads `keys` straight into new `bytes` objects (no intermediate copy); `None` for
 /// each key that is missing or unreadable.
 fn get_bytes(py: Python<'_>, c: &Client, keys: &[String]) -> Vec<Option<Py<PyBytes>>> {
@@ -556,25 +579,23 @@ impl MooncakeDistributedStore {
 
     /// The replicas of `key` (empty when it is missing). Grants a read lease.
     fn get_replica_desc(&self, py: Python<'_>, key: &str) -> Vec<ReplicaDescriptor> {
-        let Ok(c) = self.client() else {
-            return Vec::new();
-        };
-        py.detach(|| c.store.replicas(key))
-            .map(|rs| rs.iter().filter_map(ReplicaDescriptor::from_wire).collect())
+        self.replica_descs(py, vec![key.to_string()])
+            .pop()
+            .flatten()
             .unwrap_or_default()
     }
 
-    /// `get_replica_desc` for several keys: a dict of the keys found.
+    /// `get_replica_desc` for several keys in one round trip: a dict of the keys found.
     fn batch_get_replica_desc<'py>(
         &self,
         py: Python<'py>,
         keys: Vec<String>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
-        for k in keys {
-            let rs = self.get_replica_desc(py, &k);
-            if !rs.is_empty() {
-                out.set_item(k, rs)?;
+        let descs = self.replica_descs(py, keys.clone());
+        for (k, d) in keys.into_iter().zip(descs) {
+            if let Some(d) = d.filter(|d| !d.is_empty()) {
+                out.set_item(k, d)?;
             }
         }
         Ok(out)
