@@ -146,15 +146,30 @@ impl Staging {
         }
     }
 
-    /// A vector of exactly `len` bytes (contents unspecified).
-    pub fn take(&self, len: usize) -> Vec<u8> {
+    /// An empty vector with room for `len` bytes.
+    fn take_empty(&self, len: usize) -> Vec<u8> {
         let mut free = self.free.lock();
         let mut v = match free.iter().position(|v| v.capacity() >= len) {
             Some(i) => free.swap_remove(i),
             None => Vec::with_capacity(len),
         };
-        drop(free);
+        v.clear();
+        v
+    }
+
+    /// A vector of exactly `len` zeroed bytes, to read into.
+    pub fn take(&self, len: usize) -> Vec<u8> {
+        let mut v = self.take_empty(len);
         v.resize(len, 0);
+        v
+    }
+
+    /// The concatenation of `parts`, copied once.
+    pub fn gather(&self, parts: &[Mem]) -> Vec<u8> {
+        let mut v = self.take_empty(parts.iter().map(Mem::len).sum());
+        for m in parts {
+            v.extend_from_slice(m.bytes());
+        }
         v
     }
 

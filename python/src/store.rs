@@ -102,59 +102,36 @@ impl MooncakeDistributedStore {
             .ok_or_else(|| self.fail(INVALID, "the store is not set up: call setup() first"))
     }
 
-    /// The wire form of `config` (default when `None`).
-    pub(crate) fn wire(
+    /// The set-up client and the wire form of `config` (default when `None`).
+    pub(crate) fn client_and_config(
         &self,
         config: Option<&ReplicateConfig>,
-        host: &str,
-    ) -> Result<WireConfig, i32> {
-        config
+    ) -> Result<(Arc<Client>, WireConfig), i32> {
+        let c = self.client()?;
+        let cfg = config
             .cloned()
             .unwrap_or_default()
-            .to_wire(host)
-            .map_err(|e| self.fail(INVALID, format!("ReplicateConfig: {e}")))
+            .to_wire(&c.host)
+            .map_err(|e| self.fail(INVALID, format!("ReplicateConfig: {e}")))?;
+        Ok((c, cfg))
     }
 
-    fn write_one(
+    /// Writes Python values (anything with the buffer protocol) under `keys`; a value that
+    /// is not a buffer raises TypeError, as upstream.
+    fn write_objects<'py>(
         &self,
-        py: Python<'_>,
-        key: &str,
-        value: &Bound<'_, PyAny>,
-        config: Option<&ReplicateConfig>,
-        upsert: bool,
-    ) -> PyResult<i32> {
-        let mem = Mem::from_py(value, None).map_err(PyTypeError::new_err)?;
-        let (c, cfg) = match self
-            .client()
-            .and_then(|c| Ok((c.clone(), self.wire(config, &c.host)?)))
-        {
-            Ok(v) => v,
-            Err(code) => return Ok(code),
-        };
-        let r = py.detach(|| {
-            if upsert {
-                c.store.upsert(key, mem.bytes(), &cfg)
-            } else {
-                c.store.put(key, mem.bytes(), &cfg)
-            }
-        });
-        Ok(write_code(&r))
-    }
-
-    fn write_many(
-        &self,
-        py: Python<'_>,
-        keys: Vec<String>,
-        values: Vec<Bound<'_, PyAny>>,
+        py: Python<'py>,
+        keys: &[String],
+        values: impl IntoIterator<Item = Bound<'py, PyAny>>,
         config: Option<&ReplicateConfig>,
         upsert: bool,
     ) -> PyResult<Vec<i32>> {
         let mems = values
-            .iter()
-            .map(|v| Mem::from_py(v, None))
+            .into_iter()
+            .map(|v| Mem::from_py(&v, None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PyTypeError::new_err)?;
-        Ok(self.write_mems(py, &keys, &mems, config, upsert))
+        Ok(self.write_mems(py, keys, &mems, config, upsert))
     }
 
     /// Writes `mems[i]` under `keys[i]`; one code per key.
@@ -170,29 +147,40 @@ impl MooncakeDistributedStore {
             let code = self.fail(INVALID, "keys and values differ in length");
             return vec![code; keys.len()];
         }
-        let (c, cfg) = match self
-            .client()
-            .and_then(|c| Ok((c.clone(), self.wire(config, &c.host)?)))
-        {
+        let (c, cfg) = match self.client_and_config(config) {
             Ok(v) => v,
             Err(code) => return vec![code; keys.len()],
         };
         py.detach(|| {
-            let items: Vec<(&str, &[u8])> = keys
-                .iter()
-                .zip(mems)
-                .map(|(k, m)| (k.as_str(), m.bytes()))
-                .collect();
-            let res = if upsert {
-                c.store.upsert_batch(&items, &cfg)
-            } else {
-                c.store.put_batch(&items, &cfg)
-            };
-            res.iter().map(write_code).collect()
+            let values: Vec<&[u8]> = mems.iter().map(Mem::bytes).collect();
+            write_batch(&c, keys, &values, &cfg, upsert)
         })
     }
 
-    /// Concatenates `parts` in staging memory and writes them as one value.
+    /// Writes under `keys[i]` the concatenation of `parts[i]`, gathered in staging memory;
+    /// one code per key.
+    pub(crate) fn write_gathered(
+        &self,
+        py: Python<'_>,
+        keys: &[String],
+        parts: &[Vec<Mem>],
+        config: Option<&ReplicateConfig>,
+        upsert: bool,
+    ) -> Vec<i32> {
+        let (c, cfg) = match self.client_and_config(config) {
+            Ok(v) => v,
+            Err(code) => return vec![code; keys.len()],
+        };
+        py.detach(|| {
+            let gathered: Vec<Vec<u8>> = parts.iter().map(|ms| c.staging.gather(ms)).collect();
+            let values: Vec<&[u8]> = gathered.iter().map(Vec::as_slice).collect();
+            let res = write_batch(&c, keys, &values, &cfg, upsert);
+            gathered.into_iter().for_each(|v| c.staging.give(v));
+            res
+        })
+    }
+
+    /// `put_parts` / `upsert_parts`: the parts concatenated as one value.
     fn write_parts(
         &self,
         py: Python<'_>,
@@ -206,31 +194,29 @@ impl MooncakeDistributedStore {
             .map(|p| Mem::from_py(&p, None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PyTypeError::new_err(format!("parts must be bytes-like: {e}")))?;
-        let (c, cfg) = match self
-            .client()
-            .and_then(|c| Ok((c.clone(), self.wire(config, &c.host)?)))
-        {
-            Ok(v) => v,
-            Err(code) => return Ok(code),
-        };
-        let total = mems.iter().map(Mem::len).sum();
-        let r = py.detach(|| {
-            let mut v = c.staging.take(total);
-            let mut at = 0;
-            for m in &mems {
-                v[at..at + m.len()].copy_from_slice(m.bytes());
-                at += m.len();
-            }
-            let r = if upsert {
-                c.store.upsert(key, &v, &cfg)
-            } else {
-                c.store.put(key, &v, &cfg)
-            };
-            c.staging.give(v);
-            r
-        });
-        Ok(write_code(&r))
+        Ok(self.write_gathered(py, &[key.to_string()], &[mems], config, upsert)[0])
     }
+}
+
+/// One put (or upsert) batch; one code per key. Runs without the GIL.
+fn write_batch(
+    c: &Client,
+    keys: &[String],
+    values: &[&[u8]],
+    cfg: &WireConfig,
+    upsert: bool,
+) -> Vec<i32> {
+    let items: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(String::as_str)
+        .zip(values.iter().copied())
+        .collect();
+    let res = if upsert {
+        c.store.upsert_batch(&items, cfg)
+    } else {
+        c.store.put_batch(&items, cfg)
+    };
+    res.iter().map(write_code).collect()
 }
 
 /// A new, uninitialised `bytes` object of `size` bytes and its writable contents. The
@@ -400,7 +386,8 @@ impl MooncakeDistributedStore {
         value: &Bound<'_, PyAny>,
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> PyResult<i32> {
-        self.write_one(py, key, value, config.as_deref(), false)
+        let keys = [key.to_string()];
+        Ok(self.write_objects(py, &keys, [value.clone()], config.as_deref(), false)?[0])
     }
 
     #[pyo3(signature = (key, *parts, config=None))]
@@ -422,7 +409,7 @@ impl MooncakeDistributedStore {
         values: Vec<Bound<'_, PyAny>>,
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> PyResult<Vec<i32>> {
-        self.write_many(py, keys, values, config.as_deref(), false)
+        self.write_objects(py, &keys, values, config.as_deref(), false)
     }
 
     #[pyo3(signature = (key, value, config=None))]
@@ -433,7 +420,8 @@ impl MooncakeDistributedStore {
         value: &Bound<'_, PyAny>,
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> PyResult<i32> {
-        self.write_one(py, key, value, config.as_deref(), true)
+        let keys = [key.to_string()];
+        Ok(self.write_objects(py, &keys, [value.clone()], config.as_deref(), true)?[0])
     }
 
     #[pyo3(signature = (key, *parts, config=None))]
@@ -455,7 +443,7 @@ impl MooncakeDistributedStore {
         values: Vec<Bound<'_, PyAny>>,
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> PyResult<Vec<i32>> {
-        self.write_many(py, keys, values, config.as_deref(), true)
+        self.write_objects(py, &keys, values, config.as_deref(), true)
     }
 
     /// The object's bytes; `b''` when it is missing or unreadable.

@@ -162,36 +162,7 @@ impl MooncakeDistributedStore {
                 return vec![self.fail(INVALID, format!("batch_put_from_multi_buffers: {e}")); n];
             }
         };
-        let (c, cfg) = match self
-            .client()
-            .and_then(|c| Ok((c.clone(), self.wire(config.as_deref(), &c.host)?)))
-        {
-            Ok(v) => v,
-            Err(code) => return vec![code; n],
-        };
-        py.detach(|| {
-            let gathered: Vec<Vec<u8>> = parts
-                .iter()
-                .map(|ms| {
-                    let mut v = c.staging.take(ms.iter().map(Mem::len).sum());
-                    let mut at = 0;
-                    for m in ms {
-                        v[at..at + m.len()].copy_from_slice(m.bytes());
-                        at += m.len();
-                    }
-                    v
-                })
-                .collect();
-            let items: Vec<(&str, &[u8])> = keys
-                .iter()
-                .map(String::as_str)
-                .zip(gathered.iter().map(Vec::as_slice))
-                .collect();
-            let res = c.store.put_batch(&items, &cfg);
-            drop(items);
-            gathered.into_iter().for_each(|v| c.staging.give(v));
-            res.iter().map(crate::store::write_code).collect()
-        })
+        self.write_gathered(py, &keys, &parts, config.as_deref(), false)
     }
 
     /// Reads each key and scatters its bytes over its buffers in order; returns the

@@ -208,42 +208,19 @@ impl Store {
     /// pipelined per shard. One result (the object's size) per item, in order; an item
     /// whose buffer is too small gets INVALID_PARAMS and its buffer is left untouched.
     pub fn get_into_batch(&self, items: &mut [(&str, &mut [u8])]) -> Vec<Result<usize>> {
-        let t0 = Instant::now();
-        let res = self.get_into_batch_inner(items);
-        let bytes = res.iter().flatten().map(|&n| n as u64).sum();
-        let failed = res.iter().filter(|r| r.is_err()).count();
-        self.record(Op::Get, items.len(), bytes, failed, t0);
-        res
-    }
-
-    fn get_into_batch_inner(&self, items: &mut [(&str, &mut [u8])]) -> Vec<Result<usize>> {
         let keys: Vec<&str> = items.iter().map(|(k, _)| *k).collect();
-        let lists = match self.lists_or_errors(&keys) {
-            Ok(l) => l,
-            Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let mut early: Vec<Option<Error>> = vec![None; keys.len()];
-        let mut targets: Vec<Option<&mut [u8]>> = Vec::with_capacity(keys.len());
-        for ((_, buf), (r, early)) in items.iter_mut().zip(lists.iter().zip(early.iter_mut())) {
-            let size = r.size as usize;
-            if r.status == 0 && buf.len() < size {
-                *early = Some(invalid(format!(
+        let mut bufs: Vec<Option<&mut [u8]>> =
+            items.iter_mut().map(|(_, b)| Some(&mut **b)).collect();
+        self.get_batch_with(&keys, |k, size| {
+            let buf = bufs[k].take().expect("one allocation per key");
+            if buf.len() < size {
+                return Err(invalid(format!(
                     "buffer of {} bytes is smaller than the object ({size} bytes)",
                     buf.len()
                 )));
             }
-            let ok = r.status == 0 && early.is_none();
-            targets.push(ok.then(|| &mut buf[..size]));
-        }
-        let res = self.fill(&keys, &lists, &mut targets);
-        res.into_iter()
-            .zip(&lists)
-            .zip(early)
-            .map(|((r, l), early)| match early {
-                Some(e) => Err(e),
-                None => r.map(|()| l.size as usize),
-            })
-            .collect()
+            Ok(&mut buf[..size])
+        })
     }
 
     /// Reads an object into memory obtained from `alloc(size)` once the size is known, and
