@@ -9,6 +9,7 @@ scripts/setup.sh
 cargo build --workspace --bins
 cargo test --workspace "$@"
 PY=target/py/bin/python
-MATURIN_PEP517_ARGS="--profile dev" "$PY" -m pip install -q --disable-pip-version-check \
+# `pip install --no-build-isolation` runs the `maturin` executable from PATH: use the venv's.
+PATH="$PWD/target/py/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" "$PY" -m pip install -q --disable-pip-version-check \
   --no-build-isolation --force-reinstall --no-deps ./python
 MC_BIN_DIR=target/debug "$PY" -m pytest -q python/tests
