@@ -59,8 +59,8 @@ impl From<mc_rpc::RpcError> for Error {
     }
 }
 
-impl From<mc_dataplane::transfer::client::TransferError> for Error {
-    fn from(e: mc_dataplane::transfer::client::TransferError) -> Error {
+impl From<mc_transfer::TransferError> for Error {
+    fn from(e: mc_transfer::TransferError) -> Error {
         Error::new(e.code(), e.to_string())
     }
 }

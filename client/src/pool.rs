@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mc_dataplane::transfer::client::DataConn;
 use mc_rpc::RpcClient;
 use mc_schema::handshake::Role;
+use mc_transfer::DataConn;
 use parking_lot::Mutex;
 
 use crate::Result;

@@ -2,22 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use mc_dataplane::transfer::client::{DataConn, TransferError};
 use mc_rpc::RpcError;
-use mc_schema::limits::{
-    MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_SLICE_BYTES, key_is_valid, slice_count,
-};
-use mc_schema::msg::{
-    PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, Response, ResponseBody,
-};
+use mc_schema::limits::{MAX_BATCH_KEYS, key_is_valid, slice_count};
+use mc_schema::msg::{ReplicaDesc, ReplicateConfig, Request, Response, ResponseBody};
 
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
 mod pipeline;
 mod read;
+mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
-use pipeline::WriteJob;
 
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]
@@ -135,13 +130,6 @@ fn check_batch(n: usize) -> Result<()> {
     Ok(())
 }
 
-fn slice_crcs(value: &[u8]) -> Vec<u32> {
-    value
-        .chunks(MAX_SLICE_BYTES as usize)
-        .map(mc_schema::checksum::crc32c)
-        .collect()
-}
-
 fn unexpected(what: &str) -> Error {
     Error::new(
         ErrorCode::InternalError,
@@ -195,47 +183,6 @@ impl Store {
             ));
         }
         Ok(resp)
-    }
-
-    /// Runs `f` on a pooled connection to `endpoint`; a stale pooled connection is replaced
-    /// once. Connections that failed are dropped; an endpoint that failed is backed off.
-    fn with_data<T>(
-        &self,
-        endpoint: &str,
-        mut f: impl FnMut(&mut DataConn) -> std::result::Result<T, TransferError>,
-    ) -> Result<T> {
-        if self.health.backed_off(endpoint) {
-            return Err(Error::new(
-                ErrorCode::TransferFail,
-                format!("shard {endpoint} failed recently; backing off"),
-            ));
-        }
-        let r = self.data.take(endpoint).and_then(|mut c| match f(&mut c) {
-            Ok(v) => Ok((v, c)),
-            Err(TransferError::Io { .. }) => {
-                let mut c =
-                    DataConn::connect(endpoint, &self.cfg.cluster_id, self.cfg.connect_timeout)?;
-                Ok((f(&mut c)?, c))
-            }
-            Err(e) => Err(e.into()),
-        });
-        match r {
-            Ok((v, c)) => {
-                self.data.give(c);
-                self.health.ok(endpoint);
-                Ok(v)
-            }
-            Err(e) => {
-                if matches!(
-                    e.code(),
-                    ErrorCode::TransferFail | ErrorCode::RpcTimeout | ErrorCode::RpcFail
-                ) {
-                    self.health.failed(endpoint);
-                    self.data.purge(endpoint);
-                }
-                Err(e)
-            }
-        }
     }
 
     /// Stores `value` under `key`. An existing key is refused with OBJECT_ALREADY_EXISTS
@@ -306,176 +253,6 @@ impl Store {
         let res = self.write_batch(items, config, true);
         self.record_writes(Op::Upsert, items, &res, t0);
         res
-    }
-
-    fn write_batch(
-        &self,
-        items: &[(&str, &[u8])],
-        config: &ReplicateConfig,
-        upsert: bool,
-    ) -> Vec<Result<()>> {
-        if let Err(e) = check_batch(items.len()) {
-            return items.iter().map(|_| Err(e.clone())).collect();
-        }
-        let mut results: Vec<Option<Result<()>>> = items
-            .iter()
-            .map(|(k, v)| {
-                let bad = check_key(k).err().or_else(|| {
-                    (v.is_empty() || v.len() as u64 > MAX_OBJECT_BYTES).then(|| {
-                        invalid(format!(
-                            "value must be 1..={MAX_OBJECT_BYTES} bytes, got {}",
-                            v.len()
-                        ))
-                    })
-                });
-                bad.map(Err)
-            })
-            .collect();
-        let todo: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
-        if todo.is_empty() {
-            return results.into_iter().map(|r| r.expect("set")).collect();
-        }
-        let start_items = todo
-            .iter()
-            .map(|&i| (items[i].0.to_string(), items[i].1.len() as u64))
-            .collect();
-        let (client_id, client_host) = (self.client_id, self.cfg.local_hostname.clone());
-        let started = self.call(&if upsert {
-            Request::UpsertStart {
-                client_id,
-                client_host,
-                items: start_items,
-                config: config.clone(),
-            }
-        } else {
-            Request::PutStart {
-                client_id,
-                client_host,
-                items: start_items,
-                config: config.clone(),
-            }
-        });
-        let started: Vec<PutStartResult> = match started.map(|r| r.body) {
-            Ok(ResponseBody::PutStart(v)) if v.len() == todo.len() => v,
-            Ok(_) => return fill(results, Err(unexpected("PutStart"))),
-            Err(e) => return fill(results, Err(e)),
-        };
-        let mut ends = Vec::new();
-        let mut end_idx = Vec::new();
-        let mut revokes = Vec::new();
-        // Every slice of every replica of every started item, written pipelined per shard.
-        let crcs: Vec<Vec<u32>> = todo.iter().map(|&i| slice_crcs(items[i].1)).collect();
-        let mut jobs = Vec::new();
-        let mut owner = Vec::new(); // (position in todo, replica index) of each job
-        for (t, (&i, st)) in todo.iter().zip(&started).enumerate() {
-            if st.status != 0 {
-                let key = items[i].0;
-                results[i] = Some(Err(Error::from_status(st.status, &format!("put {key}"))));
-                continue;
-            }
-            let value = items[i].1;
-            let fits = |r: &ReplicaDesc| {
-                r.slices.iter().map(|s| s.length).sum::<u64>() == value.len() as u64
-                    && r.slices.len() == crcs[t].len()
-            };
-            if !st.replicas.iter().all(fits) {
-                revokes.push(items[i].0.to_string());
-                results[i] = Some(Err(Error::new(
-                    ErrorCode::InternalError,
-                    "master returned a replica that does not fit the value",
-                )));
-                continue;
-            }
-            for (ri, r) in st.replicas.iter().enumerate() {
-                let mut at = 0usize;
-                for (s, crc) in r.slices.iter().zip(&crcs[t]) {
-                    let data = &value[at..at + s.length as usize];
-                    at += data.len();
-                    jobs.push(WriteJob {
-                        slice: s,
-                        data,
-                        crc: *crc,
-                    });
-                    owner.push((t, ri));
-                }
-            }
-        }
-        let outcomes = self.write_pipelined(&jobs);
-        let mut failed: Vec<Vec<u32>> = vec![Vec::new(); todo.len()];
-        let mut first_err: Vec<Option<Error>> = vec![None; todo.len()];
-        for (&(t, ri), out) in owner.iter().zip(outcomes) {
-            if let Err(e) = out {
-                if !failed[t].contains(&(ri as u32)) {
-                    failed[t].push(ri as u32);
-                }
-                first_err[t].get_or_insert(e);
-            }
-        }
-        for (t, (&i, st)) in todo.iter().zip(&started).enumerate() {
-            if results[i].is_some() {
-                continue;
-            }
-            let key = items[i].0;
-            match first_err[t].take() {
-                Some(e) if failed[t].len() == st.replicas.len() => {
-                    revokes.push(key.to_string());
-                    results[i] = Some(Err(e));
-                }
-                other => {
-                    if let Some(e) = other {
-                        tracing::warn!(
-                            key,
-                            failed = failed[t].len(),
-                            "replica write failed; committing the others: {e}"
-                        );
-                    }
-                    ends.push(PutEndItem {
-                        key: key.to_string(),
-                        slice_crcs: crcs[t].clone(),
-                        failed_replicas: std::mem::take(&mut failed[t]),
-                        generation: st
-                            .replicas
-                            .first()
-                            .and_then(|r| r.slices.first())
-                            .map_or(0, |s| s.generation),
-                    });
-                    end_idx.push(i);
-                }
-            }
-        }
-        if !revokes.is_empty() {
-            // Best effort: a lost revoke leaves a pending object that is never readable;
-            // its space waits for the master's zombie-PutStart cleanup.
-            let _ = self.call(&if upsert {
-                Request::UpsertRevoke { keys: revokes }
-            } else {
-                Request::PutRevoke { keys: revokes }
-            });
-        }
-        if !ends.is_empty() {
-            let end = if upsert {
-                Request::UpsertEnd { items: ends }
-            } else {
-                Request::PutEnd { items: ends }
-            };
-            match self.call(&end).map(|r| r.body) {
-                Ok(ResponseBody::Statuses(codes)) if codes.len() == end_idx.len() => {
-                    for (i, c) in end_idx.into_iter().zip(codes) {
-                        results[i] = Some(if c == 0 {
-                            Ok(())
-                        } else {
-                            Err(Error::from_status(c, &format!("put_end {}", items[i].0)))
-                        });
-                    }
-                }
-                Ok(_) => return fill(results, Err(unexpected("PutEnd"))),
-                Err(e) => return fill(results, Err(e)),
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every item decided"))
-            .collect()
     }
 
     fn values(&self, req: Request, n: usize, what: &str) -> Result<Vec<i64>> {
@@ -661,13 +438,6 @@ impl Store {
     }
 }
 
-fn fill(results: Vec<Option<Result<()>>>, e: Result<()>) -> Vec<Result<()>> {
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| e.clone()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,16 +446,5 @@ mod tests {
     fn store_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Store>();
-    }
-
-    #[test]
-    fn crcs_per_slice() {
-        let v = vec![7u8; (MAX_SLICE_BYTES as usize) + 10];
-        let c = slice_crcs(&v);
-        assert_eq!(c.len(), 2);
-        assert_eq!(
-            c[1],
-            mc_schema::checksum::crc32c(&v[MAX_SLICE_BYTES as usize..])
-        );
     }
 }

@@ -179,12 +179,9 @@ fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
     s.get("n1").unwrap();
     // A payload that does not match its CRC is refused and counted.
     let slice = s.replicas("n1").unwrap()[0].slices[0].clone();
-    let mut conn = mc_dataplane::transfer::client::DataConn::connect(
-        &slice.endpoint,
-        "mooncake_cluster",
-        Duration::from_secs(2),
-    )
-    .unwrap();
+    let mut conn =
+        mc_transfer::DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2))
+            .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     assert!(
         conn.write(slice.segment_id, slice.offset, 0, b"evil", 1, deadline)

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{cluster, pattern, store};
-use mc_dataplane::transfer::client::{DataConn, TransferError};
 use mc_schema::frame::FrameHeader;
 use mc_schema::handshake::{Hello, Role};
+use mc_transfer::{DataConn, TransferError};
 use mooncake_rs::{ErrorCode, ReplicateConfig};
 
 /// Sends `bytes` on a fresh connection and checks the peer closes it (EOF or reset)
@@ -272,4 +272,165 @@ fn a_stalled_master_gives_rpc_timeout_within_the_deadline() {
     assert_eq!(e.code().code(), -901);
     // Once the master runs again, calls succeed (the timed-out connection was dropped).
     assert_eq!(s.get("k").unwrap(), b"v");
+}
+
+/// A raw data connection that has sent a header and part of a payload (or a READ it does
+/// not drain), so the shard holds a range for it.
+fn raw_conn(endpoint: &str) -> TcpStream {
+    let mut s = mc_transfer::net::connect_tcp(endpoint, Duration::from_secs(2)).unwrap();
+    mc_transfer::net::handshake(
+        &mut s,
+        Role::Client,
+        "mooncake_cluster",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    s
+}
+
+fn header(op: mc_transfer::Op, slice: &mooncake_rs::SliceDesc, len: u64, crc: u32) -> [u8; 64] {
+    let mut h = mc_transfer::TransferHeader::request(op, slice.segment_id, slice.offset, len);
+    h.generation = slice.generation;
+    h.crc32c = crc;
+    h.request_id = 1;
+    h.encode()
+}
+
+/// Waits until `f` holds, for up to 30 s (the shard needs a moment to see the first bytes).
+fn eventually(mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "condition never held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn transfers_overlapping_a_write_in_flight_are_refused_as_busy() {
+    let c = cluster(1, "64MB");
+    let s = store(&c);
+    let v = pattern(64 * 1024, 3);
+    s.put("held", &v, &ReplicateConfig::default()).unwrap();
+    let slice = s.replicas("held").unwrap()[0].slices[0].clone();
+    // A writer that stops half-way through its payload holds the range.
+    let mut writer = raw_conn(&slice.endpoint);
+    writer
+        .write_all(&header(
+            mc_transfer::Op::Write,
+            &slice,
+            v.len() as u64,
+            mc_schema::checksum::crc32c(&v),
+        ))
+        .unwrap();
+    writer.write_all(&v[..v.len() / 2]).unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(10);
+    let mut other =
+        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+    let mut buf = vec![0u8; 100];
+    eventually(|| {
+        let r = other.read_into(slice.segment_id, slice.offset + 10, 0, &mut buf, deadline());
+        matches!(
+            r,
+            Err(TransferError::Refused {
+                code: ErrorCode::ObjectReplicaBusy,
+                ..
+            })
+        )
+    });
+    // An overlapping write is refused too, its payload skipped: the connection goes on.
+    let e = other
+        .write(
+            slice.segment_id,
+            slice.offset + 100,
+            0,
+            b"xy",
+            mc_schema::checksum::crc32c(b"xy"),
+            deadline(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ObjectReplicaBusy, "{e}");
+    // Bytes next to the held range are not affected, on the same connection.
+    let after = slice.offset + slice.length;
+    other
+        .write(
+            slice.segment_id,
+            after,
+            0,
+            b"ok",
+            mc_schema::checksum::crc32c(b"ok"),
+            deadline(),
+        )
+        .unwrap();
+    // The get fails over to no other replica, so it reports the failure; never wrong bytes.
+    assert!(s.get("held").is_err());
+    // Once the writer finishes, its range is free again and the value reads back.
+    writer.write_all(&v[v.len() / 2..]).unwrap();
+    let mut ack = [0u8; 64];
+    writer.read_exact(&mut ack).unwrap();
+    let ack = mc_transfer::TransferHeader::decode(&ack).unwrap();
+    assert_eq!(ack.status, 0);
+    assert_eq!(s.get("held").unwrap(), v);
+}
+
+/// Shrinks a socket's receive buffer (which also ends its autotuning), so a large answer
+/// cannot fit in the kernel's buffers and the sender stays mid-transfer.
+fn small_receive_buffer(s: &TcpStream) {
+    let value: libc::c_int = 4096;
+    // SAFETY: the fd is an open socket owned by `s`; the kernel reads the c_int during the
+    // call only.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_write_overlapping_a_slow_read_is_refused_and_changes_no_byte() {
+    let c = cluster(1, "128MB");
+    let s = store(&c);
+    // Larger than both sockets' buffers, so the shard cannot finish sending it.
+    let v = pattern(16 << 20, 4);
+    s.put("big", &v, &ReplicateConfig::default()).unwrap();
+    let slice = s.replicas("big").unwrap()[0].slices[0].clone();
+    let mut reader = raw_conn(&slice.endpoint);
+    small_receive_buffer(&reader);
+    reader
+        .write_all(&header(mc_transfer::Op::Read, &slice, slice.length, 0))
+        .unwrap();
+    // The answer's header arrives before its payload, once the shard holds the range.
+    reader
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut hdr = [0u8; 64];
+    reader.read_exact(&mut hdr).unwrap();
+    assert_eq!(mc_transfer::TransferHeader::decode(&hdr).unwrap().status, 0);
+    let mut other =
+        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+    let junk = pattern(4096, 5);
+    let crc = mc_schema::checksum::crc32c(&junk);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let e = other
+        .write(
+            slice.segment_id,
+            slice.offset + 8192,
+            0,
+            &junk,
+            crc,
+            deadline,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ObjectReplicaBusy, "{e}");
+    // The reader goes away mid-answer: its claim ends with the connection, and the refused
+    // write changed no byte.
+    drop(reader);
+    assert_eq!(s.get("big").unwrap(), v);
 }

@@ -57,18 +57,17 @@ impl SegmentMem {
             .is_some_and(|end| end <= self.size_bytes())
     }
 
-    /// Mutable view of a range, for receiving a WRITE payload.
+    /// Mutable view of a range.
     ///
     /// # Safety
-    /// The caller must have checked the range with [`contains`](Self::contains) and must
-    /// not hold another view of an overlapping range. The master hands out disjoint ranges;
-    /// a misbehaving client can at worst race with itself on bytes it was granted, which
-    /// the per-slice CRC32C then exposes to readers.
-    // Segment memory is shared by design (many connections write disjoint ranges of it),
-    // so handing out `&mut` from `&self` is the point; the contract above replaces the
-    // borrow checker here.
+    /// `[offset, offset + len)` must lie inside the segment, and no other view of an
+    /// overlapping range may exist while this one lives. [`crate::inflight::InFlight`] is
+    /// the one caller, and it enforces both.
+    // Segment memory is shared by design (many connections use disjoint ranges of it), so
+    // handing out `&mut` from `&self` is the point; the contract above replaces the borrow
+    // checker here.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn slice_mut(&self, offset: u64, len: u64) -> &mut [u8] {
+    pub(crate) unsafe fn slice_mut(&self, offset: u64, len: u64) -> &mut [u8] {
         assert!(self.contains(offset, len), "range outside the segment");
         // SAFETY: in bounds (asserted); the region lives as long as `self`; exclusivity is
         // the caller's contract above.
@@ -77,13 +76,15 @@ impl SegmentMem {
         }
     }
 
-    /// Shared view of a range, for answering a READ.
+    /// Shared view of a range.
     ///
     /// # Safety
-    /// As for [`slice_mut`](Self::slice_mut): checked range, no concurrent writer.
-    pub unsafe fn slice(&self, offset: u64, len: u64) -> &[u8] {
+    /// In bounds, and no mutable view of an overlapping range may exist while this one
+    /// lives (enforced by [`crate::inflight::InFlight`], the one caller).
+    pub(crate) unsafe fn slice(&self, offset: u64, len: u64) -> &[u8] {
         assert!(self.contains(offset, len), "range outside the segment");
-        // SAFETY: in bounds (asserted); the region outlives the view.
+        // SAFETY: in bounds (asserted); the region outlives the view; no writer is the
+        // caller's contract above.
         unsafe {
             std::slice::from_raw_parts(self.region.as_ptr().add(offset as usize), len as usize)
         }
@@ -100,10 +101,5 @@ mod tests {
         assert!(s.contains(0, 1 << 20));
         assert!(!s.contains(1, 1 << 20));
         assert!(!s.contains(u64::MAX, 2));
-        // SAFETY: checked range, single owner in this test.
-        unsafe {
-            s.slice_mut(10, 3).copy_from_slice(b"abc");
-            assert_eq!(s.slice(10, 3), b"abc");
-        }
     }
 }

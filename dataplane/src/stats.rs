@@ -60,6 +60,8 @@ pub struct ShardStats {
     pub crc_failures_total: AtomicU64,
     /// Connections accepted.
     pub connections_total: AtomicU64,
+    /// Transfers refused because an overlapping write was in flight (`OBJECT_REPLICA_BUSY`).
+    pub range_busy_total: AtomicU64,
 }
 
 fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -72,7 +74,7 @@ pub fn render(shards: &[std::sync::Arc<ShardStats>], out: &mut String) {
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let label = |s: &ShardStats| format!("shard=\"{}\",endpoint=\"{}\"", s.shard, s.endpoint);
     type Field = fn(&ShardStats) -> &AtomicU64;
-    let simple: [(&str, &str, &str, Field); 9] = [
+    let simple: [(&str, &str, &str, Field); 10] = [
         (
             "mc_shard_segment_capacity_bytes",
             "gauge",
@@ -126,6 +128,12 @@ pub fn render(shards: &[std::sync::Arc<ShardStats>], out: &mut String) {
             "counter",
             "WRITE payloads refused for a CRC32C mismatch.",
             |s| &s.crc_failures_total,
+        ),
+        (
+            "mc_shard_range_busy_total",
+            "counter",
+            "Transfers refused because an overlapping write was in flight.",
+            |s| &s.range_busy_total,
         ),
     ];
     for (name, kind, help, field) in &simple {

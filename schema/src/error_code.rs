@@ -27,6 +27,7 @@ pub enum ErrorCode {
     ObjectAlreadyExists = -705,
     ObjectHasLease = -706,
     LeaseExpired = -707,
+    ObjectReplicaBusy = -714,
     TransferFail = -800,
     ChecksumMismatch = -801,
     RpcFail = -900,
@@ -36,7 +37,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::Ok,
         Self::InternalError,
         Self::BufferOverflow,
@@ -57,6 +58,7 @@ impl ErrorCode {
         Self::ObjectAlreadyExists,
         Self::ObjectHasLease,
         Self::LeaseExpired,
+        Self::ObjectReplicaBusy,
         Self::TransferFail,
         Self::ChecksumMismatch,
         Self::RpcFail,
@@ -101,6 +103,7 @@ impl ErrorCode {
             Self::ObjectAlreadyExists => "OBJECT_ALREADY_EXISTS",
             Self::ObjectHasLease => "OBJECT_HAS_LEASE",
             Self::LeaseExpired => "LEASE_EXPIRED",
+            Self::ObjectReplicaBusy => "OBJECT_REPLICA_BUSY",
             Self::TransferFail => "TRANSFER_FAIL",
             Self::ChecksumMismatch => "CHECKSUM_MISMATCH",
             Self::RpcFail => "RPC_FAIL",

@@ -3,7 +3,6 @@
 //! - [`handshake`]: the first bytes of every TCP connection (magic, version, cluster, role).
 //! - [`frame`]: master RPC framing, `u32 length | u64 request id | flatbuffer`.
 //! - [`msg`]: master RPC messages as Rust values and their flatbuffers encoding.
-//! - [`transfer`]: the fixed 64-byte header of the data port.
 //! - [`agent`]: messages between a node's agent and its shards.
 //! - [`error_code`]: Mooncake's numeric error codes; [`limits`]: documented size limits;
 //!   [`units`]: sizes, durations and flag spellings.
@@ -17,7 +16,6 @@ pub mod frame;
 pub mod handshake;
 pub mod limits;
 pub mod msg;
-pub mod transfer;
 pub mod units;
 
 pub use error_code::ErrorCode;

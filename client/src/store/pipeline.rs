@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use mc_dataplane::transfer::client::{DataConn, TransferError};
 use mc_schema::msg::SliceDesc;
+use mc_transfer::{DataConn, TransferError};
 
 use super::Store;
 use crate::{Error, ErrorCode};

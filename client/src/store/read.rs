@@ -35,6 +35,8 @@ impl Store {
         self.replica_lists(keys)
     }
 
+    /// Reads every slice of replica `r` into `buf` (pipelined per shard) and checks each
+    /// against its CRC32C; the first failure is returned.
     fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
         let total: u64 = r.slices.iter().map(|s| s.length).sum();
         if total != buf.len() as u64 || r.slices.len() != crcs.len() {
@@ -43,25 +45,18 @@ impl Store {
                 "replica does not match the object size",
             ));
         }
-        let mut at = 0usize;
+        let mut jobs = Vec::with_capacity(r.slices.len());
+        let mut rest: &mut [u8] = buf;
         for (s, crc) in r.slices.iter().zip(crcs) {
-            let part = &mut buf[at..at + s.length as usize];
-            at += s.length as usize;
-            let deadline = Instant::now() + self.cfg.transfer_timeout;
-            let got = self.with_data(&s.endpoint, |c| {
-                c.read_into(s.segment_id, s.offset, s.generation, part, deadline)
-            })?;
-            if got != *crc {
-                return Err(Error::new(
-                    ErrorCode::ChecksumMismatch,
-                    format!(
-                        "slice at {} offset {} failed its CRC32C check",
-                        s.endpoint, s.offset
-                    ),
-                ));
-            }
+            let (part, tail) = rest.split_at_mut(s.length as usize);
+            rest = tail;
+            jobs.push(ReadJob {
+                slice: s,
+                buf: part,
+                crc: *crc,
+            });
         }
-        Ok(())
+        self.read_pipelined(&mut jobs).into_iter().collect()
     }
 
     /// Reads one complete replica into `buf` (exactly the object size), trying the next

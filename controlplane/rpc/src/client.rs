@@ -4,13 +4,14 @@
 //! and open a new one (the client crate's pool does that).
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use mc_schema::frame::{FRAME_HEADER_BYTES, FrameHeader};
-use mc_schema::handshake::{HELLO_ACK_BYTES, Hello, Role, check_ack};
+use mc_schema::handshake::Role;
 use mc_schema::limits::MAX_RPC_FRAME_BYTES;
 use mc_schema::msg::{Builder, Request, Response, decode_response, encode_request};
+use mc_transfer::net::{connect_tcp, handshake};
 
 use crate::RpcError;
 
@@ -22,38 +23,6 @@ pub struct RpcClient {
     out: Vec<u8>,
     inbuf: Vec<u8>,
     next_id: u64,
-}
-
-/// Opens a TCP connection with a connect timeout and TCP_NODELAY, trying every address.
-pub fn connect_tcp(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
-    for sa in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&sa, timeout) {
-            Ok(s) => {
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Sends our Hello and checks the answer, within `timeout`.
-pub fn handshake(
-    stream: &mut TcpStream,
-    role: Role,
-    cluster_id: &str,
-    timeout: Duration,
-) -> Result<(), mc_schema::SchemaError> {
-    let hello = Hello::new(role, cluster_id)?;
-    let io_err = |e: io::Error| mc_schema::SchemaError::Invalid(format!("handshake I/O: {e}"));
-    stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
-    stream.write_all(&hello.encode()).map_err(io_err)?;
-    let mut ack = [0u8; HELLO_ACK_BYTES];
-    stream.read_exact(&mut ack).map_err(io_err)?;
-    check_ack(&ack)
 }
 
 fn is_timeout(e: &io::Error) -> bool {

@@ -9,10 +9,11 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::header::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
+use crate::net;
 use mc_schema::ErrorCode;
 use mc_schema::checksum::Crc32c;
 use mc_schema::handshake::Role;
-use mc_schema::transfer::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
 
 /// Granularity of checksumming a payload while it is received.
 const CRC_CHUNK_BYTES: usize = 256 * 1024;
@@ -96,11 +97,11 @@ impl DataConn {
             endpoint: endpoint.to_string(),
             reason,
         };
-        let mut stream = mc_rpc::client::connect_tcp(endpoint, connect_timeout)
+        let mut stream =
+            net::connect_tcp(endpoint, connect_timeout).map_err(|e| err(e.to_string()))?;
+        net::handshake(&mut stream, Role::Client, cluster_id, connect_timeout)
             .map_err(|e| err(e.to_string()))?;
-        mc_rpc::client::handshake(&mut stream, Role::Client, cluster_id, connect_timeout)
-            .map_err(|e| err(e.to_string()))?;
-        crate::transfer::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
+        net::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
         Ok(DataConn {
             stream,
             endpoint: endpoint.to_string(),

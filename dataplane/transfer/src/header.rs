@@ -10,7 +10,7 @@
 //! memory; its answer is a WRITE_ACK header. A READ header is answered by a READ_DATA header
 //! followed by `length` bytes sent straight from segment memory (no payload when status != 0).
 
-use crate::SchemaError;
+use mc_schema::SchemaError;
 
 /// Header size in bytes.
 pub const TRANSFER_HEADER_BYTES: usize = 64;

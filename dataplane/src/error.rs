@@ -1,0 +1,105 @@
+//! The data plane's one error type.
+
+use mc_schema::handshake::HelloStatus;
+use mc_schema::{ErrorCode, SchemaError};
+use mc_transfer::header::Op;
+
+/// Errors of the data plane: starting a shard, adding segments, serving a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// Segment memory could not be set up.
+    #[error("segment memory: {0}")]
+    Memory(#[from] mc_hugepages::Error),
+    /// Core pinning failed.
+    #[error("core placement: {0}")]
+    Topology(#[from] mc_topology::Error),
+    /// The data port could not be bound.
+    #[error(
+        "cannot listen on {addr} for shard {shard}'s data port: {source} (pick another --data_port, or 0 for an ephemeral one)"
+    )]
+    Bind {
+        /// Shard index.
+        shard: usize,
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The glommio executor could not start.
+    #[error(
+        "cannot start shard {shard}'s executor: {reason} (io_uring needs memlock: lower --io_memory or raise `ulimit -l`)"
+    )]
+    Executor {
+        /// Shard index.
+        shard: usize,
+        /// Cause, as glommio words it.
+        reason: String,
+    },
+    /// The shard did not come up.
+    #[error("shard {shard} failed to start: the shard thread exited during start-up")]
+    Start {
+        /// Shard index.
+        shard: usize,
+    },
+    /// A segment larger than this machine's address space.
+    #[error("{size_bytes} bytes do not fit in this machine's address space")]
+    TooLarge {
+        /// Bytes asked for.
+        size_bytes: u64,
+    },
+    /// A plain-page segment larger than the memory the kernel has available.
+    #[error(
+        "{size_bytes} bytes asked for, but the machine has only {available_bytes} bytes available (MemAvailable); ask for less or free memory"
+    )]
+    NotEnoughMemory {
+        /// Bytes asked for.
+        size_bytes: u64,
+        /// MemAvailable.
+        available_bytes: u64,
+    },
+    /// A shared-memory file range that a segment of this shard already maps.
+    #[error(
+        "{path} bytes {offset_bytes}..{end_bytes} overlap segment {segment} mounted from the same file; unmount it first or mount another range"
+    )]
+    ShmOverlap {
+        /// File.
+        path: String,
+        /// First byte asked for.
+        offset_bytes: u64,
+        /// One past the last byte asked for.
+        end_bytes: u64,
+        /// The segment already mapping part of it.
+        segment: String,
+    },
+    /// A data connection failed.
+    #[error("data connection: {source}")]
+    Connection {
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The peer's handshake was malformed.
+    #[error("bad handshake: {0}")]
+    BadHandshake(#[source] SchemaError),
+    /// The peer's handshake was refused (another cluster, version or role).
+    #[error("handshake refused: {0:?}")]
+    HandshakeRefused(HelloStatus),
+    /// A malformed transfer header.
+    #[error("bad transfer header: {0}")]
+    BadHeader(#[source] SchemaError),
+    /// A header with an op clients do not send.
+    #[error("unexpected op {0:?} from a client")]
+    UnexpectedOp(Op),
+    /// A WRITE that could not be accepted; its payload could not be skipped, so the
+    /// connection closes.
+    #[error("write refused with {code}: segment {segment_id:#x} offset {offset} length {length}")]
+    WriteRefused {
+        /// Segment named by the header.
+        segment_id: u64,
+        /// Offset named by the header.
+        offset: u64,
+        /// Length named by the header.
+        length: u64,
+        /// Code the ack carried.
+        code: ErrorCode,
+    },
+}

@@ -1,0 +1,269 @@
+//! A shard: one glommio executor owning its segments and its data port.
+//!
+//! The shard thread maps its first segment, binds its data port, then runs two loops until
+//! told to stop: one accepts data connections (each served by `transfer`), the other polls
+//! the agent's link for control messages ([`segments`] handles mounts and unmounts).
+
+mod segments;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use mc_hugepages::RegionOptions;
+use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
+use tracing::{debug, info, warn};
+
+use crate::DataplaneError;
+use crate::control::ShardLink;
+use crate::segment::SegmentMem;
+use crate::state::ShardState;
+use crate::stats::ShardStats;
+use crate::transfer::serve_connection;
+use segments::Segments;
+
+/// Control polls (20 ms apart) with no transfer in flight before a drain is answered.
+const DRAIN_QUIET_POLLS: u32 = 5;
+
+/// How one shard is set up.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Shard index within the node.
+    pub index: usize,
+    /// Core to pin to; `None` runs unpinned.
+    pub core: Option<usize>,
+    /// Host to bind the data port on and to advertise (`--local_hostname`).
+    pub host: String,
+    /// Data port; 0 = ephemeral.
+    pub data_port: u16,
+    /// Bytes of the shard's first segment.
+    pub segment_bytes: usize,
+    /// How segment memory is backed.
+    pub region: RegionOptions,
+    /// Cluster id peers must present.
+    pub cluster_id: String,
+    /// glommio io_uring buffer memory in bytes (counted against the memlock limit).
+    pub io_memory_bytes: usize,
+}
+
+/// A running shard.
+pub struct ShardHandle {
+    /// Shard index.
+    pub index: usize,
+    /// Its first segment.
+    pub segment: SegmentInfo,
+    /// Its counters (written by the shard, read by anyone).
+    pub stats: Arc<ShardStats>,
+    thread: JoinHandle<()>,
+}
+
+impl ShardHandle {
+    /// Waits for the shard thread to end (after it was told to stop).
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            warn!(shard = self.index, "shard thread panicked");
+        }
+    }
+}
+
+/// Starts a shard on its own thread; returns once its segment is mapped and its port bound.
+pub fn start_shard<L: ShardLink + Send + 'static>(
+    cfg: ShardConfig,
+    link: L,
+) -> Result<ShardHandle, DataplaneError> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
+    let index = cfg.index;
+    let placement = match cfg.core {
+        Some(c) => Placement::Fixed(c),
+        None => Placement::Unbound,
+    };
+    let builder = LocalExecutorBuilder::new(placement)
+        .name(&format!("mc-shard-{index}"))
+        .io_memory(cfg.io_memory_bytes);
+    let thread = std::thread::Builder::new()
+        .name(format!("mc-shard-{index}"))
+        .spawn(move || {
+            let ex = match builder.make() {
+                Ok(ex) => ex,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(DataplaneError::Executor {
+                        shard: index,
+                        reason: e.to_string(),
+                    }));
+                    return;
+                }
+            };
+            ex.run(run_shard(cfg, link, ready_tx));
+        })
+        .map_err(|e| DataplaneError::Executor {
+            shard: index,
+            reason: e.to_string(),
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok((segment, stats))) => Ok(ShardHandle {
+            index,
+            segment,
+            stats,
+            thread,
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(DataplaneError::Start { shard: index })
+        }
+    }
+}
+
+/// What a shard reports once it is up: its first segment and its counters, or why not.
+type Ready = Result<(SegmentInfo, Arc<ShardStats>), DataplaneError>;
+
+/// A shard that is up: its state, its listener and its first segment.
+struct Opened {
+    state: Rc<ShardState>,
+    listener: TcpListener,
+    info: SegmentInfo,
+}
+
+async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<Ready>) {
+    let opened = match open(&cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let Opened {
+        state,
+        listener,
+        info,
+    } = opened;
+    let _ = ready.send(Ok((info.clone(), state.stats.clone())));
+    let _ = link.send(FromShard::Segment(info.clone()));
+    let segments = Segments::new(cfg.index, &info, cfg.region.clone());
+    future::or(
+        accept_loop(listener, &state, &info.endpoint),
+        control_loop(cfg.index, &link, &state, segments),
+    )
+    .await;
+    let _ = link.send(FromShard::Stopped {
+        shard: cfg.index as u32,
+    });
+    info!(shard = cfg.index, "shard stopped");
+}
+
+/// Maps and prefaults the first segment and binds the data port. Memory is allocated on the
+/// shard's own thread so its pages land on the shard's NUMA node (first touch).
+fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
+    let seg = Rc::new(SegmentMem::new(cfg.segment_bytes, &cfg.region)?);
+    let addr = format!("{}:{}", cfg.host, cfg.data_port);
+    let listener = TcpListener::bind(addr.as_str()).map_err(|e| DataplaneError::Bind {
+        shard: cfg.index,
+        addr,
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let endpoint = format!("{}:{port}", cfg.host);
+    let info = SegmentInfo {
+        shard: cfg.index as u32,
+        segment_id: seg.id,
+        name: endpoint.clone(),
+        endpoint: endpoint.clone(),
+        size_bytes: seg.size_bytes(),
+        kind: SegmentKind::Startup,
+    };
+    info!(
+        shard = cfg.index,
+        core = ?cfg.core,
+        %endpoint,
+        size_bytes = info.size_bytes,
+        "shard serving its segment"
+    );
+    let stats = Arc::new(ShardStats {
+        shard: cfg.index as u32,
+        endpoint,
+        ..ShardStats::default()
+    });
+    stats
+        .capacity_bytes
+        .store(info.size_bytes, Ordering::Relaxed);
+    let state = Rc::new(ShardState {
+        stats,
+        segments: RefCell::new(HashMap::from([(seg.id, seg)])),
+        cluster_id: cfg.cluster_id.clone(),
+        ranges: Default::default(),
+    });
+    Ok(Opened {
+        state,
+        listener,
+        info,
+    })
+}
+
+/// Accepts data connections forever, each served on its own task.
+async fn accept_loop(listener: TcpListener, state: &Rc<ShardState>, endpoint: &str) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let state = state.clone();
+                glommio::spawn_local(async move {
+                    if let Err(e) = serve_connection(stream, &state).await {
+                        debug!("data connection closed: {e}");
+                    }
+                })
+                .detach();
+            }
+            Err(e) => {
+                warn!("accept failed on {endpoint}: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Polls the agent's link until Stop (or the link dies). A Drain is answered once no
+/// transfer has been in flight for [`DRAIN_QUIET_POLLS`] polls in a row.
+async fn control_loop<L: ShardLink>(
+    index: usize,
+    link: &L,
+    state: &ShardState,
+    mut segments: Segments,
+) {
+    // Quiet polls still needed before answering a Drain (None = no drain asked).
+    let mut drain_quiet: Option<u32> = None;
+    loop {
+        if let Some(q) = drain_quiet {
+            let q = if state.ranges.is_empty() {
+                q.saturating_sub(1)
+            } else {
+                DRAIN_QUIET_POLLS
+            };
+            drain_quiet = Some(q);
+            if q == 0 {
+                let _ = link.send(FromShard::Drained {
+                    shard: index as u32,
+                });
+                drain_quiet = None;
+            }
+        }
+        match link.try_recv() {
+            Ok(Some(ToShard::Drain)) => drain_quiet = Some(DRAIN_QUIET_POLLS),
+            Ok(Some(ToShard::Stop)) | Err(_) => break,
+            Ok(Some(msg)) => {
+                for answer in segments.handle(msg, state) {
+                    let _ = link.send(answer);
+                }
+            }
+            Ok(None) => glommio::timer::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The segments a shard serves, and how control messages add and remove them.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use mc_hugepages::RegionOptions;
+use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
+use tracing::{info, warn};
+
+use crate::DataplaneError;
+use crate::segment::SegmentMem;
+use crate::state::ShardState;
+
+/// A mapped range of a shared-memory file: (device, inode, first byte, end).
+type ShmRange = (u64, u64, u64, u64);
+
+/// The control side of a shard: which segments it serves and how to add and remove them.
+pub(super) struct Segments {
+    index: usize,
+    endpoint: String,
+    region: RegionOptions,
+    infos: HashMap<u64, SegmentInfo>,
+    /// File ranges of shm segments, so one file range is never mapped twice: two segments
+    /// over the same bytes would let two transfers view them under different segment ids.
+    shm: HashMap<u64, ShmRange>,
+    /// Suffix of the next runtime segment's name (`host:port#n`); never reused in a process.
+    next_name: u32,
+}
+
+/// Refuses a plain-page segment larger than the memory the kernel has available: prefaulting
+/// it would end with the OOM killer taking the whole node. (Hugetlb pages are checked
+/// against their pool when mapped.)
+fn check_available(size_bytes: u64, opts: &RegionOptions) -> Result<(), DataplaneError> {
+    if opts.huge == mc_hugepages::HugePolicy::Require {
+        return Ok(());
+    }
+    match mc_hugepages::available_memory_bytes() {
+        Some(avail) if size_bytes > avail => Err(DataplaneError::NotEnoughMemory {
+            size_bytes,
+            available_bytes: avail,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn to_usize(size_bytes: u64) -> Result<usize, DataplaneError> {
+    usize::try_from(size_bytes).map_err(|_| DataplaneError::TooLarge { size_bytes })
+}
+
+impl Segments {
+    /// The control side of shard `index`, serving its first segment `first`.
+    pub(super) fn new(index: usize, first: &SegmentInfo, region: RegionOptions) -> Segments {
+        Segments {
+            index,
+            endpoint: first.endpoint.clone(),
+            region,
+            infos: HashMap::from([(first.segment_id, first.clone())]),
+            shm: HashMap::new(),
+            next_name: 1,
+        }
+    }
+
+    /// Answers one control message other than Drain and Stop.
+    ///
+    /// Mapping and prefaulting a new segment runs on the shard's own thread (first touch puts
+    /// the pages on the shard's NUMA node), so transfers on this shard pause while a large
+    /// segment is prefaulted; mounts are rare operator actions.
+    pub(super) fn handle(&mut self, msg: ToShard, state: &ShardState) -> Vec<FromShard> {
+        match msg {
+            ToShard::Describe => self
+                .infos
+                .values()
+                .cloned()
+                .map(FromShard::Segment)
+                .collect(),
+            ToShard::Mount {
+                request,
+                size_bytes,
+            } => {
+                let opts = RegionOptions {
+                    name: format!("mc-seg-{}-{}", self.index, self.next_name),
+                    ..self.region.clone()
+                };
+                let made = to_usize(size_bytes).and_then(|n| {
+                    check_available(size_bytes, &opts)?;
+                    Ok(SegmentMem::new(n, &opts)?)
+                });
+                vec![self.added(
+                    request,
+                    made.map(|s| (s, None)),
+                    SegmentKind::Allocated,
+                    state,
+                )]
+            }
+            ToShard::MountShm {
+                request,
+                path,
+                offset_bytes,
+                size_bytes,
+            } => {
+                let made = self.map_shm(&path, offset_bytes, size_bytes);
+                vec![self.added(request, made, SegmentKind::Shm, state)]
+            }
+            ToShard::Unmount {
+                request,
+                segment_id,
+            } => vec![self.remove(request, segment_id, state)],
+            ToShard::Drain | ToShard::Stop => Vec::new(),
+        }
+    }
+
+    /// Maps a range of a shared-memory file, unless a segment of this shard maps part of it.
+    fn map_shm(
+        &self,
+        path: &str,
+        offset_bytes: u64,
+        size_bytes: u64,
+    ) -> Result<(SegmentMem, Option<ShmRange>), DataplaneError> {
+        let n = to_usize(size_bytes)?;
+        let end_bytes = offset_bytes.saturating_add(size_bytes);
+        let file = std::fs::metadata(path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        if let Some((dev, ino)) = file {
+            let clash = self.shm.iter().find(|(_, r)| {
+                let &(d, i, start, end) = *r;
+                d == dev && i == ino && start < end_bytes && offset_bytes < end
+            });
+            if let Some((id, _)) = clash {
+                return Err(DataplaneError::ShmOverlap {
+                    path: path.to_string(),
+                    offset_bytes,
+                    end_bytes,
+                    segment: self
+                        .infos
+                        .get(id)
+                        .map(|i| i.name.clone())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let opts = RegionOptions {
+            name: path.to_string(),
+            ..self.region.clone()
+        };
+        let seg = SegmentMem::from_file(std::path::Path::new(path), offset_bytes, n, &opts)?;
+        Ok((seg, file.map(|(d, i)| (d, i, offset_bytes, end_bytes))))
+    }
+
+    /// Stops serving a segment. Transfers under way hold their own reference to it: its
+    /// memory goes when the last of them ends.
+    fn remove(&mut self, request: u64, segment_id: u64, state: &ShardState) -> FromShard {
+        let removed = state.segments.borrow_mut().remove(&segment_id);
+        let info = self.infos.remove(&segment_id);
+        self.shm.remove(&segment_id);
+        if let Some(seg) = &removed {
+            state
+                .stats
+                .capacity_bytes
+                .fetch_sub(seg.size_bytes(), Ordering::Relaxed);
+            info!(
+                shard = self.index,
+                segment = %info.map(|i| i.name).unwrap_or_default(),
+                "segment released"
+            );
+        }
+        FromShard::Unmounted {
+            request,
+            segment_id,
+            found: removed.is_some(),
+        }
+    }
+
+    /// Registers a freshly made segment and says so, or says why none was made.
+    fn added(
+        &mut self,
+        request: u64,
+        made: Result<(SegmentMem, Option<ShmRange>), DataplaneError>,
+        kind: SegmentKind,
+        state: &ShardState,
+    ) -> FromShard {
+        let (seg, shm) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(shard = self.index, "mount failed: {e}");
+                return FromShard::MountFailed {
+                    request,
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let info = SegmentInfo {
+            shard: self.index as u32,
+            segment_id: seg.id,
+            name: format!("{}#{}", self.endpoint, self.next_name),
+            endpoint: self.endpoint.clone(),
+            size_bytes: seg.size_bytes(),
+            kind,
+        };
+        self.next_name += 1;
+        state
+            .stats
+            .capacity_bytes
+            .fetch_add(info.size_bytes, Ordering::Relaxed);
+        state.segments.borrow_mut().insert(seg.id, Rc::new(seg));
+        if let Some(r) = shm {
+            self.shm.insert(info.segment_id, r);
+        }
+        self.infos.insert(info.segment_id, info.clone());
+        info!(
+            shard = self.index,
+            segment = %info.name,
+            size_bytes = info.size_bytes,
+            ?kind,
+            "segment added"
+        );
+        FromShard::Mounted {
+            request,
+            segment: info,
+        }
+    }
+}
