@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use mc_hugepages::HugePolicy;
+use mc_schema::SchemaError;
 use mc_schema::units::{DurationUnit, parse_duration, parse_size};
 use mc_topology::CoreSpec;
 
-fn size(s: &str) -> Result<u64, String> {
+fn size(s: &str) -> Result<u64, SchemaError> {
     parse_size(s)
 }
 
-fn millis(s: &str) -> Result<Duration, String> {
+fn millis(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Millis)
 }
 

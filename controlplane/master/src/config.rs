@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser};
+use mc_schema::SchemaError;
 use mc_schema::units::{DurationUnit, parse_duration};
 
-fn millis(s: &str) -> Result<Duration, String> {
+fn millis(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Millis)
 }
 
-fn seconds(s: &str) -> Result<Duration, String> {
+fn seconds(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Seconds)
 }
 
