@@ -12,6 +12,7 @@
 pub mod alloc;
 pub mod clock;
 pub mod config;
+mod error;
 pub mod http;
 pub mod logging;
 pub mod metadata;
@@ -29,29 +30,8 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 pub use config::MasterConfig;
+pub use error::MasterError;
 use service::{MasterService, ServiceConfig};
-
-/// Errors that stop the master.
-#[derive(Debug, thiserror::Error)]
-pub enum MasterError {
-    /// A listener could not bind.
-    #[error(
-        "cannot listen on {addr} for {what}: {source} (is another master running? pick another port with --{flag})"
-    )]
-    Bind {
-        /// Address.
-        addr: String,
-        /// Which server.
-        what: &'static str,
-        /// Flag to change.
-        flag: &'static str,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The runtime could not start.
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-}
 
 async fn bind(
     addr: String,

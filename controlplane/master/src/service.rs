@@ -9,9 +9,10 @@ use mc_schema::msg::{PutStartResult, ReplicateConfig, Request, Response, Respons
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use crate::MasterError;
 use crate::clock::Clock;
 use crate::objects::{ObjectStore, Policy};
-use crate::segments::{MountError, Segments, Strategy};
+use crate::segments::{Segments, Strategy};
 
 /// Tunables the handlers need.
 #[derive(Debug, Clone)]
@@ -291,11 +292,10 @@ impl MasterService {
                         info!(segment = %name, size_bytes = size, "segment mounted");
                         Response::ok(ResponseBody::Unit)
                     }
-                    Err(MountError::AlreadyExists) => Response::error(
-                        ErrorCode::SegmentAlreadyExists.code(),
-                        format!("segment {segment_id:#x} is mounted by another client"),
-                    ),
-                    Err(MountError::Invalid(m)) => invalid(m),
+                    Err(e @ MasterError::SegmentTaken { .. }) => {
+                        Response::error(ErrorCode::SegmentAlreadyExists.code(), e.to_string())
+                    }
+                    Err(e) => invalid(e.to_string()),
                 }
             }
             Request::UnmountSegment {
