@@ -7,13 +7,16 @@
 //!
 //! - [`config`]: flags; [`service`]: RPC handlers; [`objects`]: sharded metadata;
 //!   [`segments`]: mounted segments and placement; [`alloc`]: per-segment allocator;
-//!   [`clock`]: time under leases; [`http`]: admin HTTP.
+//!   [`clock`]: time under leases; [`http`]: the admin HTTP router and status pages,
+//!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
+//!   embedded HTTP metadata server.
 
 pub mod alloc;
 pub mod clock;
 pub mod config;
 mod error;
 pub mod http;
+pub mod http_state;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
@@ -106,7 +109,7 @@ pub async fn serve(
     info!("Port: {}  Max threads: {}", cfg.rpc_port, cfg.threads());
     info!("Master service listening on {rpc_addr}; admin HTTP on {http_addr}");
 
-    let state = http::HttpState {
+    let state = http_state::HttpState {
         svc: svc.clone(),
         leader_address: rpc_addr,
     };
