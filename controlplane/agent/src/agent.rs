@@ -8,21 +8,24 @@
 //! keep going while a shard prefaults a large segment.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::AgentLink;
 use mc_rpc::RpcClient;
 use mc_schema::ErrorCode;
-use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
+use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
 use mc_schema::handshake::Role;
 use mc_schema::msg::{Request, ResponseBody};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 mod runtime;
+
+// Shared with the REST server, so they live in `state`; embedders know them as the agent's.
+pub use crate::state::{AgentStatus, Command, CommandError, MountResult};
 
 /// Longest pause of the agent loop between looks at its commands and shard answers.
 const TICK: Duration = Duration::from_millis(20);
@@ -42,87 +45,6 @@ pub struct AgentConfig {
     pub rpc_timeout: Duration,
     /// Longest wait for in-flight transfers when the node stops.
     pub drain_timeout: Duration,
-}
-
-/// What the node's REST `/health` reports, and the segment list a [`NodeHandle`]
-/// (crate::node::NodeHandle) shows.
-#[derive(Debug, Default)]
-pub struct AgentStatus {
-    /// Segments the master has accepted.
-    pub mounted_segments: AtomicUsize,
-    /// Whether the last master call succeeded.
-    pub master_connected: AtomicBool,
-    /// Every segment the node serves, start-up segments first.
-    pub segments: Mutex<Vec<SegmentInfo>>,
-}
-
-impl AgentStatus {
-    /// A copy of the node's segment list.
-    pub fn segments(&self) -> Vec<SegmentInfo> {
-        self.segments
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Why a command failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// The request names something this node does not serve.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request is not valid here (nothing was changed).
-    #[error("{0}")]
-    Invalid(String),
-    /// The shard could not make the segment (no memory, a missing or short file).
-    #[error("{0}")]
-    Refused(String),
-    /// The shard or the master failed (nothing was left half done).
-    #[error("{0}")]
-    Failed(String),
-    /// The node is stopping.
-    #[error("the store node is stopping")]
-    Stopping,
-}
-
-/// A segment mounted on request.
-pub type MountResult = Result<SegmentInfo, CommandError>;
-
-/// A request to the agent (from the REST server or an embedding program).
-#[derive(Debug)]
-pub enum Command {
-    /// Allocate `size_bytes` more memory in one shard and mount it as a new segment.
-    Mount {
-        /// Bytes asked for.
-        size_bytes: u64,
-        /// The answer.
-        reply: oneshot::Sender<MountResult>,
-    },
-    /// Map part of a shared-memory file and mount it as a new segment.
-    MountShm {
-        /// File (`/dev/shm/<name>`), already checked by the caller.
-        path: String,
-        /// Start in the file.
-        offset_bytes: u64,
-        /// Bytes to map.
-        size_bytes: u64,
-        /// The answer.
-        reply: oneshot::Sender<MountResult>,
-    },
-    /// Drain segments at the master now; after `grace` unmount them there and release them
-    /// in their shards. With a zero grace the answer comes once they are released, otherwise
-    /// as soon as they are draining.
-    Unmount {
-        /// Segments to unmount; all must be of `kind`, else nothing happens.
-        segment_ids: Vec<u64>,
-        /// The kind the caller mounted them as (`Allocated` or `Shm`).
-        kind: SegmentKind,
-        /// How long they stay readable first.
-        grace: Duration,
-        /// The answer.
-        reply: oneshot::Sender<Result<(), CommandError>>,
-    },
 }
 
 /// One segment of the node as the agent tracks it.

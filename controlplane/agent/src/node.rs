@@ -18,9 +18,10 @@ use mc_hugepages::RegionOptions;
 use mc_schema::agent::{SegmentInfo, ToShard};
 use tracing::{info, warn};
 
-use crate::agent::{Agent, AgentConfig, AgentStatus};
+use crate::agent::{Agent, AgentConfig};
 use crate::config::StoreConfig;
 use crate::rest;
+use crate::state::AgentStatus;
 
 /// Smallest segment a shard may have.
 pub const MIN_SHARD_SEGMENT_BYTES: u64 = 16 << 20;
