@@ -38,9 +38,10 @@ pub enum SchemaError {
     /// The peer does not serve this role on this port.
     #[error("the peer refused our role on this port")]
     RoleRejected,
-    /// The flatbuffers verifier refused the bytes.
+    /// The flatbuffers verifier refused the bytes. Boxed: the verifier's error is 64 bytes,
+    /// and every decode on the RPC path returns this type.
     #[error("malformed flatbuffer: {0}")]
-    Flatbuffer(#[from] flatbuffers::InvalidFlatbuffer),
+    Flatbuffer(#[source] Box<flatbuffers::InvalidFlatbuffer>),
     /// Structurally valid but meaningless.
     #[error("invalid message: {0}")]
     Invalid(String),

@@ -662,7 +662,8 @@ fn dec_put_end(p: fb::PutEnd<'_>) -> Vec<PutEndItem> {
 
 /// Decodes a request payload into (term, request).
 pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
-    let r = flatbuffers::root_with_opts::<fb::Request>(&verifier_opts(), buf)?;
+    let r = flatbuffers::root_with_opts::<fb::Request>(&verifier_opts(), buf)
+        .map_err(|e| SchemaError::Flatbuffer(Box::new(e)))?;
     Ok((r.term(), dec_request_body(&r)?))
 }
 
@@ -895,7 +896,8 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
 
 /// Decodes a response payload.
 pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
-    let r = flatbuffers::root_with_opts::<fb::Response>(&verifier_opts(), buf)?;
+    let r = flatbuffers::root_with_opts::<fb::Response>(&verifier_opts(), buf)
+        .map_err(|e| SchemaError::Flatbuffer(Box::new(e)))?;
     let bad = || SchemaError::Invalid("response body does not match its type".into());
     let body = match r.body_type() {
         fb::ResponseBody::NONE | fb::ResponseBody::Unit => ResponseBody::Unit,
