@@ -22,6 +22,8 @@ use mc_schema::msg::{Request, ResponseBody};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::NodeError;
+
 mod runtime;
 
 // Shared with the REST server, so they live in `state`; embedders know them as the agent's.
@@ -29,6 +31,9 @@ pub use crate::state::{AgentStatus, Command, CommandError, MountResult};
 
 /// Longest pause of the agent loop between looks at its commands and shard answers.
 const TICK: Duration = Duration::from_millis(20);
+
+/// Longest wait for a shard to announce its start-up segment.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -98,7 +103,7 @@ impl<L: AgentLink> Agent<L> {
         cfg: AgentConfig,
         links: Vec<L>,
         status: Arc<AgentStatus>,
-    ) -> Result<Agent<L>, (String, Vec<L>)> {
+    ) -> Result<Agent<L>, (NodeError, Vec<L>)> {
         let segments = match Self::announcements(&links) {
             Ok(s) => s,
             Err(e) => return Err((e, links)),
@@ -122,10 +127,10 @@ impl<L: AgentLink> Agent<L> {
     }
 
     /// The segment each shard announces once it is up.
-    fn announcements(links: &[L]) -> Result<Vec<NodeSegment>, String> {
+    fn announcements(links: &[L]) -> Result<Vec<NodeSegment>, NodeError> {
         let mut segments = Vec::new();
         for (i, link) in links.iter().enumerate() {
-            let deadline = Instant::now() + Duration::from_secs(30);
+            let deadline = Instant::now() + ANNOUNCE_TIMEOUT;
             loop {
                 match link.recv_timeout(Duration::from_millis(100)) {
                     Ok(Some(FromShard::Segment(s))) => {
@@ -139,8 +144,13 @@ impl<L: AgentLink> Agent<L> {
                     }
                     Ok(Some(other)) => warn!(shard = i, "unexpected message at start: {other:?}"),
                     Ok(None) if Instant::now() < deadline => {}
-                    Ok(None) => return Err(format!("shard {i} did not announce its segment")),
-                    Err(e) => return Err(format!("shard {i}: {e}")),
+                    Ok(None) => {
+                        return Err(NodeError::ShardSilent {
+                            shard: i,
+                            timeout_seconds: ANNOUNCE_TIMEOUT.as_secs(),
+                        });
+                    }
+                    Err(source) => return Err(NodeError::ShardLink { shard: i, source }),
                 }
             }
         }
@@ -163,7 +173,9 @@ impl<L: AgentLink> Agent<L> {
             .unwrap_or_else(|p| p.into_inner()) = self.segments();
     }
 
-    fn note_error(&mut self, e: String) {
+    /// Logs a failed master call (once per distinct error) and drops the connection.
+    fn note_error(&mut self, e: &NodeError) {
+        let e = e.to_string();
         if self.last_error.as_ref() != Some(&e) {
             warn!("master unreachable or refusing: {e}");
             self.last_error = Some(e);
@@ -172,15 +184,15 @@ impl<L: AgentLink> Agent<L> {
         self.status.master_connected.store(false, Ordering::Release);
     }
 
-    fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, String> {
+    /// One call to the master, connecting first if needed.
+    fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, NodeError> {
         if self.conn.is_none() {
             let c = RpcClient::connect(
                 &self.cfg.master,
                 Role::Agent,
                 &self.cfg.cluster_id,
                 self.cfg.rpc_timeout,
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected above");
@@ -188,7 +200,7 @@ impl<L: AgentLink> Agent<L> {
             Ok(r) => r,
             Err(e) => {
                 self.conn = None;
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
         if self.last_error.take().is_some() {
@@ -199,7 +211,7 @@ impl<L: AgentLink> Agent<L> {
     }
 
     /// Mounts one segment at the master.
-    fn mount_at_master(&mut self, s: &SegmentInfo) -> Result<(), String> {
+    fn mount_at_master(&mut self, s: &SegmentInfo) -> Result<(), NodeError> {
         let r = self
             .call(&Request::MountSegment {
                 client_id: self.client_id,
@@ -209,20 +221,19 @@ impl<L: AgentLink> Agent<L> {
                 endpoint: s.endpoint.clone(),
                 size: s.size_bytes,
             })
-            .inspect_err(|e| self.note_error(e.clone()))?;
+            .inspect_err(|e| self.note_error(e))?;
         if r.status != 0 {
-            return Err(format!(
-                "mount of {} refused: {} {}",
-                s.name,
-                ErrorCode::from_code(r.status),
-                r.message
-            ));
+            return Err(NodeError::MountRefused {
+                segment: s.name.clone(),
+                code: ErrorCode::from_code(r.status),
+                message: r.message,
+            });
         }
         Ok(())
     }
 
     /// Tells the master to place nothing new in `ids`.
-    fn drain_at_master(&mut self, ids: Vec<u64>) -> Result<(), String> {
+    fn drain_at_master(&mut self, ids: Vec<u64>) -> Result<(), NodeError> {
         self.call(&Request::DrainSegments {
             client_id: self.client_id,
             segment_ids: ids,
@@ -232,7 +243,7 @@ impl<L: AgentLink> Agent<L> {
 
     /// Mounts every segment (runtime-mounted ones included), then drains again those
     /// whose unmount is under way: a restarted master knows nothing of either.
-    fn mount_all(&mut self) -> Result<(), String> {
+    fn mount_all(&mut self) -> Result<(), NodeError> {
         for i in 0..self.segments.len() {
             if self.segments[i].releasing {
                 continue;
@@ -283,7 +294,7 @@ impl<L: AgentLink> Agent<L> {
                 }
                 self.publish();
             }
-            Err(e) => self.note_error(e),
+            Err(e) => self.note_error(&e),
         }
         while let Some(&id) = self.orphans.first() {
             match self.call(&Request::UnmountSegment {
@@ -295,7 +306,7 @@ impl<L: AgentLink> Agent<L> {
                     self.orphans.remove(0);
                 }
                 Err(e) => {
-                    self.note_error(e);
+                    self.note_error(&e);
                     break;
                 }
             }

@@ -15,8 +15,10 @@
 
 pub mod agent;
 pub mod config;
+mod error;
 pub mod node;
 pub mod rest;
 pub mod state;
 
 pub use config::StoreConfig;
+pub use error::NodeError;

@@ -18,6 +18,8 @@ use mc_hugepages::RegionOptions;
 use mc_schema::agent::{SegmentInfo, ToShard};
 use tracing::{info, warn};
 
+pub use crate::error::NodeError;
+
 use crate::agent::{Agent, AgentConfig};
 use crate::config::StoreConfig;
 use crate::rest;
@@ -34,31 +36,6 @@ const REST_BLOCKING_THREADS: usize = 16;
 
 /// Longest wait for REST requests still running when the node stops.
 const REST_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Errors that stop a store node.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// Bad combination of flags.
-    #[error("{0}")]
-    Config(String),
-    /// Core planning failed.
-    #[error("{0}")]
-    Topology(#[from] mc_topology::Error),
-    /// A shard failed to start.
-    #[error("{0}")]
-    Dataplane(#[from] mc_dataplane::DataplaneError),
-    /// The REST server failed.
-    #[error("REST server on {addr}: {reason} (pick another --port)")]
-    Rest {
-        /// Address.
-        addr: String,
-        /// Cause.
-        reason: String,
-    },
-    /// The agent could not start.
-    #[error("agent: {0}")]
-    Agent(String),
-}
 
 /// A running store node. Stop it with [`stop`](Self::stop); dropping it stops it too.
 pub struct NodeHandle {
@@ -147,13 +124,19 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             cfg.global_segment_size, per_shard, shard_count
         )));
     }
-    let body_limit_bytes = usize::try_from(cfg.rest_body_limit)
-        .map_err(|_| NodeError::Config("--rest_body_limit does not fit in memory".into()))?;
-    let rest_listener = bind_rest(&cfg)?;
-    let rest_addr = rest_listener.local_addr().map_err(|e| NodeError::Rest {
-        addr: format!("{}:{}", cfg.rest_host, cfg.port),
-        reason: e.to_string(),
+    let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
+        NodeError::Config(format!(
+            "--rest_body_limit={} does not fit in memory addresses; lower --rest_body_limit",
+            cfg.rest_body_limit
+        ))
     })?;
+    let rest_listener = bind_rest(&cfg)?;
+    let rest_addr = rest_listener
+        .local_addr()
+        .map_err(|source| NodeError::Rest {
+            addr: format!("{}:{}", cfg.rest_host, cfg.port),
+            source,
+        })?;
 
     let mut shards = Vec::new();
     let mut links = Vec::new();
@@ -166,9 +149,11 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         };
         let Some(port) = port else {
             abandon(links, shards);
-            return Err(NodeError::Config(
-                "--data_port + shard count exceeds 65535".into(),
-            ));
+            return Err(NodeError::Config(format!(
+                "--data_port={} + {} shard(s) exceeds 65535; lower --data_port (0 picks free ports) or --cores",
+                cfg.data_port,
+                plan.shards.len()
+            )));
         };
         let shard_cfg = ShardConfig {
             index: p.index,
@@ -209,7 +194,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         Ok(a) => a,
         Err((e, links)) => {
             abandon(links, shards);
-            return Err(NodeError::Agent(e));
+            return Err(e);
         }
     };
 
@@ -241,7 +226,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             for h in shards {
                 h.join();
             }
-            return Err(NodeError::Agent(format!("cannot start its thread: {e}")));
+            return Err(NodeError::AgentThread(e));
         }
     };
     let mut handle = NodeHandle {
@@ -268,8 +253,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
 pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, signalled.clone())
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+        signal_hook::flag::register(sig, signalled.clone()).map_err(NodeError::Signals)?;
     }
     let node = start(cfg)?;
     while !signalled.load(Ordering::Acquire) {
@@ -282,9 +266,9 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
 
 fn bind_rest(cfg: &StoreConfig) -> Result<std::net::TcpListener, NodeError> {
     let addr = format!("{}:{}", cfg.rest_host, cfg.port);
-    let rest_err = |e: std::io::Error| NodeError::Rest {
+    let rest_err = |source: std::io::Error| NodeError::Rest {
         addr: addr.clone(),
-        reason: e.to_string(),
+        source,
     };
     let listener = std::net::TcpListener::bind(&addr).map_err(rest_err)?;
     listener.set_nonblocking(true).map_err(rest_err)?;
@@ -298,15 +282,15 @@ fn spawn_rest(
     addr: SocketAddr,
     state: rest::RestState,
 ) -> Result<(tokio::sync::watch::Sender<bool>, JoinHandle<()>), NodeError> {
-    let rest_err = |reason: String| NodeError::Rest {
+    let rest_err = |source: std::io::Error| NodeError::RestThread {
         addr: addr.to_string(),
-        reason,
+        source,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(REST_BLOCKING_THREADS)
         .build()
-        .map_err(|e| rest_err(format!("tokio runtime: {e}")))?;
+        .map_err(rest_err)?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("mc-rest".into())
@@ -338,6 +322,6 @@ fn spawn_rest(
             // Blocking client calls still running get a bounded wait.
             rt.shutdown_timeout(REST_STOP_TIMEOUT);
         })
-        .map_err(|e| rest_err(e.to_string()))?;
+        .map_err(rest_err)?;
     Ok((tx, thread))
 }

@@ -173,7 +173,7 @@ impl<L: AgentLink> Agent<L> {
             ),
             Err(e) => {
                 warn!(segments = ?names, "unmount: drain request failed: {e}");
-                self.note_error(e);
+                self.note_error(&e);
             }
         }
         if grace.is_zero() {
@@ -223,7 +223,7 @@ impl<L: AgentLink> Agent<L> {
                 Ok(_) => info!(segment = %info.name, "unmount: the master dropped the segment"),
                 Err(e) => {
                     warn!(segment = %info.name, "unmount at the master failed, retried with the heartbeats: {e}");
-                    self.note_error(e);
+                    self.note_error(&e);
                     self.orphans.push(id);
                 }
             }
