@@ -16,6 +16,7 @@ use mc_dataplane::control::{AgentLink, ChannelAgentLink, channel_pair};
 use mc_dataplane::{ShardConfig, ShardHandle, start_shard};
 use mc_hugepages::RegionOptions;
 use mc_schema::agent::{SegmentInfo, ToShard};
+use mc_topology::CorePlan;
 use tracing::{info, warn};
 
 pub use crate::error::NodeError;
@@ -23,7 +24,7 @@ pub use crate::error::NodeError;
 use crate::agent::{Agent, AgentConfig};
 use crate::config::StoreConfig;
 use crate::rest;
-use crate::state::AgentStatus;
+use crate::state::{AgentStatus, Command};
 
 /// Smallest segment a shard may have.
 pub const MIN_SHARD_SEGMENT_BYTES: u64 = 16 << 20;
@@ -111,19 +112,11 @@ fn abandon(links: Vec<ChannelAgentLink>, shards: Vec<ShardHandle>) {
 /// Starts a store node in this process: its shards, then the agent (which mounts their
 /// segments with the master in the background, retrying until the master answers) and the
 /// REST server. Returns once the shards serve and the REST port is bound. Installs no
-/// signal handlers.
+/// signal handlers. Whatever a failed step leaves behind is stopped before the error
+/// returns.
 pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
-    let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
-    let shard_count = plan.shards.len() as u64;
-    info!("core plan: {} shard(s): {}", shard_count, plan.reason);
-    let per_shard = cfg.global_segment_size / shard_count;
-    if per_shard < MIN_SHARD_SEGMENT_BYTES {
-        return Err(NodeError::Config(format!(
-            "--global_segment_size={} gives {} bytes per shard over {} shard(s); each needs at least 16 MiB: \
-             raise --global_segment_size or lower --cores",
-            cfg.global_segment_size, per_shard, shard_count
-        )));
-    }
+    // Flags and the REST port first: they fail without anything to clean up.
+    let (plan, per_shard) = plan_shards(&cfg)?;
     let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
         NodeError::Config(format!(
             "--rest_body_limit={} does not fit in memory addresses; lower --rest_body_limit",
@@ -138,6 +131,74 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             source,
         })?;
 
+    let (shards, links) = start_shards(&cfg, &plan, per_shard)?;
+    let status = Arc::new(AgentStatus::default());
+    // The agent takes the links, and gives them back if it cannot start.
+    let agent = match Agent::new(agent_config(&cfg), links, status.clone()) {
+        Ok(a) => a,
+        Err((e, links)) => {
+            abandon(links, shards);
+            return Err(e);
+        }
+    };
+    let (commands_tx, commands_rx) = std::sync::mpsc::channel();
+    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes);
+    let stop = Arc::new(AtomicBool::new(false));
+    let agent_thread = match spawn_agent(agent, stop.clone(), commands_rx) {
+        Ok(t) => t,
+        Err(e) => {
+            // The links went with the closure that never ran: dropping them closes the
+            // shards' control links, which stops the shards.
+            for h in shards {
+                h.join();
+            }
+            return Err(e);
+        }
+    };
+    let mut handle = NodeHandle {
+        rest_addr,
+        status,
+        stop,
+        agent: Some(agent_thread),
+        rest: None,
+        shards,
+    };
+    // On error the handle drops here and stops everything started so far.
+    handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
+    info!(
+        "store node up: {} shard(s), {} bytes, master {}, REST on {}",
+        handle.shards.len(),
+        cfg.global_segment_size,
+        cfg.master_server,
+        rest_addr
+    );
+    Ok(handle)
+}
+
+/// The core plan and each shard's segment size, checked against the 16 MiB minimum.
+fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
+    let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
+    let shard_count = plan.shards.len() as u64;
+    info!("core plan: {} shard(s): {}", shard_count, plan.reason);
+    let per_shard = cfg.global_segment_size / shard_count;
+    if per_shard < MIN_SHARD_SEGMENT_BYTES {
+        return Err(NodeError::Config(format!(
+            "--global_segment_size={} gives {} bytes per shard over {} shard(s); each needs at least 16 MiB: \
+             raise --global_segment_size or lower --cores",
+            cfg.global_segment_size, per_shard, shard_count
+        )));
+    }
+    Ok((plan, per_shard))
+}
+
+/// Starts one shard per placement of `plan`, each with a `per_shard`-byte segment, and
+/// returns them with the agent's end of each control link. If one fails, those already
+/// started are stopped.
+fn start_shards(
+    cfg: &StoreConfig,
+    plan: &CorePlan,
+    per_shard: u64,
+) -> Result<(Vec<ShardHandle>, Vec<ChannelAgentLink>), NodeError> {
     let mut shards = Vec::new();
     let mut links = Vec::new();
     for p in &plan.shards {
@@ -178,75 +239,57 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         }
         links.push(agent_link);
     }
+    Ok((shards, links))
+}
 
-    let status = Arc::new(AgentStatus::default());
-    let stats = shards.iter().map(|h| h.stats.clone()).collect();
-    let agent_cfg = AgentConfig {
+/// The agent's settings, from the flags.
+fn agent_config(cfg: &StoreConfig) -> AgentConfig {
+    AgentConfig {
         master: cfg.master_server.clone(),
         cluster_id: cfg.cluster_id.clone(),
         host: cfg.local_hostname.clone(),
         heartbeat_interval: cfg.heartbeat_interval,
         rpc_timeout: cfg.rpc_timeout,
         drain_timeout: cfg.drain_timeout,
-    };
-    // The agent takes the links, and gives them back if it cannot start.
-    let mut agent = match Agent::new(agent_cfg, links, status.clone()) {
-        Ok(a) => a,
-        Err((e, links)) => {
-            abandon(links, shards);
-            return Err(e);
-        }
-    };
+    }
+}
 
-    let (commands_tx, commands_rx) = std::sync::mpsc::channel();
+/// What the REST handlers read: the agent's status and command channel, the shards'
+/// counters, and a client of the cluster (connected on first use) for the data endpoints.
+fn rest_state(
+    cfg: &StoreConfig,
+    status: &Arc<AgentStatus>,
+    shards: &[ShardHandle],
+    commands: std::sync::mpsc::Sender<Command>,
+    body_limit_bytes: usize,
+) -> rest::RestState {
     let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
     client_cfg.cluster_id = cfg.cluster_id.clone();
     client_cfg.local_hostname = cfg.local_hostname.clone();
     client_cfg.rpc_timeout = cfg.rpc_timeout;
-    let state = rest::RestState {
+    rest::RestState {
         status: status.clone(),
         shards: shards.len(),
         host: cfg.local_hostname.clone(),
-        shard_stats: stats,
-        commands: commands_tx,
+        shard_stats: shards.iter().map(|h| h.stats.clone()).collect(),
+        commands,
         client: Arc::new(rest::LazyStore::new(client_cfg)),
         body_limit_bytes,
         shm_dir: SHM_DIR.into(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let agent_stop = stop.clone();
-    let agent_thread = std::thread::Builder::new()
+    }
+}
+
+/// Runs the agent on its own thread until `stop` is set. If the thread cannot start, the
+/// agent (and with it the shards' control links) is dropped.
+fn spawn_agent(
+    mut agent: Agent<ChannelAgentLink>,
+    stop: Arc<AtomicBool>,
+    commands: std::sync::mpsc::Receiver<Command>,
+) -> Result<JoinHandle<()>, NodeError> {
+    std::thread::Builder::new()
         .name("mc-agent".into())
-        .spawn(move || agent.run(&agent_stop, &commands_rx));
-    let agent_thread = match agent_thread {
-        Ok(t) => t,
-        Err(e) => {
-            // The links went with the closure that never ran: dropping them closes the
-            // shards' control links, which stops the shards.
-            for h in shards {
-                h.join();
-            }
-            return Err(NodeError::AgentThread(e));
-        }
-    };
-    let mut handle = NodeHandle {
-        rest_addr,
-        status,
-        stop,
-        agent: Some(agent_thread),
-        rest: None,
-        shards,
-    };
-    // On error the handle drops here and stops everything started so far.
-    handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
-    info!(
-        "store node up: {} shard(s), {} bytes, master {}, REST on {}",
-        handle.shards.len(),
-        cfg.global_segment_size,
-        cfg.master_server,
-        rest_addr
-    );
-    Ok(handle)
+        .spawn(move || agent.run(&stop, &commands))
+        .map_err(NodeError::AgentThread)
 }
 
 /// Runs a store node until SIGTERM / SIGINT; then unmounts, stops the shards and returns.
