@@ -1,6 +1,6 @@
-//! The one error type of this crate: why a store node cannot start, and why one of the
-//! agent's calls to the master failed (the agent logs those and retries; they never stop a
-//! running node). Messages name the cause and what to do.
+//! The one error type of this crate: why a flag value is refused, why a store node cannot
+//! start, and why one of the agent's calls to the master failed (the agent logs those and
+//! retries; they never stop a running node). Messages name the cause and what to do.
 //!
 //! A REST command's answer is not one of these: it is a
 //! [`CommandError`](crate::state::CommandError), which maps onto an HTTP status.
@@ -10,12 +10,22 @@ use std::io;
 use mc_dataplane::control::LinkClosed;
 use mc_schema::ErrorCode;
 
-/// Everything that stops a store node from starting, or fails one agent call to the master.
+/// Everything that refuses a flag, stops a store node from starting, or fails one agent call
+/// to the master.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// Bad combination of flags.
     #[error("{0}")]
     Config(String),
+    /// `--protocol=rdma`: Mooncake's RDMA transport, which this build does not have.
+    #[error("protocol `rdma`: this build has no RDMA support (no device here); use `tcp`")]
+    RdmaUnsupported,
+    /// A `--protocol` that Mooncake does not have either.
+    #[error("unknown protocol `{name}`; accepted: tcp, rdma")]
+    UnknownProtocol {
+        /// The name as given.
+        name: String,
+    },
     /// Core planning failed.
     #[error("{0}")]
     Topology(#[from] mc_topology::Error),
