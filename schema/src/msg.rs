@@ -4,7 +4,9 @@
 //! call is a batch of one. Decoding runs the flatbuffers verifier with bounded depth, table
 //! count and size, so any byte string yields a message or a typed error.
 
-use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, VerifierOptions, WIPOffset};
+use flatbuffers::{
+    FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, VerifierOptions, WIPOffset,
+};
 
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
@@ -408,136 +410,13 @@ fn enc_put_end<'b>(fbb: &mut Fbb<'b>, items: &[PutEndItem]) -> WIPOffset<fb::Put
     fb::PutEnd::create(fbb, &fb::PutEndArgs { items: Some(items) })
 }
 
+/// A request's body table: the union tag and the table's offset.
+type RequestBody = (fb::RequestBody, WIPOffset<UnionWIPOffset>);
+
 /// Encodes `req` into `fbb` (reset first) and returns the finished bytes.
 pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -> &'a [u8] {
     fbb.reset();
-    let (body_type, body) = match req {
-        Request::MountSegment {
-            client_id,
-            segment_id,
-            name,
-            host,
-            endpoint,
-            size,
-        } => {
-            let name = fbb.create_string(name);
-            let host = fbb.create_string(host);
-            let endpoint = fbb.create_string(endpoint);
-            let t = fb::MountSegment::create(
-                fbb,
-                &fb::MountSegmentArgs {
-                    client_id: *client_id,
-                    segment_id: *segment_id,
-                    name: Some(name),
-                    host: Some(host),
-                    endpoint: Some(endpoint),
-                    size_bytes: *size,
-                },
-            );
-            (fb::RequestBody::MountSegment, t.as_union_value())
-        }
-        Request::UnmountSegment {
-            client_id,
-            segment_id,
-        } => {
-            let t = fb::UnmountSegment::create(
-                fbb,
-                &fb::UnmountSegmentArgs {
-                    client_id: *client_id,
-                    segment_id: *segment_id,
-                },
-            );
-            (fb::RequestBody::UnmountSegment, t.as_union_value())
-        }
-        Request::Ping { client_id } => {
-            let t = fb::Ping::create(
-                fbb,
-                &fb::PingArgs {
-                    client_id: *client_id,
-                },
-            );
-            (fb::RequestBody::Ping, t.as_union_value())
-        }
-        Request::PutStart {
-            client_id,
-            client_host,
-            items,
-            config,
-        } => (
-            fb::RequestBody::PutStart,
-            enc_put_start(fbb, *client_id, client_host, items, config).as_union_value(),
-        ),
-        Request::UpsertStart {
-            client_id,
-            client_host,
-            items,
-            config,
-        } => (
-            fb::RequestBody::UpsertStart,
-            enc_put_start(fbb, *client_id, client_host, items, config).as_union_value(),
-        ),
-        Request::PutEnd { items } => (
-            fb::RequestBody::PutEnd,
-            enc_put_end(fbb, items).as_union_value(),
-        ),
-        Request::UpsertEnd { items } => (
-            fb::RequestBody::UpsertEnd,
-            enc_put_end(fbb, items).as_union_value(),
-        ),
-        Request::UpsertRevoke { keys } => (
-            fb::RequestBody::UpsertRevoke,
-            enc_keys(fbb, keys, false).as_union_value(),
-        ),
-        Request::PutRevoke { keys } => (
-            fb::RequestBody::PutRevoke,
-            enc_keys(fbb, keys, false).as_union_value(),
-        ),
-        Request::GetReplicaList { keys } => (
-            fb::RequestBody::GetReplicaList,
-            enc_keys(fbb, keys, false).as_union_value(),
-        ),
-        Request::ExistKey { keys } => (
-            fb::RequestBody::ExistKey,
-            enc_keys(fbb, keys, false).as_union_value(),
-        ),
-        Request::GetSize { keys } => (
-            fb::RequestBody::GetSize,
-            enc_keys(fbb, keys, false).as_union_value(),
-        ),
-        Request::Remove { keys, force } => (
-            fb::RequestBody::Remove,
-            enc_keys(fbb, keys, *force).as_union_value(),
-        ),
-        Request::RemoveByRegex { regex, force } => {
-            let regex = fbb.create_string(regex);
-            let t = fb::RemoveByRegex::create(
-                fbb,
-                &fb::RemoveByRegexArgs {
-                    regex: Some(regex),
-                    force: *force,
-                },
-            );
-            (fb::RequestBody::RemoveByRegex, t.as_union_value())
-        }
-        Request::RemoveAll { force } => {
-            let t = fb::RemoveAll::create(fbb, &fb::RemoveAllArgs { force: *force });
-            (fb::RequestBody::RemoveAll, t.as_union_value())
-        }
-        Request::DrainSegments {
-            client_id,
-            segment_ids,
-        } => {
-            let ids = fbb.create_vector(segment_ids);
-            let t = fb::DrainSegments::create(
-                fbb,
-                &fb::DrainSegmentsArgs {
-                    client_id: *client_id,
-                    segment_ids: Some(ids),
-                },
-            );
-            (fb::RequestBody::DrainSegments, t.as_union_value())
-        }
-    };
+    let (body_type, body) = enc_request_body(fbb, req);
     let root = fb::Request::create(
         fbb,
         &fb::RequestArgs {
@@ -548,6 +427,150 @@ pub fn encode_request<'a>(fbb: &'a mut Fbb<'static>, term: u64, req: &Request) -
     );
     fbb.finish(root, None);
     fbb.finished_data()
+}
+
+/// The body table of `req`. One exhaustive match, so a new request cannot go unencoded;
+/// each arm hands its fields to the encoder of its table.
+fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
+    use fb::RequestBody as B;
+    match req {
+        // A node joining, heartbeating and leaving.
+        Request::MountSegment {
+            client_id,
+            segment_id,
+            name,
+            host,
+            endpoint,
+            size,
+        } => (
+            B::MountSegment,
+            enc_mount_segment(fbb, *client_id, *segment_id, name, host, endpoint, *size),
+        ),
+        Request::UnmountSegment {
+            client_id,
+            segment_id,
+        } => (
+            B::UnmountSegment,
+            enc_unmount_segment(fbb, *client_id, *segment_id),
+        ),
+        Request::Ping { client_id } => (B::Ping, enc_ping(fbb, *client_id)),
+        Request::DrainSegments {
+            client_id,
+            segment_ids,
+        } => (
+            B::DrainSegments,
+            enc_drain_segments(fbb, *client_id, segment_ids),
+        ),
+        // Writes: space first, then the commit.
+        Request::PutStart {
+            client_id,
+            client_host,
+            items,
+            config,
+        } => (
+            B::PutStart,
+            enc_put_start(fbb, *client_id, client_host, items, config).as_union_value(),
+        ),
+        Request::UpsertStart {
+            client_id,
+            client_host,
+            items,
+            config,
+        } => (
+            B::UpsertStart,
+            enc_put_start(fbb, *client_id, client_host, items, config).as_union_value(),
+        ),
+        Request::PutEnd { items } => (B::PutEnd, enc_put_end(fbb, items).as_union_value()),
+        Request::UpsertEnd { items } => (B::UpsertEnd, enc_put_end(fbb, items).as_union_value()),
+        // Everything else that names keys carries a key list.
+        Request::UpsertRevoke { keys } => (B::UpsertRevoke, enc_key_list(fbb, keys, false)),
+        Request::PutRevoke { keys } => (B::PutRevoke, enc_key_list(fbb, keys, false)),
+        Request::GetReplicaList { keys } => (B::GetReplicaList, enc_key_list(fbb, keys, false)),
+        Request::ExistKey { keys } => (B::ExistKey, enc_key_list(fbb, keys, false)),
+        Request::GetSize { keys } => (B::GetSize, enc_key_list(fbb, keys, false)),
+        Request::Remove { keys, force } => (B::Remove, enc_key_list(fbb, keys, *force)),
+        // Removal by pattern.
+        Request::RemoveByRegex { regex, force } => {
+            (B::RemoveByRegex, enc_remove_by_regex(fbb, regex, *force))
+        }
+        Request::RemoveAll { force } => (B::RemoveAll, enc_remove_all(fbb, *force)),
+    }
+}
+
+/// `MountSegment`: a node offers one segment.
+fn enc_mount_segment(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    segment_id: u64,
+    name: &str,
+    host: &str,
+    endpoint: &str,
+    size_bytes: u64,
+) -> WIPOffset<UnionWIPOffset> {
+    let name = fbb.create_string(name);
+    let host = fbb.create_string(host);
+    let endpoint = fbb.create_string(endpoint);
+    let args = fb::MountSegmentArgs {
+        client_id,
+        segment_id,
+        name: Some(name),
+        host: Some(host),
+        endpoint: Some(endpoint),
+        size_bytes,
+    };
+    fb::MountSegment::create(fbb, &args).as_union_value()
+}
+
+/// `UnmountSegment`: a node takes one segment back.
+fn enc_unmount_segment(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    segment_id: u64,
+) -> WIPOffset<UnionWIPOffset> {
+    let args = fb::UnmountSegmentArgs {
+        client_id,
+        segment_id,
+    };
+    fb::UnmountSegment::create(fbb, &args).as_union_value()
+}
+
+/// `Ping`: a node's heartbeat.
+fn enc_ping(fbb: &mut Fbb<'_>, client_id: u64) -> WIPOffset<UnionWIPOffset> {
+    fb::Ping::create(fbb, &fb::PingArgs { client_id }).as_union_value()
+}
+
+/// `DrainSegments`: a node is leaving; nothing new goes to these segments.
+fn enc_drain_segments(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    segment_ids: &[u64],
+) -> WIPOffset<UnionWIPOffset> {
+    let ids = fbb.create_vector(segment_ids);
+    let args = fb::DrainSegmentsArgs {
+        client_id,
+        segment_ids: Some(ids),
+    };
+    fb::DrainSegments::create(fbb, &args).as_union_value()
+}
+
+/// A key list (every per-key request but the writes).
+fn enc_key_list(fbb: &mut Fbb<'_>, keys: &[String], force: bool) -> WIPOffset<UnionWIPOffset> {
+    enc_keys(fbb, keys, force).as_union_value()
+}
+
+/// `RemoveByRegex`: remove every key matching `regex`.
+fn enc_remove_by_regex(fbb: &mut Fbb<'_>, regex: &str, force: bool) -> WIPOffset<UnionWIPOffset> {
+    let regex = fbb.create_string(regex);
+    let args = fb::RemoveByRegexArgs {
+        regex: Some(regex),
+        force,
+    };
+    fb::RemoveByRegex::create(fbb, &args).as_union_value()
+}
+
+/// `RemoveAll`: remove every key.
+fn enc_remove_all(fbb: &mut Fbb<'_>, force: bool) -> WIPOffset<UnionWIPOffset> {
+    fb::RemoveAll::create(fbb, &fb::RemoveAllArgs { force }).as_union_value()
 }
 
 fn missing(what: &str) -> SchemaError {
@@ -640,20 +663,20 @@ fn dec_put_end(p: fb::PutEnd<'_>) -> Vec<PutEndItem> {
 /// Decodes a request payload into (term, request).
 pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
     let r = flatbuffers::root_with_opts::<fb::Request>(&verifier_opts(), buf)
-        .map_err(|e| SchemaError::Flatbuffer(e.to_string()))?;
-    let req = match r.body_type() {
-        fb::RequestBody::MountSegment => {
-            let m = r.body_as_mount_segment().ok_or_else(|| missing("mount"))?;
-            Request::MountSegment {
-                client_id: m.client_id(),
-                segment_id: m.segment_id(),
-                name: m.name().unwrap_or_default().to_string(),
-                host: m.host().unwrap_or_default().to_string(),
-                endpoint: m.endpoint().unwrap_or_default().to_string(),
-                size: m.size_bytes(),
-            }
+        .map_err(|e| SchemaError::Flatbuffer(Box::new(e)))?;
+    Ok((r.term(), dec_request_body(&r)?))
+}
+
+/// The request in the body of `r`, which the verifier has checked: a body whose table does
+/// not match its tag, or an unknown tag, is an error.
+fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
+    use fb::RequestBody as B;
+    Ok(match r.body_type() {
+        // A node joining, heartbeating and leaving.
+        B::MountSegment => {
+            dec_mount_segment(r.body_as_mount_segment().ok_or_else(|| missing("mount"))?)
         }
-        fb::RequestBody::UnmountSegment => {
+        B::UnmountSegment => {
             let m = r
                 .body_as_unmount_segment()
                 .ok_or_else(|| missing("unmount"))?;
@@ -662,10 +685,15 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 segment_id: m.segment_id(),
             }
         }
-        fb::RequestBody::Ping => Request::Ping {
+        B::Ping => Request::Ping {
             client_id: r.body_as_ping().ok_or_else(|| missing("ping"))?.client_id(),
         },
-        fb::RequestBody::PutStart => {
+        B::DrainSegments => dec_drain_segments(
+            r.body_as_drain_segments()
+                .ok_or_else(|| missing("drain_segments"))?,
+        ),
+        // Writes: space first, then the commit.
+        B::PutStart => {
             let (client_id, client_host, items, config) =
                 dec_put_start(r.body_as_put_start().ok_or_else(|| missing("put_start"))?);
             Request::PutStart {
@@ -675,7 +703,7 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 config,
             }
         }
-        fb::RequestBody::UpsertStart => {
+        B::UpsertStart => {
             let (client_id, client_host, items, config) = dec_put_start(
                 r.body_as_upsert_start()
                     .ok_or_else(|| missing("upsert_start"))?,
@@ -687,35 +715,23 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 config,
             }
         }
-        fb::RequestBody::PutEnd => Request::PutEnd {
+        B::PutEnd => Request::PutEnd {
             items: dec_put_end(r.body_as_put_end().ok_or_else(|| missing("put_end"))?),
         },
-        fb::RequestBody::UpsertEnd => Request::UpsertEnd {
+        B::UpsertEnd => Request::UpsertEnd {
             items: dec_put_end(
                 r.body_as_upsert_end()
                     .ok_or_else(|| missing("upsert_end"))?,
             ),
         },
-        fb::RequestBody::UpsertRevoke => Request::UpsertRevoke {
-            keys: dec_keys(r.body_as_upsert_revoke(), "upsert_revoke")?.0,
-        },
-        fb::RequestBody::PutRevoke => Request::PutRevoke {
-            keys: dec_keys(r.body_as_put_revoke(), "put_revoke")?.0,
-        },
-        fb::RequestBody::GetReplicaList => Request::GetReplicaList {
-            keys: dec_keys(r.body_as_get_replica_list(), "get_replica_list")?.0,
-        },
-        fb::RequestBody::ExistKey => Request::ExistKey {
-            keys: dec_keys(r.body_as_exist_key(), "exist_key")?.0,
-        },
-        fb::RequestBody::GetSize => Request::GetSize {
-            keys: dec_keys(r.body_as_get_size(), "get_size")?.0,
-        },
-        fb::RequestBody::Remove => {
-            let (keys, force) = dec_keys(r.body_as_remove(), "remove")?;
-            Request::Remove { keys, force }
-        }
-        fb::RequestBody::RemoveByRegex => {
+        // Key lists, and removal by pattern.
+        B::UpsertRevoke
+        | B::PutRevoke
+        | B::GetReplicaList
+        | B::ExistKey
+        | B::GetSize
+        | B::Remove => dec_key_request(r)?,
+        B::RemoveByRegex => {
             let m = r
                 .body_as_remove_by_regex()
                 .ok_or_else(|| missing("remove_by_regex"))?;
@@ -724,32 +740,69 @@ pub fn decode_request(buf: &[u8]) -> Result<(u64, Request), SchemaError> {
                 force: m.force(),
             }
         }
-        fb::RequestBody::RemoveAll => Request::RemoveAll {
+        B::RemoveAll => Request::RemoveAll {
             force: r
                 .body_as_remove_all()
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
-        fb::RequestBody::DrainSegments => {
-            let d = r
-                .body_as_drain_segments()
-                .ok_or_else(|| missing("drain_segments"))?;
-            Request::DrainSegments {
-                client_id: d.client_id(),
-                segment_ids: d
-                    .segment_ids()
-                    .map(|v| v.iter().collect())
-                    .unwrap_or_default(),
-            }
+        other => return Err(unknown_request(other)),
+    })
+}
+
+/// A request tag this version does not know (a newer peer, or garbage that verified).
+fn unknown_request(t: fb::RequestBody) -> SchemaError {
+    SchemaError::Invalid(format!("unknown request type {}", t.0))
+}
+
+/// `MountSegment`: a node offers one segment.
+fn dec_mount_segment(m: fb::MountSegment<'_>) -> Request {
+    Request::MountSegment {
+        client_id: m.client_id(),
+        segment_id: m.segment_id(),
+        name: m.name().unwrap_or_default().to_string(),
+        host: m.host().unwrap_or_default().to_string(),
+        endpoint: m.endpoint().unwrap_or_default().to_string(),
+        size: m.size_bytes(),
+    }
+}
+
+/// `DrainSegments`: a node is leaving; nothing new goes to these segments.
+fn dec_drain_segments(d: fb::DrainSegments<'_>) -> Request {
+    Request::DrainSegments {
+        client_id: d.client_id(),
+        segment_ids: d
+            .segment_ids()
+            .map(|v| v.iter().collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The requests whose body is a key list.
+fn dec_key_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
+    use fb::RequestBody as B;
+    Ok(match r.body_type() {
+        B::UpsertRevoke => Request::UpsertRevoke {
+            keys: dec_keys(r.body_as_upsert_revoke(), "upsert_revoke")?.0,
+        },
+        B::PutRevoke => Request::PutRevoke {
+            keys: dec_keys(r.body_as_put_revoke(), "put_revoke")?.0,
+        },
+        B::GetReplicaList => Request::GetReplicaList {
+            keys: dec_keys(r.body_as_get_replica_list(), "get_replica_list")?.0,
+        },
+        B::ExistKey => Request::ExistKey {
+            keys: dec_keys(r.body_as_exist_key(), "exist_key")?.0,
+        },
+        B::GetSize => Request::GetSize {
+            keys: dec_keys(r.body_as_get_size(), "get_size")?.0,
+        },
+        B::Remove => {
+            let (keys, force) = dec_keys(r.body_as_remove(), "remove")?;
+            Request::Remove { keys, force }
         }
-        other => {
-            return Err(SchemaError::Invalid(format!(
-                "unknown request type {}",
-                other.0
-            )));
-        }
-    };
-    Ok((r.term(), req))
+        other => return Err(unknown_request(other)),
+    })
 }
 
 /// Encodes `resp` into `fbb` (reset first) and returns the finished bytes.
@@ -844,7 +897,7 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
 /// Decodes a response payload.
 pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
     let r = flatbuffers::root_with_opts::<fb::Response>(&verifier_opts(), buf)
-        .map_err(|e| SchemaError::Flatbuffer(e.to_string()))?;
+        .map_err(|e| SchemaError::Flatbuffer(Box::new(e)))?;
     let bad = || SchemaError::Invalid("response body does not match its type".into());
     let body = match r.body_type() {
         fb::ResponseBody::NONE | fb::ResponseBody::Unit => ResponseBody::Unit,

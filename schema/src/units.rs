@@ -6,17 +6,17 @@
 
 use std::time::Duration;
 
+use crate::SchemaError;
+
 /// Parses a size such as `4GB`, `512MB`, `16777216`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, SchemaError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!(
-            "`{s}` is not a size: write bytes or a number with KB, MB, GB or TB (e.g. 4GB)"
-        ));
+        return Err(SchemaError::NotASize { input: s.into() });
     }
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
@@ -25,17 +25,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
         other => {
-            return Err(format!(
-                "`{s}`: unknown size unit `{other}`; use B, KB, MB, GB or TB"
-            ));
+            return Err(SchemaError::UnknownSizeUnit {
+                input: s.into(),
+                unit: other.into(),
+            });
         }
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size: `{num}` is not a number"))?;
+    let value: f64 = num.parse().map_err(|_| SchemaError::SizeNotANumber {
+        input: s.into(),
+        number: num.into(),
+    })?;
     let bytes = value * (1u64 << shift) as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("`{s}` is out of range"));
+        return Err(SchemaError::SizeOutOfRange { input: s.into() });
     }
     Ok(bytes as u64)
 }
@@ -50,26 +52,27 @@ pub enum DurationUnit {
 }
 
 /// Parses `5000`, `5000ms`, `5s`, `30m`, `1h`; a bare number takes `unit`.
-pub fn parse_duration(s: &str, unit: DurationUnit) -> Result<Duration, String> {
+pub fn parse_duration(s: &str, unit: DurationUnit) -> Result<Duration, SchemaError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("`{s}` is not a duration: write a whole number with ms, s, m or h (e.g. 5s)")
-    })?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| SchemaError::NotADuration { input: s.into() })?;
     let ms = match (suffix.trim(), unit) {
         ("", DurationUnit::Millis) | ("ms", _) => Some(n),
         ("", DurationUnit::Seconds) | ("s", _) => n.checked_mul(1000),
         ("m", _) => n.checked_mul(60_000),
         ("h", _) => n.checked_mul(3_600_000),
         (other, _) => {
-            return Err(format!(
-                "`{s}`: unknown duration unit `{other}`; use ms, s, m or h"
-            ));
+            return Err(SchemaError::UnknownDurationUnit {
+                input: s.into(),
+                unit: other.into(),
+            });
         }
     };
     ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("`{s}` is out of range"))
+        .ok_or_else(|| SchemaError::DurationOutOfRange { input: s.into() })
 }
 
 /// Rewrites command-line flags so both spellings users meet work: `--enable-ha` becomes

@@ -33,32 +33,32 @@ impl FromStr for CoreSpec {
     /// ranges such as `0,2,4-7`. A bare number is a count; one core is written as a range,
     /// `3-3`. Spaces around the whole text and around list items are ignored.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: String| Error::InvalidCoreSpec {
-            input: quote(s),
-            reason,
-        };
         let text = s.trim();
         if text.is_empty() {
-            return Err(invalid("it is empty".to_owned()));
+            return Err(invalid(s, "it is empty"));
         }
         if text.eq_ignore_ascii_case("auto") {
             return Ok(CoreSpec::Auto);
         }
         if text.bytes().all(|b| b.is_ascii_digit()) {
             let count = text.parse::<usize>().map_err(|_| {
-                invalid(format!(
-                    "shard count {} is too large (at most {MAX_SHARDS})",
-                    quote(text)
-                ))
+                invalid(
+                    s,
+                    format!(
+                        "shard count {} is too large (at most {MAX_SHARDS})",
+                        quote(text)
+                    ),
+                )
             })?;
             if !(1..=MAX_SHARDS).contains(&count) {
-                return Err(invalid(format!(
-                    "shard count {count} is out of range (1 to {MAX_SHARDS})"
-                )));
+                return Err(invalid(
+                    s,
+                    format!("shard count {count} is out of range (1 to {MAX_SHARDS})"),
+                ));
             }
             return Ok(CoreSpec::Count(count));
         }
-        parse_list(text).map(CoreSpec::List).map_err(invalid)
+        parse_list(s, text).map(CoreSpec::List)
     }
 }
 
@@ -75,53 +75,68 @@ impl fmt::Display for CoreSpec {
     }
 }
 
-/// Parses `0,2,4-7` into `[0, 2, 4, 5, 6, 7]`, keeping the written order; the error is the
-/// reason, to be wrapped with the input.
-fn parse_list(text: &str) -> Result<Vec<usize>, String> {
+/// The error for `input` (the whole `--cores` text), saying what is wrong with it.
+fn invalid(input: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidCoreSpec {
+        input: quote(input),
+        reason: reason.into(),
+    }
+}
+
+/// Parses `0,2,4-7` (`text`, the trimmed `input`) into `[0, 2, 4, 5, 6, 7]`, keeping the
+/// written order.
+fn parse_list(input: &str, text: &str) -> Result<Vec<usize>, Error> {
     let mut cores: Vec<usize> = Vec::new();
     for item in text.split(',') {
         let item = item.trim();
         let shown = quote(item);
         if item.is_empty() {
-            return Err(
-                "the list has an empty item (a comma at either end or two in a row)".to_owned(),
-            );
+            return Err(invalid(
+                input,
+                "the list has an empty item (a comma at either end or two in a row)",
+            ));
         }
         let (first, last) = match item.split_once('-') {
             Some((start, end)) => {
                 let start = start.trim();
                 let end = end.trim();
                 if start.is_empty() {
-                    return Err(format!(
-                        "`{shown}` has no first core (core numbers are not negative)"
+                    return Err(invalid(
+                        input,
+                        format!("`{shown}` has no first core (core numbers are not negative)"),
                     ));
                 }
                 if end.is_empty() {
-                    return Err(format!("range `{shown}` has no last core"));
+                    return Err(invalid(input, format!("range `{shown}` has no last core")));
                 }
-                let (first, last) = (parse_core(start)?, parse_core(end)?);
+                let (first, last) = (parse_core(input, start)?, parse_core(input, end)?);
                 if first > last {
-                    return Err(format!(
-                        "range `{shown}` runs backwards; write it as `{last}-{first}`"
+                    return Err(invalid(
+                        input,
+                        format!("range `{shown}` runs backwards; write it as `{last}-{first}`"),
                     ));
                 }
                 (first, last)
             }
             None => {
-                let core = parse_core(item)?;
+                let core = parse_core(input, item)?;
                 (core, core)
             }
         };
         // Checked before expanding, so `0-8191` cannot build a huge list.
         let count = cores.len() + (last - first + 1);
         if count > MAX_SHARDS {
-            return Err(format!(
-                "the list names more than {MAX_SHARDS} cores, the most shards a node runs"
+            return Err(invalid(
+                input,
+                format!("the list names more than {MAX_SHARDS} cores, the most shards a node runs"),
             ));
         }
         for core in first..=last {
             if cores.contains(&core) {
-                return Err(format!("core {core} is listed more than once"));
+                return Err(invalid(
+                    input,
+                    format!("core {core} is listed more than once"),
+                ));
             }
             cores.push(core);
         }
@@ -129,16 +144,22 @@ fn parse_list(text: &str) -> Result<Vec<usize>, String> {
     Ok(cores)
 }
 
-/// Parses one core number: decimal digits only, at most [`MAX_CORE_ID`].
-fn parse_core(text: &str) -> Result<usize, String> {
+/// Parses one core number of `input`: decimal digits only, at most [`MAX_CORE_ID`].
+fn parse_core(input: &str, text: &str) -> Result<usize, Error> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("`{}` is not a core number", quote(text)));
+        return Err(invalid(
+            input,
+            format!("`{}` is not a core number", quote(text)),
+        ));
     }
     match text.parse::<usize>() {
         Ok(core) if core <= MAX_CORE_ID => Ok(core),
-        _ => Err(format!(
-            "core {} is beyond the largest core number Linux supports ({MAX_CORE_ID})",
-            quote(text)
+        _ => Err(invalid(
+            input,
+            format!(
+                "core {} is beyond the largest core number Linux supports ({MAX_CORE_ID})",
+                quote(text)
+            ),
         )),
     }
 }

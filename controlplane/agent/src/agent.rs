@@ -8,24 +8,32 @@
 //! keep going while a shard prefaults a large segment.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::AgentLink;
 use mc_rpc::RpcClient;
 use mc_schema::ErrorCode;
-use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
+use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
 use mc_schema::handshake::Role;
 use mc_schema::msg::{Request, ResponseBody};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::NodeError;
+
 mod runtime;
+
+// Shared with the REST server, so they live in `state`; embedders know them as the agent's.
+pub use crate::state::{AgentStatus, Command, CommandError, MountResult};
 
 /// Longest pause of the agent loop between looks at its commands and shard answers.
 const TICK: Duration = Duration::from_millis(20);
+
+/// Longest wait for a shard to announce its start-up segment.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -42,87 +50,6 @@ pub struct AgentConfig {
     pub rpc_timeout: Duration,
     /// Longest wait for in-flight transfers when the node stops.
     pub drain_timeout: Duration,
-}
-
-/// What the node's REST `/health` reports, and the segment list a [`NodeHandle`]
-/// (crate::node::NodeHandle) shows.
-#[derive(Debug, Default)]
-pub struct AgentStatus {
-    /// Segments the master has accepted.
-    pub mounted_segments: AtomicUsize,
-    /// Whether the last master call succeeded.
-    pub master_connected: AtomicBool,
-    /// Every segment the node serves, start-up segments first.
-    pub segments: Mutex<Vec<SegmentInfo>>,
-}
-
-impl AgentStatus {
-    /// A copy of the node's segment list.
-    pub fn segments(&self) -> Vec<SegmentInfo> {
-        self.segments
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Why a command failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// The request names something this node does not serve.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request is not valid here (nothing was changed).
-    #[error("{0}")]
-    Invalid(String),
-    /// The shard could not make the segment (no memory, a missing or short file).
-    #[error("{0}")]
-    Refused(String),
-    /// The shard or the master failed (nothing was left half done).
-    #[error("{0}")]
-    Failed(String),
-    /// The node is stopping.
-    #[error("the store node is stopping")]
-    Stopping,
-}
-
-/// A segment mounted on request.
-pub type MountResult = Result<SegmentInfo, CommandError>;
-
-/// A request to the agent (from the REST server or an embedding program).
-#[derive(Debug)]
-pub enum Command {
-    /// Allocate `size_bytes` more memory in one shard and mount it as a new segment.
-    Mount {
-        /// Bytes asked for.
-        size_bytes: u64,
-        /// The answer.
-        reply: oneshot::Sender<MountResult>,
-    },
-    /// Map part of a shared-memory file and mount it as a new segment.
-    MountShm {
-        /// File (`/dev/shm/<name>`), already checked by the caller.
-        path: String,
-        /// Start in the file.
-        offset_bytes: u64,
-        /// Bytes to map.
-        size_bytes: u64,
-        /// The answer.
-        reply: oneshot::Sender<MountResult>,
-    },
-    /// Drain segments at the master now; after `grace` unmount them there and release them
-    /// in their shards. With a zero grace the answer comes once they are released, otherwise
-    /// as soon as they are draining.
-    Unmount {
-        /// Segments to unmount; all must be of `kind`, else nothing happens.
-        segment_ids: Vec<u64>,
-        /// The kind the caller mounted them as (`Allocated` or `Shm`).
-        kind: SegmentKind,
-        /// How long they stay readable first.
-        grace: Duration,
-        /// The answer.
-        reply: oneshot::Sender<Result<(), CommandError>>,
-    },
 }
 
 /// One segment of the node as the agent tracks it.
@@ -176,7 +103,7 @@ impl<L: AgentLink> Agent<L> {
         cfg: AgentConfig,
         links: Vec<L>,
         status: Arc<AgentStatus>,
-    ) -> Result<Agent<L>, (String, Vec<L>)> {
+    ) -> Result<Agent<L>, (NodeError, Vec<L>)> {
         let segments = match Self::announcements(&links) {
             Ok(s) => s,
             Err(e) => return Err((e, links)),
@@ -200,10 +127,10 @@ impl<L: AgentLink> Agent<L> {
     }
 
     /// The segment each shard announces once it is up.
-    fn announcements(links: &[L]) -> Result<Vec<NodeSegment>, String> {
+    fn announcements(links: &[L]) -> Result<Vec<NodeSegment>, NodeError> {
         let mut segments = Vec::new();
         for (i, link) in links.iter().enumerate() {
-            let deadline = Instant::now() + Duration::from_secs(30);
+            let deadline = Instant::now() + ANNOUNCE_TIMEOUT;
             loop {
                 match link.recv_timeout(Duration::from_millis(100)) {
                     Ok(Some(FromShard::Segment(s))) => {
@@ -217,8 +144,13 @@ impl<L: AgentLink> Agent<L> {
                     }
                     Ok(Some(other)) => warn!(shard = i, "unexpected message at start: {other:?}"),
                     Ok(None) if Instant::now() < deadline => {}
-                    Ok(None) => return Err(format!("shard {i} did not announce its segment")),
-                    Err(e) => return Err(format!("shard {i}: {e}")),
+                    Ok(None) => {
+                        return Err(NodeError::ShardSilent {
+                            shard: i,
+                            timeout_seconds: ANNOUNCE_TIMEOUT.as_secs(),
+                        });
+                    }
+                    Err(source) => return Err(NodeError::ShardLink { shard: i, source }),
                 }
             }
         }
@@ -241,7 +173,9 @@ impl<L: AgentLink> Agent<L> {
             .unwrap_or_else(|p| p.into_inner()) = self.segments();
     }
 
-    fn note_error(&mut self, e: String) {
+    /// Logs a failed master call (once per distinct error) and drops the connection.
+    fn note_error(&mut self, e: &NodeError) {
+        let e = e.to_string();
         if self.last_error.as_ref() != Some(&e) {
             warn!("master unreachable or refusing: {e}");
             self.last_error = Some(e);
@@ -250,15 +184,15 @@ impl<L: AgentLink> Agent<L> {
         self.status.master_connected.store(false, Ordering::Release);
     }
 
-    fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, String> {
+    /// One call to the master, connecting first if needed.
+    fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, NodeError> {
         if self.conn.is_none() {
             let c = RpcClient::connect(
                 &self.cfg.master,
                 Role::Agent,
                 &self.cfg.cluster_id,
                 self.cfg.rpc_timeout,
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected above");
@@ -266,7 +200,7 @@ impl<L: AgentLink> Agent<L> {
             Ok(r) => r,
             Err(e) => {
                 self.conn = None;
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
         if self.last_error.take().is_some() {
@@ -277,7 +211,7 @@ impl<L: AgentLink> Agent<L> {
     }
 
     /// Mounts one segment at the master.
-    fn mount_at_master(&mut self, s: &SegmentInfo) -> Result<(), String> {
+    fn mount_at_master(&mut self, s: &SegmentInfo) -> Result<(), NodeError> {
         let r = self
             .call(&Request::MountSegment {
                 client_id: self.client_id,
@@ -287,20 +221,19 @@ impl<L: AgentLink> Agent<L> {
                 endpoint: s.endpoint.clone(),
                 size: s.size_bytes,
             })
-            .inspect_err(|e| self.note_error(e.clone()))?;
+            .inspect_err(|e| self.note_error(e))?;
         if r.status != 0 {
-            return Err(format!(
-                "mount of {} refused: {} {}",
-                s.name,
-                ErrorCode::from_code(r.status),
-                r.message
-            ));
+            return Err(NodeError::MountRefused {
+                segment: s.name.clone(),
+                code: ErrorCode::from_code(r.status),
+                message: r.message,
+            });
         }
         Ok(())
     }
 
     /// Tells the master to place nothing new in `ids`.
-    fn drain_at_master(&mut self, ids: Vec<u64>) -> Result<(), String> {
+    fn drain_at_master(&mut self, ids: Vec<u64>) -> Result<(), NodeError> {
         self.call(&Request::DrainSegments {
             client_id: self.client_id,
             segment_ids: ids,
@@ -310,7 +243,7 @@ impl<L: AgentLink> Agent<L> {
 
     /// Mounts every segment (runtime-mounted ones included), then drains again those
     /// whose unmount is under way: a restarted master knows nothing of either.
-    fn mount_all(&mut self) -> Result<(), String> {
+    fn mount_all(&mut self) -> Result<(), NodeError> {
         for i in 0..self.segments.len() {
             if self.segments[i].releasing {
                 continue;
@@ -361,7 +294,7 @@ impl<L: AgentLink> Agent<L> {
                 }
                 self.publish();
             }
-            Err(e) => self.note_error(e),
+            Err(e) => self.note_error(&e),
         }
         while let Some(&id) = self.orphans.first() {
             match self.call(&Request::UnmountSegment {
@@ -373,7 +306,7 @@ impl<L: AgentLink> Agent<L> {
                     self.orphans.remove(0);
                 }
                 Err(e) => {
-                    self.note_error(e);
+                    self.note_error(&e);
                     break;
                 }
             }

@@ -4,24 +4,25 @@ use std::time::Duration;
 
 use clap::Parser;
 use mc_hugepages::HugePolicy;
+use mc_schema::SchemaError;
 use mc_schema::units::{DurationUnit, parse_duration, parse_size};
 use mc_topology::CoreSpec;
 
-fn size(s: &str) -> Result<u64, String> {
+use crate::NodeError;
+
+fn size(s: &str) -> Result<u64, SchemaError> {
     parse_size(s)
 }
 
-fn millis(s: &str) -> Result<Duration, String> {
+fn millis(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Millis)
 }
 
-fn protocol(s: &str) -> Result<String, String> {
+fn protocol(s: &str) -> Result<String, NodeError> {
     match s {
         "tcp" => Ok(s.into()),
-        "rdma" => Err(
-            "protocol `rdma`: this build has no RDMA support (no device here); use `tcp`".into(),
-        ),
-        _ => Err(format!("unknown protocol `{s}`; accepted: tcp, rdma")),
+        "rdma" => Err(NodeError::RdmaUnsupported),
+        _ => Err(NodeError::UnknownProtocol { name: s.into() }),
     }
 }
 

@@ -8,13 +8,17 @@
 //!
 //! The [`rest`] server on `--port` serves `/health`, `/metrics` and Mooncake's store REST
 //! API: segments mounted and unmounted at run time (handed to the agent as
-//! [`agent::Command`]s) and inspection of stored objects through the Rust client.
+//! [`agent::Command`]s) and inspection of stored objects through the Rust client. The two
+//! meet only in [`state`]: the commands, their answers and the status the agent publishes.
 //! [`node::start`] brings all of it up inside any process and returns a
 //! [`node::NodeHandle`]; [`node::run`] is the binary's life around it.
 
 pub mod agent;
 pub mod config;
+mod error;
 pub mod node;
 pub mod rest;
+pub mod state;
 
 pub use config::StoreConfig;
+pub use error::NodeError;

@@ -16,11 +16,15 @@ use mc_dataplane::control::{AgentLink, ChannelAgentLink, channel_pair};
 use mc_dataplane::{ShardConfig, ShardHandle, start_shard};
 use mc_hugepages::RegionOptions;
 use mc_schema::agent::{SegmentInfo, ToShard};
+use mc_topology::CorePlan;
 use tracing::{info, warn};
 
-use crate::agent::{Agent, AgentConfig, AgentStatus};
+pub use crate::error::NodeError;
+
+use crate::agent::{Agent, AgentConfig};
 use crate::config::StoreConfig;
 use crate::rest;
+use crate::state::{AgentStatus, Command};
 
 /// Smallest segment a shard may have.
 pub const MIN_SHARD_SEGMENT_BYTES: u64 = 16 << 20;
@@ -33,31 +37,6 @@ const REST_BLOCKING_THREADS: usize = 16;
 
 /// Longest wait for REST requests still running when the node stops.
 const REST_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Errors that stop a store node.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// Bad combination of flags.
-    #[error("{0}")]
-    Config(String),
-    /// Core planning failed.
-    #[error("{0}")]
-    Topology(#[from] mc_topology::Error),
-    /// A shard failed to start.
-    #[error("{0}")]
-    Dataplane(#[from] mc_dataplane::DataplaneError),
-    /// The REST server failed.
-    #[error("REST server on {addr}: {reason} (pick another --port)")]
-    Rest {
-        /// Address.
-        addr: String,
-        /// Cause.
-        reason: String,
-    },
-    /// The agent could not start.
-    #[error("agent: {0}")]
-    Agent(String),
-}
 
 /// A running store node. Stop it with [`stop`](Self::stop); dropping it stops it too.
 pub struct NodeHandle {
@@ -133,8 +112,71 @@ fn abandon(links: Vec<ChannelAgentLink>, shards: Vec<ShardHandle>) {
 /// Starts a store node in this process: its shards, then the agent (which mounts their
 /// segments with the master in the background, retrying until the master answers) and the
 /// REST server. Returns once the shards serve and the REST port is bound. Installs no
-/// signal handlers.
+/// signal handlers. Whatever a failed step leaves behind is stopped before the error
+/// returns.
 pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
+    // Flags and the REST port first: they fail without anything to clean up.
+    let (plan, per_shard) = plan_shards(&cfg)?;
+    let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
+        NodeError::Config(format!(
+            "--rest_body_limit={} does not fit in memory addresses; lower --rest_body_limit",
+            cfg.rest_body_limit
+        ))
+    })?;
+    let rest_listener = bind_rest(&cfg)?;
+    let rest_addr = rest_listener
+        .local_addr()
+        .map_err(|source| NodeError::Rest {
+            addr: format!("{}:{}", cfg.rest_host, cfg.port),
+            source,
+        })?;
+
+    let (shards, links) = start_shards(&cfg, &plan, per_shard)?;
+    let status = Arc::new(AgentStatus::default());
+    // The agent takes the links, and gives them back if it cannot start.
+    let agent = match Agent::new(agent_config(&cfg), links, status.clone()) {
+        Ok(a) => a,
+        Err((e, links)) => {
+            abandon(links, shards);
+            return Err(e);
+        }
+    };
+    let (commands_tx, commands_rx) = std::sync::mpsc::channel();
+    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes);
+    let stop = Arc::new(AtomicBool::new(false));
+    let agent_thread = match spawn_agent(agent, stop.clone(), commands_rx) {
+        Ok(t) => t,
+        Err(e) => {
+            // The links went with the closure that never ran: dropping them closes the
+            // shards' control links, which stops the shards.
+            for h in shards {
+                h.join();
+            }
+            return Err(e);
+        }
+    };
+    let mut handle = NodeHandle {
+        rest_addr,
+        status,
+        stop,
+        agent: Some(agent_thread),
+        rest: None,
+        shards,
+    };
+    // On error the handle drops here and stops everything started so far.
+    handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
+    info!(
+        "store node up: {} shard(s), {} bytes, master {}, REST on {}",
+        handle.shards.len(),
+        cfg.global_segment_size,
+        cfg.master_server,
+        rest_addr
+    );
+    Ok(handle)
+}
+
+/// The core plan and each shard's segment size, checked against the 16 MiB minimum.
+fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
     let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
     let shard_count = plan.shards.len() as u64;
     info!("core plan: {} shard(s): {}", shard_count, plan.reason);
@@ -146,14 +188,17 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             cfg.global_segment_size, per_shard, shard_count
         )));
     }
-    let body_limit_bytes = usize::try_from(cfg.rest_body_limit)
-        .map_err(|_| NodeError::Config("--rest_body_limit does not fit in memory".into()))?;
-    let rest_listener = bind_rest(&cfg)?;
-    let rest_addr = rest_listener.local_addr().map_err(|e| NodeError::Rest {
-        addr: format!("{}:{}", cfg.rest_host, cfg.port),
-        reason: e.to_string(),
-    })?;
+    Ok((plan, per_shard))
+}
 
+/// Starts one shard per placement of `plan`, each with a `per_shard`-byte segment, and
+/// returns them with the agent's end of each control link. If one fails, those already
+/// started are stopped.
+fn start_shards(
+    cfg: &StoreConfig,
+    plan: &CorePlan,
+    per_shard: u64,
+) -> Result<(Vec<ShardHandle>, Vec<ChannelAgentLink>), NodeError> {
     let mut shards = Vec::new();
     let mut links = Vec::new();
     for p in &plan.shards {
@@ -165,9 +210,11 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         };
         let Some(port) = port else {
             abandon(links, shards);
-            return Err(NodeError::Config(
-                "--data_port + shard count exceeds 65535".into(),
-            ));
+            return Err(NodeError::Config(format!(
+                "--data_port={} + {} shard(s) exceeds 65535; lower --data_port (0 picks free ports) or --cores",
+                cfg.data_port,
+                plan.shards.len()
+            )));
         };
         let shard_cfg = ShardConfig {
             index: p.index,
@@ -192,83 +239,64 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         }
         links.push(agent_link);
     }
+    Ok((shards, links))
+}
 
-    let status = Arc::new(AgentStatus::default());
-    let stats = shards.iter().map(|h| h.stats.clone()).collect();
-    let agent_cfg = AgentConfig {
+/// The agent's settings, from the flags.
+fn agent_config(cfg: &StoreConfig) -> AgentConfig {
+    AgentConfig {
         master: cfg.master_server.clone(),
         cluster_id: cfg.cluster_id.clone(),
         host: cfg.local_hostname.clone(),
         heartbeat_interval: cfg.heartbeat_interval,
         rpc_timeout: cfg.rpc_timeout,
         drain_timeout: cfg.drain_timeout,
-    };
-    // The agent takes the links, and gives them back if it cannot start.
-    let mut agent = match Agent::new(agent_cfg, links, status.clone()) {
-        Ok(a) => a,
-        Err((e, links)) => {
-            abandon(links, shards);
-            return Err(NodeError::Agent(e));
-        }
-    };
+    }
+}
 
-    let (commands_tx, commands_rx) = std::sync::mpsc::channel();
+/// What the REST handlers read: the agent's status and command channel, the shards'
+/// counters, and a client of the cluster (connected on first use) for the data endpoints.
+fn rest_state(
+    cfg: &StoreConfig,
+    status: &Arc<AgentStatus>,
+    shards: &[ShardHandle],
+    commands: std::sync::mpsc::Sender<Command>,
+    body_limit_bytes: usize,
+) -> rest::RestState {
     let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
     client_cfg.cluster_id = cfg.cluster_id.clone();
     client_cfg.local_hostname = cfg.local_hostname.clone();
     client_cfg.rpc_timeout = cfg.rpc_timeout;
-    let state = rest::RestState {
+    rest::RestState {
         status: status.clone(),
         shards: shards.len(),
         host: cfg.local_hostname.clone(),
-        shard_stats: stats,
-        commands: commands_tx,
+        shard_stats: shards.iter().map(|h| h.stats.clone()).collect(),
+        commands,
         client: Arc::new(rest::LazyStore::new(client_cfg)),
         body_limit_bytes,
         shm_dir: SHM_DIR.into(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let agent_stop = stop.clone();
-    let agent_thread = std::thread::Builder::new()
+    }
+}
+
+/// Runs the agent on its own thread until `stop` is set. If the thread cannot start, the
+/// agent (and with it the shards' control links) is dropped.
+fn spawn_agent(
+    mut agent: Agent<ChannelAgentLink>,
+    stop: Arc<AtomicBool>,
+    commands: std::sync::mpsc::Receiver<Command>,
+) -> Result<JoinHandle<()>, NodeError> {
+    std::thread::Builder::new()
         .name("mc-agent".into())
-        .spawn(move || agent.run(&agent_stop, &commands_rx));
-    let agent_thread = match agent_thread {
-        Ok(t) => t,
-        Err(e) => {
-            // The links went with the closure that never ran: dropping them closes the
-            // shards' control links, which stops the shards.
-            for h in shards {
-                h.join();
-            }
-            return Err(NodeError::Agent(format!("cannot start its thread: {e}")));
-        }
-    };
-    let mut handle = NodeHandle {
-        rest_addr,
-        status,
-        stop,
-        agent: Some(agent_thread),
-        rest: None,
-        shards,
-    };
-    // On error the handle drops here and stops everything started so far.
-    handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
-    info!(
-        "store node up: {} shard(s), {} bytes, master {}, REST on {}",
-        handle.shards.len(),
-        cfg.global_segment_size,
-        cfg.master_server,
-        rest_addr
-    );
-    Ok(handle)
+        .spawn(move || agent.run(&stop, &commands))
+        .map_err(NodeError::AgentThread)
 }
 
 /// Runs a store node until SIGTERM / SIGINT; then unmounts, stops the shards and returns.
 pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, signalled.clone())
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+        signal_hook::flag::register(sig, signalled.clone()).map_err(NodeError::Signals)?;
     }
     let node = start(cfg)?;
     while !signalled.load(Ordering::Acquire) {
@@ -281,9 +309,9 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
 
 fn bind_rest(cfg: &StoreConfig) -> Result<std::net::TcpListener, NodeError> {
     let addr = format!("{}:{}", cfg.rest_host, cfg.port);
-    let rest_err = |e: std::io::Error| NodeError::Rest {
+    let rest_err = |source: std::io::Error| NodeError::Rest {
         addr: addr.clone(),
-        reason: e.to_string(),
+        source,
     };
     let listener = std::net::TcpListener::bind(&addr).map_err(rest_err)?;
     listener.set_nonblocking(true).map_err(rest_err)?;
@@ -297,15 +325,15 @@ fn spawn_rest(
     addr: SocketAddr,
     state: rest::RestState,
 ) -> Result<(tokio::sync::watch::Sender<bool>, JoinHandle<()>), NodeError> {
-    let rest_err = |reason: String| NodeError::Rest {
+    let rest_err = |source: std::io::Error| NodeError::RestThread {
         addr: addr.to_string(),
-        reason,
+        source,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(REST_BLOCKING_THREADS)
         .build()
-        .map_err(|e| rest_err(format!("tokio runtime: {e}")))?;
+        .map_err(rest_err)?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("mc-rest".into())
@@ -337,6 +365,6 @@ fn spawn_rest(
             // Blocking client calls still running get a bounded wait.
             rt.shutdown_timeout(REST_STOP_TIMEOUT);
         })
-        .map_err(|e| rest_err(e.to_string()))?;
+        .map_err(rest_err)?;
     Ok((tx, thread))
 }

@@ -32,7 +32,7 @@ use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use crate::agent::{AgentStatus, Command, CommandError};
+use crate::state::{AgentStatus, Command, CommandError, format_segment_id, parse_segment_id};
 
 /// Longest wait for a mount (a shard maps and prefaults the memory meanwhile). A mount
 /// that takes longer still completes; the answer says so.
@@ -91,30 +91,6 @@ impl LazyStore {
         *slot = Some(s.clone());
         Ok(s)
     }
-}
-
-/// A segment id as the REST API shows it: Mooncake's segment ids are UUIDs, ours are 64-bit,
-/// so the id fills the low half of a UUID (`00000000-0000-0000-xxxx-xxxxxxxxxxxx`).
-pub fn format_segment_id(id: u64) -> String {
-    format!(
-        "00000000-0000-0000-{:04x}-{:012x}",
-        id >> 48,
-        id & 0xffff_ffff_ffff
-    )
-}
-
-/// Parses a segment id written by [`format_segment_id`] (hex digits in either case).
-pub fn parse_segment_id(s: &str) -> Option<u64> {
-    let rest = s.strip_prefix("00000000-0000-0000-")?;
-    let (hi, lo) = rest.split_once('-')?;
-    if hi.len() != 4 || lo.len() != 12 {
-        return None;
-    }
-    if !hi.chars().chain(lo.chars()).all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let id = (u64::from_str_radix(hi, 16).ok()? << 48) | u64::from_str_radix(lo, 16).ok()?;
-    (id != 0).then_some(id)
 }
 
 /// An error answer, in the shape the master's admin endpoints use.
@@ -595,31 +571,6 @@ pub fn router(state: RestState) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segment_ids_roundtrip_in_uuid_form() {
-        for id in [1u64, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
-            let s = format_segment_id(id);
-            assert_eq!(s.len(), 36, "{s}");
-            assert_eq!(parse_segment_id(&s), Some(id));
-            assert_eq!(parse_segment_id(&s.to_uppercase()), Some(id));
-        }
-        assert_eq!(
-            format_segment_id(0x0123_4567_89ab_cdef),
-            "00000000-0000-0000-0123-456789abcdef"
-        );
-        for bad in [
-            "",
-            "00000000-0000-0000-0000-000000000000",
-            "10000000-0000-0000-0000-000000000001",
-            "00000000-0000-0000-000-0000000000001",
-            "00000000-0000-0000-00g0-000000000001",
-            "00000000-0000-0000-+000-000000000001",
-            "42",
-        ] {
-            assert_eq!(parse_segment_id(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn shm_names_cannot_leave_the_directory() {

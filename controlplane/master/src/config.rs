@@ -7,52 +7,43 @@
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser};
+use mc_schema::SchemaError;
 use mc_schema::units::{DurationUnit, parse_duration};
 
-fn millis(s: &str) -> Result<Duration, String> {
+use crate::MasterError;
+
+fn millis(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Millis)
 }
 
-fn seconds(s: &str) -> Result<Duration, String> {
+fn seconds(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Seconds)
 }
 
-fn ratio(s: &str) -> Result<f64, String> {
+fn ratio(s: &str) -> Result<f64, MasterError> {
     let v: f64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("`{s}` is not a number; write a ratio between 0 and 1 (e.g. 0.95)"))?;
+        .map_err(|_| MasterError::RatioNotANumber { input: s.into() })?;
     if !(0.0..=1.0).contains(&v) {
-        return Err(format!(
-            "{v} is outside 0..1; write a ratio between 0 and 1 (e.g. 0.95)"
-        ));
+        return Err(MasterError::RatioOutOfRange { value: v });
     }
     Ok(v)
 }
 
-fn strategy(s: &str) -> Result<String, String> {
+fn strategy(s: &str) -> Result<String, MasterError> {
     match s {
         "random" | "free_ratio_first" | "local_first" => Ok(s.to_string()),
-        "cxl" => Err(
-            "allocation_strategy `cxl` needs CXL memory support, which this build does not have; \
-             use random, free_ratio_first or local_first"
-                .to_string(),
-        ),
-        _ => Err(format!(
-            "unknown allocation_strategy `{s}`; accepted: random, free_ratio_first, local_first, cxl"
-        )),
+        "cxl" => Err(MasterError::CxlUnsupported),
+        _ => Err(MasterError::UnknownStrategy { name: s.into() }),
     }
 }
 
-fn allocator(s: &str) -> Result<String, String> {
+fn allocator(s: &str) -> Result<String, MasterError> {
     match s {
         "offset" => Ok(s.to_string()),
-        "cachelib" => Err(
-            "memory_allocator `cachelib` is not supported by mooncake-rs; \
-             use `offset` (an O(1) bin-based allocator)"
-                .to_string(),
-        ),
-        _ => Err(format!("unknown memory_allocator `{s}`; accepted: offset")),
+        "cachelib" => Err(MasterError::CachelibUnsupported),
+        _ => Err(MasterError::UnknownAllocator { name: s.into() }),
     }
 }
 

@@ -1,7 +1,6 @@
-//! Admin HTTP server (`--metrics_port`): `/health` and `/role` today; metrics and the
-//! query endpoints of Mooncake's HTTP service come next.
-
-use std::sync::Arc;
+//! Admin HTTP server (`--metrics_port`): the router, and the status pages `/health`, `/role`,
+//! `/metrics` and `/metrics/summary`. The inspection endpoints of Mooncake's HTTP service
+//! live in [`query`]; both read [`HttpState`].
 
 use axum::extract::State;
 use axum::http::header;
@@ -10,16 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::http_state::HttpState;
+use crate::query;
 use crate::service::MasterService;
-
-/// What the handlers read.
-#[derive(Clone)]
-pub struct HttpState {
-    /// The master.
-    pub svc: Arc<MasterService>,
-    /// Address clients reach the leader's RPC at.
-    pub leader_address: String,
-}
 
 async fn health(State(s): State<HttpState>) -> Json<Value> {
     let (used, total) = s.svc.segments.usage();
@@ -184,18 +176,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/role", get(role))
         .route("/metrics", get(metrics))
         .route("/metrics/summary", get(summary))
-        .route("/query_key", get(crate::query::query_key))
-        .route("/batch_query_keys", get(crate::query::batch_query_keys))
-        .route("/get_all_keys", get(crate::query::get_all_keys))
-        .route("/get_all_segments", get(crate::query::get_all_segments))
-        .route("/query_segment", get(crate::query::query_segment))
-        .route(
-            "/get_segments_detail",
-            get(crate::query::get_segments_detail),
-        )
-        .route(
-            "/api/v1/remove_all",
-            axum::routing::post(crate::query::remove_all),
-        )
+        .route("/query_key", get(query::query_key))
+        .route("/batch_query_keys", get(query::batch_query_keys))
+        .route("/get_all_keys", get(query::get_all_keys))
+        .route("/get_all_segments", get(query::get_all_segments))
+        .route("/query_segment", get(query::query_segment))
+        .route("/get_segments_detail", get(query::get_segments_detail))
+        .route("/api/v1/remove_all", axum::routing::post(query::remove_all))
         .with_state(state)
 }

@@ -7,12 +7,16 @@
 //!
 //! - [`config`]: flags; [`service`]: RPC handlers; [`objects`]: sharded metadata;
 //!   [`segments`]: mounted segments and placement; [`alloc`]: per-segment allocator;
-//!   [`clock`]: time under leases; [`http`]: admin HTTP.
+//!   [`clock`]: time under leases; [`http`]: the admin HTTP router and status pages,
+//!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
+//!   embedded HTTP metadata server.
 
 pub mod alloc;
 pub mod clock;
 pub mod config;
+mod error;
 pub mod http;
+pub mod http_state;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
@@ -29,29 +33,8 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 pub use config::MasterConfig;
+pub use error::MasterError;
 use service::{MasterService, ServiceConfig};
-
-/// Errors that stop the master.
-#[derive(Debug, thiserror::Error)]
-pub enum MasterError {
-    /// A listener could not bind.
-    #[error(
-        "cannot listen on {addr} for {what}: {source} (is another master running? pick another port with --{flag})"
-    )]
-    Bind {
-        /// Address.
-        addr: String,
-        /// Which server.
-        what: &'static str,
-        /// Flag to change.
-        flag: &'static str,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The runtime could not start.
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-}
 
 async fn bind(
     addr: String,
@@ -94,28 +77,15 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves the master RPC and admin HTTP until `shutdown` completes.
+/// Serves the master RPC and admin HTTP until `shutdown` completes. In order: bind the RPC
+/// and admin ports, start the admin HTTP server, then the optional metadata server, then the
+/// background tasks, and serve RPC on this task until `shutdown`.
 pub async fn serve(
     cfg: MasterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
-    let ms = |d: Duration| d.as_millis() as u64;
     let svc = Arc::new(MasterService::new(
-        ServiceConfig {
-            policy: objects::Policy {
-                lease_ms: ms(cfg.default_kv_lease_ttl),
-                default_soft_pin_ms: ms(cfg.default_kv_soft_pin_ttl),
-                max_soft_pin_ms: ms(cfg.max_kv_soft_pin_ttl),
-                allow_evict_soft_pinned: cfg.allow_evict_soft_pinned_objects,
-                discard_ms: ms(cfg.put_start_discard_timeout_sec),
-                release_ms: ms(cfg.put_start_release_timeout_sec),
-            },
-            client_ttl_ms: ms(cfg.client_ttl),
-            max_allocations_per_segment: cfg.max_allocations_per_segment,
-            eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
-            eviction_ratio: cfg.eviction_ratio,
-            strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
-        },
+        service_config(&cfg),
         Arc::new(clock::SystemClock::default()),
     ));
     let rpc_addr = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
@@ -126,7 +96,7 @@ pub async fn serve(
     info!("Port: {}  Max threads: {}", cfg.rpc_port, cfg.threads());
     info!("Master service listening on {rpc_addr}; admin HTTP on {http_addr}");
 
-    let state = http::HttpState {
+    let state = http_state::HttpState {
         svc: svc.clone(),
         leader_address: rpc_addr,
     };
@@ -135,27 +105,73 @@ pub async fn serve(
             error!("admin HTTP server failed: {e}");
         }
     });
-
     if cfg.enable_http_metadata_server {
-        let addr = format!(
-            "{}:{}",
-            cfg.http_metadata_server_host, cfg.http_metadata_server_port
-        );
-        let listener = bind(
-            addr.clone(),
-            "HTTP metadata server",
-            "http_metadata_server_port",
-        )
-        .await?;
-        info!("HTTP metadata server on {addr}");
-        let router = metadata::router(Default::default());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                error!("HTTP metadata server failed: {e}");
-            }
-        });
+        spawn_metadata_server(&cfg).await?;
     }
+    spawn_background_tasks(&cfg, &svc);
 
+    mc_rpc::serve(rpc, svc, rpc_server_config(&cfg), shutdown).await;
+    info!("master stopped");
+    Ok(())
+}
+
+/// The handlers' tunables, from the flags.
+fn service_config(cfg: &MasterConfig) -> ServiceConfig {
+    let ms = |d: Duration| d.as_millis() as u64;
+    ServiceConfig {
+        policy: objects::Policy {
+            lease_ms: ms(cfg.default_kv_lease_ttl),
+            default_soft_pin_ms: ms(cfg.default_kv_soft_pin_ttl),
+            max_soft_pin_ms: ms(cfg.max_kv_soft_pin_ttl),
+            allow_evict_soft_pinned: cfg.allow_evict_soft_pinned_objects,
+            discard_ms: ms(cfg.put_start_discard_timeout_sec),
+            release_ms: ms(cfg.put_start_release_timeout_sec),
+        },
+        client_ttl_ms: ms(cfg.client_ttl),
+        max_allocations_per_segment: cfg.max_allocations_per_segment,
+        eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
+        eviction_ratio: cfg.eviction_ratio,
+        strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
+    }
+}
+
+/// The RPC server's identity and connection settings, from the flags.
+fn rpc_server_config(cfg: &MasterConfig) -> mc_rpc::ServerConfig {
+    mc_rpc::ServerConfig {
+        cluster_id: cfg.cluster_id.clone(),
+        idle_timeout: (cfg.rpc_conn_timeout_seconds > 0)
+            .then(|| Duration::from_secs(cfg.rpc_conn_timeout_seconds)),
+        tcp_nodelay: cfg.rpc_enable_tcp_no_delay,
+        ..Default::default()
+    }
+}
+
+/// Binds and starts the embedded HTTP metadata server (`--enable_http_metadata_server`).
+async fn spawn_metadata_server(cfg: &MasterConfig) -> Result<(), MasterError> {
+    let addr = format!(
+        "{}:{}",
+        cfg.http_metadata_server_host, cfg.http_metadata_server_port
+    );
+    let listener = bind(
+        addr.clone(),
+        "HTTP metadata server",
+        "http_metadata_server_port",
+    )
+    .await?;
+    info!("HTTP metadata server on {addr}");
+    let router = metadata::router(Default::default());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            error!("HTTP metadata server failed: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// Starts the periodic tasks: the metric summary line (`--enable_metric_reporting`), the
+/// reaper of silent clients (a quarter of `--client_ttl`, 100 ms to 1 s) and the upkeep
+/// round (eviction and PutStart cleanup) every 100 ms.
+fn spawn_background_tasks(cfg: &MasterConfig, svc: &Arc<MasterService>) {
     if cfg.enable_metric_reporting {
         let reporter = svc.clone();
         let period = cfg.metric_report_interval_sec.max(Duration::from_secs(1));
@@ -194,15 +210,4 @@ pub async fn serve(
             }
         }
     });
-
-    let server_cfg = mc_rpc::ServerConfig {
-        cluster_id: cfg.cluster_id.clone(),
-        idle_timeout: (cfg.rpc_conn_timeout_seconds > 0)
-            .then(|| Duration::from_secs(cfg.rpc_conn_timeout_seconds)),
-        tcp_nodelay: cfg.rpc_enable_tcp_no_delay,
-        ..Default::default()
-    };
-    mc_rpc::serve(rpc, svc, server_cfg, shutdown).await;
-    info!("master stopped");
-    Ok(())
 }

@@ -15,7 +15,7 @@ use mc_schema::ErrorCode;
 use mc_schema::msg::ReplicaDesc;
 use serde_json::{Value, json};
 
-use crate::http::HttpState;
+use crate::http_state::HttpState;
 
 const TEXT: &str = "text/plain; version=0.0.4";
 

@@ -13,6 +13,7 @@ use mc_schema::msg::{ReplicaDesc, SliceDesc};
 use parking_lot::{Mutex, RwLock};
 use rand::seq::SliceRandom;
 
+use crate::MasterError;
 use crate::alloc::offset::{ALIGN_BYTES, Allocation, OffsetAllocator};
 
 /// One mounted segment.
@@ -139,15 +140,6 @@ pub fn allocated_bytes(len: u64, locs: &[SliceLoc]) -> u64 {
         .sum()
 }
 
-/// Why a mount was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum MountError {
-    /// Same id already mounted by another client.
-    AlreadyExists,
-    /// Bad parameters.
-    Invalid(String),
-}
-
 /// Mounted segments grouped by host, in mount order: the placement's starting point,
 /// rebuilt at mount, unmount and drain so a put does not regroup the table.
 #[derive(Debug, Default)]
@@ -223,22 +215,19 @@ impl Segments {
         host: &str,
         endpoint: &str,
         size_bytes: u64,
-    ) -> Result<Arc<Segment>, MountError> {
+    ) -> Result<Arc<Segment>, MasterError> {
         if id == 0 || size_bytes == 0 || name.is_empty() || endpoint.is_empty() {
-            return Err(MountError::Invalid(
-                "segment id, size, name and endpoint must be set".into(),
-            ));
+            return Err(MasterError::SegmentIncomplete);
         }
         let mut view = self.view.write();
         if let Some(s) = view.by_id.get(&id) {
             if s.client_id == client_id && s.size_bytes == size_bytes {
                 return Ok(s.clone());
             }
-            return Err(MountError::AlreadyExists);
+            return Err(MasterError::SegmentTaken { segment_id: id });
         }
         let mut slots = self.slots.write();
-        let slot = u32::try_from(slots.len())
-            .map_err(|_| MountError::Invalid("too many segments mounted over time".into()))?;
+        let slot = u32::try_from(slots.len()).map_err(|_| MasterError::SegmentSlotsExhausted)?;
         let seg = Arc::new(Segment {
             id,
             slot,

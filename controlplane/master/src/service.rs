@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use mc_schema::ErrorCode;
 use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_REPLICAS, key_is_valid};
-use mc_schema::msg::{PutStartResult, ReplicateConfig, Request, Response, ResponseBody};
+use mc_schema::msg::{
+    PutEndItem, PutStartResult, ReplicateConfig, Request, Response, ResponseBody,
+};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use crate::MasterError;
 use crate::clock::Clock;
 use crate::objects::{ObjectStore, Policy};
-use crate::segments::{MountError, Segments, Strategy};
+use crate::segments::{Segments, Strategy};
 
 /// Tunables the handlers need.
 #[derive(Debug, Clone)]
@@ -271,6 +274,9 @@ impl mc_rpc::Service for MasterService {
 }
 
 impl MasterService {
+    /// Routes one request to its handler. The arms are grouped as node membership
+    /// (mount, unmount, heartbeat, drain), writes (PutStart / UpsertStart, their commits and
+    /// revokes), reads and removal; every handler sees the same `now`.
     fn dispatch(&self, req: Request) -> Response {
         let now = self.clock.now_ms();
         match req {
@@ -282,43 +288,20 @@ impl MasterService {
                 endpoint,
                 size,
             } => {
+                // A mount is a sign of life, even when it is refused.
                 self.clients.lock().insert(client_id, now);
-                match self
-                    .segments
-                    .mount(client_id, segment_id, &name, &host, &endpoint, size)
-                {
-                    Ok(_) => {
-                        info!(segment = %name, size_bytes = size, "segment mounted");
-                        Response::ok(ResponseBody::Unit)
-                    }
-                    Err(MountError::AlreadyExists) => Response::error(
-                        ErrorCode::SegmentAlreadyExists.code(),
-                        format!("segment {segment_id:#x} is mounted by another client"),
-                    ),
-                    Err(MountError::Invalid(m)) => invalid(m),
-                }
+                self.mount_segment(client_id, segment_id, &name, &host, &endpoint, size)
             }
             Request::UnmountSegment {
                 client_id,
                 segment_id,
-            } => {
-                let c = self.unmount(client_id, segment_id);
-                Response::error(c.code(), "")
-            }
-            Request::Ping { client_id } => {
-                let mut clients = self.clients.lock();
-                let known = match clients.get_mut(&client_id) {
-                    Some(seen) => {
-                        *seen = now;
-                        true
-                    }
-                    None => false,
-                };
-                Response::ok(ResponseBody::PingAck {
-                    client_known: known,
-                    view_version: 1,
-                })
-            }
+            } => Response::error(self.unmount(client_id, segment_id).code(), ""),
+            Request::Ping { client_id } => self.ping(client_id, now),
+            Request::DrainSegments {
+                client_id,
+                segment_ids,
+            } => self.drain_segments(client_id, &segment_ids),
+
             Request::PutStart {
                 items,
                 config,
@@ -331,68 +314,111 @@ impl MasterService {
                 client_host,
                 ..
             } => self.put_start(true, &client_host, &items, &config),
-            Request::UpsertEnd { items } => {
-                if let Err(r) = check_batch(items.len()) {
-                    return r;
-                }
-                let codes = items
-                    .into_iter()
-                    .map(|item| self.objects.upsert_end(item, now).code())
-                    .collect();
-                Response::ok(ResponseBody::Statuses(codes))
-            }
+            Request::PutEnd { items } => self.commit(items, |i| self.objects.put_end(i, now)),
+            Request::UpsertEnd { items } => self.commit(items, |i| self.objects.upsert_end(i, now)),
+            Request::PutRevoke { keys } => self.per_key(&keys, |k| self.objects.put_revoke(k)),
             Request::UpsertRevoke { keys } => {
                 self.per_key(&keys, |k| self.objects.upsert_revoke(k))
             }
-            Request::PutEnd { items } => {
-                if let Err(r) = check_batch(items.len()) {
-                    return r;
-                }
-                let codes = items
-                    .into_iter()
-                    .map(|item| self.objects.put_end(item, now).code())
-                    .collect();
-                Response::ok(ResponseBody::Statuses(codes))
-            }
-            Request::PutRevoke { keys } => self.per_key(&keys, |k| self.objects.put_revoke(k)),
-            Request::GetReplicaList { keys } => {
-                if let Err(r) = check_batch(keys.len()) {
-                    return r;
-                }
-                let results = keys
-                    .iter()
-                    .map(|k| self.objects.get_replica_list(k, now))
-                    .collect();
-                Response::ok(ResponseBody::ReplicaLists(results))
-            }
+
+            Request::GetReplicaList { keys } => self.get_replica_lists(&keys, now),
             Request::ExistKey { keys } => self.per_key_value(&keys, |k| self.objects.exist(k, now)),
             Request::GetSize { keys } => self.per_key_value(&keys, |k| self.objects.size(k)),
+
             Request::Remove { keys, force } => {
                 self.per_key(&keys, |k| self.objects.remove(k, force, now))
             }
-            Request::RemoveByRegex { regex, force } => match regex::Regex::new(&regex) {
-                Ok(re) => {
-                    let n = self.objects.remove_matching(|k| re.is_match(k), force, now);
-                    Response::ok(ResponseBody::Count(n))
-                }
-                Err(e) => invalid(format!("bad regex: {e}")),
-            },
+            Request::RemoveByRegex { regex, force } => self.remove_by_regex(&regex, force, now),
             Request::RemoveAll { force } => {
                 let n = self.objects.remove_matching(|_| true, force, now);
                 Response::ok(ResponseBody::Count(n))
             }
-            Request::DrainSegments {
-                client_id,
-                segment_ids,
-            } => {
-                let n = self.segments.drain(client_id, &segment_ids);
-                info!(
-                    client_id,
-                    segments = n,
-                    "node draining: its segments take no new allocations"
-                );
-                Response::ok(ResponseBody::Count(n as u64))
+        }
+    }
+
+    /// `MountSegment`: a node offers one segment (again after a master restart: the same
+    /// id and size from the same client is accepted).
+    fn mount_segment(
+        &self,
+        client_id: u64,
+        segment_id: u64,
+        name: &str,
+        host: &str,
+        endpoint: &str,
+        size: u64,
+    ) -> Response {
+        match self
+            .segments
+            .mount(client_id, segment_id, name, host, endpoint, size)
+        {
+            Ok(_) => {
+                info!(segment = %name, size_bytes = size, "segment mounted");
+                Response::ok(ResponseBody::Unit)
             }
+            Err(e @ MasterError::SegmentTaken { .. }) => {
+                Response::error(ErrorCode::SegmentAlreadyExists.code(), e.to_string())
+            }
+            Err(e) => invalid(e.to_string()),
+        }
+    }
+
+    /// `Ping`: a node's heartbeat. The answer tells a node the master has forgotten (it
+    /// restarted, or dropped the node after `client_ttl`) to mount again.
+    fn ping(&self, client_id: u64, now: u64) -> Response {
+        let mut clients = self.clients.lock();
+        let known = match clients.get_mut(&client_id) {
+            Some(seen) => {
+                *seen = now;
+                true
+            }
+            None => false,
+        };
+        Response::ok(ResponseBody::PingAck {
+            client_known: known,
+            view_version: 1,
+        })
+    }
+
+    /// `DrainSegments`: a node is leaving; its segments take no new allocations.
+    fn drain_segments(&self, client_id: u64, segment_ids: &[u64]) -> Response {
+        let n = self.segments.drain(client_id, segment_ids);
+        info!(
+            client_id,
+            segments = n,
+            "node draining: its segments take no new allocations"
+        );
+        Response::ok(ResponseBody::Count(n as u64))
+    }
+
+    /// `PutEnd` / `UpsertEnd`: commits a batch, one status per item.
+    fn commit(&self, items: Vec<PutEndItem>, end: impl Fn(PutEndItem) -> ErrorCode) -> Response {
+        if let Err(r) = check_batch(items.len()) {
+            return r;
+        }
+        let codes = items.into_iter().map(|item| end(item).code()).collect();
+        Response::ok(ResponseBody::Statuses(codes))
+    }
+
+    /// `GetReplicaList`: where each key's complete replicas are; grants read leases.
+    fn get_replica_lists(&self, keys: &[String], now: u64) -> Response {
+        if let Err(r) = check_batch(keys.len()) {
+            return r;
+        }
+        let results = keys
+            .iter()
+            .map(|k| self.objects.get_replica_list(k, now))
+            .collect();
+        Response::ok(ResponseBody::ReplicaLists(results))
+    }
+
+    /// `RemoveByRegex`: removes every key matching `regex`; a bad pattern is refused.
+    fn remove_by_regex(&self, regex: &str, force: bool, now: u64) -> Response {
+        match regex::Regex::new(regex) {
+            Ok(re) => {
+                let n = self.objects.remove_matching(|k| re.is_match(k), force, now);
+                Response::ok(ResponseBody::Count(n))
+            }
+            Err(e) => invalid(format!("bad regex: {e}")),
         }
     }
 }

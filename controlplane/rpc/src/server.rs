@@ -17,6 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
+use crate::RpcError;
+
 /// What the server dispatches to. Handlers run inline on the connection's task, so they
 /// must not block for long (take short locks, no I/O).
 pub trait Service: Send + Sync + 'static {
@@ -105,20 +107,23 @@ pub async fn serve(
     }
 }
 
-async fn handshake(stream: &mut TcpStream, cfg: &ServerConfig) -> Result<(), String> {
+/// Reads the peer's hello and answers it; an error closes the connection.
+async fn handshake(stream: &mut TcpStream, cfg: &ServerConfig) -> Result<(), RpcError> {
     let mut hello = [0u8; HELLO_BYTES];
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut hello))
         .await
-        .map_err(|_| "handshake timed out".to_string())?
-        .map_err(|e| format!("handshake read: {e}"))?;
-    let hello = Hello::decode(&hello).map_err(|e| format!("bad handshake: {e}"))?;
+        .map_err(|_| RpcError::HandshakeTimeout {
+            timeout: HANDSHAKE_TIMEOUT,
+        })?
+        .map_err(RpcError::HandshakeRead)?;
+    let hello = Hello::decode(&hello).map_err(RpcError::BadHello)?;
     let status = hello.check(&cfg.cluster_id, &cfg.accepted_roles);
     stream
         .write_all(&encode_ack(status))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RpcError::PeerIo)?;
     if status != HelloStatus::Ok {
-        return Err(format!("handshake refused: {status:?}"));
+        return Err(RpcError::HandshakeRefused { status });
     }
     Ok(())
 }
@@ -128,7 +133,7 @@ async fn connection(
     svc: &dyn Service,
     cfg: &ServerConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), RpcError> {
     if cfg.tcp_nodelay {
         let _ = stream.set_nodelay(true);
     }
@@ -147,8 +152,10 @@ async fn connection(
                     let resp = match decode_request(payload) {
                         Ok((term, req)) => svc.handle(term, req),
                         Err(e) => {
-                            fatal = Some(format!("undecodable request: {e}"));
-                            Response::error(ErrorCode::InvalidParams.code(), e.to_string())
+                            let resp =
+                                Response::error(ErrorCode::InvalidParams.code(), e.to_string());
+                            fatal = Some(RpcError::UndecodableRequest(e));
+                            resp
                         }
                     };
                     write_frame(&mut out, h.request_id, encode_response(&mut fbb, &resp));
@@ -159,14 +166,14 @@ async fn connection(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    fatal = Some(format!("bad frame: {e}"));
+                    fatal = Some(RpcError::BadFrame(e));
                     break;
                 }
             }
         }
         inbuf.drain(..consumed);
         if !out.is_empty() {
-            stream.write_all(&out).await.map_err(|e| e.to_string())?;
+            stream.write_all(&out).await.map_err(RpcError::PeerIo)?;
             out.clear();
         }
         if let Some(f) = fatal {
@@ -182,12 +189,12 @@ async fn connection(
         let read = async {
             let read = stream.read_buf(&mut inbuf);
             match cfg.idle_timeout {
-                Some(t) => tokio::time::timeout(t, read)
+                Some(timeout) => tokio::time::timeout(timeout, read)
                     .await
-                    .map_err(|_| "idle timeout".to_string())?,
+                    .map_err(|_| RpcError::IdleTimeout { timeout })?,
                 None => read.await,
             }
-            .map_err(|e| e.to_string())
+            .map_err(RpcError::PeerIo)
         };
         let n = tokio::select! {
             r = read => r?,

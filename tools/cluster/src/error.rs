@@ -101,4 +101,77 @@ pub enum Error {
         /// The last lines of the child's log.
         log_tail: String,
     },
+
+    /// A probe could not get an answer at all (nothing listening, a reset, a timeout).
+    #[error("GET {url}: {source}")]
+    Probe {
+        /// The URL probed, e.g. `http://127.0.0.1:9003/health`.
+        url: String,
+        /// The connect, read or parse error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A probe got an HTTP status other than 200.
+    #[error("GET {url}: HTTP {status}")]
+    ProbeStatus {
+        /// The URL probed.
+        url: String,
+        /// The status code received.
+        status: u16,
+    },
+
+    /// A store node's `/health` body lacks the segment counters.
+    #[error("GET {url}: no \"mounted_segments\"/\"shards\" in body {body:?}")]
+    ProbeNoCounters {
+        /// The URL probed.
+        url: String,
+        /// The start of the body (at most 200 characters).
+        body: String,
+    },
+
+    /// A store node answers but has not mounted all its segments yet.
+    #[error("GET {url}: {mounted} of {segments} segments mounted")]
+    ProbeNotMounted {
+        /// The URL probed.
+        url: String,
+        /// Segments the master has accepted.
+        mounted: u64,
+        /// Segments the node serves.
+        segments: u64,
+    },
+
+    /// A reply ends before the blank line that closes the headers.
+    #[error("malformed HTTP response: no end of headers in {len} bytes")]
+    HttpNoHeaderEnd {
+        /// Bytes received.
+        len: usize,
+    },
+
+    /// A reply does not start with `HTTP/x.y <code>`.
+    #[error("malformed HTTP response: bad status line {line:?}")]
+    HttpStatusLine {
+        /// The first line received.
+        line: String,
+    },
+
+    /// A chunked body has a size line without its CRLF.
+    #[error("malformed HTTP response: chunk size line without CRLF")]
+    HttpChunkLine,
+
+    /// A chunked body has a size that is not hexadecimal.
+    #[error("malformed HTTP response: bad chunk size {size:?}")]
+    HttpChunkSize {
+        /// The size field as received.
+        size: String,
+    },
+
+    /// A chunked body ends inside a chunk.
+    #[error("malformed HTTP response: chunk of {size} bytes truncated to {got}")]
+    HttpChunkTruncated {
+        /// The chunk's announced size.
+        size: usize,
+        /// Bytes present.
+        got: usize,
+    },
 }

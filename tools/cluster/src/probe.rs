@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::Error;
+
 /// Largest response a probe reads; `/health` bodies are a few hundred bytes.
 const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
@@ -27,7 +29,8 @@ pub struct HttpResponse {
 /// `timeout` bounds the connect and each read and write.
 ///
 /// # Errors
-/// Any I/O error, or `InvalidData` when the reply is not an HTTP response.
+/// Any I/O error, or `InvalidData` (with the [`Error`] as its source) when the reply is not
+/// an HTTP response.
 pub fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<HttpResponse> {
     let socket_addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(
@@ -42,21 +45,20 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<Ht
     stream.write_all(request.as_bytes())?;
     let mut bytes = Vec::new();
     stream.take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes)?;
-    parse_http_response(&bytes)
-        .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidData, reason))
+    parse_http_response(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Parses a complete HTTP/1.x response: status line, headers, then a body that is
 /// close-delimited, `Content-Length`-delimited or chunked.
 ///
 /// # Errors
-/// A description of what is malformed.
-pub fn parse_http_response(bytes: &[u8]) -> Result<HttpResponse, String> {
+/// One of the `Error::Http*` variants, saying what is malformed.
+pub fn parse_http_response(bytes: &[u8]) -> Result<HttpResponse, Error> {
     let (head_len, separator_len) = match find(bytes, b"\r\n\r\n") {
         Some(at) => (at, 4),
         None => match find(bytes, b"\n\n") {
             Some(at) => (at, 2),
-            None => return Err(format!("no end of headers in {} bytes", bytes.len())),
+            None => return Err(Error::HttpNoHeaderEnd { len: bytes.len() }),
         },
     };
     let head = String::from_utf8_lossy(&bytes[..head_len]);
@@ -65,11 +67,14 @@ pub fn parse_http_response(bytes: &[u8]) -> Result<HttpResponse, String> {
     let mut head_lines = head.lines();
     let status_line = head_lines.next().unwrap_or_default();
     let mut parts = status_line.split_whitespace();
+    let bad_status_line = || Error::HttpStatusLine {
+        line: status_line.to_string(),
+    };
     let status = match (parts.next(), parts.next()) {
-        (Some(version), Some(code)) if version.starts_with("HTTP/") => code
-            .parse::<u16>()
-            .map_err(|_| format!("bad status line {status_line:?}"))?,
-        _ => return Err(format!("bad status line {status_line:?}")),
+        (Some(version), Some(code)) if version.starts_with("HTTP/") => {
+            code.parse::<u16>().map_err(|_| bad_status_line())?
+        }
+        _ => return Err(bad_status_line()),
     };
 
     let mut chunked = false;
@@ -101,20 +106,24 @@ pub fn parse_http_response(bytes: &[u8]) -> Result<HttpResponse, String> {
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body.
-fn decode_chunked(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+fn decode_chunked(mut rest: &[u8]) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
     loop {
-        let line_end = find(rest, b"\r\n").ok_or("chunk size line without CRLF")?;
+        let line_end = find(rest, b"\r\n").ok_or(Error::HttpChunkLine)?;
         let size_line = String::from_utf8_lossy(&rest[..line_end]);
         let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| format!("bad chunk size {size_hex:?}"))?;
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| Error::HttpChunkSize {
+            size: size_hex.to_string(),
+        })?;
         rest = &rest[line_end + 2..];
         if size == 0 {
             return Ok(body);
         }
         if rest.len() < size {
-            return Err(format!("chunk of {size} bytes truncated to {}", rest.len()));
+            return Err(Error::HttpChunkTruncated {
+                size,
+                got: rest.len(),
+            });
         }
         body.extend_from_slice(&rest[..size]);
         rest = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
@@ -182,39 +191,52 @@ impl NodeHealth {
 
 /// One probe of the master: `Ok` when `GET /health` on its metrics address returns 200,
 /// otherwise what was seen instead.
-pub(crate) fn check_master(metrics_addr: &str) -> Result<(), String> {
-    let response = http_get(metrics_addr, "/health", PROBE_TIMEOUT)
-        .map_err(|err| format!("GET http://{metrics_addr}/health: {err}"))?;
+pub(crate) fn check_master(metrics_addr: &str) -> Result<(), Error> {
+    let url = format!("http://{metrics_addr}/health");
+    let response =
+        http_get(metrics_addr, "/health", PROBE_TIMEOUT).map_err(|source| Error::Probe {
+            url: url.clone(),
+            source,
+        })?;
     if response.status == 200 {
         Ok(())
     } else {
-        Err(format!(
-            "GET http://{metrics_addr}/health: HTTP {}",
-            response.status
-        ))
+        Err(Error::ProbeStatus {
+            url,
+            status: response.status,
+        })
     }
 }
 
 /// One probe of a store node: `Ok` when `GET /health` on its REST address returns 200 with
 /// every shard's segment mounted, otherwise what was seen instead.
-pub(crate) fn check_node(rest_addr: &str) -> Result<NodeHealth, String> {
+pub(crate) fn check_node(rest_addr: &str) -> Result<NodeHealth, Error> {
     let url = format!("http://{rest_addr}/health");
     let response =
-        http_get(rest_addr, "/health", PROBE_TIMEOUT).map_err(|err| format!("GET {url}: {err}"))?;
+        http_get(rest_addr, "/health", PROBE_TIMEOUT).map_err(|source| Error::Probe {
+            url: url.clone(),
+            source,
+        })?;
     if response.status != 200 {
-        return Err(format!("GET {url}: HTTP {}", response.status));
+        return Err(Error::ProbeStatus {
+            url,
+            status: response.status,
+        });
     }
-    let health = NodeHealth::parse(&response.body).ok_or_else(|| {
-        let shown: String = response.body.chars().take(200).collect();
-        format!("GET {url}: no \"mounted_segments\"/\"shards\" in body {shown:?}")
-    })?;
+    let Some(health) = NodeHealth::parse(&response.body) else {
+        return Err(Error::ProbeNoCounters {
+            url,
+            body: response.body.chars().take(200).collect(),
+        });
+    };
     if health.is_ready() {
         Ok(health)
     } else {
-        Err(format!(
-            "GET {url}: {} of {} segments mounted",
-            health.mounted_segments, health.segments
-        ))
+        Err(Error::ProbeNotMounted {
+            url,
+            mounted: health.mounted_segments,
+            segments: health.segments,
+        })
     }
 }
 
@@ -330,17 +352,17 @@ mod tests {
     fn probes_report_why_they_failed() {
         let (addr, server) =
             serve_once(b"HTTP/1.1 200 OK\r\n\r\n{\"mounted_segments\":1,\"shards\":2}");
-        let reason = check_node(&addr).unwrap_err();
+        let reason = check_node(&addr).unwrap_err().to_string();
         assert!(reason.contains("1 of 2 segments mounted"), "{reason}");
         server.join().unwrap();
 
         let (addr, server) = serve_once(b"HTTP/1.1 503 Service Unavailable\r\n\r\n");
-        let reason = check_master(&addr).unwrap_err();
+        let reason = check_master(&addr).unwrap_err().to_string();
         assert!(reason.contains("HTTP 503"), "{reason}");
         server.join().unwrap();
 
         let (addr, server) = serve_once(b"HTTP/1.1 200 OK\r\n\r\n{}");
-        let reason = check_node(&addr).unwrap_err();
+        let reason = check_node(&addr).unwrap_err().to_string();
         assert!(reason.contains("mounted_segments"), "{reason}");
         server.join().unwrap();
 

@@ -185,11 +185,11 @@ impl ManagedChild {
     ///
     /// An early exit whose own output mentions a taken address becomes
     /// [`Error::AddressInUse`] so callers can retry with other ports.
-    pub(crate) fn wait_ready<T>(
+    pub(crate) fn wait_ready<T, E: std::fmt::Display>(
         &mut self,
         timeout: Duration,
         ports: &str,
-        mut probe: impl FnMut() -> Result<T, String>,
+        mut probe: impl FnMut() -> Result<T, E>,
     ) -> Result<T, Error> {
         let started = Instant::now();
         loop {
@@ -207,7 +207,7 @@ impl ManagedChild {
                     return Err(Error::NotReady {
                         what: self.what.clone(),
                         timeout,
-                        last_probe,
+                        last_probe: last_probe.to_string(),
                         log_tail: self.log_tail(ERROR_LOG_LINES),
                     });
                 }
@@ -300,9 +300,7 @@ mod tests {
     fn early_exit_is_reported_with_status_and_log() {
         let (dir, mut child) = sh("echo boom-from-child; exit 3");
         let err = child
-            .wait_ready(Duration::from_secs(600), "port 1", || {
-                Err::<(), _>("down".into())
-            })
+            .wait_ready(Duration::from_secs(600), "port 1", || Err::<(), _>("down"))
             .unwrap_err();
         assert!(matches!(err, Error::ExitedEarly { .. }), "{err}");
         let message = err.to_string();
@@ -316,9 +314,7 @@ mod tests {
     fn address_in_use_exit_is_its_own_error_and_ignores_earlier_runs() {
         let (dir, mut child) = sh("echo 'bind: Address already in use' >&2; exit 1");
         let err = child
-            .wait_ready(Duration::from_secs(600), "port 7", || {
-                Err::<(), _>("down".into())
-            })
+            .wait_ready(Duration::from_secs(600), "port 7", || Err::<(), _>("down"))
             .unwrap_err();
         assert!(matches!(err, Error::AddressInUse { .. }), "{err}");
         assert!(err.to_string().contains("port 7"), "{err}");
@@ -332,9 +328,7 @@ mod tests {
             )
             .unwrap();
         let err = child
-            .wait_ready(Duration::from_secs(600), "port 7", || {
-                Err::<(), _>("down".into())
-            })
+            .wait_ready(Duration::from_secs(600), "port 7", || Err::<(), _>("down"))
             .unwrap_err();
         assert!(matches!(err, Error::ExitedEarly { .. }), "{err}");
         drop(child);
@@ -346,7 +340,7 @@ mod tests {
         let (dir, mut child) = sh("echo still-starting; exec sleep 600");
         let err = child
             .wait_ready(Duration::ZERO, "port 1", || {
-                Err::<(), _>("HTTP 503 from probe".into())
+                Err::<(), _>("HTTP 503 from probe")
             })
             .unwrap_err();
         assert!(matches!(err, Error::NotReady { .. }), "{err}");
@@ -382,7 +376,7 @@ mod tests {
             .wait_ready(Duration::from_secs(600), "port 1", || {
                 probes += 1;
                 if probes < 3 {
-                    Err("not yet".into())
+                    Err("not yet")
                 } else {
                     Ok(probes)
                 }

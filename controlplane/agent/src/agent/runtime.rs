@@ -10,7 +10,8 @@ use mc_schema::msg::Request;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::{Agent, Command, CommandError, Group, MountResult, NodeSegment, Pending};
+use super::{Agent, Group, NodeSegment, Pending};
+use crate::state::{Command, CommandError, MountResult, format_segment_id};
 
 impl<L: AgentLink> Agent<L> {
     pub(super) fn request_id(&mut self) -> u64 {
@@ -115,13 +116,13 @@ impl<L: AgentLink> Agent<L> {
             if ids[..i].contains(id) {
                 return Err(CommandError::Invalid(format!(
                     "segment {} is listed twice",
-                    crate::rest::format_segment_id(*id)
+                    format_segment_id(*id)
                 )));
             }
             let Some(s) = self.segments.iter().find(|s| s.info.segment_id == *id) else {
                 return Err(CommandError::NotFound(format!(
                     "this node serves no segment {}",
-                    crate::rest::format_segment_id(*id)
+                    format_segment_id(*id)
                 )));
             };
             if s.info.kind != kind {
@@ -172,7 +173,7 @@ impl<L: AgentLink> Agent<L> {
             ),
             Err(e) => {
                 warn!(segments = ?names, "unmount: drain request failed: {e}");
-                self.note_error(e);
+                self.note_error(&e);
             }
         }
         if grace.is_zero() {
@@ -222,7 +223,7 @@ impl<L: AgentLink> Agent<L> {
                 Ok(_) => info!(segment = %info.name, "unmount: the master dropped the segment"),
                 Err(e) => {
                     warn!(segment = %info.name, "unmount at the master failed, retried with the heartbeats: {e}");
-                    self.note_error(e);
+                    self.note_error(&e);
                     self.orphans.push(id);
                 }
             }
