@@ -20,7 +20,6 @@ use crate::segment::SegmentMem;
 use crate::stats::ShardStats;
 use crate::transfer::server::serve_connection;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// Control polls (20 ms apart) with no transfer in flight before a drain is answered.
 const DRAIN_QUIET_POLLS: u32 = 5;
@@ -179,14 +178,8 @@ async fn run_shard<L: ShardLink>(
         size_bytes = info.size_bytes,
         "shard serving its segment"
     );
-    let stats = Arc::new(ShardStats {
-        shard: cfg.index as u32,
-        endpoint: endpoint.clone(),
-        ..ShardStats::default()
-    });
-    stats
-        .capacity_bytes
-        .store(info.size_bytes, Ordering::Relaxed);
+    let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
+    stats.capacity_bytes.set(info.size_bytes);
     let state = Rc::new(ShardState {
         stats: stats.clone(),
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),
@@ -346,10 +339,7 @@ impl Control {
                 let removed = state.segments.borrow_mut().remove(&segment_id);
                 let info = self.infos.remove(&segment_id);
                 if let Some(seg) = &removed {
-                    state
-                        .stats
-                        .capacity_bytes
-                        .fetch_sub(seg.size_bytes(), Ordering::Relaxed);
+                    state.stats.capacity_bytes.sub(seg.size_bytes());
                     info!(
                         shard = self.index,
                         segment = %info.map(|i| i.name).unwrap_or_default(),
@@ -389,10 +379,7 @@ impl Control {
                     kind,
                 };
                 self.next_name += 1;
-                state
-                    .stats
-                    .capacity_bytes
-                    .fetch_add(info.size_bytes, Ordering::Relaxed);
+                state.stats.capacity_bytes.add(info.size_bytes);
                 state.segments.borrow_mut().insert(seg.id, Rc::new(seg));
                 self.infos.insert(info.segment_id, info.clone());
                 info!(

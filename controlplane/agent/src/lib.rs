@@ -6,7 +6,7 @@
 //! agent reaches the shards only through control links carrying `mc_schema::agent`
 //! messages, so it can move into its own process without changing shard code.
 //!
-//! The [`rest`] server on `--port` serves `/health`, `/metrics` and Mooncake's store REST
+//! The [`rest`] server on `--port` serves `/health`, `/metrics` ([`metrics`]) and Mooncake's store REST
 //! API: segments mounted and unmounted at run time (handed to the agent as
 //! [`agent::Command`]s) and inspection of stored objects through the Rust client.
 //! [`node::start`] brings all of it up inside any process and returns a
@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod rest;
 

@@ -194,7 +194,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
     }
 
     let status = Arc::new(AgentStatus::default());
-    let stats = shards.iter().map(|h| h.stats.clone()).collect();
+    let stats: Vec<_> = shards.iter().map(|h| h.stats.clone()).collect();
     let agent_cfg = AgentConfig {
         master: cfg.master_server.clone(),
         cluster_id: cfg.cluster_id.clone(),
@@ -221,7 +221,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         status: status.clone(),
         shards: shards.len(),
         host: cfg.local_hostname.clone(),
-        shard_stats: stats,
+        metrics: crate::metrics::NodeMetrics::new(status.clone(), &stats),
         commands: commands_tx,
         client: Arc::new(rest::LazyStore::new(client_cfg)),
         body_limit_bytes,

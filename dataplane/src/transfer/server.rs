@@ -27,10 +27,7 @@ pub(crate) async fn serve_connection(
     state: &ShardState,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    state
-        .stats
-        .connections_total
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.stats.connections_total.inc();
     super::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let mut hello = [0u8; HELLO_BYTES];
     stream
@@ -108,10 +105,7 @@ async fn write(
     let status = if crc.finish() == h.crc32c {
         0
     } else {
-        state
-            .stats
-            .crc_failures_total
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.stats.crc_failures_total.inc();
         ErrorCode::ChecksumMismatch.code()
     };
     let ack = h.answer(Op::WriteAck, status);
