@@ -2,51 +2,89 @@
 //! `MC_STORE_CLIENT_METRIC_INTERVAL` seconds between log lines, 0 = collect only).
 //!
 //! Each public operation counts calls, keys, bytes, failed keys, and call latency in
-//! logarithmic buckets (relaxed atomics, no locks); [`crate::Store::metrics`] reads them.
+//! power-of-two microsecond buckets, on the `prometheus` crate: the counters of every
+//! operation are made once, in an array indexed by [`Op`], so recording is a few relaxed
+//! atomic adds with no label lookup, lock or allocation. [`crate::Store::metrics`] reads
+//! them as a [`MetricsSnapshot`]; [`crate::Store::metrics_text`] gives the Prometheus
+//! text format (families `mc_client_*`, label `op`).
+//!
+//! Each `Store` has its own registry, so two stores in one process (an application and an
+//! embedded node's REST client, or tests) never mix their counts.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Operations measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// put / put_batch.
-    Put,
-    /// upsert / upsert_batch.
-    Upsert,
-    /// get / get_batch / get_into.
-    Get,
-    /// exists / batch_exists.
-    Exists,
-    /// remove / remove_batch / remove_by_regex / remove_all.
-    Remove,
+use prometheus::core::Metric as _;
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use prometheus::{Registry, TextEncoder};
+
+/// Defines [`Op`] and its names from one list, so that every operation has a name and a
+/// slot in [`Op::ALL`].
+macro_rules! ops {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// Operations measured.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Op {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Op {
+            /// Every operation in declaration order: `op as usize` is its position.
+            pub const ALL: [Op; [$($name),+].len()] = [$(Op::$variant),+];
+
+            /// The operation's name (`put`, `get`, ...), also its `op` label.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Op::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-const OPS: [(Op, &str); 5] = [
-    (Op::Put, "put"),
-    (Op::Upsert, "upsert"),
-    (Op::Get, "get"),
-    (Op::Exists, "exists"),
-    (Op::Remove, "remove"),
-];
+ops! {
+    /// put / put_batch.
+    Put => "put",
+    /// upsert / upsert_batch.
+    Upsert => "upsert",
+    /// get / get_batch / get_into.
+    Get => "get",
+    /// exists / batch_exists.
+    Exists => "exists",
+    /// remove / remove_batch / remove_by_regex / remove_all.
+    Remove => "remove",
+}
 
-/// Latency buckets: bucket i holds calls of at most 2^i microseconds (1 µs .. ~1 h).
+/// Latency buckets: bucket i holds calls of at most 2^i microseconds (1 µs .. ~18 min); the
+/// last, `+Inf`, holds the slower ones.
 const BUCKETS: usize = 32;
 
-#[derive(Default)]
-struct Counters {
-    calls: AtomicU64,
-    keys: AtomicU64,
-    bytes: AtomicU64,
-    failed_keys: AtomicU64,
-    latency: [AtomicU64; BUCKETS],
+/// Upper bound of bucket `i`, in microseconds.
+fn bucket_us(i: usize) -> u64 {
+    1u64 << i
+}
+
+/// The finite bucket bounds, in seconds. Observed values go through the same division, so
+/// a call of exactly 2^i µs lands in bucket i.
+fn bucket_bounds_s() -> Vec<f64> {
+    (0..BUCKETS - 1)
+        .map(|i| bucket_us(i) as f64 / 1e6)
+        .collect()
+}
+
+/// The metrics of one operation.
+struct OpMetrics {
+    calls: IntCounter,
+    keys: IntCounter,
+    bytes: IntCounter,
+    failed_keys: IntCounter,
+    latency: Histogram,
 }
 
 /// Live counters of one `Store`.
-#[derive(Default)]
 pub struct ClientMetrics {
-    ops: [Counters; OPS.len()],
+    ops: [OpMetrics; Op::ALL.len()],
+    registry: Registry,
 }
 
 /// A point-in-time copy of one operation's counters.
@@ -103,60 +141,103 @@ impl fmt::Display for MetricsSnapshot {
     }
 }
 
-fn index(op: Op) -> usize {
-    OPS.iter().position(|(o, _)| *o == op).expect("listed")
-}
-
-fn percentile(buckets: &[u64; BUCKETS], q: f64) -> u64 {
-    let total: u64 = buckets.iter().sum();
+/// The upper bound, in µs, of the bucket holding quantile `q` of `h`'s calls.
+fn percentile(h: &Histogram, q: f64) -> u64 {
+    let m = h.metric();
+    let h = m.get_histogram();
+    let total = h.get_sample_count();
     if total == 0 {
         return 0;
     }
     let want = ((total as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (i, n) in buckets.iter().enumerate() {
-        seen += n;
-        if seen >= want {
-            return 1u64 << i;
+    h.get_bucket()
+        .iter()
+        .position(|b| b.cumulative_count() >= want)
+        .map_or(bucket_us(BUCKETS - 1), bucket_us)
+}
+
+impl Default for ClientMetrics {
+    fn default() -> Self {
+        let vec = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["op"])
+                .expect("client counter definitions are valid")
+        };
+        let calls = vec("mc_client_calls_total", "Calls made (a batch counts once).");
+        let keys = vec("mc_client_keys_total", "Keys handled.");
+        let bytes = vec(
+            "mc_client_bytes_total",
+            "Value bytes moved by successful keys.",
+        );
+        let failed = vec("mc_client_failed_keys_total", "Keys that failed.");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("mc_client_call_latency_seconds", "Time of one call, by op.")
+                .buckets(bucket_bounds_s()),
+            &["op"],
+        )
+        .expect("the client latency definition is valid");
+        let ops = Op::ALL.map(|op| {
+            let l = [op.name()];
+            OpMetrics {
+                calls: calls.with_label_values(&l),
+                keys: keys.with_label_values(&l),
+                bytes: bytes.with_label_values(&l),
+                failed_keys: failed.with_label_values(&l),
+                latency: latency.with_label_values(&l),
+            }
+        });
+        let registry = Registry::new();
+        for c in [calls, keys, bytes, failed] {
+            registry
+                .register(Box::new(c))
+                .expect("client families are registered once");
         }
+        registry
+            .register(Box::new(latency))
+            .expect("client families are registered once");
+        ClientMetrics { ops, registry }
     }
-    1u64 << (BUCKETS - 1)
 }
 
 impl ClientMetrics {
     /// Records one call.
     pub fn record(&self, op: Op, keys: u64, bytes: u64, failed_keys: u64, took: Duration) {
-        let c = &self.ops[index(op)];
-        c.calls.fetch_add(1, Ordering::Relaxed);
-        c.keys.fetch_add(keys, Ordering::Relaxed);
-        c.bytes.fetch_add(bytes, Ordering::Relaxed);
-        c.failed_keys.fetch_add(failed_keys, Ordering::Relaxed);
+        let m = &self.ops[op as usize];
+        m.calls.inc();
+        m.keys.inc_by(keys);
+        m.bytes.inc_by(bytes);
+        m.failed_keys.inc_by(failed_keys);
         let us = took.as_micros().max(1) as u64;
-        let b = (64 - (us - 1).leading_zeros()) as usize;
-        c.latency[b.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        m.latency.observe(us as f64 / 1e6);
     }
 
     /// Copies the counters.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MetricsSnapshot {
-            ops: OPS
+            ops: Op::ALL
                 .iter()
                 .zip(&self.ops)
-                .map(|((_, name), c)| {
-                    let buckets: [u64; BUCKETS] = std::array::from_fn(|i| get(&c.latency[i]));
-                    OpSnapshot {
-                        op: name,
-                        calls: get(&c.calls),
-                        keys: get(&c.keys),
-                        bytes: get(&c.bytes),
-                        failed_keys: get(&c.failed_keys),
-                        p50_us: percentile(&buckets, 0.50),
-                        p99_us: percentile(&buckets, 0.99),
-                    }
+                .map(|(op, m)| OpSnapshot {
+                    op: op.name(),
+                    calls: m.calls.get(),
+                    keys: m.keys.get(),
+                    bytes: m.bytes.get(),
+                    failed_keys: m.failed_keys.get(),
+                    p50_us: percentile(&m.latency, 0.50),
+                    p99_us: percentile(&m.latency, 0.99),
                 })
                 .collect(),
         }
+    }
+
+    /// Every family in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Encoding fails only for a family without samples or name; gather drops the former
+        // and every family here has a name.
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("gathered families are well formed");
+        out
     }
 }
 
@@ -183,5 +264,46 @@ mod tests {
             ClientMetrics::default().snapshot().to_string(),
             "no operations yet"
         );
+    }
+
+    #[test]
+    fn bucket_edges_and_the_open_top_bucket() {
+        let m = ClientMetrics::default();
+        m.record(Op::Exists, 1, 0, 0, Duration::from_micros(128));
+        assert_eq!(
+            m.snapshot().op("exists").unwrap().p50_us,
+            128,
+            "2^7 us is in bucket 7"
+        );
+        m.record(Op::Remove, 1, 0, 0, Duration::from_nanos(1_500));
+        assert_eq!(
+            m.snapshot().op("remove").unwrap().p99_us,
+            1,
+            "whole microseconds"
+        );
+        m.record(Op::Upsert, 1, 0, 0, Duration::from_secs(3600));
+        assert_eq!(m.snapshot().op("upsert").unwrap().p99_us, 1 << 31);
+    }
+
+    #[test]
+    fn text_format_has_every_op_and_the_calls() {
+        let m = ClientMetrics::default();
+        m.record(Op::Put, 2, 20, 0, Duration::from_micros(5));
+        let text = m.encode();
+        assert!(
+            text.contains("\nmc_client_calls_total{op=\"put\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nmc_client_bytes_total{op=\"put\"} 20\n"),
+            "{text}"
+        );
+        for op in Op::ALL {
+            let line = format!(
+                "mc_client_call_latency_seconds_count{{op=\"{}\"}}",
+                op.name()
+            );
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -206,6 +206,12 @@ impl Store {
         self.metrics.snapshot()
     }
 
+    /// This client's metrics in the Prometheus text format (`mc_client_*`), for an
+    /// application to serve or push.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode()
+    }
+
     /// Records a call that handled `keys` keys, `failed` of which failed, moving `bytes`.
     fn record(&self, op: Op, keys: usize, bytes: u64, failed: usize, t0: Instant) {
         if self.cfg.metrics_enabled {

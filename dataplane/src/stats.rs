@@ -1,172 +1,190 @@
-//! Per-shard data-plane counters. Each shard writes only its own counters (relaxed atomics,
-//! no sharing on the hot path); the node's REST server reads them for `/metrics`.
+//! Per-shard data-plane metrics (`mc_shard_*`), on the `prometheus` crate.
+//!
+//! A shard makes its counters once, at start, with its `shard` and `endpoint` as constant
+//! labels; each shard writes only its own (relaxed atomics, nothing shared with another
+//! shard on the hot path). The node registers every shard's families in its one registry
+//! ([`ShardStats::register`]) and serves them on `/metrics`.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus::core::{AtomicU64, GenericGauge};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, Opts, Registry};
 
 /// Upper bounds of the transfer latency histogram, in seconds.
 pub const LATENCY_BUCKETS_S: [f64; 10] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0,
 ];
 
+/// A gauge of bytes (unsigned, like the sizes it counts).
+pub type BytesGauge = GenericGauge<AtomicU64>;
+
 /// One transfer direction.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct OpStats {
     /// Transfers answered.
-    pub ops_total: AtomicU64,
+    pub ops_total: IntCounter,
     /// Payload bytes moved.
-    pub bytes_total: AtomicU64,
+    pub bytes_total: IntCounter,
     /// Transfers refused or failed.
-    pub errors_total: AtomicU64,
-    latency_sum_us: AtomicU64,
-    buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+    pub errors_total: IntCounter,
+    latency: Histogram,
 }
 
 impl OpStats {
     /// Records one transfer.
     pub fn record(&self, bytes: u64, ok: bool, took: Duration) {
-        self.ops_total.fetch_add(1, Ordering::Relaxed);
+        self.ops_total.inc();
         if ok {
-            self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+            self.bytes_total.inc_by(bytes);
         } else {
-            self.errors_total.fetch_add(1, Ordering::Relaxed);
+            self.errors_total.inc();
         }
-        self.latency_sum_us
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        let s = took.as_secs_f64();
-        let b = LATENCY_BUCKETS_S
-            .iter()
-            .position(|&ub| s <= ub)
-            .unwrap_or(LATENCY_BUCKETS_S.len());
-        self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(took.as_secs_f64());
     }
 }
 
-/// Counters of one shard.
-#[derive(Debug, Default)]
+/// Metrics of one shard.
+#[derive(Debug, Clone)]
 pub struct ShardStats {
     /// Shard index.
     pub shard: u32,
     /// Data endpoint.
     pub endpoint: String,
     /// Segment bytes the shard serves.
-    pub capacity_bytes: AtomicU64,
+    pub capacity_bytes: BytesGauge,
     /// WRITEs (bytes in).
     pub writes: OpStats,
     /// READs (bytes out).
     pub reads: OpStats,
     /// WRITE payloads refused because they did not match the writer's CRC32C.
-    pub crc_failures_total: AtomicU64,
+    pub crc_failures_total: IntCounter,
     /// Connections accepted.
-    pub connections_total: AtomicU64,
+    pub connections_total: IntCounter,
     /// Transfers refused because an overlapping write was in flight (`OBJECT_REPLICA_BUSY`).
-    pub range_busy_total: AtomicU64,
+    pub range_busy_total: IntCounter,
+    /// The family of both directions' latency children, kept for registration.
+    latency: HistogramVec,
 }
 
-fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Renders every shard's counters in the Prometheus text format.
-pub fn render(shards: &[std::sync::Arc<ShardStats>], out: &mut String) {
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let label = |s: &ShardStats| format!("shard=\"{}\",endpoint=\"{}\"", s.shard, s.endpoint);
-    type Field = fn(&ShardStats) -> &AtomicU64;
-    let simple: [(&str, &str, &str, Field); 10] = [
-        (
-            "mc_shard_segment_capacity_bytes",
-            "gauge",
-            "Segment bytes the shard serves.",
-            |s| &s.capacity_bytes,
-        ),
-        (
-            "mc_shard_connections_total",
-            "counter",
-            "Data connections accepted.",
-            |s| &s.connections_total,
-        ),
-        (
-            "mc_shard_write_ops_total",
-            "counter",
-            "WRITE transfers answered.",
-            |s| &s.writes.ops_total,
-        ),
-        (
-            "mc_shard_bytes_in_total",
-            "counter",
-            "Payload bytes received into segment memory.",
-            |s| &s.writes.bytes_total,
-        ),
-        (
-            "mc_shard_write_errors_total",
-            "counter",
-            "WRITE transfers refused or failed.",
-            |s| &s.writes.errors_total,
-        ),
-        (
-            "mc_shard_read_ops_total",
-            "counter",
-            "READ transfers answered.",
-            |s| &s.reads.ops_total,
-        ),
-        (
-            "mc_shard_bytes_out_total",
-            "counter",
-            "Payload bytes sent from segment memory.",
-            |s| &s.reads.bytes_total,
-        ),
-        (
-            "mc_shard_read_errors_total",
-            "counter",
-            "READ transfers refused or failed.",
-            |s| &s.reads.errors_total,
-        ),
-        (
-            "mc_shard_crc_failures_total",
-            "counter",
-            "WRITE payloads refused for a CRC32C mismatch.",
-            |s| &s.crc_failures_total,
-        ),
-        (
-            "mc_shard_range_busy_total",
-            "counter",
-            "Transfers refused because an overlapping write was in flight.",
-            |s| &s.range_busy_total,
-        ),
-    ];
-    for (name, kind, help, field) in &simple {
-        family_header(out, name, kind, help);
-        for s in shards {
-            let _ = writeln!(out, "{name}{{{}}} {}", label(s), get(field(s)));
+impl ShardStats {
+    /// Zeroed metrics of shard `shard`, serving on `endpoint`.
+    pub fn new(shard: u32, endpoint: &str) -> ShardStats {
+        let labels = |opts: Opts| {
+            opts.const_label("shard", shard.to_string())
+                .const_label("endpoint", endpoint)
+        };
+        // The names and label names are fixed here; only label values vary, and any
+        // string is a valid label value.
+        let counter = |name: &str, help: &str| {
+            IntCounter::with_opts(labels(Opts::new(name, help)))
+                .expect("shard counter definitions are valid")
+        };
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "mc_shard_transfer_latency_seconds",
+                "Time from a transfer header to its answer, by shard and op.",
+            )
+            .const_label("shard", shard.to_string())
+            .const_label("endpoint", endpoint)
+            .buckets(LATENCY_BUCKETS_S.to_vec()),
+            &["op"],
+        )
+        .expect("the shard latency definition is valid");
+        ShardStats {
+            shard,
+            endpoint: endpoint.to_string(),
+            capacity_bytes: BytesGauge::with_opts(labels(Opts::new(
+                "mc_shard_segment_capacity_bytes",
+                "Segment bytes the shard serves.",
+            )))
+            .expect("the shard capacity definition is valid"),
+            writes: OpStats {
+                ops_total: counter("mc_shard_write_ops_total", "WRITE transfers answered."),
+                bytes_total: counter(
+                    "mc_shard_bytes_in_total",
+                    "Payload bytes received into segment memory.",
+                ),
+                errors_total: counter(
+                    "mc_shard_write_errors_total",
+                    "WRITE transfers refused or failed.",
+                ),
+                latency: latency.with_label_values(&["write"]),
+            },
+            reads: OpStats {
+                ops_total: counter("mc_shard_read_ops_total", "READ transfers answered."),
+                bytes_total: counter(
+                    "mc_shard_bytes_out_total",
+                    "Payload bytes sent from segment memory.",
+                ),
+                errors_total: counter(
+                    "mc_shard_read_errors_total",
+                    "READ transfers refused or failed.",
+                ),
+                latency: latency.with_label_values(&["read"]),
+            },
+            crc_failures_total: counter(
+                "mc_shard_crc_failures_total",
+                "WRITE payloads refused for a CRC32C mismatch.",
+            ),
+            connections_total: counter("mc_shard_connections_total", "Data connections accepted."),
+            range_busy_total: counter(
+                "mc_shard_range_busy_total",
+                "Transfers refused because an overlapping write was in flight.",
+            ),
+            latency,
         }
     }
-    family_header(
-        out,
-        "mc_shard_transfer_latency_seconds",
-        "histogram",
-        "Time from a transfer header to its answer, by shard and op.",
-    );
-    for s in shards {
-        for (op, st) in [("write", &s.writes), ("read", &s.reads)] {
-            let l = format!("{},op=\"{op}\"", label(s));
-            let mut cum = 0;
-            for (b, ub) in LATENCY_BUCKETS_S.iter().enumerate() {
-                cum += get(&st.buckets[b]);
-                let _ = writeln!(
-                    out,
-                    "mc_shard_transfer_latency_seconds_bucket{{{l},le=\"{ub}\"}} {cum}"
-                );
-            }
-            cum += get(&st.buckets[LATENCY_BUCKETS_S.len()]);
-            let _ = writeln!(
-                out,
-                "mc_shard_transfer_latency_seconds_bucket{{{l},le=\"+Inf\"}} {cum}"
-            );
-            let sum = get(&st.latency_sum_us) as f64 / 1e6;
-            let _ = writeln!(out, "mc_shard_transfer_latency_seconds_sum{{{l}}} {sum}");
-            let _ = writeln!(out, "mc_shard_transfer_latency_seconds_count{{{l}}} {cum}");
+
+    /// Adds this shard's families to `registry`. Fails when a shard with the same index and
+    /// endpoint is registered there already.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.capacity_bytes.clone()))?;
+        for c in [
+            &self.connections_total,
+            &self.crc_failures_total,
+            &self.range_busy_total,
+            &self.writes.ops_total,
+            &self.writes.bytes_total,
+            &self.writes.errors_total,
+            &self.reads.ops_total,
+            &self.reads.bytes_total,
+            &self.reads.errors_total,
+        ] {
+            registry.register(Box::new(c.clone()))?;
         }
+        registry.register(Box::new(self.latency.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_share_families_and_keep_their_own_counts() {
+        let registry = Registry::new();
+        let (a, b) = (ShardStats::new(0, "h:1"), ShardStats::new(1, "h:2"));
+        a.register(&registry).unwrap();
+        b.register(&registry).unwrap();
+        assert!(a.register(&registry).is_err(), "a shard registers once");
+        a.writes.record(100, true, Duration::from_micros(70));
+        a.writes.record(100, false, Duration::from_secs(2));
+        b.reads.record(7, true, Duration::from_micros(10));
+        let families = registry.gather();
+        let family = |name: &str| {
+            families
+                .iter()
+                .find(|f| f.name() == name)
+                .unwrap_or_else(|| panic!("{name} missing"))
+        };
+        assert_eq!(family("mc_shard_write_ops_total").get_metric().len(), 2);
+        assert_eq!(
+            (a.writes.ops_total.get(), a.writes.bytes_total.get()),
+            (2, 100)
+        );
+        assert_eq!(a.writes.errors_total.get(), 1);
+        assert_eq!(b.reads.bytes_total.get(), 7);
+        let latency = family("mc_shard_transfer_latency_seconds");
+        assert_eq!(latency.get_metric().len(), 4, "two shards by two ops");
     }
 }

@@ -9,8 +9,6 @@
 //! the connection (its length may be garbage, so its payload cannot be skipped safely); a
 //! refused READ is answered with an error and the connection goes on.
 
-use std::sync::atomic::Ordering;
-
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use mc_schema::ErrorCode;
@@ -37,10 +35,7 @@ fn io(source: std::io::Error) -> DataplaneError {
 /// Serves one accepted connection until the peer closes it or sends garbage.
 pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) -> Result<()> {
     stream.set_nodelay(true).map_err(|e| io(e.into()))?;
-    state
-        .stats
-        .connections_total
-        .fetch_add(1, Ordering::Relaxed);
+    state.stats.connections_total.inc();
     mc_transfer::net::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&stream));
     handshake(&mut stream, state).await?;
     let mut hdr = [0u8; TRANSFER_HEADER_BYTES];
@@ -88,7 +83,7 @@ fn refusal(state: &ShardState, e: RangeError, out_of_bounds: ErrorCode) -> Error
     match e {
         RangeError::OutOfBounds => out_of_bounds,
         RangeError::Busy => {
-            state.stats.range_busy_total.fetch_add(1, Ordering::Relaxed);
+            state.stats.range_busy_total.inc();
             ErrorCode::ObjectReplicaBusy
         }
     }
@@ -131,10 +126,7 @@ async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -
     let status = if crc.finish() == h.crc32c {
         0
     } else {
-        state
-            .stats
-            .crc_failures_total
-            .fetch_add(1, Ordering::Relaxed);
+        state.stats.crc_failures_total.inc();
         ErrorCode::ChecksumMismatch.code()
     };
     let ack = h.answer(Op::WriteAck, status);

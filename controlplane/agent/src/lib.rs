@@ -6,7 +6,7 @@
 //! agent reaches the shards only through control links carrying `mc_schema::agent`
 //! messages, so it can move into its own process without changing shard code.
 //!
-//! The [`rest`] server on `--port` serves `/health`, `/metrics` and Mooncake's store REST
+//! The [`rest`] server on `--port` serves `/health`, `/metrics` ([`metrics`]) and Mooncake's store REST
 //! API: segments mounted and unmounted at run time (handed to the agent as
 //! [`agent::Command`]s) and inspection of stored objects through the Rust client. The two
 //! meet only in [`state`]: the commands, their answers and the status the agent publishes.
@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod config;
 mod error;
+pub mod metrics;
 pub mod node;
 pub mod rest;
 pub mod state;

@@ -271,7 +271,10 @@ fn rest_state(
         status: status.clone(),
         shards: shards.len(),
         host: cfg.local_hostname.clone(),
-        shard_stats: shards.iter().map(|h| h.stats.clone()).collect(),
+        metrics: crate::metrics::NodeMetrics::new(
+            status.clone(),
+            &shards.iter().map(|h| h.stats.clone()).collect::<Vec<_>>(),
+        ),
         commands,
         client: Arc::new(rest::LazyStore::new(client_cfg)),
         body_limit_bytes,

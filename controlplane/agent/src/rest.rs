@@ -53,8 +53,8 @@ pub struct RestState {
     pub shards: usize,
     /// This node's host.
     pub host: String,
-    /// Every shard's counters.
-    pub shard_stats: Vec<Arc<mc_dataplane::stats::ShardStats>>,
+    /// The node's registry (agent gauges and every shard's counters).
+    pub metrics: crate::metrics::NodeMetrics,
     /// Requests to the agent.
     pub commands: std::sync::mpsc::Sender<Command>,
     /// The client the data endpoints use.
@@ -497,37 +497,9 @@ async fn health(State(s): State<RestState>) -> Json<Value> {
 }
 
 async fn metrics(State(s): State<RestState>) -> impl IntoResponse {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(8192);
-    let gauge = |out: &mut String, name: &str, help: &str, v: usize| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    };
-    gauge(&mut out, "mc_node_shards", "Shards on this node.", s.shards);
-    gauge(
-        &mut out,
-        "mc_node_segments",
-        "Segments this node serves.",
-        s.status.segments().len(),
-    );
-    gauge(
-        &mut out,
-        "mc_node_mounted_segments",
-        "Segments the master has accepted.",
-        s.status.mounted_segments.load(Ordering::Acquire),
-    );
-    gauge(
-        &mut out,
-        "mc_node_master_connected",
-        "1 when the last call to the master succeeded.",
-        usize::from(s.status.master_connected.load(Ordering::Acquire)),
-    );
-    mc_dataplane::stats::render(&s.shard_stats, &mut out);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        s.metrics.encode(),
     )
 }
 

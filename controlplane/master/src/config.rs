@@ -83,7 +83,7 @@ pub struct MasterConfig {
     #[arg(long = "rpc_enable_tcp_no_delay", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub rpc_enable_tcp_no_delay: bool,
-    /// Admin HTTP bind host (`/health`, later `/metrics`).
+    /// Admin HTTP bind host (`/health`, `/metrics`, inspection endpoints).
     #[arg(long = "metrics_host", default_value = "0.0.0.0")]
     pub metrics_host: String,
     /// Admin HTTP port.

@@ -1,6 +1,6 @@
 //! Admin HTTP server (`--metrics_port`): the router, and the status pages `/health`, `/role`,
-//! `/metrics` and `/metrics/summary`. The inspection endpoints of Mooncake's HTTP service
-//! live in [`query`]; both read [`HttpState`].
+//! `/metrics` (see [`crate::metrics`]) and `/metrics/summary`. The inspection endpoints of
+//! Mooncake's HTTP service live in [`query`]; both read [`HttpState`].
 
 use axum::extract::State;
 use axum::http::header;
@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::http_state::HttpState;
+use crate::metrics::RpcOp;
 use crate::query;
 use crate::service::MasterService;
 
@@ -49,91 +50,7 @@ async fn role() -> &'static str {
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4";
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    use crate::metrics::family;
-    let svc = &s.svc;
-    let (used, total) = svc.segments.usage();
-    let st = &svc.objects.stats;
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let mut out = String::with_capacity(32 * 1024);
-    family(
-        &mut out,
-        "master_key_count",
-        "gauge",
-        "Objects in the metadata (in-flight puts included).",
-        svc.objects.len(),
-    );
-    family(
-        &mut out,
-        "master_allocated_bytes",
-        "gauge",
-        "Bytes allocated in mounted segments.",
-        used,
-    );
-    family(
-        &mut out,
-        "master_total_capacity_bytes",
-        "gauge",
-        "Bytes of all mounted segments.",
-        total,
-    );
-    family(
-        &mut out,
-        "master_active_clients",
-        "gauge",
-        "Store nodes that heartbeat.",
-        svc.client_count(),
-    );
-    family(
-        &mut out,
-        "master_mounted_segments",
-        "gauge",
-        "Mounted segments.",
-        svc.segments.len(),
-    );
-    family(
-        &mut out,
-        "master_successful_evictions_total",
-        "counter",
-        "Eviction rounds that freed space.",
-        n(&st.successful_evictions_total),
-    );
-    family(
-        &mut out,
-        "master_evicted_key_count",
-        "counter",
-        "Objects evicted.",
-        n(&st.evicted_keys_total),
-    );
-    family(
-        &mut out,
-        "master_evicted_size_bytes",
-        "counter",
-        "Bytes freed by eviction.",
-        n(&st.evicted_bytes_total),
-    );
-    family(
-        &mut out,
-        "master_preempted_put_starts_total",
-        "counter",
-        "PutStarts preempted after the discard timeout.",
-        n(&st.preempted_put_starts_total),
-    );
-    family(
-        &mut out,
-        "master_released_put_start_bytes_total",
-        "counter",
-        "Bytes of abandoned puts and replaced values released later.",
-        n(&st.released_put_start_bytes_total),
-    );
-    family(
-        &mut out,
-        "master_shared_host_replicas_total",
-        "counter",
-        "Replicas that had to share a host with another replica of the object.",
-        n(&svc.segments.shared_host_replicas_total),
-    );
-    svc.rpc_metrics.render(&mut out);
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], out)
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], s.metrics.encode())
 }
 
 async fn summary(State(s): State<HttpState>) -> impl IntoResponse {
@@ -160,11 +77,11 @@ pub fn summary_line(svc: &MasterService) -> String {
         svc.objects.len(),
         svc.client_count(),
         svc.segments.len(),
-        m.requests("put_start"),
-        m.requests("put_end"),
-        m.requests("get_replica_list"),
-        m.requests("exist_key"),
-        m.requests("remove"),
+        m.requests(RpcOp::PutStart),
+        m.requests(RpcOp::PutEnd),
+        m.requests(RpcOp::GetReplicaList),
+        m.requests(RpcOp::ExistKey),
+        m.requests(RpcOp::Remove),
     );
     line
 }

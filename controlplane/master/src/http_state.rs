@@ -16,4 +16,6 @@ pub struct HttpState {
     pub svc: Arc<MasterService>,
     /// Address clients reach the leader's RPC at.
     pub leader_address: String,
+    /// What `/metrics` serves.
+    pub metrics: crate::metrics::MasterMetrics,
 }

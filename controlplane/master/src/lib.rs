@@ -99,6 +99,7 @@ pub async fn serve(
     let state = http_state::HttpState {
         svc: svc.clone(),
         leader_address: rpc_addr,
+        metrics: metrics::MasterMetrics::new(svc.clone()),
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {

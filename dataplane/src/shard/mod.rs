@@ -9,7 +9,6 @@ mod segments;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -188,14 +187,8 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
         size_bytes = info.size_bytes,
         "shard serving its segment"
     );
-    let stats = Arc::new(ShardStats {
-        shard: cfg.index as u32,
-        endpoint,
-        ..ShardStats::default()
-    });
-    stats
-        .capacity_bytes
-        .store(info.size_bytes, Ordering::Relaxed);
+    let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
+    stats.capacity_bytes.set(info.size_bytes);
     let state = Rc::new(ShardState {
         stats,
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),

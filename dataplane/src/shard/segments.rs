@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 use mc_hugepages::RegionOptions;
 use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
@@ -156,10 +155,7 @@ impl Segments {
         let info = self.infos.remove(&segment_id);
         self.shm.remove(&segment_id);
         if let Some(seg) = &removed {
-            state
-                .stats
-                .capacity_bytes
-                .fetch_sub(seg.size_bytes(), Ordering::Relaxed);
+            state.stats.capacity_bytes.sub(seg.size_bytes());
             info!(
                 shard = self.index,
                 segment = %info.map(|i| i.name).unwrap_or_default(),
@@ -200,10 +196,7 @@ impl Segments {
             kind,
         };
         self.next_name += 1;
-        state
-            .stats
-            .capacity_bytes
-            .fetch_add(info.size_bytes, Ordering::Relaxed);
+        state.stats.capacity_bytes.add(info.size_bytes);
         state.segments.borrow_mut().insert(seg.id, Rc::new(seg));
         if let Some(r) = shm {
             self.shm.insert(info.segment_id, r);

@@ -1,0 +1,97 @@
+//! The node's metrics: one Prometheus registry per store node, holding the agent's
+//! `mc_node_*` gauges and every shard's `mc_shard_*` families, served on `/metrics`.
+//!
+//! The shards write their own counters ([`mc_dataplane::stats`]); the node gauges read the
+//! agent's status when scraped, so nothing on the node's paths updates them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use mc_dataplane::stats::ShardStats;
+use prometheus::{PullingGauge, Registry, TextEncoder};
+
+use crate::agent::AgentStatus;
+
+/// The registry of one store node.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    registry: Registry,
+}
+
+/// A gauge whose name and help are fixed in this file.
+fn gauge(name: &str, help: &str, read: impl Fn() -> f64 + Send + Sync + 'static) -> PullingGauge {
+    PullingGauge::new(name, help, Box::new(read)).expect("node gauge definitions are valid")
+}
+
+impl NodeMetrics {
+    /// The registry of a node whose agent reports into `status` and whose shards are
+    /// `shards` (each shard index and endpoint appears once).
+    pub fn new(status: Arc<AgentStatus>, shards: &[Arc<ShardStats>]) -> NodeMetrics {
+        let registry = Registry::new();
+        let count = shards.len() as f64;
+        let (s1, s2, s3) = (status.clone(), status.clone(), status);
+        for g in [
+            gauge("mc_node_shards", "Shards on this node.", move || count),
+            gauge(
+                "mc_node_segments",
+                "Segments this node serves.",
+                move || s1.segments.lock().unwrap_or_else(|p| p.into_inner()).len() as f64,
+            ),
+            gauge(
+                "mc_node_mounted_segments",
+                "Segments the master has accepted.",
+                move || s2.mounted_segments.load(Ordering::Acquire) as f64,
+            ),
+            gauge(
+                "mc_node_master_connected",
+                "1 when the last call to the master succeeded.",
+                move || f64::from(u8::from(s3.master_connected.load(Ordering::Acquire))),
+            ),
+        ] {
+            registry
+                .register(Box::new(g))
+                .expect("node gauges are registered once");
+        }
+        for s in shards {
+            s.register(&registry)
+                .expect("every shard has its own index and endpoint");
+        }
+        NodeMetrics { registry }
+    }
+
+    /// Every family in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        // Encoding fails only for a family without samples or name; gather drops the former
+        // and every family here has a name.
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("gathered families are well formed");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_gauges_read_the_agent_status_when_scraped() {
+        let status = Arc::new(AgentStatus::default());
+        let shards = [Arc::new(ShardStats::new(0, "h:1"))];
+        let m = NodeMetrics::new(status.clone(), &shards);
+        assert!(m.encode().contains("\nmc_node_mounted_segments 0\n"));
+        status.mounted_segments.store(3, Ordering::Release);
+        status.master_connected.store(true, Ordering::Release);
+        shards[0].connections_total.inc();
+        let text = m.encode();
+        for line in [
+            "\nmc_node_shards 1\n",
+            "\nmc_node_mounted_segments 3\n",
+            "\nmc_node_master_connected 1\n",
+            "\nmc_shard_connections_total{endpoint=\"h:1\",shard=\"0\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+    }
+}
