@@ -115,6 +115,7 @@ pub async fn serve(
             eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
             eviction_ratio: cfg.eviction_ratio,
             strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
+            admin_port: cfg.metrics_port,
         },
         Arc::new(clock::SystemClock::default()),
     ));

@@ -28,6 +28,8 @@ pub struct ServiceConfig {
     pub eviction_ratio: f64,
     /// Placement strategy.
     pub strategy: Strategy,
+    /// Admin HTTP port (`--metrics_port`), told to tools in the Ping answer; 0 = unknown.
+    pub admin_port: u16,
 }
 
 impl Default for ServiceConfig {
@@ -39,6 +41,7 @@ impl Default for ServiceConfig {
             eviction_high_watermark_ratio: 0.95,
             eviction_ratio: 0.05,
             strategy: Strategy::Random,
+            admin_port: 0,
         }
     }
 }
@@ -151,6 +154,22 @@ impl MasterService {
             freed += bytes;
         }
         freed
+    }
+
+    /// The Ping answer: whether the caller is a known client, and what tools need to find
+    /// the admin port and to size a workload below the eviction watermark.
+    fn ping_ack(&self, client_known: bool) -> ResponseBody {
+        let (allocated_bytes, capacity_bytes) = self.segments.usage();
+        ResponseBody::PingAck {
+            client_known,
+            view_version: 1,
+            admin_port: self.cfg.admin_port,
+            capacity_bytes,
+            allocated_bytes,
+            eviction_high_watermark_bytes: (capacity_bytes as f64
+                * self.cfg.eviction_high_watermark_ratio)
+                as u64,
+        }
     }
 
     fn unmount(&self, client_id: u64, segment_id: u64) -> ErrorCode {
@@ -306,18 +325,13 @@ impl MasterService {
                 Response::error(c.code(), "")
             }
             Request::Ping { client_id } => {
-                let mut clients = self.clients.lock();
-                let known = match clients.get_mut(&client_id) {
-                    Some(seen) => {
-                        *seen = now;
-                        true
-                    }
-                    None => false,
-                };
-                Response::ok(ResponseBody::PingAck {
-                    client_known: known,
-                    view_version: 1,
-                })
+                let known = self
+                    .clients
+                    .lock()
+                    .get_mut(&client_id)
+                    .map(|seen| *seen = now)
+                    .is_some();
+                Response::ok(self.ping_ack(known))
             }
             Request::PutStart {
                 items,
