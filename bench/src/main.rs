@@ -4,14 +4,19 @@
 //! exit). For each size and batch it interleaves, `--repeat` times: a ceiling measurement,
 //! the put phase, a ceiling measurement, the get phase. It reports medians, the spread, and
 //! the ratio of each case to its ceiling. Every value read back is checked byte for byte.
+//! The working set is sized from the free space the master reports ([`room`]), so a small
+//! cluster does not evict; keys a get does not find are reported as misses, not failures.
+//! Errors end the run with one line on stderr and a non-zero exit status.
 
 mod ceiling;
 mod master;
 mod payload;
 mod report;
+mod room;
 mod run;
 mod zipf;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,8 +24,13 @@ use clap::Parser;
 use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
 use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
 
-use report::CaseResult;
+use report::{CaseResult, human};
+use room::Room;
 use run::{Op, Phase};
+
+/// Working set per case when neither `--bytes` nor `--keys` is given (lowered to what the
+/// cluster holds below its eviction watermark).
+const DEFAULT_WORKING_SET_BYTES: u64 = 512 << 20;
 
 /// Command-line flags.
 #[derive(Debug, Clone, Parser)]
@@ -43,9 +53,11 @@ pub struct Args {
     /// Client threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Working set per case: bytes put (then read); keys = bytes / size.
-    #[arg(long, default_value = "512MB")]
-    pub bytes: String,
+    /// Working set per case: bytes put (then read); keys = bytes / size. Default 512MB,
+    /// lowered to what the cluster holds below its eviction watermark; a value given here is
+    /// used as is, and keys evicted because of it count as misses.
+    #[arg(long)]
+    pub bytes: Option<String>,
     /// Cap on each phase, in seconds (0 = none); keys done by then count.
     #[arg(long, default_value_t = 0.0)]
     pub duration: f64,
@@ -65,7 +77,8 @@ pub struct Args {
     /// (metadata-only RPC throughput: PutStart+PutEnd pairs, then GetReplicaList).
     #[arg(long, default_value = "kv")]
     pub scenario: String,
-    /// Keys per case (0 = bytes / size); the `master` scenario defaults to 100000.
+    /// Keys per case (0 = bytes / size), used as is like `--bytes`; the `master` scenario
+    /// defaults to 100000.
     #[arg(long, default_value_t = 0)]
     pub keys: u64,
     /// `master` scenario: keys put before the measured phases (untimed), so they run
@@ -91,60 +104,79 @@ pub struct Args {
     pub json: bool,
 }
 
-fn main() -> Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("ceiling-server") {
-        return ceiling::serve();
+fn main() -> ExitCode {
+    let outcome = if std::env::args().nth(1).as_deref() == Some("ceiling-server") {
+        ceiling::serve()
+    } else {
+        run(&Args::parse())
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says: these are conditions users meet (an
+            // unreachable master, a cluster too small), not bugs.
+            eprintln!("mc-bench: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    let args = Args::parse();
+}
+
+fn run(args: &Args) -> Result<()> {
     if args.scenario != "kv" && args.scenario != "master" {
         bail!(
             "unknown --scenario `{}`; available: kv, master",
             args.scenario
         );
     }
-    let bytes = size_arg(&args.bytes)?;
     let sizes = args
         .sizes
         .iter()
         .map(|s| size_arg(s))
         .collect::<Result<Vec<u64>>>()?;
-    let mut local = None;
-    let mut cap = u64::MAX;
-    let master = match &args.master {
-        Some(m) => m.clone(),
+    // `local` is kept until the end of the run: dropping it stops the local processes.
+    let (master, local) = match &args.master {
+        Some(m) => (m.clone(), None),
         None => {
-            let nodes = args.nodes.max(1);
-            eprintln!(
-                "mc-bench: starting a local master and {nodes} store node(s) ({} each)",
-                args.segment_size
-            );
-            cap = size_arg(&args.segment_size)? / 10 * 9;
-            let c = LocalCluster::start(ClusterSpec {
-                nodes: (0..nodes)
-                    .map(|i| NodeSpec {
-                        host: format!("127.0.0.{}", i + 1),
-                        segment_size: args.segment_size.clone(),
-                        // Hugepage-backed segments when the pool has room (fewer TLB misses
-                        // in the kernel's copies); plain pages otherwise, with a warning in
-                        // the log.
-                        extra_args: vec!["--hugepages=try".into()],
-                        ..NodeSpec::default()
-                    })
-                    .collect(),
-                ready_timeout: Duration::from_secs(120),
-                ..ClusterSpec::default()
-            })
-            .context("starting the local cluster (build the binaries with `cargo build --release --bins`)")?;
-            let addr = c.master_addr();
-            local = Some(c);
-            addr
+            let c = start_local(args)?;
+            (c.master_addr(), Some(c))
         }
     };
     if args.scenario == "master" {
         let master_pid = local.as_ref().and_then(LocalCluster::master_pid);
-        return run_master_scenario(&args, &master, &sizes, master_pid);
+        return run_master_scenario(args, &master, &sizes, master_pid);
     }
-    let store = Store::connect(StoreConfig::new(&master))
+    run_kv(args, &master, &sizes)
+}
+
+/// Starts the local master and `--nodes` store nodes.
+fn start_local(args: &Args) -> Result<LocalCluster> {
+    let nodes = args.nodes.max(1);
+    eprintln!(
+        "mc-bench: starting a local master and {nodes} store node(s) ({} each)",
+        args.segment_size
+    );
+    LocalCluster::start(ClusterSpec {
+        nodes: (0..nodes)
+            .map(|i| NodeSpec {
+                host: format!("127.0.0.{}", i + 1),
+                segment_size: args.segment_size.clone(),
+                // Hugepage-backed segments when the pool has room (fewer TLB misses in the
+                // kernel's copies); plain pages otherwise, with a warning in the log.
+                extra_args: vec!["--hugepages=try".into()],
+                ..NodeSpec::default()
+            })
+            .collect(),
+        ready_timeout: Duration::from_secs(120),
+        ..ClusterSpec::default()
+    })
+    .context("starting the local cluster (build the binaries with `cargo build --release --bins`)")
+}
+
+/// The `kv` scenario: every size and batch against the cluster at `master`.
+fn run_kv(args: &Args, master: &str, sizes: &[u64]) -> Result<()> {
+    let room = Room::ask(master)?;
+    let plan = plan_keys(args, sizes, &room)?;
+    let store = Store::connect(StoreConfig::new(master))
         .with_context(|| format!("connecting to {master}"))?;
     let ceiling = if args.no_ceiling {
         None
@@ -154,27 +186,74 @@ fn main() -> Result<()> {
     if !args.json {
         report::print_header();
     }
-    let mut all_ok = true;
-    for &size in &sizes {
+    let (mut failed, mut bad_cases) = (0, 0);
+    for (&size, &keys) in sizes.iter().zip(&plan) {
         for &batch in &args.batch {
-            for case in run_case(
-                &store,
-                ceiling.as_ref(),
-                &args,
-                size,
-                batch.max(1),
-                bytes.min(cap),
-            )? {
-                all_ok &= case.ok;
+            let batch = batch.max(1);
+            for case in run_case(&store, ceiling.as_ref(), args, size, batch, keys)? {
+                failed += case.failed;
+                bad_cases += usize::from(!case.ok);
                 report::print(&case, args.json);
             }
         }
     }
-    drop(local);
-    if !all_ok {
-        bail!("some operations failed or read back wrong bytes");
+    if bad_cases > 0 {
+        bail!(
+            "{bad_cases} case(s) not ok: {failed} key(s) failed or read back wrong bytes, or a \
+             repetition did no work"
+        );
     }
     Ok(())
+}
+
+/// Keys per case for each size: `--keys`, or `--bytes` / size, or the default working set
+/// lowered to what fits below the eviction watermark. Fails when not even one value of a
+/// size fits and the user did not ask for a working set.
+fn plan_keys(args: &Args, sizes: &[u64], room: &Room) -> Result<Vec<u64>> {
+    let bytes = args.bytes.as_deref().map(size_arg).transpose()?;
+    let mut lowered = false;
+    let mut plan = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        let size = size.max(1);
+        let fit = room.keys_that_fit(size, args.replicas);
+        let asked = match (args.keys, bytes) {
+            (k, _) if k > 0 => Some(k),
+            (_, Some(b)) => Some((b / size).max(1)),
+            (_, None) => None,
+        };
+        let keys = match asked {
+            Some(k) => {
+                if k > fit {
+                    eprintln!(
+                        "mc-bench: {k} keys of {} exceed the {fit} that fit: {}; evicted keys \
+                         count as misses",
+                        human(size),
+                        room.describe()
+                    );
+                }
+                k
+            }
+            None if fit == 0 => bail!(
+                "the cluster has no room for one {} value: {}; use smaller --sizes or a \
+                 larger cluster (or --bytes to run into eviction anyway)",
+                human(size),
+                room.describe()
+            ),
+            None => {
+                let default = (DEFAULT_WORKING_SET_BYTES / size).max(1);
+                lowered |= fit < default;
+                default.min(fit)
+            }
+        };
+        plan.push(keys);
+    }
+    if lowered {
+        eprintln!(
+            "mc-bench: working set per case lowered to fit: {}",
+            room.describe()
+        );
+    }
+    Ok(plan)
 }
 
 fn run_master_scenario(
@@ -257,13 +336,8 @@ fn run_case(
     args: &Args,
     size: u64,
     batch: usize,
-    working_set: u64,
+    keys: u64,
 ) -> Result<Vec<CaseResult>> {
-    let keys = if args.keys > 0 {
-        args.keys
-    } else {
-        (working_set / size.max(1)).max(batch as u64)
-    };
     let template = payload::template(size as usize);
     let config = ReplicateConfig {
         replica_num: args.replicas,

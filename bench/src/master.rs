@@ -162,14 +162,16 @@ fn phase(sc: &MasterScenario, put: bool, range: std::ops::Range<u64>) -> Result<
     for r in results {
         hist.add(r?)?;
     }
+    let evicted = evicted.load(Ordering::Relaxed);
     Ok(Outcome {
         result: PhaseResult {
             ops: range.end - range.start,
             failed: failed.load(Ordering::Relaxed),
+            misses: evicted,
             secs,
             hist,
         },
-        evicted: evicted.load(Ordering::Relaxed),
+        evicted,
     })
 }
 

@@ -33,10 +33,13 @@ pub struct CaseResult {
     pub ratio: Option<f64>,
     /// (max - min) / median of the repetitions' ops/s.
     pub spread: f64,
-    /// Every value read back was byte-identical and no operation failed.
+    /// Every value read back was byte-identical and no operation failed; misses do not
+    /// count against it.
     pub ok: bool,
     /// Failed keys over all repetitions.
     pub failed: u64,
+    /// Keys a get did not find over all repetitions (evicted, or never written).
+    pub misses: u64,
 }
 
 /// Median of a non-empty list.
@@ -87,11 +90,13 @@ impl CaseResult {
             spread: if med > 0.0 { (max - min) / med } else { 0.0 },
             ok: failed == 0 && reps.iter().all(|r| r.ops > 0),
             failed,
+            misses: reps.iter().map(|r| r.misses).sum(),
         }
     }
 }
 
-fn human(size: u64) -> String {
+/// A size as `4KiB`, `16MiB` or `100B`.
+pub fn human(size: u64) -> String {
     match size {
         s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{}MiB", s >> 20),
         s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{}KiB", s >> 10),
@@ -102,7 +107,7 @@ fn human(size: u64) -> String {
 /// Prints the table header.
 pub fn print_header() {
     println!(
-        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6} {:>3}",
+        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6} {:>7} {:>3}",
         "op",
         "size",
         "batch",
@@ -116,6 +121,7 @@ pub fn print_header() {
         "ceiling",
         "ratio",
         "spread",
+        "misses",
         "ok"
     );
 }
@@ -128,7 +134,7 @@ pub fn print(c: &CaseResult, json: bool) {
     }
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |x| format!("{x:.prec$}"));
     println!(
-        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9.0} {:>7.3} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6.2} {:>3}",
+        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9.0} {:>7.3} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6.2} {:>7} {:>3}",
         c.op,
         human(c.size),
         c.batch,
@@ -142,6 +148,7 @@ pub fn print(c: &CaseResult, json: bool) {
         opt(c.ceiling, 0),
         opt(c.ratio, 2),
         c.spread,
+        c.misses,
         if c.ok { "yes" } else { "NO" }
     );
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mooncake_rs::{ReplicateConfig, Store};
+use mooncake_rs::{ErrorCode, ReplicateConfig, Store};
 
 use crate::payload::{check, stamp};
 use crate::zipf::Zipf;
@@ -58,6 +58,8 @@ pub struct PhaseResult {
     pub ops: u64,
     /// Keys that failed or read back wrong.
     pub failed: u64,
+    /// Keys a get did not find (evicted, or never written): not failures.
+    pub misses: u64,
     /// Wall time.
     pub secs: f64,
     /// Per-call latency, microseconds.
@@ -85,11 +87,42 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
 
+/// What one phase's workers count.
+#[derive(Default)]
+struct Counts {
+    /// Keys claimed from the working set: the next batch starts here.
+    next: AtomicU64,
+    /// Keys done.
+    done: AtomicU64,
+    /// Keys that failed or read back wrong.
+    failed: AtomicU64,
+    /// Keys a get did not find.
+    misses: AtomicU64,
+}
+
+/// How a get of one key went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetOutcome {
+    /// The value read back is the one written.
+    Good,
+    /// The key is gone (OBJECT_NOT_FOUND): evicted or never written. Not a failure.
+    Miss,
+    /// The call failed another way, or the bytes differ from what was written.
+    Bad,
+}
+
+/// Classifies one get result against the value key `index` was written with.
+pub fn classify(got: &mooncake_rs::Result<Vec<u8>>, template: &[u8], index: u64) -> GetOutcome {
+    match got {
+        Ok(v) if check(v, template, index) => GetOutcome::Good,
+        Err(e) if e.code() == ErrorCode::ObjectNotFound => GetOutcome::Miss,
+        _ => GetOutcome::Bad,
+    }
+}
+
 /// Runs one phase and returns its counts and latencies.
 pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
-    let done = AtomicU64::new(0);
-    let failed = AtomicU64::new(0);
-    let next = AtomicU64::new(0);
+    let counts = Counts::default();
     let start = Instant::now();
     let deadline = p.max_time.map(|t| start + t);
     let mut hist = new_hist();
@@ -97,8 +130,8 @@ pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
     std::thread::scope(|sc| {
         let workers: Vec<_> = (0..p.threads)
             .map(|_| {
-                let (done, failed, next) = (&done, &failed, &next);
-                sc.spawn(move || worker(store, p, next, deadline, done, failed))
+                let counts = &counts;
+                sc.spawn(move || worker(store, p, deadline, counts))
             })
             .collect();
         let mut last_report = Instant::now();
@@ -106,7 +139,7 @@ pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
             std::thread::sleep(Duration::from_millis(20));
             if last_report.elapsed() >= Duration::from_secs(5) {
                 last_report = Instant::now();
-                let n = done.load(Ordering::Relaxed);
+                let n = counts.done.load(Ordering::Relaxed);
                 eprintln!(
                     "  .. {} {}B batch {}: {n}/{} keys, {:.0} keys/s",
                     p.op.name(),
@@ -124,8 +157,9 @@ pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
         }
     });
     PhaseResult {
-        ops: done.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
+        ops: counts.done.load(Ordering::Relaxed),
+        failed: counts.failed.load(Ordering::Relaxed),
+        misses: counts.misses.load(Ordering::Relaxed),
         // Time inside store calls, of the busiest worker: generating and checking values
         // is excluded, as the ceiling does none of it.
         secs: busy.as_secs_f64(),
@@ -136,10 +170,8 @@ pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
 fn worker(
     store: &Store,
     p: &Phase<'_>,
-    next: &AtomicU64,
     deadline: Option<Instant>,
-    done: &AtomicU64,
-    failed: &AtomicU64,
+    counts: &Counts,
 ) -> (Histogram<u64>, Duration) {
     let mut h = new_hist();
     let mut busy = Duration::ZERO;
@@ -157,7 +189,7 @@ fn worker(
         }
         // Keys are claimed from a shared counter, so whatever a cut-short phase finished is
         // a prefix 0..n that the get phase can read.
-        let start = next.fetch_add(p.batch as u64, Ordering::Relaxed);
+        let start = counts.next.fetch_add(p.batch as u64, Ordering::Relaxed);
         if start >= p.keys {
             break;
         }
@@ -170,7 +202,7 @@ fn worker(
         keys.clear();
         keys.extend(group.iter().map(|&i| key(p.size, i, p.key_size)));
         // Only the store call is timed: making and verifying values is the bench's own work.
-        let (bad, took) = match p.op {
+        let (bad, missed, took) = match p.op {
             Op::Put => {
                 for (b, &i) in bufs.iter_mut().zip(&group) {
                     stamp(b, i);
@@ -183,25 +215,58 @@ fn worker(
                 let t0 = Instant::now();
                 let res = store.put_batch(&items, p.config);
                 let took = t0.elapsed();
-                (res.iter().filter(|r| r.is_err()).count(), took)
+                (res.iter().filter(|r| r.is_err()).count(), 0, took)
             }
             Op::Get => {
                 let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
                 let t0 = Instant::now();
                 let got = store.get_batch(&refs);
                 let took = t0.elapsed();
-                let bad = got
+                let outcomes: Vec<GetOutcome> = got
                     .iter()
                     .zip(&group)
-                    .filter(|(r, i)| !matches!(r, Ok(v) if check(v, p.template, **i)))
-                    .count();
-                (bad, took)
+                    .map(|(r, &i)| classify(r, p.template, i))
+                    .collect();
+                let count = |o| outcomes.iter().filter(|&&x| x == o).count();
+                (count(GetOutcome::Bad), count(GetOutcome::Miss), took)
             }
         };
         busy += took;
         h.record(took.as_micros().max(1) as u64).expect("in bounds");
-        done.fetch_add(group.len() as u64, Ordering::Relaxed);
-        failed.fetch_add(bad as u64, Ordering::Relaxed);
+        counts.done.fetch_add(group.len() as u64, Ordering::Relaxed);
+        counts.failed.fetch_add(bad as u64, Ordering::Relaxed);
+        counts.misses.fetch_add(missed as u64, Ordering::Relaxed);
     }
     (h, busy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::template;
+    use mooncake_rs::Error;
+
+    #[test]
+    fn a_missing_key_is_a_miss_and_wrong_bytes_or_errors_are_failures() {
+        let t = template(8192);
+        let mut good = t.clone();
+        stamp(&mut good, 3);
+        assert_eq!(classify(&Ok(good.clone()), &t, 3), GetOutcome::Good);
+        // The value of another key, and a flipped byte, are wrong bytes.
+        assert_eq!(classify(&Ok(good.clone()), &t, 4), GetOutcome::Bad);
+        good[5000] ^= 1;
+        assert_eq!(classify(&Ok(good), &t, 3), GetOutcome::Bad);
+        let err = |c| Err(Error::new(c, "x"));
+        assert_eq!(
+            classify(&err(ErrorCode::ObjectNotFound), &t, 3),
+            GetOutcome::Miss
+        );
+        for c in [
+            ErrorCode::ChecksumMismatch,
+            ErrorCode::TransferFail,
+            ErrorCode::RpcTimeout,
+        ] {
+            assert_eq!(classify(&err(c), &t, 3), GetOutcome::Bad, "{c:?}");
+        }
+    }
 }

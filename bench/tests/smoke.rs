@@ -53,11 +53,13 @@ fn json_output_has_every_field_and_values_check_out() {
             "spread",
             "ok",
             "failed",
+            "misses",
         ] {
             assert!(c.get(f).is_some(), "field {f} missing in {c}");
         }
         assert_eq!(c["ok"], true, "{c}");
         assert_eq!(c["failed"], 0, "{c}");
+        assert_eq!(c["misses"], 0, "{c}");
         assert!(c["ops_per_s"].as_f64().unwrap() > 0.0, "{c}");
         assert!(c["ceiling"].as_f64().unwrap() > 0.0, "{c}");
         assert!(c["ratio"].as_f64().unwrap() > 0.0, "{c}");

@@ -229,6 +229,14 @@ pub enum ResponseBody {
         client_known: bool,
         /// Version of the master view.
         view_version: u64,
+        /// Port of the master's admin HTTP on its host (0 = unknown), so tools find it.
+        admin_port: u16,
+        /// Bytes of all mounted segments.
+        capacity_bytes: u64,
+        /// Bytes allocated in them.
+        allocated_bytes: u64,
+        /// Allocated bytes at which background eviction starts.
+        eviction_high_watermark_bytes: u64,
     },
     /// Per-key PutStart outcomes.
     PutStart(Vec<PutStartResult>),
@@ -816,12 +824,20 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
         ResponseBody::PingAck {
             client_known,
             view_version,
+            admin_port,
+            capacity_bytes,
+            allocated_bytes,
+            eviction_high_watermark_bytes,
         } => {
             let t = fb::PingAck::create(
                 fbb,
                 &fb::PingAckArgs {
                     client_known: *client_known,
                     view_version: *view_version,
+                    admin_port: *admin_port,
+                    capacity_bytes: *capacity_bytes,
+                    allocated_bytes: *allocated_bytes,
+                    eviction_high_watermark_bytes: *eviction_high_watermark_bytes,
                 },
             );
             (fb::ResponseBody::PingAck, t.as_union_value())
@@ -906,6 +922,10 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
             ResponseBody::PingAck {
                 client_known: p.client_known(),
                 view_version: p.view_version(),
+                admin_port: p.admin_port(),
+                capacity_bytes: p.capacity_bytes(),
+                allocated_bytes: p.allocated_bytes(),
+                eviction_high_watermark_bytes: p.eviction_high_watermark_bytes(),
             }
         }
         fb::ResponseBody::PutStartResults => {
@@ -1066,6 +1086,10 @@ mod tests {
             ResponseBody::PingAck {
                 client_known: true,
                 view_version: 3,
+                admin_port: 9103,
+                capacity_bytes: 512 << 20,
+                allocated_bytes: 4096,
+                eviction_high_watermark_bytes: 510 << 20,
             },
             ResponseBody::PutStart(vec![PutStartResult {
                 status: 0,

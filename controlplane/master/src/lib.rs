@@ -133,6 +133,7 @@ fn service_config(cfg: &MasterConfig) -> ServiceConfig {
         eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
         eviction_ratio: cfg.eviction_ratio,
         strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
+        admin_port: cfg.metrics_port,
     }
 }
 

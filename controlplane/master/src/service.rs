@@ -31,6 +31,8 @@ pub struct ServiceConfig {
     pub eviction_ratio: f64,
     /// Placement strategy.
     pub strategy: Strategy,
+    /// Admin HTTP port (`--metrics_port`), told to tools in the Ping answer; 0 = unknown.
+    pub admin_port: u16,
 }
 
 impl Default for ServiceConfig {
@@ -42,6 +44,7 @@ impl Default for ServiceConfig {
             eviction_high_watermark_ratio: 0.95,
             eviction_ratio: 0.05,
             strategy: Strategy::Random,
+            admin_port: 0,
         }
     }
 }
@@ -154,6 +157,22 @@ impl MasterService {
             freed += bytes;
         }
         freed
+    }
+
+    /// The Ping answer: whether the caller is a known client, and what tools need to find
+    /// the admin port and to size a workload below the eviction watermark.
+    fn ping_ack(&self, client_known: bool) -> ResponseBody {
+        let (allocated_bytes, capacity_bytes) = self.segments.usage();
+        ResponseBody::PingAck {
+            client_known,
+            view_version: 1,
+            admin_port: self.cfg.admin_port,
+            capacity_bytes,
+            allocated_bytes,
+            eviction_high_watermark_bytes: (capacity_bytes as f64
+                * self.cfg.eviction_high_watermark_ratio)
+                as u64,
+        }
     }
 
     fn unmount(&self, client_id: u64, segment_id: u64) -> ErrorCode {
@@ -373,10 +392,7 @@ impl MasterService {
             }
             None => false,
         };
-        Response::ok(ResponseBody::PingAck {
-            client_known: known,
-            view_version: 1,
-        })
+        Response::ok(self.ping_ack(known))
     }
 
     /// `DrainSegments`: a node is leaving; its segments take no new allocations.

@@ -1,18 +1,21 @@
 //! `mcctl`: look at and manage a mooncake-rs cluster.
 //!
-//! Reads go to the master's admin HTTP port (they never grant leases); `remove` goes
-//! through the master RPC like any client. Tables by default, `--json` for scripts.
+//! Reads go to the master's admin HTTP port (they never grant leases), which the master
+//! reports in its Ping answer ([`admin`]); `remove` goes through the master RPC like any
+//! client. Tables by default, `--json` for scripts.
+
+mod admin;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
-use mc_cluster::probe::http_get;
 use mc_rpc::RpcClient;
 use mc_schema::ErrorCode;
 use mc_schema::handshake::{DEFAULT_CLUSTER_ID, Role};
 use mc_schema::msg::{Request, ResponseBody};
-use serde_json::Value;
+
+use admin::Admin;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -25,7 +28,8 @@ struct Cli {
     /// Master RPC address.
     #[arg(long, default_value = "127.0.0.1:50051", global = true)]
     master: String,
-    /// Master admin HTTP address [default: the master's host, port 9003].
+    /// Master admin HTTP address [default: the master's host, at the admin port the master
+    /// reports; port 9003 if it cannot be asked].
     #[arg(long, global = true)]
     admin: Option<String>,
     /// Cluster id for RPC calls.
@@ -70,36 +74,6 @@ enum Cmd {
     },
 }
 
-fn admin_addr(cli: &Cli) -> String {
-    cli.admin.clone().unwrap_or_else(|| {
-        let host = cli
-            .master
-            .rsplit_once(':')
-            .map_or(cli.master.as_str(), |(h, _)| h);
-        format!("{host}:9003")
-    })
-}
-
-fn http(cli: &Cli, path: &str) -> Result<(u16, String)> {
-    let addr = admin_addr(cli);
-    let r = http_get(&addr, path, Duration::from_secs(10))
-        .with_context(|| format!("cannot reach the master's admin HTTP at {addr} (set --admin)"))?;
-    Ok((r.status, r.body))
-}
-
-fn http_json(cli: &Cli, path: &str) -> Result<Value> {
-    let (status, body) = http(cli, path)?;
-    let v: Value =
-        serde_json::from_str(&body).with_context(|| format!("{path}: not JSON: {body}"))?;
-    if status != 200 {
-        bail!(
-            "{path}: HTTP {status}: {}",
-            v["message"].as_str().unwrap_or(&body)
-        );
-    }
-    Ok(v)
-}
-
 fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
@@ -112,134 +86,153 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn run(cli: &Cli) -> Result<()> {
+    // Only the reads need the admin port, so only they ask the master for it.
+    let admin = || Admin::resolve(&cli.master, &cli.cluster_id, cli.admin.as_deref());
     match &cli.cmd {
-        Cmd::Health => {
-            let v = http_json(cli, "/health")?;
-            if cli.json {
-                println!("{v}");
+        Cmd::Health => health(&admin(), cli.json),
+        Cmd::Status => status(&admin(), cli.json),
+        Cmd::Segments => segments(&admin(), cli.json),
+        Cmd::Keys { regex, limit } => keys(&admin(), regex.as_deref(), *limit, cli.json),
+        Cmd::Query { key } => query(&admin(), key, cli.json),
+        Cmd::Remove { key, force } => remove(cli, key, *force),
+    }
+}
+
+fn health(admin: &Admin, json: bool) -> Result<()> {
+    let v = admin.get_json("/health")?;
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    for f in [
+        "status",
+        "role",
+        "ha_state",
+        "service_ready",
+        "leader_address",
+        "view_version",
+    ] {
+        println!("{f:<16} {}", v[f]);
+    }
+    Ok(())
+}
+
+fn status(admin: &Admin, json: bool) -> Result<()> {
+    let v = admin.get_json("/health")?;
+    let (_, summary) = admin.get("/metrics/summary")?;
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    let n = |f: &str| v[f].as_u64().unwrap_or(0);
+    println!("role        {}", v["role"]);
+    println!(
+        "capacity    {} used of {}",
+        human_bytes(n("allocated_bytes")),
+        human_bytes(n("capacity_bytes"))
+    );
+    println!("keys        {}", n("keys"));
+    println!("clients     {}", n("clients"));
+    println!("segments    {}", n("segments"));
+    println!("evicted     {} keys", n("evicted_keys_total"));
+    println!("summary     {}", summary.trim());
+    Ok(())
+}
+
+fn segments(admin: &Admin, json: bool) -> Result<()> {
+    let v = admin.get_json("/get_segments_detail")?;
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<16} {:>12} {:>12} {:>6}",
+        "segment", "host", "used", "capacity", "alloc"
+    );
+    for s in v["segments"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:<16} {:>12} {:>12} {:>6}",
+            s["name"].as_str().unwrap_or(""),
+            s["host"].as_str().unwrap_or(""),
+            human_bytes(s["used_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(s["capacity_bytes"].as_u64().unwrap_or(0)),
+            if s["allocatable"] == true {
+                "yes"
             } else {
-                for f in [
-                    "status",
-                    "role",
-                    "ha_state",
-                    "service_ready",
-                    "leader_address",
-                    "view_version",
-                ] {
-                    println!("{f:<16} {}", v[f]);
-                }
+                "no"
             }
+        );
+    }
+    Ok(())
+}
+
+fn keys(admin: &Admin, regex: Option<&str>, limit: usize, json: bool) -> Result<()> {
+    let mut path = format!("/get_all_keys?limit={limit}");
+    if let Some(r) = regex {
+        path.push_str("&regex=");
+        path.push_str(&percent_encode(r));
+    }
+    let (status, body) = admin.get(&path)?;
+    if status != 200 {
+        bail!("{path}: HTTP {status}: {body}");
+    }
+    let keys: Vec<&str> = body.lines().collect();
+    if json {
+        println!("{}", serde_json::json!(keys));
+    } else {
+        keys.iter().for_each(|k| println!("{k}"));
+    }
+    Ok(())
+}
+
+fn query(admin: &Admin, key: &str, json: bool) -> Result<()> {
+    let v = admin.get_json(&format!("/query_key?key={}", percent_encode(key)))?;
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    println!("key {key}: {} bytes", v["size"]);
+    for (i, r) in v["replicas"].as_array().into_iter().flatten().enumerate() {
+        for b in r["buffer_descriptors"].as_array().into_iter().flatten() {
+            println!(
+                "  replica {i}: {} offset {} size {}",
+                b["transport_endpoint_"].as_str().unwrap_or(""),
+                b["offset"],
+                b["size"]
+            );
         }
-        Cmd::Status => {
-            let v = http_json(cli, "/health")?;
-            let (_, summary) = http(cli, "/metrics/summary")?;
-            if cli.json {
-                println!("{v}");
-            } else {
-                let n = |f: &str| v[f].as_u64().unwrap_or(0);
-                println!("role        {}", v["role"]);
-                println!(
-                    "capacity    {} used of {}",
-                    human_bytes(n("allocated_bytes")),
-                    human_bytes(n("capacity_bytes"))
-                );
-                println!("keys        {}", n("keys"));
-                println!("clients     {}", n("clients"));
-                println!("segments    {}", n("segments"));
-                println!("evicted     {} keys", n("evicted_keys_total"));
-                println!("summary     {}", summary.trim());
-            }
-        }
-        Cmd::Segments => {
-            let v = http_json(cli, "/get_segments_detail")?;
-            if cli.json {
-                println!("{v}");
-            } else {
-                println!(
-                    "{:<24} {:<16} {:>12} {:>12} {:>6}",
-                    "segment", "host", "used", "capacity", "alloc"
-                );
-                for s in v["segments"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<24} {:<16} {:>12} {:>12} {:>6}",
-                        s["name"].as_str().unwrap_or(""),
-                        s["host"].as_str().unwrap_or(""),
-                        human_bytes(s["used_bytes"].as_u64().unwrap_or(0)),
-                        human_bytes(s["capacity_bytes"].as_u64().unwrap_or(0)),
-                        if s["allocatable"] == true {
-                            "yes"
-                        } else {
-                            "no"
-                        }
-                    );
-                }
-            }
-        }
-        Cmd::Keys { regex, limit } => {
-            let mut path = format!("/get_all_keys?limit={limit}");
-            if let Some(r) = regex {
-                path.push_str("&regex=");
-                path.push_str(&percent_encode(r));
-            }
-            let (status, body) = http(cli, &path)?;
-            if status != 200 {
-                bail!("{path}: HTTP {status}: {body}");
-            }
-            let keys: Vec<&str> = body.lines().collect();
-            if cli.json {
-                println!("{}", serde_json::json!(keys));
-            } else {
-                keys.iter().for_each(|k| println!("{k}"));
-            }
-        }
-        Cmd::Query { key } => {
-            let v = http_json(cli, &format!("/query_key?key={}", percent_encode(key)))?;
-            if cli.json {
-                println!("{v}");
-            } else {
-                println!("key {key}: {} bytes", v["size"]);
-                for (i, r) in v["replicas"].as_array().into_iter().flatten().enumerate() {
-                    for b in r["buffer_descriptors"].as_array().into_iter().flatten() {
-                        println!(
-                            "  replica {i}: {} offset {} size {}",
-                            b["transport_endpoint_"].as_str().unwrap_or(""),
-                            b["offset"],
-                            b["size"]
-                        );
-                    }
-                }
-            }
-        }
-        Cmd::Remove { key, force } => {
-            let mut rpc = RpcClient::connect(
-                &cli.master,
-                Role::Tool,
-                &cli.cluster_id,
-                Duration::from_secs(2),
-            )?;
-            let r = rpc.call(
-                &Request::Remove {
-                    keys: vec![key.clone()],
-                    force: *force,
-                },
-                Instant::now() + Duration::from_secs(10),
-            )?;
-            let code = match r.body {
-                ResponseBody::Statuses(c) if r.status == 0 => c.first().copied().unwrap_or(-1),
-                _ => r.status,
-            };
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"key": key, "code": code, "removed": code == 0})
-                );
-            } else if code == 0 {
-                println!("removed {key}");
-            }
-            if code != 0 {
-                bail!("remove {key}: {}", ErrorCode::from_code(code));
-            }
-        }
+    }
+    Ok(())
+}
+
+fn remove(cli: &Cli, key: &str, force: bool) -> Result<()> {
+    let mut rpc = RpcClient::connect(
+        &cli.master,
+        Role::Tool,
+        &cli.cluster_id,
+        Duration::from_secs(2),
+    )?;
+    let r = rpc.call(
+        &Request::Remove {
+            keys: vec![key.to_string()],
+            force,
+        },
+        Instant::now() + Duration::from_secs(10),
+    )?;
+    let code = match r.body {
+        ResponseBody::Statuses(c) if r.status == 0 => c.first().copied().unwrap_or(-1),
+        _ => r.status,
+    };
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"key": key, "code": code, "removed": code == 0})
+        );
+    } else if code == 0 {
+        println!("removed {key}");
+    }
+    if code != 0 {
+        bail!("remove {key}: {}", ErrorCode::from_code(code));
     }
     Ok(())
 }

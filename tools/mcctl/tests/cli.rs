@@ -75,3 +75,65 @@ fn every_command_against_a_live_cluster() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach"));
 }
+
+fn mcctl_bare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcctl"))
+        .args(args)
+        .output()
+        .expect("mcctl runs")
+}
+
+#[test]
+fn the_admin_port_is_learned_from_the_master_and_admin_overrides_it() {
+    let c = LocalCluster::start(ClusterSpec {
+        nodes: vec![NodeSpec {
+            segment_size: "32MB".into(),
+            ..NodeSpec::default()
+        }],
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let metrics = c.metrics_addr();
+    assert!(
+        !metrics.ends_with(":9003"),
+        "the cluster must run its admin HTTP off the default port: {metrics}"
+    );
+    let s = Store::connect(StoreConfig::new(c.master_addr())).unwrap();
+    s.put("k", b"v", &ReplicateConfig::default()).unwrap();
+
+    // --master alone: mcctl asks the master where its admin HTTP is.
+    let master = c.master_addr();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&mcctl_bare(&["--master", &master, "status", "--json"]))).unwrap();
+    assert_eq!(v["keys"], 1, "{v}");
+    assert_eq!(v["capacity_bytes"], 32 << 20, "{v}");
+    let out = ok(&mcctl_bare(&["--master", &master, "status"]));
+    assert!(out.contains("keys        1"), "{out}");
+
+    // --admin wins over what the master reports.
+    let o = mcctl_bare(&["--master", &master, "--admin", "127.0.0.1:1", "status"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot reach") && err.contains("127.0.0.1:1 (--admin)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreachable_master_falls_back_to_the_default_port_and_says_so() {
+    // ::1, because masters bind 0.0.0.0 (IPv4) by default, so no master on this machine
+    // answers at [::1]:9003 and the fallback fails the same way every time.
+    let o = mcctl_bare(&["--master", "[::1]:1", "health"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    for part in [
+        "cannot reach the master's admin HTTP at [::1]:9003",
+        "asking the master at [::1]:1 for its admin port failed",
+        "default port 9003",
+        "--admin",
+    ] {
+        assert!(err.contains(part), "missing {part:?} in: {err}");
+    }
+}
