@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "elect")]
+pub mod elect;
 pub mod error;
 pub mod follow;
 pub mod keys;
