@@ -12,6 +12,10 @@ command -v git    >/dev/null 2>&1 || need+=(git)          # glommio's build scri
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl   >/dev/null 2>&1 || need+=(curl)         # quick-start health checks
 command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks docs/prometheus.yml
+command -v etcd     >/dev/null 2>&1 || need+=(etcd-server)      # mc-coord tests elect on a real etcd
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # ... and on a real Redis
+command -v protoc   >/dev/null 2>&1 || need+=(protobuf-compiler) # etcd-client's build script
+[ -d /usr/include/google/protobuf ] || need+=(libprotobuf-dev)  # ... and the well-known .proto files
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
