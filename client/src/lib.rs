@@ -19,6 +19,8 @@
 //! # Ok::<(), mooncake_rs::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod metrics;
 mod pool;

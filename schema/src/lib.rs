@@ -31,6 +31,7 @@ pub use error_code::ErrorCode;
     dead_code,
     missing_docs,
     unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
     non_camel_case_types,
     mismatched_lifetime_syntaxes
 )]

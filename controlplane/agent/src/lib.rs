@@ -13,6 +13,8 @@
 //! [`node::start`] brings all of it up inside any process and returns a
 //! [`node::NodeHandle`]; [`node::run`] is the binary's life around it.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod config;
 mod error;

@@ -1,5 +1,7 @@
 //! `mooncake_store`: parses flags and runs a store node.
 
+#![forbid(unsafe_code)]
+
 fn main() -> anyhow::Result<()> {
     let cfg = match mc_agent::StoreConfig::try_from_args(std::env::args()) {
         Ok(c) => c,

@@ -11,6 +11,8 @@
 //!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
 //!   embedded HTTP metadata server.
 
+#![forbid(unsafe_code)]
+
 pub mod alloc;
 pub mod clock;
 pub mod config;

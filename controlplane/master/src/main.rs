@@ -1,5 +1,7 @@
 //! `mooncake_master`: parses flags, sets up logging and runs the master.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Mutex;
 
 fn main() -> anyhow::Result<()> {

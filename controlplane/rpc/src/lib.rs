@@ -6,6 +6,8 @@
 //! inline as soon as its frame is complete, and lets a client keep many requests in flight
 //! on one connection (answers carry the request id).
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 mod error;
 pub mod server;

@@ -4,6 +4,8 @@
 //! reports in its Ping answer ([`admin`]); `remove` goes through the master RPC like any
 //! client. Tables by default, `--json` for scripts.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 
 use std::time::{Duration, Instant};
