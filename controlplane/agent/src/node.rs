@@ -229,6 +229,7 @@ fn start_shards(
             },
             cluster_id: cfg.cluster_id.clone(),
             io_memory_bytes: cfg.io_memory as usize,
+            control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
         };
         match start_shard(shard_cfg, shard_link) {
             Ok(h) => shards.push(h),

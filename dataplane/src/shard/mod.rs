@@ -13,7 +13,6 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use futures_lite::future;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use mc_hugepages::RegionOptions;
@@ -28,8 +27,11 @@ use crate::stats::ShardStats;
 use crate::transfer::serve_connection;
 use segments::Segments;
 
-/// Control polls (20 ms apart) with no transfer in flight before a drain is answered.
+/// Control polls with no transfer in flight before a drain is answered.
 const DRAIN_QUIET_POLLS: u32 = 5;
+
+/// How often a shard polls its control link by default.
+pub const CONTROL_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How one shard is set up.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct ShardConfig {
     pub cluster_id: String,
     /// glommio io_uring buffer memory in bytes (counted against the memlock limit).
     pub io_memory_bytes: usize,
+    /// How often the control link is polled ([`CONTROL_POLL_INTERVAL`]; tests shorten it).
+    pub control_poll_interval: Duration,
 }
 
 /// A running shard.
@@ -64,6 +68,11 @@ pub struct ShardHandle {
 }
 
 impl ShardHandle {
+    /// Whether the shard thread has ended (told to stop, or died).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
     /// Waits for the shard thread to end (after it was told to stop).
     pub fn join(self) {
         if self.thread.join().is_err() {
@@ -149,11 +158,13 @@ async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<
     let _ = ready.send(Ok((info.clone(), state.stats.clone())));
     let _ = link.send(FromShard::Segment(info.clone()));
     let segments = Segments::new(cfg.index, &info, cfg.region.clone());
-    future::or(
-        accept_loop(listener, &state, &info.endpoint),
-        control_loop(cfg.index, &link, &state, segments),
-    )
-    .await;
+    // The accept loop is a task of its own, polled only when the listener wakes it. Racing
+    // it against the control loop in one future (`future::or`) re-polled the pending accept
+    // on every control tick, and glommio keeps one waker reference per such poll in an i16:
+    // after 32767 ticks (about 11 minutes at 20 ms) the shard thread panicked.
+    let accept = glommio::spawn_local(accept_loop(listener, state.clone(), info.endpoint.clone()));
+    control_loop(&cfg, &link, &state, segments).await;
+    accept.cancel().await;
     let _ = link.send(FromShard::Stopped {
         shard: cfg.index as u32,
     });
@@ -203,7 +214,7 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
 }
 
 /// Accepts data connections forever, each served on its own task.
-async fn accept_loop(listener: TcpListener, state: &Rc<ShardState>, endpoint: &str) {
+async fn accept_loop(listener: TcpListener, state: Rc<ShardState>, endpoint: String) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -226,11 +237,12 @@ async fn accept_loop(listener: TcpListener, state: &Rc<ShardState>, endpoint: &s
 /// Polls the agent's link until Stop (or the link dies). A Drain is answered once no
 /// transfer has been in flight for [`DRAIN_QUIET_POLLS`] polls in a row.
 async fn control_loop<L: ShardLink>(
-    index: usize,
+    cfg: &ShardConfig,
     link: &L,
     state: &ShardState,
     mut segments: Segments,
 ) {
+    let index = cfg.index;
     // Quiet polls still needed before answering a Drain (None = no drain asked).
     let mut drain_quiet: Option<u32> = None;
     loop {
@@ -256,7 +268,7 @@ async fn control_loop<L: ShardLink>(
                     let _ = link.send(answer);
                 }
             }
-            Ok(None) => glommio::timer::sleep(Duration::from_millis(20)).await,
+            Ok(None) => glommio::timer::sleep(cfg.control_poll_interval).await,
         }
     }
 }
