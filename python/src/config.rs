@@ -4,6 +4,8 @@ use mc_schema::limits::MAX_REPLICAS;
 use mooncake_rs::{ReplicateConfig as WireConfig, SoftPinAction as WirePin};
 use pyo3::prelude::*;
 
+use crate::error::BindingError;
+
 /// What a put does to the object's soft pin.
 #[pyclass(eq, eq_int, module = "mooncake_rs.store", from_py_object)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,12 +131,12 @@ impl Default for ReplicateConfig {
 impl ReplicateConfig {
     /// The wire form, or why the config is invalid. `local_host` stands for "this node"
     /// when `prefer_alloc_in_same_node` is set.
-    pub fn to_wire(&self, local_host: &str) -> Result<WireConfig, String> {
+    pub fn to_wire(&self, local_host: &str) -> Result<WireConfig, BindingError> {
         if self.replica_num == 0 || self.replica_num > MAX_REPLICAS as usize {
-            return Err(format!(
-                "replica_num must be 1..={MAX_REPLICAS}, got {}",
-                self.replica_num
-            ));
+            return Err(BindingError::ReplicaNum {
+                got: self.replica_num,
+                max: MAX_REPLICAS,
+            });
         }
         let mut preferred = Vec::new();
         if !self.preferred_segment.is_empty() {
@@ -145,7 +147,7 @@ impl ReplicateConfig {
             preferred.push(local_host.to_string());
         }
         if preferred.iter().any(|s| s.is_empty()) {
-            return Err("preferred segment names must not be empty".into());
+            return Err(BindingError::EmptyPreferredSegment);
         }
         Ok(WireConfig {
             replica_num: self.replica_num as u32,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mc_agent::node::{self, NodeHandle};
 
+use crate::error::BindingError;
 use crate::setup::SetupArgs;
 
 /// How long `setup()` waits for the master to accept the hosted segment.
@@ -20,7 +21,7 @@ pub struct Embedded {
 
 impl Embedded {
     /// Starts the node and waits until the master has accepted its segments.
-    pub fn start(args: &SetupArgs) -> Result<Embedded, String> {
+    pub fn start(args: &SetupArgs) -> Result<Embedded, BindingError> {
         let flags = [
             "mooncake_store".to_string(),
             format!("--master_server={}", args.master_server_addr),
@@ -33,8 +34,8 @@ impl Embedded {
             "--rest_host=127.0.0.1".to_string(),
         ];
         let cfg = mc_agent::StoreConfig::try_from_args(flags)
-            .map_err(|e| format!("hosted segment: {e}"))?;
-        let handle = node::start(cfg).map_err(|e| format!("hosted segment: {e}"))?;
+            .map_err(|source| BindingError::HostedFlags { source })?;
+        let handle = node::start(cfg).map_err(|source| BindingError::HostedNode { source })?;
         let deadline = Instant::now() + MOUNT_TIMEOUT;
         loop {
             let want = handle.segments().len();
@@ -43,11 +44,10 @@ impl Embedded {
             }
             if Instant::now() >= deadline {
                 handle.stop();
-                return Err(format!(
-                    "hosted segment: the master at {} did not accept it within {}s",
-                    args.master_server_addr,
-                    MOUNT_TIMEOUT.as_secs()
-                ));
+                return Err(BindingError::MountTimeout {
+                    master: args.master_server_addr.clone(),
+                    timeout_seconds: MOUNT_TIMEOUT.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -9,6 +9,7 @@
 mod buffers;
 mod config;
 mod embedded;
+mod error;
 mod replica;
 mod setup;
 mod store;

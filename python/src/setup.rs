@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
+use crate::error::BindingError;
+
 /// Default of `global_segment_size` and `local_buffer_size`, as upstream: 16 MiB.
 const DEFAULT_SIZE: u64 = 16 << 20;
 
@@ -57,52 +59,60 @@ fn alias(name: &str) -> &str {
 }
 
 /// A size given as a non-negative integer or a string such as `"4GB"`.
-fn size_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<u64, String> {
+fn size_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<u64, BindingError> {
+    let wrong = |expected| BindingError::WrongType {
+        name: name.to_string(),
+        expected,
+    };
     if v.is_instance_of::<PyBool>() {
-        return Err(format!(
-            "{name} must be an integer or a size string, got a bool"
-        ));
+        return Err(wrong("an integer or a size string, not a bool"));
     }
     if v.is_instance_of::<PyInt>() {
         return v
             .extract::<u64>()
-            .map_err(|_| format!("{name} must be a non-negative integer"));
+            .map_err(|_| wrong("a non-negative integer"));
     }
     if let Ok(s) = v.cast::<PyString>() {
-        let s = s.to_string();
-        return mooncake_rs::parse_size(&s).map_err(|e| format!("{name}={s:?}: {e}"));
+        let input = s.to_string();
+        return mooncake_rs::parse_size(&input).map_err(|source| BindingError::BadSize {
+            name: name.to_string(),
+            input,
+            source,
+        });
     }
-    Err(format!(
-        "{name} must be an integer or a size string such as \"4GB\""
-    ))
+    Err(wrong("an integer or a size string such as \"4GB\""))
 }
 
-fn str_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<String, String> {
+/// A string argument.
+fn str_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<String, BindingError> {
     v.cast::<PyString>()
         .map(|s| s.to_string())
-        .map_err(|_| format!("{name} must be a string"))
+        .map_err(|_| BindingError::WrongType {
+            name: name.to_string(),
+            expected: "a string",
+        })
 }
 
 /// Collects positional values, keywords, or a single config dict into one name → value map.
 pub fn collect<'py>(
     positional: &[Option<Bound<'py, PyAny>>],
     kwargs: Option<&Bound<'py, PyDict>>,
-) -> Result<BTreeMap<String, Bound<'py, PyAny>>, String> {
+) -> Result<BTreeMap<String, Bound<'py, PyAny>>, BindingError> {
     let mut map = BTreeMap::new();
     let dict_form = positional
         .first()
         .and_then(|v| v.as_ref())
         .and_then(|v| v.cast::<PyDict>().ok().cloned());
-    let mut add = |k: String, v: Bound<'py, PyAny>| -> Result<(), String> {
+    let mut add = |k: String, v: Bound<'py, PyAny>| -> Result<(), BindingError> {
         let name = alias(&k).to_string();
         if map.insert(name.clone(), v).is_some() {
-            return Err(format!("setup() got {name} twice"));
+            return Err(BindingError::ArgumentTwice { name });
         }
         Ok(())
     };
     if let Some(d) = dict_form {
         if positional[1..].iter().any(Option::is_some) || kwargs.is_some_and(|k| !k.is_empty()) {
-            return Err("setup(config) takes the config dict alone".into());
+            return Err(BindingError::ConfigDictNotAlone);
         }
         for (k, v) in d.iter() {
             add(str_arg("config key", &k)?, v)?;
@@ -123,33 +133,29 @@ pub fn collect<'py>(
 }
 
 /// Validates the collected arguments.
-pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, String> {
+pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, BindingError> {
     for (k, v) in map {
         if POSITIONAL.contains(&k.as_str()) {
             continue;
         }
         if !TOLERATED.contains(&k.as_str()) && k != "enable_ssd_offload" {
-            return Err(format!("setup() got an unknown argument {k:?}"));
+            return Err(BindingError::UnknownArgument { name: k.clone() });
         }
         let asks = v.is_truthy().unwrap_or(true);
         match k.as_str() {
-            "engine" if !v.is_none() => {
-                return Err("engine: mooncake-rs has its own transport; pass engine=None".into());
-            }
-            "enable_ssd_offload" if asks => {
-                return Err("enable_ssd_offload: not available in this build".into());
-            }
+            "engine" if !v.is_none() => return Err(BindingError::EngineGiven),
+            "enable_ssd_offload" if asks => return Err(BindingError::SsdOffload),
             _ => {}
         }
     }
-    let get_str = |name: &str, default: Option<&str>| -> Result<String, String> {
+    let get_str = |name: &'static str, default: Option<&str>| -> Result<String, BindingError> {
         match (map.get(name), default) {
             (Some(v), _) => str_arg(name, v),
             (None, Some(d)) => Ok(d.to_string()),
-            (None, None) => Err(format!("setup() needs {name}")),
+            (None, None) => Err(BindingError::Missing { name }),
         }
     };
-    let get_size = |name: &str| -> Result<u64, String> {
+    let get_size = |name: &str| -> Result<u64, BindingError> {
         map.get(name)
             .map_or(Ok(DEFAULT_SIZE), |v| size_arg(name, v))
     };
@@ -167,29 +173,29 @@ pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, Stri
     check_metadata(&args.metadata_server)?;
     check_addr(&args.master_server_addr)?;
     if args.global_segment_size != 0 && args.global_segment_size < MIN_SEGMENT {
-        return Err(format!(
-            "global_segment_size={} is below the smallest segment ({MIN_SEGMENT} bytes); \
-             pass 0 for a pure client",
-            args.global_segment_size
-        ));
+        return Err(BindingError::SegmentTooSmall {
+            size_bytes: args.global_segment_size,
+            min_bytes: MIN_SEGMENT,
+        });
     }
     Ok(args)
 }
 
 /// The host of `local_hostname` (`host` or `host:port`).
-fn host_part(s: &str) -> Result<String, String> {
+fn host_part(s: &str) -> Result<String, BindingError> {
     let s = s.trim();
     let host = match s.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h,
         _ => s,
     };
     if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("local_hostname {s:?} is not a host name"));
+        return Err(BindingError::BadHost { input: s.into() });
     }
     Ok(host.to_string())
 }
 
-fn check_protocol(protocol: &str, devices: &str) -> Result<(), String> {
+/// Refuses every protocol but TCP, saying why RDMA is not available here.
+fn check_protocol(protocol: &str, devices: &str) -> Result<(), BindingError> {
     match protocol.to_ascii_lowercase().as_str() {
         "tcp" => Ok(()),
         "rdma" => {
@@ -197,22 +203,19 @@ fn check_protocol(protocol: &str, devices: &str) -> Result<(), String> {
                 .map(|d| d.count())
                 .unwrap_or(0);
             if found == 0 {
-                Err(format!(
-                    "protocol=\"rdma\" needs an RDMA device, and none was found \
-                     (/sys/class/infiniband is empty; rdma_devices={devices:?}); use protocol=\"tcp\""
-                ))
+                Err(BindingError::NoRdmaDevice {
+                    devices: devices.into(),
+                })
             } else {
-                Err(format!(
-                    "protocol=\"rdma\": {found} RDMA device(s) present, but this build of \
-                     mooncake-rs has no RDMA transport; use protocol=\"tcp\""
-                ))
+                Err(BindingError::NoRdmaTransport { found })
             }
         }
-        other => Err(format!("protocol={other:?} is not supported; use \"tcp\"")),
+        other => Err(BindingError::UnknownProtocol { name: other.into() }),
     }
 }
 
-fn check_metadata(m: &str) -> Result<(), String> {
+/// Accepts `P2PHANDSHAKE` and HTTP metadata URLs (for compatibility; unused here).
+fn check_metadata(m: &str) -> Result<(), BindingError> {
     if m == "P2PHANDSHAKE" {
         return Ok(());
     }
@@ -221,18 +224,14 @@ fn check_metadata(m: &str) -> Result<(), String> {
         .or_else(|| m.strip_prefix("https://"));
     match rest {
         Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(()),
-        _ => Err(format!(
-            "metadata_server={m:?}: expected \"P2PHANDSHAKE\" or http://host:port/metadata \
-             (mooncake-rs keeps segment metadata in the master)"
-        )),
+        _ => Err(BindingError::MetadataServer { input: m.into() }),
     }
 }
 
-fn check_addr(a: &str) -> Result<(), String> {
+/// Accepts `host:port` with a non-zero port.
+fn check_addr(a: &str) -> Result<(), BindingError> {
     match a.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
-        _ => Err(format!(
-            "master_server_addr={a:?}: expected host:port of the master's RPC service"
-        )),
+        _ => Err(BindingError::MasterAddress { input: a.into() }),
     }
 }

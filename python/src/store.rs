@@ -6,22 +6,21 @@
 //! an existing key returns `0` and keeps the old value. The GIL is released for every
 //! network call and every copy of object bytes.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use mooncake_rs::{Error, ErrorCode, ReplicateConfig as WireConfig, Store, StoreConfig};
 use parking_lot::{Mutex, RwLock};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple};
 
-use crate::buffers::{BufferHandle, Mem, Registry, Staging};
+use crate::buffers::{Access, BufferHandle, Mem, Registry, Staging};
 use crate::config::ReplicateConfig;
 use crate::embedded::Embedded;
+use crate::error::BindingError;
 use crate::replica::ReplicaDescriptor;
 use crate::setup::{self, SetupArgs};
-
-/// INVALID_PARAMS, the answer to bad arguments and to calls before `setup()`.
-pub const INVALID: i32 = -600;
 
 /// A set-up store: the client, and the segment this process hosts in embedded mode.
 pub struct Client {
@@ -33,19 +32,17 @@ pub struct Client {
 }
 
 impl Client {
-    fn connect(args: &SetupArgs) -> Result<Client, (i32, String)> {
+    fn connect(args: &SetupArgs) -> Result<Client, BindingError> {
         let node = if args.global_segment_size > 0 {
-            Some(Embedded::start(args).map_err(|e| (ErrorCode::InternalError.code(), e))?)
+            Some(Embedded::start(args)?)
         } else {
             None
         };
         let mut cfg = StoreConfig::new(args.master_server_addr.clone());
         cfg.local_hostname = args.local_hostname.clone();
-        let store = Store::connect(cfg).map_err(|e| {
-            (
-                e.code().code(),
-                format!("master {}: {e}", args.master_server_addr),
-            )
+        let store = Store::connect(cfg).map_err(|source| BindingError::Master {
+            addr: args.master_server_addr.clone(),
+            source,
         })?;
         Ok(Client {
             store,
@@ -94,12 +91,19 @@ impl MooncakeDistributedStore {
         code
     }
 
+    /// Records and logs why `op` was refused; returns the refusal's code.
+    pub(crate) fn refuse(&self, op: &str, e: &BindingError) -> i32 {
+        self.fail(e.code(), format!("{op}: {e}"))
+    }
+
     /// The set-up client, or INVALID after logging that `setup()` is missing.
     pub(crate) fn client(&self) -> Result<Arc<Client>, i32> {
-        self.client
-            .read()
-            .clone()
-            .ok_or_else(|| self.fail(INVALID, "the store is not set up: call setup() first"))
+        let c = self.client.read().clone();
+        let not_set_up = || {
+            let e = BindingError::NotSetUp;
+            self.fail(e.code(), e.to_string())
+        };
+        c.ok_or_else(not_set_up)
     }
 
     /// The set-up client and the wire form of `config` (default when `None`).
@@ -112,7 +116,7 @@ impl MooncakeDistributedStore {
             .cloned()
             .unwrap_or_default()
             .to_wire(&c.host)
-            .map_err(|e| self.fail(INVALID, format!("ReplicateConfig: {e}")))?;
+            .map_err(|e| self.refuse("ReplicateConfig", &e))?;
         Ok((c, cfg))
     }
 
@@ -128,9 +132,9 @@ impl MooncakeDistributedStore {
     ) -> PyResult<Vec<i32>> {
         let mems = values
             .into_iter()
-            .map(|v| Mem::from_py(&v, None))
+            .map(|v| value(&v))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(PyTypeError::new_err)?;
+            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
         Ok(self.write_mems(py, keys, &mems, config, upsert))
     }
 
@@ -144,8 +148,13 @@ impl MooncakeDistributedStore {
         upsert: bool,
     ) -> Vec<i32> {
         if keys.len() != mems.len() {
-            let code = self.fail(INVALID, "keys and values differ in length");
-            return vec![code; keys.len()];
+            let e = BindingError::LengthMismatch {
+                left_what: "keys",
+                left: keys.len(),
+                right_what: "values",
+                right: mems.len(),
+            };
+            return vec![self.refuse("put", &e); keys.len()];
         }
         let (c, cfg) = match self.client_and_config(config) {
             Ok(v) => v,
@@ -191,7 +200,7 @@ impl MooncakeDistributedStore {
     ) -> PyResult<i32> {
         let mems = parts
             .iter()
-            .map(|p| Mem::from_py(&p, None))
+            .map(|p| value(&p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PyTypeError::new_err(format!("parts must be bytes-like: {e}")))?;
         Ok(self.write_gathered(py, &[key.to_string()], &[mems], config, upsert)[0])
@@ -219,22 +228,81 @@ fn write_batch(
     res.iter().map(write_code).collect()
 }
 
-/// A new, uninitialised `bytes` object of `size` bytes and its writable contents. The
-/// caller fills it before anyone else can see it.
-fn new_bytes<'b>(size: usize) -> Result<(Py<PyBytes>, &'b mut [u8]), Error> {
-    Python::attach(|py| {
-        let len = pyo3::ffi::Py_ssize_t::try_from(size)
-            .map_err(|_| Error::new(ErrorCode::InvalidParams, "object too large"))?;
-        let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len) };
-        if raw.is_null() {
-            let _ = PyErr::take(py);
-            return Err(Error::new(ErrorCode::InternalError, "out of memory"));
-        }
-        let data = unsafe { pyo3::ffi::PyBytes_AsString(raw) } as *mut u8;
-        let obj = unsafe { Bound::<PyAny>::from_owned_ptr(py, raw) };
-        let obj = obj.cast_into::<PyBytes>().expect("a bytes object").unbind();
-        Ok((obj, unsafe { std::slice::from_raw_parts_mut(data, size) }))
-    })
+/// A value to put: an object with the buffer protocol, read whole. An integer is refused
+/// with its own reason: it would be an address without a size.
+fn value(obj: &Bound<'_, PyAny>) -> Result<Mem, BindingError> {
+    if obj.is_instance_of::<PyInt>() {
+        return Err(BindingError::AddressNeedsSize);
+    }
+    Mem::from_buffer(obj, None, Access::Read)
+}
+
+/// A new `bytes` object of `size` bytes and a pointer to its contents, which are not yet
+/// initialised. Nobody else holds a reference to the object.
+fn uninit_bytes(py: Python<'_>, size: usize) -> Result<(Py<PyBytes>, NonNull<u8>), Error> {
+    if size == 0 {
+        // CPython hands out one shared empty `bytes`; it gets no pointer, so it is never written.
+        return Ok((PyBytes::new(py, b"").unbind(), NonNull::dangling()));
+    }
+    let len = pyo3::ffi::Py_ssize_t::try_from(size)
+        .map_err(|_| Error::new(ErrorCode::InvalidParams, "object too large"))?;
+    // SAFETY: the GIL is held (`py`). A null source asks CPython for `len` bytes left
+    // uninitialised, the documented way to build a `bytes` in place; for `len` > 0 the result
+    // is a new object (not a cached one) owned by this reference, or null with an exception.
+    let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len) };
+    // SAFETY: `raw` is a new reference that this takes over, or null (then the exception
+    // is fetched and returned).
+    let obj = unsafe { Bound::from_owned_ptr_or_err(py, raw) }
+        .map_err(|_| Error::new(ErrorCode::InternalError, "out of memory"))?;
+    // SAFETY: `obj` is a live `bytes` object and the GIL is held; the returned pointer, to
+    // its `len` bytes (plus a NUL), carries write permission and stays valid while the
+    // object lives.
+    let data = unsafe { pyo3::ffi::PyBytes_AsString(obj.as_ptr()) };
+    let data = NonNull::new(data.cast::<u8>())
+        .ok_or_else(|| Error::new(ErrorCode::InternalError, "bytes object without contents"))?;
+    let obj = obj.cast_into::<PyBytes>().map_err(|_| {
+        Error::new(
+            ErrorCode::InternalError,
+            "PyBytes_FromStringAndSize made a non-bytes",
+        )
+    })?;
+    Ok((obj.unbind(), data))
+}
+
+/// The `bytes` objects made by one `get_batch`, filled without the GIL before any Python
+/// code can see them. An arena: each [`FreshBytes::alloc`] makes a new object and lends its
+/// contents for as long as `self` is borrowed; the objects are only let go by
+/// [`FreshBytes::into_objects`], which takes `self`, so no lent slice outlives its object.
+#[derive(Default)]
+struct FreshBytes {
+    made: Mutex<Vec<(usize, Py<PyBytes>)>>,
+}
+
+impl FreshBytes {
+    /// A new zeroed `bytes` object of `size` bytes for key `k`, and its contents to fill.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "an arena: each call lends the contents of a new object, never the same bytes twice"
+    )]
+    fn alloc(&self, k: usize, size: usize) -> Result<&mut [u8], Error> {
+        let (obj, data) = Python::attach(|py| uninit_bytes(py, size))?;
+        self.made.lock().push((k, obj));
+        // Zeroed without the GIL; a `&mut [u8]` must cover initialised bytes.
+        // SAFETY: `data` points at the `size` bytes of the object just made (dangling for
+        // size 0, when nothing is written), which only this arena references.
+        unsafe { data.as_ptr().write_bytes(0, size) };
+        // SAFETY: the `size` bytes are initialised (zeroed above) and valid for writes. The
+        // object stays alive, held in `made`, until `into_objects` takes `self`, which ends
+        // the borrow of `self` that this slice's lifetime is tied to. Nothing else can reach
+        // the bytes: the object has no other reference, and every call makes a new object,
+        // so lent slices never overlap.
+        Ok(unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), size) })
+    }
+
+    /// The objects made, each with the index of its key.
+    fn into_objects(self) -> Vec<(usize, Py<PyBytes>)> {
+        self.made.into_inner()
+    }
 }
 
 impl MooncakeDistributedStore {
@@ -263,15 +331,16 @@ impl MooncakeDistributedStore {
 /// Reads `keys` straight into new `bytes` objects (no intermediate copy); `None` for
 /// each key that is missing or unreadable.
 fn get_bytes(py: Python<'_>, c: &Client, keys: &[String]) -> Vec<Option<Py<PyBytes>>> {
-    let mut out: Vec<Option<Py<PyBytes>>> = keys.iter().map(|_| None).collect();
+    let fresh = FreshBytes::default();
     let res = py.detach(|| {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        c.store.get_batch_with(&refs, |k, size| {
-            let (obj, data) = new_bytes(size)?;
-            out[k] = Some(obj);
-            Ok(data)
-        })
+        c.store
+            .get_batch_with(&refs, |k, size| fresh.alloc(k, size))
     });
+    let mut out: Vec<Option<Py<PyBytes>>> = keys.iter().map(|_| None).collect();
+    for (k, obj) in fresh.into_objects() {
+        out[k] = Some(obj);
+    }
     res.into_iter()
         .zip(out)
         .zip(keys)
@@ -327,21 +396,21 @@ impl MooncakeDistributedStore {
         let args = match setup::collect(&positional, kwargs.as_ref()).and_then(|m| setup::parse(&m))
         {
             Ok(a) => a,
-            Err(e) => return self.fail(INVALID, format!("setup: {e}")),
+            Err(e) => return self.refuse("setup", &e),
         };
         if self.client.read().is_some() {
-            return self.fail(INVALID, "setup: already set up; call close() first");
+            return self.refuse("setup", &BindingError::AlreadySetUp);
         }
         match py.detach(|| Client::connect(&args)) {
             Ok(c) => {
                 let mut slot = self.client.write();
                 if slot.is_some() {
-                    return self.fail(INVALID, "setup: already set up; call close() first");
+                    return self.refuse("setup", &BindingError::AlreadySetUp);
                 }
                 *slot = Some(Arc::new(c));
                 0
             }
-            Err((code, msg)) => self.fail(code, format!("setup: {msg}")),
+            Err(e) => self.refuse("setup", &e),
         }
     }
 

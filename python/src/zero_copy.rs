@@ -6,43 +6,74 @@
 //! multi-buffer forms gather into / scatter from the staging pool (`local_buffer_size`).
 //! Over TCP no registration is needed; `register_buffer` records ranges so code written
 //! for RDMA runs unchanged, and refuses overlaps.
+//!
+//! Every `Mem` made here lives only for the method that made it, which is what the raw-address
+//! contract promises for (docs/python.md): the caller's memory is valid and left alone until
+//! the method returns.
 
 use pyo3::prelude::*;
 
-use crate::buffers::Mem;
+use crate::buffers::{self, Access, Mem};
 use crate::config::ReplicateConfig;
-use crate::store::{INVALID, MooncakeDistributedStore};
+use crate::error::BindingError;
+use crate::store::MooncakeDistributedStore;
+
+/// The memory one argument names: `size` bytes from an integer address, or the first `size`
+/// bytes of an object with the buffer protocol.
+fn mem(obj: &Bound<'_, PyAny>, size: usize, access: Access) -> Result<Mem, BindingError> {
+    match buffers::address(obj)? {
+        // SAFETY: an integer address is Mooncake's raw-address contract (docs/python.md): the
+        // Python caller promises `size` readable bytes there — writable too when the method
+        // reads an object into them — that nothing else touches until the method returns.
+        // The `Mem` does not outlive the method (the callers here drop it before returning).
+        // Inside the call, sources only share reads and destinations go through
+        // `buffers::dests*`, which refuses overlaps before writing.
+        Some(addr) => unsafe { Mem::from_raw(addr, size, access) },
+        None => Mem::from_buffer(obj, Some(size), access),
+    }
+}
 
 /// One `Mem` per (address or buffer, size) pair.
-fn mems(ptrs: &[Bound<'_, PyAny>], sizes: &[usize]) -> Result<Vec<Mem>, String> {
+fn mems(
+    ptrs: &[Bound<'_, PyAny>],
+    sizes: &[usize],
+    access: Access,
+) -> Result<Vec<Mem>, BindingError> {
     if ptrs.len() != sizes.len() {
-        return Err(format!("{} buffers but {} sizes", ptrs.len(), sizes.len()));
+        return Err(BindingError::LengthMismatch {
+            left_what: "buffers",
+            left: ptrs.len(),
+            right_what: "sizes",
+            right: sizes.len(),
+        });
     }
     ptrs.iter()
         .zip(sizes)
-        .map(|(p, &n)| Mem::from_py(p, Some(n)))
+        .map(|(p, &n)| mem(p, n, access))
         .collect()
+}
+
+/// The range `[start, start + len)` an argument names, for the registry: an integer address
+/// is taken as given (registering touches no memory), a buffer object is asked for its own.
+fn range(obj: &Bound<'_, PyAny>, size: usize) -> Result<(usize, usize), BindingError> {
+    match buffers::address(obj)? {
+        Some(addr) => Ok((addr, size)),
+        None => Mem::from_buffer(obj, Some(size), Access::Read).map(|m| (m.addr(), m.len())),
+    }
 }
 
 #[pymethods]
 impl MooncakeDistributedStore {
     /// Records `[buffer_ptr, buffer_ptr + size)` for later zero-copy calls. 0 or -600.
     fn register_buffer(&self, buffer_ptr: &Bound<'_, PyAny>, size: usize) -> i32 {
-        let r = Mem::from_py(buffer_ptr, Some(size))
-            .and_then(|m| self.registry.register(m.addr(), m.len()));
-        r.map_or_else(
-            |e| self.fail(INVALID, format!("register_buffer: {e}")),
-            |()| 0,
-        )
+        let r = range(buffer_ptr, size).and_then(|(ptr, len)| self.registry.register(ptr, len));
+        r.map_or_else(|e| self.refuse("register_buffer", &e), |()| 0)
     }
 
     /// Forgets a registered buffer. 0 or -600.
     fn unregister_buffer(&self, buffer_ptr: &Bound<'_, PyAny>) -> i32 {
-        let r = Mem::from_py(buffer_ptr, Some(0)).and_then(|m| self.registry.unregister(m.addr()));
-        r.map_or_else(
-            |e| self.fail(INVALID, format!("unregister_buffer: {e}")),
-            |()| 0,
-        )
+        let r = range(buffer_ptr, 0).and_then(|(ptr, _)| self.registry.unregister(ptr));
+        r.map_or_else(|e| self.refuse("unregister_buffer", &e), |()| 0)
     }
 
     #[pyo3(signature = (key, buffer_ptr, size, config=None))]
@@ -78,9 +109,9 @@ impl MooncakeDistributedStore {
         sizes: Vec<usize>,
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> Vec<i32> {
-        match mems(&buffer_ptrs, &sizes) {
+        match mems(&buffer_ptrs, &sizes, Access::Read) {
             Ok(m) => self.write_mems(py, &keys, &m, config.as_deref(), false),
-            Err(e) => vec![self.fail(INVALID, format!("batch_put_from: {e}")); keys.len()],
+            Err(e) => vec![self.refuse("batch_put_from", &e); keys.len()],
         }
     }
 
@@ -93,9 +124,9 @@ impl MooncakeDistributedStore {
         sizes: Vec<usize>,
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> Vec<i32> {
-        match mems(&buffer_ptrs, &sizes) {
+        match mems(&buffer_ptrs, &sizes, Access::Read) {
             Ok(m) => self.write_mems(py, &keys, &m, config.as_deref(), true),
-            Err(e) => vec![self.fail(INVALID, format!("batch_upsert_from: {e}")); keys.len()],
+            Err(e) => vec![self.refuse("batch_upsert_from", &e); keys.len()],
         }
     }
 
@@ -112,6 +143,7 @@ impl MooncakeDistributedStore {
     }
 
     /// `get_into` for several keys: one master round trip, slices pipelined per shard.
+    /// Refused with -600 (nothing written) when two buffers share a byte.
     fn batch_get_into(
         &self,
         py: Python<'_>,
@@ -120,15 +152,22 @@ impl MooncakeDistributedStore {
         sizes: Vec<usize>,
     ) -> Vec<i64> {
         let n = keys.len();
-        let fail =
-            |e: String| vec![i64::from(self.fail(INVALID, format!("batch_get_into: {e}"))); n];
-        let m = match mems(&buffer_ptrs, &sizes) {
+        let fail = |e: BindingError| vec![i64::from(self.refuse("batch_get_into", &e)); n];
+        let mut m = match mems(&buffer_ptrs, &sizes, Access::Write) {
             Ok(m) if m.len() == n => m,
-            Ok(_) => return fail("keys and buffers differ in length".into()),
+            Ok(m) => {
+                return fail(BindingError::LengthMismatch {
+                    left_what: "keys",
+                    left: n,
+                    right_what: "buffers",
+                    right: m.len(),
+                });
+            }
             Err(e) => return fail(e),
         };
-        let Some(bufs) = m.iter().map(Mem::bytes_mut).collect::<Option<Vec<_>>>() else {
-            return fail("a buffer is read-only".into());
+        let bufs = match buffers::dests(&mut m) {
+            Ok(b) => b,
+            Err(e) => return fail(e),
         };
         let c = match self.client() {
             Ok(c) => c,
@@ -156,11 +195,9 @@ impl MooncakeDistributedStore {
         config: Option<PyRef<'_, ReplicateConfig>>,
     ) -> Vec<i32> {
         let n = keys.len();
-        let parts = match multi(&all_buffer_ptrs, &all_sizes, n) {
+        let parts = match multi(&all_buffer_ptrs, &all_sizes, n, Access::Read) {
             Ok(p) => p,
-            Err(e) => {
-                return vec![self.fail(INVALID, format!("batch_put_from_multi_buffers: {e}")); n];
-            }
+            Err(e) => return vec![self.refuse("batch_put_from_multi_buffers", &e); n],
         };
         self.write_gathered(py, &keys, &parts, config.as_deref(), false)
     }
@@ -178,24 +215,24 @@ impl MooncakeDistributedStore {
     ) -> Vec<i64> {
         let _ = prefer_alloc_in_same_node; // placement hint of writes; reads pick any replica
         let n = keys.len();
-        let fail = |e: String| {
-            vec![i64::from(self.fail(INVALID, format!("batch_get_into_multi_buffers: {e}"))); n]
-        };
-        let parts = match multi(&all_buffer_ptrs, &all_sizes, n) {
+        let fail =
+            |e: BindingError| vec![i64::from(self.refuse("batch_get_into_multi_buffers", &e)); n];
+        let mut parts = match multi(&all_buffer_ptrs, &all_sizes, n, Access::Write) {
             Ok(p) => p,
             Err(e) => return fail(e),
         };
-        if parts.iter().flatten().any(|m| m.bytes_mut().is_none()) {
-            return fail("a buffer is read-only".into());
-        }
+        let mut dsts = match buffers::dests_nested(&mut parts) {
+            Ok(d) => d,
+            Err(e) => return fail(e),
+        };
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return vec![code.into(); n],
         };
         py.detach(|| {
-            let mut staged: Vec<Vec<u8>> = parts
+            let mut staged: Vec<Vec<u8>> = dsts
                 .iter()
-                .map(|ms| c.staging.take(ms.iter().map(Mem::len).sum()))
+                .map(|ds| c.staging.take(ds.iter().map(|d| d.len()).sum()))
                 .collect();
             let mut items: Vec<(&str, &mut [u8])> = keys
                 .iter()
@@ -207,10 +244,10 @@ impl MooncakeDistributedStore {
             let out = res
                 .into_iter()
                 .zip(&staged)
-                .zip(&parts)
-                .map(|((r, v), ms)| match r {
+                .zip(&mut dsts)
+                .map(|((r, v), ds)| match r {
                     Ok(size) => {
-                        scatter(&v[..size], ms);
+                        scatter(&v[..size], ds);
                         size as i64
                     }
                     Err(e) => e.code().code().into(),
@@ -227,25 +264,31 @@ fn multi(
     ptrs: &[Vec<Bound<'_, PyAny>>],
     sizes: &[Vec<usize>],
     n: usize,
-) -> Result<Vec<Vec<Mem>>, String> {
-    if ptrs.len() != n || sizes.len() != n {
-        return Err(format!(
-            "{n} keys, {} buffer lists, {} size lists",
-            ptrs.len(),
-            sizes.len()
-        ));
+    access: Access,
+) -> Result<Vec<Vec<Mem>>, BindingError> {
+    for (right_what, right) in [("buffer lists", ptrs.len()), ("size lists", sizes.len())] {
+        if right != n {
+            return Err(BindingError::LengthMismatch {
+                left_what: "keys",
+                left: n,
+                right_what,
+                right,
+            });
+        }
     }
-    ptrs.iter().zip(sizes).map(|(p, s)| mems(p, s)).collect()
+    ptrs.iter()
+        .zip(sizes)
+        .map(|(p, s)| mems(p, s, access))
+        .collect()
 }
 
 /// Copies `data` over `bufs` in order.
-fn scatter(data: &[u8], bufs: &[Mem]) {
+fn scatter(data: &[u8], bufs: &mut [&mut [u8]]) {
     let mut at = 0;
-    for m in bufs {
+    for dst in bufs {
         if at >= data.len() {
             break;
         }
-        let Some(dst) = m.bytes_mut() else { continue };
         let k = dst.len().min(data.len() - at);
         dst[..k].copy_from_slice(&data[at..at + k]);
         at += k;

@@ -1,6 +1,7 @@
 """Zero-copy calls with numpy arrays, bytearray / memoryview and raw addresses."""
 
 import numpy as np
+import pytest
 
 from mooncake_rs.store import ErrorCode
 
@@ -58,6 +59,10 @@ def test_get_into_errors_leave_buffer_untouched(store):
     assert store.get_into("missing", small, small.nbytes) == ErrorCode.OBJECT_NOT_FOUND
     assert store.get_into("big", b"read-only bytes" * 100, 1000) == INVALID
     assert store.get_into("big", small, small.nbytes + 1) == INVALID  # size beyond buffer
+    assert store.get_into("big", True, 1000) == INVALID  # a bool is an int, not an address
+    assert "address" in store.last_error(), store.last_error()
+    assert store.get_into("big", 2**64 - 10, 1000) == INVALID  # past the address space
+    assert "address space" in store.last_error(), store.last_error()
     assert store.put_from("x", small, 0) == INVALID  # empty value
 
 
@@ -67,7 +72,8 @@ def test_batch_put_from_and_get_into(store):
     keys = [f"bz{i}" for i in range(n)]
     assert store.batch_put_from(keys, [s.ctypes.data for s in srcs], [s.nbytes for s in srcs]) == [0] * n
     dsts = [np.zeros_like(s) for s in srcs]
-    got = store.batch_get_into(keys + ["nope"], [d.ctypes.data for d in dsts] + [dsts[0].ctypes.data], [d.nbytes for d in dsts] + [dsts[0].nbytes])
+    spare = np.zeros(4096, dtype=np.uint8)
+    got = store.batch_get_into(keys + ["nope"], [d.ctypes.data for d in dsts] + [spare.ctypes.data], [d.nbytes for d in dsts] + [spare.nbytes])
     assert got[:n] == [s.nbytes for s in srcs]
     assert got[n] == ErrorCode.OBJECT_NOT_FOUND
     for s, d in zip(srcs, dsts):
@@ -108,3 +114,58 @@ def test_upsert_from(store):
     assert store.get("uf") == b.tobytes()
     assert store.batch_upsert_from(["uf"], [a], [a.nbytes]) == [0]
     assert store.get("uf") == a.tobytes()
+
+
+def test_overlapping_destinations_are_refused(store):
+    a, b = pattern(4096, 20), pattern(4096, 21)
+    assert store.batch_put_from(["ov-a", "ov-b"], [a, b], [a.nbytes, b.nbytes]) == [0, 0]
+    mem = np.full(3 * 4096, 7, dtype=np.uint8)
+    # two numpy views of the same memory, sharing bytes 2048..4096
+    views = [mem[:4096], mem[2048 : 2048 + 4096]]
+    assert store.batch_get_into(["ov-a", "ov-b"], views, [4096, 4096]) == [INVALID, INVALID]
+    assert "overlap" in store.last_error(), store.last_error()
+    assert "#0 and #1" in store.last_error(), store.last_error()
+    # the same raw address twice, and a range inside another one
+    ptr = mem.ctypes.data
+    assert store.batch_get_into(["ov-a", "ov-b"], [ptr, ptr], [4096, 4096]) == [INVALID, INVALID]
+    assert store.batch_get_into(["ov-a", "ov-b"], [ptr, ptr + 100], [8192, 10]) == [INVALID, INVALID]
+    assert "overlap" in store.last_error(), store.last_error()
+    assert (mem == 7).all()  # nothing was written
+    # adjacent ranges share no byte: accepted
+    assert store.batch_get_into(["ov-a", "ov-b"], [mem[:4096], mem[4096:8192]], [4096, 4096]) == [4096, 4096]
+    assert np.array_equal(mem[:4096], a) and np.array_equal(mem[4096:8192], b)
+
+
+def test_overlapping_multi_buffer_destinations_are_refused(store):
+    parts = [pattern(1024, 30 + j) for j in range(4)]
+    assert store.batch_put_from_multi_buffers(["ovm"], [parts], [[1024] * 4]) == [0]
+    mem = np.full(8192, 7, dtype=np.uint8)
+    ptr = mem.ctypes.data
+    # within one key
+    within = [[ptr, ptr + 1024, ptr + 1024, ptr + 3072]]
+    assert store.batch_get_into_multi_buffers(["ovm"], within, [[1024] * 4]) == [INVALID]
+    assert "overlap" in store.last_error(), store.last_error()
+    # across keys: the second key's buffer falls inside the first key's
+    across = [[ptr, ptr + 1024, ptr + 2048, ptr + 3072], [ptr + 512]]
+    assert store.batch_get_into_multi_buffers(["ovm", "ovm"], across, [[1024] * 4, [4096]]) == [INVALID, INVALID]
+    assert "#0 and #4" in store.last_error(), store.last_error()
+    assert (mem == 7).all()
+    disjoint = [[ptr, ptr + 1024, ptr + 2048, ptr + 3072]]
+    assert store.batch_get_into_multi_buffers(["ovm"], disjoint, [[1024] * 4]) == [4096]
+    assert mem[:4096].tobytes() == b"".join(p.tobytes() for p in parts)
+
+
+def test_overlapping_sources_are_fine(store):
+    src = pattern(8192, 40)
+    view = src[1000:5000]
+    assert store.batch_put_from(["os-a", "os-b"], [src, view], [8192, 4000]) == [0, 0]
+    assert store.get("os-a") == src.tobytes()
+    assert store.get("os-b") == view.tobytes()
+    ptr = src.ctypes.data
+    assert store.batch_put_from_multi_buffers(["os-m"], [[ptr, ptr]], [[100, 200]]) == [0]
+    assert store.get("os-m") == src[:100].tobytes() + src[:200].tobytes()
+
+
+def test_raw_address_needs_a_size(store):
+    with pytest.raises(TypeError, match="needs a size"):
+        store.put("int-value", 12345)
