@@ -11,6 +11,8 @@ use mc_schema::msg::{
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use mc_rpc::Reply;
+
 use crate::MasterError;
 use crate::clock::Clock;
 use crate::objects::{ObjectStore, Policy};
@@ -282,13 +284,23 @@ impl MasterService {
 }
 
 impl mc_rpc::Service for MasterService {
-    fn handle(&self, _term: u64, req: Request) -> Response {
+    fn handle(&self, _term: u64, req: Request) -> Reply {
         let (op, keys) = crate::metrics::classify(&req);
         let t0 = std::time::Instant::now();
         let resp = self.dispatch(req);
         self.rpc_metrics
             .record(op, keys, crate::metrics::failed(&resp), t0.elapsed());
-        resp
+        Reply::Now(resp)
+    }
+}
+
+impl MasterService {
+    /// Answers a request that never waits, for in-process callers (tests, tools).
+    ///
+    /// # Panics
+    /// When the answer would be deferred.
+    pub fn handle_now(&self, term: u64, req: Request) -> Response {
+        mc_rpc::Service::handle(self, term, req).now()
     }
 }
 

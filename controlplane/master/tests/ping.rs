@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use mc_master::clock::ManualClock;
 use mc_master::service::{MasterService, ServiceConfig};
-use mc_rpc::Service;
+
 use mc_schema::msg::{ReplicateConfig, Request, ResponseBody};
 
 const SEG: u64 = 8 << 20;
 
 fn ping(svc: &MasterService, client_id: u64) -> ResponseBody {
-    let r = svc.handle(0, Request::Ping { client_id });
+    let r = svc.handle_now(0, Request::Ping { client_id });
     assert_eq!(r.status, 0, "{r:?}");
     r.body
 }
@@ -39,7 +39,7 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
         }
     );
 
-    let mounted = svc.handle(
+    let mounted = svc.handle_now(
         0,
         Request::MountSegment {
             client_id: 7,
@@ -51,7 +51,7 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
         },
     );
     assert_eq!(mounted.status, 0, "{mounted:?}");
-    let started = svc.handle(
+    let started = svc.handle_now(
         0,
         Request::PutStart {
             client_id: 1,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mc_master::clock::{Clock, ManualClock};
 use mc_master::objects::Policy;
 use mc_master::service::{MasterService, ServiceConfig};
-use mc_rpc::Service;
+
 use mc_schema::ErrorCode;
 use mc_schema::msg::{PutEndItem, ReplicateConfig, Request, Response, ResponseBody, SoftPinAction};
 
@@ -24,7 +24,7 @@ fn master(policy: Policy) -> (MasterService, Arc<ManualClock>) {
         },
         clock.clone(),
     );
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::MountSegment {
             client_id: 7,
@@ -51,7 +51,7 @@ fn policy() -> Policy {
 }
 
 fn start(svc: &MasterService, key: &str, cfg: &ReplicateConfig) -> Result<u64, i32> {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::PutStart {
             client_id: 1,
@@ -70,7 +70,7 @@ fn start(svc: &MasterService, key: &str, cfg: &ReplicateConfig) -> Result<u64, i
 }
 
 fn end(svc: &MasterService, key: &str, generation: u64) -> i32 {
-    statuses(svc.handle(
+    statuses(svc.handle_now(
         0,
         Request::PutEnd {
             items: vec![PutEndItem {
@@ -97,7 +97,7 @@ fn statuses(r: Response) -> Vec<i32> {
 }
 
 fn read(svc: &MasterService, key: &str) -> i32 {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::GetReplicaList {
             keys: vec![key.into()],
@@ -110,7 +110,7 @@ fn read(svc: &MasterService, key: &str) -> i32 {
 }
 
 fn remove(svc: &MasterService, key: &str, force: bool) -> i32 {
-    statuses(svc.handle(
+    statuses(svc.handle_now(
         0,
         Request::Remove {
             keys: vec![key.into()],
@@ -302,7 +302,7 @@ fn two_host_master(strategy: mc_master::segments::Strategy) -> MasterService {
     );
     for (id, host) in [(1u64, "ha"), (2, "hb")] {
         let name = format!("{host}:1");
-        let r = svc.handle(
+        let r = svc.handle_now(
             0,
             Request::MountSegment {
                 client_id: id,
@@ -319,7 +319,7 @@ fn two_host_master(strategy: mc_master::segments::Strategy) -> MasterService {
 }
 
 fn host_of(svc: &MasterService, key: &str, client_host: &str) -> String {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::PutStart {
             client_id: 1,
@@ -347,7 +347,7 @@ fn free_ratio_first_fills_the_emptier_host_and_local_first_the_writers() {
     // Load host ha by preference, then let the strategy choose: hb is emptier every time
     // until both hold the same.
     for i in 0..8 {
-        let r = svc.handle(
+        let r = svc.handle_now(
             0,
             Request::PutStart {
                 client_id: 1,
@@ -372,7 +372,7 @@ fn free_ratio_first_fills_the_emptier_host_and_local_first_the_writers() {
 }
 
 fn upsert_start(svc: &MasterService, key: &str) -> Result<u64, i32> {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::UpsertStart {
             client_id: 1,
@@ -391,7 +391,7 @@ fn upsert_start(svc: &MasterService, key: &str) -> Result<u64, i32> {
 }
 
 fn upsert_end(svc: &MasterService, key: &str, generation: u64) -> i32 {
-    statuses(svc.handle(
+    statuses(svc.handle_now(
         0,
         Request::UpsertEnd {
             items: vec![PutEndItem {
@@ -405,7 +405,7 @@ fn upsert_end(svc: &MasterService, key: &str, generation: u64) -> i32 {
 }
 
 fn current_generation(svc: &MasterService, key: &str) -> u64 {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::GetReplicaList {
             keys: vec![key.into()],
@@ -446,7 +446,7 @@ fn upsert_swaps_at_end_and_frees_the_old_value_after_its_lease() {
     assert_eq!(used(&svc), OBJ);
     // A revoked upsert leaves the current value alone.
     let _g2 = upsert_start(&svc, "k").unwrap();
-    let revoke = svc.handle(
+    let revoke = svc.handle_now(
         0,
         Request::UpsertRevoke {
             keys: vec!["k".into()],

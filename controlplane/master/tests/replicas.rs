@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mc_master::clock::{Clock, ManualClock};
 use mc_master::objects::Policy;
 use mc_master::service::{MasterService, ServiceConfig};
-use mc_rpc::Service;
+
 use mc_schema::limits::MAX_SLICE_BYTES;
 use mc_schema::msg::{
     PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, ResponseBody,
@@ -33,7 +33,7 @@ fn master(hosts: &[&str]) -> (MasterService, Arc<ManualClock>) {
     for (i, host) in hosts.iter().enumerate() {
         let id = i as u64 + 1;
         let name = format!("{host}:1");
-        let r = svc.handle(
+        let r = svc.handle_now(
             0,
             Request::MountSegment {
                 client_id: id,
@@ -50,7 +50,7 @@ fn master(hosts: &[&str]) -> (MasterService, Arc<ManualClock>) {
 }
 
 fn start(svc: &MasterService, key: &str, len: u64, cfg: &ReplicateConfig) -> Vec<ReplicaDesc> {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::PutStart {
             client_id: 1,
@@ -67,7 +67,7 @@ fn start(svc: &MasterService, key: &str, len: u64, cfg: &ReplicateConfig) -> Vec
 }
 
 fn end(svc: &MasterService, key: &str, crcs: Vec<u32>, failed: Vec<u32>, generation: u64) -> i32 {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::PutEnd {
             items: vec![PutEndItem {
@@ -85,7 +85,7 @@ fn end(svc: &MasterService, key: &str, crcs: Vec<u32>, failed: Vec<u32>, generat
 }
 
 fn get(svc: &MasterService, key: &str) -> ReplicaListResult {
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::GetReplicaList {
             keys: vec![key.into()],
@@ -172,7 +172,7 @@ fn an_unmounted_segment_takes_its_replicas_with_it() {
         },
     );
     assert_eq!(endpoints(&pending), ["hb:1", "ha:1"]);
-    let r = svc.handle(
+    let r = svc.handle_now(
         0,
         Request::UnmountSegment {
             client_id: 2,
@@ -191,7 +191,7 @@ fn an_unmounted_segment_takes_its_replicas_with_it() {
     assert_eq!(endpoints(&get(&svc, "pending").replicas), ["ha:1"]);
     assert_eq!(used(&svc), 2 * 4096, "only ha's ranges are still counted");
     // Removing frees ha's ranges; hb's are gone with its segment.
-    let r = svc.handle(0, Request::RemoveAll { force: true });
+    let r = svc.handle_now(0, Request::RemoveAll { force: true });
     assert_eq!(r.body, ResponseBody::Count(2));
     assert_eq!(used(&svc), 0);
 }

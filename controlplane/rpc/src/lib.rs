@@ -17,4 +17,4 @@ pub mod server;
 pub use client::RpcClient;
 pub use error::RpcError;
 #[cfg(feature = "server")]
-pub use server::{ServerConfig, Service, serve};
+pub use server::{Reply, ServerConfig, Service, serve};

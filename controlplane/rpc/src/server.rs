@@ -1,10 +1,12 @@
 //! Tokio RPC server: handshake, frame splitting, inline dispatch, pipelined answers.
 //!
 //! A connection's reader collects bytes, answers every complete frame in order as soon as it
-//! is there, and flushes all answers of one read in a single write. Malformed input (bad
+//! is there, and flushes all answers of one read in a single write. A request whose answer
+//! is deferred ([`Reply::Later`]) is awaited on the connection's task, in order. Malformed input (bad
 //! handshake, oversized or garbage frames) closes that connection only.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,11 +21,43 @@ use tracing::{debug, info, warn};
 
 use crate::RpcError;
 
+/// An answer: ready now, or later (a request that waits for something, such as a remove
+/// waiting for the holders to confirm). A deferred answer holds back the answers to later
+/// requests on the same connection, so every connection's answers stay in request order;
+/// other connections are not affected.
+pub enum Reply {
+    /// Ready.
+    Now(Response),
+    /// Ready when the future completes (it must complete: bound its waits).
+    Later(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl Reply {
+    /// The answer of a request that never waits. For in-process callers (tests) that know
+    /// the request they send answers at once.
+    ///
+    /// # Panics
+    /// When the answer is deferred.
+    pub fn now(self) -> Response {
+        match self {
+            Reply::Now(r) => r,
+            Reply::Later(_) => panic!("a deferred answer was taken as immediate"),
+        }
+    }
+}
+
+impl From<Response> for Reply {
+    fn from(r: Response) -> Reply {
+        Reply::Now(r)
+    }
+}
+
 /// What the server dispatches to. Handlers run inline on the connection's task, so they
-/// must not block for long (take short locks, no I/O).
+/// must not block (take short locks, no I/O); anything that waits returns
+/// [`Reply::Later`].
 pub trait Service: Send + Sync + 'static {
     /// Answers one request stamped with the leader `term` the sender expects.
-    fn handle(&self, term: u64, req: Request) -> Response;
+    fn handle(&self, term: u64, req: Request) -> Reply;
 }
 
 /// Server limits and identity.
@@ -150,7 +184,18 @@ async fn connection(
                 Ok(Some((h, len))) => {
                     let payload = &inbuf[consumed + FRAME_HEADER_BYTES..consumed + len];
                     let resp = match decode_request(payload) {
-                        Ok((term, req)) => svc.handle(term, req),
+                        Ok((term, req)) => match svc.handle(term, req) {
+                            Reply::Now(r) => r,
+                            Reply::Later(f) => {
+                                // Answers before this one go out now; this one and those
+                                // after it wait (in order) for it.
+                                if !out.is_empty() {
+                                    stream.write_all(&out).await.map_err(RpcError::PeerIo)?;
+                                    out.clear();
+                                }
+                                f.await
+                            }
+                        },
                         Err(e) => {
                             let resp =
                                 Response::error(ErrorCode::InvalidParams.code(), e.to_string());
