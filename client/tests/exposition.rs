@@ -25,8 +25,8 @@ const ALLOWED_LINTS: [&str; 4] = [
     "master_key_count non-histogram and non-summary metrics should not have \"_count\" suffix",
 ];
 
-/// The master's RPCs in metric-name form, as scraped before.
-const MASTER_OPS: [&str; 16] = [
+/// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
+const MASTER_OPS: [&str; 19] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -43,6 +43,9 @@ const MASTER_OPS: [&str; 16] = [
     "upsert_start",
     "upsert_end",
     "upsert_revoke",
+    "sync",
+    "report_inventory",
+    "inventory_done",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -94,6 +97,10 @@ fn node_families() -> Families {
         ("mc_shard_read_errors_total", "counter", shard),
         ("mc_shard_crc_failures_total", "counter", shard),
         ("mc_shard_range_busy_total", "counter", shard),
+        ("mc_shard_stale_term_writes_total", "counter", shard),
+        ("mc_shard_index_errors_total", "counter", shard),
+        ("mc_shard_index_entries", "gauge", shard),
+        ("mc_shard_index_bytes", "gauge", shard),
         (
             "mc_shard_transfer_latency_seconds",
             "histogram",

@@ -71,6 +71,15 @@ pub enum DataplaneError {
         /// The segment already mapping part of it.
         segment: String,
     },
+    /// The object index's memory files could not be made or grown.
+    #[error("object index: {0}")]
+    Index(#[source] mc_hugepages::Error),
+    /// A key too long for the index (the transfer decoder refuses these first).
+    #[error("object index: a key of {len} bytes exceeds the 4096-byte limit")]
+    IndexKey {
+        /// Bytes of the key.
+        len: usize,
+    },
     /// A data connection failed.
     #[error("data connection: {source}")]
     Connection {
@@ -86,6 +95,9 @@ pub enum DataplaneError {
     /// A malformed transfer header.
     #[error("bad transfer header: {0}")]
     BadHeader(#[source] SchemaError),
+    /// A malformed object info block after a WRITE header.
+    #[error("bad object info: {0}")]
+    BadObjectInfo(#[source] SchemaError),
     /// A header with an op clients do not send.
     #[error("unexpected op {0:?} from a client")]
     UnexpectedOp(Op),

@@ -13,6 +13,7 @@
 
 pub mod control;
 mod error;
+pub mod index;
 pub mod inflight;
 pub mod segment;
 pub mod shard;

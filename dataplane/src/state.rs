@@ -3,11 +3,12 @@
 //! A shard is one thread, so this is `Rc` + `RefCell`, never locked. The shard's set-up and
 //! control loop (`shard`) own it; the transfer server (`transfer`) only reads it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::index::Index;
 use crate::inflight::InFlight;
 use crate::segment::SegmentMem;
 use crate::stats::ShardStats;
@@ -22,6 +23,11 @@ pub(crate) struct ShardState {
     pub(crate) stats: Arc<ShardStats>,
     /// Ranges that transfers are using right now; also the in-flight count a drain waits on.
     pub(crate) ranges: InFlight,
+    /// The objects held in this shard's segments.
+    pub(crate) index: RefCell<Index>,
+    /// The highest master term seen: writes of allocations from lower terms are refused,
+    /// notices of lower terms ignored.
+    pub(crate) term: Cell<u64>,
 }
 
 impl ShardState {

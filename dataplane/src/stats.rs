@@ -62,6 +62,14 @@ pub struct ShardStats {
     pub connections_total: IntCounter,
     /// Transfers refused because an overlapping write was in flight (`OBJECT_REPLICA_BUSY`).
     pub range_busy_total: IntCounter,
+    /// WRITEs refused because their allocation came from a deposed master's term.
+    pub stale_term_writes_total: IntCounter,
+    /// Slices stored but not indexed (the index could not grow).
+    pub index_errors_total: IntCounter,
+    /// Entries in the shard's object index.
+    pub index_entries: BytesGauge,
+    /// Bytes of memory the object index takes.
+    pub index_bytes: BytesGauge,
     /// The family of both directions' latency children, kept for registration.
     latency: HistogramVec,
 }
@@ -78,6 +86,10 @@ impl ShardStats {
         let counter = |name: &str, help: &str| {
             IntCounter::with_opts(labels(Opts::new(name, help)))
                 .expect("shard counter definitions are valid")
+        };
+        let gauge = |name: &str, help: &str| {
+            BytesGauge::with_opts(labels(Opts::new(name, help)))
+                .expect("shard gauge definitions are valid")
         };
         let latency = HistogramVec::new(
             HistogramOpts::new(
@@ -131,6 +143,19 @@ impl ShardStats {
                 "mc_shard_range_busy_total",
                 "Transfers refused because an overlapping write was in flight.",
             ),
+            stale_term_writes_total: counter(
+                "mc_shard_stale_term_writes_total",
+                "WRITEs refused because their allocation came from a deposed master.",
+            ),
+            index_errors_total: counter(
+                "mc_shard_index_errors_total",
+                "Slices stored but not recorded in the object index.",
+            ),
+            index_entries: gauge("mc_shard_index_entries", "Entries in the object index."),
+            index_bytes: gauge(
+                "mc_shard_index_bytes",
+                "Bytes of memory the object index takes.",
+            ),
             latency,
         }
     }
@@ -139,10 +164,14 @@ impl ShardStats {
     /// endpoint is registered there already.
     pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
         registry.register(Box::new(self.capacity_bytes.clone()))?;
+        registry.register(Box::new(self.index_entries.clone()))?;
+        registry.register(Box::new(self.index_bytes.clone()))?;
         for c in [
             &self.connections_total,
             &self.crc_failures_total,
             &self.range_busy_total,
+            &self.stale_term_writes_total,
+            &self.index_errors_total,
             &self.writes.ops_total,
             &self.writes.bytes_total,
             &self.writes.errors_total,

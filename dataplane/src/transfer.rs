@@ -13,10 +13,14 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use mc_schema::ErrorCode;
 use mc_schema::checksum::Crc32c;
+use mc_schema::generation::term_of;
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
-use mc_transfer::header::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
+use mc_transfer::header::{
+    FLAG_OBJECT_INFO, OBJECT_INFO_BYTES, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader,
+};
 
 use crate::DataplaneError;
+use crate::index::{Entry, EntryState};
 use crate::inflight::RangeError;
 use crate::state::ShardState;
 
@@ -40,6 +44,7 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) 
     handshake(&mut stream, state).await?;
     let mut hdr = [0u8; TRANSFER_HEADER_BYTES];
     let mut out: Vec<u8> = Vec::with_capacity(TRANSFER_HEADER_BYTES + COALESCE_BYTES);
+    let mut key: Vec<u8> = Vec::with_capacity(256);
     loop {
         match stream.read(&mut hdr[..1]).await {
             Ok(0) => return Ok(()),
@@ -50,7 +55,10 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) 
         let h = TransferHeader::decode(&hdr).map_err(DataplaneError::BadHeader)?;
         let t0 = std::time::Instant::now();
         let (r, stats) = match h.op {
-            Op::Write => (write(&mut stream, state, &h).await, &state.stats.writes),
+            Op::Write => (
+                write(&mut stream, state, &h, &mut key).await,
+                &state.stats.writes,
+            ),
             Op::Read => (
                 read(&mut stream, state, &h, &mut out).await,
                 &state.stats.reads,
@@ -89,9 +97,62 @@ fn refusal(state: &ShardState, e: RangeError, out_of_bounds: ErrorCode) -> Error
     }
 }
 
-/// Serves one WRITE; returns the status its ack carried.
-async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -> Result<i32> {
+/// Reads the object info and key that follow a WRITE header flagged with them.
+async fn read_object_info(stream: &mut TcpStream, key: &mut Vec<u8>) -> Result<ObjectInfo> {
+    let mut b = [0u8; OBJECT_INFO_BYTES];
+    stream.read_exact(&mut b).await.map_err(io)?;
+    let (info, key_len) = ObjectInfo::decode(&b).map_err(DataplaneError::BadObjectInfo)?;
+    key.resize(key_len, 0);
+    stream.read_exact(key).await.map_err(io)?;
+    if std::str::from_utf8(key).is_err() {
+        return Err(DataplaneError::BadObjectInfo(
+            mc_schema::SchemaError::Invalid("object key is not UTF-8".into()),
+        ));
+    }
+    Ok(info)
+}
+
+/// Answers a WRITE that is refused with `code`. When the range lies inside a known segment
+/// (`skippable`) its length is sane, so the payload is skipped and the connection kept;
+/// otherwise the length may be garbage and the connection closes.
+async fn refuse_write(
+    stream: &mut TcpStream,
+    h: &TransferHeader,
+    code: ErrorCode,
+    skippable: bool,
+) -> Result<i32> {
+    let keep = skippable && skip(stream, h.length).await.is_ok();
+    let ack = h.answer(Op::WriteAck, code.code());
+    let _ = stream.write_all(&ack.encode()).await;
+    if keep {
+        return Ok(code.code());
+    }
+    Err(DataplaneError::WriteRefused {
+        segment_id: h.segment_id,
+        offset: h.offset,
+        length: h.length,
+        code,
+    })
+}
+
+/// Serves one WRITE; returns the status its ack carried. `key` is a reusable buffer.
+async fn write(
+    stream: &mut TcpStream,
+    state: &ShardState,
+    h: &TransferHeader,
+    key: &mut Vec<u8>,
+) -> Result<i32> {
+    let object = match h.flags & FLAG_OBJECT_INFO {
+        0 => None,
+        _ => Some(read_object_info(stream, key).await?),
+    };
     let seg = state.segment(h.segment_id);
+    let in_range = seg.as_ref().is_some_and(|s| s.contains(h.offset, h.length));
+    // An allocation of a deposed master (generation 0 = unchecked, raw tools).
+    if h.generation != 0 && term_of(h.generation) < state.term.get() {
+        state.stats.stale_term_writes_total.inc();
+        return refuse_write(stream, h, ErrorCode::InvalidVersion, in_range).await;
+    }
     let view = match &seg {
         Some(seg) => state.ranges.write(seg, h.offset, h.length),
         None => Err(RangeError::OutOfBounds),
@@ -100,22 +161,14 @@ async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -
         Ok(v) => v,
         Err(e) => {
             let code = refusal(state, e, ErrorCode::InvalidWrite);
-            // A busy range lies inside a known segment, so its length is sane and the
-            // payload can be skipped to keep the connection; anything else may be garbage.
-            let keep = e == RangeError::Busy && skip(stream, h.length).await.is_ok();
-            let ack = h.answer(Op::WriteAck, code.code());
-            let _ = stream.write_all(&ack.encode()).await;
-            if keep {
-                return Ok(code.code());
-            }
-            return Err(DataplaneError::WriteRefused {
-                segment_id: h.segment_id,
-                offset: h.offset,
-                length: h.length,
-                code,
-            });
+            return refuse_write(stream, h, code, e == RangeError::Busy).await;
         }
     };
+    // Whatever the index held in these bytes is being replaced.
+    state
+        .index
+        .borrow_mut()
+        .clear_range(h.segment_id, h.offset, h.length);
     // Checksum each chunk as it lands, while the kernel keeps receiving the next one.
     let mut crc = Crc32c::default();
     for chunk in dst.chunks_mut(CRC_CHUNK_BYTES) {
@@ -124,6 +177,9 @@ async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -
     }
     drop(dst);
     let status = if crc.finish() == h.crc32c {
+        if let Some(info) = object {
+            record(state, h, &info, key);
+        }
         0
     } else {
         state.stats.crc_failures_total.inc();
@@ -132,6 +188,35 @@ async fn write(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -
     let ack = h.answer(Op::WriteAck, status);
     stream.write_all(&ack.encode()).await.map_err(io)?;
     Ok(status)
+}
+
+/// Records a slice that landed intact in the shard's object index. A failure to record
+/// (the index could not grow) is counted and logged: the write itself succeeded, only its
+/// recovery after a master loss is at stake.
+fn record(state: &ShardState, h: &TransferHeader, info: &ObjectInfo, key: &[u8]) {
+    let e = Entry {
+        segment_id: h.segment_id,
+        offset: h.offset,
+        length: h.length,
+        generation: h.generation,
+        put_generation: info.put_generation,
+        object_size: info.object_size,
+        slice_index: info.slice_index,
+        slice_count: info.slice_count,
+        crc32c: h.crc32c,
+        replica_index: info.replica_index,
+        pins: info.pins,
+        state: EntryState::Written,
+    };
+    let mut index = state.index.borrow_mut();
+    if let Err(err) = index.insert(&e, key) {
+        state.stats.index_errors_total.inc();
+        tracing::warn!(
+            "slice not indexed (it is stored, but a master restart would lose it): {err}"
+        );
+    }
+    state.stats.index_entries.set(index.len() as u64);
+    state.stats.index_bytes.set(index.file_bytes() as u64);
 }
 
 /// Reads and drops `len` payload bytes.

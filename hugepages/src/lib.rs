@@ -21,16 +21,21 @@
 //! A region can also map part of an existing named file, such as a POSIX shared-memory object
 //! under `/dev/shm` that another process created ([`Region::map_file`], [`Backing::File`]).
 //!
+//! [`MemFile`] is a growable memfd read and written by copying, for small state that must
+//! outlive its process (a shard's object index).
+//!
 //! The crate hands out raw memory: a [`Region`] is a pointer and a length. Which ranges are
 //! being written and read at a time is decided by the segment allocator above it.
 
 #![warn(missing_docs)]
 
 mod error;
+mod memfile;
 mod pool;
 mod region;
 mod sys;
 
 pub use error::Error;
+pub use memfile::MemFile;
 pub use pool::available_memory_bytes;
 pub use region::{Backing, HugePolicy, Region, RegionOptions};

@@ -97,3 +97,37 @@ pub(crate) unsafe fn munmap(ptr: NonNull<u8>, len_bytes: usize) -> io::Result<()
         Err(io::Error::last_os_error())
     }
 }
+
+/// Grows (or shrinks) a mapping made by [`mmap_shared`] to `new_len_bytes`, letting the
+/// kernel move it.
+///
+/// # Safety
+/// `ptr` and `old_len_bytes` must be exactly a live mapping returned by [`mmap_shared`] (or
+/// an earlier `mremap`), and no pointer or reference into the old range may be used once
+/// this returns: the mapping may have moved.
+pub(crate) unsafe fn mremap(
+    ptr: NonNull<u8>,
+    old_len_bytes: usize,
+    new_len_bytes: usize,
+) -> io::Result<NonNull<u8>> {
+    // SAFETY: the caller guarantees the range is our own live mapping and gives up every
+    // pointer into it; MREMAP_MAYMOVE never overwrites another mapping.
+    let addr = unsafe {
+        libc::mremap(
+            ptr.as_ptr().cast(),
+            old_len_bytes,
+            new_len_bytes,
+            libc::MREMAP_MAYMOVE,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
+/// Size in bytes of the file behind `fd`.
+pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let f = std::fs::File::from(fd.try_clone_to_owned()?);
+    usize::try_from(f.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))
+}

@@ -10,6 +10,11 @@
 //! Every such request carries a `request` number the answer repeats, so the agent can match
 //! answers to the requests it has in flight.
 
+use crate::msg::{InventoryEntry, Notice};
+
+/// Entries per [`FromShard::Inventory`] message.
+pub const INVENTORY_CHUNK: usize = 4096;
+
 /// How a segment's memory came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentKind {
@@ -76,6 +81,27 @@ pub enum ToShard {
         /// The segment.
         segment_id: u64,
     },
+    /// The master's term: writes of allocations from lower terms are refused from now on.
+    SetTerm {
+        /// The term.
+        term: u64,
+    },
+    /// Apply these notices of the master of `term` (ignored when the shard has seen a
+    /// higher term); answered by `Applied`.
+    Notices {
+        /// Sequence number of the last notice in the batch.
+        seq: u64,
+        /// The sending master's term.
+        term: u64,
+        /// Notices for this shard's segments.
+        notices: Vec<Notice>,
+    },
+    /// Report every entry of the object index; answered by `Inventory` messages, the last
+    /// one flagged.
+    Inventory {
+        /// Echoed in the answers.
+        request: u64,
+    },
 }
 
 /// Shard → agent.
@@ -116,5 +142,21 @@ pub enum FromShard {
     Stopped {
         /// Shard index.
         shard: u32,
+    },
+    /// A batch of notices was applied (or ignored as stale).
+    Applied {
+        /// Shard index.
+        shard: u32,
+        /// The batch's `seq`.
+        seq: u64,
+    },
+    /// Part of the answer to `Inventory`: at most [`INVENTORY_CHUNK`] entries.
+    Inventory {
+        /// The request this answers.
+        request: u64,
+        /// Entries.
+        entries: Vec<InventoryEntry>,
+        /// Whether this is the last part.
+        last: bool,
     },
 }

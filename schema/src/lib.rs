@@ -4,6 +4,7 @@
 //! - [`frame`]: master RPC framing, `u32 length | u64 request id | flatbuffer`.
 //! - [`msg`]: master RPC messages as Rust values and their flatbuffers encoding.
 //! - [`agent`]: messages between a node's agent and its shards.
+//! - [`generation`]: allocation generations and the master term in their high bits.
 //! - [`error_code`]: Mooncake's numeric error codes; [`limits`]: documented size limits;
 //!   [`units`]: sizes, durations and flag spellings.
 //!
@@ -15,6 +16,7 @@ pub mod checksum;
 mod error;
 pub mod error_code;
 pub mod frame;
+pub mod generation;
 pub mod handshake;
 pub mod limits;
 pub mod msg;

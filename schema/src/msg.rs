@@ -11,6 +11,8 @@ use flatbuffers::{
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
 
+mod node_index;
+
 /// What to do with an object's soft pin (Mooncake's `SoftPinAction`).
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,6 +91,8 @@ pub struct ReplicaDesc {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Request {
+    /// `term_seen`: the highest master term the node has seen (0 = none);
+    /// `reports_inventory`: the node reports its object index before the segment is used.
     MountSegment {
         client_id: u64,
         segment_id: u64,
@@ -96,6 +100,8 @@ pub enum Request {
         host: String,
         endpoint: String,
         size: u64,
+        term_seen: u64,
+        reports_inventory: bool,
     },
     UnmountSegment {
         client_id: u64,
@@ -157,6 +163,21 @@ pub enum Request {
     UpsertRevoke {
         keys: Vec<String>,
     },
+    /// A node's long poll for notices; `acked_seq` is the last one its shards applied.
+    Sync {
+        client_id: u64,
+        acked_seq: u64,
+        term_seen: u64,
+    },
+    /// Part of a node's inventory, after it mounted with a master that did not know it.
+    ReportInventory {
+        client_id: u64,
+        entries: Vec<InventoryEntry>,
+    },
+    /// The node's inventory is complete: adopt it.
+    InventoryDone {
+        client_id: u64,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -192,8 +213,66 @@ impl Request {
             Request::UpsertStart { .. } => "upsert_start",
             Request::UpsertEnd { .. } => "upsert_end",
             Request::UpsertRevoke { .. } => "upsert_revoke",
+            Request::Sync { .. } => "sync",
+            Request::ReportInventory { .. } => "report_inventory",
+            Request::InventoryDone { .. } => "inventory_done",
         }
     }
+}
+
+/// What the master tells a node about one slice in the node's object index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The put of this slice is committed.
+    Commit {
+        /// Segment.
+        segment_id: u64,
+        /// Offset of the slice.
+        offset: u64,
+        /// Its allocation's generation.
+        generation: u64,
+    },
+    /// The slice's space was freed (removed, evicted, revoked, replaced): forget it.
+    Free {
+        /// Segment.
+        segment_id: u64,
+        /// Offset of the slice.
+        offset: u64,
+        /// Its allocation's generation.
+        generation: u64,
+    },
+}
+
+/// One slice a node holds, as it reports it to a master that does not know it
+/// (`docs/node-index.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InventoryEntry {
+    /// The object's key.
+    pub key: String,
+    /// Segment holding the slice.
+    pub segment_id: u64,
+    /// First byte.
+    pub offset: u64,
+    /// Bytes of the slice.
+    pub length: u64,
+    /// The allocation's generation.
+    pub generation: u64,
+    /// Generation naming the put.
+    pub put_generation: u64,
+    /// Bytes of the whole value.
+    pub object_size: u64,
+    /// Index of the slice in its replica.
+    pub slice_index: u32,
+    /// Slices per replica.
+    pub slice_count: u32,
+    /// CRC32C of the slice.
+    pub crc32c: u32,
+    /// Index of the replica in the put.
+    pub replica_index: u32,
+    /// Pin bits: 1 hard, 2 soft.
+    pub pins: u32,
+    /// Whether the master had committed the put (as far as the node heard).
+    pub committed: bool,
 }
 
 /// Outcome of PutStart for one key.
@@ -248,6 +327,20 @@ pub enum ResponseBody {
     Values(Vec<i64>),
     /// A count (RemoveByRegex, RemoveAll).
     Count(u64),
+    /// Answer to Sync: notices up to `seq` from the master of `term`.
+    Notices {
+        /// The master's term.
+        term: u64,
+        /// Sequence number of the last notice (the batch ends there).
+        seq: u64,
+        /// The notices, oldest first.
+        notices: Vec<Notice>,
+    },
+    /// Answer to MountSegment: the master's term.
+    MountAck {
+        /// The master's term.
+        term: u64,
+    },
 }
 
 /// An answer from the master.
@@ -450,9 +543,18 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             host,
             endpoint,
             size,
+            term_seen,
+            reports_inventory,
         } => (
             B::MountSegment,
-            enc_mount_segment(fbb, *client_id, *segment_id, name, host, endpoint, *size),
+            enc_mount_segment(
+                fbb,
+                *client_id,
+                *segment_id,
+                [name, host, endpoint],
+                *size,
+                (*term_seen, *reports_inventory),
+            ),
         ),
         Request::UnmountSegment {
             client_id,
@@ -502,6 +604,22 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             (B::RemoveByRegex, enc_remove_by_regex(fbb, regex, *force))
         }
         Request::RemoveAll { force } => (B::RemoveAll, enc_remove_all(fbb, *force)),
+        // The node index: notices and inventories.
+        Request::Sync {
+            client_id,
+            acked_seq,
+            term_seen,
+        } => (
+            B::Sync,
+            node_index::enc_sync(fbb, *client_id, *acked_seq, *term_seen),
+        ),
+        Request::ReportInventory { client_id, entries } => (
+            B::ReportInventory,
+            node_index::enc_report(fbb, *client_id, entries),
+        ),
+        Request::InventoryDone { client_id } => {
+            (B::InventoryDone, node_index::enc_done(fbb, *client_id))
+        }
     }
 }
 
@@ -510,10 +628,9 @@ fn enc_mount_segment(
     fbb: &mut Fbb<'_>,
     client_id: u64,
     segment_id: u64,
-    name: &str,
-    host: &str,
-    endpoint: &str,
+    [name, host, endpoint]: [&String; 3],
     size_bytes: u64,
+    (term_seen, reports_inventory): (u64, bool),
 ) -> WIPOffset<UnionWIPOffset> {
     let name = fbb.create_string(name);
     let host = fbb.create_string(host);
@@ -525,6 +642,8 @@ fn enc_mount_segment(
         host: Some(host),
         endpoint: Some(endpoint),
         size_bytes,
+        term_seen,
+        reports_inventory,
     };
     fb::MountSegment::create(fbb, &args).as_union_value()
 }
@@ -754,6 +873,7 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
+        B::Sync | B::ReportInventory | B::InventoryDone => node_index::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -772,6 +892,8 @@ fn dec_mount_segment(m: fb::MountSegment<'_>) -> Request {
         host: m.host().unwrap_or_default().to_string(),
         endpoint: m.endpoint().unwrap_or_default().to_string(),
         size: m.size_bytes(),
+        term_seen: m.term_seen(),
+        reports_inventory: m.reports_inventory(),
     }
 }
 
@@ -895,6 +1017,14 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
             let t = fb::Count::create(fbb, &fb::CountArgs { count: *count });
             (fb::ResponseBody::Count, t.as_union_value())
         }
+        ResponseBody::Notices { term, seq, notices } => (
+            fb::ResponseBody::Notices,
+            node_index::enc_notices(fbb, *term, *seq, notices),
+        ),
+        ResponseBody::MountAck { term } => {
+            let t = fb::MountAck::create(fbb, &fb::MountAckArgs { term: *term });
+            (fb::ResponseBody::MountAck, t.as_union_value())
+        }
     };
     let message = (!resp.message.is_empty()).then(|| fbb.create_string(&resp.message));
     let root = fb::Response::create(
@@ -972,6 +1102,10 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
             ResponseBody::Values(p.values().map(|c| c.iter().collect()).unwrap_or_default())
         }
         fb::ResponseBody::Count => ResponseBody::Count(r.body_as_count().ok_or_else(bad)?.count()),
+        fb::ResponseBody::Notices => node_index::dec_notices(r.body_as_notices().ok_or_else(bad)?),
+        fb::ResponseBody::MountAck => ResponseBody::MountAck {
+            term: r.body_as_mount_ack().ok_or_else(bad)?.term(),
+        },
         other => {
             return Err(SchemaError::Invalid(format!(
                 "unknown response type {}",
@@ -1020,6 +1154,8 @@ mod tests {
             host: "h".into(),
             endpoint: "h:1".into(),
             size: 1 << 30,
+            term_seen: 4,
+            reports_inventory: true,
         });
         rt_req(Request::UnmountSegment {
             client_id: 1,
@@ -1077,6 +1213,30 @@ mod tests {
             force: false,
         });
         rt_req(Request::RemoveAll { force: true });
+        rt_req(Request::Sync {
+            client_id: 4,
+            acked_seq: 10,
+            term_seen: 2,
+        });
+        rt_req(Request::ReportInventory {
+            client_id: 4,
+            entries: vec![InventoryEntry {
+                key: "layer/0".into(),
+                segment_id: 5,
+                offset: 4096,
+                length: 100,
+                generation: 7,
+                put_generation: 7,
+                object_size: 100,
+                slice_index: 0,
+                slice_count: 1,
+                crc32c: 9,
+                replica_index: 1,
+                pins: 1,
+                committed: true,
+            }],
+        });
+        rt_req(Request::InventoryDone { client_id: 4 });
     }
 
     #[test]
@@ -1104,6 +1264,23 @@ mod tests {
             }]),
             ResponseBody::Values(vec![1, 0, -704]),
             ResponseBody::Count(12),
+            ResponseBody::Notices {
+                term: 3,
+                seq: 99,
+                notices: vec![
+                    Notice::Commit {
+                        segment_id: 1,
+                        offset: 2,
+                        generation: 3,
+                    },
+                    Notice::Free {
+                        segment_id: 4,
+                        offset: 5,
+                        generation: 6,
+                    },
+                ],
+            },
+            ResponseBody::MountAck { term: 8 },
         ];
         let mut fbb = FlatBufferBuilder::new();
         for body in bodies {

@@ -8,16 +8,18 @@
 use std::time::Instant;
 
 use mc_schema::msg::SliceDesc;
-use mc_transfer::{DataConn, TransferError};
+use mc_transfer::{DataConn, ObjectInfo, TransferError};
 
 use super::Store;
 use crate::{Error, ErrorCode};
 
-/// One slice to write.
+/// One slice to write, with what the shard records about its object.
 pub(super) struct WriteJob<'a> {
     pub(super) slice: &'a SliceDesc,
     pub(super) data: &'a [u8],
     pub(super) crc: u32,
+    pub(super) object: ObjectInfo,
+    pub(super) key: &'a str,
 }
 
 /// One slice to read into `buf`, expected to have CRC32C `crc`.
@@ -146,7 +148,14 @@ impl Store {
                 for &i in &idxs {
                     let j = &jobs[i];
                     let s = j.slice;
-                    ids.push(c.send_write(s.segment_id, s.offset, s.generation, j.data, j.crc)?);
+                    ids.push(c.send_object_write(
+                        s.segment_id,
+                        s.offset,
+                        s.generation,
+                        j.data,
+                        j.crc,
+                        Some((&j.object, j.key)),
+                    )?);
                 }
                 Ok(collect(ids.len(), |k| c.recv_write_ack(ids[k])))
             });

@@ -8,8 +8,10 @@
 
 use mc_schema::limits::{MAX_OBJECT_BYTES, MAX_SLICE_BYTES};
 use mc_schema::msg::{
-    PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, ResponseBody,
+    PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, ResponseBody, SoftPinAction,
 };
+use mc_transfer::ObjectInfo;
+use mc_transfer::header::{PIN_HARD, PIN_SOFT};
 
 use super::pipeline::WriteJob;
 use super::{Store, check_batch, check_key, invalid, unexpected};
@@ -32,6 +34,26 @@ struct Written {
     failed: Vec<u32>,
     /// The first transfer error.
     error: Option<Error>,
+}
+
+/// The generation naming a started put: its first replica's first slice's (0 = none).
+fn put_generation(st: &PutStartResult) -> u64 {
+    st.replicas
+        .first()
+        .and_then(|r| r.slices.first())
+        .map_or(0, |s| s.generation)
+}
+
+/// The pin bits a shard records for a put with `config`.
+fn pin_bits(config: &ReplicateConfig) -> u8 {
+    let mut pins = 0;
+    if config.with_hard_pin {
+        pins |= PIN_HARD;
+    }
+    if config.soft_pin_action == SoftPinAction::Enable {
+        pins |= PIN_SOFT;
+    }
+    pins
 }
 
 fn slice_crcs(value: &[u8]) -> Vec<u32> {
@@ -113,7 +135,7 @@ impl Store {
             Err(e) => return b.finish_with(Err(e)),
         };
         let mut revokes = Vec::new();
-        let written = self.transfer_writes(&mut b, &started, &mut revokes);
+        let written = self.transfer_writes(&mut b, &started, config, &mut revokes);
         let ends = decide(&mut b, &started, written, &mut revokes);
         if !revokes.is_empty() {
             // Best effort: a lost revoke leaves a pending object that is never readable;
@@ -171,8 +193,10 @@ impl Store {
         &self,
         b: &mut Batch<'_>,
         started: &[PutStartResult],
+        config: &ReplicateConfig,
         revokes: &mut Vec<String>,
     ) -> Vec<Written> {
+        let pins = pin_bits(config);
         let mut jobs = Vec::new();
         let mut owner = Vec::new(); // (position in todo, replica index) of each job
         for (t, st) in started.iter().enumerate() {
@@ -190,15 +214,25 @@ impl Store {
                 )));
                 continue;
             }
+            let put_generation = put_generation(st);
             for (ri, r) in st.replicas.iter().enumerate() {
                 let mut at = 0usize;
-                for (s, crc) in r.slices.iter().zip(&b.crcs[t]) {
+                for (si, (s, crc)) in r.slices.iter().zip(&b.crcs[t]).enumerate() {
                     let data = &value[at..at + s.length as usize];
                     at += data.len();
                     jobs.push(WriteJob {
                         slice: s,
                         data,
                         crc: *crc,
+                        object: ObjectInfo {
+                            object_size: value.len() as u64,
+                            put_generation,
+                            slice_index: si as u32,
+                            slice_count: r.slices.len() as u32,
+                            replica_index: ri as u16,
+                            pins,
+                        },
+                        key,
                     });
                     owner.push((t, ri as u32));
                 }
@@ -277,11 +311,7 @@ fn decide(
                         "replica write failed; committing the others: {e}"
                     );
                 }
-                let generation = st
-                    .replicas
-                    .first()
-                    .and_then(|r| r.slices.first())
-                    .map_or(0, |s| s.generation);
+                let generation = put_generation(st);
                 ends.push((
                     i,
                     PutEndItem {

@@ -24,7 +24,9 @@ use tracing::{info, warn};
 
 use crate::NodeError;
 
+mod inventory;
 mod runtime;
+pub mod sync;
 
 // Shared with the REST server, so they live in `state`; embedders know them as the agent's.
 pub use crate::state::{AgentStatus, Command, CommandError, MountResult};
@@ -94,6 +96,10 @@ pub struct Agent<L: AgentLink> {
     groups: HashMap<u64, Group>,
     /// Segments released here whose unmount the master has not confirmed yet.
     orphans: Vec<u64>,
+    /// Shared with the sync thread: the term seen and the notices applied.
+    sync: Arc<sync::SyncState>,
+    /// Notice batches being applied: sequence number → shards that have not answered.
+    applying: HashMap<u64, usize>,
 }
 
 impl<L: AgentLink> Agent<L> {
@@ -121,6 +127,8 @@ impl<L: AgentLink> Agent<L> {
             pending: HashMap::new(),
             groups: HashMap::new(),
             orphans: Vec::new(),
+            sync: Arc::new(sync::SyncState::default()),
+            applying: HashMap::new(),
         };
         agent.publish();
         Ok(agent)
@@ -210,8 +218,9 @@ impl<L: AgentLink> Agent<L> {
         Ok(r)
     }
 
-    /// Mounts one segment at the master.
-    fn mount_at_master(&mut self, s: &SegmentInfo) -> Result<(), NodeError> {
+    /// Mounts one segment at the master. With `reports` the master places nothing in it
+    /// until the node reported its inventory; a fresh (empty) segment needs no report.
+    fn mount_at_master(&mut self, s: &SegmentInfo, reports: bool) -> Result<(), NodeError> {
         let r = self
             .call(&Request::MountSegment {
                 client_id: self.client_id,
@@ -220,6 +229,8 @@ impl<L: AgentLink> Agent<L> {
                 host: self.cfg.host.clone(),
                 endpoint: s.endpoint.clone(),
                 size: s.size_bytes,
+                term_seen: self.sync.term.load(Ordering::Acquire),
+                reports_inventory: reports,
             })
             .inspect_err(|e| self.note_error(e))?;
         if r.status != 0 {
@@ -229,7 +240,21 @@ impl<L: AgentLink> Agent<L> {
                 message: r.message,
             });
         }
+        if let ResponseBody::MountAck { term } = r.body {
+            self.raise_term(term);
+        }
         Ok(())
+    }
+
+    /// Takes the master's term, and tells the shards: allocations of older terms are
+    /// refused from now on.
+    fn raise_term(&mut self, term: u64) {
+        if term > self.sync.term.load(Ordering::Acquire) {
+            self.sync.see_term(term);
+            for l in &self.links {
+                let _ = l.send(ToShard::SetTerm { term });
+            }
+        }
     }
 
     /// Tells the master to place nothing new in `ids`.
@@ -249,12 +274,14 @@ impl<L: AgentLink> Agent<L> {
                 continue;
             }
             let s = self.segments[i].info.clone();
-            if let Err(e) = self.mount_at_master(&s) {
+            if let Err(e) = self.mount_at_master(&s, true) {
                 self.publish();
                 return Err(e);
             }
             self.segments[i].at_master = true;
         }
+        let reported = self.report_inventory()?;
+        info!(entries = reported, "inventory reported to the master");
         let draining: Vec<u64> = self
             .segments
             .iter()
@@ -315,7 +342,21 @@ impl<L: AgentLink> Agent<L> {
 
     /// Runs until `stop` is set, serving `commands` between heartbeats; then unmounts and
     /// stops the shards.
-    pub fn run(&mut self, stop: &AtomicBool, commands: &Receiver<Command>) {
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        commands: &Receiver<Command>,
+        sync_tx: std::sync::mpsc::Sender<Command>,
+    ) {
+        let target = sync::SyncTarget {
+            master: self.cfg.master.clone(),
+            cluster_id: self.cfg.cluster_id.clone(),
+            client_id: self.client_id,
+            rpc_timeout: self.cfg.rpc_timeout,
+        };
+        let _sync = sync::SyncThread::start(target, self.sync.clone(), sync_tx)
+            .inspect_err(|e| warn!("cannot start the notice thread: {e}"))
+            .ok();
         let mut next_beat = Instant::now();
         while !stop.load(Ordering::Acquire) {
             if Instant::now() >= next_beat {
@@ -324,7 +365,13 @@ impl<L: AgentLink> Agent<L> {
             }
             self.poll_shards();
             self.release_due();
-            match commands.recv_timeout(TICK) {
+            // While shards apply notices, look at their answers often: a remove waits for them.
+            let tick = if self.applying.is_empty() {
+                TICK
+            } else {
+                Duration::from_millis(1)
+            };
+            match commands.recv_timeout(tick) {
                 Ok(cmd) => self.command(cmd),
                 Err(RecvTimeoutError::Timeout) => {}
                 // No more senders: nothing to serve, keep heartbeating.

@@ -61,6 +61,22 @@ pub enum NodeError {
         /// How long the agent waited.
         timeout_seconds: u64,
     },
+    /// A shard did not report its object index in time.
+    #[error("agent: shard {shard} did not report its object index within {timeout_seconds} s")]
+    InventorySilent {
+        /// The shard's index.
+        shard: usize,
+        /// How long the agent waited.
+        timeout_seconds: u64,
+    },
+    /// The master refused the node's inventory.
+    #[error("agent: the master refused this node's inventory with {code}: {message}")]
+    InventoryRefused {
+        /// Mooncake code.
+        code: mc_schema::ErrorCode,
+        /// The master's message.
+        message: String,
+    },
     /// A shard stopped while the agent waited for its segment.
     #[error("agent: shard {shard}: {source} (see the shard's log lines above)")]
     ShardLink {

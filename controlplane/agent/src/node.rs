@@ -142,9 +142,10 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         }
     };
     let (commands_tx, commands_rx) = std::sync::mpsc::channel();
+    let sync_tx = commands_tx.clone();
     let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes);
     let stop = Arc::new(AtomicBool::new(false));
-    let agent_thread = match spawn_agent(agent, stop.clone(), commands_rx) {
+    let agent_thread = match spawn_agent(agent, stop.clone(), (sync_tx, commands_rx)) {
         Ok(t) => t,
         Err(e) => {
             // The links went with the closure that never ran: dropping them closes the
@@ -288,11 +289,14 @@ fn rest_state(
 fn spawn_agent(
     mut agent: Agent<ChannelAgentLink>,
     stop: Arc<AtomicBool>,
-    commands: std::sync::mpsc::Receiver<Command>,
+    (sync_tx, commands): (
+        std::sync::mpsc::Sender<Command>,
+        std::sync::mpsc::Receiver<Command>,
+    ),
 ) -> Result<JoinHandle<()>, NodeError> {
     std::thread::Builder::new()
         .name("mc-agent".into())
-        .spawn(move || agent.run(&stop, &commands))
+        .spawn(move || agent.run(&stop, &commands, sync_tx))
         .map_err(NodeError::AgentThread)
 }
 

@@ -92,6 +92,16 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
+    /// Notices from the master for the shards' object indexes (from the agent's own sync
+    /// thread, never from REST).
+    Notices {
+        /// The master's term.
+        term: u64,
+        /// Sequence number of the last notice.
+        seq: u64,
+        /// The notices.
+        notices: Vec<mc_schema::msg::Notice>,
+    },
 }
 
 /// A segment id as the REST API shows it: Mooncake's segment ids are UUIDs, ours are 64-bit,

@@ -22,8 +22,10 @@ pub mod http_state;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod notices;
 pub mod objects;
 pub mod query;
+pub mod recovery;
 pub mod segments;
 pub mod service;
 
@@ -86,10 +88,10 @@ pub async fn serve(
     cfg: MasterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
-    let svc = Arc::new(MasterService::new(
+    let svc = MasterService::new(
         service_config(&cfg),
         Arc::new(clock::SystemClock::default()),
-    ));
+    );
     let rpc_addr = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
     let rpc = bind(rpc_addr.clone(), "master RPC", "rpc_port").await?;
     let http_addr = format!("{}:{}", cfg.metrics_host, cfg.metrics_port);

@@ -13,8 +13,12 @@ use mc_schema::msg::{ReplicaDesc, SliceDesc};
 use parking_lot::{Mutex, RwLock};
 use rand::seq::SliceRandom;
 
+use mc_schema::generation::{MAX_COUNTER, compose};
+use mc_schema::msg::Notice;
+
 use crate::MasterError;
 use crate::alloc::offset::{ALIGN_BYTES, Allocation, OffsetAllocator};
+use crate::notices::Notices;
 
 /// One mounted segment.
 #[derive(Debug)]
@@ -39,6 +43,9 @@ pub struct Segment {
     mounted: AtomicBool,
     /// Set when the node drains: no new allocations, existing objects stay readable.
     draining: AtomicBool,
+    /// Set from a mount until the node's inventory is adopted: nothing new is placed here
+    /// before the master knows what the node already holds.
+    awaiting_inventory: AtomicBool,
     alloc: Mutex<OffsetAllocator>,
 }
 
@@ -50,7 +57,22 @@ impl Segment {
 
     /// Whether the segment takes new allocations.
     pub fn is_allocatable(&self) -> bool {
-        self.is_mounted() && !self.draining.load(Ordering::Acquire)
+        self.is_mounted()
+            && !self.draining.load(Ordering::Acquire)
+            && !self.awaiting_inventory.load(Ordering::Acquire)
+    }
+
+    /// Replaces the (empty) allocator of a segment awaiting its inventory with one holding
+    /// `used` (see [`OffsetAllocator::with_used`]); returns each range's allocator node, or
+    /// the index of a range that does not fit.
+    pub fn adopt_ranges(&self, used: &[(u64, u64, u64)]) -> Result<Vec<u32>, usize> {
+        let mut alloc = self.alloc.lock();
+        let max = alloc.max_allocations();
+        let (fresh, nodes) = OffsetAllocator::with_used(self.size_bytes, max, used)?;
+        if self.is_mounted() {
+            *alloc = fresh;
+        }
+        Ok(nodes)
     }
 
     /// Bytes allocated.
@@ -166,13 +188,18 @@ impl View {
 }
 
 /// All mounted segments.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Segments {
     view: RwLock<View>,
     /// Every segment ever mounted, indexed by slot. Append-only: an unmounted segment keeps
     /// its slot (with an emptied allocator), so locations naming it stay resolvable.
     slots: RwLock<Vec<Arc<Segment>>>,
+    /// Counter part of the next generation (`mc_schema::generation`).
     generation: AtomicU64,
+    /// This master's term (0 until the first mount tells it the cluster's).
+    term: AtomicU64,
+    /// Commit and free notices for the nodes' object indexes.
+    pub notices: Arc<Notices>,
     max_allocations: u32,
     strategy: Strategy,
     /// Replicas placed on a host that already holds another replica of the same object
@@ -188,6 +215,8 @@ impl Segments {
             view: RwLock::new(View::default()),
             slots: RwLock::new(Vec::new()),
             generation: AtomicU64::new(1),
+            term: AtomicU64::new(0),
+            notices: Arc::new(Notices::default()),
             max_allocations,
             shared_host_replicas_total: AtomicU64::new(0),
         }
@@ -211,10 +240,9 @@ impl Segments {
         &self,
         client_id: u64,
         id: u64,
-        name: &str,
-        host: &str,
-        endpoint: &str,
+        [name, host, endpoint]: [&str; 3],
         size_bytes: u64,
+        reports_inventory: bool,
     ) -> Result<Arc<Segment>, MasterError> {
         if id == 0 || size_bytes == 0 || name.is_empty() || endpoint.is_empty() {
             return Err(MasterError::SegmentIncomplete);
@@ -238,6 +266,7 @@ impl Segments {
             size_bytes,
             mounted: AtomicBool::new(true),
             draining: AtomicBool::new(false),
+            awaiting_inventory: AtomicBool::new(reports_inventory),
             alloc: Mutex::new(OffsetAllocator::new(size_bytes, self.max_allocations)),
         });
         slots.push(seg.clone());
@@ -295,7 +324,8 @@ impl Segments {
         })
     }
 
-    /// Frees every slice of `locs`, the replica-major slices of a `len`-byte value.
+    /// Frees every slice of `locs`, the replica-major slices of a `len`-byte value, and tells
+    /// the nodes holding them to forget them.
     pub fn free(&self, len: u64, locs: &[SliceLoc]) {
         if locs.is_empty() {
             return;
@@ -303,8 +333,107 @@ impl Segments {
         let m = slice_count(len).max(1);
         let slots = self.slots.read();
         for (i, loc) in locs.iter().enumerate() {
-            slots[loc.segment as usize].free(loc, slice_len(len, i as u64 % m));
+            let seg = &slots[loc.segment as usize];
+            seg.free(loc, slice_len(len, i as u64 % m));
+            if seg.is_mounted() {
+                self.notices.push(
+                    seg.client_id,
+                    Notice::Free {
+                        segment_id: seg.id,
+                        offset: loc.offset,
+                        generation: loc.generation,
+                    },
+                );
+            }
         }
+    }
+
+    /// Frees one slice of `length` bytes at `loc` and tells its node to forget it.
+    pub fn free_one(&self, loc: &SliceLoc, length: u64) {
+        let slots = self.slots.read();
+        let seg = &slots[loc.segment as usize];
+        seg.free(loc, length);
+        if seg.is_mounted() {
+            self.notices.push(
+                seg.client_id,
+                Notice::Free {
+                    segment_id: seg.id,
+                    offset: loc.offset,
+                    generation: loc.generation,
+                },
+            );
+        }
+    }
+
+    /// Tells the nodes holding `locs` that their put is committed.
+    pub fn commit(&self, locs: &[SliceLoc]) {
+        let slots = self.slots.read();
+        for loc in locs {
+            let seg = &slots[loc.segment as usize];
+            if seg.is_mounted() {
+                self.notices.push(
+                    seg.client_id,
+                    Notice::Commit {
+                        segment_id: seg.id,
+                        offset: loc.offset,
+                        generation: loc.generation,
+                    },
+                );
+            }
+        }
+    }
+
+    /// This master's term (0 before any node mounted).
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    /// Takes into account a node that has seen term `seen`: a master that has no term yet,
+    /// or sees a term above its own (another master's), moves to `seen + 1`. Returns the term.
+    pub fn observe_term(&self, seen: u64) -> u64 {
+        let mut cur = self.term.load(Ordering::Acquire);
+        loop {
+            if cur != 0 && seen <= cur {
+                return cur;
+            }
+            let next = seen.max(cur) + 1;
+            match self
+                .term
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    tracing::info!(term = next, "master term set");
+                    return next;
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// A fresh generation of the current term. Past 2^44 allocations in one term the master
+    /// moves to the next term, so generations never repeat.
+    fn next_generation(&self) -> u64 {
+        let mut c = self.generation.fetch_add(1, Ordering::Relaxed);
+        if c >= MAX_COUNTER {
+            self.observe_term(self.term() + 1);
+            self.generation.store(2, Ordering::Relaxed);
+            c = 1;
+        }
+        compose(self.term(), c)
+    }
+
+    /// The mounted segment `id`.
+    pub fn by_id(&self, id: u64) -> Option<Arc<Segment>> {
+        self.view.read().by_id.get(&id).cloned()
+    }
+
+    /// Lets placement use the segments of `client_id` that waited for its inventory.
+    pub fn inventory_adopted(&self, client_id: u64) {
+        let mut view = self.view.write();
+        for s in view.by_id.values().filter(|s| s.client_id == client_id) {
+            s.awaiting_inventory.store(false, Ordering::Release);
+        }
+        view.rebuild_hosts();
     }
 
     /// Wire descriptors of the replicas in `locs` (replica-major slices of a `len`-byte
@@ -460,7 +589,7 @@ impl Segments {
             let start = i as usize % order.len();
             let got = (0..order.len()).find_map(|k| {
                 let seg = order[(start + k) % order.len()];
-                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                let generation = self.next_generation();
                 seg.allocate(want, generation).map(|a| SliceLoc {
                     offset: a.offset,
                     generation: a.generation(),

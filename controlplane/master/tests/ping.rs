@@ -48,6 +48,8 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
             host: "h".into(),
             endpoint: "h:1".into(),
             size: SEG,
+            term_seen: 0,
+            reports_inventory: false,
         },
     );
     assert_eq!(mounted.status, 0, "{mounted:?}");

@@ -13,7 +13,7 @@ use mc_schema::msg::{PutEndItem, ReplicateConfig, Request, Response, ResponseBod
 const SEG: u64 = 8 << 20;
 const OBJ: u64 = 256 << 10;
 
-fn master(policy: Policy) -> (MasterService, Arc<ManualClock>) {
+fn master(policy: Policy) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::default());
     let svc = MasterService::new(
         ServiceConfig {
@@ -33,6 +33,8 @@ fn master(policy: Policy) -> (MasterService, Arc<ManualClock>) {
             host: "h".into(),
             endpoint: "h:1".into(),
             size: SEG,
+            term_seen: 0,
+            reports_inventory: false,
         },
     );
     assert_eq!(r.status, 0);
@@ -291,7 +293,7 @@ fn soft_pinned_objects_go_last_and_only_if_allowed() {
     }
 }
 
-fn two_host_master(strategy: mc_master::segments::Strategy) -> MasterService {
+fn two_host_master(strategy: mc_master::segments::Strategy) -> std::sync::Arc<MasterService> {
     let svc = MasterService::new(
         ServiceConfig {
             policy: policy(),
@@ -311,6 +313,8 @@ fn two_host_master(strategy: mc_master::segments::Strategy) -> MasterService {
                 host: host.into(),
                 endpoint: name,
                 size: SEG,
+                term_seen: 0,
+                reports_inventory: false,
             },
         );
         assert_eq!(r.status, 0);

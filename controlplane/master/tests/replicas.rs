@@ -18,7 +18,7 @@ const SEG: u64 = 256 << 20;
 
 /// A master with one segment on each host in `hosts` (segment ids 1, 2, ...; client id =
 /// segment id).
-fn master(hosts: &[&str]) -> (MasterService, Arc<ManualClock>) {
+fn master(hosts: &[&str]) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::default());
     let svc = MasterService::new(
         ServiceConfig {
@@ -42,6 +42,8 @@ fn master(hosts: &[&str]) -> (MasterService, Arc<ManualClock>) {
                 host: host.to_string(),
                 endpoint: name,
                 size: SEG,
+                term_seen: 0,
+                reports_inventory: false,
             },
         );
         assert_eq!(r.status, 0);

@@ -4,9 +4,10 @@
 //! told to stop: one accepts data connections (each served by `transfer`), the other polls
 //! the agent's link for control messages ([`segments`] handles mounts and unmounts).
 
+mod objects;
 mod segments;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::DataplaneError;
 use crate::control::ShardLink;
+use crate::index::Index;
 use crate::segment::SegmentMem;
 use crate::state::ShardState;
 use crate::stats::ShardStats;
@@ -200,11 +202,14 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
     );
     let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
     stats.capacity_bytes.set(info.size_bytes);
+    let index = Index::create(&format!("mc-index-{}", cfg.index))?;
     let state = Rc::new(ShardState {
         stats,
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),
         cluster_id: cfg.cluster_id.clone(),
         ranges: Default::default(),
+        index: RefCell::new(index),
+        term: Cell::new(0),
     });
     Ok(Opened {
         state,

@@ -105,6 +105,20 @@ impl Segments {
                 request,
                 segment_id,
             } => vec![self.remove(request, segment_id, state)],
+            ToShard::SetTerm { term } => {
+                super::objects::set_term(state, term);
+                Vec::new()
+            }
+            ToShard::Notices { seq, term, notices } => vec![super::objects::apply(
+                state,
+                self.index as u32,
+                seq,
+                term,
+                &notices,
+            )],
+            ToShard::Inventory { request } => {
+                super::objects::inventory(state, request, self.infos.keys().copied())
+            }
             ToShard::Drain | ToShard::Stop => Vec::new(),
         }
     }
@@ -153,6 +167,7 @@ impl Segments {
     fn remove(&mut self, request: u64, segment_id: u64, state: &ShardState) -> FromShard {
         let removed = state.segments.borrow_mut().remove(&segment_id);
         let info = self.infos.remove(&segment_id);
+        state.index.borrow_mut().drop_segment(segment_id);
         self.shm.remove(&segment_id);
         if let Some(seg) = &removed {
             state.stats.capacity_bytes.sub(seg.size_bytes());

@@ -9,7 +9,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::header::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
+use crate::header::{FLAG_OBJECT_INFO, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader};
 use crate::net;
 use mc_schema::ErrorCode;
 use mc_schema::checksum::Crc32c;
@@ -195,10 +195,33 @@ impl DataConn {
         data: &[u8],
         crc: u32,
     ) -> Result<u64, TransferError> {
+        self.send_object_write(segment_id, offset, generation, data, crc, None)
+    }
+
+    /// [`send_write`](Self::send_write) of one slice of an object: `object` (its info and
+    /// key) travels between header and payload so the shard can index the slice. Header,
+    /// info, key and payload leave in one vectored write.
+    pub fn send_object_write(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        data: &[u8],
+        crc: u32,
+        object: Option<(&ObjectInfo, &str)>,
+    ) -> Result<u64, TransferError> {
         let mut h = self.header(Op::Write, segment_id, offset, data.len() as u64, generation);
         h.crc32c = crc;
+        let info = object.map(|(i, key)| {
+            h.flags |= FLAG_OBJECT_INFO;
+            (i.encode(key.len() as u16), key.as_bytes())
+        });
         let hb = h.encode();
-        write_all_vectored(&mut self.stream, &hb, data).map_err(|e| self.io(e))?;
+        let (ib, kb): (&[u8], &[u8]) = match &info {
+            Some((ib, kb)) => (ib, kb),
+            None => (&[], &[]),
+        };
+        write_all_vectored(&mut self.stream, &[&hb, ib, kb, data]).map_err(|e| self.io(e))?;
         Ok(h.request_id)
     }
 
@@ -271,9 +294,10 @@ impl DataConn {
     }
 }
 
-/// Writes header and payload with as few syscalls as the kernel allows (one, usually).
-fn write_all_vectored(stream: &mut TcpStream, header: &[u8], payload: &[u8]) -> io::Result<()> {
-    let mut bufs = [IoSlice::new(header), IoSlice::new(payload)];
+/// Writes `parts` (header, object info, key, payload) with as few syscalls as the kernel
+/// allows (one, usually).
+fn write_all_vectored(stream: &mut TcpStream, parts: &[&[u8]; 4]) -> io::Result<()> {
+    let mut bufs = parts.map(IoSlice::new);
     let mut slices: &mut [IoSlice<'_>] = &mut bufs;
     while !slices.is_empty() {
         match stream.write_vectored(slices) {

@@ -7,13 +7,23 @@
 //! 48 token u64         56 request_id u64
 //! ```
 //! A WRITE header is followed by `length` payload bytes, received straight into segment
-//! memory; its answer is a WRITE_ACK header. A READ header is answered by a READ_DATA header
+//! memory; its answer is a WRITE_ACK header. A WRITE with [`FLAG_OBJECT_INFO`] carries, between
+//! header and payload, an [`ObjectInfo`] block and the object's key, which the shard records
+//! in its object index (`docs/node-index.md`). A READ header is answered by a READ_DATA header
 //! followed by `length` bytes sent straight from segment memory (no payload when status != 0).
 
 use mc_schema::SchemaError;
 
 /// Header size in bytes.
 pub const TRANSFER_HEADER_BYTES: usize = 64;
+/// Header flag of a WRITE followed by an [`ObjectInfo`] block and the key.
+pub const FLAG_OBJECT_INFO: u8 = 1;
+/// Size of the fixed part of an [`ObjectInfo`] block (the key follows it).
+pub const OBJECT_INFO_BYTES: usize = 32;
+/// Pin bit of [`ObjectInfo::pins`]: never evicted.
+pub const PIN_HARD: u8 = 1;
+/// Pin bit of [`ObjectInfo::pins`]: evicted last.
+pub const PIN_SOFT: u8 = 2;
 /// Magic of every transfer header.
 pub const TRANSFER_MAGIC: u32 = u32::from_le_bytes(*b"MCTX");
 
@@ -141,6 +151,80 @@ impl TransferHeader {
     }
 }
 
+/// What a WRITE says about the object its slice belongs to, so the shard can index it.
+///
+/// ```text
+///  0 object_size u64     8 put_generation u64   16 slice_index u32   20 slice_count u32
+/// 24 replica_index u16  26 key_len u16          28 pins u8           29 reserved [u8; 3]
+/// ```
+/// followed by `key_len` bytes of key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObjectInfo {
+    /// Bytes of the whole value.
+    pub object_size: u64,
+    /// Generation naming the put (its first slice's).
+    pub put_generation: u64,
+    /// Index of this slice in its replica.
+    pub slice_index: u32,
+    /// Slices per replica.
+    pub slice_count: u32,
+    /// Index of this replica in the put's replica list.
+    pub replica_index: u16,
+    /// [`PIN_HARD`], [`PIN_SOFT`].
+    pub pins: u8,
+}
+
+impl ObjectInfo {
+    /// Encodes the fixed part for a key of `key_len` bytes.
+    pub fn encode(&self, key_len: u16) -> [u8; OBJECT_INFO_BYTES] {
+        let mut b = [0u8; OBJECT_INFO_BYTES];
+        b[0..8].copy_from_slice(&self.object_size.to_le_bytes());
+        b[8..16].copy_from_slice(&self.put_generation.to_le_bytes());
+        b[16..20].copy_from_slice(&self.slice_index.to_le_bytes());
+        b[20..24].copy_from_slice(&self.slice_count.to_le_bytes());
+        b[24..26].copy_from_slice(&self.replica_index.to_le_bytes());
+        b[26..28].copy_from_slice(&key_len.to_le_bytes());
+        b[28] = self.pins;
+        b
+    }
+
+    /// Decodes the fixed part; returns the info and the key length that follows. Any byte
+    /// string yields a value or a typed error.
+    pub fn decode(b: &[u8]) -> Result<(ObjectInfo, usize), SchemaError> {
+        if b.len() < OBJECT_INFO_BYTES {
+            return Err(SchemaError::Truncated {
+                needed: OBJECT_INFO_BYTES,
+                got: b.len(),
+            });
+        }
+        let u16_at = |i: usize| u16::from_le_bytes(b[i..i + 2].try_into().expect("2 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let info = ObjectInfo {
+            object_size: u64_at(0),
+            put_generation: u64_at(8),
+            slice_index: u32_at(16),
+            slice_count: u32_at(20),
+            replica_index: u16_at(24),
+            pins: b[28] & (PIN_HARD | PIN_SOFT),
+        };
+        let key_len = u16_at(26) as usize;
+        if key_len == 0 || key_len > mc_schema::limits::MAX_KEY_LEN {
+            return Err(SchemaError::Invalid(format!(
+                "object info: key of {key_len} bytes (1..={})",
+                mc_schema::limits::MAX_KEY_LEN
+            )));
+        }
+        if info.slice_count == 0 || info.slice_index >= info.slice_count || info.object_size == 0 {
+            return Err(SchemaError::Invalid(format!(
+                "object info: slice {} of {} of a {}-byte object",
+                info.slice_index, info.slice_count, info.object_size
+            )));
+        }
+        Ok((info, key_len))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,10 +241,32 @@ mod tests {
         assert_eq!(TransferHeader::decode(&a.encode()).unwrap().status, -801);
     }
 
+    #[test]
+    fn object_info_round_trips_and_checks_its_fields() {
+        let i = ObjectInfo {
+            object_size: 40 << 20,
+            put_generation: 99,
+            slice_index: 2,
+            slice_count: 3,
+            replica_index: 1,
+            pins: PIN_HARD,
+        };
+        assert_eq!(ObjectInfo::decode(&i.encode(12)).unwrap(), (i, 12));
+        assert!(ObjectInfo::decode(&i.encode(0)).is_err());
+        assert!(ObjectInfo::decode(&i.encode(5000)).is_err());
+        let bad = ObjectInfo {
+            slice_index: 3,
+            ..i
+        };
+        assert!(ObjectInfo::decode(&bad.encode(1)).is_err());
+        assert!(ObjectInfo::decode(&i.encode(1)[..31]).is_err());
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             let _ = TransferHeader::decode(&bytes);
+            let _ = ObjectInfo::decode(&bytes);
         }
     }
 }

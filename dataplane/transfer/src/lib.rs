@@ -13,4 +13,4 @@ pub mod header;
 pub mod net;
 
 pub use conn::{DataConn, TransferError};
-pub use header::{Op, TRANSFER_HEADER_BYTES, TransferHeader};
+pub use header::{ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader};

@@ -70,6 +70,7 @@ impl<L: AgentLink> Agent<L> {
                 }
                 self.begin_unmount(segment_ids, grace, reply);
             }
+            Command::Notices { term, seq, notices } => self.forward_notices(term, seq, notices),
         }
     }
 
@@ -303,6 +304,7 @@ impl<L: AgentLink> Agent<L> {
                     self.group_done(group, None);
                 }
             }
+            FromShard::Applied { seq, .. } => self.notices_applied(seq),
             other => warn!(shard, "unexpected message from a shard: {other:?}"),
         }
     }
@@ -313,7 +315,7 @@ impl<L: AgentLink> Agent<L> {
         info: SegmentInfo,
         reply: Option<oneshot::Sender<MountResult>>,
     ) {
-        let result = self.mount_at_master(&info);
+        let result = self.mount_at_master(&info, false);
         let ok = result.is_ok();
         self.segments.push(NodeSegment {
             info: info.clone(),

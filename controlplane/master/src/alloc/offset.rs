@@ -299,6 +299,77 @@ impl OffsetAllocator {
         allocator
     }
 
+    /// An allocator whose live allocations are exactly `used`: `(offset, size, generation)`
+    /// ranges sorted by offset, aligned to [`ALIGN_BYTES`], disjoint and inside the segment
+    /// (sizes are rounded up to the alignment). The gaps between them are free. Returns the
+    /// node of each allocation (for [`handle`](Self::handle)), or the index of the first
+    /// range that breaks one of those rules. This is how a master re-adopts what a store
+    /// node already holds.
+    pub fn with_used(
+        capacity_bytes: u64,
+        max_allocations: u32,
+        used: &[(u64, u64, u64)],
+    ) -> Result<(Self, Vec<u32>), usize> {
+        let mut a = OffsetAllocator::new(0, max_allocations);
+        a.capacity_bytes = capacity_bytes & !(ALIGN_BYTES - 1);
+        let live_max = u64::from(a.max_allocations).min(a.capacity_bytes / ALIGN_BYTES);
+        a.max_nodes = usize::try_from(2 * live_max + 1).unwrap_or(usize::MAX);
+        if used.len() > a.max_allocations as usize {
+            return Err(a.max_allocations as usize);
+        }
+        let mut nodes = Vec::with_capacity(used.len());
+        let mut at = 0u64;
+        let mut prev = NONE;
+        let link = |a: &mut OffsetAllocator, node: Node, prev: &mut u32| {
+            let i = a.take_slot();
+            a.nodes[i as usize] = Node {
+                addr_prev: *prev,
+                ..node
+            };
+            if *prev != NONE {
+                a.nodes[*prev as usize].addr_next = i;
+            }
+            *prev = i;
+            i
+        };
+        for (k, &(offset, size, generation)) in used.iter().enumerate() {
+            let size = size.checked_next_multiple_of(ALIGN_BYTES).ok_or(k)?;
+            let end = offset.checked_add(size).ok_or(k)?;
+            if size == 0 || offset % ALIGN_BYTES != 0 || offset < at || end > a.capacity_bytes {
+                return Err(k);
+            }
+            if offset > at {
+                let gap = Node {
+                    offset_bytes: at,
+                    size_bytes: offset - at,
+                    ..Node::SPARE
+                };
+                let i = link(&mut a, gap, &mut prev);
+                a.insert_free(i);
+            }
+            let mut node = Node {
+                offset_bytes: offset,
+                size_bytes: size,
+                ..Node::SPARE
+            };
+            node.hand_out(generation);
+            nodes.push(link(&mut a, node, &mut prev));
+            a.allocation_count += 1;
+            a.allocated_bytes += size;
+            at = end;
+        }
+        if at < a.capacity_bytes {
+            let tail = Node {
+                offset_bytes: at,
+                size_bytes: a.capacity_bytes - at,
+                ..Node::SPARE
+            };
+            let i = link(&mut a, tail, &mut prev);
+            a.insert_free(i);
+        }
+        Ok((a, nodes))
+    }
+
     /// Allocates `size_bytes` rounded up to [`ALIGN_BYTES`].
     ///
     /// Returns `None` for size 0, when `max_allocations` allocations are live, or when no free
@@ -1054,6 +1125,40 @@ mod tests {
                 prop_assert_eq!(whole.map(|a| (a.offset, a.size)), Some((0, capacity_bytes)));
             }
         }
+    }
+
+    #[test]
+    fn with_used_rebuilds_live_ranges_and_frees_the_gaps() {
+        let a = ALIGN_BYTES;
+        let used = [(0, a, 7), (4 * a, 2 * a - 1, 8), (10 * a, a, 9)];
+        let (mut al, nodes) = OffsetAllocator::with_used(16 * a, 100, &used).unwrap();
+        al.check_invariants();
+        assert_eq!(al.allocation_count(), 3);
+        assert_eq!(al.allocated_bytes(), 4 * a);
+        // The gaps are free: 3 + 4 + 5 units, and a used range is freed like any other.
+        let big = al.allocate(5 * a).expect("the tail gap");
+        assert_eq!(big.offset, 11 * a);
+        al.free(al.handle(nodes[1], 8, 4 * a, 2 * a));
+        al.check_invariants();
+        // Freed, it merged with the gaps on both sides: 1..10 is one free region.
+        assert_eq!(al.allocate(9 * a).map(|x| x.offset), Some(a));
+        // Overlap, misalignment, out of range and unsorted input are refused.
+        assert_eq!(
+            OffsetAllocator::with_used(16 * a, 100, &[(0, 2 * a, 1), (a, a, 2)]).err(),
+            Some(1)
+        );
+        assert_eq!(
+            OffsetAllocator::with_used(16 * a, 100, &[(1, a, 1)]).err(),
+            Some(0)
+        );
+        assert_eq!(
+            OffsetAllocator::with_used(16 * a, 100, &[(16 * a, a, 1)]).err(),
+            Some(0)
+        );
+        assert_eq!(
+            OffsetAllocator::with_used(16 * a, 1, &[(0, a, 1), (a, a, 2)]).err(),
+            Some(1)
+        );
     }
 
     /// Churns a 1 GiB segment at about 80% occupancy with 128 KiB..4 MiB objects, then fills it

@@ -57,10 +57,7 @@ mod tests {
 
     #[test]
     fn one_registry_holds_rpc_and_state_families() {
-        let svc = Arc::new(MasterService::new(
-            ServiceConfig::default(),
-            Arc::new(SystemClock::default()),
-        ));
+        let svc = MasterService::new(ServiceConfig::default(), Arc::new(SystemClock::default()));
         let text = MasterMetrics::new(svc).encode();
         for line in [
             "# TYPE master_key_count gauge",

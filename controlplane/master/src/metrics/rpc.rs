@@ -51,6 +51,9 @@ rpc_ops! {
     UpsertStart => "upsert_start",
     UpsertEnd => "upsert_end",
     UpsertRevoke => "upsert_revoke",
+    Sync => "sync",
+    ReportInventory => "report_inventory",
+    InventoryDone => "inventory_done",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -78,6 +81,9 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::UpsertStart { items, .. } => (RpcOp::UpsertStart, items.len()),
         Request::UpsertEnd { items } => (RpcOp::UpsertEnd, items.len()),
         Request::UpsertRevoke { keys } => (RpcOp::UpsertRevoke, keys.len()),
+        Request::Sync { .. } => (RpcOp::Sync, 1),
+        Request::ReportInventory { entries, .. } => (RpcOp::ReportInventory, entries.len()),
+        Request::InventoryDone { .. } => (RpcOp::InventoryDone, 1),
     };
     (op, keys as u64)
 }

@@ -12,6 +12,7 @@
 //! Layout: `table.rs` holds a shard (dense slab + hash index of positions), `object.rs` the
 //! compact per-object record (80 bytes for one or two single-slice replicas).
 
+mod adopt;
 mod evict;
 mod object;
 mod table;
@@ -27,6 +28,7 @@ use mc_schema::limits::slice_count;
 use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig, SoftPinAction};
 use parking_lot::{Mutex, MutexGuard};
 
+pub use adopt::{Adopted, Candidate};
 pub use object::{Object, Replacement};
 use table::Shard;
 
@@ -347,6 +349,7 @@ impl ObjectStore {
                     return ErrorCode::TransferFail;
                 }
                 u.locs = keep;
+                self.segments.commit(&u.locs);
                 let lease_until_ms = o.lease_until_ms();
                 let (old_size, old) = o.swap_in(u, item.slice_crcs, now_ms);
                 self.defer_free(lease_until_ms.max(now_ms), old_size, old);
@@ -404,6 +407,7 @@ impl ObjectStore {
             o.set_locs(keep);
         }
         o.commit(item.slice_crcs, now_ms);
+        self.segments.commit(o.locs());
         ErrorCode::Ok
     }
 

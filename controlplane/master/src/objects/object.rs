@@ -222,6 +222,14 @@ impl Object {
         }
     }
 
+    /// Names the put `g` whatever its locations (a re-adopted object whose first replica is
+    /// not among those a node reported).
+    pub fn set_put_generation(&mut self, g: u64) {
+        if g != self.put_generation() {
+            self.edit_rare(true, |r| r.put_generation = g);
+        }
+    }
+
     /// Keeps the put's generation although its first location is about to go.
     pub fn pin_put_generation(&mut self) {
         let g = self.put_generation();

@@ -1,7 +1,9 @@
 //! The master's RPC handlers: validation, then metadata and segment operations.
 
+mod waits;
+
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use mc_schema::ErrorCode;
 use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_REPLICAS, key_is_valid};
@@ -16,6 +18,7 @@ use mc_rpc::Reply;
 use crate::MasterError;
 use crate::clock::Clock;
 use crate::objects::{ObjectStore, Policy};
+use crate::recovery::Recovery;
 use crate::segments::{Segments, Strategy};
 
 /// Tunables the handlers need.
@@ -53,6 +56,8 @@ impl Default for ServiceConfig {
 
 /// Master state and request handling.
 pub struct MasterService {
+    /// Itself, for answers that wait (they outlive the call that made them).
+    me: Weak<MasterService>,
     cfg: ServiceConfig,
     clock: Arc<dyn Clock>,
     /// Mounted segments (shared with the object store, which allocates and frees in them).
@@ -65,6 +70,8 @@ pub struct MasterService {
     last_sweep_ms: std::sync::atomic::AtomicU64,
     /// Per-RPC counters and latencies.
     pub rpc_metrics: crate::metrics::RpcMetrics,
+    /// Re-adoption of what the nodes hold.
+    pub recovery: Recovery,
 }
 
 /// Time between sweeps for abandoned PutStarts (a full scan of the metadata).
@@ -84,18 +91,27 @@ fn check_batch(n: usize) -> Result<(), Response> {
 }
 
 impl MasterService {
-    /// A master with no segments.
-    pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> MasterService {
+    /// A master with no segments, recovering from what nodes report for `client_ttl`.
+    pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> Arc<MasterService> {
         let segments = Arc::new(Segments::new(cfg.max_allocations_per_segment, cfg.strategy));
-        MasterService {
+        Arc::new_cyclic(|me| MasterService {
+            me: me.clone(),
             objects: ObjectStore::new(cfg.policy.clone(), segments.clone()),
             segments,
             clients: Mutex::new(HashMap::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
             rpc_metrics: crate::metrics::RpcMetrics::default(),
+            recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms),
             cfg,
             clock,
-        }
+        })
+    }
+
+    /// This service as an `Arc`, for an answer that waits.
+    fn arc(&self) -> Arc<MasterService> {
+        self.me
+            .upgrade()
+            .expect("a service answering requests is alive")
     }
 
     /// The master's clock, in milliseconds.
@@ -128,6 +144,8 @@ impl MasterService {
             for seg in self.segments.of_client(*id) {
                 self.unmount(*id, seg);
             }
+            self.segments.notices.forget(*id);
+            self.recovery.forget(*id);
             warn!(client_id = id, "client silent for over client_ttl: dropped");
         }
         dead
@@ -287,10 +305,22 @@ impl mc_rpc::Service for MasterService {
     fn handle(&self, _term: u64, req: Request) -> Reply {
         let (op, keys) = crate::metrics::classify(&req);
         let t0 = std::time::Instant::now();
-        let resp = self.dispatch(req);
-        self.rpc_metrics
-            .record(op, keys, crate::metrics::failed(&resp), t0.elapsed());
-        Reply::Now(resp)
+        match self.dispatch(req) {
+            Reply::Now(resp) => {
+                self.rpc_metrics
+                    .record(op, keys, crate::metrics::failed(&resp), t0.elapsed());
+                Reply::Now(resp)
+            }
+            Reply::Later(f) => {
+                let me = self.arc();
+                Reply::Later(Box::pin(async move {
+                    let resp = f.await;
+                    me.rpc_metrics
+                        .record(op, keys, crate::metrics::failed(&resp), t0.elapsed());
+                    resp
+                }))
+            }
+        }
     }
 }
 
@@ -308,9 +338,9 @@ impl MasterService {
     /// Routes one request to its handler. The arms are grouped as node membership
     /// (mount, unmount, heartbeat, drain), writes (PutStart / UpsertStart, their commits and
     /// revokes), reads and removal; every handler sees the same `now`.
-    fn dispatch(&self, req: Request) -> Response {
+    fn dispatch(&self, req: Request) -> Reply {
         let now = self.clock.now_ms();
-        match req {
+        let resp = match req {
             Request::MountSegment {
                 client_id,
                 segment_id,
@@ -318,10 +348,19 @@ impl MasterService {
                 host,
                 endpoint,
                 size,
+                term_seen,
+                reports_inventory,
             } => {
                 // A mount is a sign of life, even when it is refused.
                 self.clients.lock().insert(client_id, now);
-                self.mount_segment(client_id, segment_id, &name, &host, &endpoint, size)
+                let names = [name.as_str(), host.as_str(), endpoint.as_str()];
+                self.mount_segment(
+                    client_id,
+                    segment_id,
+                    names,
+                    size,
+                    (term_seen, reports_inventory),
+                )
             }
             Request::UnmountSegment {
                 client_id,
@@ -352,19 +391,24 @@ impl MasterService {
                 self.per_key(&keys, |k| self.objects.upsert_revoke(k))
             }
 
-            Request::GetReplicaList { keys } => self.get_replica_lists(&keys, now),
-            Request::ExistKey { keys } => self.per_key_value(&keys, |k| self.objects.exist(k, now)),
-            Request::GetSize { keys } => self.per_key_value(&keys, |k| self.objects.size(k)),
+            req @ (Request::GetReplicaList { .. }
+            | Request::ExistKey { .. }
+            | Request::GetSize { .. }) => return self.lookup(req, now),
+            req @ (Request::Remove { .. }
+            | Request::RemoveByRegex { .. }
+            | Request::RemoveAll { .. }) => return self.removal(req, now),
 
-            Request::Remove { keys, force } => {
-                self.per_key(&keys, |k| self.objects.remove(k, force, now))
+            Request::Sync {
+                client_id,
+                acked_seq,
+                term_seen,
+            } => return self.sync(client_id, acked_seq, term_seen),
+            Request::ReportInventory { client_id, entries } => {
+                self.report_inventory(client_id, entries)
             }
-            Request::RemoveByRegex { regex, force } => self.remove_by_regex(&regex, force, now),
-            Request::RemoveAll { force } => {
-                let n = self.objects.remove_matching(|_| true, force, now);
-                Response::ok(ResponseBody::Count(n))
-            }
-        }
+            Request::InventoryDone { client_id } => self.inventory_done(client_id, now),
+        };
+        Reply::Now(resp)
     }
 
     /// `MountSegment`: a node offers one segment (again after a master restart: the same
@@ -373,18 +417,21 @@ impl MasterService {
         &self,
         client_id: u64,
         segment_id: u64,
-        name: &str,
-        host: &str,
-        endpoint: &str,
+        names: [&str; 3],
         size: u64,
+        (term_seen, reports_inventory): (u64, bool),
     ) -> Response {
         match self
             .segments
-            .mount(client_id, segment_id, name, host, endpoint, size)
+            .mount(client_id, segment_id, names, size, reports_inventory)
         {
             Ok(_) => {
-                info!(segment = %name, size_bytes = size, "segment mounted");
-                Response::ok(ResponseBody::Unit)
+                let term = self.segments.observe_term(term_seen);
+                if reports_inventory {
+                    self.recovery.expect(client_id);
+                }
+                info!(segment = %names[0], size_bytes = size, term, "segment mounted");
+                Response::ok(ResponseBody::MountAck { term })
             }
             Err(e @ MasterError::SegmentTaken { .. }) => {
                 Response::error(ErrorCode::SegmentAlreadyExists.code(), e.to_string())

@@ -1,0 +1,132 @@
+//! The agent's part in recovery (`docs/why-recovery.md`): after (re-)mounting with a master
+//! that did not know the node, report every shard's object index; and hand the master's
+//! notices to the shards holding their segments.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mc_dataplane::control::AgentLink;
+use mc_schema::ErrorCode;
+use mc_schema::agent::{FromShard, ToShard};
+use mc_schema::msg::{Notice, Request, ResponseBody};
+use tracing::warn;
+
+use super::Agent;
+use crate::NodeError;
+
+/// Longest wait for the shards' index reports.
+const INVENTORY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl<L: AgentLink> Agent<L> {
+    /// Asks every shard for its entries, sends them to the master as they come, then
+    /// `InventoryDone`. Returns how many entries were reported.
+    pub(super) fn report_inventory(&mut self) -> Result<u64, NodeError> {
+        let request = self.request_id();
+        for (i, l) in self.links.iter().enumerate() {
+            l.send(ToShard::Inventory { request })
+                .map_err(|source| NodeError::ShardLink { shard: i, source })?;
+        }
+        let mut done = vec![false; self.links.len()];
+        let mut reported = 0u64;
+        let deadline = Instant::now() + INVENTORY_TIMEOUT;
+        while done.iter().any(|d| !d) {
+            if Instant::now() >= deadline {
+                return Err(NodeError::InventorySilent {
+                    shard: done.iter().position(|d| !d).unwrap_or(0),
+                    timeout_seconds: INVENTORY_TIMEOUT.as_secs(),
+                });
+            }
+            for (i, slot) in done.iter_mut().enumerate() {
+                let msg = match self.links[i].recv_timeout(Duration::from_millis(5)) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => continue,
+                    Err(source) => return Err(NodeError::ShardLink { shard: i, source }),
+                };
+                match msg {
+                    FromShard::Inventory {
+                        request: r,
+                        entries,
+                        last,
+                    } if r == request => {
+                        reported += entries.len() as u64;
+                        if !entries.is_empty() {
+                            let req = Request::ReportInventory {
+                                client_id: self.client_id,
+                                entries,
+                            };
+                            self.call(&req).inspect_err(|e| self.note_error(e))?;
+                        }
+                        *slot |= last;
+                    }
+                    other => self.on_shard_message(i, other),
+                }
+            }
+        }
+        let r = self
+            .call(&Request::InventoryDone {
+                client_id: self.client_id,
+            })
+            .inspect_err(|e| self.note_error(e))?;
+        if r.status != 0 {
+            return Err(NodeError::InventoryRefused {
+                code: ErrorCode::from_code(r.status),
+                message: r.message,
+            });
+        }
+        if let ResponseBody::Count(n) = r.body {
+            tracing::info!(
+                reported,
+                adopted = n,
+                "the master adopted this node's objects"
+            );
+        }
+        Ok(reported)
+    }
+
+    /// Sends each shard the notices about its segments (every shard gets the batch, so each
+    /// answers `Applied` and the batch is known to be done).
+    pub(super) fn forward_notices(&mut self, term: u64, seq: u64, notices: Vec<Notice>) {
+        let shard_of: HashMap<u64, usize> = self
+            .segments
+            .iter()
+            .map(|s| (s.info.segment_id, s.info.shard as usize))
+            .collect();
+        let mut per_shard: Vec<Vec<Notice>> = vec![Vec::new(); self.links.len()];
+        for n in notices {
+            let segment_id = match n {
+                Notice::Commit { segment_id, .. } | Notice::Free { segment_id, .. } => segment_id,
+            };
+            if let Some(v) = shard_of
+                .get(&segment_id)
+                .and_then(|&s| per_shard.get_mut(s))
+            {
+                v.push(n);
+            }
+        }
+        let mut sent = 0;
+        for (l, notices) in self.links.iter().zip(per_shard) {
+            let msg = ToShard::Notices { seq, term, notices };
+            match l.send(msg) {
+                Ok(()) => sent += 1,
+                Err(_) => warn!("a shard is gone: its notices are dropped"),
+            }
+        }
+        if sent == 0 {
+            self.sync.applied(seq);
+        } else {
+            self.applying.insert(seq, sent);
+        }
+    }
+
+    /// One shard applied batch `seq`; once all have, the sync thread may acknowledge it.
+    pub(super) fn notices_applied(&mut self, seq: u64) {
+        let Some(left) = self.applying.get_mut(&seq) else {
+            return;
+        };
+        *left -= 1;
+        if *left == 0 {
+            self.applying.remove(&seq);
+            self.sync.applied(seq);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The agent's side of the master's notices: a thread long-polls the master with `Sync`
+//! on a connection of its own, hands each batch to the agent loop (which splits it over the
+//! shards), waits until every shard applied it, and acknowledges it with the next `Sync`
+//! (`docs/node-index.md`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mc_rpc::RpcClient;
+use mc_schema::ErrorCode;
+use mc_schema::handshake::Role;
+use mc_schema::msg::{Request, ResponseBody};
+use tracing::{debug, warn};
+
+use crate::state::Command;
+
+/// Longest wait for the shards to apply a batch before it is acknowledged anyway (a stuck
+/// shard must not stop the node from syncing; it re-reads the batch).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause after a failed `Sync` (master restarting, node not mounted yet).
+const RETRY: Duration = Duration::from_millis(100);
+
+/// What the sync thread and the agent loop share.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// The last notice every shard applied.
+    acked: Mutex<u64>,
+    applied: Condvar,
+    /// The highest master term seen.
+    pub term: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl SyncState {
+    /// Records that every shard applied the notices up to `seq`.
+    pub fn applied(&self, seq: u64) {
+        let mut acked = self.acked.lock().unwrap_or_else(|p| p.into_inner());
+        if seq > *acked {
+            *acked = seq;
+        }
+        self.applied.notify_all();
+    }
+
+    fn acked(&self) -> u64 {
+        *self.acked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `seq` is applied, the timeout passes or the thread is told to stop.
+    fn wait_applied(&self, seq: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut acked = self.acked.lock().unwrap_or_else(|p| p.into_inner());
+        while *acked < seq && !self.stop.load(Ordering::Acquire) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                warn!(seq, "shards did not apply the master's notices in time");
+                return;
+            }
+            acked = self
+                .applied
+                .wait_timeout(acked, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Raises the term seen.
+    pub fn see_term(&self, term: u64) {
+        self.term.fetch_max(term, Ordering::AcqRel);
+    }
+}
+
+/// Where the sync thread talks to.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    /// Master RPC address.
+    pub master: String,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// The node's client id.
+    pub client_id: u64,
+    /// Deadline of one call (the master holds a `Sync` up to half a second on top).
+    pub rpc_timeout: Duration,
+}
+
+/// The running sync thread; stopped (and joined) on drop.
+pub struct SyncThread {
+    state: Arc<SyncState>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyncThread {
+    /// Starts the thread; batches go to the agent loop on `commands`.
+    pub fn start(
+        target: SyncTarget,
+        state: Arc<SyncState>,
+        commands: Sender<Command>,
+    ) -> std::io::Result<SyncThread> {
+        let s = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("mc-agent-sync".into())
+            .spawn(move || run(&target, &s, &commands))?;
+        Ok(SyncThread {
+            state,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        self.state.applied.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
+    let mut conn: Option<RpcClient> = None;
+    while !s.stop.load(Ordering::Acquire) {
+        if conn.is_none() {
+            match RpcClient::connect(&t.master, Role::Agent, &t.cluster_id, t.rpc_timeout) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    debug!("sync: cannot reach the master: {e}");
+                    std::thread::sleep(RETRY);
+                    continue;
+                }
+            }
+        }
+        let req = Request::Sync {
+            client_id: t.client_id,
+            acked_seq: s.acked(),
+            term_seen: s.term.load(Ordering::Acquire),
+        };
+        let deadline = Instant::now() + t.rpc_timeout + Duration::from_secs(1);
+        let resp = match conn.as_mut().expect("connected above").call(&req, deadline) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!("sync failed: {e}");
+                conn = None;
+                std::thread::sleep(RETRY);
+                continue;
+            }
+        };
+        match resp.body {
+            ResponseBody::Notices { term, seq, notices } if resp.status == 0 => {
+                s.see_term(term);
+                if notices.is_empty() {
+                    continue;
+                }
+                let cmd = Command::Notices { term, seq, notices };
+                if commands.send(cmd).is_err() {
+                    return;
+                }
+                s.wait_applied(seq, APPLY_TIMEOUT);
+            }
+            _ => {
+                // Not mounted with this master yet (it restarted, or is taking over).
+                if resp.status != ErrorCode::ClientNotFound.code() {
+                    debug!(status = resp.status, "sync refused: {}", resp.message);
+                }
+                std::thread::sleep(RETRY);
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Turning one node's reported entries into objects.
+//!
+//! 1. **Check** every entry: its segment is mounted by this node, the range lies inside it
+//!    and is aligned, its length is the slice length its object size implies, its
+//!    generation is not from a term above ours, its key is valid.
+//! 2. **Resolve overlaps** within a segment (a node never holds two, but a report is input):
+//!    the higher generation wins.
+//! 3. **Reserve** every surviving range in its segment's allocator (built at once from the
+//!    sorted ranges).
+//! 4. **Assemble** replicas: entries of one `(key, put_generation, replica_index)` whose
+//!    `slice_count` slices are all there; replicas whose CRCs differ from the first are
+//!    dropped.
+//! 5. **Adopt** each object ([`ObjectStore::adopt`]).
+//!
+//! Whatever is refused on the way is freed, which also queues a free notice: the node
+//! forgets it, and its space is reusable.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use mc_schema::generation::term_of;
+use mc_schema::limits::{key_is_valid, slice_count, slice_len};
+use mc_schema::msg::{InventoryEntry, Notice};
+
+use super::Recovery;
+use crate::alloc::offset::ALIGN_BYTES;
+use crate::objects::{Adopted, Candidate, ObjectStore};
+use crate::segments::{Segments, SliceLoc};
+
+/// What one adoption did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AdoptReport {
+    /// Objects new to the master or replacing an older put.
+    pub adopted_objects: u64,
+    /// Objects the master had that gained replicas.
+    pub added_replicas: u64,
+    /// Entries refused.
+    pub rejected_entries: u64,
+    /// Wall time of the adoption.
+    pub took_ms: u64,
+}
+
+/// A checked entry with its place in the allocator.
+struct Kept {
+    e: InventoryEntry,
+    loc: SliceLoc,
+}
+
+/// Adopts the report `entries` of node `client_id`, then lets placement use its segments.
+pub fn adopt_inventory(
+    segments: &Segments,
+    objects: &ObjectStore,
+    recovery: &Recovery,
+    client_id: u64,
+    entries: Vec<InventoryEntry>,
+    now_ms: u64,
+) -> AdoptReport {
+    let t0 = Instant::now();
+    let mut report = AdoptReport::default();
+    let by_segment = check(segments, client_id, entries, &mut report);
+    let kept = reserve(segments, client_id, by_segment, &mut report);
+    let allow_new = |key: &str| recovery.in_window(now_ms) && !recovery.is_tombstoned(key);
+    for c in assemble(segments, kept, &mut report) {
+        let new = allow_new(&c.key);
+        match objects.adopt(c, new, now_ms) {
+            Adopted::New | Adopted::Replaced => report.adopted_objects += 1,
+            Adopted::AddedReplicas => report.added_replicas += 1,
+            Adopted::Rejected => report.rejected_entries += 1,
+        }
+    }
+    segments.inventory_adopted(client_id);
+    report.took_ms = t0.elapsed().as_millis() as u64;
+    report
+}
+
+/// Tells `client_id` to forget an entry that never got a place in an allocator.
+fn refuse(segments: &Segments, client_id: u64, e: &InventoryEntry, report: &mut AdoptReport) {
+    report.rejected_entries += 1;
+    segments.notices.push(
+        client_id,
+        Notice::Free {
+            segment_id: e.segment_id,
+            offset: e.offset,
+            generation: e.generation,
+        },
+    );
+}
+
+/// Steps 1 and 2: valid entries, grouped by segment, sorted by offset, without overlaps.
+fn check(
+    segments: &Segments,
+    client_id: u64,
+    entries: Vec<InventoryEntry>,
+    report: &mut AdoptReport,
+) -> BTreeMap<u64, Vec<InventoryEntry>> {
+    let term = segments.term();
+    let mut by_segment: BTreeMap<u64, Vec<InventoryEntry>> = BTreeMap::new();
+    for e in entries {
+        let seg = segments
+            .by_id(e.segment_id)
+            .filter(|s| s.client_id == client_id);
+        let ok = seg.is_some_and(|s| {
+            e.offset % ALIGN_BYTES == 0
+                && e.offset
+                    .checked_add(e.length)
+                    .is_some_and(|end| end <= s.size_bytes)
+        }) && e.object_size > 0
+            && e.slice_count as u64 == slice_count(e.object_size)
+            && e.slice_index < e.slice_count
+            && e.length == slice_len(e.object_size, e.slice_index as u64)
+            && e.generation != 0
+            && term_of(e.generation) <= term
+            && key_is_valid(&e.key);
+        if ok {
+            by_segment.entry(e.segment_id).or_default().push(e);
+        } else {
+            refuse(segments, client_id, &e, report);
+        }
+    }
+    for v in by_segment.values_mut() {
+        v.sort_unstable_by_key(|e| e.offset);
+        let mut kept: Vec<InventoryEntry> = Vec::with_capacity(v.len());
+        for e in v.drain(..) {
+            match kept.last() {
+                // The same slice reported twice (a report resent after a failed attempt).
+                Some(p) if p.offset == e.offset && p.generation == e.generation => {}
+                Some(p) if p.offset + p.length.next_multiple_of(ALIGN_BYTES) > e.offset => {
+                    let loser = if p.generation >= e.generation {
+                        e
+                    } else {
+                        std::mem::replace(kept.last_mut().expect("checked"), e)
+                    };
+                    refuse(segments, client_id, &loser, report);
+                }
+                _ => kept.push(e),
+            }
+        }
+        *v = kept;
+    }
+    by_segment
+}
+
+/// Step 3: every surviving range gets its place in its segment's allocator.
+fn reserve(
+    segments: &Segments,
+    client_id: u64,
+    by_segment: BTreeMap<u64, Vec<InventoryEntry>>,
+    report: &mut AdoptReport,
+) -> Vec<Kept> {
+    let mut kept = Vec::new();
+    for (id, entries) in by_segment {
+        let Some(seg) = segments.by_id(id) else {
+            entries
+                .iter()
+                .for_each(|e| refuse(segments, client_id, e, report));
+            continue;
+        };
+        let used: Vec<(u64, u64, u64)> = entries
+            .iter()
+            .map(|e| (e.offset, e.length, e.generation))
+            .collect();
+        match seg.adopt_ranges(&used) {
+            Ok(nodes) => kept.extend(entries.into_iter().zip(nodes).map(|(e, node)| Kept {
+                loc: SliceLoc {
+                    offset: e.offset,
+                    generation: e.generation,
+                    segment: seg.slot,
+                    node,
+                },
+                e,
+            })),
+            Err(_) => entries
+                .iter()
+                .for_each(|e| refuse(segments, client_id, e, report)),
+        }
+    }
+    kept
+}
+
+/// Step 4: complete replicas, grouped into candidates. Reserved slices that end up in no
+/// candidate are freed.
+fn assemble(segments: &Segments, kept: Vec<Kept>, report: &mut AdoptReport) -> Vec<Candidate> {
+    type Replicas = BTreeMap<u32, Vec<Kept>>;
+    let mut objects: BTreeMap<(String, u64), Replicas> = BTreeMap::new();
+    for k in kept {
+        objects
+            .entry((k.e.key.clone(), k.e.put_generation))
+            .or_default()
+            .entry(k.e.replica_index)
+            .or_default()
+            .push(k);
+    }
+    let mut out = Vec::with_capacity(objects.len());
+    for ((key, put_generation), replicas) in objects {
+        let mut c: Option<Candidate> = None;
+        for (_, mut slices) in replicas {
+            slices.sort_unstable_by_key(|k| k.e.slice_index);
+            let first = &slices[0].e;
+            let complete = slices.len() as u32 == first.slice_count
+                && slices.iter().enumerate().all(|(i, k)| {
+                    k.e.slice_index == i as u32 && k.e.object_size == first.object_size
+                });
+            let crcs: Vec<u32> = slices.iter().map(|k| k.e.crc32c).collect();
+            let fits = c
+                .as_ref()
+                .is_none_or(|c| c.size == first.object_size && c.crcs == crcs);
+            if !(complete && fits) {
+                report.rejected_entries += slices.len() as u64;
+                for k in &slices {
+                    segments.free_one(&k.loc, k.e.length);
+                }
+                continue;
+            }
+            let locs: Vec<SliceLoc> = slices.iter().map(|k| k.loc).collect();
+            match &mut c {
+                Some(c) => c.locs.extend(locs),
+                None => {
+                    c = Some(Candidate {
+                        key: key.clone(),
+                        put_generation,
+                        size: first.object_size,
+                        locs,
+                        crcs,
+                        hard_pin: first.pins & 1 != 0,
+                        soft_pin: first.pins & 2 != 0,
+                    })
+                }
+            }
+        }
+        out.extend(c);
+    }
+    out
+}

@@ -1,0 +1,204 @@
+//! Recovery from what the nodes hold (`docs/why-recovery.md`).
+//!
+//! A master that starts (or wins an election) knows no objects. Every node that mounts
+//! with it reports its object index (`ReportInventory`, `InventoryDone`); the master
+//! re-adopts what the entries prove complete ([`assemble`]) and tells the node to forget the
+//! rest. While a registered node's report is incomplete, a lookup of an unknown key waits
+//! for it instead of answering OBJECT_NOT_FOUND. For a window after the start
+//! (`client_ttl`), a node that shows up late is adopted in full; keys removed meanwhile are
+//! remembered (tombstones) so a late report cannot bring them back. After the window, a
+//! late node's entries only add replicas to objects the master has.
+
+pub mod assemble;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mc_schema::ErrorCode;
+use mc_schema::msg::InventoryEntry;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Most entries a node may report before InventoryDone (a node with more slices than this
+/// cannot exist: segments hold at most 4M allocations each, and a node a few segments).
+const MAX_REPORTED: usize = 64 << 20;
+
+/// Counters of the recovery, for `/health` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct RecoveryStats {
+    /// Objects re-adopted from node reports.
+    pub adopted_objects_total: AtomicU64,
+    /// Replicas added to objects already known.
+    pub added_replicas_total: AtomicU64,
+    /// Reported slices refused (incomplete, overlapping, stale, removed, unknown segment).
+    pub rejected_entries_total: AtomicU64,
+    /// Inventories adopted.
+    pub inventories_total: AtomicU64,
+    /// Milliseconds the last adoption took.
+    pub last_adoption_ms: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Reports of nodes that mounted and have not finished reporting.
+    pending: HashMap<u64, Vec<InventoryEntry>>,
+    /// Keys removed while recovery could still adopt them from a late report.
+    tombstones: HashSet<String>,
+    /// Patterns removed the same way (remove_by_regex, remove_all).
+    patterns: Vec<regex::Regex>,
+}
+
+/// The recovery state of one master's term.
+#[derive(Debug)]
+pub struct Recovery {
+    started_ms: u64,
+    window_ms: u64,
+    inner: Mutex<Inner>,
+    progress: Notify,
+    /// Counters.
+    pub stats: RecoveryStats,
+}
+
+impl Recovery {
+    /// Recovery of a master that started at `now_ms`; late nodes are adopted in full for
+    /// `window_ms`.
+    pub fn new(now_ms: u64, window_ms: u64) -> Recovery {
+        Recovery {
+            started_ms: now_ms,
+            window_ms,
+            inner: Mutex::new(Inner::default()),
+            progress: Notify::new(),
+            stats: RecoveryStats::default(),
+        }
+    }
+
+    /// A node mounted and will report: lookups wait for it until it is done.
+    pub fn expect(&self, client_id: u64) {
+        self.inner.lock().pending.entry(client_id).or_default();
+    }
+
+    /// Part of a node's report.
+    pub fn report(&self, client_id: u64, entries: Vec<InventoryEntry>) -> Result<(), ErrorCode> {
+        let mut inner = self.inner.lock();
+        let Some(v) = inner.pending.get_mut(&client_id) else {
+            return Err(ErrorCode::ClientNotFound);
+        };
+        if v.len() + entries.len() > MAX_REPORTED {
+            return Err(ErrorCode::InvalidParams);
+        }
+        v.extend(entries);
+        Ok(())
+    }
+
+    /// The whole report of a node that is done (`None` if it never mounted with reports).
+    pub fn take(&self, client_id: u64) -> Option<Vec<InventoryEntry>> {
+        self.inner.lock().pending.remove(&client_id)
+    }
+
+    /// Wakes lookups waiting for reports (call after an adoption, or a node going away).
+    pub fn progressed(&self) {
+        self.progress.notify_waiters();
+    }
+
+    /// Forgets a node that went away before finishing its report.
+    pub fn forget(&self, client_id: u64) {
+        if self.inner.lock().pending.remove(&client_id).is_some() {
+            self.progressed();
+        }
+    }
+
+    /// Whether every registered node has reported in full.
+    pub fn settled(&self) -> bool {
+        self.inner.lock().pending.is_empty()
+    }
+
+    /// Nodes still reporting.
+    pub fn pending_nodes(&self) -> usize {
+        self.inner.lock().pending.len()
+    }
+
+    /// Whether a late node's unknown keys are still adopted.
+    pub fn in_window(&self, now_ms: u64) -> bool {
+        now_ms < self.started_ms + self.window_ms
+    }
+
+    /// Remembers that `key` was removed, while a late report could still bring it back.
+    pub fn tombstone(&self, key: &str, now_ms: u64) {
+        let mut inner = self.inner.lock();
+        if self.in_window(now_ms) || !inner.pending.is_empty() {
+            inner.tombstones.insert(key.to_string());
+        } else if !inner.tombstones.is_empty() || !inner.patterns.is_empty() {
+            inner.tombstones = HashSet::new();
+            inner.patterns = Vec::new();
+        }
+    }
+
+    /// Remembers that every key matching `pattern` was removed (see [`tombstone`](Self::tombstone)).
+    pub fn tombstone_pattern(&self, pattern: &str, now_ms: u64) {
+        let mut inner = self.inner.lock();
+        let live = self.in_window(now_ms) || !inner.pending.is_empty();
+        if let (true, Ok(re)) = (live, regex::Regex::new(pattern)) {
+            inner.patterns.push(re);
+        }
+    }
+
+    /// Whether `key` was removed during recovery.
+    pub fn is_tombstoned(&self, key: &str) -> bool {
+        let inner = self.inner.lock();
+        inner.tombstones.contains(key) || inner.patterns.iter().any(|p| p.is_match(key))
+    }
+
+    /// Waits until every registered node has reported, or `timeout`.
+    pub async fn wait_settled(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.settled() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Counts one adoption.
+    pub fn count(&self, r: &assemble::AdoptReport) {
+        let s = &self.stats;
+        s.adopted_objects_total
+            .fetch_add(r.adopted_objects, Ordering::Relaxed);
+        s.added_replicas_total
+            .fetch_add(r.added_replicas, Ordering::Relaxed);
+        s.rejected_entries_total
+            .fetch_add(r.rejected_entries, Ordering::Relaxed);
+        s.inventories_total.fetch_add(1, Ordering::Relaxed);
+        s.last_adoption_ms.store(r.took_ms, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_buffered_per_node_and_settle_when_taken() {
+        let r = Recovery::new(0, 1000);
+        assert!(r.settled());
+        assert_eq!(r.report(1, vec![]), Err(ErrorCode::ClientNotFound));
+        r.expect(1);
+        r.expect(2);
+        r.report(1, vec![InventoryEntry::default()]).unwrap();
+        assert!(!r.settled());
+        assert_eq!(r.take(1).map(|v| v.len()), Some(1));
+        r.forget(2);
+        assert!(r.settled());
+        r.tombstone("k", 10);
+        assert!(r.is_tombstoned("k"));
+        // Past the window and settled: tombstones are no longer needed.
+        r.tombstone("j", 2000);
+        assert!(!r.is_tombstoned("k"));
+    }
+}

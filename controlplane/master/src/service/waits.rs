@@ -1,0 +1,217 @@
+//! The requests whose answer may wait: the nodes' `Sync` long poll, lookups that arrive
+//! while nodes are still reporting what they hold, and removes, which are answered once the
+//! holders have applied their free notices (`docs/why-recovery.md`).
+
+use std::time::Duration;
+
+use mc_rpc::Reply;
+use mc_schema::ErrorCode;
+use mc_schema::msg::{Request, Response, ResponseBody};
+use tracing::warn;
+
+use super::MasterService;
+use crate::notices;
+
+/// Longest hold of a `Sync` with nothing to deliver.
+const SYNC_HOLD: Duration = Duration::from_millis(500);
+
+/// Longest wait of a lookup or remove for nodes still reporting their inventories; after
+/// it, a key still unknown is answered UNAVAILABLE_IN_CURRENT_STATUS (retryable) while
+/// reports are missing.
+const RECOVERY_WAIT: Duration = Duration::from_secs(3);
+
+/// Longest wait of a remove for its holders to confirm their free notices. A holder that
+/// does not confirm in time is down or partitioned (it is dropped at `client_ttl`).
+const REMOVE_CONFIRM: Duration = Duration::from_secs(2);
+
+/// Whether answer `r` to a lookup has a key the master does not know.
+fn has_missing(r: &Response) -> bool {
+    let nf = ErrorCode::ObjectNotFound.code();
+    match &r.body {
+        ResponseBody::ReplicaLists(v) => v.iter().any(|x| x.status == nf),
+        ResponseBody::Values(v) => v.iter().any(|&x| x == 0 || x == i64::from(nf)),
+        _ => false,
+    }
+}
+
+/// Marks the keys still unknown in `r` as retryable: a node that may hold them has not
+/// finished reporting.
+fn unknown_is_retryable(r: &mut Response) {
+    let nf = ErrorCode::ObjectNotFound.code();
+    let later = ErrorCode::UnavailableInCurrentStatus.code();
+    match &mut r.body {
+        ResponseBody::ReplicaLists(v) => v
+            .iter_mut()
+            .filter(|x| x.status == nf)
+            .for_each(|x| x.status = later),
+        ResponseBody::Values(v) => v
+            .iter_mut()
+            .filter(|x| **x == 0 || **x == i64::from(nf))
+            .for_each(|x| *x = i64::from(later)),
+        _ => {}
+    }
+}
+
+impl MasterService {
+    /// `Sync`: acknowledges what the node applied and hands it the next notices, holding the
+    /// answer up to [`SYNC_HOLD`] when there are none.
+    pub(super) fn sync(&self, client_id: u64, acked_seq: u64, term_seen: u64) -> Reply {
+        if !self.clients.lock().contains_key(&client_id) {
+            return Response::error(
+                ErrorCode::ClientNotFound.code(),
+                "unknown node: mount first",
+            )
+            .into();
+        }
+        let term = self.segments.observe_term(term_seen);
+        let n = self.segments.notices.clone();
+        if let Some((seq, notices)) = n.sync(client_id, acked_seq) {
+            return notices_answer(term, seq, notices).into();
+        }
+        let wake = n.waker(client_id);
+        Reply::Later(Box::pin(async move {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if n.sync(client_id, acked_seq).is_none() {
+                let _ = tokio::time::timeout(SYNC_HOLD, notified).await;
+            }
+            match n.sync(client_id, acked_seq) {
+                Some((seq, notices)) => notices_answer(term, seq, notices),
+                None => notices_answer(term, acked_seq, Vec::new()),
+            }
+        }))
+    }
+
+    /// A lookup (GetReplicaList, ExistKey, GetSize): answered now, unless it names a key the
+    /// master does not know while nodes are still reporting; then it waits for them.
+    pub(super) fn lookup(&self, req: Request, now: u64) -> Reply {
+        let resp = self.lookup_now(&req, now);
+        if self.recovery.settled() || !has_missing(&resp) {
+            return resp.into();
+        }
+        let me = self.arc();
+        Reply::Later(Box::pin(async move {
+            me.recovery.wait_settled(RECOVERY_WAIT).await;
+            let mut resp = me.lookup_now(&req, me.now_ms());
+            if !me.recovery.settled() {
+                unknown_is_retryable(&mut resp);
+            }
+            resp
+        }))
+    }
+
+    fn lookup_now(&self, req: &Request, now: u64) -> Response {
+        match req {
+            Request::GetReplicaList { keys } => self.get_replica_lists(keys, now),
+            Request::ExistKey { keys } => self.per_key_value(keys, |k| self.objects.exist(k, now)),
+            Request::GetSize { keys } => self.per_key_value(keys, |k| self.objects.size(k)),
+            _ => Response::error(ErrorCode::InternalError.code(), "not a lookup"),
+        }
+    }
+
+    /// A remove (by key, by pattern, or all). While nodes are still reporting it waits for
+    /// them first, so it removes what they hold too; the keys are remembered so a late
+    /// report cannot bring them back. It is answered once the holders applied the free
+    /// notices (or [`REMOVE_CONFIRM`] passed).
+    pub(super) fn removal(&self, req: Request, now: u64) -> Reply {
+        if self.recovery.settled() {
+            return self.remove_and_confirm(req, now);
+        }
+        let me = self.arc();
+        Reply::Later(Box::pin(async move {
+            me.recovery.wait_settled(RECOVERY_WAIT).await;
+            match me.remove_and_confirm(req, me.now_ms()) {
+                Reply::Now(r) => r,
+                Reply::Later(f) => f.await,
+            }
+        }))
+    }
+
+    fn remove_and_confirm(&self, req: Request, now: u64) -> Reply {
+        let (resp, seqs) = notices::collect(|| self.remove_now(&req, now));
+        if seqs.is_empty() {
+            return resp.into();
+        }
+        let n = self.segments.notices.clone();
+        Reply::Later(Box::pin(async move {
+            let left = n.wait_acked(&seqs, REMOVE_CONFIRM).await;
+            if left > 0 {
+                warn!(
+                    nodes = left,
+                    "remove answered before every holder confirmed forgetting the object"
+                );
+                n.unconfirmed_removes_total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            resp
+        }))
+    }
+
+    fn remove_now(&self, req: &Request, now: u64) -> Response {
+        match req {
+            Request::Remove { keys, force } => self.per_key(keys, |k| {
+                self.recovery.tombstone(k, now);
+                self.objects.remove(k, *force, now)
+            }),
+            Request::RemoveByRegex { regex, force } => {
+                self.recovery.tombstone_pattern(regex, now);
+                self.remove_by_regex(regex, *force, now)
+            }
+            Request::RemoveAll { force } => {
+                self.recovery.tombstone_pattern(".*", now);
+                let n = self.objects.remove_matching(|_| true, *force, now);
+                Response::ok(ResponseBody::Count(n))
+            }
+            _ => Response::error(ErrorCode::InternalError.code(), "not a remove"),
+        }
+    }
+
+    /// `ReportInventory`: part of a node's report, kept until `InventoryDone`.
+    pub(super) fn report_inventory(
+        &self,
+        client_id: u64,
+        entries: Vec<mc_schema::msg::InventoryEntry>,
+    ) -> Response {
+        let n = entries.len() as u64;
+        match self.recovery.report(client_id, entries) {
+            Ok(()) => Response::ok(ResponseBody::Count(n)),
+            Err(c) => Response::error(c.code(), "no inventory expected from this node"),
+        }
+    }
+
+    /// `InventoryDone`: adopts the node's report and opens its segments to placement.
+    pub(super) fn inventory_done(&self, client_id: u64, now: u64) -> Response {
+        let Some(entries) = self.recovery.take(client_id) else {
+            return Response::error(
+                ErrorCode::ClientNotFound.code(),
+                "no inventory expected from this node",
+            );
+        };
+        let n = entries.len();
+        let r = crate::recovery::assemble::adopt_inventory(
+            &self.segments,
+            &self.objects,
+            &self.recovery,
+            client_id,
+            entries,
+            now,
+        );
+        self.recovery.count(&r);
+        self.recovery.progressed();
+        tracing::info!(
+            client_id,
+            entries = n,
+            adopted_objects = r.adopted_objects,
+            added_replicas = r.added_replicas,
+            rejected_entries = r.rejected_entries,
+            took_ms = r.took_ms,
+            "node inventory adopted"
+        );
+        Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
+    }
+}
+
+fn notices_answer(term: u64, seq: u64, notices: Vec<mc_schema::msg::Notice>) -> Response {
+    Response::ok(ResponseBody::Notices { term, seq, notices })
+}

@@ -1,0 +1,183 @@
+//! Codec of the node-index messages of the master RPC: `Sync` and its `Notices`,
+//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`).
+
+use flatbuffers::{UnionWIPOffset, WIPOffset};
+
+use super::{Fbb, InventoryEntry, Notice, Request, ResponseBody, missing, unknown_request};
+use crate::SchemaError;
+use crate::generated::mc::proto as fb;
+
+/// Kind byte of a commit notice.
+const COMMIT: u8 = 1;
+/// Kind byte of a free notice.
+const FREE: u8 = 2;
+
+pub(super) fn enc_sync(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    acked_seq: u64,
+    term_seen: u64,
+) -> WIPOffset<UnionWIPOffset> {
+    let args = fb::SyncArgs {
+        client_id,
+        acked_seq,
+        term_seen,
+    };
+    fb::Sync::create(fbb, &args).as_union_value()
+}
+
+pub(super) fn enc_report(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[InventoryEntry],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::InventoryEntryFb::create(
+                fbb,
+                &fb::InventoryEntryFbArgs {
+                    key: Some(key),
+                    segment_id: e.segment_id,
+                    offset: e.offset,
+                    length: e.length,
+                    generation: e.generation,
+                    put_generation: e.put_generation,
+                    object_size: e.object_size,
+                    slice_index: e.slice_index,
+                    slice_count: e.slice_count,
+                    crc32c: e.crc32c,
+                    replica_index: e.replica_index,
+                    pins: e.pins,
+                    committed: e.committed,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportInventoryArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportInventory::create(fbb, &args).as_union_value()
+}
+
+pub(super) fn enc_done(fbb: &mut Fbb<'_>, client_id: u64) -> WIPOffset<UnionWIPOffset> {
+    fb::InventoryDone::create(fbb, &fb::InventoryDoneArgs { client_id }).as_union_value()
+}
+
+/// `Sync`, `ReportInventory` or `InventoryDone`.
+pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
+    use fb::RequestBody as B;
+    Ok(match r.body_type() {
+        B::Sync => {
+            let m = r.body_as_sync().ok_or_else(|| missing("sync"))?;
+            Request::Sync {
+                client_id: m.client_id(),
+                acked_seq: m.acked_seq(),
+                term_seen: m.term_seen(),
+            }
+        }
+        B::ReportInventory => {
+            let m = r
+                .body_as_report_inventory()
+                .ok_or_else(|| missing("report_inventory"))?;
+            Request::ReportInventory {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_entry).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        B::InventoryDone => Request::InventoryDone {
+            client_id: r
+                .body_as_inventory_done()
+                .ok_or_else(|| missing("inventory_done"))?
+                .client_id(),
+        },
+        other => return Err(unknown_request(other)),
+    })
+}
+
+fn dec_entry(e: fb::InventoryEntryFb<'_>) -> InventoryEntry {
+    InventoryEntry {
+        key: e.key().unwrap_or_default().to_string(),
+        segment_id: e.segment_id(),
+        offset: e.offset(),
+        length: e.length(),
+        generation: e.generation(),
+        put_generation: e.put_generation(),
+        object_size: e.object_size(),
+        slice_index: e.slice_index(),
+        slice_count: e.slice_count(),
+        crc32c: e.crc32c(),
+        replica_index: e.replica_index(),
+        pins: e.pins(),
+        committed: e.committed(),
+    }
+}
+
+pub(super) fn enc_notices(
+    fbb: &mut Fbb<'_>,
+    term: u64,
+    seq: u64,
+    notices: &[Notice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<fb::NoticeFb> = notices
+        .iter()
+        .map(|n| match *n {
+            Notice::Commit {
+                segment_id,
+                offset,
+                generation,
+            } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation),
+            Notice::Free {
+                segment_id,
+                offset,
+                generation,
+            } => fb::NoticeFb::new(FREE, segment_id, offset, generation),
+        })
+        .collect();
+    let notices = fbb.create_vector(&v);
+    let args = fb::NoticesArgs {
+        term,
+        seq,
+        notices: Some(notices),
+    };
+    fb::Notices::create(fbb, &args).as_union_value()
+}
+
+/// Notices of unknown kinds (a newer master) are skipped.
+pub(super) fn dec_notices(n: fb::Notices<'_>) -> ResponseBody {
+    let notices = n
+        .notices()
+        .map(|v| {
+            v.iter()
+                .filter_map(|n| {
+                    let (segment_id, offset, generation) =
+                        (n.segment_id(), n.offset(), n.generation());
+                    match n.kind() {
+                        COMMIT => Some(Notice::Commit {
+                            segment_id,
+                            offset,
+                            generation,
+                        }),
+                        FREE => Some(Notice::Free {
+                            segment_id,
+                            offset,
+                            generation,
+                        }),
+                        _ => None,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ResponseBody::Notices {
+        term: n.term(),
+        seq: n.seq(),
+        notices,
+    }
+}
