@@ -261,10 +261,20 @@ impl Store {
         res
     }
 
+    /// One value per key (ExistKey, GetSize). While a recovering master answers some keys
+    /// UNAVAILABLE_IN_CURRENT_STATUS, the whole request is asked again until the deadline.
     fn values(&self, req: Request, n: usize, what: &str) -> Result<Vec<i64>> {
-        match self.call(&req)?.body {
-            ResponseBody::Values(v) if v.len() == n => Ok(v),
-            _ => Err(unexpected(what)),
+        let later = i64::from(ErrorCode::UnavailableInCurrentStatus.code());
+        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        loop {
+            let v = match self.call(&req)?.body {
+                ResponseBody::Values(v) if v.len() == n => v,
+                _ => return Err(unexpected(what)),
+            };
+            if !v.contains(&later) || Instant::now() >= deadline {
+                return Ok(v);
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

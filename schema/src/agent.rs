@@ -147,6 +147,8 @@ pub enum FromShard {
     Applied {
         /// Shard index.
         shard: u32,
+        /// The batch's `term`.
+        term: u64,
         /// The batch's `seq`.
         seq: u64,
     },

@@ -163,11 +163,12 @@ pub enum Request {
     UpsertRevoke {
         keys: Vec<String>,
     },
-    /// A node's long poll for notices; `acked_seq` is the last one its shards applied.
+    /// A node's long poll for notices; `acked_seq` is the last one its shards applied of
+    /// the master of term `acked_term`.
     Sync {
         client_id: u64,
         acked_seq: u64,
-        term_seen: u64,
+        acked_term: u64,
     },
     /// Part of a node's inventory, after it mounted with a master that did not know it.
     ReportInventory {
@@ -608,10 +609,10 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
         Request::Sync {
             client_id,
             acked_seq,
-            term_seen,
+            acked_term,
         } => (
             B::Sync,
-            node_index::enc_sync(fbb, *client_id, *acked_seq, *term_seen),
+            node_index::enc_sync(fbb, *client_id, *acked_seq, *acked_term),
         ),
         Request::ReportInventory { client_id, entries } => (
             B::ReportInventory,
@@ -1216,7 +1217,7 @@ mod tests {
         rt_req(Request::Sync {
             client_id: 4,
             acked_seq: 10,
-            term_seen: 2,
+            acked_term: 2,
         });
         rt_req(Request::ReportInventory {
             client_id: 4,

@@ -6,7 +6,7 @@
 //! caller's buffers ([`Store::get_into_batch`]), or memory handed out once the size is
 //! known ([`Store::get_with`], which lets a binding read straight into its own objects).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mc_schema::msg::{ReplicaDesc, ReplicaListResult, Request, ResponseBody};
 
@@ -15,9 +15,34 @@ use super::{Store, check_batch, check_key, invalid, unexpected};
 use crate::metrics::Op;
 use crate::{Error, ErrorCode, Result};
 
+/// Pause before asking again for keys a recovering master does not know yet.
+const RECOVERY_RETRY: Duration = Duration::from_millis(50);
+
 impl Store {
+    /// Replica lists of `keys`. A key the master answers as not known yet
+    /// (UNAVAILABLE_IN_CURRENT_STATUS: it is re-adopting what the nodes hold) is asked
+    /// again until the call's deadline.
     pub(super) fn replica_lists(&self, keys: &[&str]) -> Result<Vec<ReplicaListResult>> {
         check_batch(keys.len())?;
+        let later = ErrorCode::UnavailableInCurrentStatus.code();
+        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        let mut out = self.replica_lists_once(keys)?;
+        loop {
+            let waiting: Vec<usize> = (0..keys.len())
+                .filter(|&i| out[i].status == later)
+                .collect();
+            if waiting.is_empty() || Instant::now() >= deadline {
+                return Ok(out);
+            }
+            std::thread::sleep(RECOVERY_RETRY);
+            let again: Vec<&str> = waiting.iter().map(|&i| keys[i]).collect();
+            for (i, r) in waiting.into_iter().zip(self.replica_lists_once(&again)?) {
+                out[i] = r;
+            }
+        }
+    }
+
+    fn replica_lists_once(&self, keys: &[&str]) -> Result<Vec<ReplicaListResult>> {
         let resp = self.call(&Request::GetReplicaList {
             keys: keys.iter().map(|k| k.to_string()).collect(),
         })?;

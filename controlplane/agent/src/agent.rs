@@ -98,8 +98,9 @@ pub struct Agent<L: AgentLink> {
     orphans: Vec<u64>,
     /// Shared with the sync thread: the term seen and the notices applied.
     sync: Arc<sync::SyncState>,
-    /// Notice batches being applied: sequence number → shards that have not answered.
-    applying: HashMap<u64, usize>,
+    /// Notice batches being applied: (term, sequence number) → shards that have not
+    /// answered.
+    applying: HashMap<(u64, u64), usize>,
 }
 
 impl<L: AgentLink> Agent<L> {

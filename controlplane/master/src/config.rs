@@ -105,6 +105,11 @@ pub struct MasterConfig {
     /// A client (store node) silent this long is dropped (bare number = seconds).
     #[arg(long = "client_ttl", default_value = "10", value_parser = seconds)]
     pub client_ttl: Duration,
+    /// After a start or a takeover, how long a lookup of an unknown key waits for store
+    /// nodes to re-mount and report what they hold (bare number = milliseconds). Keep it
+    /// above the nodes' `--heartbeat_interval`.
+    #[arg(long = "recovery_grace", default_value = "3000", value_parser = millis)]
+    pub recovery_grace: Duration,
     /// Soft pin lifetime when a put enables it without a TTL (bare number = milliseconds).
     #[arg(long = "default_kv_soft_pin_ttl", default_value = "1800000", value_parser = millis)]
     pub default_kv_soft_pin_ttl: Duration,

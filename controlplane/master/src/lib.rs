@@ -133,6 +133,7 @@ fn service_config(cfg: &MasterConfig) -> ServiceConfig {
             release_ms: ms(cfg.put_start_release_timeout_sec),
         },
         client_ttl_ms: ms(cfg.client_ttl),
+        recovery_grace_ms: ms(cfg.recovery_grace),
         max_allocations_per_segment: cfg.max_allocations_per_segment,
         eviction_high_watermark_ratio: cfg.eviction_high_watermark_ratio,
         eviction_ratio: cfg.eviction_ratio,

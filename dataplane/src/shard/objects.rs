@@ -35,7 +35,7 @@ pub(super) fn apply(
             ours = state.term.get(),
             "notices of a deposed master ignored"
         );
-        return FromShard::Applied { shard, seq };
+        return FromShard::Applied { shard, term, seq };
     }
     set_term(state, term);
     let mut index = state.index.borrow_mut();
@@ -58,7 +58,7 @@ pub(super) fn apply(
         }
     }
     state.stats.index_entries.set(index.len() as u64);
-    FromShard::Applied { shard, seq }
+    FromShard::Applied { shard, term, seq }
 }
 
 /// Every entry of the index over `segments`, in messages of at most [`INVENTORY_CHUNK`]

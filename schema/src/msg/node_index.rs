@@ -16,12 +16,12 @@ pub(super) fn enc_sync(
     fbb: &mut Fbb<'_>,
     client_id: u64,
     acked_seq: u64,
-    term_seen: u64,
+    acked_term: u64,
 ) -> WIPOffset<UnionWIPOffset> {
     let args = fb::SyncArgs {
         client_id,
         acked_seq,
-        term_seen,
+        acked_term,
     };
     fb::Sync::create(fbb, &args).as_union_value()
 }
@@ -76,7 +76,7 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
             Request::Sync {
                 client_id: m.client_id(),
                 acked_seq: m.acked_seq(),
-                term_seen: m.term_seen(),
+                acked_term: m.acked_term(),
             }
         }
         B::ReportInventory => {

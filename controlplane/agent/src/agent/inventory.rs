@@ -112,21 +112,22 @@ impl<L: AgentLink> Agent<L> {
             }
         }
         if sent == 0 {
-            self.sync.applied(seq);
+            self.sync.applied(term, seq);
         } else {
-            self.applying.insert(seq, sent);
+            self.applying.insert((term, seq), sent);
         }
     }
 
-    /// One shard applied batch `seq`; once all have, the sync thread may acknowledge it.
-    pub(super) fn notices_applied(&mut self, seq: u64) {
-        let Some(left) = self.applying.get_mut(&seq) else {
+    /// One shard applied batch `seq` of `term`; once all have, the sync thread may
+    /// acknowledge it.
+    pub(super) fn notices_applied(&mut self, term: u64, seq: u64) {
+        let Some(left) = self.applying.get_mut(&(term, seq)) else {
             return;
         };
         *left -= 1;
         if *left == 0 {
-            self.applying.remove(&seq);
-            self.sync.applied(seq);
+            self.applying.remove(&(term, seq));
+            self.sync.applied(term, seq);
         }
     }
 }

@@ -304,7 +304,7 @@ impl<L: AgentLink> Agent<L> {
                     self.group_done(group, None);
                 }
             }
-            FromShard::Applied { seq, .. } => self.notices_applied(seq),
+            FromShard::Applied { term, seq, .. } => self.notices_applied(term, seq),
             other => warn!(shard, "unexpected message from a shard: {other:?}"),
         }
     }

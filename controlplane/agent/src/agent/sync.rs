@@ -27,8 +27,8 @@ const RETRY: Duration = Duration::from_millis(100);
 /// What the sync thread and the agent loop share.
 #[derive(Debug, Default)]
 pub struct SyncState {
-    /// The last notice every shard applied.
-    acked: Mutex<u64>,
+    /// The last notice every shard applied, and the term of the master that sent it.
+    acked: Mutex<(u64, u64)>,
     applied: Condvar,
     /// The highest master term seen.
     pub term: AtomicU64,
@@ -36,24 +36,25 @@ pub struct SyncState {
 }
 
 impl SyncState {
-    /// Records that every shard applied the notices up to `seq`.
-    pub fn applied(&self, seq: u64) {
+    /// Records that every shard applied the notices up to `seq` of the master of `term`.
+    pub fn applied(&self, term: u64, seq: u64) {
         let mut acked = self.acked.lock().unwrap_or_else(|p| p.into_inner());
-        if seq > *acked {
-            *acked = seq;
+        if (term, seq) > *acked {
+            *acked = (term, seq);
         }
         self.applied.notify_all();
     }
 
-    fn acked(&self) -> u64 {
+    fn acked(&self) -> (u64, u64) {
         *self.acked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until `seq` is applied, the timeout passes or the thread is told to stop.
-    fn wait_applied(&self, seq: u64, timeout: Duration) {
+    /// Waits until `seq` of `term` is applied, the timeout passes or the thread is told to
+    /// stop.
+    fn wait_applied(&self, term: u64, seq: u64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut acked = self.acked.lock().unwrap_or_else(|p| p.into_inner());
-        while *acked < seq && !self.stop.load(Ordering::Acquire) {
+        while *acked < (term, seq) && !self.stop.load(Ordering::Acquire) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 warn!(seq, "shards did not apply the master's notices in time");
@@ -133,10 +134,11 @@ fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
                 }
             }
         }
+        let (acked_term, acked_seq) = s.acked();
         let req = Request::Sync {
             client_id: t.client_id,
-            acked_seq: s.acked(),
-            term_seen: s.term.load(Ordering::Acquire),
+            acked_seq,
+            acked_term,
         };
         let deadline = Instant::now() + t.rpc_timeout + Duration::from_secs(1);
         let resp = match conn.as_mut().expect("connected above").call(&req, deadline) {
@@ -158,7 +160,7 @@ fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
                 if commands.send(cmd).is_err() {
                     return;
                 }
-                s.wait_applied(seq, APPLY_TIMEOUT);
+                s.wait_applied(term, seq, APPLY_TIMEOUT);
             }
             _ => {
                 // Not mounted with this master yet (it restarted, or is taking over).

@@ -404,6 +404,7 @@ impl ObjectStore {
                 shard.remove(h, &item.key, |k| self.hash(k));
                 return ErrorCode::TransferFail;
             }
+            o.pin_put_generation();
             o.set_locs(keep);
         }
         o.commit(item.slice_crcs, now_ms);
@@ -604,9 +605,7 @@ impl ObjectStore {
                     if keep.is_empty() {
                         return true;
                     }
-                    if !o.complete() {
-                        o.pin_put_generation();
-                    }
+                    o.pin_put_generation();
                     o.set_locs(keep);
                     false
                 },

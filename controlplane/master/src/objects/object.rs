@@ -214,7 +214,7 @@ impl Object {
         old
     }
 
-    /// Generation of the put that created this pending object.
+    /// Generation of the put that created this object (kept when its first replica went).
     pub fn put_generation(&self) -> u64 {
         match self.rare.as_ref().map(|r| r.put_generation) {
             Some(g) if g != 0 => g,
@@ -247,16 +247,21 @@ impl Object {
 
     /// Commits: records the CRCs, marks complete, touches the object.
     pub fn commit(&mut self, crcs: Vec<u32>, now_ms: u64) {
+        // The put's generation is kept only when the first location no longer tells it (its
+        // first replica was dropped): recovery matches replicas by it.
+        let g = self.put_generation();
+        let first = self.locs().first().map_or(0, |l| l.generation);
+        let keep = if g == first { 0 } else { g };
         if crcs.len() == 1 {
             self.crc = crcs[0];
-            self.edit_rare(false, |r| {
+            self.edit_rare(keep != 0, |r| {
                 r.crcs = Vec::new();
-                r.put_generation = 0;
+                r.put_generation = keep;
             });
         } else {
             self.edit_rare(true, |r| {
                 r.crcs = crcs;
-                r.put_generation = 0;
+                r.put_generation = keep;
             });
         }
         self.set_flag(COMPLETE, true);
@@ -286,6 +291,8 @@ impl Object {
         let old_size = self.size();
         self.packed = (self.packed & !SIZE_MASK) | u.size;
         let old = self.set_locs(u.locs);
+        self.edit_rare(false, |r| r.put_generation = 0);
+        self.set_put_generation(u.put_generation);
         self.set_hard_pin(u.hard_pin);
         self.set_soft_pin_until(u.soft_pin_until_ms);
         self.commit(crcs, now_ms);

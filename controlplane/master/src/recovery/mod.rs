@@ -54,6 +54,7 @@ struct Inner {
 pub struct Recovery {
     started_ms: u64,
     window_ms: u64,
+    grace_ms: u64,
     inner: Mutex<Inner>,
     progress: Notify,
     /// Counters.
@@ -62,11 +63,13 @@ pub struct Recovery {
 
 impl Recovery {
     /// Recovery of a master that started at `now_ms`; late nodes are adopted in full for
-    /// `window_ms`.
-    pub fn new(now_ms: u64, window_ms: u64) -> Recovery {
+    /// `window_ms`; for `grace_ms`, lookups of unknown keys wait for nodes that may not
+    /// have re-mounted yet.
+    pub fn new(now_ms: u64, window_ms: u64, grace_ms: u64) -> Recovery {
         Recovery {
             started_ms: now_ms,
             window_ms,
+            grace_ms: grace_ms.min(window_ms),
             inner: Mutex::new(Inner::default()),
             progress: Notify::new(),
             stats: RecoveryStats::default(),
@@ -108,9 +111,10 @@ impl Recovery {
         }
     }
 
-    /// Whether every registered node has reported in full.
-    pub fn settled(&self) -> bool {
-        self.inner.lock().pending.is_empty()
+    /// Whether the grace has passed and every registered node has reported in full: a key
+    /// unknown now is truly unknown.
+    pub fn settled(&self, now_ms: u64) -> bool {
+        now_ms >= self.started_ms + self.grace_ms && self.inner.lock().pending.is_empty()
     }
 
     /// Nodes still reporting.
@@ -149,19 +153,27 @@ impl Recovery {
         inner.tombstones.contains(key) || inner.patterns.iter().any(|p| p.is_match(key))
     }
 
-    /// Waits until every registered node has reported, or `timeout`.
-    pub async fn wait_settled(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
+    /// Waits until recovery is [`settled`](Self::settled) (`now_ms` = the master clock at
+    /// the call), or `timeout`.
+    pub async fn wait_settled(&self, now_ms: u64, timeout: Duration) {
+        let start = tokio::time::Instant::now();
+        let deadline = start + timeout;
+        let grace_end = start
+            + Duration::from_millis((self.started_ms + self.grace_ms).saturating_sub(now_ms));
         loop {
             let notified = self.progress.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.settled() {
+            let now = tokio::time::Instant::now();
+            let grace_over = now >= grace_end;
+            if grace_over && self.inner.lock().pending.is_empty() {
                 return;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if now >= deadline {
                 return;
             }
+            let until = if grace_over { deadline } else { grace_end.min(deadline) };
+            let _ = tokio::time::timeout_at(until, notified).await;
         }
     }
 
@@ -185,16 +197,17 @@ mod tests {
 
     #[test]
     fn reports_are_buffered_per_node_and_settle_when_taken() {
-        let r = Recovery::new(0, 1000);
-        assert!(r.settled());
+        let r = Recovery::new(0, 1000, 100);
+        assert!(!r.settled(50), "within the grace");
+        assert!(r.settled(100));
         assert_eq!(r.report(1, vec![]), Err(ErrorCode::ClientNotFound));
         r.expect(1);
         r.expect(2);
         r.report(1, vec![InventoryEntry::default()]).unwrap();
-        assert!(!r.settled());
+        assert!(!r.settled(100));
         assert_eq!(r.take(1).map(|v| v.len()), Some(1));
         r.forget(2);
-        assert!(r.settled());
+        assert!(r.settled(100));
         r.tombstone("k", 10);
         assert!(r.is_tombstoned("k"));
         // Past the window and settled: tombstones are no longer needed.

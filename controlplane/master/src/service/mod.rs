@@ -28,6 +28,8 @@ pub struct ServiceConfig {
     pub policy: Policy,
     /// Silence after which a client is dropped.
     pub client_ttl_ms: u64,
+    /// How long after its start a lookup of an unknown key waits for nodes to report.
+    pub recovery_grace_ms: u64,
     /// Most live allocations per segment.
     pub max_allocations_per_segment: u32,
     /// Usage share at which eviction starts.
@@ -45,6 +47,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             policy: Policy::default(),
             client_ttl_ms: 10_000,
+            recovery_grace_ms: 0,
             max_allocations_per_segment: 4_000_000,
             eviction_high_watermark_ratio: 0.95,
             eviction_ratio: 0.05,
@@ -101,7 +104,7 @@ impl MasterService {
             clients: Mutex::new(HashMap::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
             rpc_metrics: crate::metrics::RpcMetrics::default(),
-            recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms),
+            recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms, cfg.recovery_grace_ms),
             cfg,
             clock,
         })
@@ -401,8 +404,8 @@ impl MasterService {
             Request::Sync {
                 client_id,
                 acked_seq,
-                term_seen,
-            } => return self.sync(client_id, acked_seq, term_seen),
+                acked_term,
+            } => return self.sync(client_id, acked_seq, acked_term),
             Request::ReportInventory { client_id, entries } => {
                 self.report_inventory(client_id, entries)
             }

@@ -54,8 +54,9 @@ fn unknown_is_retryable(r: &mut Response) {
 
 impl MasterService {
     /// `Sync`: acknowledges what the node applied and hands it the next notices, holding the
-    /// answer up to [`SYNC_HOLD`] when there are none.
-    pub(super) fn sync(&self, client_id: u64, acked_seq: u64, term_seen: u64) -> Reply {
+    /// answer up to [`SYNC_HOLD`] when there are none. An ack of another master's notices
+    /// (`acked_term` not ours) acknowledges nothing here.
+    pub(super) fn sync(&self, client_id: u64, acked_seq: u64, acked_term: u64) -> Reply {
         if !self.clients.lock().contains_key(&client_id) {
             return Response::error(
                 ErrorCode::ClientNotFound.code(),
@@ -63,7 +64,8 @@ impl MasterService {
             )
             .into();
         }
-        let term = self.segments.observe_term(term_seen);
+        let term = self.segments.term();
+        let acked_seq = if acked_term == term { acked_seq } else { 0 };
         let n = self.segments.notices.clone();
         if let Some((seq, notices)) = n.sync(client_id, acked_seq) {
             return notices_answer(term, seq, notices).into();
@@ -87,14 +89,15 @@ impl MasterService {
     /// master does not know while nodes are still reporting; then it waits for them.
     pub(super) fn lookup(&self, req: Request, now: u64) -> Reply {
         let resp = self.lookup_now(&req, now);
-        if self.recovery.settled() || !has_missing(&resp) {
+        if self.recovery.settled(now) || !has_missing(&resp) {
             return resp.into();
         }
         let me = self.arc();
         Reply::Later(Box::pin(async move {
-            me.recovery.wait_settled(RECOVERY_WAIT).await;
-            let mut resp = me.lookup_now(&req, me.now_ms());
-            if !me.recovery.settled() {
+            me.recovery.wait_settled(now, RECOVERY_WAIT).await;
+            let now = me.now_ms();
+            let mut resp = me.lookup_now(&req, now);
+            if !me.recovery.settled(now) {
                 unknown_is_retryable(&mut resp);
             }
             resp
@@ -115,12 +118,12 @@ impl MasterService {
     /// report cannot bring them back. It is answered once the holders applied the free
     /// notices (or [`REMOVE_CONFIRM`] passed).
     pub(super) fn removal(&self, req: Request, now: u64) -> Reply {
-        if self.recovery.settled() {
+        if self.recovery.settled(now) {
             return self.remove_and_confirm(req, now);
         }
         let me = self.arc();
         Reply::Later(Box::pin(async move {
-            me.recovery.wait_settled(RECOVERY_WAIT).await;
+            me.recovery.wait_settled(now, RECOVERY_WAIT).await;
             match me.remove_and_confirm(req, me.now_ms()) {
                 Reply::Now(r) => r,
                 Reply::Later(f) => f.await,
