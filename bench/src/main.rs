@@ -12,6 +12,7 @@ mod ceiling;
 mod master;
 mod payload;
 mod report;
+mod restart;
 mod room;
 mod run;
 mod zipf;
@@ -73,8 +74,10 @@ pub struct Args {
     /// Zipf exponent for skewed gets (e.g. 0.99); unset = every key once, in order.
     #[arg(long)]
     pub zipf: Option<f64>,
-    /// Workload: `kv` (put then get of values through the client) or `master`
-    /// (metadata-only RPC throughput: PutStart+PutEnd pairs, then GetReplicaList).
+    /// Workload: `kv` (put then get of values through the client), `master`
+    /// (metadata-only RPC throughput: PutStart+PutEnd pairs, then GetReplicaList) or
+    /// `restart` (`--keys` values, default 1M, then the master killed with -9 and started
+    /// again: time until every key is back).
     #[arg(long, default_value = "kv")]
     pub scenario: String,
     /// Keys per case (0 = bytes / size), used as is like `--bytes`; the `master` scenario
@@ -122,9 +125,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    if args.scenario != "kv" && args.scenario != "master" {
+    if !["kv", "master", "restart"].contains(&args.scenario.as_str()) {
         bail!(
-            "unknown --scenario `{}`; available: kv, master",
+            "unknown --scenario `{}`; available: kv, master, restart",
             args.scenario
         );
     }
@@ -144,6 +147,43 @@ fn run(args: &Args) -> Result<()> {
     if args.scenario == "master" {
         let master_pid = local.as_ref().and_then(LocalCluster::master_pid);
         return run_master_scenario(args, &master, &sizes, master_pid);
+    }
+    if args.scenario == "restart" {
+        let Some(mut c) = local else {
+            bail!(
+                "--scenario restart kills and restarts the master: it runs on a local cluster only (leave out --master)"
+            );
+        };
+        let keys = if args.keys == 0 { 1_000_000 } else { args.keys };
+        let r = restart::run(
+            &mut c,
+            keys,
+            sizes.first().copied().unwrap_or(4096),
+            args.replicas,
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "restart: {} keys of {} B x{}: serving after {} ms, all back after {} ms (master adoption {} ms); {} missing, {} wrong",
+                r.keys,
+                r.size,
+                r.replicas,
+                r.serving_ms,
+                r.all_back_ms,
+                r.adoption_ms,
+                r.missing,
+                r.wrong
+            );
+        }
+        if !r.ok {
+            bail!(
+                "{} committed key(s) not back, {} read back wrong",
+                r.missing,
+                r.wrong
+            );
+        }
+        return Ok(());
     }
     run_kv(args, &master, &sizes)
 }

@@ -34,6 +34,9 @@ pub use crate::state::{AgentStatus, Command, CommandError, MountResult};
 /// Longest pause of the agent loop between looks at its commands and shard answers.
 const TICK: Duration = Duration::from_millis(20);
 
+/// Pause between attempts to reach a master that does not have the node mounted.
+const REMOUNT_RETRY: Duration = Duration::from_millis(100);
+
 /// Longest wait for a shard to announce its start-up segment.
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -362,7 +365,15 @@ impl<L: AgentLink> Agent<L> {
         while !stop.load(Ordering::Acquire) {
             if Instant::now() >= next_beat {
                 self.step();
-                next_beat = Instant::now() + self.cfg.heartbeat_interval;
+                // Until the master has the node mounted again (it restarted, or a new leader
+                // took over), try again soon: every moment unmounted is a moment its objects
+                // cannot be read.
+                let pause = if self.mounted && self.conn.is_some() {
+                    self.cfg.heartbeat_interval
+                } else {
+                    self.cfg.heartbeat_interval.min(REMOUNT_RETRY)
+                };
+                next_beat = Instant::now() + pause;
             }
             self.poll_shards();
             self.release_due();

@@ -17,6 +17,7 @@ use crate::service::MasterService;
 async fn health(State(s): State<HttpState>) -> Json<Value> {
     let (used, total) = s.svc.segments.usage();
     let st = &s.svc.objects.stats;
+    let rs = &s.svc.recovery.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     Json(json!({
         "status": "ok",
@@ -40,6 +41,14 @@ async fn health(State(s): State<HttpState>) -> Json<Value> {
             .segments
             .shared_host_replicas_total
             .load(std::sync::atomic::Ordering::Relaxed),
+        "term": s.svc.segments.term(),
+        "recovery_pending_nodes": s.svc.recovery.pending_nodes(),
+        "recovery_adopted_objects_total": n(&rs.adopted_objects_total),
+        "recovery_added_replicas_total": n(&rs.added_replicas_total),
+        "recovery_rejected_entries_total": n(&rs.rejected_entries_total),
+        "recovery_adoption_ms_total": n(&rs.adoption_ms_total),
+        "notices_queued": s.svc.segments.notices.queued(),
+        "unconfirmed_removes_total": n(&s.svc.segments.notices.unconfirmed_removes_total),
     }))
 }
 

@@ -37,6 +37,8 @@ pub struct RecoveryStats {
     pub inventories_total: AtomicU64,
     /// Milliseconds the last adoption took.
     pub last_adoption_ms: AtomicU64,
+    /// Milliseconds all adoptions took.
+    pub adoption_ms_total: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -153,28 +155,23 @@ impl Recovery {
         inner.tombstones.contains(key) || inner.patterns.iter().any(|p| p.is_match(key))
     }
 
-    /// Waits until recovery is [`settled`](Self::settled) (`now_ms` = the master clock at
-    /// the call), or `timeout`.
-    pub async fn wait_settled(&self, now_ms: u64, timeout: Duration) {
-        let start = tokio::time::Instant::now();
-        let deadline = start + timeout;
-        let grace_end = start
-            + Duration::from_millis((self.started_ms + self.grace_ms).saturating_sub(now_ms));
-        loop {
-            let notified = self.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let now = tokio::time::Instant::now();
-            let grace_over = now >= grace_end;
-            if grace_over && self.inner.lock().pending.is_empty() {
-                return;
-            }
-            if now >= deadline {
-                return;
-            }
-            let until = if grace_over { deadline } else { grace_end.min(deadline) };
-            let _ = tokio::time::timeout_at(until, notified).await;
+    /// Waits for the next adoption (or a node going away), for the grace to end, or for
+    /// `timeout`, whichever comes first (`now_ms` = the master clock at the call).
+    pub async fn wait_progress(&self, now_ms: u64, timeout: Duration) {
+        let notified = self.progress.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let grace_left =
+            Duration::from_millis((self.started_ms + self.grace_ms).saturating_sub(now_ms));
+        let wait = if grace_left.is_zero() {
+            timeout
+        } else {
+            grace_left.min(timeout)
+        };
+        if self.inner.lock().pending.is_empty() && grace_left.is_zero() {
+            return;
         }
+        let _ = tokio::time::timeout(wait, notified).await;
     }
 
     /// Counts one adoption.
@@ -188,6 +185,7 @@ impl Recovery {
             .fetch_add(r.rejected_entries, Ordering::Relaxed);
         s.inventories_total.fetch_add(1, Ordering::Relaxed);
         s.last_adoption_ms.store(r.took_ms, Ordering::Relaxed);
+        s.adoption_ms_total.fetch_add(r.took_ms, Ordering::Relaxed);
     }
 }
 

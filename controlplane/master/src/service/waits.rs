@@ -86,21 +86,42 @@ impl MasterService {
     }
 
     /// A lookup (GetReplicaList, ExistKey, GetSize): answered now, unless it names a key the
-    /// master does not know while nodes are still reporting; then it waits for them.
+    /// master does not know while nodes may still report it; then it is asked again after
+    /// each adoption, until the keys are found, recovery settles or [`RECOVERY_WAIT`] ends.
     pub(super) fn lookup(&self, req: Request, now: u64) -> Reply {
-        let resp = self.lookup_now(&req, now);
+        self.until_known(req, now, Self::lookup_now)
+    }
+
+    /// Answers `req` with `answer`, again and again while it names unknown keys and the
+    /// recovery has not settled (see [`lookup`](Self::lookup)). Keys still unknown when the
+    /// wait ends are answered UNAVAILABLE_IN_CURRENT_STATUS if recovery is still going.
+    fn until_known(
+        &self,
+        req: Request,
+        now: u64,
+        answer: fn(&MasterService, &Request, u64) -> Response,
+    ) -> Reply {
+        let resp = answer(self, &req, now);
         if self.recovery.settled(now) || !has_missing(&resp) {
             return resp.into();
         }
         let me = self.arc();
         Reply::Later(Box::pin(async move {
-            me.recovery.wait_settled(now, RECOVERY_WAIT).await;
-            let now = me.now_ms();
-            let mut resp = me.lookup_now(&req, now);
-            if !me.recovery.settled(now) {
-                unknown_is_retryable(&mut resp);
+            let deadline = tokio::time::Instant::now() + RECOVERY_WAIT;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                me.recovery.wait_progress(me.now_ms(), left).await;
+                let now = me.now_ms();
+                let mut resp = answer(&me, &req, now);
+                let settled = me.recovery.settled(now);
+                if settled || !has_missing(&resp) {
+                    return resp;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    unknown_is_retryable(&mut resp);
+                    return resp;
+                }
             }
-            resp
         }))
     }
 
@@ -113,22 +134,37 @@ impl MasterService {
         }
     }
 
-    /// A remove (by key, by pattern, or all). While nodes are still reporting it waits for
-    /// them first, so it removes what they hold too; the keys are remembered so a late
-    /// report cannot bring them back. It is answered once the holders applied the free
-    /// notices (or [`REMOVE_CONFIRM`] passed).
+    /// A remove (by key, by pattern, or all). Removed keys and patterns are remembered
+    /// while recovery could still bring them back from a late report. A key the master
+    /// does not know while nodes may still report it is asked again like a lookup. The
+    /// answer comes once the holders applied the free notices (or [`REMOVE_CONFIRM`]
+    /// passed).
     pub(super) fn removal(&self, req: Request, now: u64) -> Reply {
-        if self.recovery.settled(now) {
+        if !matches!(req, Request::Remove { .. }) || self.recovery.settled(now) {
             return self.remove_and_confirm(req, now);
         }
-        let me = self.arc();
-        Reply::Later(Box::pin(async move {
-            me.recovery.wait_settled(now, RECOVERY_WAIT).await;
-            match me.remove_and_confirm(req, me.now_ms()) {
-                Reply::Now(r) => r,
-                Reply::Later(f) => f.await,
+        match self.until_known(req.clone(), now, Self::probe_removal) {
+            Reply::Now(_) => self.remove_and_confirm(req, now),
+            Reply::Later(f) => {
+                let me = self.arc();
+                Reply::Later(Box::pin(async move {
+                    let _ = f.await;
+                    match me.remove_and_confirm(req, me.now_ms()) {
+                        Reply::Now(r) => r,
+                        Reply::Later(f) => f.await,
+                    }
+                }))
             }
-        }))
+        }
+    }
+
+    /// Whether the keys of a remove are known, in a lookup's form (ObjectNotFound for the
+    /// unknown ones), without removing anything.
+    fn probe_removal(&self, req: &Request, _now: u64) -> Response {
+        let Request::Remove { keys, .. } = req else {
+            return Response::ok(ResponseBody::Statuses(Vec::new()));
+        };
+        self.per_key_value(keys, |k| self.objects.size(k))
     }
 
     fn remove_and_confirm(&self, req: Request, now: u64) -> Reply {
