@@ -285,12 +285,14 @@ fn admitted_while_recovering(req: &Request) -> bool {
 
 impl mc_rpc::Service for Plane {
     fn handle(&self, term: u64, req: Request) -> Reply {
+        let t0 = std::time::Instant::now();
         match self.admit(&req) {
             Ok(svc) => mc_rpc::Service::handle(&*svc, term, req),
             Err(resp) => {
+                // Counted as failures of their op, so a standby's metrics show the traffic
+                // it turned away.
                 let (op, keys) = classify(&req);
-                self.rpc_metrics
-                    .record(op, keys, true, std::time::Duration::ZERO);
+                self.rpc_metrics.record(op, keys, true, t0.elapsed());
                 Reply::Now(resp)
             }
         }
