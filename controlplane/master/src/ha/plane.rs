@@ -355,4 +355,33 @@ mod tests {
         ha.follow(HaState::Candidate, None);
         assert!(ha.service().is_none(), "the term's metadata is dropped");
     }
+
+    #[test]
+    fn winning_again_starts_a_fresh_term() {
+        let clock = Arc::new(SystemClock::default());
+        let ha = Plane::for_ha(ServiceConfig::default(), clock, "a:1".into());
+        let view = |version| MasterView {
+            leader: "a:1".into(),
+            version,
+        };
+        let first = ha.begin_term(&view(3)).unwrap();
+        first.handle_now(
+            0,
+            Request::MountSegment {
+                client_id: 1,
+                segment_id: 1,
+                name: "n:1".into(),
+                host: "n".into(),
+                endpoint: "n:1".into(),
+                size: 1 << 20,
+            },
+        );
+        assert_eq!(first.segments.len(), 1);
+        ha.follow(HaState::Standby, Some(view(4)));
+        let again = ha.begin_term(&view(5)).unwrap();
+        assert!(!Arc::ptr_eq(&first, &again));
+        assert_eq!((again.view_version(), again.segments.len()), (5, 0));
+        assert!(!ha.serve(3), "a past term cannot be served");
+        assert!(ha.serve(5));
+    }
 }
