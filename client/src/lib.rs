@@ -10,6 +10,11 @@
 //! checks it again after every read, so corrupt bytes are never returned
 //! (CHECKSUM_MISMATCH, -801). Errors carry Mooncake's numeric codes ([`ErrorCode`]).
 //!
+//! The master is found through a [`MasterLocator`]: one `host:port`, or the coordinator HA
+//! masters elect on (`etcd://h1:2379;h2:2379`, `redis://host:port`); the client then follows
+//! the leader, and a call that reached a standby or a dead leader is sent once more to the
+//! new one.
+//!
 //! ```no_run
 //! use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
 //! let store = Store::connect(StoreConfig::new("127.0.0.1:50051"))?;
@@ -27,6 +32,7 @@ mod pool;
 mod store;
 
 pub use error::{Error, ErrorCode, Result};
+pub use mc_coord::MasterLocator;
 pub use mc_schema::limits::{MAX_BATCH_KEYS, MAX_KEY_LEN, MAX_OBJECT_BYTES, MAX_SLICE_BYTES};
 pub use mc_schema::msg::{ReplicaDesc, ReplicateConfig, SliceDesc, SoftPinAction};
 pub use mc_schema::units::parse_size;

@@ -1,10 +1,12 @@
 //! Connection pools. A caller takes a connection, uses it on its own thread and gives it
-//! back; a connection that failed is dropped instead. No runtime thread is involved.
+//! back; a connection that failed is dropped instead. No runtime thread is involved. The
+//! master pool also knows which master leads (`mc_coord::LeaderTracker`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mc_rpc::RpcClient;
+use mc_coord::{LeaderTracker, MasterLocator};
+use mc_rpc::{RpcClient, RpcError};
 use mc_schema::handshake::Role;
 use mc_transfer::DataConn;
 use parking_lot::Mutex;
@@ -14,39 +16,51 @@ use crate::Result;
 /// Idle connections kept per endpoint.
 const MAX_IDLE_PER_ENDPOINT: usize = 64;
 
-/// Pooled connections to the master.
+/// Pooled connections to the master that leads, and where it is.
 pub(crate) struct MasterPool {
-    addr: String,
+    leader: LeaderTracker,
     cluster_id: String,
     connect_timeout: Duration,
     idle: Mutex<Vec<RpcClient>>,
 }
 
 impl MasterPool {
-    pub(crate) fn new(addr: &str, cluster_id: &str, connect_timeout: Duration) -> MasterPool {
-        MasterPool {
-            addr: addr.to_string(),
+    /// Follows `locator` (a static `host:port` or a coordinator) for `cluster_id`.
+    pub(crate) fn new(
+        locator: &MasterLocator,
+        cluster_id: &str,
+        connect_timeout: Duration,
+    ) -> std::result::Result<MasterPool, mc_coord::CoordError> {
+        Ok(MasterPool {
+            leader: LeaderTracker::start(locator, cluster_id)?,
             cluster_id: cluster_id.to_string(),
             connect_timeout,
             idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Which master calls go to.
+    pub(crate) fn leader(&self) -> &LeaderTracker {
+        &self.leader
+    }
+
+    /// A pooled connection to `addr` (`true`) or a fresh one (`false`). Idle connections to
+    /// any other master (a former leader) are closed.
+    pub(crate) fn take(&self, addr: &str) -> std::result::Result<(RpcClient, bool), RpcError> {
+        let pooled = {
+            let mut idle = self.idle.lock();
+            idle.retain(|c| c.addr() == addr);
+            idle.pop()
+        };
+        match pooled {
+            Some(c) => Ok((c, true)),
+            None => Ok((self.connect(addr)?, false)),
         }
     }
 
-    /// A pooled connection (`true`) or a fresh one (`false`).
-    pub(crate) fn take(&self) -> Result<(RpcClient, bool)> {
-        if let Some(c) = self.idle.lock().pop() {
-            return Ok((c, true));
-        }
-        Ok((self.connect()?, false))
-    }
-
-    pub(crate) fn connect(&self) -> Result<RpcClient> {
-        Ok(RpcClient::connect(
-            &self.addr,
-            Role::Client,
-            &self.cluster_id,
-            self.connect_timeout,
-        )?)
+    /// A fresh connection to `addr`, handshake checked.
+    pub(crate) fn connect(&self, addr: &str) -> std::result::Result<RpcClient, RpcError> {
+        RpcClient::connect(addr, Role::Client, &self.cluster_id, self.connect_timeout)
     }
 
     pub(crate) fn give(&self, c: RpcClient) {

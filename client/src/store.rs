@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use mc_rpc::RpcError;
 use mc_schema::limits::{MAX_BATCH_KEYS, key_is_valid, slice_count};
-use mc_schema::msg::{ReplicaDesc, ReplicateConfig, Request, Response, ResponseBody};
+use mc_schema::msg::{ReplicaDesc, ReplicateConfig, Request, ResponseBody};
 
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
+mod master;
 mod pipeline;
 mod read;
 mod write;
@@ -17,9 +17,12 @@ use crate::{Error, ErrorCode, Result};
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Master RPC address, `host:port`.
+    /// Where the master is: a master RPC address `host:port`, or the coordinator HA masters
+    /// elect on, `etcd://h1:2379;h2:2379` or `redis://[:password@]host:port[/db]`; the
+    /// client then follows the leader.
     pub master_addr: String,
-    /// Cluster id (must match the master's `--cluster_id`).
+    /// Cluster id (must match the masters' `--cluster_id`); from `MC_STORE_CLUSTER_ID`,
+    /// `mooncake_cluster` when unset, as in Mooncake.
     pub cluster_id: String,
     /// This process's host, for `local_first` placement ("" = unknown).
     pub local_hostname: String,
@@ -38,11 +41,12 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// Defaults for a master at `master_addr`: 2 s connect, 5 s RPC, 5 s per slice transfer.
+    /// Defaults for a master (or coordinator locator) at `master_addr`: 2 s connect, 5 s
+    /// RPC, 5 s per slice transfer, the cluster id from `MC_STORE_CLUSTER_ID`.
     pub fn new(master_addr: impl Into<String>) -> StoreConfig {
         StoreConfig {
             master_addr: master_addr.into(),
-            cluster_id: mc_schema::handshake::DEFAULT_CLUSTER_ID.to_string(),
+            cluster_id: mc_coord::cluster_id_from_env(),
             local_hostname: String::new(),
             connect_timeout: Duration::from_secs(2),
             rpc_timeout: Duration::from_secs(5),
@@ -138,11 +142,11 @@ fn unexpected(what: &str) -> Error {
 }
 
 impl Store {
-    /// Connects to the master (checking the handshake) and returns a ready client.
+    /// Connects to the master (checking the handshake) and returns a ready client. With a
+    /// coordinator locator it first waits (up to the connect timeout) for a leader to be
+    /// published.
     pub fn connect(cfg: StoreConfig) -> Result<Store> {
-        let master = MasterPool::new(&cfg.master_addr, &cfg.cluster_id, cfg.connect_timeout);
-        let first = master.connect()?;
-        master.give(first);
+        let master = master::pool(&cfg)?;
         let metrics = std::sync::Arc::new(ClientMetrics::default());
         let reporter = (cfg.metrics_enabled && !cfg.metrics_interval.is_zero())
             .then(|| spawn_reporter(metrics.clone(), cfg.metrics_interval))
@@ -156,33 +160,6 @@ impl Store {
             master,
             cfg,
         })
-    }
-
-    /// Sends one request; a pooled connection that turns out dead is replaced once.
-    fn call(&self, req: &Request) -> Result<Response> {
-        let deadline = Instant::now() + self.cfg.rpc_timeout;
-        let (mut c, pooled) = self.master.take()?;
-        let resp = match c.call(req, deadline) {
-            Ok(r) => {
-                self.master.give(c);
-                r
-            }
-            Err(e) if pooled && !matches!(e, RpcError::Timeout { .. }) => {
-                let mut c = self.master.connect()?;
-                let r = c.call(req, deadline)?;
-                self.master.give(c);
-                r
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if resp.status != 0 {
-            let code = ErrorCode::from_code(resp.status);
-            return Err(Error::new(
-                code,
-                format!("{}: {}", req.op_name(), resp.message),
-            ));
-        }
-        Ok(resp)
     }
 
     /// Stores `value` under `key`. An existing key is refused with OBJECT_ALREADY_EXISTS

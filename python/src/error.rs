@@ -228,11 +228,16 @@ pub enum BindingError {
         input: String,
     },
 
-    /// A master address that is not `host:port`.
-    #[error("master_server_addr={input:?}: expected host:port of the master's RPC service")]
+    /// A master address that is neither `host:port` nor a coordinator locator.
+    #[error(
+        "master_server_addr={input:?}: {reason} (expected host:port of the master's RPC service, \
+         or etcd://h1:2379;h2:2379 or redis://host:port where HA masters elect a leader)"
+    )]
     MasterAddress {
         /// The text as given.
         input: String,
+        /// What is wrong with it.
+        reason: String,
     },
 
     /// A hosted segment below the smallest a shard can serve.

@@ -229,9 +229,13 @@ fn check_metadata(m: &str) -> Result<(), BindingError> {
 }
 
 /// Accepts `host:port` with a non-zero port.
+/// Accepts a master address `host:port` or a coordinator locator (`etcd://h1:2379;h2:2379`,
+/// `redis://host:port`) that HA masters elect on.
 fn check_addr(a: &str) -> Result<(), BindingError> {
-    match a.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
-        _ => Err(BindingError::MasterAddress { input: a.into() }),
-    }
+    mooncake_rs::MasterLocator::parse(a)
+        .map(drop)
+        .map_err(|e| BindingError::MasterAddress {
+            input: a.into(),
+            reason: e.to_string(),
+        })
 }

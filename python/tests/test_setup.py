@@ -35,6 +35,13 @@ def bad_variants(master):
     yield dict(base, bogus_option=1), INVALID, "bogus_option"
     yield dict(base, enable_ssd_offload=True), INVALID, "ssd"
     yield dict(base, master_server_addr="127.0.0.1:1"), int(ErrorCode.RPC_FAIL), "127.0.0.1:1"
+    # HA locators are accepted; an unknown scheme is not, and no leader is a clear error.
+    yield dict(base, master_server_addr="k8s://lease"), INVALID, "master_server_addr"
+    yield (
+        dict(base, master_server_addr="etcd://127.0.0.1:1"),
+        int(ErrorCode.UNAVAILABLE_IN_CURRENT_STATUS),
+        "etcd://127.0.0.1:1",
+    )
 
 
 def test_bad_arguments_then_good_setup(cluster):

@@ -8,8 +8,8 @@ use flatbuffers::{
     FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, VerifierOptions, WIPOffset,
 };
 
-use crate::SchemaError;
 use crate::generated::mc::proto as fb;
+use crate::{ErrorCode, SchemaError};
 
 mod node_index;
 
@@ -353,6 +353,9 @@ pub struct Response {
     pub message: String,
     /// Result body.
     pub body: ResponseBody,
+    /// The leader's RPC address, from a master that is not serving (see
+    /// [`Response::not_leader`]); empty otherwise, and when it knows no leader.
+    pub leader_address: String,
 }
 
 impl Response {
@@ -362,7 +365,24 @@ impl Response {
             status,
             message: message.into(),
             body: ResponseBody::Unit,
+            leader_address: String::new(),
         }
+    }
+
+    /// The answer of a master that does not serve requests now: UNAVAILABLE_IN_CURRENT_STATUS
+    /// (-1010, what Mooncake answers when no master serves), naming the leader it knows of
+    /// (`""` = none known) so the caller can redirect without waiting for the coordinator.
+    pub fn not_leader(leader_address: &str, message: impl Into<String>) -> Response {
+        Response {
+            leader_address: leader_address.to_string(),
+            ..Response::error(ErrorCode::UnavailableInCurrentStatus.code(), message)
+        }
+    }
+
+    /// Whether this is a [`Response::not_leader`] answer: the request was not executed, and
+    /// may be sent again to the leader.
+    pub fn is_not_leader(&self) -> bool {
+        self.status == ErrorCode::UnavailableInCurrentStatus.code()
     }
 
     /// A successful answer.
@@ -371,6 +391,7 @@ impl Response {
             status: 0,
             message: String::new(),
             body,
+            leader_address: String::new(),
         }
     }
 }
@@ -1028,6 +1049,8 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
         }
     };
     let message = (!resp.message.is_empty()).then(|| fbb.create_string(&resp.message));
+    let leader_address =
+        (!resp.leader_address.is_empty()).then(|| fbb.create_string(&resp.leader_address));
     let root = fb::Response::create(
         fbb,
         &fb::ResponseArgs {
@@ -1035,6 +1058,7 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
             message,
             body_type,
             body: Some(body),
+            leader_address,
         },
     );
     fbb.finish(root, None);
@@ -1118,6 +1142,7 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
         status: r.status(),
         message: r.message().unwrap_or_default().to_string(),
         body,
+        leader_address: r.leader_address().unwrap_or_default().to_string(),
     })
 }
 
@@ -1292,6 +1317,16 @@ mod tests {
         let e = Response::error(-600, "bad key");
         let bytes = encode_response(&mut fbb, &e).to_vec();
         assert_eq!(decode_response(&bytes).unwrap(), e);
+        assert!(!e.is_not_leader());
+        let standby = Response::not_leader("10.0.0.1:50051", "standby");
+        let bytes = encode_response(&mut fbb, &standby).to_vec();
+        let back = decode_response(&bytes).unwrap();
+        assert_eq!(back, standby);
+        assert!(back.is_not_leader());
+        assert_eq!(
+            (back.status, back.leader_address.as_str()),
+            (-1010, "10.0.0.1:50051")
+        );
     }
 
     proptest! {

@@ -2,7 +2,8 @@
 
 use std::io;
 
-/// Why a core spec could not be parsed or planned, or a thread could not be pinned.
+/// Why a core spec could not be parsed or planned, a thread could not be pinned, or an
+/// interface has no address to use.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The `--cores` text is not one of the accepted forms.
@@ -82,6 +83,31 @@ pub enum Error {
         core: usize,
         /// The cores this process may run on, as a list such as `0-3,6`.
         allowed: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+
+    /// No network interface has the name asked for.
+    #[error("network interface `{name}` does not exist; interfaces here: {known}")]
+    NoSuchInterface {
+        /// The name asked for.
+        name: String,
+        /// The interfaces that exist, comma separated.
+        known: String,
+    },
+
+    /// The interface exists but has no IPv4 address.
+    #[error(
+        "network interface `{name}` has no IPv4 address; give it one or name another interface"
+    )]
+    NoIpv4 {
+        /// The interface.
+        name: String,
+    },
+
+    /// The kernel could not list the interfaces.
+    #[error("cannot list network interfaces (getifaddrs): {source}")]
+    Interfaces {
         /// What the kernel said.
         source: io::Error,
     },

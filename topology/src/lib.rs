@@ -14,15 +14,20 @@
 //! the REST endpoint, the kernel's own work) for their cores, so the plan keeps cores free for
 //! those and runs unpinned when it cannot. Each shard thread then calls
 //! [`pin_current_thread`] with its core.
+//!
+//! [`interface_ipv4`] finds the IPv4 address of a named network interface, for services that
+//! bind and advertise one NIC's address.
 
 #![warn(missing_docs)]
 
 mod cpus;
 mod error;
+mod net;
 mod plan;
 mod spec;
 
 pub use cpus::{online_cpus, pin_current_thread};
 pub use error::Error;
+pub use net::interface_ipv4;
 pub use plan::{CorePlan, ShardPlacement, plan};
 pub use spec::{CoreSpec, MAX_CORE_ID, MAX_SHARDS};

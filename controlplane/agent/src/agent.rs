@@ -14,15 +14,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::AgentLink;
-use mc_rpc::RpcClient;
 use mc_schema::ErrorCode;
 use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
-use mc_schema::handshake::Role;
 use mc_schema::msg::{Request, ResponseBody};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::NodeError;
+use crate::leader::MasterLink;
 
 mod inventory;
 mod runtime;
@@ -43,7 +42,7 @@ const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Agent settings.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Master RPC address.
+    /// Master RPC address or coordinator locator (`--master_server`).
     pub master: String,
     /// Cluster id.
     pub cluster_id: String,
@@ -91,7 +90,7 @@ pub struct Agent<L: AgentLink> {
     segments: Vec<NodeSegment>,
     client_id: u64,
     status: Arc<AgentStatus>,
-    conn: Option<RpcClient>,
+    link: MasterLink,
     mounted: bool,
     last_error: Option<String>,
     next_request: u64,
@@ -118,13 +117,17 @@ impl<L: AgentLink> Agent<L> {
             Ok(s) => s,
             Err(e) => return Err((e, links)),
         };
+        let link = match MasterLink::new(&cfg.master, &cfg.cluster_id, cfg.rpc_timeout) {
+            Ok(l) => l,
+            Err(e) => return Err((e, links)),
+        };
         let agent = Agent {
             cfg,
             links,
             segments,
             client_id: rand::random::<u64>() | 1,
             status,
-            conn: None,
+            link,
             mounted: false,
             last_error: None,
             next_request: 1,
@@ -192,31 +195,15 @@ impl<L: AgentLink> Agent<L> {
             warn!("master unreachable or refusing: {e}");
             self.last_error = Some(e);
         }
-        self.conn = None;
+        self.link.disconnect();
         self.status.master_connected.store(false, Ordering::Release);
     }
 
-    /// One call to the master, connecting first if needed.
+    /// One call to the leading master, connecting first if needed.
     fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, NodeError> {
-        if self.conn.is_none() {
-            let c = RpcClient::connect(
-                &self.cfg.master,
-                Role::Agent,
-                &self.cfg.cluster_id,
-                self.cfg.rpc_timeout,
-            )?;
-            self.conn = Some(c);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
-        let r = match conn.call(req, Instant::now() + self.cfg.rpc_timeout) {
-            Ok(r) => r,
-            Err(e) => {
-                self.conn = None;
-                return Err(e.into());
-            }
-        };
+        let r = self.link.call(req)?;
         if self.last_error.take().is_some() {
-            info!("master reachable again at {}", self.cfg.master);
+            info!("master reachable again at {}", self.link.describe());
         }
         self.status.master_connected.store(true, Ordering::Release);
         Ok(r)
@@ -296,7 +283,7 @@ impl<L: AgentLink> Agent<L> {
             self.drain_at_master(draining)?;
         }
         self.publish();
-        info!(segments = self.segments.len(), master = %self.cfg.master, "segments mounted");
+        info!(segments = self.segments.len(), master = %self.link.describe(), "segments mounted");
         Ok(())
     }
 
@@ -363,12 +350,17 @@ impl<L: AgentLink> Agent<L> {
             .ok();
         let mut next_beat = Instant::now();
         while !stop.load(Ordering::Acquire) {
+            // A new leader is heartbeaten at once: it answers that it does not know this
+            // node, and the node mounts again.
+            if self.link.leader_moved() {
+                next_beat = Instant::now();
+            }
             if Instant::now() >= next_beat {
                 self.step();
                 // Until the master has the node mounted again (it restarted, or a new leader
                 // took over), try again soon: every moment unmounted is a moment its objects
                 // cannot be read.
-                let pause = if self.mounted && self.conn.is_some() {
+                let pause = if self.mounted && self.link.is_connected() {
                     self.cfg.heartbeat_interval
                 } else {
                     self.cfg.heartbeat_interval.min(REMOUNT_RETRY)

@@ -18,6 +18,10 @@ fn millis(s: &str) -> Result<Duration, SchemaError> {
     parse_duration(s, DurationUnit::Millis)
 }
 
+fn locator(s: &str) -> Result<String, mc_coord::CoordError> {
+    mc_coord::MasterLocator::parse(s).map(|_| s.trim().to_string())
+}
+
 fn protocol(s: &str) -> Result<String, NodeError> {
     match s {
         "tcp" => Ok(s.into()),
@@ -34,11 +38,14 @@ fn protocol(s: &str) -> Result<String, NodeError> {
     about = "mooncake-rs store node: contributes memory to the cluster and serves transfers"
 )]
 pub struct StoreConfig {
-    /// Master RPC address (host:port).
+    /// Where the master is: its RPC address `host:port`, or the coordinator HA masters
+    /// elect on, `etcd://h1:2379;h2:2379` or `redis://host:port` (the node follows the
+    /// leader).
     #[arg(
         long = "master_server",
         alias = "master_server_address",
-        default_value = "127.0.0.1:50051"
+        default_value = "127.0.0.1:50051",
+        value_parser = locator
     )]
     pub master_server: String,
     /// Host name or address this node binds its data ports on and advertises; also its
@@ -65,9 +72,10 @@ pub struct StoreConfig {
     /// 413.
     #[arg(long = "rest_body_limit", default_value = "100MB", value_parser = size)]
     pub rest_body_limit: u64,
-    /// Cluster id (must match the master's).
-    #[arg(long = "cluster_id", default_value = mc_schema::handshake::DEFAULT_CLUSTER_ID)]
-    pub cluster_id: String,
+    /// Cluster id (must match the masters'); when not given, `MC_STORE_CLUSTER_ID`, else
+    /// `mooncake_cluster` (see [`StoreConfig::cluster_id`]).
+    #[arg(long = "cluster_id")]
+    pub cluster_id_flag: Option<String>,
     /// Metadata service (`P2PHANDSHAKE` or http://host:port/metadata). Transfers here need
     /// none; accepted for compatibility.
     #[arg(long = "metadata_server", default_value = "P2PHANDSHAKE")]
@@ -97,6 +105,15 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// The cluster id this node presents: `--cluster_id` when given, else
+    /// `MC_STORE_CLUSTER_ID`, else `mooncake_cluster` (Mooncake's rule for clients).
+    pub fn cluster_id(&self) -> String {
+        self.cluster_id_flag
+            .clone()
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(mc_coord::cluster_id_from_env)
+    }
+
     /// Parses an argument list (first element is the program name), both flag spellings.
     pub fn try_from_args<I: IntoIterator<Item = String>>(
         args: I,
@@ -137,6 +154,16 @@ mod tests {
         assert_eq!(c.master_server, "10.0.0.1:1");
         assert_eq!(c.global_segment_size, 512 << 20);
         assert_eq!(c.cores, CoreSpec::Count(2));
+        let c = parse(&[
+            "--master_server=etcd://h1:2379;h2:2379",
+            "--cluster-id=blue",
+        ])
+        .unwrap();
+        assert_eq!(c.master_server, "etcd://h1:2379;h2:2379");
+        assert_eq!(c.cluster_id(), "blue");
+        assert!(parse(&["--master_server=redis://h:6379/1"]).is_ok());
+        let e = parse(&["--master_server=k8s://x"]).unwrap_err().to_string();
+        assert!(e.contains("etcd, redis"), "{e}");
     }
 
     #[test]

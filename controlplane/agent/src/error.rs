@@ -96,6 +96,21 @@ pub enum NodeError {
     /// A call to the master failed (no connection, a timeout, a broken reply).
     #[error("{0}")]
     Master(#[from] mc_rpc::RpcError),
+    /// `--master_server` is not a master address or coordinator locator.
+    #[error("--master_server=`{value}`: {source}")]
+    MasterLocator {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        source: mc_coord::CoordError,
+    },
+    /// No master served a call: the one reached is a standby (or recovering), and no leader
+    /// took it before the deadline.
+    #[error("no master serves: {message}")]
+    NotServing {
+        /// The last master's explanation.
+        message: String,
+    },
     /// The master answered a segment mount with an error.
     #[error("mount of {segment} refused: {code} {message}")]
     MountRefused {

@@ -4,7 +4,8 @@
 //! [`agent`]: it mounts every shard's segment with the master, heartbeats, re-mounts when the
 //! master has forgotten the node (after a restart or a drop), and unmounts on SIGTERM. The
 //! agent reaches the shards only through control links carrying `mc_schema::agent`
-//! messages, so it can move into its own process without changing shard code.
+//! messages, so it can move into its own process without changing shard code. It reaches
+//! the master through [`leader::MasterLink`], which follows the HA leader.
 //!
 //! The [`rest`] server on `--port` serves `/health`, `/metrics` ([`metrics`]) and Mooncake's store REST
 //! API: segments mounted and unmounted at run time (handed to the agent as
@@ -18,6 +19,7 @@
 pub mod agent;
 pub mod config;
 mod error;
+pub mod leader;
 pub mod metrics;
 pub mod node;
 pub mod rest;

@@ -228,7 +228,7 @@ fn start_shards(
                 huge: cfg.hugepages,
                 ..RegionOptions::default()
             },
-            cluster_id: cfg.cluster_id.clone(),
+            cluster_id: cfg.cluster_id(),
             io_memory_bytes: cfg.io_memory as usize,
             control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
         };
@@ -248,7 +248,7 @@ fn start_shards(
 fn agent_config(cfg: &StoreConfig) -> AgentConfig {
     AgentConfig {
         master: cfg.master_server.clone(),
-        cluster_id: cfg.cluster_id.clone(),
+        cluster_id: cfg.cluster_id(),
         host: cfg.local_hostname.clone(),
         heartbeat_interval: cfg.heartbeat_interval,
         rpc_timeout: cfg.rpc_timeout,
@@ -266,7 +266,7 @@ fn rest_state(
     body_limit_bytes: usize,
 ) -> rest::RestState {
     let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
-    client_cfg.cluster_id = cfg.cluster_id.clone();
+    client_cfg.cluster_id = cfg.cluster_id();
     client_cfg.local_hostname = cfg.local_hostname.clone();
     client_cfg.rpc_timeout = cfg.rpc_timeout;
     rest::RestState {

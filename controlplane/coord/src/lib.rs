@@ -12,7 +12,9 @@
 //! - [`MasterLocator`] parses where to look: `host:port` (one static master, version 0),
 //!   `etcd://h1:2379;h2:2379` or `redis://[:password@]host:port[/db]`.
 //! - [`ViewFollower`] (blocking, one thread, no tokio) keeps the current [`MasterView`] for
-//!   clients and store nodes and wakes waiters within milliseconds of a change.
+//!   clients and store nodes and wakes waiters within milliseconds of a change;
+//!   [`LeaderTracker`] on top of it says which master a call goes to, and where to send it
+//!   again when a standby or a dead leader did not serve it.
 //! - `elect` (cargo feature `elect`, tokio) runs the election for masters: the `elect::Elector`
 //!   trait is the coordinator seam (etcd via `etcd-client`, Redis via `redis`), and
 //!   `elect::Election` drives it.
@@ -67,6 +69,7 @@ pub mod keys;
 pub mod locator;
 
 pub use error::CoordError;
+pub use follow::tracker::{LeaderTracker, Target};
 pub use follow::{FollowerConfig, ViewFollower};
 pub use keys::{DEFAULT_CLUSTER_ID, ENV_CLUSTER_ID, RedisKeys, cluster_id_from_env, etcd_view_key};
 pub use locator::{Endpoint, MasterLocator, RedisTarget};

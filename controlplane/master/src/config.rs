@@ -70,9 +70,14 @@ pub struct MasterConfig {
     /// RPC listen port.
     #[arg(long = "rpc_port", default_value_t = 50051)]
     pub rpc_port: u16,
-    /// RPC bind address.
+    /// RPC bind address; with `--enable_ha` also the address the leader publishes, so it
+    /// must be one other masters, nodes and clients reach (not `0.0.0.0`).
     #[arg(long = "rpc_address", default_value = "0.0.0.0")]
     pub rpc_address: String,
+    /// Network interface (e.g. `eth0`) whose IPv4 address, looked up at start, replaces
+    /// `--rpc_address`.
+    #[arg(long = "rpc_interface", default_value = "")]
+    pub rpc_interface: String,
     /// RPC worker threads [default: min(4, CPU cores)].
     #[arg(long = "rpc_thread_num")]
     pub rpc_thread_num: Option<usize>,
@@ -139,9 +144,32 @@ pub struct MasterConfig {
     /// Per-segment allocator.
     #[arg(long = "memory_allocator", default_value = "offset", value_parser = allocator)]
     pub memory_allocator: String,
-    /// Cluster id peers must present in their handshake.
+    /// Cluster id peers must present in their handshake; with HA also the coordinator key's
+    /// namespace (`mooncake-store/<cluster_id>/master_view`).
     #[arg(long = "cluster_id", default_value = mc_schema::handshake::DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
+    /// Run as one of several masters that elect a leader on a coordinator (etcd or Redis);
+    /// standbys answer requests with the leader's address.
+    #[arg(long = "enable_ha", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_ha: bool,
+    /// Coordinator the masters elect on: `etcd` or `redis` (Mooncake's `k8s` is not
+    /// supported).
+    #[arg(long = "ha_backend_type", default_value = "etcd")]
+    pub ha_backend_type: String,
+    /// Coordinator address: etcd endpoints `h1:2379;h2:2379`, or a Redis URL
+    /// `redis://[:password@]host:port[/db]`.
+    #[arg(long = "ha_backend_connstring", default_value = "")]
+    pub ha_backend_connstring: String,
+    /// etcd endpoints, `;` separated, each optionally `http://`; used for the etcd backend
+    /// when `--ha_backend_connstring` is empty.
+    #[arg(long = "etcd_endpoints", default_value = "")]
+    pub etcd_endpoints: String,
+    /// How long the coordinator keeps the leader's view after its last renew: a dead
+    /// leader's successor takes over about this long after it died (bare number = seconds;
+    /// at least 1 s). Mooncake fixes it at 5 s (`DEFAULT_MASTER_VIEW_LEASE_TTL_SEC`).
+    #[arg(long = "master_view_lease_ttl_sec", default_value = "5", value_parser = seconds)]
+    pub master_view_lease_ttl_sec: Duration,
     /// Most live allocations per segment.
     #[arg(long = "max_allocations_per_segment", default_value_t = 4_000_000)]
     pub max_allocations_per_segment: u32,
@@ -283,6 +311,38 @@ mod tests {
         assert_eq!(c.put_start_release_timeout_sec, Duration::from_secs(300));
         assert_eq!(c.default_kv_soft_pin_ttl, Duration::from_secs(1800));
         assert!(c.allow_evict_soft_pinned_objects);
+        assert!(!c.enable_ha);
+        assert_eq!(c.ha_backend_type, "etcd");
+        assert_eq!(c.master_view_lease_ttl_sec, Duration::from_secs(5));
+        assert!(c.rpc_interface.is_empty() && c.etcd_endpoints.is_empty());
+    }
+
+    #[test]
+    fn ha_flags_in_both_spellings() {
+        let c = parse(&[
+            "--enable-ha",
+            "--etcd-endpoints=10.0.0.1:2379;10.0.0.2:2379",
+            "--master_view_lease_ttl_sec=2",
+            "--rpc-interface=eth0",
+        ])
+        .unwrap();
+        assert!(c.enable_ha);
+        assert_eq!(c.etcd_endpoints, "10.0.0.1:2379;10.0.0.2:2379");
+        assert_eq!(c.master_view_lease_ttl_sec, Duration::from_secs(2));
+        assert_eq!(c.rpc_interface, "eth0");
+        let c = parse(&[
+            "--enable_ha=true",
+            "--ha_backend_type=redis",
+            "--ha-backend-connstring=redis://127.0.0.1:6379",
+            "--master-view-lease-ttl-sec=1500ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.ha_backend_type.as_str(), c.ha_backend_connstring.as_str()),
+            ("redis", "redis://127.0.0.1:6379")
+        );
+        assert_eq!(c.master_view_lease_ttl_sec, Duration::from_millis(1500));
+        assert!(!parse(&["--enable_ha=false"]).unwrap().enable_ha);
     }
 
     #[test]

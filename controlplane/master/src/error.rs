@@ -1,5 +1,6 @@
 //! The one error type of this crate: why the master cannot start, why a flag value is
-//! refused, and why a segment cannot be mounted. Messages name the cause and what to do.
+//! refused, and why a segment cannot be mounted. Messages name the cause and what to do, on
+//! one line (the binary prints them as they are).
 
 /// Everything the master refuses or fails at, short of an RPC answer.
 #[derive(Debug, thiserror::Error)]
@@ -76,4 +77,65 @@ pub enum MasterError {
         "too many segments mounted over time (2^32 since the master started); restart the master"
     )]
     SegmentSlotsExhausted,
+
+    /// `--rpc_interface` names no usable interface.
+    #[error("--rpc_interface={name}: {source}")]
+    RpcInterface {
+        /// The interface asked for.
+        name: String,
+        /// Why it has no address to use.
+        source: mc_topology::Error,
+    },
+    /// `--ha_backend_type=k8s`: a Mooncake backend this build does not have.
+    #[error(
+        "--ha_backend_type=k8s (a Kubernetes Lease) is not supported by mooncake-rs; supported HA backends: etcd, redis"
+    )]
+    HaBackendUnsupported,
+    /// An `--ha_backend_type` Mooncake does not have either.
+    #[error("unknown --ha_backend_type `{name}`; supported HA backends: etcd, redis")]
+    HaUnknownBackend {
+        /// The name as given.
+        name: String,
+    },
+    /// `--enable_ha` without a coordinator address.
+    #[error("--enable_ha with --ha_backend_type={backend} needs {needed}")]
+    HaNoCoordinator {
+        /// The backend.
+        backend: String,
+        /// The flag to give, with an example.
+        needed: &'static str,
+    },
+    /// The coordinator address does not parse.
+    #[error("--{flag}=`{value}` is not a coordinator address: {source}")]
+    HaLocator {
+        /// The flag it came from.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        source: mc_coord::CoordError,
+    },
+    /// With HA the leader publishes its RPC address, so a wildcard one cannot work.
+    #[error(
+        "--enable_ha needs an --rpc_address that other masters, nodes and clients can reach (the leader publishes it); `{address}` only means every interface: give this host's IP address or name its interface with --rpc_interface"
+    )]
+    HaUnreachableAddress {
+        /// The address as given.
+        address: String,
+    },
+    /// A lease TTL the election cannot keep its guarantees with.
+    #[error("--master_view_lease_ttl_sec: {0}")]
+    HaTiming(#[source] mc_coord::CoordError),
+    /// The coordinator did not answer at start.
+    #[error(
+        "cannot reach the HA coordinator {locator} within {waited_seconds} s: {source}; start it, or fix --etcd_endpoints / --ha_backend_connstring"
+    )]
+    CoordinatorUnreachable {
+        /// The coordinator, as a locator (passwords masked).
+        locator: String,
+        /// How long the master tried.
+        waited_seconds: u64,
+        /// The last failure.
+        source: mc_coord::CoordError,
+    },
 }

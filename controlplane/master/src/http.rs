@@ -15,45 +15,61 @@ use crate::query;
 use crate::service::MasterService;
 
 async fn health(State(s): State<HttpState>) -> Json<Value> {
-    let (used, total) = s.svc.segments.usage();
-    let st = &s.svc.objects.stats;
-    let rs = &s.svc.recovery.stats;
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    Json(json!({
+    let status = s.plane.status();
+    fn n(a: &std::sync::atomic::AtomicU64) -> u64 {
+        a.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    let mut body = json!({
         "status": "ok",
-        "role": "leader",
-        "ha_state": "standalone",
-        "service_ready": true,
-        "leader_address": s.leader_address,
-        "view_version": 1,
-        "segments": s.svc.segments.len(),
-        "clients": s.svc.client_count(),
-        "keys": s.svc.objects.len(),
+        "role": status.state.role(),
+        "ha_state": status.state.name(),
+        "service_ready": status.service_ready,
+        "leader_address": status.leader.as_ref().map(|v| v.leader.as_str()),
+        "view_version": status.leader.as_ref().map(|v| v.version),
+    });
+    // The term's counts; a master holding no term reports zeros.
+    let svc = status.service;
+    let (used, total) = svc.as_ref().map_or((0, 0), |m| m.segments.usage());
+    let read = |f: fn(&MasterService) -> u64| svc.as_deref().map_or(0, f);
+    let counts = json!({
+        "segments": read(|m| m.segments.len() as u64),
+        "clients": read(|m| m.client_count() as u64),
+        "keys": read(|m| m.objects.len() as u64),
         "allocated_bytes": used,
         "capacity_bytes": total,
-        "successful_evictions_total": n(&st.successful_evictions_total),
-        "evicted_keys_total": n(&st.evicted_keys_total),
-        "evicted_bytes_total": n(&st.evicted_bytes_total),
-        "preempted_put_starts_total": n(&st.preempted_put_starts_total),
-        "released_put_start_bytes_total": n(&st.released_put_start_bytes_total),
-        "shared_host_replicas_total": s
-            .svc
-            .segments
-            .shared_host_replicas_total
-            .load(std::sync::atomic::Ordering::Relaxed),
-        "term": s.svc.segments.term(),
-        "recovery_pending_nodes": s.svc.recovery.pending_nodes(),
-        "recovery_adopted_objects_total": n(&rs.adopted_objects_total),
-        "recovery_added_replicas_total": n(&rs.added_replicas_total),
-        "recovery_rejected_entries_total": n(&rs.rejected_entries_total),
-        "recovery_adoption_ms_total": n(&rs.adoption_ms_total),
-        "notices_queued": s.svc.segments.notices.queued(),
-        "unconfirmed_removes_total": n(&s.svc.segments.notices.unconfirmed_removes_total),
-    }))
+        "successful_evictions_total": read(|m| n(&m.objects.stats.successful_evictions_total)),
+        "evicted_keys_total": read(|m| n(&m.objects.stats.evicted_keys_total)),
+        "evicted_bytes_total": read(|m| n(&m.objects.stats.evicted_bytes_total)),
+        "preempted_put_starts_total": read(|m| n(&m.objects.stats.preempted_put_starts_total)),
+        "released_put_start_bytes_total": read(|m| n(&m.objects.stats.released_put_start_bytes_total)),
+        "shared_host_replicas_total": read(|m| n(&m.segments.shared_host_replicas_total)),
+        "term": read(|m| m.segments.term()),
+        "recovery_pending_nodes": read(|m| m.recovery.pending_nodes() as u64),
+        "recovery_adopted_objects_total": read(|m| n(&m.recovery.stats.adopted_objects_total)),
+        "recovery_added_replicas_total": read(|m| n(&m.recovery.stats.added_replicas_total)),
+        "recovery_rejected_entries_total": read(|m| n(&m.recovery.stats.rejected_entries_total)),
+        "recovery_adoption_ms_total": read(|m| n(&m.recovery.stats.adoption_ms_total)),
+        "notices_queued": read(|m| m.segments.notices.queued() as u64),
+        "unconfirmed_removes_total": read(|m| n(&m.segments.notices.unconfirmed_removes_total)),
+    });
+    if let (Value::Object(b), Value::Object(c)) = (&mut body, counts) {
+        b.extend(c);
+    }
+    Json(body)
 }
 
-async fn role() -> &'static str {
-    "leader\n"
+/// `/role`: the role on the first line (Mooncake's answer), then the HA state, the leader
+/// and the view version as `key=value` lines (empty values when no leader is known).
+async fn role(State(s): State<HttpState>) -> String {
+    let status = s.plane.status();
+    let (leader, version) = status.leader.map_or((String::new(), String::new()), |v| {
+        (v.leader, v.version.to_string())
+    });
+    format!(
+        "{}\nha_state={}\nleader_address={leader}\nview_version={version}\n",
+        status.state.role(),
+        status.state.name()
+    )
 }
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4";
@@ -63,7 +79,15 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn summary(State(s): State<HttpState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], summary_line(&s.svc))
+    let status = s.plane.status();
+    let line = match &status.service {
+        Some(svc) => summary_line(svc),
+        None => format!(
+            "{}: no term held, nothing to summarise\n",
+            status.state.name()
+        ),
+    };
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], line)
 }
 
 /// The one-line summary of `/metrics/summary` and of the periodic metric report.

@@ -7,15 +7,51 @@
 
 use std::sync::Arc;
 
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use mc_schema::ErrorCode;
+use serde_json::json;
+
+use crate::ha::Plane;
 use crate::service::MasterService;
 
 /// What the handlers read.
 #[derive(Clone)]
 pub struct HttpState {
-    /// The master.
-    pub svc: Arc<MasterService>,
-    /// Address clients reach the leader's RPC at.
-    pub leader_address: String,
+    /// The gate and the current term (HA state, leader, metadata).
+    pub plane: Arc<Plane>,
     /// What `/metrics` serves.
     pub metrics: crate::metrics::MasterMetrics,
+}
+
+/// The metadata of a master that serves now; an extractor for the inspection endpoints,
+/// which answer 503 on a standby (as Mooncake's do) with the leader's address.
+pub struct Serving(pub Arc<MasterService>);
+
+impl FromRequestParts<HttpState> for Serving {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        let status = state.plane.status();
+        match status.service {
+            Some(svc) if status.service_ready => Ok(Serving(svc)),
+            _ => {
+                let code = ErrorCode::UnavailableInCurrentStatus;
+                let leader = status.leader.map(|v| v.leader);
+                let body = json!({
+                    "error": code.name(),
+                    "code": code.code(),
+                    "message": format!("this master is not serving ({})", status.state.name()),
+                    "leader_address": leader,
+                });
+                Err((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
+            }
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! write straight to the shards, then commit (PutEnd) with the CRC of every slice; readers
 //! ask where an object lives (GetReplicaList) and read straight from a shard.
 //!
-//! - [`config`]: flags; [`service`]: RPC handlers; [`objects`]: sharded metadata;
+//! - [`config`]: flags; [`ha`]: leader election and the gate in front of the current
+//!   term's metadata; [`service`]: RPC handlers; [`objects`]: sharded metadata;
 //!   [`segments`]: mounted segments and placement; [`alloc`]: per-segment allocator;
 //!   [`clock`]: time under leases; [`http`]: the admin HTTP router and status pages,
 //!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
@@ -17,6 +18,7 @@ pub mod alloc;
 pub mod clock;
 pub mod config;
 mod error;
+pub mod ha;
 pub mod http;
 pub mod http_state;
 pub mod logging;
@@ -38,7 +40,8 @@ use tracing::{error, info};
 
 pub use config::MasterConfig;
 pub use error::MasterError;
-use service::{MasterService, ServiceConfig};
+use ha::{HaConfig, Plane};
+use service::ServiceConfig;
 
 async fn bind(
     addr: String,
@@ -81,18 +84,21 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves the master RPC and admin HTTP until `shutdown` completes. In order: bind the RPC
-/// and admin ports, start the admin HTTP server, then the optional metadata server, then the
-/// background tasks, and serve RPC on this task until `shutdown`.
+/// Serves the master RPC and admin HTTP until `shutdown` completes. In order: check the
+/// flags (and, with HA, that the coordinator answers), bind the RPC and admin ports, start the admin HTTP server, then the optional
+/// metadata server, then (with HA) the election, then the background tasks, and serve RPC
+/// on this task until `shutdown`; with HA the leader then resigns before the server drains.
 pub async fn serve(
     cfg: MasterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
-    let svc = MasterService::new(
-        service_config(&cfg),
-        Arc::new(clock::SystemClock::default()),
-    );
-    let rpc_addr = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
+    let rpc_host = rpc_host(&cfg)?;
+    let ha = HaConfig::from_config(&cfg, &rpc_host)?;
+    let elector = match &ha {
+        Some(h) => Some(ha::supervisor::connect(h, &cfg.cluster_id).await?),
+        None => None,
+    };
+    let rpc_addr = format!("{rpc_host}:{}", cfg.rpc_port);
     let rpc = bind(rpc_addr.clone(), "master RPC", "rpc_port").await?;
     let http_addr = format!("{}:{}", cfg.metrics_host, cfg.metrics_port);
     let http = bind(http_addr.clone(), "admin HTTP", "metrics_port").await?;
@@ -100,10 +106,18 @@ pub async fn serve(
     info!("Port: {}  Max threads: {}", cfg.rpc_port, cfg.threads());
     info!("Master service listening on {rpc_addr}; admin HTTP on {http_addr}");
 
+    let clock = Arc::new(clock::SystemClock::default());
+    let plane = Arc::new(match &ha {
+        None => Plane::standalone(service_config(&cfg), clock, rpc_addr),
+        Some(h) => Plane::for_ha(service_config(&cfg), clock, h.advertise.clone()),
+    });
+    let source = plane.clone();
     let state = http_state::HttpState {
-        svc: svc.clone(),
-        leader_address: rpc_addr,
-        metrics: metrics::MasterMetrics::new(svc.clone()),
+        plane: plane.clone(),
+        metrics: metrics::MasterMetrics::with_source(
+            plane.rpc_metrics(),
+            Arc::new(move || source.service()),
+        ),
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {
@@ -113,11 +127,34 @@ pub async fn serve(
     if cfg.enable_http_metadata_server {
         spawn_metadata_server(&cfg).await?;
     }
-    spawn_background_tasks(&cfg, &svc);
+    if let (Some(h), Some(elector)) = (&ha, elector) {
+        ha::supervisor::start(plane.clone(), elector, h)?;
+    }
+    spawn_background_tasks(&cfg, &plane);
 
-    mc_rpc::serve(rpc, svc, rpc_server_config(&cfg), shutdown).await;
+    let resign = plane.clone();
+    let shutdown = async move {
+        shutdown.await;
+        resign.resign().await;
+    };
+    mc_rpc::serve(rpc, plane, rpc_server_config(&cfg), shutdown).await;
     info!("master stopped");
     Ok(())
+}
+
+/// The host the RPC server binds (and, with HA, publishes): the IPv4 address of
+/// `--rpc_interface` when given, else `--rpc_address`.
+fn rpc_host(cfg: &MasterConfig) -> Result<String, MasterError> {
+    let name = cfg.rpc_interface.trim();
+    if name.is_empty() {
+        return Ok(cfg.rpc_address.clone());
+    }
+    let ip = mc_topology::interface_ipv4(name).map_err(|source| MasterError::RpcInterface {
+        name: name.to_string(),
+        source,
+    })?;
+    info!("--rpc_interface={name}: RPC address {ip}");
+    Ok(ip.to_string())
 }
 
 /// The handlers' tunables, from the flags.
@@ -139,6 +176,7 @@ fn service_config(cfg: &MasterConfig) -> ServiceConfig {
         eviction_ratio: cfg.eviction_ratio,
         strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
         admin_port: cfg.metrics_port,
+        view_version: 1,
     }
 }
 
@@ -175,40 +213,47 @@ async fn spawn_metadata_server(cfg: &MasterConfig) -> Result<(), MasterError> {
     Ok(())
 }
 
-/// Starts the periodic tasks: the metric summary line (`--enable_metric_reporting`), the
-/// reaper of silent clients (a quarter of `--client_ttl`, 100 ms to 1 s) and the upkeep
-/// round (eviction and PutStart cleanup) every 100 ms.
-fn spawn_background_tasks(cfg: &MasterConfig, svc: &Arc<MasterService>) {
+/// Starts the periodic tasks over the current term's metadata (none while standing by):
+/// the metric summary line (`--enable_metric_reporting`), the reaper of silent clients (a
+/// quarter of `--client_ttl`, 100 ms to 1 s) and the upkeep round (eviction and PutStart
+/// cleanup) every 100 ms.
+fn spawn_background_tasks(cfg: &MasterConfig, plane: &Arc<Plane>) {
     if cfg.enable_metric_reporting {
-        let reporter = svc.clone();
+        let reporter = plane.clone();
         let period = cfg.metric_report_interval_sec.max(Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                info!("metrics: {}", http::summary_line(&reporter).trim_end());
+                if let Some(svc) = reporter.service() {
+                    info!("metrics: {}", http::summary_line(&svc).trim_end());
+                }
             }
         });
     }
 
-    let reaper = svc.clone();
+    let reaper = plane.clone();
     let period = Duration::from_millis((cfg.client_ttl.as_millis() as u64 / 4).clamp(100, 1000));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            reaper.reap_silent_clients();
+            if let Some(svc) = reaper.service() {
+                svc.reap_silent_clients();
+            }
         }
     });
 
     // Eviction and PutStart cleanup run off the RPC workers, one shard lock at a time.
-    let upkeep = svc.clone();
+    let upkeep = plane.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tick.tick().await;
-            let svc = upkeep.clone();
+            let Some(svc) = upkeep.service() else {
+                continue;
+            };
             if tokio::task::spawn_blocking(move || svc.maintain())
                 .await
                 .is_err()

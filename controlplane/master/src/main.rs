@@ -25,6 +25,10 @@ fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init(),
     }
-    mc_master::run(cfg)?;
+    if let Err(e) = mc_master::run(cfg) {
+        // One line that says what to fix; the message already carries its cause.
+        eprintln!("mooncake_master: {e}");
+        std::process::exit(1);
+    }
     Ok(())
 }

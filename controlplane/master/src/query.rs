@@ -2,20 +2,20 @@
 //! `/query_key`, `/batch_query_keys`, `/get_all_keys`, `/get_all_segments`,
 //! `/query_segment`, `/get_segments_detail` and `POST /api/v1/remove_all`. None of them
 //! grants a lease. Missing or malformed parameters get 400, unknown keys and segments 404,
-//! both with a JSON body naming the problem.
+//! both with a JSON body naming the problem; a master that is not serving answers 503.
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mc_schema::ErrorCode;
 use mc_schema::msg::ReplicaDesc;
 use serde_json::{Value, json};
 
-use crate::http_state::HttpState;
+use crate::http_state::Serving;
 
 const TEXT: &str = "text/plain; version=0.0.4";
 
@@ -61,11 +61,11 @@ fn replica_json(r: &ReplicaDesc) -> Value {
 }
 
 /// `GET /query_key?key=K`.
-pub async fn query_key(State(s): State<HttpState>, Query(p): Params) -> Response {
+pub async fn query_key(Serving(svc): Serving, Query(p): Params) -> Response {
     let Some(key) = param(&p, "key") else {
         return missing("key");
     };
-    match s.svc.objects.peek(key) {
+    match svc.objects.peek(key) {
         None => not_found(
             ErrorCode::ObjectNotFound,
             format!("no complete object `{key}`"),
@@ -86,13 +86,13 @@ pub async fn query_key(State(s): State<HttpState>, Query(p): Params) -> Response
 }
 
 /// `GET /batch_query_keys?keys=a,b,c`.
-pub async fn batch_query_keys(State(s): State<HttpState>, Query(p): Params) -> Response {
+pub async fn batch_query_keys(Serving(svc): Serving, Query(p): Params) -> Response {
     let Some(keys) = param(&p, "keys") else {
         return missing("keys");
     };
     let mut data = serde_json::Map::new();
     for key in keys.split(',').filter(|k| !k.is_empty()) {
-        let entry = match s.svc.objects.peek(key) {
+        let entry = match svc.objects.peek(key) {
             None => json!({"ok": false, "error": "OBJECT_NOT_FOUND"}),
             Some((_, replicas)) => json!({
                 "ok": true,
@@ -112,7 +112,7 @@ pub async fn batch_query_keys(State(s): State<HttpState>, Query(p): Params) -> R
 
 /// `GET /get_all_keys[?limit=N][&regex=R]`: newline-separated, streamed shard by shard so a
 /// large key space is never held in one buffer.
-pub async fn get_all_keys(State(s): State<HttpState>, Query(p): Params) -> Response {
+pub async fn get_all_keys(Serving(svc): Serving, Query(p): Params) -> Response {
     let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
         None => DEFAULT_KEY_LIMIT,
         Some(Ok(l)) => l,
@@ -123,7 +123,6 @@ pub async fn get_all_keys(State(s): State<HttpState>, Query(p): Params) -> Respo
         Some(Ok(re)) => Some(re),
         Some(Err(e)) => return bad_request(format!("bad `regex`: {e}")),
     };
-    let svc = s.svc.clone();
     let shards = svc.objects.shard_count();
     let stream = futures_stream(
         move |i, left: &mut usize| {
@@ -172,9 +171,9 @@ fn futures_stream(
 }
 
 /// `GET /get_all_segments`: newline-separated segment names.
-pub async fn get_all_segments(State(s): State<HttpState>) -> impl IntoResponse {
+pub async fn get_all_segments(Serving(svc): Serving) -> impl IntoResponse {
     let mut out = String::new();
-    for seg in s.svc.segments.list() {
+    for seg in svc.segments.list() {
         out.push_str(&seg.name);
         out.push('\n');
     }
@@ -182,11 +181,11 @@ pub async fn get_all_segments(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 /// `GET /query_segment?segment=S`.
-pub async fn query_segment(State(s): State<HttpState>, Query(p): Params) -> Response {
+pub async fn query_segment(Serving(svc): Serving, Query(p): Params) -> Response {
     let Some(name) = param(&p, "segment") else {
         return missing("segment");
     };
-    match s.svc.segments.list().into_iter().find(|x| x.name == name) {
+    match svc.segments.list().into_iter().find(|x| x.name == name) {
         None => not_found(
             ErrorCode::SegmentNotFound,
             format!("no mounted segment `{name}`"),
@@ -204,9 +203,8 @@ pub async fn query_segment(State(s): State<HttpState>, Query(p): Params) -> Resp
 }
 
 /// `GET /get_segments_detail`: JSON list of every segment.
-pub async fn get_segments_detail(State(s): State<HttpState>) -> Json<Value> {
-    let segs: Vec<Value> = s
-        .svc
+pub async fn get_segments_detail(Serving(svc): Serving) -> Json<Value> {
+    let segs: Vec<Value> = svc
         .segments
         .list()
         .iter()
@@ -226,13 +224,13 @@ pub async fn get_segments_detail(State(s): State<HttpState>) -> Json<Value> {
 }
 
 /// `POST /api/v1/remove_all?force=true|false`.
-pub async fn remove_all(State(s): State<HttpState>, Query(p): Params) -> Response {
+pub async fn remove_all(Serving(svc): Serving, Query(p): Params) -> Response {
     let force = match p.get("force").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => return bad_request(format!("`force` must be true or false, not `{other}`")),
     };
-    let now = s.svc.now_ms();
-    let n = s.svc.objects.remove_matching(|_| true, force, now);
+    let now = svc.now_ms();
+    let n = svc.objects.remove_matching(|_| true, force, now);
     Json(json!({"success": true, "removed": n})).into_response()
 }

@@ -54,8 +54,11 @@ struct NodeProcess {
     child: ManagedChild,
 }
 
-/// A running local cluster: one `mooncake_master` and any number of `mooncake_store` nodes,
-/// all children of this process, with their output in a temporary log directory.
+/// A running local cluster: one `mooncake_master` (or several HA masters, see
+/// [`ClusterSpec::masters`]) and any number of `mooncake_store` nodes, all children of this
+/// process, with their output in a temporary log directory.
+///
+/// Methods without an index act on master 0; the `*_of(i)` ones on master `i`.
 ///
 /// Dropping it SIGKILLs and reaps every child still running and removes the log directory,
 /// unless env `MC_KEEP_LOGS` is set (then the directory's path is printed to stderr).
@@ -66,13 +69,15 @@ struct NodeProcess {
 pub struct LocalCluster {
     config: LaunchConfig,
     log_dir: PathBuf,
-    master: MasterProcess,
+    masters: Vec<MasterProcess>,
+    /// What nodes get as `--master_server` (master 0's address when `None`).
+    master_server: Option<String>,
     nodes: Vec<NodeProcess>,
 }
 
 impl LocalCluster {
-    /// Starts the master, waits until its `/health` answers 200, then starts the nodes one
-    /// by one and waits until each has mounted all its segments.
+    /// Starts the masters one by one, waiting until each one's `/health` answers 200, then
+    /// starts the nodes one by one and waits until each has mounted all its segments.
     ///
     /// Ports are picked at run time; a child that exits because a port was taken in the
     /// meantime is started once more on new ports. If any step fails, every child started so
@@ -85,7 +90,6 @@ impl LocalCluster {
         let master_bin = find_binary(MASTER_BINARY, spec.bin_dir.as_deref())?;
         let store_bin = find_binary(STORE_BINARY, spec.bin_dir.as_deref())?;
         let log_dir = unique_temp_dir("mc-cluster")?;
-        let master_log = log_dir.join("master.log");
         // Built before anything runs so that an early return drops it, which kills and
         // reaps whatever did start.
         let mut cluster = LocalCluster {
@@ -96,15 +100,31 @@ impl LocalCluster {
                 cluster_id: spec.cluster_id,
                 ready_timeout: spec.ready_timeout,
             },
+            masters: (0..spec.masters.max(1))
+                .map(|i| MasterProcess {
+                    rpc_port: 0,
+                    metrics_port: 0,
+                    child: ManagedChild::new(
+                        if i == 0 {
+                            "master".to_string()
+                        } else {
+                            format!("master {i}")
+                        },
+                        log_dir.join(if i == 0 {
+                            "master.log".to_string()
+                        } else {
+                            format!("master-{i}.log")
+                        }),
+                    ),
+                })
+                .collect(),
             log_dir,
-            master: MasterProcess {
-                rpc_port: 0,
-                metrics_port: 0,
-                child: ManagedChild::new("master".to_string(), master_log),
-            },
+            master_server: spec.master_server,
             nodes: Vec::with_capacity(spec.nodes.len()),
         };
-        launch_master(&cluster.config, &mut cluster.master, PortPolicy::Fresh)?;
+        for master in &mut cluster.masters {
+            launch_master(&cluster.config, master, PortPolicy::Fresh)?;
+        }
         for node in spec.nodes {
             cluster.add_node(node)?;
         }
@@ -113,12 +133,68 @@ impl LocalCluster {
 
     /// The master's RPC address, `127.0.0.1:<rpc_port>`, as clients and nodes dial it.
     pub fn master_addr(&self) -> String {
-        format!("{MASTER_HOST}:{}", self.master.rpc_port)
+        self.master_addr_of(0)
     }
 
     /// The master's metrics/health HTTP address, `127.0.0.1:<metrics_port>`.
     pub fn metrics_addr(&self) -> String {
-        format!("{MASTER_HOST}:{}", self.master.metrics_port)
+        self.metrics_addr_of(0)
+    }
+
+    /// Number of masters ([`ClusterSpec::masters`]).
+    pub fn master_count(&self) -> usize {
+        self.masters.len()
+    }
+
+    /// Master `i`'s RPC address.
+    pub fn master_addr_of(&self, i: usize) -> String {
+        format!("{MASTER_HOST}:{}", self.master(i).rpc_port)
+    }
+
+    /// Master `i`'s metrics/health HTTP address.
+    pub fn metrics_addr_of(&self, i: usize) -> String {
+        format!("{MASTER_HOST}:{}", self.master(i).metrics_port)
+    }
+
+    /// Master `i`'s pid while its process has not exited and been reaped.
+    pub fn master_pid_of(&self, i: usize) -> Option<u32> {
+        self.master(i).child.pid()
+    }
+
+    /// SIGKILLs master `i` and waits for it to exit; nothing happens if it already has.
+    pub fn kill_master_of(&mut self, i: usize) {
+        self.master_mut(i).child.kill();
+    }
+
+    /// Sends signal `sig` to master `i`; ignored if it has already exited and been reaped.
+    pub fn signal_master_of(&mut self, i: usize, sig: i32) {
+        self.master(i).child.signal(sig);
+    }
+
+    /// Waits up to `timeout` for master `i` to exit and returns its exit status; `None` if
+    /// it is still running.
+    pub fn wait_master_exit_of(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        self.master_mut(i).child.wait_exit(timeout)
+    }
+
+    /// Kills master `i` if it still runs, starts it again with the same flags on the same
+    /// ports, and waits until its `/health` answers 200.
+    ///
+    /// # Errors
+    /// As for [`Self::start`]; the master is left stopped.
+    pub fn restart_master_of(&mut self, i: usize) -> Result<(), Error> {
+        let config = &self.config;
+        let master = self.masters.get_mut(i).unwrap_or_else(|| no_such_master(i));
+        master.child.kill();
+        launch_master(config, master, PortPolicy::Keep)
+    }
+
+    /// What nodes are given as `--master_server`: [`ClusterSpec::master_server`], else
+    /// master 0's address.
+    pub fn node_master_server(&self) -> String {
+        self.master_server
+            .clone()
+            .unwrap_or_else(|| self.master_addr())
     }
 
     /// Node `i`'s REST address, `<host>:<rest_port>`.
@@ -144,7 +220,7 @@ impl LocalCluster {
 
     /// The master's pid while its process has not exited and been reaped.
     pub fn master_pid(&self) -> Option<u32> {
-        self.master.child.pid()
+        self.master_pid_of(0)
     }
 
     /// SIGKILLs node `i` and waits for it to exit; nothing happens if it already has.
@@ -160,7 +236,7 @@ impl LocalCluster {
 
     /// Sends signal `sig` to the master; ignored if it has already exited and been reaped.
     pub fn signal_master(&mut self, sig: i32) {
-        self.master.child.signal(sig);
+        self.signal_master_of(0, sig);
     }
 
     /// Waits up to `timeout` for node `i` to exit and returns its exit status (at once if it
@@ -172,7 +248,7 @@ impl LocalCluster {
     /// Waits up to `timeout` for the master to exit and returns its exit status; `None` if
     /// it is still running.
     pub fn wait_master_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.master.child.wait_exit(timeout)
+        self.wait_master_exit_of(0, timeout)
     }
 
     /// Waits until node `i` reports all segments mounted again (e.g. after `SIGCONT` or a
@@ -195,7 +271,7 @@ impl LocalCluster {
     /// # Errors
     /// As for [`Self::start`]; the node is left stopped.
     pub fn restart_node(&mut self, i: usize) -> Result<(), Error> {
-        let master_addr = self.master_addr();
+        let master_addr = self.node_master_server();
         let node = self.nodes.get_mut(i).unwrap_or_else(|| no_such_node(i));
         node.child.kill();
         launch_node(&self.config, &master_addr, node, PortPolicy::Keep)
@@ -218,7 +294,7 @@ impl LocalCluster {
         // On error `node` is dropped here, which kills and reaps its process.
         launch_node(
             &self.config,
-            &self.master_addr(),
+            &self.node_master_server(),
             &mut node,
             PortPolicy::Fresh,
         )?;
@@ -228,7 +304,7 @@ impl LocalCluster {
 
     /// SIGKILLs the master and waits for it to exit; nothing happens if it already has.
     pub fn kill_master(&mut self) {
-        self.master.child.kill();
+        self.kill_master_of(0);
     }
 
     /// Kills the master if it still runs, starts it again with the same flags on the same
@@ -237,20 +313,20 @@ impl LocalCluster {
     /// # Errors
     /// As for [`Self::start`]; the master is left stopped.
     pub fn restart_master(&mut self) -> Result<(), Error> {
-        self.master.child.kill();
-        launch_master(&self.config, &mut self.master, PortPolicy::Keep)
+        self.restart_master_of(0)
     }
 
-    /// The temporary directory holding `master.log` and `node-<i>.log`.
+    /// The temporary directory holding `master.log` (`master-<i>.log` for further masters)
+    /// and `node-<i>.log`.
     pub fn log_dir(&self) -> &Path {
         &self.log_dir
     }
 
-    /// The last `lines` lines of every child's log, master first, each under a
+    /// The last `lines` lines of every child's log, masters first, each under a
     /// `==> name (file) <==` header; meant for test failure messages.
     pub fn logs_tail(&self, lines: usize) -> String {
-        let children =
-            std::iter::once(&self.master.child).chain(self.nodes.iter().map(|node| &node.child));
+        let children = (self.masters.iter().map(|m| &m.child))
+            .chain(self.nodes.iter().map(|node| &node.child));
         let mut out = String::new();
         for child in children {
             let file = child
@@ -262,6 +338,14 @@ impl LocalCluster {
             out.push_str(&child.log_tail(lines));
         }
         out
+    }
+
+    fn master(&self, i: usize) -> &MasterProcess {
+        self.masters.get(i).unwrap_or_else(|| no_such_master(i))
+    }
+
+    fn master_mut(&mut self, i: usize) -> &mut MasterProcess {
+        self.masters.get_mut(i).unwrap_or_else(|| no_such_master(i))
     }
 
     fn node(&self, i: usize) -> &NodeProcess {
@@ -279,7 +363,9 @@ impl Drop for LocalCluster {
         for node in &mut self.nodes {
             node.child.kill();
         }
-        self.master.child.kill();
+        for master in &mut self.masters {
+            master.child.kill();
+        }
         if std::env::var_os("MC_KEEP_LOGS").is_some() {
             eprintln!("mc-cluster: logs kept in {}", self.log_dir.display());
         } else {
@@ -287,6 +373,11 @@ impl Drop for LocalCluster {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }
+}
+
+#[track_caller]
+fn no_such_master(i: usize) -> ! {
+    panic!("mc-cluster: no master with index {i}")
 }
 
 #[track_caller]

@@ -22,6 +22,15 @@ pub enum Error {
         searched: String,
     },
 
+    /// A coordinator binary (etcd, redis-server) is not on PATH.
+    #[error(
+        "`{name}` is not on PATH: run scripts/setup.sh (it installs etcd-server and redis-server)"
+    )]
+    ToolNotFound {
+        /// The binary's name.
+        name: String,
+    },
+
     /// No free TCP port could be reserved on a host address.
     #[error("could not pick a free TCP port on {host}: {source}")]
     PortPick {

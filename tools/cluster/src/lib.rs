@@ -10,11 +10,16 @@
 //! ([`LocalCluster::logs_tail`]). Tests then kill, signal, restart and add processes through
 //! the handle; dropping it SIGKILLs and reaps everything it started. Readiness is polled with
 //! a tiny blocking HTTP/1.0 client ([`probe`]) so this crate needs no async runtime.
+//!
+//! For HA tests, [`Coordinator`] runs a real etcd or redis-server the same way, and a
+//! [`ClusterSpec`] may start several masters electing on it, with nodes following its
+//! locator.
 
 #![warn(missing_docs)]
 
 mod binary;
 mod cluster;
+mod coordinator;
 mod error;
 mod logs;
 mod ports;
@@ -24,6 +29,7 @@ mod spec;
 
 pub use binary::{MASTER_BINARY, STORE_BINARY, find_binary};
 pub use cluster::LocalCluster;
+pub use coordinator::{Coordinator, CoordinatorKind};
 pub use error::Error;
 pub use ports::{pick_free_port, pick_free_ports};
 pub use probe::NodeHealth;

@@ -39,7 +39,8 @@ impl NodeSpec {
     }
 }
 
-/// How a whole local cluster is started: one master and [`ClusterSpec::nodes`] store nodes.
+/// How a whole local cluster is started: [`ClusterSpec::masters`] masters (one unless HA
+/// is tested) and [`ClusterSpec::nodes`] store nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSpec {
     /// The store nodes, started in order after the master; node `i` is `nodes[i]`.
@@ -47,6 +48,12 @@ pub struct ClusterSpec {
     pub nodes: Vec<NodeSpec>,
     /// Further master flags appended verbatim after the ones this crate sets.
     pub master_args: Vec<String>,
+    /// How many masters to start, each on its own ports with the same flags (1; more make
+    /// sense with HA flags in `master_args`, e.g. [`crate::Coordinator::master_args`]).
+    pub masters: usize,
+    /// What nodes get as `--master_server`, e.g. a coordinator locator; master 0's address
+    /// when `None`.
+    pub master_server: Option<String>,
     /// Passed as `--cluster_id` to the master and every node when set.
     pub cluster_id: Option<String>,
     /// Directory holding `mooncake_master` and `mooncake_store`; see [`crate::find_binary`]
@@ -61,6 +68,8 @@ impl Default for ClusterSpec {
         ClusterSpec {
             nodes: vec![NodeSpec::default()],
             master_args: Vec::new(),
+            masters: 1,
+            master_server: None,
             cluster_id: None,
             bin_dir: None,
             ready_timeout: Duration::from_secs(60),
@@ -93,6 +102,8 @@ mod tests {
         let cluster = ClusterSpec::default();
         assert_eq!(cluster.nodes, vec![NodeSpec::default()]);
         assert_eq!(cluster.ready_timeout, Duration::from_secs(60));
+        assert_eq!(cluster.masters, 1);
+        assert!(cluster.master_server.is_none());
         assert!(cluster.cluster_id.is_none() && cluster.bin_dir.is_none());
 
         assert_eq!(ClusterSpec::with_nodes(3).nodes.len(), 3);

@@ -137,3 +137,61 @@ fn an_unreachable_master_falls_back_to_the_default_port_and_says_so() {
         assert!(err.contains(part), "missing {part:?} in: {err}");
     }
 }
+
+#[test]
+fn health_of_ha_masters_shows_role_state_leader_and_view_version() {
+    let coord = mc_cluster::Coordinator::start(mc_cluster::CoordinatorKind::Etcd).expect("etcd");
+    let c = LocalCluster::start(ClusterSpec {
+        masters: 2,
+        master_args: coord.master_args(),
+        nodes: Vec::new(),
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let health = |i: usize| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mcctl"))
+            .args(["--master", &c.master_addr_of(i), "health", "--json"])
+            .output()
+            .expect("mcctl runs");
+        serde_json::from_str::<serde_json::Value>(&ok(&o)).unwrap()
+    };
+    // The first master started leads once the election settles; the other follows it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (lead, standby) = loop {
+        let (a, b) = (health(0), health(1));
+        if a["ha_state"] == "serving" && b["leader_address"] == a["leader_address"] {
+            break (a, b);
+        }
+        if b["ha_state"] == "serving" && a["leader_address"] == b["leader_address"] {
+            break (b, a);
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader: {a} {b}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(lead["role"], "leader");
+    assert_eq!(
+        (standby["role"].as_str(), standby["ha_state"].as_str()),
+        (Some("standby"), Some("standby"))
+    );
+    assert_eq!(standby["view_version"], lead["view_version"]);
+    assert!(
+        lead["view_version"].as_u64().is_some_and(|v| v > 0),
+        "{lead}"
+    );
+    // The table names the same fields.
+    let standby_index = if health(0)["role"] == "standby" { 0 } else { 1 };
+    let o = Command::new(env!("CARGO_BIN_EXE_mcctl"))
+        .args(["--master", &c.master_addr_of(standby_index), "health"])
+        .output()
+        .unwrap();
+    let table = ok(&o);
+    for f in [
+        "role",
+        "ha_state",
+        "leader_address",
+        "view_version",
+        "\"standby\"",
+    ] {
+        assert!(table.contains(f), "{f} missing from\n{table}");
+    }
+}

@@ -9,12 +9,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mc_rpc::RpcClient;
 use mc_schema::ErrorCode;
-use mc_schema::handshake::Role;
 use mc_schema::msg::{Request, ResponseBody};
 use tracing::{debug, warn};
 
+use crate::leader::MasterLink;
 use crate::state::Command;
 
 /// Longest wait for the shards to apply a batch before it is acknowledged anyway (a stuck
@@ -77,13 +76,13 @@ impl SyncState {
 /// Where the sync thread talks to.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
-    /// Master RPC address.
+    /// Master locator (`host:port`, `etcd://...`, `redis://...`).
     pub master: String,
     /// Cluster id.
     pub cluster_id: String,
     /// The node's client id.
     pub client_id: u64,
-    /// Deadline of one call (the master holds a `Sync` up to half a second on top).
+    /// Deadline of one call (a second more is allowed: the master holds a `Sync`).
     pub rpc_timeout: Duration,
 }
 
@@ -122,30 +121,26 @@ impl Drop for SyncThread {
 }
 
 fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
-    let mut conn: Option<RpcClient> = None;
-    while !s.stop.load(Ordering::Acquire) {
-        if conn.is_none() {
-            match RpcClient::connect(&t.master, Role::Agent, &t.cluster_id, t.rpc_timeout) {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    debug!("sync: cannot reach the master: {e}");
-                    std::thread::sleep(RETRY);
-                    continue;
-                }
-            }
+    // The master holds a Sync up to half a second: a call may take that much longer.
+    let timeout = t.rpc_timeout + Duration::from_secs(1);
+    let mut link = match MasterLink::new(&t.master, &t.cluster_id, timeout) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("notices will not be received: {e}");
+            return;
         }
+    };
+    while !s.stop.load(Ordering::Acquire) {
         let (acked_term, acked_seq) = s.acked();
         let req = Request::Sync {
             client_id: t.client_id,
             acked_seq,
             acked_term,
         };
-        let deadline = Instant::now() + t.rpc_timeout + Duration::from_secs(1);
-        let resp = match conn.as_mut().expect("connected above").call(&req, deadline) {
+        let resp = match link.call(&req) {
             Ok(r) => r,
             Err(e) => {
                 debug!("sync failed: {e}");
-                conn = None;
                 std::thread::sleep(RETRY);
                 continue;
             }

@@ -11,6 +11,7 @@
 mod etcd;
 pub(crate) mod http;
 mod redis;
+pub mod tracker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mc_coord::elect::{Election, Role};
-use mc_coord::{MasterLocator, MasterView, RedisKeys, ViewFollower};
+use mc_coord::{LeaderTracker, MasterLocator, MasterView, RedisKeys, ViewFollower};
 
 use crate::support::{Etcd, PATIENCE, Redis, Server, elector};
 use crate::{a_leader, eventually, on_both};
@@ -131,6 +131,37 @@ async fn follower_survives_a_coordinator_restart<S: Server + FollowLocator>() {
     })
     .await;
     assert_eq!(seen, again);
+}
+
+on_both!(tracker_waits_for_the_next_leader);
+async fn tracker_waits_for_the_next_leader<S: Server + FollowLocator>() {
+    let server = S::start();
+    let tracker = Arc::new(LeaderTracker::start(&server.follow_locator(), CLUSTER).unwrap());
+    let (a, first, _) = lead(&server, "10.0.0.1:50051").await;
+    let t = tracker.clone();
+    let target = tokio::task::spawn_blocking(move || t.wait_for_leader(PATIENCE))
+        .await
+        .unwrap()
+        .expect("the tracker sees the leader");
+    assert_eq!(
+        (target.address.as_str(), target.version),
+        (first.leader.as_str(), first.version)
+    );
+    // A call to the leader failed without an answer (it died): wait for the next leader.
+    let (t, failed) = (tracker.clone(), target.clone());
+    let waiting =
+        tokio::task::spawn_blocking(move || t.redirect(&failed, None, Instant::now() + PATIENCE));
+    a.resign().await.unwrap();
+    let (_b, second, _) = lead(&server, "10.0.0.2:50051").await;
+    let next = waiting
+        .await
+        .unwrap()
+        .expect("the next leader before the deadline");
+    assert_eq!(
+        (next.address.as_str(), next.version),
+        (second.leader.as_str(), second.version)
+    );
+    assert_eq!(tracker.target(), Some(next));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,21 +16,30 @@ pub use rpc::{RpcMetrics, RpcOp, classify, failed};
 
 use crate::service::MasterService;
 
-/// The master's registry: the RPC families of a [`MasterService`] and its live state.
+/// The service whose state the families read at scrape time: the current term's, if this
+/// master serves one (a standby reports zeros).
+pub type CurrentService = Arc<dyn Fn() -> Option<Arc<MasterService>> + Send + Sync>;
+
+/// The master's registry: the process's RPC families and the live state of the current term.
 #[derive(Clone)]
 pub struct MasterMetrics {
     registry: Registry,
 }
 
 impl MasterMetrics {
-    /// A registry over `svc`. It holds `svc` (the service does not hold the registry, so
-    /// nothing cycles).
+    /// A registry over one service that never changes (no HA terms).
     pub fn new(svc: Arc<MasterService>) -> MasterMetrics {
+        let rpc = svc.rpc_metrics.clone();
+        Self::with_source(&rpc, Arc::new(move || Some(svc.clone())))
+    }
+
+    /// A registry over `rpc` and whatever service `current` names at each scrape. It holds
+    /// `current` (no service holds the registry, so nothing cycles).
+    pub fn with_source(rpc: &RpcMetrics, current: CurrentService) -> MasterMetrics {
         let registry = Registry::new();
-        svc.rpc_metrics
-            .register(&registry)
+        rpc.register(&registry)
             .expect("the RPC families are unique");
-        let state = state::StateCollector::new(svc).expect("the state families are valid");
+        let state = state::StateCollector::new(current).expect("the state families are valid");
         registry
             .register(Box::new(state))
             .expect("the state families do not clash with the RPC families");

@@ -6,7 +6,6 @@
 //! nothing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::core::{Collector, Desc};
@@ -93,20 +92,20 @@ const FAMILIES: [(&str, MetricType, &str, Read); 11] = [
 
 /// A collector over [`FAMILIES`].
 pub(super) struct StateCollector {
-    svc: Arc<MasterService>,
+    current: super::CurrentService,
     descs: Vec<Desc>,
 }
 
 impl StateCollector {
-    /// Reads `svc` at every scrape.
-    pub(super) fn new(svc: Arc<MasterService>) -> prometheus::Result<StateCollector> {
+    /// Reads the service `current` names at every scrape (zeros when it names none).
+    pub(super) fn new(current: super::CurrentService) -> prometheus::Result<StateCollector> {
         let descs = FAMILIES
             .iter()
             .map(|(name, _, help, _)| {
                 Desc::new(name.to_string(), help.to_string(), vec![], HashMap::new())
             })
             .collect::<prometheus::Result<_>>()?;
-        Ok(StateCollector { svc, descs })
+        Ok(StateCollector { current, descs })
     }
 }
 
@@ -134,6 +133,7 @@ impl Collector for StateCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        let svc = (self.current)();
         FAMILIES
             .iter()
             .zip(&self.descs)
@@ -142,7 +142,7 @@ impl Collector for StateCollector {
                 f.set_name(desc.fq_name.clone());
                 f.set_help(desc.help.clone());
                 f.set_field_type(*kind);
-                f.set_metric(vec![sample(*kind, read(&self.svc))]);
+                f.set_metric(vec![sample(*kind, svc.as_deref().map_or(0, read))]);
                 f
             })
             .collect()

@@ -40,6 +40,9 @@ pub struct ServiceConfig {
     pub strategy: Strategy,
     /// Admin HTTP port (`--metrics_port`), told to tools in the Ping answer; 0 = unknown.
     pub admin_port: u16,
+    /// The view version (leader term) this master serves, told to nodes in the Ping answer:
+    /// 1 without HA, the won view's version with it.
+    pub view_version: u64,
 }
 
 impl Default for ServiceConfig {
@@ -53,6 +56,7 @@ impl Default for ServiceConfig {
             eviction_ratio: 0.05,
             strategy: Strategy::Random,
             admin_port: 0,
+            view_version: 1,
         }
     }
 }
@@ -71,8 +75,9 @@ pub struct MasterService {
     clients: Mutex<HashMap<u64, u64>>,
     /// When abandoned PutStarts were last swept for.
     last_sweep_ms: std::sync::atomic::AtomicU64,
-    /// Per-RPC counters and latencies.
-    pub rpc_metrics: crate::metrics::RpcMetrics,
+    /// Per-RPC counters and latencies (shared by the terms of one process, see
+    /// [`MasterService::with_metrics`]).
+    pub rpc_metrics: Arc<crate::metrics::RpcMetrics>,
     /// Re-adoption of what the nodes hold.
     pub recovery: Recovery,
 }
@@ -96,6 +101,16 @@ fn check_batch(n: usize) -> Result<(), Response> {
 impl MasterService {
     /// A master with no segments, recovering from what nodes report for `client_ttl`.
     pub fn new(cfg: ServiceConfig, clock: Arc<dyn Clock>) -> Arc<MasterService> {
+        Self::with_metrics(cfg, clock, Arc::default())
+    }
+
+    /// A master with no segments that records its RPCs in `rpc_metrics`: each HA term gets
+    /// fresh metadata, while the process's RPC counters keep counting across terms.
+    pub fn with_metrics(
+        cfg: ServiceConfig,
+        clock: Arc<dyn Clock>,
+        rpc_metrics: Arc<crate::metrics::RpcMetrics>,
+    ) -> Arc<MasterService> {
         let segments = Arc::new(Segments::new(cfg.max_allocations_per_segment, cfg.strategy));
         Arc::new_cyclic(|me| MasterService {
             me: me.clone(),
@@ -103,7 +118,7 @@ impl MasterService {
             segments,
             clients: Mutex::new(HashMap::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
-            rpc_metrics: crate::metrics::RpcMetrics::default(),
+            rpc_metrics,
             recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms, cfg.recovery_grace_ms),
             cfg,
             clock,
@@ -115,6 +130,11 @@ impl MasterService {
         self.me
             .upgrade()
             .expect("a service answering requests is alive")
+    }
+
+    /// The view version (leader term) this master serves.
+    pub fn view_version(&self) -> u64 {
+        self.cfg.view_version
     }
 
     /// The master's clock, in milliseconds.
@@ -188,7 +208,7 @@ impl MasterService {
         let (allocated_bytes, capacity_bytes) = self.segments.usage();
         ResponseBody::PingAck {
             client_known,
-            view_version: 1,
+            view_version: self.cfg.view_version,
             admin_port: self.cfg.admin_port,
             capacity_bytes,
             allocated_bytes,
