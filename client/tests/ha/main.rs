@@ -152,17 +152,29 @@ fn kill_9_of_the_leader_under_load(kind: CoordinatorKind) {
             .then(|| killed.elapsed())
     });
     stop.store(true, Ordering::Release);
-    let served: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let acked: Vec<Vec<(String, Vec<u8>)>> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
     let back = back.unwrap_or_else(|| panic!("the clients did not come back\n{}", ha.logs()));
+    let served: Vec<usize> = acked.iter().map(Vec::len).collect();
     eprintln!(
-        "{kind:?}: kill -9 -> master {next} serving after {took_over:?}, both clients' first put+get after {back:?}; round trips {served:?}"
+        "{kind:?}: kill -9 -> master {next} serving after {took_over:?}, both clients' first put+get after {back:?}; acknowledged puts {served:?}"
     );
     assert_eq!(wrong.load(Ordering::Acquire), 0, "wrong bytes were read");
     assert_ne!(next, leader);
+    // Every acknowledged put, before and after the kill, is still there: the new leader
+    // re-adopted what the nodes hold.
+    let s = ha.client();
+    for (key, value) in acked.iter().flatten() {
+        match s.get(key) {
+            Ok(v) => assert_eq!(&v, value, "{key} read back wrong"),
+            Err(e) => panic!("{kind:?}: acknowledged {key} lost: {e}\n{}", ha.logs()),
+        }
+    }
 }
 
 /// Puts and reads back objects until `stop`: counts wrong bytes (never allowed) and stamps
-/// each good round trip; errors around the failover are expected. Returns the round trips.
+/// each good round trip; errors around the failover are expected. Returns the puts that
+/// were acknowledged, with their values.
 fn load(
     s: &Store,
     c: usize,
@@ -170,10 +182,10 @@ fn load(
     wrong: &AtomicU64,
     last_ok_ms: &AtomicU64,
     epoch: Instant,
-) -> u64 {
+) -> Vec<(String, Vec<u8>)> {
     let cfg = ReplicateConfig::default();
     let mut n = 0u64;
-    let mut served = 0u64;
+    let mut acked = Vec::new();
     while !stop.load(Ordering::Acquire) {
         n += 1;
         let key = format!("load-{c}-{n}");
@@ -184,7 +196,6 @@ fn load(
         }
         match s.get(&key) {
             Ok(v) if v == value => {
-                served += 1;
                 last_ok_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Release);
             }
             Ok(_) => {
@@ -192,8 +203,9 @@ fn load(
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
+        acked.push((key, value));
     }
-    served
+    acked
 }
 
 on_both!(sigterm_hands_over_without_waiting_for_the_ttl);
@@ -202,12 +214,24 @@ fn sigterm_hands_over_without_waiting_for_the_ttl(kind: CoordinatorKind) {
     let mut ha = ha_cluster(kind, TTL_S, 1);
     let leader = ha.wait_serving(None);
     let s = ha.client();
-    round_trip_eventually(&s, "before", &pattern(5000, 1));
+    let before = pattern(5000, 1);
+    round_trip_eventually(&s, "before", &before);
+    s.put("kept", &before, &ReplicateConfig::default()).unwrap();
     ha.cluster.signal_master_of(leader, libc::SIGTERM);
     let sent = Instant::now();
     let next = ha.wait_serving(Some(leader));
     let took_over = sent.elapsed();
     let first = round_trip_eventually(&s, "after", &pattern(5000, 2)).duration_since(sent);
+    match s.get("kept") {
+        Ok(v) => assert_eq!(
+            v, before,
+            "the object put before the hand-over read back wrong"
+        ),
+        Err(e) => panic!(
+            "{kind:?}: the object put before the hand-over is lost: {e}\n{}",
+            ha.logs()
+        ),
+    }
     eprintln!(
         "{kind:?}: SIGTERM -> master {next} serving after {took_over:?}, first put+get after {first:?} (TTL {TTL_S} s)"
     );
