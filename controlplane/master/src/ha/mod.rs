@@ -69,7 +69,8 @@ impl HaState {
     /// for every other, as in Mooncake.
     pub fn role(self) -> &'static str {
         match self {
-            Self::Standalone | Self::Serving => "leader",
+            // A recovering leader already serves (lookups wait for the nodes' reports).
+            Self::Standalone | Self::Serving | Self::Recovering => "leader",
             _ => "standby",
         }
     }
