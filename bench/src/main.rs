@@ -9,6 +9,7 @@
 //! Errors end the run with one line on stderr and a non-zero exit status.
 
 mod ceiling;
+mod failover;
 mod master;
 mod payload;
 mod report;
@@ -77,7 +78,8 @@ pub struct Args {
     /// Workload: `kv` (put then get of values through the client), `master`
     /// (metadata-only RPC throughput: PutStart+PutEnd pairs, then GetReplicaList) or
     /// `restart` (`--keys` values, default 1M, then the master killed with -9 and started
-    /// again: time until every key is back).
+    /// again: time until every key is back) or `failover` (a coordinator, 3 HA masters, 3
+    /// nodes and two clients; the leader killed `--kills` times).
     #[arg(long, default_value = "kv")]
     pub scenario: String,
     /// Keys per case (0 = bytes / size), used as is like `--bytes`; the `master` scenario
@@ -96,6 +98,18 @@ pub struct Args {
     /// so replicas land on distinct hosts.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// `failover` scenario: the coordinator the masters elect on (`etcd` or `redis`).
+    #[arg(long, default_value = "etcd")]
+    pub coordinator: String,
+    /// `failover` scenario: how the leader is stopped, `kill` (SIGKILL) or `term` (SIGTERM).
+    #[arg(long, default_value = "kill")]
+    pub signal: String,
+    /// `failover` scenario: how many times the leader is stopped.
+    #[arg(long, default_value_t = 3)]
+    pub kills: usize,
+    /// `failover` scenario: the masters' lease TTL in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub ttl: u64,
     /// Skip the ceiling measurements.
     #[arg(long)]
     pub no_ceiling: bool,
@@ -125,11 +139,24 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    if !["kv", "master", "restart"].contains(&args.scenario.as_str()) {
+    if !["kv", "master", "restart", "failover"].contains(&args.scenario.as_str()) {
         bail!(
-            "unknown --scenario `{}`; available: kv, master, restart",
+            "unknown --scenario `{}`; available: kv, master, restart, failover",
             args.scenario
         );
+    }
+    if args.scenario == "failover" {
+        let kind = match args.coordinator.as_str() {
+            "etcd" => mc_cluster::CoordinatorKind::Etcd,
+            "redis" => mc_cluster::CoordinatorKind::Redis,
+            other => bail!("unknown --coordinator `{other}`; available: etcd, redis"),
+        };
+        let signal = match args.signal.as_str() {
+            "kill" => "kill",
+            "term" => "term",
+            other => bail!("unknown --signal `{other}`; available: kill, term"),
+        };
+        return failover::run(kind, signal, args.kills, args.ttl, args.json);
     }
     let sizes = args
         .sizes
