@@ -34,9 +34,28 @@ pub struct Room {
     pub watermark_bytes: u64,
 }
 
+/// The address of the master that leads for `master` (a `host:port` is itself; an
+/// `etcd://` or `redis://` locator is resolved through its coordinator).
+fn leader_of(master: &str) -> Result<String> {
+    let loc =
+        mc_coord::MasterLocator::parse(master).map_err(|e| anyhow!("--master {master}: {e}"))?;
+    if !loc.is_coordinated() {
+        return Ok(master.to_string());
+    }
+    let follower = mc_coord::ViewFollower::start(&loc, &mc_coord::cluster_id_from_env())
+        .map_err(|e| anyhow!("following the leader at {master}: {e}"))?;
+    let view = match follower.current() {
+        Some(v) => Some(v),
+        None => follower.wait_for_change(0, PING_TIMEOUT * 5),
+    };
+    view.map(|v| v.leader)
+        .ok_or_else(|| anyhow!("no master leads at {master}"))
+}
+
 impl Room {
-    /// Asks the master at `master` with one Ping.
+    /// Asks the master at `master` (an address or a locator) with one Ping.
     pub fn ask(master: &str) -> Result<Room> {
+        let master = &leader_of(master)?;
         let what = || format!("asking the master at {master} for its free space");
         // An RpcError's message already names its cause, so it is not chained again.
         let failed = |e: mc_rpc::RpcError| anyhow!("{}: {e}", what());
