@@ -44,7 +44,7 @@ impl ObjectStore {
     /// recovery, for a key not removed since); an older put the master has is replaced; the
     /// same put gains the candidate's replicas; anything else (a newer put, a put or upsert
     /// in flight, CRCs that disagree) rejects it.
-    pub fn adopt(&self, c: Candidate, allow_new: bool, now_ms: u64) -> Adopted {
+    pub fn adopt(&self, mut c: Candidate, allow_new: bool, now_ms: u64) -> Adopted {
         let (h, mut shard) = self.shard(&c.key);
         let outcome = match shard.get_mut(h, &c.key) {
             None if allow_new => Adopted::New,
@@ -82,21 +82,22 @@ impl ObjectStore {
             Adopted::Replaced => {
                 let old = shard.remove(h, &c.key, |k| self.hash(k)).expect("present");
                 self.free(&old);
-                let key = c.key.clone();
-                shard.insert(h, &key, self.adopted_object(c, now_ms), |k| self.hash(k));
+                let o = self.adopted_object(&mut c, now_ms);
+                shard.insert(h, &c.key, o, |k| self.hash(k));
             }
             Adopted::New => {
-                let key = c.key.clone();
-                shard.insert(h, &key, self.adopted_object(c, now_ms), |k| self.hash(k));
+                let o = self.adopted_object(&mut c, now_ms);
+                shard.insert(h, &c.key, o, |k| self.hash(k));
             }
             Adopted::AddedReplicas => {}
         }
         outcome
     }
 
-    /// A complete object for `c`, with a fresh lease (restored leases would already have
-    /// run out) and, when soft-pinned, a fresh default soft pin.
-    fn adopted_object(&self, c: Candidate, now_ms: u64) -> Object {
+    /// A complete object for `c` (its locations and CRCs are taken), with a fresh lease
+    /// (restored leases would already have run out) and, when soft-pinned, a fresh default
+    /// soft pin.
+    fn adopted_object(&self, c: &mut Candidate, now_ms: u64) -> Object {
         let soft_until = if c.soft_pin {
             now_ms
                 + self
@@ -106,9 +107,10 @@ impl ObjectStore {
         } else {
             0
         };
-        let mut o = Object::pending(c.size, c.locs, c.hard_pin, soft_until, now_ms);
+        let locs = std::mem::take(&mut c.locs);
+        let mut o = Object::pending(c.size, locs, c.hard_pin, soft_until, now_ms);
         o.set_put_generation(c.put_generation);
-        o.commit(c.crcs, now_ms);
+        o.commit(std::mem::take(&mut c.crcs), now_ms);
         o.grant_lease(now_ms, self.policy.lease_ms);
         o
     }

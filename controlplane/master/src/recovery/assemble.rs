@@ -15,7 +15,7 @@
 //! Whatever is refused on the way is freed, which also queues a free notice: the node
 //! forgets it, and its space is reusable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use mc_schema::generation::term_of;
@@ -38,6 +38,9 @@ pub struct AdoptReport {
     pub rejected_entries: u64,
     /// Wall time of the adoption.
     pub took_ms: u64,
+    /// Of which: checking and sorting, reserving the ranges, assembling replicas, adopting
+    /// objects (milliseconds).
+    pub phases_ms: [u64; 4],
 }
 
 /// A checked entry with its place in the allocator.
@@ -57,20 +60,84 @@ pub fn adopt_inventory(
 ) -> AdoptReport {
     let t0 = Instant::now();
     let mut report = AdoptReport::default();
+    let mut lap = Instant::now();
+    let mut phase = |i: usize, report: &mut AdoptReport| {
+        report.phases_ms[i] = lap.elapsed().as_millis() as u64;
+        lap = Instant::now();
+    };
     let by_segment = check(segments, client_id, entries, &mut report);
+    phase(0, &mut report);
     let kept = reserve(segments, client_id, by_segment, &mut report);
-    let allow_new = |key: &str| recovery.in_window(now_ms) && !recovery.is_tombstoned(key);
-    for c in assemble(segments, kept, &mut report) {
-        let new = allow_new(&c.key);
-        match objects.adopt(c, new, now_ms) {
-            Adopted::New | Adopted::Replaced => report.adopted_objects += 1,
-            Adopted::AddedReplicas => report.added_replicas += 1,
-            Adopted::Rejected => report.rejected_entries += 1,
-        }
-    }
+    phase(1, &mut report);
+    let candidates = assemble(segments, kept, &mut report);
+    phase(2, &mut report);
+    adopt_all(objects, recovery, candidates, now_ms, &mut report);
+    phase(3, &mut report);
     segments.inventory_adopted(client_id);
     report.took_ms = t0.elapsed().as_millis() as u64;
     report
+}
+
+/// Candidates adopted per thread at least; fewer run on the calling thread.
+const PER_THREAD: usize = 16 << 10;
+
+/// Step 5: adopts every candidate; large reports on several threads (the object store locks
+/// per shard, so they rarely meet).
+fn adopt_all(
+    objects: &ObjectStore,
+    recovery: &Recovery,
+    candidates: Vec<Candidate>,
+    now_ms: u64,
+    report: &mut AdoptReport,
+) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(candidates.len() / PER_THREAD)
+        .clamp(1, 8);
+    let adopt = |part: Vec<Candidate>| {
+        let mut r = AdoptReport::default();
+        for c in part {
+            let new = recovery.in_window(now_ms) && !recovery.is_tombstoned(&c.key);
+            match objects.adopt(c, new, now_ms) {
+                Adopted::New | Adopted::Replaced => r.adopted_objects += 1,
+                Adopted::AddedReplicas => r.added_replicas += 1,
+                Adopted::Rejected => r.rejected_entries += 1,
+            }
+        }
+        r
+    };
+    let parts = split(candidates, threads);
+    let results: Vec<AdoptReport> = if parts.len() == 1 {
+        parts.into_iter().map(adopt).collect()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|p| s.spawn(move || adopt(p)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    for r in results {
+        report.adopted_objects += r.adopted_objects;
+        report.added_replicas += r.added_replicas;
+        report.rejected_entries += r.rejected_entries;
+    }
+}
+
+/// `v` in `n` nearly equal parts.
+fn split(mut v: Vec<Candidate>, n: usize) -> Vec<Vec<Candidate>> {
+    let per = v.len().div_ceil(n.max(1)).max(1);
+    let mut parts = Vec::with_capacity(n);
+    while v.len() > per {
+        let tail = v.split_off(v.len() - per);
+        parts.push(tail);
+    }
+    parts.push(v);
+    parts
 }
 
 /// Tells `client_id` to forget an entry that never got a place in an allocator.
@@ -180,54 +247,111 @@ fn reserve(
 /// Step 4: complete replicas, grouped into candidates. Reserved slices that end up in no
 /// candidate are freed.
 fn assemble(segments: &Segments, kept: Vec<Kept>, report: &mut AdoptReport) -> Vec<Candidate> {
-    type Replicas = BTreeMap<u32, Vec<Kept>>;
-    let mut objects: BTreeMap<(String, u64), Replicas> = BTreeMap::new();
-    for k in kept {
-        objects
-            .entry((k.e.key.clone(), k.e.put_generation))
-            .or_default()
-            .entry(k.e.replica_index)
-            .or_default()
-            .push(k);
+    // Entry indexes by (key, put generation): one hash insert per entry, no key copied, and
+    // no allocation for the common object of one slice in one replica here.
+    let mut groups: HashMap<(&str, u64), Group, ahash::RandomState> =
+        HashMap::with_capacity_and_hasher(kept.len(), ahash::RandomState::new());
+    for (i, k) in kept.iter().enumerate() {
+        let i = i as u32;
+        groups
+            .entry((k.e.key.as_str(), k.e.put_generation))
+            .and_modify(|g| g.push(i))
+            .or_insert(Group::One(i));
     }
-    let mut out = Vec::with_capacity(objects.len());
-    for ((key, put_generation), replicas) in objects {
-        let mut c: Option<Candidate> = None;
-        for (_, mut slices) in replicas {
-            slices.sort_unstable_by_key(|k| k.e.slice_index);
-            let first = &slices[0].e;
-            let complete = slices.len() as u32 == first.slice_count
-                && slices.iter().enumerate().all(|(i, k)| {
-                    k.e.slice_index == i as u32 && k.e.object_size == first.object_size
-                });
-            let crcs: Vec<u32> = slices.iter().map(|k| k.e.crc32c).collect();
-            let fits = c
-                .as_ref()
-                .is_none_or(|c| c.size == first.object_size && c.crcs == crcs);
-            if !(complete && fits) {
-                report.rejected_entries += slices.len() as u64;
-                for k in &slices {
-                    segments.free_one(&k.loc, k.e.length);
-                }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((key, put_generation), group) in groups {
+        let mut idx = match group {
+            Group::One(i) if kept[i as usize].e.slice_count == 1 => {
+                out.push(single(key, put_generation, &kept[i as usize]));
                 continue;
             }
-            let locs: Vec<SliceLoc> = slices.iter().map(|k| k.loc).collect();
-            match &mut c {
-                Some(c) => c.locs.extend(locs),
-                None => {
-                    c = Some(Candidate {
-                        key: key.clone(),
-                        put_generation,
-                        size: first.object_size,
-                        locs,
-                        crcs,
-                        hard_pin: first.pins & 1 != 0,
-                        soft_pin: first.pins & 2 != 0,
-                    })
-                }
-            }
+            Group::One(i) => vec![i],
+            Group::Many(v) => v,
+        };
+        // Replica by replica, slices in order.
+        idx.sort_unstable_by_key(|&i| {
+            let e = &kept[i as usize].e;
+            (e.replica_index, e.slice_index)
+        });
+        let mut c: Option<Candidate> = None;
+        for replica in idx
+            .chunk_by(|&a, &b| kept[a as usize].e.replica_index == kept[b as usize].e.replica_index)
+        {
+            let slices: Vec<&Kept> = replica.iter().map(|&i| &kept[i as usize]).collect();
+            add_replica(&mut c, (key, put_generation), &slices, segments, report);
         }
         out.extend(c);
     }
     out
+}
+
+/// The entries of one (key, put generation).
+enum Group {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Group {
+    fn push(&mut self, i: u32) {
+        match self {
+            Group::One(first) => *self = Group::Many(vec![*first, i]),
+            Group::Many(v) => v.push(i),
+        }
+    }
+}
+
+/// The candidate of an object whose only reported slice is its whole value.
+fn single(key: &str, put_generation: u64, k: &Kept) -> Candidate {
+    Candidate {
+        key: key.to_string(),
+        put_generation,
+        size: k.e.object_size,
+        locs: vec![k.loc],
+        crcs: vec![k.e.crc32c],
+        hard_pin: k.e.pins & 1 != 0,
+        soft_pin: k.e.pins & 2 != 0,
+    }
+}
+
+/// Adds one reported replica (its slices in order) to the candidate of its object, or frees
+/// it when it is incomplete or does not match the replicas already taken.
+fn add_replica(
+    c: &mut Option<Candidate>,
+    (key, put_generation): (&str, u64),
+    slices: &[&Kept],
+    segments: &Segments,
+    report: &mut AdoptReport,
+) {
+    let first = &slices[0].e;
+    let complete = slices.len() as u32 == first.slice_count
+        && slices
+            .iter()
+            .enumerate()
+            .all(|(i, k)| k.e.slice_index == i as u32 && k.e.object_size == first.object_size);
+    let crcs: Vec<u32> = slices.iter().map(|k| k.e.crc32c).collect();
+    let fits = c
+        .as_ref()
+        .is_none_or(|c| c.size == first.object_size && c.crcs == crcs);
+    if !(complete && fits) {
+        report.rejected_entries += slices.len() as u64;
+        for k in slices {
+            segments.free_one(&k.loc, k.e.length);
+        }
+        return;
+    }
+    let locs = slices.iter().map(|k| k.loc);
+    match c {
+        Some(c) => c.locs.extend(locs),
+        None => {
+            *c = Some(Candidate {
+                key: key.to_string(),
+                put_generation,
+                size: first.object_size,
+                locs: locs.collect(),
+                crcs,
+                hard_pin: first.pins & 1 != 0,
+                soft_pin: first.pins & 2 != 0,
+            })
+        }
+    }
 }

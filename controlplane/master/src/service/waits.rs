@@ -245,6 +245,7 @@ impl MasterService {
             added_replicas = r.added_replicas,
             rejected_entries = r.rejected_entries,
             took_ms = r.took_ms,
+            phases_ms = ?r.phases_ms,
             "node inventory adopted"
         );
         Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
