@@ -176,14 +176,27 @@ async fn write(
         crc.update(chunk);
     }
     drop(dst);
-    let status = if crc.finish() == h.crc32c {
-        if let Some(info) = object {
+    // The payload took a while: the segment may have been unmounted, or a new master may
+    // have taken over, meanwhile. Such a write is not acknowledged, nor indexed.
+    let same_segment = state
+        .segment(h.segment_id)
+        .zip(seg.as_ref())
+        .is_some_and(|(now, then)| std::rc::Rc::ptr_eq(&now, then));
+    let stale = h.generation != 0 && term_of(h.generation) < state.term.get();
+    let status = if crc.finish() != h.crc32c {
+        state.stats.crc_failures_total.inc();
+        ErrorCode::ChecksumMismatch.code()
+    } else if !same_segment {
+        ErrorCode::InvalidWrite.code()
+    } else if stale {
+        state.stats.stale_term_writes_total.inc();
+        ErrorCode::InvalidVersion.code()
+    } else {
+        // Generation 0 (raw tools) is neither checked nor indexed.
+        if let (Some(info), true) = (object, h.generation != 0) {
             record(state, h, &info, key);
         }
         0
-    } else {
-        state.stats.crc_failures_total.inc();
-        ErrorCode::ChecksumMismatch.code()
     };
     let ack = h.answer(Op::WriteAck, status);
     stream.write_all(&ack.encode()).await.map_err(io)?;

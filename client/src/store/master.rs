@@ -5,9 +5,13 @@
 //! master does not serve the call (a standby's or a deposed leader's not-leader answer) or
 //! cannot be reached (refused, reset), the call is sent once more, to the leader the answer
 //! named or the next one the coordinator publishes before the call's deadline. Sending it
-//! again is safe: a not-leader answer executed nothing, and a master that was reached but
-//! died mid-call took its term's metadata with it (a new leader starts a fresh term), so a
-//! PutStart is never left pending twice and no object is created twice.
+//! again is safe. A not-leader answer executed nothing. A master that was reached but died
+//! mid-call took its pending PutStarts with it (a new leader starts a fresh term and
+//! re-adopts only what the nodes hold), so no PutStart is left pending twice and no object
+//! is created twice. A PutEnd whose commit the dead master made, or whose writes the new
+//! leader re-adopted, is answered OK again (the same put generation). A remove the dead
+//! master carried out (its holders forgot the object) is answered OBJECT_NOT_FOUND by the
+//! new leader: the object is gone either way.
 
 use std::time::Instant;
 

@@ -103,6 +103,8 @@ pub struct Agent<L: AgentLink> {
     /// Notice batches being applied: (term, sequence number) → shards that have not
     /// answered.
     applying: HashMap<(u64, u64), usize>,
+    /// The highest master term the shards were told (they refuse older writers).
+    shards_term: u64,
 }
 
 impl<L: AgentLink> Agent<L> {
@@ -136,6 +138,7 @@ impl<L: AgentLink> Agent<L> {
             orphans: Vec::new(),
             sync: Arc::new(sync::SyncState::default()),
             applying: HashMap::new(),
+            shards_term: 0,
         };
         agent.publish();
         Ok(agent)
@@ -239,9 +242,10 @@ impl<L: AgentLink> Agent<L> {
 
     /// Takes the master's term, and tells the shards: allocations of older terms are
     /// refused from now on.
-    fn raise_term(&mut self, term: u64) {
-        if term > self.sync.term.load(Ordering::Acquire) {
-            self.sync.see_term(term);
+    pub(super) fn raise_term(&mut self, term: u64) {
+        self.sync.see_term(term);
+        if term > self.shards_term {
+            self.shards_term = term;
             for l in &self.links {
                 let _ = l.send(ToShard::SetTerm { term });
             }

@@ -132,6 +132,19 @@ impl Notices {
         Some((q.first_seq + n as u64 - 1, batch))
     }
 
+    /// Marks `client_id` as a node whose agent syncs (it mounted announcing a report), so a
+    /// remove waits for it even before its first `Sync` reached this master.
+    pub fn expect_sync(&self, client_id: u64) {
+        self.nodes
+            .lock()
+            .entry(client_id)
+            .or_insert_with(|| Queue {
+                first_seq: 1,
+                ..Queue::default()
+            })
+            .syncing = true;
+    }
+
     /// What wakes on every push and ack for `client_id`.
     pub fn waker(&self, client_id: u64) -> Arc<Notify> {
         self.nodes

@@ -13,7 +13,7 @@ use mc_schema::msg::{ReplicaDesc, SliceDesc};
 use parking_lot::{Mutex, RwLock};
 use rand::seq::SliceRandom;
 
-use mc_schema::generation::{MAX_COUNTER, compose};
+use mc_schema::generation::{MAX_TERM, compose, term_of};
 use mc_schema::msg::Notice;
 
 use crate::MasterError;
@@ -67,6 +67,11 @@ impl Segment {
     /// the index of a range that does not fit.
     pub fn adopt_ranges(&self, used: &[(u64, u64, u64)]) -> Result<Vec<u32>, usize> {
         let mut alloc = self.alloc.lock();
+        // Only the empty allocator of a segment awaiting its report may be replaced: one
+        // that placement uses holds live allocations the report knows nothing of.
+        if !self.awaiting_inventory.load(Ordering::Acquire) {
+            return Err(0);
+        }
         let max = alloc.max_allocations();
         let (fresh, nodes) = OffsetAllocator::with_used(self.size_bytes, max, used)?;
         if self.is_mounted() {
@@ -194,10 +199,11 @@ pub struct Segments {
     /// Every segment ever mounted, indexed by slot. Append-only: an unmounted segment keeps
     /// its slot (with an emptied allocator), so locations naming it stay resolvable.
     slots: RwLock<Vec<Arc<Segment>>>,
-    /// Counter part of the next generation (`mc_schema::generation`).
-    generation: AtomicU64,
-    /// This master's term (0 until the first mount tells it the cluster's).
-    term: AtomicU64,
+    /// The next generation to hand out (`mc_schema::generation`): this master's term in
+    /// its high bits (0 until the first mount tells it the cluster's), a counter below. One
+    /// word, so a term change and the counter never disagree, and a counter running past
+    /// 2^44 simply moves to the next term.
+    next_generation: AtomicU64,
     /// Commit and free notices for the nodes' object indexes.
     pub notices: Arc<Notices>,
     max_allocations: u32,
@@ -214,8 +220,7 @@ impl Segments {
             strategy,
             view: RwLock::new(View::default()),
             slots: RwLock::new(Vec::new()),
-            generation: AtomicU64::new(1),
-            term: AtomicU64::new(0),
+            next_generation: AtomicU64::new(1),
             notices: Arc::new(Notices::default()),
             max_allocations,
             shared_host_replicas_total: AtomicU64::new(0),
@@ -385,41 +390,29 @@ impl Segments {
 
     /// This master's term (0 before any node mounted).
     pub fn term(&self) -> u64 {
-        self.term.load(Ordering::Acquire)
+        term_of(self.next_generation.load(Ordering::Acquire))
     }
 
     /// Takes into account a node that has seen term `seen`: a master that has no term yet,
-    /// or sees a term above its own (another master's), moves to `seen + 1`. Returns the term.
+    /// or sees a term above its own (another master's), moves to `seen + 1`. Returns the
+    /// term. `seen` must be below [`MAX_TERM`] (the caller checks input from the network).
     pub fn observe_term(&self, seen: u64) -> u64 {
-        let mut cur = self.term.load(Ordering::Acquire);
-        loop {
-            if cur != 0 && seen <= cur {
-                return cur;
-            }
-            let next = seen.max(cur) + 1;
-            match self
-                .term
-                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    tracing::info!(term = next, "master term set");
-                    return next;
-                }
-                Err(now) => cur = now,
-            }
+        let cur = self.term();
+        // A node that saw our own term (or an older one) changes nothing.
+        if (cur != 0 && seen <= cur) || seen >= MAX_TERM {
+            return cur;
         }
+        let next = compose(seen.max(cur) + 1, 1);
+        let before = self.next_generation.fetch_max(next, Ordering::AcqRel);
+        if before < next {
+            tracing::info!(term = term_of(next), "master term set");
+        }
+        self.term()
     }
 
-    /// A fresh generation of the current term. Past 2^44 allocations in one term the master
-    /// moves to the next term, so generations never repeat.
+    /// A fresh generation of the current term (past 2^44 allocations it is the next term's).
     fn next_generation(&self) -> u64 {
-        let mut c = self.generation.fetch_add(1, Ordering::Relaxed);
-        if c >= MAX_COUNTER {
-            self.observe_term(self.term() + 1);
-            self.generation.store(2, Ordering::Relaxed);
-            c = 1;
-        }
-        compose(self.term(), c)
+        self.next_generation.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The mounted segment `id`.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mc_master::clock::ManualClock;
 use mc_master::service::{MasterService, ServiceConfig};
+use mc_rpc::Reply;
 use mc_schema::generation::compose;
 use mc_schema::msg::{InventoryEntry, Notice, Request, Response, ResponseBody};
 
@@ -63,16 +64,26 @@ fn entry(key: &str, segment_id: u64, offset: u64, len: u64, generation: u64) -> 
     }
 }
 
+/// Answers a request, waiting for a deferred answer (an adoption runs off the RPC runtime).
+fn call(svc: &MasterService, req: Request) -> Response {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let rt = RT.get_or_init(|| tokio::runtime::Runtime::new().expect("a tokio runtime"));
+    match mc_rpc::Service::handle(svc, 0, req) {
+        Reply::Now(r) => r,
+        Reply::Later(f) => rt.block_on(f),
+    }
+}
+
 fn report(svc: &MasterService, client: u64, entries: Vec<InventoryEntry>) -> Response {
-    let r = svc.handle_now(
-        0,
+    let r = call(
+        svc,
         Request::ReportInventory {
             client_id: client,
             entries,
         },
     );
     assert_eq!(r.status, 0, "{}", r.message);
-    svc.handle_now(0, Request::InventoryDone { client_id: client })
+    call(svc, Request::InventoryDone { client_id: client })
 }
 
 fn replicas(svc: &MasterService, key: &str) -> Option<usize> {
@@ -158,8 +169,8 @@ fn a_report_adopts_what_it_proves_and_refuses_the_rest() {
         "every refused slice but the duplicate is freed at the node"
     );
     // The adopted range is taken: a new put lands elsewhere; the refused ones are free.
-    let r = svc.handle_now(
-        0,
+    let r = call(
+        &svc,
         Request::PutStart {
             client_id: 1,
             client_host: String::new(),
@@ -190,8 +201,8 @@ fn late_nodes_only_add_replicas_and_removed_keys_stay_removed() {
         ],
     );
     // A remove during recovery is remembered: a report naming the key later is refused.
-    let r = svc.handle_now(
-        0,
+    let r = call(
+        &svc,
         Request::Remove {
             keys: vec!["gone".into()],
             force: true,

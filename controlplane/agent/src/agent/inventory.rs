@@ -84,8 +84,14 @@ impl<L: AgentLink> Agent<L> {
     }
 
     /// Sends each shard the notices about its segments (every shard gets the batch, so each
-    /// answers `Applied` and the batch is known to be done).
+    /// answers `Applied` and the batch is known to be done). A batch without notices only
+    /// carries the master's term to the shards.
     pub(super) fn forward_notices(&mut self, term: u64, seq: u64, notices: Vec<Notice>) {
+        // A master's term reaches the shards with its first answer, even an empty one.
+        self.raise_term(term);
+        if notices.is_empty() {
+            return;
+        }
         let shard_of: HashMap<u64, usize> = self
             .segments
             .iter()

@@ -130,6 +130,8 @@ fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
             return;
         }
     };
+    // The highest term handed to the agent loop (which tells the shards).
+    let mut told_term = 0;
     while !s.stop.load(Ordering::Acquire) {
         let (acked_term, acked_seq) = s.acked();
         let req = Request::Sync {
@@ -148,14 +150,18 @@ fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
         match resp.body {
             ResponseBody::Notices { term, seq, notices } if resp.status == 0 => {
                 s.see_term(term);
-                if notices.is_empty() {
+                if notices.is_empty() && term <= told_term {
                     continue;
                 }
+                told_term = told_term.max(term);
+                let empty = notices.is_empty();
                 let cmd = Command::Notices { term, seq, notices };
                 if commands.send(cmd).is_err() {
                     return;
                 }
-                s.wait_applied(term, seq, APPLY_TIMEOUT);
+                if !empty {
+                    s.wait_applied(term, seq, APPLY_TIMEOUT);
+                }
             }
             _ => {
                 // Not mounted with this master yet (it restarted, or is taking over).

@@ -105,6 +105,11 @@ fn apply(plane: &Arc<Plane>, role: Role) {
                 let plane = plane.clone();
                 tokio::spawn(async move {
                     while !svc.recovery.settled(svc.now_ms()) {
+                        // A term lost while recovering: its metadata goes with it.
+                        let current = plane.service().map(|s| s.view_version());
+                        if current != Some(view.version) {
+                            return;
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     }
                     plane.serve(view.version);

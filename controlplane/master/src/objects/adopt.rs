@@ -40,16 +40,19 @@ pub enum Adopted {
 }
 
 impl ObjectStore {
-    /// Adopts `c`. A key the master does not know is adopted only when `allow_new` (during
-    /// recovery, for a key not removed since); an older put the master has is replaced; the
-    /// same put gains the candidate's replicas; anything else (a newer put, a put or upsert
-    /// in flight, CRCs that disagree) rejects it.
+    /// Adopts `c`. With `allow_new` (a node that re-mounted within the recovery window, for
+    /// a key not removed since), a key the master does not know is adopted and an older put
+    /// adopted from another node is replaced; the same put gains the candidate's replicas;
+    /// anything else (a newer put, a put made by this master, a put or upsert in flight,
+    /// CRCs that disagree, a late node's unknown key) rejects it.
     pub fn adopt(&self, mut c: Candidate, allow_new: bool, now_ms: u64) -> Adopted {
         let (h, mut shard) = self.shard(&c.key);
         let outcome = match shard.get_mut(h, &c.key) {
             None if allow_new => Adopted::New,
             None => Adopted::Rejected,
             Some(o) if !o.complete() || o.upsert().is_some() => Adopted::Rejected,
+            // Written by this master's clients since it started: newer than any report.
+            Some(o) if !o.adopted() => Adopted::Rejected,
             Some(o) if o.put_generation() > c.put_generation => Adopted::Rejected,
             Some(o) if o.put_generation() == c.put_generation => {
                 if o.crcs() != c.crcs.as_slice() {
@@ -72,7 +75,8 @@ impl ObjectStore {
                     return Adopted::AddedReplicas;
                 }
             }
-            Some(_) => Adopted::Replaced,
+            Some(_) if allow_new => Adopted::Replaced,
+            Some(_) => Adopted::Rejected,
         };
         match outcome {
             Adopted::Rejected => {
@@ -81,7 +85,12 @@ impl ObjectStore {
             }
             Adopted::Replaced => {
                 let old = shard.remove(h, &c.key, |k| self.hash(k)).expect("present");
-                self.free(&old);
+                // Read leases granted on the old value meanwhile keep its bytes a while.
+                self.defer_free(
+                    old.lease_until_ms().max(now_ms),
+                    old.size(),
+                    old.locs().to_vec(),
+                );
                 let o = self.adopted_object(&mut c, now_ms);
                 shard.insert(h, &c.key, o, |k| self.hash(k));
             }
@@ -112,6 +121,7 @@ impl ObjectStore {
         o.set_put_generation(c.put_generation);
         o.commit(std::mem::take(&mut c.crcs), now_ms);
         o.grant_lease(now_ms, self.policy.lease_ms);
+        o.set_adopted();
         o
     }
 }

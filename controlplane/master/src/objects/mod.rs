@@ -390,7 +390,16 @@ impl ObjectStore {
             return ErrorCode::ObjectNotFound;
         };
         if o.complete() {
-            return ErrorCode::InvalidWrite;
+            // The same put committed already: a PutEnd resent to a new leader that
+            // re-adopted the object from the nodes.
+            let same = item.generation != 0
+                && o.put_generation() == item.generation
+                && o.crcs() == item.slice_crcs.as_slice();
+            return if same {
+                ErrorCode::Ok
+            } else {
+                ErrorCode::InvalidWrite
+            };
         }
         let m = slice_count(o.size()).max(1) as usize;
         let c = commit_check(&item, o.put_generation(), o.size(), o.locs().len() / m);

@@ -18,6 +18,8 @@ const INLINE_SHIFT: u32 = 48;
 const FLAGS_SHIFT: u32 = 56;
 const COMPLETE: u64 = 1 << FLAGS_SHIFT;
 const HARD_PIN: u64 = 2 << FLAGS_SHIFT;
+/// Re-adopted from a node's report (not written through this master).
+const ADOPTED: u64 = 4 << FLAGS_SHIFT;
 /// Locations kept inline.
 const INLINE_LOCS: usize = 2;
 
@@ -130,6 +132,17 @@ impl Object {
         } else {
             self.packed &= !flag;
         }
+    }
+
+    /// Whether this master re-adopted the object from a node's report (rather than a client
+    /// writing it through this master).
+    pub fn adopted(&self) -> bool {
+        self.packed & ADOPTED != 0
+    }
+
+    /// Marks the object as re-adopted from a node's report.
+    pub fn set_adopted(&mut self) {
+        self.set_flag(ADOPTED, true);
     }
 
     /// Sets the hard pin.
@@ -291,6 +304,8 @@ impl Object {
         let old_size = self.size();
         self.packed = (self.packed & !SIZE_MASK) | u.size;
         let old = self.set_locs(u.locs);
+        // The new value is this master's own, whatever the old one was.
+        self.set_flag(ADOPTED, false);
         self.edit_rare(false, |r| r.put_generation = 0);
         self.set_put_generation(u.put_generation);
         self.set_hard_pin(u.hard_pin);

@@ -49,13 +49,14 @@ struct Kept {
     loc: SliceLoc,
 }
 
-/// Adopts the report `entries` of node `client_id`, then lets placement use its segments.
+/// Adopts the report `entries` of node `client_id`, which mounted at `mounted_ms`, then lets
+/// placement use its segments.
 pub fn adopt_inventory(
     segments: &Segments,
     objects: &ObjectStore,
     recovery: &Recovery,
     client_id: u64,
-    entries: Vec<InventoryEntry>,
+    (mounted_ms, entries): (u64, Vec<InventoryEntry>),
     now_ms: u64,
 ) -> AdoptReport {
     let t0 = Instant::now();
@@ -71,7 +72,8 @@ pub fn adopt_inventory(
     phase(1, &mut report);
     let candidates = assemble(segments, kept, &mut report);
     phase(2, &mut report);
-    adopt_all(objects, recovery, candidates, now_ms, &mut report);
+    let late = !recovery.in_window(mounted_ms);
+    adopt_all(objects, recovery, candidates, (now_ms, late), &mut report);
     phase(3, &mut report);
     segments.inventory_adopted(client_id);
     report.took_ms = t0.elapsed().as_millis() as u64;
@@ -87,7 +89,7 @@ fn adopt_all(
     objects: &ObjectStore,
     recovery: &Recovery,
     candidates: Vec<Candidate>,
-    now_ms: u64,
+    (now_ms, late): (u64, bool),
     report: &mut AdoptReport,
 ) {
     let threads = std::thread::available_parallelism()
@@ -97,7 +99,7 @@ fn adopt_all(
     let adopt = |part: Vec<Candidate>| {
         let mut r = AdoptReport::default();
         for c in part {
-            let new = recovery.in_window(now_ms) && !recovery.is_tombstoned(&c.key);
+            let new = !late && !recovery.is_tombstoned(&c.key);
             match objects.adopt(c, new, now_ms) {
                 Adopted::New | Adopted::Replaced => r.adopted_objects += 1,
                 Adopted::AddedReplicas => r.added_replicas += 1,
@@ -177,6 +179,9 @@ fn check(
             && e.length == slice_len(e.object_size, e.slice_index as u64)
             && e.generation != 0
             && term_of(e.generation) <= term
+            // The put's generation is that of its first slice: same term, not later.
+            && term_of(e.put_generation) == term_of(e.generation)
+            && e.put_generation <= e.generation
             && key_is_valid(&e.key);
         if ok {
             by_segment.entry(e.segment_id).or_default().push(e);

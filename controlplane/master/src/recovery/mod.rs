@@ -24,6 +24,22 @@ use tokio::sync::Notify;
 /// cannot exist: segments hold at most 4M allocations each, and a node a few segments).
 const MAX_REPORTED: usize = 64 << 20;
 
+/// What an `InventoryDone` calls for.
+#[derive(Debug)]
+pub enum Done {
+    /// Adopt these entries of a node that mounted at `mounted_ms`.
+    Adopt {
+        /// When the node mounted (the window is judged by it).
+        mounted_ms: u64,
+        /// Its report.
+        entries: Vec<InventoryEntry>,
+    },
+    /// The report was adopted already (or is being adopted): nothing to do.
+    Already,
+    /// The node never mounted with a report.
+    Unknown,
+}
+
 /// Counters of the recovery, for `/health` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct RecoveryStats {
@@ -41,10 +57,24 @@ pub struct RecoveryStats {
     pub adoption_ms_total: AtomicU64,
 }
 
+/// Where a node is in reporting its inventory to this master.
+#[derive(Debug)]
+enum Report {
+    /// Mounted at `mounted_ms`; these entries came so far.
+    Receiving {
+        mounted_ms: u64,
+        entries: Vec<InventoryEntry>,
+    },
+    /// InventoryDone came; the entries are being adopted.
+    Adopting,
+    /// Adopted: a repeated report (a node that retried) is ignored.
+    Adopted,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// Reports of nodes that mounted and have not finished reporting.
-    pending: HashMap<u64, Vec<InventoryEntry>>,
+    /// Nodes that mounted with a report, by client id.
+    nodes: HashMap<u64, Report>,
     /// Keys removed while recovery could still adopt them from a late report.
     tombstones: HashSet<String>,
     /// Patterns removed the same way (remove_by_regex, remove_all).
@@ -78,61 +108,125 @@ impl Recovery {
         }
     }
 
-    /// A node mounted and will report: lookups wait for it until it is done.
-    pub fn expect(&self, client_id: u64) {
-        self.inner.lock().pending.entry(client_id).or_default();
+    /// A node mounted at `now_ms` and will report: lookups wait for it until it is done. A
+    /// node mounting again before it finished starts its report over (an agent that retried
+    /// resends everything); one already adopted is not adopted twice.
+    pub fn expect(&self, client_id: u64, now_ms: u64) {
+        let mut inner = self.inner.lock();
+        match inner.nodes.get(&client_id) {
+            Some(Report::Adopting | Report::Adopted) => {}
+            _ => {
+                inner.nodes.insert(
+                    client_id,
+                    Report::Receiving {
+                        mounted_ms: now_ms,
+                        entries: Vec::new(),
+                    },
+                );
+            }
+        }
     }
 
-    /// Part of a node's report.
+    /// Part of a node's report. Ignored (Ok) once the node's report is complete.
     pub fn report(&self, client_id: u64, entries: Vec<InventoryEntry>) -> Result<(), ErrorCode> {
         let mut inner = self.inner.lock();
-        let Some(v) = inner.pending.get_mut(&client_id) else {
-            return Err(ErrorCode::ClientNotFound);
-        };
-        if v.len() + entries.len() > MAX_REPORTED {
-            return Err(ErrorCode::InvalidParams);
+        match inner.nodes.get_mut(&client_id) {
+            None => Err(ErrorCode::ClientNotFound),
+            Some(Report::Receiving { entries: v, .. }) => {
+                if v.len() + entries.len() > MAX_REPORTED {
+                    return Err(ErrorCode::InvalidParams);
+                }
+                v.extend(entries);
+                Ok(())
+            }
+            Some(Report::Adopting | Report::Adopted) => Ok(()),
         }
-        v.extend(entries);
-        Ok(())
     }
 
-    /// The whole report of a node that is done (`None` if it never mounted with reports).
-    pub fn take(&self, client_id: u64) -> Option<Vec<InventoryEntry>> {
-        self.inner.lock().pending.remove(&client_id)
+    /// What `InventoryDone` of `client_id` means now.
+    pub fn take(&self, client_id: u64) -> Done {
+        let mut inner = self.inner.lock();
+        match inner.nodes.get_mut(&client_id) {
+            None => Done::Unknown,
+            Some(r @ Report::Receiving { .. }) => {
+                let Report::Receiving {
+                    mounted_ms,
+                    entries,
+                } = std::mem::replace(r, Report::Adopting)
+                else {
+                    unreachable!("matched above")
+                };
+                Done::Adopt {
+                    mounted_ms,
+                    entries,
+                }
+            }
+            Some(Report::Adopting | Report::Adopted) => Done::Already,
+        }
     }
 
-    /// Wakes lookups waiting for reports (call after an adoption, or a node going away).
-    pub fn progressed(&self) {
+    /// The adoption of `client_id`'s report finished: lookups waiting for it look again.
+    pub fn adopted(&self, client_id: u64) {
+        if let Some(r) = self.inner.lock().nodes.get_mut(&client_id) {
+            *r = Report::Adopted;
+        }
         self.progress.notify_waiters();
     }
 
-    /// Forgets a node that went away before finishing its report.
+    /// Forgets a node that went away (dropped after `client_ttl`): if it comes back, it
+    /// reports again.
     pub fn forget(&self, client_id: u64) {
-        if self.inner.lock().pending.remove(&client_id).is_some() {
-            self.progressed();
+        if self.inner.lock().nodes.remove(&client_id).is_some() {
+            self.progress.notify_waiters();
         }
+    }
+
+    /// Whether a node's report is still coming or being adopted.
+    fn any_pending(inner: &Inner) -> bool {
+        inner.nodes.values().any(|r| !matches!(r, Report::Adopted))
+    }
+
+    /// Whether a node that mounted is still reporting (or its report is being adopted).
+    pub fn reporting(&self) -> bool {
+        Self::any_pending(&self.inner.lock())
     }
 
     /// Whether the grace has passed and every registered node has reported in full: a key
     /// unknown now is truly unknown.
     pub fn settled(&self, now_ms: u64) -> bool {
-        now_ms >= self.started_ms + self.grace_ms && self.inner.lock().pending.is_empty()
+        now_ms >= self.started_ms + self.grace_ms && !Self::any_pending(&self.inner.lock())
     }
 
     /// Nodes still reporting.
     pub fn pending_nodes(&self) -> usize {
-        self.inner.lock().pending.len()
+        let inner = self.inner.lock();
+        inner
+            .nodes
+            .values()
+            .filter(|r| !matches!(r, Report::Adopted))
+            .count()
     }
 
-    /// Whether a late node's unknown keys are still adopted.
-    pub fn in_window(&self, now_ms: u64) -> bool {
-        now_ms < self.started_ms + self.window_ms
+    /// Whether a node that mounted at `mounted_ms` has its unknown keys adopted: it came
+    /// within the window after the start.
+    pub fn in_window(&self, mounted_ms: u64) -> bool {
+        mounted_ms < self.started_ms + self.window_ms
+    }
+
+    /// The notifier woken by every adoption (enable a `notified()` before looking).
+    pub fn progress(&self) -> &Notify {
+        &self.progress
+    }
+
+    /// How long the grace still runs at `now_ms`.
+    pub fn grace_left(&self, now_ms: u64) -> Duration {
+        Duration::from_millis((self.started_ms + self.grace_ms).saturating_sub(now_ms))
     }
 
     /// Remembers that `key` was removed, while a late report could still bring it back.
     pub fn tombstone(&self, key: &str, now_ms: u64) {
         let mut inner = self.inner.lock();
-        if self.in_window(now_ms) || !inner.pending.is_empty() {
+        if self.in_window(now_ms) || Self::any_pending(&inner) {
             inner.tombstones.insert(key.to_string());
         } else if !inner.tombstones.is_empty() || !inner.patterns.is_empty() {
             inner.tombstones = HashSet::new();
@@ -143,7 +237,7 @@ impl Recovery {
     /// Remembers that every key matching `pattern` was removed (see [`tombstone`](Self::tombstone)).
     pub fn tombstone_pattern(&self, pattern: &str, now_ms: u64) {
         let mut inner = self.inner.lock();
-        let live = self.in_window(now_ms) || !inner.pending.is_empty();
+        let live = self.in_window(now_ms) || Self::any_pending(&inner);
         if let (true, Ok(re)) = (live, regex::Regex::new(pattern)) {
             inner.patterns.push(re);
         }
@@ -153,25 +247,6 @@ impl Recovery {
     pub fn is_tombstoned(&self, key: &str) -> bool {
         let inner = self.inner.lock();
         inner.tombstones.contains(key) || inner.patterns.iter().any(|p| p.is_match(key))
-    }
-
-    /// Waits for the next adoption (or a node going away), for the grace to end, or for
-    /// `timeout`, whichever comes first (`now_ms` = the master clock at the call).
-    pub async fn wait_progress(&self, now_ms: u64, timeout: Duration) {
-        let notified = self.progress.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let grace_left =
-            Duration::from_millis((self.started_ms + self.grace_ms).saturating_sub(now_ms));
-        let wait = if grace_left.is_zero() {
-            timeout
-        } else {
-            grace_left.min(timeout)
-        };
-        if self.inner.lock().pending.is_empty() && grace_left.is_zero() {
-            return;
-        }
-        let _ = tokio::time::timeout(wait, notified).await;
     }
 
     /// Counts one adoption.
@@ -194,16 +269,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reports_are_buffered_per_node_and_settle_when_taken() {
+    fn reports_are_buffered_per_node_adopted_once_and_restarted_on_a_new_mount() {
         let r = Recovery::new(0, 1000, 100);
         assert!(!r.settled(50), "within the grace");
         assert!(r.settled(100));
         assert_eq!(r.report(1, vec![]), Err(ErrorCode::ClientNotFound));
-        r.expect(1);
-        r.expect(2);
+        r.expect(1, 10);
+        r.expect(2, 10);
+        r.report(1, vec![InventoryEntry::default()]).unwrap();
+        // The node mounts again before InventoryDone: its report starts over.
+        r.expect(1, 20);
         r.report(1, vec![InventoryEntry::default()]).unwrap();
         assert!(!r.settled(100));
-        assert_eq!(r.take(1).map(|v| v.len()), Some(1));
+        match r.take(1) {
+            Done::Adopt {
+                mounted_ms,
+                entries,
+            } => assert_eq!((mounted_ms, entries.len()), (20, 1)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(r.take(1), Done::Already), "adopting");
+        r.adopted(1);
+        r.expect(1, 30);
+        assert!(matches!(r.take(1), Done::Already), "adopted once only");
+        assert!(matches!(r.take(9), Done::Unknown));
         r.forget(2);
         assert!(r.settled(100));
         r.tombstone("k", 10);

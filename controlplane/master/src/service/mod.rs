@@ -400,13 +400,21 @@ impl MasterService {
                 config,
                 client_host,
                 ..
-            } => self.put_start(false, &client_host, &items, &config),
+            } => {
+                return self.when_settled(now, move |m, _| {
+                    m.put_start(false, &client_host, &items, &config)
+                });
+            }
             Request::UpsertStart {
                 items,
                 config,
                 client_host,
                 ..
-            } => self.put_start(true, &client_host, &items, &config),
+            } => {
+                return self.when_settled(now, move |m, _| {
+                    m.put_start(true, &client_host, &items, &config)
+                });
+            }
             Request::PutEnd { items } => self.commit(items, |i| self.objects.put_end(i, now)),
             Request::UpsertEnd { items } => self.commit(items, |i| self.objects.upsert_end(i, now)),
             Request::PutRevoke { keys } => self.per_key(&keys, |k| self.objects.put_revoke(k)),
@@ -427,9 +435,9 @@ impl MasterService {
                 acked_term,
             } => return self.sync(client_id, acked_seq, acked_term),
             Request::ReportInventory { client_id, entries } => {
-                self.report_inventory(client_id, entries)
+                self.report_inventory(client_id, entries, now)
             }
-            Request::InventoryDone { client_id } => self.inventory_done(client_id, now),
+            Request::InventoryDone { client_id } => return self.inventory_done(client_id, now),
         };
         Reply::Now(resp)
     }
@@ -444,6 +452,9 @@ impl MasterService {
         size: u64,
         (term_seen, reports_inventory): (u64, bool),
     ) -> Response {
+        if term_seen >= mc_schema::generation::MAX_TERM {
+            return invalid(format!("term_seen {term_seen} is not a term"));
+        }
         match self
             .segments
             .mount(client_id, segment_id, names, size, reports_inventory)
@@ -451,7 +462,9 @@ impl MasterService {
             Ok(_) => {
                 let term = self.segments.observe_term(term_seen);
                 if reports_inventory {
-                    self.recovery.expect(client_id);
+                    self.recovery.expect(client_id, self.now_ms());
+                    // Its agent syncs: removes wait for it from now on.
+                    self.segments.notices.expect_sync(client_id);
                 }
                 info!(segment = %names[0], size_bytes = size, term, "segment mounted");
                 Response::ok(ResponseBody::MountAck { term })
@@ -460,6 +473,18 @@ impl MasterService {
                 Response::error(ErrorCode::SegmentAlreadyExists.code(), e.to_string())
             }
             Err(e) => invalid(e.to_string()),
+        }
+    }
+
+    /// Refreshes a known client's last sign of life; false for a client this master does not
+    /// know.
+    pub(super) fn touch_client(&self, client_id: u64, now: u64) -> bool {
+        match self.clients.lock().get_mut(&client_id) {
+            Some(seen) => {
+                *seen = now;
+                true
+            }
+            None => false,
         }
     }
 

@@ -11,6 +11,7 @@ use tracing::warn;
 
 use super::MasterService;
 use crate::notices;
+use crate::recovery::Done;
 
 /// Longest hold of a `Sync` with nothing to deliver.
 const SYNC_HOLD: Duration = Duration::from_millis(500);
@@ -21,8 +22,9 @@ const SYNC_HOLD: Duration = Duration::from_millis(500);
 const RECOVERY_WAIT: Duration = Duration::from_secs(3);
 
 /// Longest wait of a remove for its holders to confirm their free notices. A holder that
-/// does not confirm in time is down or partitioned (it is dropped at `client_ttl`).
-const REMOVE_CONFIRM: Duration = Duration::from_secs(2);
+/// does not confirm in time is down or partitioned (it is dropped at `client_ttl`). With
+/// [`RECOVERY_WAIT`] it stays below the client's default 5 s deadline.
+const REMOVE_CONFIRM: Duration = Duration::from_secs(1);
 
 /// Whether answer `r` to a lookup has a key the master does not know.
 fn has_missing(r: &Response) -> bool {
@@ -57,7 +59,7 @@ impl MasterService {
     /// answer up to [`SYNC_HOLD`] when there are none. An ack of another master's notices
     /// (`acked_term` not ours) acknowledges nothing here.
     pub(super) fn sync(&self, client_id: u64, acked_seq: u64, acked_term: u64) -> Reply {
-        if !self.clients.lock().contains_key(&client_id) {
+        if !self.touch_client(client_id, self.now_ms()) {
             return Response::error(
                 ErrorCode::ClientNotFound.code(),
                 "unknown node: mount first",
@@ -109,18 +111,64 @@ impl MasterService {
         Reply::Later(Box::pin(async move {
             let deadline = tokio::time::Instant::now() + RECOVERY_WAIT;
             loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                me.recovery.wait_progress(me.now_ms(), left).await;
+                // Listen before looking, so an adoption in between is not missed.
+                let notified = me.recovery.progress().notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
                 let now = me.now_ms();
                 let mut resp = answer(&me, &req, now);
-                let settled = me.recovery.settled(now);
-                if settled || !has_missing(&resp) {
+                if me.recovery.settled(now) || !has_missing(&resp) {
                     return resp;
                 }
-                if tokio::time::Instant::now() >= deadline {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
                     unknown_is_retryable(&mut resp);
                     return resp;
                 }
+                // Wake on an adoption, at the end of the grace, or at the deadline.
+                let grace = me.recovery.grace_left(now);
+                let wait = if grace.is_zero() {
+                    left
+                } else {
+                    grace.min(left)
+                };
+                let _ = tokio::time::timeout(wait, notified).await;
+            }
+        }))
+    }
+
+    /// Runs `run` once no node that mounted is still reporting (or after
+    /// [`RECOVERY_WAIT`]): a put or upsert of a key such a node holds then finds it (and is
+    /// refused or replaces it as usual) instead of racing its adoption. Puts do not wait for
+    /// the grace: a node that re-mounts later cannot replace what a client wrote here (an
+    /// adoption never replaces an object this master did not adopt itself).
+    pub(super) fn when_settled(
+        &self,
+        now: u64,
+        run: impl FnOnce(&MasterService, u64) -> Response + Send + 'static,
+    ) -> Reply {
+        if !self.recovery.reporting() {
+            return run(self, now).into();
+        }
+        let me = self.arc();
+        Reply::Later(Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + RECOVERY_WAIT;
+            loop {
+                let notified = me.recovery.progress().notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let now = me.now_ms();
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if me.recovery.settled(now) || left.is_zero() {
+                    return run(&me, now);
+                }
+                let grace = me.recovery.grace_left(now);
+                let wait = if grace.is_zero() {
+                    left
+                } else {
+                    grace.min(left)
+                };
+                let _ = tokio::time::timeout(wait, notified).await;
             }
         }))
     }
@@ -211,7 +259,10 @@ impl MasterService {
         &self,
         client_id: u64,
         entries: Vec<mc_schema::msg::InventoryEntry>,
+        now: u64,
     ) -> Response {
+        // A node busy reporting is alive: it sends no heartbeat meanwhile.
+        self.touch_client(client_id, now);
         let n = entries.len() as u64;
         match self.recovery.report(client_id, entries) {
             Ok(()) => Response::ok(ResponseBody::Count(n)),
@@ -219,36 +270,64 @@ impl MasterService {
         }
     }
 
-    /// `InventoryDone`: adopts the node's report and opens its segments to placement.
-    pub(super) fn inventory_done(&self, client_id: u64, now: u64) -> Response {
-        let Some(entries) = self.recovery.take(client_id) else {
-            return Response::error(
-                ErrorCode::ClientNotFound.code(),
-                "no inventory expected from this node",
-            );
+    /// `InventoryDone`: adopts the node's report (off the RPC runtime: it can take seconds)
+    /// and opens its segments to placement. A report adopted already is not adopted again.
+    pub(super) fn inventory_done(&self, client_id: u64, now: u64) -> Reply {
+        self.touch_client(client_id, now);
+        let (mounted_ms, entries) = match self.recovery.take(client_id) {
+            Done::Adopt {
+                mounted_ms,
+                entries,
+            } => (mounted_ms, entries),
+            Done::Already => return Response::ok(ResponseBody::Count(0)).into(),
+            Done::Unknown => {
+                return Response::error(
+                    ErrorCode::ClientNotFound.code(),
+                    "no inventory expected from this node",
+                )
+                .into();
+            }
         };
-        let n = entries.len();
-        let r = crate::recovery::assemble::adopt_inventory(
-            &self.segments,
-            &self.objects,
-            &self.recovery,
-            client_id,
-            entries,
-            now,
-        );
-        self.recovery.count(&r);
-        self.recovery.progressed();
-        tracing::info!(
-            client_id,
-            entries = n,
-            adopted_objects = r.adopted_objects,
-            added_replicas = r.added_replicas,
-            rejected_entries = r.rejected_entries,
-            took_ms = r.took_ms,
-            phases_ms = ?r.phases_ms,
-            "node inventory adopted"
-        );
-        Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
+        let me = self.arc();
+        Reply::Later(Box::pin(async move {
+            let job = me.clone();
+            let adopt = move || {
+                let n = entries.len();
+                let r = crate::recovery::assemble::adopt_inventory(
+                    &job.segments,
+                    &job.objects,
+                    &job.recovery,
+                    client_id,
+                    (mounted_ms, entries),
+                    now,
+                );
+                (n, r)
+            };
+            let (n, r) = match tokio::task::spawn_blocking(adopt).await {
+                Ok(v) => v,
+                Err(e) => {
+                    me.recovery.adopted(client_id);
+                    return Response::error(
+                        ErrorCode::InternalError.code(),
+                        format!("adoption failed: {e}"),
+                    );
+                }
+            };
+            me.recovery.count(&r);
+            me.recovery.adopted(client_id);
+            me.touch_client(client_id, me.now_ms());
+            tracing::info!(
+                client_id,
+                entries = n,
+                adopted_objects = r.adopted_objects,
+                added_replicas = r.added_replicas,
+                rejected_entries = r.rejected_entries,
+                took_ms = r.took_ms,
+                phases_ms = ?r.phases_ms,
+                "node inventory adopted"
+            );
+            Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
+        }))
     }
 }
 
