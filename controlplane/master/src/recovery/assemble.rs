@@ -10,7 +10,8 @@
 //! 4. **Assemble** replicas: entries of one `(key, put_generation, replica_index)` whose
 //!    `slice_count` slices are all there; replicas whose CRCs differ from the first are
 //!    dropped.
-//! 5. **Adopt** each object ([`ObjectStore::adopt`]).
+//! 5. **Adopt** each object ([`ObjectStore::adopt`]), with the pins a restored snapshot
+//!    recorded for that very put ([`super::hints`]).
 //!
 //! Whatever is refused on the way is freed, which also queues a free notice: the node
 //! forgets it, and its space is reusable.
@@ -60,8 +61,12 @@ pub fn adopt_inventory(
     let by_segment = check(segments, client_id, entries, &mut report);
     let kept = reserve(segments, client_id, by_segment, &mut report);
     let allow_new = |key: &str| recovery.in_window(now_ms) && !recovery.is_tombstoned(key);
-    for c in assemble(segments, kept, &mut report) {
+    for mut c in assemble(segments, kept, &mut report) {
         let new = allow_new(&c.key);
+        if let Some((hard_pin, soft_pin_until_ms)) = recovery.hints.take(&c.key, c.put_generation) {
+            c.hard_pin = hard_pin;
+            c.soft_pin_until_ms = Some(soft_pin_until_ms);
+        }
         match objects.adopt(c, new, now_ms) {
             Adopted::New | Adopted::Replaced => report.adopted_objects += 1,
             Adopted::AddedReplicas => report.added_replicas += 1,
@@ -223,6 +228,7 @@ fn assemble(segments: &Segments, kept: Vec<Kept>, report: &mut AdoptReport) -> V
                         crcs,
                         hard_pin: first.pins & 1 != 0,
                         soft_pin: first.pins & 2 != 0,
+                        soft_pin_until_ms: None,
                     })
                 }
             }

@@ -7,9 +7,12 @@
 //! for it instead of answering OBJECT_NOT_FOUND. For a window after the start
 //! (`client_ttl`), a node that shows up late is adopted in full; keys removed meanwhile are
 //! remembered (tombstones) so a late report cannot bring them back. After the window, a
-//! late node's entries only add replicas to objects the master has.
+//! late node's entries only add replicas to objects the master has. A restored snapshot
+//! adds [`hints`]: keys it names wait for the segments that held them, and get their pins
+//! back when they are adopted.
 
 pub mod assemble;
+pub mod hints;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +64,8 @@ pub struct Recovery {
     progress: Notify,
     /// Counters.
     pub stats: RecoveryStats,
+    /// What a restored snapshot says (empty without one).
+    pub hints: hints::Hints,
 }
 
 impl Recovery {
@@ -75,6 +80,7 @@ impl Recovery {
             inner: Mutex::new(Inner::default()),
             progress: Notify::new(),
             stats: RecoveryStats::default(),
+            hints: hints::Hints::default(),
         }
     }
 
@@ -155,23 +161,67 @@ impl Recovery {
         inner.tombstones.contains(key) || inner.patterns.iter().any(|p| p.is_match(key))
     }
 
-    /// Waits for the next adoption (or a node going away), for the grace to end, or for
-    /// `timeout`, whichever comes first (`now_ms` = the master clock at the call).
+    /// Waits for the next adoption (or a node going away), for the grace to end, for the
+    /// snapshot's hints to lapse, or for `timeout`, whichever comes first (`now_ms` = the
+    /// master clock at the call).
     pub async fn wait_progress(&self, now_ms: u64, timeout: Duration) {
         let notified = self.progress.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let grace_left =
-            Duration::from_millis((self.started_ms + self.grace_ms).saturating_sub(now_ms));
-        let wait = if grace_left.is_zero() {
-            timeout
-        } else {
+        let left = |end_ms: u64| Duration::from_millis(end_ms.saturating_sub(now_ms));
+        let grace_left = left(self.started_ms + self.grace_ms);
+        let hinted = self.hints_awaited(now_ms);
+        let wait = if !grace_left.is_zero() {
             grace_left.min(timeout)
+        } else if hinted {
+            left(self.started_ms + self.window_ms).min(timeout)
+        } else {
+            timeout
         };
-        if self.inner.lock().pending.is_empty() && grace_left.is_zero() {
+        if self.inner.lock().pending.is_empty() && grace_left.is_zero() && !hinted {
             return;
         }
         let _ = tokio::time::timeout(wait, notified).await;
+    }
+
+    /// Whether some key a restored snapshot names may still be reported: an expected
+    /// segment has not reported and `client_ttl` since the start has not passed.
+    pub fn hints_awaited(&self, now_ms: u64) -> bool {
+        self.in_window(now_ms) && self.hints.awaiting()
+    }
+
+    /// Whether a lookup of `key`, unknown to the master, waits for a segment the snapshot
+    /// says held it.
+    pub fn awaits_hint(&self, key: &str, now_ms: u64) -> bool {
+        self.in_window(now_ms) && self.hints.awaits(key)
+    }
+
+    /// The segments `ids` have reported: hints waiting only for them end; wakes lookups.
+    pub fn segments_reported(&self, ids: &[u64]) {
+        let dropped = self.hints.reported(ids);
+        if dropped > 0 {
+            tracing::warn!(
+                keys = dropped,
+                "every segment of the restored snapshot reported: keys no node holds are dropped"
+            );
+        }
+        self.progressed();
+    }
+
+    /// Drops the snapshot's hints once `client_ttl` has passed since the start: the keys no
+    /// node confirmed by then are gone (their bytes were never reported).
+    pub fn expire_hints(&self, now_ms: u64) {
+        if self.in_window(now_ms) || !self.hints.is_live() {
+            return;
+        }
+        let dropped = self.hints.expire();
+        if dropped > 0 {
+            tracing::warn!(
+                keys = dropped,
+                "client_ttl passed: keys of the restored snapshot no node confirmed are dropped"
+            );
+            self.progressed();
+        }
     }
 
     /// Counts one adoption.
