@@ -8,7 +8,9 @@
 //! - [`config`]: flags; [`ha`]: leader election and the gate in front of the current
 //!   term's metadata; [`service`]: RPC handlers; [`objects`]: sharded metadata;
 //!   [`segments`]: mounted segments and placement; [`alloc`]: per-segment allocator;
-//!   [`clock`]: time under leases; [`http`]: the admin HTTP router and status pages,
+//!   [`recovery`]: re-adoption of what the nodes hold, [`snapshot`]: what they cannot
+//!   tell, kept across restarts; [`clock`]: time under leases; [`http`]: the admin HTTP
+//!   router and status pages,
 //!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
 //!   embedded HTTP metadata server.
 
@@ -30,6 +32,7 @@ pub mod query;
 pub mod recovery;
 pub mod segments;
 pub mod service;
+pub mod snapshot;
 
 use std::future::Future;
 use std::sync::Arc;
