@@ -419,4 +419,25 @@ mod tests {
         assert!(!ha.serve(3), "a past term cannot be served");
         assert!(ha.serve(5));
     }
+
+    #[test]
+    fn a_term_is_prepared_before_it_is_published() {
+        let clock = Arc::new(SystemClock::default());
+        let ha = Plane::for_ha(ServiceConfig::default(), clock, "a:1".into());
+        let view = MasterView {
+            leader: "a:1".into(),
+            version: 2,
+        };
+        let svc = ha
+            .begin_term_with(&view, |svc| {
+                assert!(ha.term.try_read().is_none(), "nobody can reach it yet");
+                svc.segments.observe_term(41);
+            })
+            .unwrap();
+        assert_eq!(svc.segments.term(), 42);
+        assert!(
+            ha.begin_term_with(&view, |_| panic!("begun twice"))
+                .is_none()
+        );
+    }
 }
