@@ -32,7 +32,9 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
 # Python binding (python/): a virtualenv under target/py with maturin (builds the extension),
-# numpy and pytest (its tests). Uses python3 from PATH; Debian's python3 needs python3-venv.
+# numpy and pytest (its tests), and moto's S3-compatible server (`target/py/bin/moto_server`,
+# which the master's S3 snapshot tests write to). Uses python3 from PATH; Debian's python3
+# needs python3-venv.
 PYENV_DIR="$(cd "$(dirname "$0")/.." && pwd)/target/py"
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "setup: installing python3 python3-venv python3-pip" >&2
@@ -46,4 +48,8 @@ fi
 if ! "$PYENV_DIR/bin/python" -c 'import numpy, pytest, maturin' >/dev/null 2>&1; then
   echo "setup: installing maturin, numpy, pytest into $PYENV_DIR" >&2
   "$PYENV_DIR/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.9,<2" numpy pytest
+fi
+if [ ! -x "$PYENV_DIR/bin/moto_server" ]; then
+  echo "setup: installing moto[server] into $PYENV_DIR" >&2
+  "$PYENV_DIR/bin/python" -m pip install -q --disable-pip-version-check "moto[server]>=5,<6"
 fi

@@ -71,6 +71,13 @@ fn master_families() -> Families {
         ("master_released_put_start_bytes_total", "counter", &[]),
         ("master_shared_host_replicas_total", "counter", &[]),
         ("master_rpc_latency_seconds", "histogram", &["op"]),
+        // The snapshot writer's (docs/snapshots.md).
+        ("master_snapshots_total", "counter", &[]),
+        ("master_snapshot_failures_total", "counter", &[]),
+        ("master_last_snapshot_timestamp_seconds", "gauge", &[]),
+        ("master_last_snapshot_duration_seconds", "gauge", &[]),
+        ("master_last_snapshot_size_bytes", "gauge", &[]),
+        ("master_last_snapshot_objects", "gauge", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {

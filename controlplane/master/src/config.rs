@@ -170,6 +170,42 @@ pub struct MasterConfig {
     /// at least 1 s). Mooncake fixes it at 5 s (`DEFAULT_MASTER_VIEW_LEASE_TTL_SEC`).
     #[arg(long = "master_view_lease_ttl_sec", default_value = "5", value_parser = seconds)]
     pub master_view_lease_ttl_sec: Duration,
+    /// Write metadata snapshots periodically while this master leads (`docs/snapshots.md`);
+    /// needs `--snapshot_object_store_type`.
+    #[arg(long = "enable_snapshot", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_snapshot: bool,
+    /// Time between snapshots (bare number = seconds).
+    #[arg(long = "snapshot_interval_seconds", default_value = "300", value_parser = seconds)]
+    pub snapshot_interval_seconds: Duration,
+    /// Longest one snapshot (walk, encode, write) may take before it is abandoned and
+    /// counted as failed (bare number = seconds).
+    #[arg(long = "snapshot_child_timeout_seconds", default_value = "3600", value_parser = seconds)]
+    pub snapshot_child_timeout_seconds: Duration,
+    /// Snapshots kept per store; older ones are deleted, never the one `latest` names.
+    #[arg(long = "snapshot_retention_count", default_value_t = 10)]
+    pub snapshot_retention_count: u32,
+    /// Where snapshots are kept: `local` (the directory in MOONCAKE_SNAPSHOT_LOCAL_PATH) or
+    /// `s3` (MOONCAKE_AWS_* variables); required with either snapshot flag.
+    #[arg(long = "snapshot_object_store_type", default_value = "")]
+    pub snapshot_object_store_type: String,
+    /// Snapshot catalog: empty or `embedded` (the `latest` marker beside the snapshots);
+    /// Mooncake's `redis` catalog is refused.
+    #[arg(long = "snapshot_catalog_store_type", default_value = "")]
+    pub snapshot_catalog_store_type: String,
+    /// Connection string of Mooncake's `redis` catalog (accepted for compatibility; that
+    /// catalog is refused).
+    #[arg(long = "snapshot_catalog_store_connstring", default_value = "")]
+    pub snapshot_catalog_store_connstring: String,
+    /// Also keep a copy of every snapshot in this local directory (read at restore when
+    /// the primary store has none).
+    #[arg(long = "snapshot_backup_dir")]
+    pub snapshot_backup_dir: Option<String>,
+    /// At start, and when an HA leader begins a term, read the latest snapshot: pins and
+    /// soft-pin deadlines come back with the objects the nodes report.
+    #[arg(long = "enable_snapshot_restore", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_snapshot_restore: bool,
     /// Most live allocations per segment.
     #[arg(long = "max_allocations_per_segment", default_value_t = 4_000_000)]
     pub max_allocations_per_segment: u32,

@@ -138,4 +138,128 @@ pub enum MasterError {
         /// The last failure.
         source: mc_coord::CoordError,
     },
+
+    /// Snapshots on without a store type.
+    #[error("--{flag} needs --snapshot_object_store_type=local or --snapshot_object_store_type=s3")]
+    SnapshotStoreTypeMissing {
+        /// The flag that turned snapshots on.
+        flag: &'static str,
+    },
+    /// A store type other than `local` and `s3`.
+    #[error("unknown --snapshot_object_store_type `{name}`; supported: local, s3")]
+    SnapshotStoreTypeUnknown {
+        /// The name as given.
+        name: String,
+    },
+    /// `--snapshot_catalog_store_type=redis` (or another): the catalog here is the store's
+    /// own `latest` marker.
+    #[error(
+        "--snapshot_catalog_store_type={name} is not supported by mooncake-rs: the catalog is the `latest` marker beside the snapshots (`embedded`); leave the flag empty"
+    )]
+    SnapshotCatalogUnsupported {
+        /// The name as given.
+        name: String,
+    },
+    /// An environment variable the snapshot store needs is not set.
+    #[error("{variable} is not set: set it to {purpose}")]
+    SnapshotEnvMissing {
+        /// The variable.
+        variable: &'static str,
+        /// What it must hold.
+        purpose: &'static str,
+    },
+    /// A snapshot flag below its minimum.
+    #[error("--{flag} must be at least {min}")]
+    SnapshotFlagTooSmall {
+        /// The flag.
+        flag: &'static str,
+        /// Its minimum.
+        min: &'static str,
+    },
+    /// An S3 request (or the client's configuration) failed.
+    #[error("cannot {action} s3 object `{key}`: {source}")]
+    SnapshotS3 {
+        /// What was being done.
+        action: &'static str,
+        /// The object key (or bucket).
+        key: String,
+        /// Cause.
+        source: object_store::Error,
+    },
+    /// A local snapshot file operation failed.
+    #[error("cannot {action} {}: {source} (check the snapshot directory's permissions and free space)", path.display())]
+    SnapshotIo {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A snapshot data file that does not start with the magic.
+    #[error("not a mooncake-rs snapshot (bad magic)")]
+    SnapshotBadMagic,
+    /// A snapshot data file of another format version.
+    #[error("snapshot format version {version} is not readable by this build (it reads version 1)")]
+    SnapshotVersion {
+        /// The version found.
+        version: u32,
+    },
+    /// A snapshot data file that ends inside a record.
+    #[error("snapshot truncated at byte {at} (reading the {field})")]
+    SnapshotTruncated {
+        /// Offset where it ended.
+        at: usize,
+        /// The field being read.
+        field: &'static str,
+    },
+    /// A snapshot data file with a value no snapshot can hold.
+    #[error("snapshot malformed at byte {at}: {what}")]
+    SnapshotMalformed {
+        /// Offset of the record.
+        at: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A snapshot data file whose length or CRC32C differs from its manifest's.
+    #[error(
+        "snapshot {id} is corrupt: {bytes} bytes with CRC32C {crc32c:#010x}, its manifest says {expected_bytes} bytes with {expected_crc32c:#010x}"
+    )]
+    SnapshotChecksum {
+        /// The snapshot.
+        id: String,
+        /// Bytes read.
+        bytes: u64,
+        /// Bytes the manifest records.
+        expected_bytes: u64,
+        /// CRC32C of what was read.
+        crc32c: u32,
+        /// CRC32C the manifest records.
+        expected_crc32c: u32,
+    },
+    /// A manifest that does not parse or does not fit its snapshot.
+    #[error("snapshot {id} has a bad manifest: {reason}")]
+    SnapshotManifest {
+        /// The snapshot.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A snapshot without one of its files.
+    #[error("snapshot {id} has no {file}")]
+    SnapshotMissing {
+        /// The snapshot.
+        id: String,
+        /// The missing file.
+        file: &'static str,
+    },
+    /// The blocking task walking or decoding a snapshot panicked.
+    #[error("the snapshot task panicked (see the log above)")]
+    SnapshotTaskPanicked,
+    /// Leadership was lost while a snapshot was written; `latest` was left alone.
+    #[error("no longer the serving leader: snapshot {id} was written but `latest` not moved to it")]
+    SnapshotDeposed {
+        /// The snapshot written.
+        id: String,
+    },
 }

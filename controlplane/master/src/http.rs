@@ -55,7 +55,39 @@ async fn health(State(s): State<HttpState>) -> Json<Value> {
     if let (Value::Object(b), Value::Object(c)) = (&mut body, counts) {
         b.extend(c);
     }
+    if let (Value::Object(b), Value::Object(c)) = (&mut body, snapshot_fields(&s, svc)) {
+        b.extend(c);
+    }
     Json(body)
+}
+
+/// The snapshot part of `/health`: the writer's last snapshot and failures (process-wide),
+/// the snapshot restored, and the term's hints (keys still waiting, pins applied, keys
+/// dropped unconfirmed).
+fn snapshot_fields(s: &HttpState, svc: Option<std::sync::Arc<MasterService>>) -> Value {
+    fn n(a: &std::sync::atomic::AtomicU64) -> u64 {
+        a.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    let st = &s.snapshots;
+    let hints = |f: fn(&crate::recovery::hints::Hints) -> u64| {
+        svc.as_deref().map_or(0, |m| f(&m.recovery.hints))
+    };
+    json!({
+        "snapshot_enabled": st.enabled.load(std::sync::atomic::Ordering::Relaxed),
+        "snapshots_total": n(&st.snapshots_total),
+        "snapshot_failures_total": n(&st.failures_total),
+        "last_snapshot_id": st.last_id(),
+        "last_snapshot_unix_ms": n(&st.last_unix_ms),
+        "last_snapshot_duration_ms": n(&st.last_duration_ms),
+        "last_snapshot_bytes": n(&st.last_bytes),
+        "last_snapshot_objects": n(&st.last_objects),
+        "restored_snapshot_id": st.restored_id(),
+        "restored_snapshot_keys": n(&st.restored_keys),
+        "snapshot_restore_fallbacks_total": n(&st.restore_fallbacks_total),
+        "snapshot_hints_pending": hints(|h| h.len() as u64),
+        "snapshot_pins_applied_total": hints(|h| n(&h.applied_total)),
+        "snapshot_hints_dropped_total": hints(|h| n(&h.dropped_total)),
+    })
 }
 
 /// `/role`: the role on the first line (Mooncake's answer), then the HA state, the leader

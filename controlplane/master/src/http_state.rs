@@ -25,6 +25,8 @@ pub struct HttpState {
     pub plane: Arc<Plane>,
     /// What `/metrics` serves.
     pub metrics: crate::metrics::MasterMetrics,
+    /// The snapshot writer's and restore's counters (all zero with snapshots off).
+    pub snapshots: Arc<crate::snapshot::SnapshotStats>,
 }
 
 /// The metadata of a master that serves now; an extractor for the inspection endpoints,

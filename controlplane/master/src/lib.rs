@@ -8,7 +8,9 @@
 //! - [`config`]: flags; [`ha`]: leader election and the gate in front of the current
 //!   term's metadata; [`service`]: RPC handlers; [`objects`]: sharded metadata;
 //!   [`segments`]: mounted segments and placement; [`alloc`]: per-segment allocator;
-//!   [`clock`]: time under leases; [`http`]: the admin HTTP router and status pages,
+//!   [`recovery`]: re-adoption of what the nodes hold, [`snapshot`]: what they cannot
+//!   tell, kept across restarts; [`clock`]: time under leases; [`http`]: the admin HTTP
+//!   router and status pages,
 //!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
 //!   embedded HTTP metadata server.
 
@@ -30,6 +32,7 @@ pub mod query;
 pub mod recovery;
 pub mod segments;
 pub mod service;
+pub mod snapshot;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -85,8 +88,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves the master RPC and admin HTTP until `shutdown` completes. In order: check the
-/// flags (and, with HA, that the coordinator answers), bind the RPC and admin ports, start the admin HTTP server, then the optional
-/// metadata server, then (with HA) the election, then the background tasks, and serve RPC
+/// flags (and, with HA, that the coordinator answers), bind the RPC and admin ports, start
+/// the admin HTTP server, then the optional metadata server, then (without HA) restore the
+/// latest snapshot, then (with HA) the election, then the background tasks, and serve RPC
 /// on this task until `shutdown`; with HA the leader then resigns before the server drains.
 pub async fn serve(
     cfg: MasterConfig,
@@ -94,6 +98,8 @@ pub async fn serve(
 ) -> Result<(), MasterError> {
     let rpc_host = rpc_host(&cfg)?;
     let ha = HaConfig::from_config(&cfg, &rpc_host)?;
+    let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock::default());
+    let snapshots = snapshot::Snapshots::from_config(&cfg, clock.clone())?;
     let elector = match &ha {
         Some(h) => Some(ha::supervisor::connect(h, &cfg.cluster_id).await?),
         None => None,
@@ -106,18 +112,22 @@ pub async fn serve(
     info!("Port: {}  Max threads: {}", cfg.rpc_port, cfg.threads());
     info!("Master service listening on {rpc_addr}; admin HTTP on {http_addr}");
 
-    let clock = Arc::new(clock::SystemClock::default());
     let plane = Arc::new(match &ha {
         None => Plane::standalone(service_config(&cfg), clock, rpc_addr),
         Some(h) => Plane::for_ha(service_config(&cfg), clock, h.advertise.clone()),
     });
     let source = plane.clone();
+    let snapshot_stats = snapshots
+        .as_ref()
+        .map_or_else(Default::default, |s| s.stats.clone());
     let state = http_state::HttpState {
         plane: plane.clone(),
         metrics: metrics::MasterMetrics::with_source(
             plane.rpc_metrics(),
             Arc::new(move || source.service()),
-        ),
+        )
+        .with_snapshots(snapshot_stats.clone()),
+        snapshots: snapshot_stats,
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {
@@ -127,8 +137,14 @@ pub async fn serve(
     if cfg.enable_http_metadata_server {
         spawn_metadata_server(&cfg).await?;
     }
+    if let (None, Some(snaps)) = (&ha, &snapshots) {
+        restore_standalone(snaps, &plane).await;
+    }
     if let (Some(h), Some(elector)) = (&ha, elector) {
-        ha::supervisor::start(plane.clone(), elector, h)?;
+        ha::supervisor::start(plane.clone(), elector, h, snapshots.clone())?;
+    }
+    if let Some(snaps) = &snapshots {
+        snaps.start_writer(plane.clone());
     }
     spawn_background_tasks(&cfg, &plane);
 
@@ -140,6 +156,17 @@ pub async fn serve(
     mc_rpc::serve(rpc, plane, rpc_server_config(&cfg), shutdown).await;
     info!("master stopped");
     Ok(())
+}
+
+/// Restores the latest snapshot into a standalone master's metadata before it serves RPC
+/// (with `--enable_snapshot_restore`), so the first node reports already find its hints.
+async fn restore_standalone(snaps: &snapshot::Snapshots, plane: &Plane) {
+    if !snaps.restores() {
+        return;
+    }
+    if let (Some(prepared), Some(svc)) = (snaps.prepare().await, plane.service()) {
+        prepared.apply(&svc);
+    }
 }
 
 /// The host the RPC server binds (and, with HA, publishes): the IPv4 address of

@@ -72,10 +72,14 @@ pub async fn query_key(Serving(svc): Serving, Query(p): Params) -> Response {
         ),
         Some((size, replicas)) => {
             let first = replicas.first().map(replica_json).unwrap_or(json!({}));
+            // Pins are mooncake-rs additions: the soft pin as milliseconds left.
+            let (hard_pin, soft_until_ms) = svc.objects.pins(key).unwrap_or_default();
             let mut body = json!({
                 "key": key,
                 "size": size,
                 "replicas": replicas.iter().map(replica_json).collect::<Vec<_>>(),
+                "hard_pin": hard_pin,
+                "soft_pin_remaining_ms": soft_until_ms.saturating_sub(svc.now_ms()),
             });
             for f in ["transport_endpoint_", "buffer_descriptors"] {
                 body[f] = first[f].clone();

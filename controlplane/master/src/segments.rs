@@ -304,6 +304,11 @@ impl Segments {
             .collect()
     }
 
+    /// The id of the segment in each slot, by slot (unmounted ones included).
+    pub fn slot_ids(&self) -> Vec<u64> {
+        self.slots.read().iter().map(|s| s.id).collect()
+    }
+
     /// Every mounted segment, sorted by name.
     pub fn list(&self) -> Vec<Arc<Segment>> {
         let mut v: Vec<Arc<Segment>> = self.view.read().by_id.values().cloned().collect();

@@ -34,6 +34,7 @@ struct LaunchConfig {
     master_bin: PathBuf,
     store_bin: PathBuf,
     master_args: Vec<String>,
+    master_env: Vec<(String, String)>,
     cluster_id: Option<String>,
     ready_timeout: Duration,
 }
@@ -97,6 +98,7 @@ impl LocalCluster {
                 master_bin,
                 store_bin,
                 master_args: spec.master_args,
+                master_env: spec.master_env,
                 cluster_id: spec.cluster_id,
                 ready_timeout: spec.ready_timeout,
             },
@@ -453,7 +455,9 @@ fn launch_master(
             master.metrics_port = ports[1];
         }
         let args = master_args(config, master.rpc_port, master.metrics_port);
-        master.child.spawn(&config.master_bin, &args)?;
+        master
+            .child
+            .spawn_with_env(&config.master_bin, &args, &config.master_env)?;
         let metrics_addr = format!("{MASTER_HOST}:{}", master.metrics_port);
         let ports = format!("rpc {}, metrics {}", master.rpc_port, master.metrics_port);
         let result = master
@@ -800,6 +804,7 @@ server.serve_forever()
             master_bin: PathBuf::from("m"),
             store_bin: PathBuf::from("s"),
             master_args: vec!["--x".to_string()],
+            master_env: Vec::new(),
             cluster_id: None,
             ready_timeout: Duration::from_secs(1),
         };

@@ -63,6 +63,16 @@ impl ManagedChild {
     /// after SIGKILLing and reaping any process still running under this handle. The
     /// environment (`RUST_LOG` included) is inherited.
     pub(crate) fn spawn(&mut self, binary: &Path, args: &[String]) -> Result<(), Error> {
+        self.spawn_with_env(binary, args, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with `env` set on top of the inherited environment.
+    pub(crate) fn spawn_with_env(
+        &mut self,
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<(), Error> {
         self.kill();
         let log_error = |source| Error::Io {
             action: "could not write log file",
@@ -89,6 +99,7 @@ impl ManagedChild {
             let stderr = log.try_clone().map_err(log_error)?;
             let spawned = Command::new(binary)
                 .args(args)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(stdout))
                 .stderr(Stdio::from(stderr))

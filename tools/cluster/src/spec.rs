@@ -48,6 +48,9 @@ pub struct ClusterSpec {
     pub nodes: Vec<NodeSpec>,
     /// Further master flags appended verbatim after the ones this crate sets.
     pub master_args: Vec<String>,
+    /// Environment variables set for every master (on top of this process's), kept across
+    /// restarts: e.g. `MOONCAKE_SNAPSHOT_LOCAL_PATH`.
+    pub master_env: Vec<(String, String)>,
     /// How many masters to start, each on its own ports with the same flags (1; more make
     /// sense with HA flags in `master_args`, e.g. [`crate::Coordinator::master_args`]).
     pub masters: usize,
@@ -68,6 +71,7 @@ impl Default for ClusterSpec {
         ClusterSpec {
             nodes: vec![NodeSpec::default()],
             master_args: Vec::new(),
+            master_env: Vec::new(),
             masters: 1,
             master_server: None,
             cluster_id: None,
@@ -103,6 +107,7 @@ mod tests {
         assert_eq!(cluster.nodes, vec![NodeSpec::default()]);
         assert_eq!(cluster.ready_timeout, Duration::from_secs(60));
         assert_eq!(cluster.masters, 1);
+        assert!(cluster.master_env.is_empty());
         assert!(cluster.master_server.is_none());
         assert!(cluster.cluster_id.is_none() && cluster.bin_dir.is_none());
 

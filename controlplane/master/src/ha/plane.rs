@@ -160,11 +160,30 @@ impl Plane {
     /// Starts the term `view` won with fresh metadata, in state `recovering`; `None` if
     /// this term has already begun. Recovery runs until [`Plane::serve`].
     pub fn begin_term(&self, view: &MasterView) -> Option<Arc<MasterService>> {
+        self.begin_term_with(view, |_| {})
+    }
+
+    /// [`begin_term`](Self::begin_term), with `prepare` run on the fresh metadata before
+    /// any request can reach it (a restored snapshot's hints; keep it O(1), requests wait).
+    /// `None` also when the election no longer holds this term (the caller took time).
+    pub fn begin_term_with(
+        &self,
+        view: &MasterView,
+        prepare: impl FnOnce(&MasterService),
+    ) -> Option<Arc<MasterService>> {
         let mut t = self.term.write();
         if t.svc.is_some() && t.version == view.version {
             return None;
         }
+        if self
+            .election
+            .get()
+            .is_some_and(|e| e.leader_term_now() != Some(view.version))
+        {
+            return None;
+        }
         let svc = self.new_service(view.version);
+        prepare(&svc);
         t.state = HaState::Recovering;
         t.version = view.version;
         t.svc = Some(svc.clone());
@@ -399,5 +418,26 @@ mod tests {
         assert_eq!((again.view_version(), again.segments.len()), (5, 0));
         assert!(!ha.serve(3), "a past term cannot be served");
         assert!(ha.serve(5));
+    }
+
+    #[test]
+    fn a_term_is_prepared_before_it_is_published() {
+        let clock = Arc::new(SystemClock::default());
+        let ha = Plane::for_ha(ServiceConfig::default(), clock, "a:1".into());
+        let view = MasterView {
+            leader: "a:1".into(),
+            version: 2,
+        };
+        let svc = ha
+            .begin_term_with(&view, |svc| {
+                assert!(ha.term.try_read().is_none(), "nobody can reach it yet");
+                svc.segments.observe_term(41);
+            })
+            .unwrap();
+        assert_eq!(svc.segments.term(), 42);
+        assert!(
+            ha.begin_term_with(&view, |_| panic!("begun twice"))
+                .is_none()
+        );
     }
 }

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::{HaConfig, HaState, Plane};
 use crate::MasterError;
+use crate::snapshot::Snapshots;
 
 /// Longest a starting master tries to reach the coordinator before it gives up: long enough
 /// for a coordinator started at the same time, short enough to report a wrong address.
@@ -37,7 +38,8 @@ pub async fn connect(ha: &HaConfig, cluster_id: &str) -> Result<AnyElector, Mast
 }
 
 /// Starts campaigning on `elector` for `ha.advertise`, attaches the election to `plane`
-/// and returns the task that follows it.
+/// and returns the task that follows it. Each won term first restores the latest snapshot
+/// when `snapshots` restore.
 ///
 /// # Errors
 /// [`MasterError::HaTiming`] for timing the election refuses.
@@ -45,6 +47,7 @@ pub fn start(
     plane: Arc<Plane>,
     elector: AnyElector,
     ha: &HaConfig,
+    snapshots: Option<Arc<Snapshots>>,
 ) -> Result<JoinHandle<()>, MasterError> {
     let election = Election::start(elector, ha.advertise.clone()).map_err(MasterError::HaTiming)?;
     let election = Arc::new(election);
@@ -55,7 +58,8 @@ pub fn start(
         ttl = ?ha.ttl(),
         "HA on: campaigning for the master view"
     );
-    Ok(tokio::spawn(follow(plane, election)))
+    let snapshots = snapshots.filter(|s| s.restores());
+    Ok(tokio::spawn(follow(plane, election, snapshots)))
 }
 
 /// Reads the view until the coordinator answers, for up to [`START_PATIENCE`].
@@ -79,21 +83,22 @@ async fn check_reachable(elector: &AnyElector) -> Result<(), CoordError> {
 }
 
 /// Applies every role the election publishes to the plane, until the election stops.
-async fn follow(plane: Arc<Plane>, election: Arc<Election>) {
+async fn follow(plane: Arc<Plane>, election: Arc<Election>, snapshots: Option<Arc<Snapshots>>) {
     let mut roles = election.subscribe();
     loop {
         let role = roles.borrow_and_update().clone();
-        apply(&plane, role);
+        apply(&plane, role, &snapshots);
         if roles.changed().await.is_err() {
             return;
         }
     }
 }
 
-/// One role change. A won term begins with fresh metadata in state `recovering`, and moves to
-/// `serving` once the recovery of what the nodes hold has settled (every node that re-mounted
-/// has reported, and the grace for the others has passed).
-fn apply(plane: &Arc<Plane>, role: Role) {
+/// One role change. A won term begins with fresh metadata (and the latest snapshot's hints,
+/// read first when restoring) in state `recovering`, and moves to `serving` once the
+/// recovery of what the nodes hold has settled (every node that re-mounted has reported,
+/// and the grace for the others has passed).
+fn apply(plane: &Arc<Plane>, role: Role, snapshots: &Option<Arc<Snapshots>>) {
     match role {
         Role::Standby {
             leader: Some(view), ..
@@ -101,20 +106,30 @@ fn apply(plane: &Arc<Plane>, role: Role) {
         Role::Standby { leader: None, .. } => plane.follow(HaState::Candidate, None),
         Role::Stopped => plane.follow(HaState::Standby, None),
         Role::Leader { view } => {
-            if let Some(svc) = plane.begin_term(&view) {
-                let plane = plane.clone();
-                tokio::spawn(async move {
-                    while !svc.recovery.settled(svc.now_ms()) {
-                        // A term lost while recovering: its metadata goes with it.
-                        let current = plane.service().map(|s| s.view_version());
-                        if current != Some(view.version) {
-                            return;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let (plane, snapshots) = (plane.clone(), snapshots.clone());
+            tokio::spawn(async move {
+                let prepared = match &snapshots {
+                    Some(s) => s.prepare().await,
+                    None => None,
+                };
+                let apply = |svc: &crate::service::MasterService| {
+                    if let Some(p) = prepared {
+                        p.apply(svc);
                     }
-                    plane.serve(view.version);
-                });
-            }
+                };
+                let Some(svc) = plane.begin_term_with(&view, apply) else {
+                    return;
+                };
+                while !svc.recovery.settled(svc.now_ms()) {
+                    // A term lost while recovering: its metadata goes with it.
+                    let current = plane.service().map(|s| s.view_version());
+                    if current != Some(view.version) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                plane.serve(view.version);
+            });
         }
     }
 }

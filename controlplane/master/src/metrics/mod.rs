@@ -4,8 +4,10 @@
 //! - [`rpc`]: per-RPC requests, failures, keys and latency, recorded on the request path.
 //! - [`state`]: gauges and counters read from the live metadata and segment table at
 //!   scrape time.
+//! - [`snapshot`]: the snapshot writer's counters, read at scrape time.
 
 pub mod rpc;
+mod snapshot;
 mod state;
 
 use std::sync::Arc;
@@ -46,6 +48,14 @@ impl MasterMetrics {
         MasterMetrics { registry }
     }
 
+    /// Adds the snapshot writer's families, read from `stats` at each scrape.
+    pub fn with_snapshots(self, stats: Arc<crate::snapshot::SnapshotStats>) -> MasterMetrics {
+        self.registry
+            .register(Box::new(snapshot::SnapshotCollector::new(stats)))
+            .expect("the snapshot families are unique");
+        self
+    }
+
     /// Every family in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(32 * 1024);
@@ -67,13 +77,23 @@ mod tests {
     #[test]
     fn one_registry_holds_rpc_and_state_families() {
         let svc = MasterService::new(ServiceConfig::default(), Arc::new(SystemClock::default()));
-        let text = MasterMetrics::new(svc).encode();
+        let stats = Arc::new(crate::snapshot::SnapshotStats::default());
+        stats
+            .snapshots_total
+            .store(3, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .last_duration_ms
+            .store(1500, std::sync::atomic::Ordering::Relaxed);
+        let text = MasterMetrics::new(svc).with_snapshots(stats).encode();
         for line in [
             "# TYPE master_key_count gauge",
             "# TYPE master_evicted_key_count counter",
             "# TYPE master_ping_requests_total counter",
             "# TYPE master_rpc_latency_seconds histogram",
             "master_rpc_latency_seconds_bucket{op=\"upsert_revoke\",le=\"2\"} 0",
+            "master_snapshots_total 3",
+            "master_last_snapshot_duration_seconds 1.5",
+            "# TYPE master_snapshot_failures_total counter",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -110,17 +110,17 @@ impl StateCollector {
 }
 
 /// One unlabelled sample of `kind`.
-fn sample(kind: MetricType, value: u64) -> Metric {
+pub(super) fn sample(kind: MetricType, value: f64) -> Metric {
     let mut m = Metric::default();
     match kind {
         MetricType::COUNTER => {
             let mut c = Counter::default();
-            c.set_value(value as f64);
+            c.set_value(value);
             m.set_counter(c);
         }
         _ => {
             let mut g = Gauge::default();
-            g.set_value(value as f64);
+            g.set_value(value);
             m.set_gauge(g);
         }
     }
@@ -142,7 +142,7 @@ impl Collector for StateCollector {
                 f.set_name(desc.fq_name.clone());
                 f.set_help(desc.help.clone());
                 f.set_field_type(*kind);
-                f.set_metric(vec![sample(*kind, svc.as_deref().map_or(0, read))]);
+                f.set_metric(vec![sample(*kind, svc.as_deref().map_or(0, read) as f64)]);
                 f
             })
             .collect()

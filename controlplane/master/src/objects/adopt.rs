@@ -24,6 +24,9 @@ pub struct Candidate {
     pub hard_pin: bool,
     /// Soft-pinned by its put.
     pub soft_pin: bool,
+    /// The soft pin's end a restored snapshot recorded (master clock, 0 = none); `None`
+    /// gives a soft-pinned candidate a fresh default soft pin.
+    pub soft_pin_until_ms: Option<u64>,
 }
 
 /// What adopting a candidate did.
@@ -104,17 +107,19 @@ impl ObjectStore {
     }
 
     /// A complete object for `c` (its locations and CRCs are taken), with a fresh lease
-    /// (restored leases would already have run out) and, when soft-pinned, a fresh default
-    /// soft pin.
+    /// (restored leases would already have run out) and the snapshot's soft pin or, when
+    /// soft-pinned without one, a fresh default soft pin.
     fn adopted_object(&self, c: &mut Candidate, now_ms: u64) -> Object {
-        let soft_until = if c.soft_pin {
-            now_ms
-                + self
-                    .policy
-                    .default_soft_pin_ms
-                    .min(self.policy.max_soft_pin_ms)
-        } else {
-            0
+        let soft_until = match c.soft_pin_until_ms {
+            Some(until_ms) => until_ms,
+            None if c.soft_pin => {
+                now_ms
+                    + self
+                        .policy
+                        .default_soft_pin_ms
+                        .min(self.policy.max_soft_pin_ms)
+            }
+            None => 0,
         };
         let locs = std::mem::take(&mut c.locs);
         let mut o = Object::pending(c.size, locs, c.hard_pin, soft_until, now_ms);

@@ -200,6 +200,23 @@ impl ObjectStore {
             .collect()
     }
 
+    /// Calls `f` with every complete object of shard `i`, holding only that shard's lock
+    /// (snapshots walk the shards one at a time; `f` should only copy).
+    pub fn for_each_complete(&self, i: usize, mut f: impl FnMut(&str, &Object)) {
+        let shard = self.shards[i].lock();
+        for e in shard.iter().filter(|e| e.obj.complete()) {
+            f(&e.key, &e.obj);
+        }
+    }
+
+    /// Pins of a complete object, (hard pin, soft pin end or 0), without touching it (for
+    /// inspection).
+    pub fn pins(&self, key: &str) -> Option<(bool, u64)> {
+        let (h, shard) = self.shard(key);
+        let o = shard.get(h, key).filter(|o| o.complete())?;
+        Some((o.hard_pin(), o.soft_pin_until_ms()))
+    }
+
     /// Number of objects (pending included).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

@@ -10,7 +10,8 @@
 //! 4. **Assemble** replicas: entries of one `(key, put_generation, replica_index)` whose
 //!    `slice_count` slices are all there; replicas whose CRCs differ from the first are
 //!    dropped.
-//! 5. **Adopt** each object ([`ObjectStore::adopt`]).
+//! 5. **Adopt** each object ([`ObjectStore::adopt`]), with the pins a restored snapshot
+//!    recorded for that very put ([`super::hints`]).
 //!
 //! Whatever is refused on the way is freed, which also queues a free notice: the node
 //! forgets it, and its space is reusable.
@@ -98,8 +99,15 @@ fn adopt_all(
         .clamp(1, 8);
     let adopt = |part: Vec<Candidate>| {
         let mut r = AdoptReport::default();
-        for c in part {
+        for mut c in part {
             let new = !late && !recovery.is_tombstoned(&c.key);
+            // What the snapshot knew of this put: its pins.
+            if let Some((hard_pin, soft_pin_until_ms)) =
+                recovery.hints.take(&c.key, c.put_generation)
+            {
+                c.hard_pin = hard_pin;
+                c.soft_pin_until_ms = Some(soft_pin_until_ms);
+            }
             match objects.adopt(c, new, now_ms) {
                 Adopted::New | Adopted::Replaced => r.adopted_objects += 1,
                 Adopted::AddedReplicas => r.added_replicas += 1,
@@ -315,6 +323,7 @@ fn single(key: &str, put_generation: u64, k: &Kept) -> Candidate {
         crcs: vec![k.e.crc32c],
         hard_pin: k.e.pins & 1 != 0,
         soft_pin: k.e.pins & 2 != 0,
+        soft_pin_until_ms: None,
     }
 }
 
@@ -356,6 +365,7 @@ fn add_replica(
                 crcs,
                 hard_pin: first.pins & 1 != 0,
                 soft_pin: first.pins & 2 != 0,
+                soft_pin_until_ms: None,
             })
         }
     }

@@ -7,9 +7,12 @@
 //! for it instead of answering OBJECT_NOT_FOUND. For a window after the start
 //! (`client_ttl`), a node that shows up late is adopted in full; keys removed meanwhile are
 //! remembered (tombstones) so a late report cannot bring them back. After the window, a
-//! late node's entries only add replicas to objects the master has.
+//! late node's entries only add replicas to objects the master has. A restored snapshot
+//! adds [`hints`]: keys it names wait for the segments that held them, and get their pins
+//! back when they are adopted.
 
 pub mod assemble;
+pub mod hints;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,6 +94,8 @@ pub struct Recovery {
     progress: Notify,
     /// Counters.
     pub stats: RecoveryStats,
+    /// What a restored snapshot says (empty without one).
+    pub hints: hints::Hints,
 }
 
 impl Recovery {
@@ -105,6 +110,7 @@ impl Recovery {
             inner: Mutex::new(Inner::default()),
             progress: Notify::new(),
             stats: RecoveryStats::default(),
+            hints: hints::Hints::default(),
         }
     }
 
@@ -247,6 +253,46 @@ impl Recovery {
     pub fn is_tombstoned(&self, key: &str) -> bool {
         let inner = self.inner.lock();
         inner.tombstones.contains(key) || inner.patterns.iter().any(|p| p.is_match(key))
+    }
+
+    /// Whether some key a restored snapshot names may still be reported: an expected
+    /// segment has not reported and `client_ttl` since the start has not passed.
+    pub fn hints_awaited(&self, now_ms: u64) -> bool {
+        self.in_window(now_ms) && self.hints.awaiting()
+    }
+
+    /// Whether a lookup of `key`, unknown to the master, waits for a segment the snapshot
+    /// says held it.
+    pub fn awaits_hint(&self, key: &str, now_ms: u64) -> bool {
+        self.in_window(now_ms) && self.hints.awaits(key)
+    }
+
+    /// The segments `ids` have reported: hints waiting only for them end; wakes lookups.
+    pub fn segments_reported(&self, ids: &[u64]) {
+        let dropped = self.hints.reported(ids);
+        if dropped > 0 {
+            tracing::warn!(
+                keys = dropped,
+                "every segment of the restored snapshot reported: keys no node holds are dropped"
+            );
+        }
+        self.progress.notify_waiters();
+    }
+
+    /// Drops the snapshot's hints once `client_ttl` has passed since the start: the keys no
+    /// node confirmed by then are gone (their bytes were never reported).
+    pub fn expire_hints(&self, now_ms: u64) {
+        if self.in_window(now_ms) || !self.hints.is_live() {
+            return;
+        }
+        let dropped = self.hints.expire();
+        if dropped > 0 {
+            tracing::warn!(
+                keys = dropped,
+                "client_ttl passed: keys of the restored snapshot no node confirmed are dropped"
+            );
+            self.progress.notify_waiters();
+        }
     }
 
     /// Counts one adoption.

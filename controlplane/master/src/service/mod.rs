@@ -174,10 +174,12 @@ impl MasterService {
         dead
     }
 
-    /// Periodic upkeep: releases abandoned PutStart space and, when usage has reached the
-    /// high watermark, evicts about `eviction_ratio` of capacity. Returns bytes freed.
+    /// Periodic upkeep: releases abandoned PutStart space, drops a restored snapshot's
+    /// hints once they have lapsed and, when usage has reached the high watermark, evicts
+    /// about `eviction_ratio` of capacity. Returns bytes freed.
     pub fn maintain(&self) -> u64 {
         let now = self.clock.now_ms();
+        self.recovery.expire_hints(now);
         let mut freed = self.objects.release_zombies(now);
         let last = self
             .last_sweep_ms
@@ -465,6 +467,9 @@ impl MasterService {
                     self.recovery.expect(client_id, self.now_ms());
                     // Its agent syncs: removes wait for it from now on.
                     self.segments.notices.expect_sync(client_id);
+                } else {
+                    // Mounted empty: whatever a snapshot says it held is gone.
+                    self.recovery.segments_reported(&[segment_id]);
                 }
                 info!(segment = %names[0], size_bytes = size, term, "segment mounted");
                 Response::ok(ResponseBody::MountAck { term })

@@ -36,6 +36,28 @@ fn has_missing(r: &Response) -> bool {
     }
 }
 
+/// The keys of lookup (or remove) `req` that answer `r` has as unknown.
+fn missing_keys<'a>(req: &'a Request, r: &Response) -> Vec<&'a str> {
+    let nf = ErrorCode::ObjectNotFound.code();
+    let keys = match req {
+        Request::GetReplicaList { keys }
+        | Request::ExistKey { keys }
+        | Request::GetSize { keys }
+        | Request::Remove { keys, .. } => keys,
+        _ => return Vec::new(),
+    };
+    let missing: Vec<bool> = match &r.body {
+        ResponseBody::ReplicaLists(v) => v.iter().map(|x| x.status == nf).collect(),
+        ResponseBody::Values(v) => v.iter().map(|&x| x == 0 || x == i64::from(nf)).collect(),
+        _ => Vec::new(),
+    };
+    keys.iter()
+        .zip(missing)
+        .filter(|(_, m)| *m)
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
 /// Marks the keys still unknown in `r` as retryable: a node that may hold them has not
 /// finished reporting.
 fn unknown_is_retryable(r: &mut Response) {
@@ -94,9 +116,23 @@ impl MasterService {
         self.until_known(req, now, Self::lookup_now)
     }
 
-    /// Answers `req` with `answer`, again and again while it names unknown keys and the
-    /// recovery has not settled (see [`lookup`](Self::lookup)). Keys still unknown when the
-    /// wait ends are answered UNAVAILABLE_IN_CURRENT_STATUS if recovery is still going.
+    /// Whether answer `resp` to `req` names a key a node may still report: recovery has
+    /// not settled, or a restored snapshot names the key and a segment that held it has
+    /// not reported yet.
+    fn may_appear(&self, req: &Request, resp: &Response, now: u64) -> bool {
+        if !has_missing(resp) {
+            return false;
+        }
+        !self.recovery.settled(now)
+            || (self.recovery.hints_awaited(now)
+                && missing_keys(req, resp)
+                    .iter()
+                    .any(|k| self.recovery.awaits_hint(k, now)))
+    }
+
+    /// Answers `req` with `answer`, again and again while it names unknown keys a node may
+    /// still report (see [`lookup`](Self::lookup)). Keys still unknown when the wait ends
+    /// are answered UNAVAILABLE_IN_CURRENT_STATUS if recovery is still going.
     fn until_known(
         &self,
         req: Request,
@@ -104,7 +140,7 @@ impl MasterService {
         answer: fn(&MasterService, &Request, u64) -> Response,
     ) -> Reply {
         let resp = answer(self, &req, now);
-        if self.recovery.settled(now) || !has_missing(&resp) {
+        if !self.may_appear(&req, &resp, now) {
             return resp.into();
         }
         let me = self.arc();
@@ -117,7 +153,7 @@ impl MasterService {
                 notified.as_mut().enable();
                 let now = me.now_ms();
                 let mut resp = answer(&me, &req, now);
-                if me.recovery.settled(now) || !has_missing(&resp) {
+                if !me.may_appear(&req, &resp, now) {
                     return resp;
                 }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -188,7 +224,8 @@ impl MasterService {
     /// answer comes once the holders applied the free notices (or [`REMOVE_CONFIRM`]
     /// passed).
     pub(super) fn removal(&self, req: Request, now: u64) -> Reply {
-        if !matches!(req, Request::Remove { .. }) || self.recovery.settled(now) {
+        let hinted = self.recovery.hints_awaited(now);
+        if !matches!(req, Request::Remove { .. }) || (self.recovery.settled(now) && !hinted) {
             return self.remove_and_confirm(req, now);
         }
         match self.until_known(req.clone(), now, Self::probe_removal) {
@@ -315,6 +352,8 @@ impl MasterService {
             };
             me.recovery.count(&r);
             me.recovery.adopted(client_id);
+            me.recovery
+                .segments_reported(&me.segments.of_client(client_id));
             me.touch_client(client_id, me.now_ms());
             tracing::info!(
                 client_id,
