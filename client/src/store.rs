@@ -7,12 +7,14 @@ use mc_schema::msg::{ReplicaDesc, ReplicateConfig, Request, ResponseBody};
 
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
+mod cache;
 mod master;
 mod pipeline;
 mod read;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
+pub use cache::CacheStats;
 
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]
@@ -38,6 +40,20 @@ pub struct StoreConfig {
     /// Log a metrics line this often (`MC_STORE_CLIENT_METRIC_INTERVAL` seconds; zero =
     /// collect without logging).
     pub metrics_interval: Duration,
+    /// Most keys whose location the client remembers, so their gets skip the master
+    /// (`MC_STORE_LOCATION_CACHE_ENTRIES`, default 65536; 0 turns the cache off).
+    pub location_cache_entries: usize,
+    /// Most bytes those entries take (`MC_STORE_LOCATION_CACHE_BYTES`, default 64 MiB;
+    /// 0 turns the cache off).
+    pub location_cache_bytes: usize,
+}
+
+/// A count from the environment variable `name`, or `default` when unset or not a number.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| mc_schema::units::parse_size(v.trim()).ok())
+        .map_or(default, |n| n as usize)
 }
 
 impl StoreConfig {
@@ -56,9 +72,18 @@ impl StoreConfig {
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map_or(Duration::ZERO, Duration::from_secs),
+            location_cache_entries: env_count(
+                "MC_STORE_LOCATION_CACHE_ENTRIES",
+                cache::DEFAULT_ENTRIES,
+            ),
+            location_cache_bytes: env_count("MC_STORE_LOCATION_CACHE_BYTES", cache::DEFAULT_BYTES),
         }
     }
 }
+
+/// Reads through the location cache this recent may not have reached the master in a
+/// shard's hit report yet (shards hand hits over every 250 ms, agents report every 500 ms).
+const OWN_HITS_WINDOW: Duration = Duration::from_secs(3);
 
 /// A connection to a mooncake-rs cluster. Cheap to share: `Send + Sync`.
 pub struct Store {
@@ -68,6 +93,7 @@ pub struct Store {
     data: DataPool,
     health: EndpointHealth,
     metrics: std::sync::Arc<ClientMetrics>,
+    cache: cache::LocationCache,
     reporter: Option<(
         std::sync::Arc<std::sync::atomic::AtomicBool>,
         std::thread::JoinHandle<()>,
@@ -153,6 +179,7 @@ impl Store {
             .flatten();
         Ok(Store {
             metrics,
+            cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
             client_id: rand::random::<u64>() | 1,
@@ -310,8 +337,47 @@ impl Store {
             .expect("one result per key")
     }
 
+    /// A read grants a lease, so a remove without `force` of a key just read is refused
+    /// (OBJECT_HAS_LEASE). A read through the location cache reaches the master only with
+    /// the shard's next hit report; so before such a remove, the keys this client read that
+    /// way lately are reported by the client itself, and the remove sees their leases.
+    fn report_own_hits(&self, keys: &[&str]) {
+        let read: Vec<String> = keys
+            .iter()
+            .filter(|k| self.cache.read_within(k, OWN_HITS_WINDOW))
+            .map(|k| k.to_string())
+            .collect();
+        self.report_hits(read);
+    }
+
+    /// [`report_own_hits`](Self::report_own_hits) before a remove by pattern: every key
+    /// read through the cache lately.
+    fn report_all_own_hits(&self) {
+        self.report_hits(self.cache.read_keys_within(OWN_HITS_WINDOW));
+    }
+
+    fn report_hits(&self, keys: Vec<String>) {
+        for chunk in keys.chunks(mc_schema::limits::MAX_BATCH_KEYS) {
+            let _ = self.call(&Request::ReportHits {
+                client_id: self.client_id,
+                keys: chunk.to_vec(),
+            });
+        }
+    }
+
+    /// Counters of the location cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
     /// Body of [`remove_batch`](Self::remove_batch), without metrics.
     fn remove_batch_inner(&self, keys: &[&str], force: bool) -> Vec<Result<()>> {
+        if !force {
+            self.report_own_hits(keys);
+        }
+        for k in keys {
+            self.cache.remove(k);
+        }
         let run = || -> Result<Vec<i32>> {
             check_batch(keys.len())?;
             keys.iter().try_for_each(|k| check_key(k))?;
@@ -349,6 +415,10 @@ impl Store {
 
     /// Body of [`remove_by_regex`](Self::remove_by_regex), without metrics.
     fn remove_by_regex_inner(&self, regex: &str, force: bool) -> Result<u64> {
+        if !force {
+            self.report_all_own_hits();
+        }
+        self.cache.clear();
         self.count(Request::RemoveByRegex {
             regex: regex.to_string(),
             force,
@@ -357,6 +427,10 @@ impl Store {
 
     /// Body of [`remove_all`](Self::remove_all), without metrics.
     fn remove_all_inner(&self, force: bool) -> Result<u64> {
+        if !force {
+            self.report_all_own_hits();
+        }
+        self.cache.clear();
         self.count(Request::RemoveAll { force })
     }
 

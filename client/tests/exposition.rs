@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 19] = [
+const MASTER_OPS: [&str; 20] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -46,6 +46,7 @@ const MASTER_OPS: [&str; 19] = [
     "sync",
     "report_inventory",
     "inventory_done",
+    "report_hits",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -106,6 +107,8 @@ fn node_families() -> Families {
         ("mc_shard_range_busy_total", "counter", shard),
         ("mc_shard_stale_term_writes_total", "counter", shard),
         ("mc_shard_index_errors_total", "counter", shard),
+        ("mc_shard_validated_reads_total", "counter", shard),
+        ("mc_shard_gone_reads_total", "counter", shard),
         ("mc_shard_index_entries", "gauge", shard),
         ("mc_shard_index_bytes", "gauge", shard),
         (

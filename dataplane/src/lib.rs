@@ -13,6 +13,7 @@
 
 pub mod control;
 mod error;
+mod hits;
 pub mod index;
 pub mod inflight;
 pub mod segment;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::hits::Hits;
 use crate::index::Index;
 use crate::inflight::InFlight;
 use crate::segment::SegmentMem;
@@ -28,6 +29,8 @@ pub(crate) struct ShardState {
     /// The highest master term seen: writes of allocations from lower terms are refused,
     /// notices of lower terms ignored.
     pub(crate) term: Cell<u64>,
+    /// Slices validated reads hit since the last report to the agent.
+    pub(crate) hits: RefCell<Hits>,
 }
 
 impl ShardState {

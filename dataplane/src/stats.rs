@@ -66,6 +66,10 @@ pub struct ShardStats {
     pub stale_term_writes_total: IntCounter,
     /// Slices stored but not indexed (the index could not grow).
     pub index_errors_total: IntCounter,
+    /// Validated READs (a client's location cache) served from the index.
+    pub validated_reads_total: IntCounter,
+    /// Validated READs refused because the index no longer holds that slice.
+    pub gone_reads_total: IntCounter,
     /// Entries in the shard's object index.
     pub index_entries: BytesGauge,
     /// Bytes of memory the object index takes.
@@ -151,6 +155,14 @@ impl ShardStats {
                 "mc_shard_index_errors_total",
                 "Slices stored but not recorded in the object index.",
             ),
+            validated_reads_total: counter(
+                "mc_shard_validated_reads_total",
+                "READs of a client's cached location served after checking the object index.",
+            ),
+            gone_reads_total: counter(
+                "mc_shard_gone_reads_total",
+                "READs of a cached location refused: the slice is no longer there (REPLICA_IS_GONE).",
+            ),
             index_entries: gauge("mc_shard_index_entries", "Entries in the object index."),
             index_bytes: gauge(
                 "mc_shard_index_bytes",
@@ -172,6 +184,8 @@ impl ShardStats {
             &self.range_busy_total,
             &self.stale_term_writes_total,
             &self.index_errors_total,
+            &self.validated_reads_total,
+            &self.gone_reads_total,
             &self.writes.ops_total,
             &self.writes.bytes_total,
             &self.writes.errors_total,

@@ -16,7 +16,8 @@ use mc_schema::checksum::Crc32c;
 use mc_schema::generation::term_of;
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
 use mc_transfer::header::{
-    FLAG_OBJECT_INFO, OBJECT_INFO_BYTES, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader,
+    FLAG_OBJECT_INFO, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op, TRANSFER_HEADER_BYTES,
+    TransferHeader,
 };
 
 use crate::DataplaneError;
@@ -232,6 +233,19 @@ fn record(state: &ShardState, h: &TransferHeader, info: &ObjectInfo, key: &[u8])
     state.stats.index_bytes.set(index.file_bytes() as u64);
 }
 
+/// Whether the index holds the slice a validated READ names; counts the ones it does.
+fn holds(state: &ShardState, h: &TransferHeader) -> bool {
+    let ok = state
+        .index
+        .borrow()
+        .holds(h.segment_id, h.offset, h.length, h.generation, h.crc32c);
+    if ok {
+        state.stats.validated_reads_total.inc();
+        state.hits.borrow_mut().note(h.segment_id, h.offset);
+    }
+    ok
+}
+
 /// Reads and drops `len` payload bytes.
 async fn skip(stream: &mut TcpStream, mut len: u64) -> std::io::Result<()> {
     let mut scratch = [0u8; 16 * 1024];
@@ -255,13 +269,21 @@ async fn read(
         Some(seg) => state.ranges.read(seg, h.offset, h.length),
         None => Err(RangeError::OutOfBounds),
     };
-    let src = match view {
+    let src = match view.map_err(|e| refusal(state, e, ErrorCode::InvalidRead)) {
+        // Checked after the range is held: no write can replace the slice until it is sent.
+        Ok(v) if h.flags & FLAG_VALIDATE != 0 && !holds(state, h) => {
+            drop(v);
+            state.stats.gone_reads_total.inc();
+            Err(ErrorCode::ReplicaIsGone)
+        }
+        other => other,
+    };
+    let src = match src {
         Ok(v) => v,
-        Err(e) => {
-            let code = refusal(state, e, ErrorCode::InvalidRead).code();
-            let resp = h.answer(Op::ReadData, code);
+        Err(code) => {
+            let resp = h.answer(Op::ReadData, code.code());
             stream.write_all(&resp.encode()).await.map_err(io)?;
-            return Ok(code);
+            return Ok(code.code());
         }
     };
     let resp = h.answer(Op::ReadData, 0);

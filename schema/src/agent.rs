@@ -152,6 +152,15 @@ pub enum FromShard {
         /// The batch's `seq`.
         seq: u64,
     },
+    /// Keys of the slices reads from clients' location caches hit since the last such
+    /// message (sent unasked, at most every few hundred ms); the agent reports them to the
+    /// master, which counts them as reads.
+    Hits {
+        /// Shard index.
+        shard: u32,
+        /// Keys hit.
+        keys: Vec<String>,
+    },
     /// Part of the answer to `Inventory`: at most [`INVENTORY_CHUNK`] entries.
     Inventory {
         /// The request this answers.

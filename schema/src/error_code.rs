@@ -27,6 +27,7 @@ pub enum ErrorCode {
     ObjectAlreadyExists = -705,
     ObjectHasLease = -706,
     LeaseExpired = -707,
+    ReplicaIsGone = -712,
     ObjectReplicaBusy = -714,
     TransferFail = -800,
     ChecksumMismatch = -801,
@@ -37,7 +38,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::Ok,
         Self::InternalError,
         Self::BufferOverflow,
@@ -58,6 +59,7 @@ impl ErrorCode {
         Self::ObjectAlreadyExists,
         Self::ObjectHasLease,
         Self::LeaseExpired,
+        Self::ReplicaIsGone,
         Self::ObjectReplicaBusy,
         Self::TransferFail,
         Self::ChecksumMismatch,
@@ -103,6 +105,7 @@ impl ErrorCode {
             Self::ObjectAlreadyExists => "OBJECT_ALREADY_EXISTS",
             Self::ObjectHasLease => "OBJECT_HAS_LEASE",
             Self::LeaseExpired => "LEASE_EXPIRED",
+            Self::ReplicaIsGone => "REPLICA_IS_GONE",
             Self::ObjectReplicaBusy => "OBJECT_REPLICA_BUSY",
             Self::TransferFail => "TRANSFER_FAIL",
             Self::ChecksumMismatch => "CHECKSUM_MISMATCH",

@@ -179,6 +179,11 @@ pub enum Request {
     InventoryDone {
         client_id: u64,
     },
+    /// Keys the node's shards served from clients' location caches: count them as reads.
+    ReportHits {
+        client_id: u64,
+        keys: Vec<String>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -217,6 +222,7 @@ impl Request {
             Request::Sync { .. } => "sync",
             Request::ReportInventory { .. } => "report_inventory",
             Request::InventoryDone { .. } => "inventory_done",
+            Request::ReportHits { .. } => "report_hits",
         }
     }
 }
@@ -642,6 +648,9 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
         Request::InventoryDone { client_id } => {
             (B::InventoryDone, node_index::enc_done(fbb, *client_id))
         }
+        Request::ReportHits { client_id, keys } => {
+            (B::ReportHits, node_index::enc_hits(fbb, *client_id, keys))
+        }
     }
 }
 
@@ -895,7 +904,9 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
-        B::Sync | B::ReportInventory | B::InventoryDone => node_index::dec_request(r)?,
+        B::Sync | B::ReportInventory | B::InventoryDone | B::ReportHits => {
+            node_index::dec_request(r)?
+        }
         other => return Err(unknown_request(other)),
     })
 }
@@ -1263,6 +1274,10 @@ mod tests {
             }],
         });
         rt_req(Request::InventoryDone { client_id: 4 });
+        rt_req(Request::ReportHits {
+            client_id: 4,
+            keys: vec!["a".into(), "b/c".into()],
+        });
     }
 
     #[test]

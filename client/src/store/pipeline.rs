@@ -22,11 +22,13 @@ pub(super) struct WriteJob<'a> {
     pub(super) key: &'a str,
 }
 
-/// One slice to read into `buf`, expected to have CRC32C `crc`.
+/// One slice to read into `buf`, expected to have CRC32C `crc`; `validate`: the shard
+/// serves it only if its index still holds that slice (a cached location).
 pub(super) struct ReadJob<'a> {
     pub(super) slice: &'a SliceDesc,
     pub(super) buf: &'a mut [u8],
     pub(super) crc: u32,
+    pub(super) validate: bool,
 }
 
 /// Bytes a pipelined exchange may move per `transfer_timeout` of deadline.
@@ -183,13 +185,18 @@ impl Store {
             let out = self.exchange(&endpoint, idxs.len(), deadline, |c| {
                 let mut ids = Vec::with_capacity(idxs.len());
                 for &i in &idxs {
-                    let s = jobs[i].slice;
-                    ids.push(c.send_read(
-                        s.segment_id,
-                        s.offset,
-                        s.generation,
-                        jobs[i].buf.len() as u64,
-                    )?);
+                    let (s, len) = (jobs[i].slice, jobs[i].buf.len() as u64);
+                    ids.push(if jobs[i].validate {
+                        c.send_validated_read(
+                            s.segment_id,
+                            s.offset,
+                            s.generation,
+                            len,
+                            jobs[i].crc,
+                        )?
+                    } else {
+                        c.send_read(s.segment_id, s.offset, s.generation, len)?
+                    });
                 }
                 let mut mismatched = Vec::new();
                 let (mut out, healthy) = collect(ids.len(), |k| {

@@ -6,6 +6,7 @@
 //! caller's buffers ([`Store::get_into_batch`]), or memory handed out once the size is
 //! known ([`Store::get_with`], which lets a binding read straight into its own objects).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mc_schema::msg::{ReplicaDesc, ReplicaListResult, Request, ResponseBody};
@@ -52,12 +53,44 @@ impl Store {
         }
     }
 
-    /// Replica lists of `keys`, or the same error for every key.
-    fn lists_or_errors(&self, keys: &[&str]) -> std::result::Result<Vec<ReplicaListResult>, Error> {
+    /// Where each key is, and whether that came from the location cache: cached keys first,
+    /// one GetReplicaList for the rest (whose answers are cached). Any invalid key fails
+    /// the whole call with the same error.
+    fn locate(&self, keys: &[&str]) -> std::result::Result<Located, Error> {
         if let Some(e) = keys.iter().find_map(|k| check_key(k).err()) {
             return Err(e);
         }
-        self.replica_lists(keys)
+        check_batch(keys.len())?;
+        let mut lists: Vec<Option<Arc<ReplicaListResult>>> =
+            keys.iter().map(|k| self.cache.get(k)).collect();
+        let cached: Vec<bool> = lists.iter().map(Option::is_some).collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&k| !cached[k]).collect();
+        if !missing.is_empty() {
+            let ask: Vec<&str> = missing.iter().map(|&k| keys[k]).collect();
+            for (k, r) in missing.into_iter().zip(self.replica_lists(&ask)?) {
+                let r = Arc::new(r);
+                self.cache.insert(keys[k], r.clone());
+                lists[k] = Some(r);
+            }
+        }
+        Ok(Located {
+            lists: lists.into_iter().map(|l| l.expect("located")).collect(),
+            cached,
+        })
+    }
+
+    /// Asks the master again for the keys whose cached location failed (`again[k]`), and
+    /// caches the answers. Keys not asked keep their entry.
+    fn relocate(&self, keys: &[&str], at: &mut Located, again: &[bool]) -> Result<()> {
+        let idx: Vec<usize> = (0..keys.len()).filter(|&k| again[k]).collect();
+        let ask: Vec<&str> = idx.iter().map(|&k| keys[k]).collect();
+        for (k, r) in idx.into_iter().zip(self.replica_lists(&ask)?) {
+            let r = Arc::new(r);
+            self.cache.insert(keys[k], r.clone());
+            at.lists[k] = r;
+            at.cached[k] = false;
+        }
+        Ok(())
     }
 
     /// Reads every slice of replica `r` into `buf` (pipelined per shard) and checks each
@@ -79,6 +112,7 @@ impl Store {
                 slice: s,
                 buf: part,
                 crc: *crc,
+                validate: false,
             });
         }
         self.read_pipelined(&mut jobs).into_iter().collect()
@@ -112,17 +146,14 @@ impl Store {
     }
 
     /// Fills `targets[k]` (exactly the size of object `k`, or `None` to skip the key) from
-    /// `lists[k]`. First try: one random replica per key, all slices pipelined per shard;
-    /// a key whose first try failed falls back to every replica in turn.
-    fn fill(
-        &self,
-        keys: &[&str],
-        lists: &[ReplicaListResult],
-        targets: &mut [Option<&mut [u8]>],
-    ) -> Vec<Result<()>> {
+    /// `at.lists[k]`. First try: one random replica per key, all slices pipelined per shard,
+    /// validated by the shard for cached locations. A key whose first try failed falls back
+    /// to every replica in turn, except a cached one: its outcome says `Stale`, and the
+    /// caller asks the master where the key is now.
+    fn fill(&self, keys: &[&str], at: &Located, targets: &mut [Option<&mut [u8]>]) -> Vec<Filled> {
         let mut jobs = Vec::new();
         let mut owner = Vec::new();
-        for (k, (r, target)) in lists.iter().zip(targets.iter_mut()).enumerate() {
+        for (k, (r, target)) in at.lists.iter().zip(targets.iter_mut()).enumerate() {
             let Some(buf) = target.as_deref_mut() else {
                 continue;
             };
@@ -144,33 +175,41 @@ impl Store {
                     slice: s,
                     buf: part,
                     crc: *crc,
+                    validate: at.cached[k],
                 });
                 owner.push(k);
             }
         }
         let outcomes = self.read_pipelined(&mut jobs);
         drop(jobs);
-        let mut first_try_ok = vec![false; keys.len()];
+        let mut tried = vec![false; keys.len()];
         let mut failed = vec![false; keys.len()];
         for (&k, out) in owner.iter().zip(outcomes) {
-            first_try_ok[k] = true;
+            tried[k] = true;
             failed[k] |= out.is_err();
         }
         keys.iter()
-            .zip(lists)
+            .zip(&at.lists)
             .zip(targets.iter_mut())
             .enumerate()
             .map(|(k, ((key, r), target))| {
                 if r.status != 0 {
-                    return Err(Error::from_status(r.status, &format!("get {key}")));
+                    return Filled::Done(Err(Error::from_status(r.status, &format!("get {key}"))));
                 }
                 let Some(buf) = target.as_deref_mut() else {
-                    return Ok(());
+                    return Filled::Done(Ok(()));
                 };
-                if first_try_ok[k] && !failed[k] {
-                    return Ok(());
+                if tried[k] && !failed[k] {
+                    if at.cached[k] {
+                        self.cache.hit(key);
+                    }
+                    return Filled::Done(Ok(()));
                 }
-                self.read_object(r, buf)
+                if at.cached[k] {
+                    self.cache.drop_stale(key);
+                    return Filled::Stale;
+                }
+                Filled::Done(self.read_object(r, buf))
             })
             .collect()
     }
@@ -191,28 +230,57 @@ impl Store {
     }
 
     fn get_batch_inner(&self, keys: &[&str]) -> Vec<Result<Vec<u8>>> {
-        let lists = match self.lists_or_errors(keys) {
+        let mut at = match self.locate(keys) {
             Ok(l) => l,
             Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
         };
-        let mut bufs: Vec<Vec<u8>> = lists
-            .iter()
-            .map(|r| {
-                let n = if r.status == 0 { r.size as usize } else { 0 };
-                vec![0u8; n]
-            })
-            .collect();
-        let mut targets: Vec<Option<&mut [u8]>> = bufs
-            .iter_mut()
-            .zip(&lists)
-            .map(|(b, r)| (r.status == 0).then_some(b.as_mut_slice()))
-            .collect();
-        let res = self.fill(keys, &lists, &mut targets);
-        drop(targets);
+        let sized =
+            |r: &ReplicaListResult| vec![0u8; if r.status == 0 { r.size as usize } else { 0 }];
+        let mut bufs: Vec<Vec<u8>> = at.lists.iter().map(|r| sized(r)).collect();
+        let mut res = self.fill_owned(keys, &at, &mut bufs, None);
+        let again: Vec<bool> = res.iter().map(|r| matches!(r, Filled::Stale)).collect();
+        if again.contains(&true) {
+            if let Err(e) = self.relocate(keys, &mut at, &again) {
+                return keys.iter().map(|_| Err(e.clone())).collect();
+            }
+            for k in (0..keys.len()).filter(|&k| again[k]) {
+                if bufs[k].len() as u64 != at.lists[k].size {
+                    bufs[k] = sized(&at.lists[k]);
+                }
+            }
+            for (k, r) in self
+                .fill_owned(keys, &at, &mut bufs, Some(&again))
+                .into_iter()
+                .enumerate()
+            {
+                if again[k] {
+                    res[k] = r;
+                }
+            }
+        }
         res.into_iter()
             .zip(bufs)
-            .map(|(r, b)| r.map(|()| b))
+            .map(|(r, b)| r.into_result().map(|()| b))
             .collect()
+    }
+
+    /// [`fill`](Self::fill) into owned buffers; `only` limits it to some keys.
+    fn fill_owned(
+        &self,
+        keys: &[&str],
+        at: &Located,
+        bufs: &mut [Vec<u8>],
+        only: Option<&[bool]>,
+    ) -> Vec<Filled> {
+        let mut targets: Vec<Option<&mut [u8]>> = bufs
+            .iter_mut()
+            .zip(&at.lists)
+            .enumerate()
+            .map(|(k, (b, r))| {
+                (r.status == 0 && only.is_none_or(|o| o[k])).then_some(b.as_mut_slice())
+            })
+            .collect();
+        self.fill(keys, at, &mut targets)
     }
 
     /// Reads an object into `buf` and returns its size. A buffer smaller than the object
@@ -279,37 +347,99 @@ impl Store {
         keys: &[&str],
         mut alloc: impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
     ) -> Vec<Result<usize>> {
-        let lists = match self.lists_or_errors(keys) {
+        let mut at = match self.locate(keys) {
             Ok(l) => l,
             Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut early: Vec<Option<Error>> = vec![None; keys.len()];
-        let mut targets: Vec<Option<&mut [u8]>> = Vec::with_capacity(keys.len());
-        for (k, r) in lists.iter().enumerate() {
-            if r.status != 0 {
-                targets.push(None);
-                continue;
+        let mut targets: Vec<Option<&mut [u8]>> = (0..keys.len()).map(|_| None).collect();
+        allocate(&at, None, &mut alloc, &mut targets, &mut early);
+        let mut res = self.fill(keys, &at, &mut targets);
+        let again: Vec<bool> = res.iter().map(|r| matches!(r, Filled::Stale)).collect();
+        if again.contains(&true) {
+            if let Err(e) = self.relocate(keys, &mut at, &again) {
+                return keys.iter().map(|_| Err(e.clone())).collect();
             }
-            match alloc(k, r.size as usize) {
-                Ok(buf) if buf.len() as u64 == r.size => targets.push(Some(buf)),
-                Ok(_) => {
-                    early[k] = Some(invalid("allocated buffer does not match the object size"));
-                    targets.push(None);
-                }
-                Err(e) => {
-                    early[k] = Some(e);
-                    targets.push(None);
+            // A key whose size changed meanwhile gets memory of its new size.
+            let resize: Vec<bool> = (0..keys.len())
+                .map(|k| {
+                    again[k]
+                        && targets[k].as_ref().map(|b| b.len() as u64) != Some(at.lists[k].size)
+                })
+                .collect();
+            allocate(&at, Some(&resize), &mut alloc, &mut targets, &mut early);
+            let mut only: Vec<Option<&mut [u8]>> = targets
+                .iter_mut()
+                .enumerate()
+                .map(|(k, t)| if again[k] { t.as_deref_mut() } else { None })
+                .collect();
+            for (k, r) in self.fill(keys, &at, &mut only).into_iter().enumerate() {
+                if again[k] {
+                    res[k] = r;
                 }
             }
         }
-        let res = self.fill(keys, &lists, &mut targets);
         res.into_iter()
-            .zip(&lists)
+            .zip(&at.lists)
             .zip(early)
             .map(|((r, l), early)| match early {
                 Some(e) => Err(e),
-                None => r.map(|()| l.size as usize),
+                None => r.into_result().map(|()| l.size as usize),
             })
             .collect()
+    }
+}
+
+/// Where the keys of a get are.
+struct Located {
+    /// One answer per key.
+    lists: Vec<Arc<ReplicaListResult>>,
+    /// Whether each answer came from the location cache.
+    cached: Vec<bool>,
+}
+
+/// The outcome of filling one key.
+enum Filled {
+    /// Read (or failed for good).
+    Done(Result<()>),
+    /// Its cached location failed: ask the master where it is now.
+    Stale,
+}
+
+impl Filled {
+    fn into_result(self) -> Result<()> {
+        match self {
+            Filled::Done(r) => r,
+            Filled::Stale => Err(Error::new(
+                ErrorCode::ReplicaIsGone,
+                "cached location is gone and the master was not asked again",
+            )),
+        }
+    }
+}
+
+/// Asks `alloc` for memory for every found key (`only`: those marked), in order; refusals
+/// and wrong sizes go to `early`.
+fn allocate<'b>(
+    at: &Located,
+    only: Option<&[bool]>,
+    alloc: &mut impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
+    targets: &mut [Option<&'b mut [u8]>],
+    early: &mut [Option<Error>],
+) {
+    for (k, r) in at.lists.iter().enumerate() {
+        if only.is_some_and(|o| !o[k]) {
+            continue;
+        }
+        targets[k] = None;
+        early[k] = None;
+        if r.status != 0 {
+            continue;
+        }
+        match alloc(k, r.size as usize) {
+            Ok(buf) if buf.len() as u64 == r.size => targets[k] = Some(buf),
+            Ok(_) => early[k] = Some(invalid("allocated buffer does not match the object size")),
+            Err(e) => early[k] = Some(e),
+        }
     }
 }

@@ -7,8 +7,11 @@
 //! an item none of whose replicas was written is revoked and fails.
 
 use mc_schema::limits::{MAX_OBJECT_BYTES, MAX_SLICE_BYTES};
+use std::sync::Arc;
+
 use mc_schema::msg::{
-    PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, ResponseBody, SoftPinAction,
+    PutEndItem, PutStartResult, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request,
+    ResponseBody, SoftPinAction,
 };
 use mc_transfer::ObjectInfo;
 use mc_transfer::header::{PIN_HARD, PIN_SOFT};
@@ -137,6 +140,7 @@ impl Store {
         let mut revokes = Vec::new();
         let written = self.transfer_writes(&mut b, &started, config, &mut revokes);
         let ends = decide(&mut b, &started, written, &mut revokes);
+        let fresh = locations(&b, &started, &ends);
         if !revokes.is_empty() {
             // Best effort: a lost revoke leaves a pending object that is never readable;
             // its space waits for the master's zombie-PutStart cleanup.
@@ -148,6 +152,12 @@ impl Store {
         }
         if let Err(e) = self.commit_writes(&mut b, ends, upsert) {
             return b.finish_with(Err(e));
+        }
+        // A get of what this client just wrote goes straight to a shard.
+        for (i, l) in fresh {
+            if matches!(b.results[i], Some(Ok(()))) {
+                self.cache.insert(b.items[i].0, l);
+            }
         }
         b.finish()
     }
@@ -325,6 +335,41 @@ fn decide(
         }
     }
     ends
+}
+
+/// Where each item about to commit will be readable: its replicas that were written, for
+/// the location cache. One entry per commit item, with its index into `items`.
+fn locations(
+    b: &Batch<'_>,
+    started: &[PutStartResult],
+    ends: &[(usize, PutEndItem)],
+) -> Vec<(usize, Arc<ReplicaListResult>)> {
+    let mut todo_of = vec![usize::MAX; b.items.len()];
+    for (t, &i) in b.todo.iter().enumerate() {
+        todo_of[i] = t;
+    }
+    ends.iter()
+        .map(|(i, e)| {
+            let st = &started[todo_of[*i]];
+            let replicas = st
+                .replicas
+                .iter()
+                .enumerate()
+                .filter(|(ri, _)| !e.failed_replicas.contains(&(*ri as u32)))
+                .map(|(_, r)| ReplicaDesc {
+                    slices: r.slices.clone(),
+                    complete: true,
+                })
+                .collect();
+            let l = ReplicaListResult {
+                status: 0,
+                size: b.items[*i].1.len() as u64,
+                replicas,
+                slice_crcs: e.slice_crcs.clone(),
+            };
+            (*i, Arc::new(l))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::NodeError;
 use crate::leader::MasterLink;
 
+mod hits;
 mod inventory;
 mod runtime;
 pub mod sync;
@@ -105,6 +106,10 @@ pub struct Agent<L: AgentLink> {
     applying: HashMap<(u64, u64), usize>,
     /// The highest master term the shards were told (they refuse older writers).
     shards_term: u64,
+    /// Keys clients read from their location caches since the last report.
+    hits: std::collections::HashSet<String>,
+    /// When hits were last reported.
+    last_hits: Instant,
 }
 
 impl<L: AgentLink> Agent<L> {
@@ -139,6 +144,8 @@ impl<L: AgentLink> Agent<L> {
             sync: Arc::new(sync::SyncState::default()),
             applying: HashMap::new(),
             shards_term: 0,
+            hits: Default::default(),
+            last_hits: Instant::now(),
         };
         agent.publish();
         Ok(agent)
@@ -372,6 +379,7 @@ impl<L: AgentLink> Agent<L> {
                 next_beat = Instant::now() + pause;
             }
             self.poll_shards();
+            self.report_hits();
             self.release_due();
             // While shards apply notices, look at their answers often: a remove waits for them.
             let tick = if self.applying.is_empty() {

@@ -234,7 +234,21 @@ pub async fn remove_all(Serving(svc): Serving, Query(p): Params) -> Response {
         Some("true") => true,
         Some(other) => return bad_request(format!("`force` must be true or false, not `{other}`")),
     };
-    let now = svc.now_ms();
-    let n = svc.objects.remove_matching(|_| true, force, now);
-    Json(json!({"success": true, "removed": n})).into_response()
+    // As the RPC does: tombstoned against late recovery reports, and answered once the
+    // holders forgot the objects (so no client reads one through its location cache).
+    let req = mc_schema::msg::Request::RemoveAll { force };
+    let resp = match mc_rpc::Service::handle(&*svc, 0, req) {
+        mc_rpc::Reply::Now(r) => r,
+        mc_rpc::Reply::Later(f) => f.await,
+    };
+    match resp.body {
+        mc_schema::msg::ResponseBody::Count(n) if resp.status == 0 => {
+            Json(json!({"success": true, "removed": n})).into_response()
+        }
+        _ => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"success": false, "error": resp.message})),
+        )
+            .into_response(),
+    }
 }

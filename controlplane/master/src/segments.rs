@@ -358,6 +358,26 @@ impl Segments {
         }
     }
 
+    /// Tells the nodes holding `locs` to forget them while their space stays allocated: a
+    /// replaced value's replicas, which in-flight reads may still use until they are freed.
+    /// From then on no read through a client's cached location gets them.
+    pub fn retire(&self, locs: &[SliceLoc]) {
+        let slots = self.slots.read();
+        for loc in locs {
+            let seg = &slots[loc.segment as usize];
+            if seg.is_mounted() {
+                self.notices.push(
+                    seg.client_id,
+                    Notice::Free {
+                        segment_id: seg.id,
+                        offset: loc.offset,
+                        generation: loc.generation,
+                    },
+                );
+            }
+        }
+    }
+
     /// Frees one slice of `length` bytes at `loc` and tells its node to forget it.
     pub fn free_one(&self, loc: &SliceLoc, length: u64) {
         let slots = self.slots.read();

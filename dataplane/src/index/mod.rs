@@ -189,6 +189,24 @@ impl Index {
         Some((e, self.keys.get(key_at, key_len)))
     }
 
+    /// Whether the entry at `offset` of `segment_id` is the slice of `generation`, exactly
+    /// `length` bytes with CRC32C `crc`: what a validated read expects to find.
+    pub fn holds(
+        &self,
+        segment_id: u64,
+        offset: u64,
+        length: u64,
+        generation: u64,
+        crc: u32,
+    ) -> bool {
+        match self.map.get(&(segment_id, offset)) {
+            Some(s) if s.generation == generation && s.length == length => {
+                read_record(&self.records, s.slot).is_some_and(|(e, _, _)| e.crc32c == crc)
+            }
+            _ => false,
+        }
+    }
+
     /// Marks the entry at `offset` of `segment_id` committed, if it is that of
     /// `generation`; returns whether it was.
     pub fn commit(&mut self, segment_id: u64, offset: u64, generation: u64) -> bool {

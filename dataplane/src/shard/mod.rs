@@ -212,6 +212,7 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
         ranges: Default::default(),
         index: RefCell::new(index),
         term: Cell::new(0),
+        hits: Default::default(),
     });
     Ok(Opened {
         state,
@@ -277,7 +278,28 @@ async fn control_loop<L: ShardLink>(
                     let _ = link.send(answer);
                 }
             }
-            Ok(None) => glommio::timer::sleep(cfg.control_poll_interval).await,
+            Ok(None) => {
+                report_hits(link, state, index as u32);
+                glommio::timer::sleep(cfg.control_poll_interval).await
+            }
         }
+    }
+}
+
+/// Hands the keys of the slices validated reads hit to the agent, when a report is due.
+fn report_hits<L: ShardLink>(link: &L, state: &ShardState, shard: u32) {
+    let Some(slices) = state.hits.borrow_mut().take_due(std::time::Instant::now()) else {
+        return;
+    };
+    let index = state.index.borrow();
+    let mut keys: Vec<String> = slices
+        .into_iter()
+        .filter_map(|(seg, off)| index.get(seg, off))
+        .filter_map(|(_, key)| String::from_utf8(key).ok())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        let _ = link.send(FromShard::Hits { shard, keys });
     }
 }

@@ -9,7 +9,9 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::header::{FLAG_OBJECT_INFO, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader};
+use crate::header::{
+    FLAG_OBJECT_INFO, FLAG_VALIDATE, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader,
+};
 use crate::net;
 use mc_schema::ErrorCode;
 use mc_schema::checksum::Crc32c;
@@ -240,6 +242,24 @@ impl DataConn {
         len: u64,
     ) -> Result<u64, TransferError> {
         let h = self.header(Op::Read, segment_id, offset, len, generation);
+        self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
+        Ok(h.request_id)
+    }
+
+    /// [`send_read`](Self::send_read) of a slice the caller expects to be the one of
+    /// `generation` with CRC32C `crc` ([`FLAG_VALIDATE`]): the shard refuses it with
+    /// REPLICA_IS_GONE unless its index holds exactly that slice.
+    pub fn send_validated_read(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        len: u64,
+        crc: u32,
+    ) -> Result<u64, TransferError> {
+        let mut h = self.header(Op::Read, segment_id, offset, len, generation);
+        h.flags |= FLAG_VALIDATE;
+        h.crc32c = crc;
         self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
         Ok(h.request_id)
     }

@@ -11,6 +11,7 @@
 //! header and payload, an [`ObjectInfo`] block and the object's key, which the shard records
 //! in its object index (`docs/node-index.md`). A READ header is answered by a READ_DATA header
 //! followed by `length` bytes sent straight from segment memory (no payload when status != 0).
+//! A READ with [`FLAG_VALIDATE`] is served only if the shard's index holds the slice it names.
 
 use mc_schema::SchemaError;
 
@@ -18,6 +19,10 @@ use mc_schema::SchemaError;
 pub const TRANSFER_HEADER_BYTES: usize = 64;
 /// Header flag of a WRITE followed by an [`ObjectInfo`] block and the key.
 pub const FLAG_OBJECT_INFO: u8 = 1;
+/// Header flag of a READ that names what it expects to find: the slice's allocation
+/// generation and its CRC32C (in `crc32c`). The shard answers REPLICA_IS_GONE unless its
+/// object index holds exactly that slice at that range (`docs/why-fast-path.md`).
+pub const FLAG_VALIDATE: u8 = 2;
 /// Size of the fixed part of an [`ObjectInfo`] block (the key follows it).
 pub const OBJECT_INFO_BYTES: usize = 32;
 /// Pin bit of [`ObjectInfo::pins`]: never evicted.
@@ -58,7 +63,7 @@ impl Op {
 pub struct TransferHeader {
     /// Operation.
     pub op: Op,
-    /// Flags, reserved (0).
+    /// [`FLAG_OBJECT_INFO`] on writes, [`FLAG_VALIDATE`] on reads; other bits are 0.
     pub flags: u8,
     /// Target segment.
     pub segment_id: u64,

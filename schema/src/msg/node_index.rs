@@ -1,5 +1,6 @@
 //! Codec of the node-index messages of the master RPC: `Sync` and its `Notices`,
-//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`).
+//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`), and `ReportHits`
+//! (`docs/why-fast-path.md`).
 
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
@@ -67,7 +68,21 @@ pub(super) fn enc_done(fbb: &mut Fbb<'_>, client_id: u64) -> WIPOffset<UnionWIPO
     fb::InventoryDone::create(fbb, &fb::InventoryDoneArgs { client_id }).as_union_value()
 }
 
-/// `Sync`, `ReportInventory` or `InventoryDone`.
+pub(super) fn enc_hits(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    keys: &[String],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = keys.iter().map(|k| fbb.create_string(k)).collect();
+    let keys = fbb.create_vector(&v);
+    let args = fb::ReportHitsArgs {
+        client_id,
+        keys: Some(keys),
+    };
+    fb::ReportHits::create(fbb, &args).as_union_value()
+}
+
+/// `Sync`, `ReportInventory`, `InventoryDone` or `ReportHits`.
 pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
     use fb::RequestBody as B;
     Ok(match r.body_type() {
@@ -97,6 +112,18 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("inventory_done"))?
                 .client_id(),
         },
+        B::ReportHits => {
+            let m = r
+                .body_as_report_hits()
+                .ok_or_else(|| missing("report_hits"))?;
+            Request::ReportHits {
+                client_id: m.client_id(),
+                keys: m
+                    .keys()
+                    .map(|v| v.iter().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            }
+        }
         other => return Err(unknown_request(other)),
     })
 }

@@ -33,7 +33,13 @@ fn every_command_against_a_live_cluster() {
         ..ClusterSpec::default()
     })
     .expect("cluster starts");
-    let s = Store::connect(StoreConfig::new(c.master_addr())).unwrap();
+    // No location cache: each get asks the master, which grants the lease checked below
+    // at once (a cached read's lease arrives with the node's next hit report).
+    let s = Store::connect(StoreConfig {
+        location_cache_entries: 0,
+        ..StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
     s.put("alpha", &[7u8; 5000], &ReplicateConfig::default())
         .unwrap();
     s.put("beta/1 x", b"v", &ReplicateConfig::default())

@@ -305,6 +305,7 @@ impl<L: AgentLink> Agent<L> {
                 }
             }
             FromShard::Applied { term, seq, .. } => self.notices_applied(term, seq),
+            FromShard::Hits { keys, .. } => self.note_hits(keys),
             other => warn!(shard, "unexpected message from a shard: {other:?}"),
         }
     }

@@ -54,6 +54,7 @@ rpc_ops! {
     Sync => "sync",
     ReportInventory => "report_inventory",
     InventoryDone => "inventory_done",
+    ReportHits => "report_hits",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -84,6 +85,7 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::Sync { .. } => (RpcOp::Sync, 1),
         Request::ReportInventory { entries, .. } => (RpcOp::ReportInventory, entries.len()),
         Request::InventoryDone { .. } => (RpcOp::InventoryDone, 1),
+        Request::ReportHits { keys, .. } => (RpcOp::ReportHits, keys.len()),
     };
     (op, keys as u64)
 }

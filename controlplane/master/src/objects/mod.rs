@@ -369,6 +369,9 @@ impl ObjectStore {
                 self.segments.commit(&u.locs);
                 let lease_until_ms = o.lease_until_ms();
                 let (old_size, old) = o.swap_in(u, item.slice_crcs, now_ms);
+                // Readers holding a lease may still read the old bytes; readers with a
+                // cached location must not find them any more.
+                self.segments.retire(&old);
                 self.defer_free(lease_until_ms.max(now_ms), old_size, old);
                 return ErrorCode::Ok;
             }

@@ -418,7 +418,10 @@ impl MasterService {
                 });
             }
             Request::PutEnd { items } => self.commit(items, |i| self.objects.put_end(i, now)),
-            Request::UpsertEnd { items } => self.commit(items, |i| self.objects.upsert_end(i, now)),
+            Request::UpsertEnd { items } => {
+                // Answered once the old value's holders forgot it (see `confirmed`).
+                return self.confirmed(|| self.commit(items, |i| self.objects.upsert_end(i, now)));
+            }
             Request::PutRevoke { keys } => self.per_key(&keys, |k| self.objects.put_revoke(k)),
             Request::UpsertRevoke { keys } => {
                 self.per_key(&keys, |k| self.objects.upsert_revoke(k))
@@ -440,6 +443,12 @@ impl MasterService {
                 self.report_inventory(client_id, entries, now)
             }
             Request::InventoryDone { client_id } => return self.inventory_done(client_id, now),
+            // Reads served from clients' location caches count as reads: LRU and lease.
+            Request::ReportHits { client_id, keys } => {
+                self.touch_client(client_id, now);
+                let n: i64 = keys.iter().map(|k| self.objects.exist(k, now)).sum();
+                Response::ok(ResponseBody::Count(n as u64))
+            }
         };
         Reply::Now(resp)
     }

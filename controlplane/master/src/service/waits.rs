@@ -253,7 +253,14 @@ impl MasterService {
     }
 
     fn remove_and_confirm(&self, req: Request, now: u64) -> Reply {
-        let (resp, seqs) = notices::collect(|| self.remove_now(&req, now));
+        self.confirmed(|| self.remove_now(&req, now))
+    }
+
+    /// Runs `f`; its answer comes once the nodes applied the free notices it emitted (or
+    /// [`REMOVE_CONFIRM`] passed), so no client reads the freed objects through a cached
+    /// location afterwards.
+    pub(super) fn confirmed(&self, f: impl FnOnce() -> Response) -> Reply {
+        let (resp, seqs) = notices::collect(f);
         if seqs.is_empty() {
             return resp.into();
         }
@@ -263,7 +270,7 @@ impl MasterService {
             if left > 0 {
                 warn!(
                     nodes = left,
-                    "remove answered before every holder confirmed forgetting the object"
+                    "answered before every holder confirmed forgetting the freed objects"
                 );
                 n.unconfirmed_removes_total
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
