@@ -9,10 +9,13 @@ use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
 mod master;
 mod pipeline;
+mod ranges;
 mod read;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
+pub use ranges::ObjectLocation;
+pub use write::PutReservation;
 
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]
