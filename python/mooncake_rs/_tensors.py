@@ -68,13 +68,16 @@ class TensorInfo:
 
 
 def is_torch(obj):
-    return "Tensor" in type(obj).__name__ and hasattr(obj, "data_ptr")
+    return hasattr(obj, "data_ptr") and hasattr(obj, "element_size") and hasattr(obj, "numel")
 
 
 def tensor_info(obj):
     """The ``TensorInfo`` of a torch tensor or a numpy array; ``ValueError`` otherwise."""
     if is_torch(obj):
         t = obj.contiguous()
+        if t.device.type != "cpu":
+            # No device transfers in this build: the bytes go through host memory.
+            t = t.cpu()
         name = str(t.dtype).removeprefix("torch.")
         return TensorInfo(t, t.data_ptr(), t.numel() * t.element_size(), name, tuple(t.shape))
     np = _module("numpy")
