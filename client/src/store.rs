@@ -14,7 +14,7 @@ mod read;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
-pub use ranges::ObjectLocation;
+pub use ranges::{ObjectLocation, RangeRead};
 pub use write::PutReservation;
 
 /// How to reach the cluster, and the deadlines of each call.

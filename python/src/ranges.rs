@@ -109,6 +109,8 @@ pub fn read_jobs(
         by_key.entry(j.key.clone()).or_default().push(i);
     }
     let mut slices: Vec<Option<&mut [u8]>> = slices.into_iter().map(Some).collect();
+    let mut batch: Vec<mooncake_rs::RangeRead<'_, '_>> = Vec::new();
+    let mut which: Vec<Vec<usize>> = Vec::new();
     for (key, idx) in by_key {
         let loc = match known.get(&key) {
             Some(l) => Ok(l),
@@ -126,7 +128,7 @@ pub fn read_jobs(
             }
         };
         let mut ranges = Vec::new();
-        let mut which = Vec::new();
+        let mut read = Vec::new();
         for &i in &idx {
             let buf = slices[i].take().expect("each job read once");
             let fits = jobs[i]
@@ -134,17 +136,22 @@ pub fn read_jobs(
                 .checked_add(buf.len() as u64)
                 .is_some_and(|end| end <= loc.size());
             if fits {
-                which.push(i);
+                read.push(i);
                 ranges.push((jobs[i].src, buf));
             }
         }
-        match c.store.read_ranges(loc, &mut ranges) {
+        batch.push((loc, ranges));
+        which.push(read);
+    }
+    let res = c.store.read_ranges_batch(&mut batch);
+    for ((r, read), (_, ranges)) in res.into_iter().zip(which).zip(&batch) {
+        match r {
             Ok(_) => {
-                for (&i, (_, b)) in which.iter().zip(&ranges) {
+                for (&i, (_, b)) in read.iter().zip(ranges) {
                     out[i] = b.len() as i64;
                 }
             }
-            Err(e) => which.iter().for_each(|&i| out[i] = e.code().code().into()),
+            Err(e) => read.iter().for_each(|&i| out[i] = e.code().code().into()),
         }
     }
     out

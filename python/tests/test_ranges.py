@@ -138,3 +138,37 @@ def test_close_revokes_open_put_sessions(cluster):
     finally:
         t.remove_all(force=True)
         t.close()
+
+
+def test_ranged_reads_survive_a_dead_replica(tmp_path):
+    from conftest import Cluster, new_store
+
+    c = Cluster(tmp_path)
+    try:
+        c.start_master()
+        c.start_node(host="127.0.0.1", size="64MB")
+        c.start_node(host="127.0.0.2", size="64MB")
+        s = new_store(c.master_addr)
+        v = pattern(3 * MB, 8)
+        n = 8  # a broken fallback passes only if all 8 first pick the live replica: 1/256
+        keys = [f"dr-{i}" for i in range(n)]
+        assert s.put_batch(keys, [v.tobytes()] * n, ReplicateConfig(replica_num=2)) == 0
+        assert all(len(s.get_replica_desc(k)) == 2 for k in keys)
+        assert s.batch_get_session_start(keys) == [0] * n
+        c.kill_node(0)
+        # Whichever replica each key tries first, every read lands, from the live node.
+        outs = [np.zeros(1000, dtype=np.uint8) for _ in keys]
+        res = s.batch_get_into_multi_buffer_ranges(
+            keys, [[o] for o in outs], [[1000]] * n, [[MB + 7]] * n
+        )
+        assert res == [1000] * n
+        assert all(np.array_equal(o, v[MB + 7 : MB + 1007]) for o in outs)
+        dst = bytearray(1000 * n)
+        res = s.get_into_ranges(
+            [dst], [keys], [[[i * 1000] for i in range(n)]], [[[5]] * n], [[[1000]] * n]
+        )
+        assert res == [[[1000]] * n]
+        assert bytes(dst) == v[5:1005].tobytes() * n
+        s.close()
+    finally:
+        c.stop()

@@ -13,6 +13,10 @@ use super::{Store, invalid};
 use crate::metrics::Op;
 use crate::{Error, ErrorCode, Result};
 
+/// One object's share of [`Store::read_ranges_batch`]: where it lives and its ranges
+/// (object offset, destination).
+pub type RangeRead<'l, 'b> = (&'l ObjectLocation, Vec<(u64, &'b mut [u8])>);
+
 /// Where a complete object lives, as one lookup found it.
 #[derive(Debug, Clone)]
 pub struct ObjectLocation {
@@ -83,21 +87,89 @@ impl Store {
         res
     }
 
+    /// [`read_ranges`](Self::read_ranges) for several objects: the touched slices of one
+    /// replica of every object are read in one pipelined exchange per shard; an object whose
+    /// first replica failed falls back to its others. One result per item.
+    pub fn read_ranges_batch(&self, items: &mut [RangeRead<'_, '_>]) -> Vec<Result<u64>> {
+        let t0 = std::time::Instant::now();
+        let res = self.read_ranges_batch_inner(items);
+        let bytes = res.iter().flatten().sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Get, items.len(), bytes, failed, t0);
+        res
+    }
+
+    fn read_ranges_batch_inner(&self, items: &mut [RangeRead<'_, '_>]) -> Vec<Result<u64>> {
+        // First try: one random replica per object, every touched slice in one exchange.
+        let mut bufs: Vec<Vec<u8>> = Vec::new();
+        let mut owner: Vec<(usize, u64, &mc_schema::msg::SliceDesc, u32)> = Vec::new();
+        let mut early: Vec<Option<Result<u64>>> = Vec::with_capacity(items.len());
+        for (k, (loc, ranges)) in items.iter().enumerate() {
+            let spans: Vec<(u64, usize)> = ranges.iter().map(|(o, b)| (*o, b.len())).collect();
+            match check_spans(loc.list.size, &spans) {
+                Err(e) => early.push(Some(Err(e))),
+                Ok(0) => early.push(Some(Ok(0))),
+                Ok(_) => {
+                    early.push(None);
+                    let reps = &loc.list.replicas;
+                    let rep = &reps[rand::random_range(0..reps.len())];
+                    let Some(want) = plan(&loc.list, rep, &spans) else {
+                        continue; // does not fit: the fallback reports it
+                    };
+                    let mut at = 0u64;
+                    for (i, s) in rep.slices.iter().enumerate() {
+                        if want[i] {
+                            bufs.push(vec![0u8; s.length as usize]);
+                            owner.push((k, at, s, loc.list.slice_crcs[i]));
+                        }
+                        at += s.length;
+                    }
+                }
+            }
+        }
+        let mut jobs: Vec<ReadJob<'_>> = bufs
+            .iter_mut()
+            .zip(&owner)
+            .map(|(buf, &(_, _, slice, crc))| ReadJob {
+                slice,
+                buf: buf.as_mut_slice(),
+                crc,
+            })
+            .collect();
+        let outcomes = self.read_pipelined(&mut jobs);
+        drop(jobs);
+        let mut read: Vec<Vec<(u64, Vec<u8>)>> = (0..items.len()).map(|_| Vec::new()).collect();
+        let mut ok = vec![true; items.len()];
+        let mut tried = vec![false; items.len()];
+        for (((k, at, _, _), buf), out) in owner.iter().zip(bufs).zip(outcomes) {
+            tried[*k] = true;
+            ok[*k] &= out.is_ok();
+            read[*k].push((*at, buf));
+        }
+        items
+            .iter_mut()
+            .zip(early)
+            .enumerate()
+            .map(|(k, ((loc, ranges), early))| {
+                if let Some(r) = early {
+                    return r;
+                }
+                if tried[k] && ok[k] {
+                    copy_out(&read[k], ranges);
+                    return Ok(ranges.iter().map(|(_, b)| b.len() as u64).sum());
+                }
+                self.read_ranges_inner(loc, ranges)
+            })
+            .collect()
+    }
+
     fn read_ranges_inner(
         &self,
         loc: &ObjectLocation,
         ranges: &mut [(u64, &mut [u8])],
     ) -> Result<u64> {
-        let size = loc.list.size;
         let spans: Vec<(u64, usize)> = ranges.iter().map(|(o, b)| (*o, b.len())).collect();
-        for &(off, n) in &spans {
-            if off.checked_add(n as u64).is_none_or(|end| end > size) {
-                return Err(invalid(format!(
-                    "range [{off}, +{n}) runs past the object's {size} bytes"
-                )));
-            }
-        }
-        let total: u64 = spans.iter().map(|&(_, n)| n as u64).sum();
+        let total = check_spans(loc.list.size, &spans)?;
         if total == 0 {
             return Ok(0);
         }
@@ -125,14 +197,12 @@ impl Store {
         rep: &mc_schema::msg::ReplicaDesc,
         spans: &[(u64, usize)],
     ) -> Result<Vec<(u64, Vec<u8>)>> {
-        let lengths: Vec<u64> = rep.slices.iter().map(|s| s.length).collect();
-        if lengths.iter().sum::<u64>() != list.size || lengths.len() != list.slice_crcs.len() {
-            return Err(Error::new(
+        let want = plan(list, rep, spans).ok_or_else(|| {
+            Error::new(
                 ErrorCode::InvalidReplica,
                 "replica does not match the object size",
-            ));
-        }
-        let want = touched(&lengths, spans);
+            )
+        })?;
         let mut offsets = Vec::new();
         let mut at = 0u64;
         let mut bufs: Vec<Vec<u8>> = Vec::new();
@@ -159,6 +229,30 @@ impl Store {
         outcomes.into_iter().collect::<Result<Vec<()>>>()?;
         Ok(offsets.into_iter().zip(bufs).collect())
     }
+}
+
+/// The bytes `spans` ask for, or INVALID_PARAMS when one runs past an object of `size`.
+fn check_spans(size: u64, spans: &[(u64, usize)]) -> Result<u64> {
+    for &(off, n) in spans {
+        if off.checked_add(n as u64).is_none_or(|end| end > size) {
+            return Err(invalid(format!(
+                "range [{off}, +{n}) runs past the object's {size} bytes"
+            )));
+        }
+    }
+    Ok(spans.iter().map(|&(_, n)| n as u64).sum())
+}
+
+/// Which slices of replica `rep` `spans` touch; `None` when the replica does not match
+/// the object.
+fn plan(
+    list: &ReplicaListResult,
+    rep: &mc_schema::msg::ReplicaDesc,
+    spans: &[(u64, usize)],
+) -> Option<Vec<bool>> {
+    let lengths: Vec<u64> = rep.slices.iter().map(|s| s.length).collect();
+    let fits = lengths.iter().sum::<u64>() == list.size && lengths.len() == list.slice_crcs.len();
+    fits.then(|| touched(&lengths, spans))
 }
 
 /// Copies each range out of the slices read (`(offset in the object, bytes)`, in order).
