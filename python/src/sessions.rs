@@ -54,6 +54,16 @@ impl Sessions {
     }
 }
 
+/// The client-side copy of a reserved object, zeroed; `None` when the memory cannot be had
+/// (refused rather than aborting the process).
+fn session_buffer(size: u64) -> Option<Vec<u8>> {
+    let n = usize::try_from(size).ok()?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, 0);
+    Some(v)
+}
+
 /// Bytes `[off, off + len)` fit in an object of `size` bytes.
 fn fits(off: usize, len: usize, size: u64) -> bool {
     off.checked_add(len).is_some_and(|end| end as u64 <= size)
@@ -198,14 +208,33 @@ impl MooncakeDistributedStore {
         }
         let items: Vec<(&str, u64)> = todo.iter().map(|&i| (keys[i].as_str(), sizes[i])).collect();
         let res = py.detach(|| c.store.put_reserve_batch(&items, &cfg));
-        let mut puts = c.sessions.puts.lock();
-        for (&i, r) in todo.iter().zip(res) {
-            match r {
-                Ok(reservation) => {
-                    let data = vec![0u8; reservation.size() as usize];
-                    puts.insert(keys[i].clone(), PutSession { reservation, data });
+        let mut unbuffered = Vec::new();
+        {
+            let mut puts = c.sessions.puts.lock();
+            for (&i, r) in todo.iter().zip(res) {
+                match r {
+                    Ok(reservation) => match session_buffer(reservation.size()) {
+                        Some(data) => {
+                            puts.insert(keys[i].clone(), PutSession { reservation, data });
+                        }
+                        None => unbuffered.push(i),
+                    },
+                    Err(e) => out[i] = e.code().code(),
                 }
-                Err(e) => out[i] = e.code().code(),
+            }
+        }
+        if !unbuffered.is_empty() {
+            // No client memory for the object: give the reservation back at once.
+            let refs: Vec<&str> = unbuffered.iter().map(|&i| keys[i].as_str()).collect();
+            let _ = py.detach(|| c.store.put_revoke_batch(&refs));
+            for &i in &unbuffered {
+                out[i] = self.fail(
+                    mooncake_rs::ErrorCode::InternalError.code(),
+                    format!(
+                        "batch_put_session_start {}: no memory for a {}-byte session buffer",
+                        keys[i], sizes[i]
+                    ),
+                );
             }
         }
         out
