@@ -13,6 +13,8 @@ from . import _tensor_header as th
 from . import _tensors as tz
 
 INVALID = tz.INVALID_PARAMS
+#: Mooncake's FILE_NOT_FOUND, what save_tensor_to_safetensor returns without a tensor.
+FILE_NOT_FOUND = -1100
 
 
 def tp_key(key, rank):
@@ -319,7 +321,7 @@ class TensorMethods:
         ``INVALID_PARAMS`` when the file cannot be written."""
         tensor = self.get_tensor(key)
         if tensor is None:
-            return -1101  # FILE_NOT_FOUND, as Mooncake
+            return FILE_NOT_FOUND
         try:
             tz.save_file(key, tensor, key if file_name is None else file_name)
         except (ImportError, OSError, ValueError, TypeError):

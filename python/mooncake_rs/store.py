@@ -82,10 +82,54 @@ for _enum, _names in (
 ):
     globals().update({_n: getattr(_enum, _n) for _n in _names.split()})
 
-#: Mooncake's error codes (``ErrorCode.OBJECT_NOT_FOUND == -704``).
-ErrorCode = IntEnum("ErrorCode", dict(_error_codes()), module=__name__)
+#: Codes of Mooncake's ``ErrorCode`` this build never returns (its tiers and services
+#: have no counterpart here), listed so code that names them keeps working.
+_MOONCAKE_ONLY_CODES = {
+    "SHARD_INDEX_OUT_OF_RANGE": -100,
+    "REPLICA_NOT_FOUND": -710,
+    "REPLICA_ALREADY_EXISTS": -711,
+    "REPLICA_IS_GONE": -712,
+    "ETCD_OPERATION_ERROR": -1000,
+    "ETCD_KEY_NOT_EXIST": -1001,
+    "ETCD_TRANSACTION_FAIL": -1002,
+    "ETCD_CTX_CANCELLED": -1003,
+    "NOT_SUPPORTED": -1012,
+    "FILE_NOT_FOUND": -1100,
+    "FILE_OPEN_FAIL": -1101,
+    "FILE_READ_FAIL": -1102,
+    "FILE_WRITE_FAIL": -1103,
+    "FILE_INVALID_BUFFER": -1104,
+    "FILE_LOCK_FAIL": -1105,
+    "FILE_INVALID_HANDLE": -1106,
+    "BUCKET_NOT_FOUND": -1200,
+    "BUCKET_ALREADY_EXISTS": -1201,
+    "KEYS_EXCEED_BUCKET_LIMIT": -1202,
+    "KEYS_ULTRA_LIMIT": -1203,
+    "UNABLE_OFFLOAD": -1300,
+    "UNABLE_OFFLOADING": -1301,
+    "TASK_NOT_FOUND": -1400,
+    "JOB_NOT_FOUND": -1402,
+    "SERIALIZE_UNSUPPORTED": -1500,
+    "SERIALIZE_FAIL": -1501,
+    "DESERIALIZE_FAIL": -1502,
+    "PERSISTENT_FAIL": -1503,
+    "DFS_NETWORK_TIMEOUT": -1600,
+    "DFS_SERVICE_UNAVAILABLE": -1601,
+    "DFS_QUOTA_EXCEEDED": -1602,
+    "DFS_PERMISSION_DENIED": -1603,
+    "DFS_STALE_HANDLE": -1604,
+    "DFS_PARTIAL_WRITE": -1605,
+    "TENANT_QUOTA_EXCEEDED": -1700,
+    "TENANT_NOT_REGISTERED": -1701,
+    "TENANT_NOT_EMPTY": -1702,
+}
 
-globals().update({name: code for name, code in _error_codes()})
+_ALL_CODES = dict(_error_codes(), **_MOONCAKE_ONLY_CODES)
+
+#: Mooncake's error codes, every one of them (``ErrorCode.OBJECT_NOT_FOUND == -704``).
+ErrorCode = IntEnum("ErrorCode", _ALL_CODES, module=__name__)
+
+globals().update(_ALL_CODES)
 
 __all__ = [
     "bind_to_numa_node",
@@ -103,4 +147,4 @@ __all__ = [
     "ReplicaStatus",
     "ReplicateConfig",
     "SoftPinAction",
-] + [name for name, _ in _error_codes()]
+] + list(_ALL_CODES)

@@ -171,3 +171,16 @@ def test_host_memory_allocator(store):
     assert ctypes.string_at(p, 4) == b"\x01" * 4
     c_free(p)
     assert a.free(p) == -1  # c_free released it
+
+
+def test_every_mooncake_error_code_has_its_name():
+    E = ErrorCode
+    # Codes this build returns, and codes of tiers it has not, all under Mooncake's values.
+    assert (E.OBJECT_NOT_FOUND, E.INVALID_PARAMS, E.RPC_TIMEOUT) == (-704, -600, -901)
+    assert (E.FILE_NOT_FOUND, E.TASK_NOT_FOUND, E.REPLICA_NOT_FOUND) == (-1100, -1400, -710)
+    assert (E.NOT_SUPPORTED, E.ETCD_OPERATION_ERROR, E.TENANT_QUOTA_EXCEEDED) == (
+        -1012, -1000, -1700,
+    )
+    assert mstore.FILE_NOT_FOUND == -1100
+    # No two names share a value (IntEnum would make one an alias of the other).
+    assert len({m.value for m in E.__members__.values()}) == len(E.__members__)

@@ -208,7 +208,7 @@ def test_safetensors_round_trip(store, tmp_path):
     assert store.put_tensor("st", t) == 0
     path = str(tmp_path / "st.safetensors")
     assert store.save_tensor_to_safetensor("st", path) == 0
-    assert store.save_tensor_to_safetensor("st-missing", path) == -1101  # FILE_NOT_FOUND
+    assert store.save_tensor_to_safetensor("st-missing", path) == -1100  # FILE_NOT_FOUND
     got = store.load_tensor_from_safetensor("st-copy", path)  # not in the file: first entry
     assert same(got, t)
     assert same(store.get_tensor("st-copy"), t)
