@@ -2,8 +2,10 @@
 """Throughput of the Python binding (mooncake_rs.store) against store nodes in other
 processes, next to mc-bench's figures for the same cases measured in the same run.
 
-Cases per value size: single put / get, put_batch / get_batch, and zero-copy
-batch_put_from / batch_get_into from registered numpy buffers. Every value read back is
+Cases per value size: single put / get, put_batch / get_batch, zero-copy
+batch_put_from / batch_get_into from registered numpy buffers, and range reads of the
+second half of each value (get_into_ranges, and get-session ranged reads timed without
+the session's start). Every value read back is
 checked; as in mc-bench, only the store calls are timed. Prints ops/s and GB/s per case, then the ratio of Python to mc-bench (Rust client)
 for the single put and get cases.
 
@@ -153,7 +155,7 @@ def run_size(store, size, working_set, batch, budget_s, tag):
         ks = keys[j * batch:(j + 1) * batch]
         vs = [raw[(j * batch + k) % distinct] for k in range(batch)]
         rc, dt = call(store.put_batch, ks, vs)
-        assert rc == [0] * batch
+        assert rc == 0  # Mooncake's shape: one code for the batch
         return batch, dt
 
     def getb(j):
@@ -193,7 +195,35 @@ def run_size(store, size, working_set, batch, budget_s, tag):
         return batch, dt
 
     res[f"batch_put_from({batch})"] = timed(put_from, n, size, budget_s)
-    res[f"batch_get_into({batch})"] = timed(get_into, res[f"batch_put_from({batch})"][2], size, budget_s)
+    written = res[f"batch_put_from({batch})"][2]
+    res[f"batch_get_into({batch})"] = timed(get_into, written, size, budget_s)
+
+    # Range reads: the second half of each object into the start of its buffer.
+    half = size // 2
+
+    def ranges(j):
+        ks = keys[j * batch:(j + 1) * batch]
+        rc, dt = call(store.get_into_ranges, out_ptrs, [[k] for k in ks],
+                      [[[0]]] * batch, [[[half]]] * batch, [[[size - half]]] * batch)
+        assert rc == [[[size - half]]] * batch, rc
+        for k in range(batch):
+            if not np.array_equal(outs[k][:size - half], vals[k % distinct][half:]):
+                raise SystemExit(f"wrong bytes for key {ks[k]}")
+        return batch, dt
+
+    res[f"get_into_ranges({batch})"] = timed(ranges, written, size - half, budget_s)
+
+    # A get session: one lookup per batch, then ranged reads with no master round trip.
+    def session(j):
+        ks = keys[j * batch:(j + 1) * batch]
+        assert store.batch_get_session_start(ks) == [0] * batch
+        rc, dt = call(store.batch_get_into_multi_buffer_ranges, ks,
+                      [[p] for p in out_ptrs], [[size - half]] * batch, [[half]] * batch)
+        store.batch_get_session_end(ks)
+        assert rc == [size - half] * batch, rc
+        return batch, dt
+
+    res[f"session_ranges({batch})"] = timed(session, written, size - half, budget_s)
     store.remove_all(force=True)
     for a in vals + outs:
         store.unregister_buffer(a.ctypes.data)

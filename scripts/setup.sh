@@ -49,6 +49,13 @@ if ! "$PYENV_DIR/bin/python" -c 'import numpy, pytest, maturin' >/dev/null 2>&1;
   echo "setup: installing maturin, numpy, pytest into $PYENV_DIR" >&2
   "$PYENV_DIR/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.9,<2" numpy pytest
 fi
+# Tensor tests: bfloat16/float8 numpy arrays (ml_dtypes) and safetensors files. torch is
+# not installed: PyPI's build brings gigabytes of CUDA libraries; the tensor methods run on
+# numpy arrays through the same header code when torch is absent.
+if ! "$PYENV_DIR/bin/python" -c 'import ml_dtypes, safetensors' >/dev/null 2>&1; then
+  echo "setup: installing ml_dtypes, safetensors into $PYENV_DIR" >&2
+  "$PYENV_DIR/bin/python" -m pip install -q --disable-pip-version-check ml_dtypes safetensors
+fi
 if [ ! -x "$PYENV_DIR/bin/moto_server" ]; then
   echo "setup: installing moto[server] into $PYENV_DIR" >&2
   "$PYENV_DIR/bin/python" -m pip install -q --disable-pip-version-check "moto[server]>=5,<6"

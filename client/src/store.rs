@@ -10,11 +10,14 @@ use crate::pool::{DataPool, EndpointHealth, MasterPool};
 mod cache;
 mod master;
 mod pipeline;
+mod ranges;
 mod read;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
 pub use cache::CacheStats;
+pub use ranges::{ObjectLocation, RangeRead};
+pub use write::PutReservation;
 
 /// How to reach the cluster, and the deadlines of each call.
 #[derive(Debug, Clone)]

@@ -248,6 +248,14 @@ impl Registry {
         Ok(())
     }
 
+    /// Bytes from `addr` to the end of the registered range holding it, or `None` when no
+    /// registered range holds it.
+    pub fn capacity(&self, addr: usize) -> Option<usize> {
+        let r = self.ranges.lock();
+        let (&start, &len) = r.range(..=addr).next_back()?;
+        (addr < start + len).then(|| start + len - addr)
+    }
+
     /// Forgets the range starting at `ptr`.
     pub fn unregister(&self, ptr: usize) -> Result<(), BindingError> {
         self.ranges

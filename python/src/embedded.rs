@@ -60,6 +60,20 @@ impl Embedded {
     }
 }
 
+impl Embedded {
+    /// The hosted node.
+    pub fn handle(&self) -> Option<&NodeHandle> {
+        self.node.as_ref()
+    }
+
+    /// The name of the hosted segment as the master knows it (`host:data_port`).
+    pub fn segment_name(&self) -> Option<String> {
+        self.node
+            .as_ref()
+            .and_then(|n| n.segments().first().map(|s| s.name.clone()))
+    }
+}
+
 impl Drop for Embedded {
     fn drop(&mut self) {
         if let Some(n) = self.node.take() {

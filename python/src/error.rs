@@ -127,20 +127,28 @@ pub enum BindingError {
         ptr: usize,
     },
 
-    /// A keyword `setup()` does not have.
-    #[error("setup() got an unknown argument {name:?}")]
-    UnknownArgument {
-        /// The keyword as given.
-        name: String,
-    },
-
-    /// The same argument twice (positionally and by keyword, or under both of its names).
-    #[error(
-        "setup() got {name} twice; pass it once (device_name and master_server_address are older names)"
-    )]
+    /// The same argument twice (positionally and by keyword).
+    #[error("setup() got {name} twice; pass it once")]
     ArgumentTwice {
         /// The argument's name.
         name: String,
+    },
+
+    /// Both spellings of one setting, with different values.
+    #[error(
+        "setup() got {canonical}={canonical_value:?} and its older name \
+         {alias}={alias_value:?}; they differ, so it is unclear which is meant: drop one or \
+         make them equal"
+    )]
+    AliasConflict {
+        /// The older name.
+        alias: &'static str,
+        /// Its value.
+        alias_value: String,
+        /// The canonical name.
+        canonical: &'static str,
+        /// Its value.
+        canonical_value: String,
     },
 
     /// `setup(config_dict, ...)` with more arguments next to the dict.
@@ -256,6 +264,13 @@ pub enum BindingError {
     #[error("already set up; call close() first")]
     AlreadySetUp,
 
+    /// A call after a failed `setup()`.
+    #[error("the store is not set up: {reason}; fix it and call setup() again")]
+    SetupFailed {
+        /// What the failed setup said.
+        reason: String,
+    },
+
     /// A call before `setup()` (or after `close()`).
     #[error("the store is not set up: call setup() first")]
     NotSetUp,
@@ -302,6 +317,13 @@ pub enum BindingError {
         got: usize,
         /// The largest allowed.
         max: u32,
+    },
+
+    /// A replica tier this build does not have (NVMe-oF, DFS).
+    #[error("{what}: this build has memory replicas only; leave it at its default")]
+    NoTier {
+        /// What was asked for.
+        what: &'static str,
     },
 
     /// An empty string among the preferred segments.

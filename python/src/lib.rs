@@ -10,7 +10,12 @@ mod buffers;
 mod config;
 mod embedded;
 mod error;
+mod host_mem;
+mod numa;
+mod ranges;
 mod replica;
+mod segments;
+mod sessions;
 mod setup;
 mod store;
 mod zero_copy;
@@ -42,10 +47,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::ReplicateConfig>()?;
     m.add_class::<config::SoftPinAction>()?;
     m.add_class::<config::ReplicaStatus>()?;
+    m.add_class::<config::ObjectDataType>()?;
+    m.add_class::<replica::DiskDescriptor>()?;
     m.add_class::<replica::ReplicaDescriptor>()?;
     m.add_class::<replica::MemoryDescriptor>()?;
     m.add_class::<replica::BufferDescriptor>()?;
     m.add_class::<buffers::BufferHandle>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(numa::bind_to_numa_node, m)?)?;
+    m.add_function(wrap_pyfunction!(host_mem::get_alloc_func_addr, m)?)?;
+    m.add_function(wrap_pyfunction!(host_mem::get_free_func_addr, m)?)?;
+    m.add_class::<host_mem::MooncakeHostMemAllocator>()?;
     Ok(())
 }

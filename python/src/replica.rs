@@ -1,6 +1,7 @@
 //! `get_replica_desc`'s answer: where each replica of an object lives.
 
 use mooncake_rs::ReplicaDesc;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::config::ReplicaStatus;
@@ -41,6 +42,25 @@ pub struct MemoryDescriptor {
     pub buffer_descriptors: Vec<BufferDescriptor>,
 }
 
+/// Where a disk replica lives. Replicas here are memory replicas, so
+/// `get_disk_descriptor()` never returns one; the class exists so code that names it runs.
+#[pyclass(module = "mooncake_rs.store", get_all, set_all, from_py_object)]
+#[derive(Clone, Debug, Default)]
+pub struct DiskDescriptor {
+    /// The file holding the replica.
+    pub file_path: String,
+    /// Bytes.
+    pub object_size: u64,
+}
+
+#[pymethods]
+impl DiskDescriptor {
+    #[new]
+    fn new() -> Self {
+        DiskDescriptor::default()
+    }
+}
+
 /// One replica of an object.
 #[pyclass(module = "mooncake_rs.store", frozen)]
 #[derive(Clone, Debug)]
@@ -70,6 +90,13 @@ impl ReplicaDescriptor {
     /// The replica's memory ranges.
     fn get_memory_descriptor(&self) -> MemoryDescriptor {
         self.memory.clone()
+    }
+
+    /// Raises, as Mooncake does for a memory replica: there is no disk side.
+    fn get_disk_descriptor(&self) -> PyResult<DiskDescriptor> {
+        Err(PyRuntimeError::new_err(
+            "not a disk replica: this replica lives in memory (is_disk_replica() is False)",
+        ))
     }
 
     fn __repr__(&self) -> String {

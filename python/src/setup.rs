@@ -1,5 +1,8 @@
-//! The arguments of `setup()`: positional, keyword (with the older names `device_name` and
-//! `master_server_address`), or one dict; sizes as integers or strings such as `"4GB"`.
+//! The arguments of `setup()`: positional, keyword, or one config dict (as LMCache sends
+//! it: every value a string, both spellings of a renamed key); sizes as integers or strings
+//! such as `"4GB"`. As lenient as Mooncake's: unknown names are accepted with a warning,
+//! the older names `device_name` and `master_server_address` are folded into the
+//! canonical ones.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +20,10 @@ const MIN_SEGMENT: u64 = mc_agent::node::MIN_SHARD_SEGMENT_BYTES;
 /// Validated settings of one `setup()`.
 #[derive(Debug, Clone)]
 pub struct SetupArgs {
-    /// This node's host name (a `:port` suffix is accepted and ignored).
+    /// This node's host name, without a `:port` suffix.
     pub local_hostname: String,
+    /// The port of `local_hostname` when it named one (`get_hostname()` answers it).
+    pub local_hostname_port: Option<u16>,
     /// `P2PHANDSHAKE` or an HTTP metadata URL (accepted for compatibility).
     pub metadata_server: String,
     /// Bytes of segment memory this process hosts; 0 = pure client.
@@ -40,23 +45,23 @@ pub const POSITIONAL: [&str; 7] = [
     "master_server_addr",
 ];
 
-/// Keyword names of upstream's `setup()` that have no effect here; accepted when they ask
-/// for nothing this build lacks.
-const TOLERATED: [&str; 5] = [
+/// Names of upstream's `setup()` (keywords or config-dict keys) that have no effect here;
+/// accepted when they ask for nothing this build lacks.
+const TOLERATED: [&str; 6] = [
     "engine",
     "ssd_offload_path",
     "tenant_id",
     "client_http_port",
     "enable_client_http_server",
+    "ipc_socket_path",
 ];
 
-fn alias(name: &str) -> &str {
-    match name {
-        "device_name" => "rdma_devices",
-        "master_server_address" => "master_server_addr",
-        other => other,
-    }
-}
+/// Older spellings and the canonical name each stands for. LMCache sends both spellings
+/// (it fills `device_name` with `""` by default), Mooncake reads only the canonical one.
+const ALIASES: [(&str, &str); 2] = [
+    ("device_name", "rdma_devices"),
+    ("master_server_address", "master_server_addr"),
+];
 
 /// A size given as a non-negative integer or a string such as `"4GB"`.
 fn size_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<u64, BindingError> {
@@ -93,7 +98,8 @@ fn str_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<String, BindingError> {
         })
 }
 
-/// Collects positional values, keywords, or a single config dict into one name → value map.
+/// Collects positional values, keywords, or a single config dict into one name → value map,
+/// with older spellings folded into the canonical names (see [`fold_aliases`]).
 pub fn collect<'py>(
     positional: &[Option<Bound<'py, PyAny>>],
     kwargs: Option<&Bound<'py, PyDict>>,
@@ -104,9 +110,8 @@ pub fn collect<'py>(
         .and_then(|v| v.as_ref())
         .and_then(|v| v.cast::<PyDict>().ok().cloned());
     let mut add = |k: String, v: Bound<'py, PyAny>| -> Result<(), BindingError> {
-        let name = alias(&k).to_string();
-        if map.insert(name.clone(), v).is_some() {
-            return Err(BindingError::ArgumentTwice { name });
+        if map.insert(k.clone(), v).is_some() {
+            return Err(BindingError::ArgumentTwice { name: k });
         }
         Ok(())
     };
@@ -117,36 +122,103 @@ pub fn collect<'py>(
         for (k, v) in d.iter() {
             add(str_arg("config key", &k)?, v)?;
         }
-        return Ok(map);
-    }
-    for (name, v) in POSITIONAL.iter().zip(positional) {
-        if let Some(v) = v {
-            add((*name).to_string(), v.clone())?;
+    } else {
+        for (name, v) in POSITIONAL.iter().zip(positional) {
+            if let Some(v) = v {
+                add((*name).to_string(), v.clone())?;
+            }
+        }
+        if let Some(kw) = kwargs {
+            for (k, v) in kw.iter() {
+                add(str_arg("keyword", &k)?, v)?;
+            }
         }
     }
-    if let Some(kw) = kwargs {
-        for (k, v) in kw.iter() {
-            add(str_arg("keyword", &k)?, v)?;
-        }
-    }
+    fold_aliases(&mut map)?;
     Ok(map)
+}
+
+/// The text of a setting for comparing two spellings: `str(value)`, as Mooncake reads a
+/// config dict.
+fn text(v: &Bound<'_, PyAny>) -> String {
+    v.str().map(|s| s.to_string()).unwrap_or_default()
+}
+
+/// Folds each older spelling into its canonical name. Both given: the canonical one wins
+/// when they agree or the older one is empty (LMCache's default for `device_name`);
+/// different values are refused, naming both.
+fn fold_aliases(map: &mut BTreeMap<String, Bound<'_, PyAny>>) -> Result<(), BindingError> {
+    for (alias, canonical) in ALIASES {
+        let Some(old) = map.remove(alias) else {
+            continue;
+        };
+        match map.get(canonical) {
+            None => {
+                map.insert(canonical.to_string(), old);
+            }
+            Some(new) => {
+                let (a, c) = (text(&old), text(new));
+                if !a.is_empty() && a != c {
+                    return Err(BindingError::AliasConflict {
+                        alias,
+                        alias_value: a,
+                        canonical,
+                        canonical_value: c,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A boolean setting: a Python bool, or the text Mooncake's config dict accepts
+/// (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case).
+fn bool_arg(name: &str, v: &Bound<'_, PyAny>) -> Result<bool, BindingError> {
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(b.is_true());
+    }
+    if v.is_none() {
+        return Ok(false);
+    }
+    match text(v).trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(BindingError::WrongType {
+            name: name.to_string(),
+            expected: "a bool (True/False, or \"true\"/\"false\")",
+        }),
+    }
+}
+
+/// Names given that no `setup()` of Mooncake's or ours reads: accepted, each logged once
+/// at warning level so a misspelt key is visible.
+fn warn_unknown(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Vec<String> {
+    let unknown: Vec<String> = map
+        .keys()
+        .filter(|k| {
+            !POSITIONAL.contains(&k.as_str())
+                && !TOLERATED.contains(&k.as_str())
+                && k.as_str() != "enable_ssd_offload"
+        })
+        .cloned()
+        .collect();
+    for k in &unknown {
+        tracing::warn!("setup(): ignoring unknown setting {k:?} (not a Mooncake setup key)");
+    }
+    unknown
 }
 
 /// Validates the collected arguments.
 pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, BindingError> {
-    for (k, v) in map {
-        if POSITIONAL.contains(&k.as_str()) {
-            continue;
-        }
-        if !TOLERATED.contains(&k.as_str()) && k != "enable_ssd_offload" {
-            return Err(BindingError::UnknownArgument { name: k.clone() });
-        }
-        let asks = v.is_truthy().unwrap_or(true);
-        match k.as_str() {
-            "engine" if !v.is_none() => return Err(BindingError::EngineGiven),
-            "enable_ssd_offload" if asks => return Err(BindingError::SsdOffload),
-            _ => {}
-        }
+    warn_unknown(map);
+    if map.get("engine").is_some_and(|v| !v.is_none()) {
+        return Err(BindingError::EngineGiven);
+    }
+    if let Some(v) = map.get("enable_ssd_offload")
+        && bool_arg("enable_ssd_offload", v)?
+    {
+        return Err(BindingError::SsdOffload);
     }
     let get_str = |name: &'static str, default: Option<&str>| -> Result<String, BindingError> {
         match (map.get(name), default) {
@@ -159,8 +231,10 @@ pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, Bind
         map.get(name)
             .map_or(Ok(DEFAULT_SIZE), |v| size_arg(name, v))
     };
+    let (local_hostname, local_hostname_port) = host_part(&get_str("local_hostname", None)?)?;
     let args = SetupArgs {
-        local_hostname: host_part(&get_str("local_hostname", None)?)?,
+        local_hostname,
+        local_hostname_port,
         metadata_server: get_str("metadata_server", None)?,
         global_segment_size: get_size("global_segment_size")?,
         local_buffer_size: get_size("local_buffer_size")?,
@@ -181,17 +255,17 @@ pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, Bind
     Ok(args)
 }
 
-/// The host of `local_hostname` (`host` or `host:port`).
-fn host_part(s: &str) -> Result<String, BindingError> {
+/// The host of `local_hostname` (`host` or `host:port`) and the port when one was named.
+fn host_part(s: &str) -> Result<(String, Option<u16>), BindingError> {
     let s = s.trim();
-    let host = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h,
-        _ => s,
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => (h, p.parse().ok()),
+        _ => (s, None),
     };
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(BindingError::BadHost { input: s.into() });
     }
-    Ok(host.to_string())
+    Ok((host.to_string(), port))
 }
 
 /// Refuses every protocol but TCP, saying why RDMA is not available here.

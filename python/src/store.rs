@@ -26,12 +26,22 @@ use crate::setup::{self, SetupArgs};
 pub struct Client {
     pub store: Store,
     pub host: String,
+    /// What `get_hostname()` answers: `local_hostname` as given when it named a port,
+    /// else the hosted segment's name (`host:data_port`), else the host.
+    pub hostname: String,
     pub staging: Staging,
+    /// Put and get sessions (`sessions.rs`).
+    pub sessions: crate::sessions::Sessions,
     // Dropped after `store`: the node outlives the client that may still read from it.
     _node: Option<Embedded>,
 }
 
 impl Client {
+    /// The store node this process hosts (embedded mode), if any.
+    pub fn node(&self) -> Option<&mc_agent::node::NodeHandle> {
+        self._node.as_ref().and_then(Embedded::handle)
+    }
+
     fn connect(args: &SetupArgs) -> Result<Client, BindingError> {
         let node = if args.global_segment_size > 0 {
             Some(Embedded::start(args)?)
@@ -44,21 +54,33 @@ impl Client {
             addr: args.master_server_addr.clone(),
             source,
         })?;
+        let hostname = match (&args.local_hostname_port, &node) {
+            (Some(p), _) => format!("{}:{p}", args.local_hostname),
+            (None, Some(n)) => n
+                .segment_name()
+                .unwrap_or_else(|| args.local_hostname.clone()),
+            (None, None) => args.local_hostname.clone(),
+        };
         Ok(Client {
             store,
+            hostname,
             host: args.local_hostname.clone(),
             staging: Staging::new(args.local_buffer_size as usize),
+            sessions: Default::default(),
             _node: node,
         })
     }
 }
 
 /// The store, as Mooncake's Python API presents it. Safe to share between threads.
-#[pyclass(module = "mooncake_rs.store", frozen)]
+/// `mooncake_rs.store.MooncakeDistributedStore` subclasses it to add the tensor methods.
+#[pyclass(module = "mooncake_rs.store", frozen, subclass)]
 pub struct MooncakeDistributedStore {
     client: RwLock<Option<Arc<Client>>>,
     pub(crate) registry: Registry,
     last_error: Mutex<String>,
+    /// Why the last `setup()` failed, until one succeeds: later calls say so.
+    setup_failure: Mutex<Option<String>>,
 }
 
 impl Drop for MooncakeDistributedStore {
@@ -91,6 +113,16 @@ impl MooncakeDistributedStore {
         code
     }
 
+    /// A failed `setup()`: logged at error level (callers such as LMCache ignore the code),
+    /// remembered so later calls say that setup failed and why; returns the code.
+    fn setup_failed(&self, e: &BindingError) -> i32 {
+        let msg = format!("setup() failed ({}): {e}", e.code());
+        tracing::error!("{msg}");
+        *self.setup_failure.lock() = Some(msg.clone());
+        *self.last_error.lock() = msg;
+        e.code()
+    }
+
     /// Records and logs why `op` was refused; returns the refusal's code.
     pub(crate) fn refuse(&self, op: &str, e: &BindingError) -> i32 {
         self.fail(e.code(), format!("{op}: {e}"))
@@ -100,7 +132,10 @@ impl MooncakeDistributedStore {
     pub(crate) fn client(&self) -> Result<Arc<Client>, i32> {
         let c = self.client.read().clone();
         let not_set_up = || {
-            let e = BindingError::NotSetUp;
+            let e = match self.setup_failure.lock().clone() {
+                Some(reason) => BindingError::SetupFailed { reason },
+                None => BindingError::NotSetUp,
+            };
             self.fail(e.code(), e.to_string())
         };
         c.ok_or_else(not_set_up)
@@ -205,6 +240,11 @@ impl MooncakeDistributedStore {
             .map_err(|e| PyTypeError::new_err(format!("parts must be bytes-like: {e}")))?;
         Ok(self.write_gathered(py, &[key.to_string()], &[mems], config, upsert)[0])
     }
+}
+
+/// The code of a whole batch: 0, or the first key's failure (Mooncake stops at it).
+pub fn first_failure(codes: &[i32]) -> i32 {
+    codes.iter().copied().find(|&c| c != 0).unwrap_or(0)
 }
 
 /// One put (or upsert) batch; one code per key. Runs without the GIL.
@@ -362,6 +402,7 @@ impl MooncakeDistributedStore {
             client: RwLock::new(None),
             registry: Registry::default(),
             last_error: Mutex::new(String::new()),
+            setup_failure: Mutex::new(None),
         }
     }
 
@@ -393,14 +434,14 @@ impl MooncakeDistributedStore {
             rdma_devices,
             master_server_addr,
         ];
-        let args = match setup::collect(&positional, kwargs.as_ref()).and_then(|m| setup::parse(&m))
-        {
-            Ok(a) => a,
-            Err(e) => return self.refuse("setup", &e),
-        };
         if self.client.read().is_some() {
             return self.refuse("setup", &BindingError::AlreadySetUp);
         }
+        let args = match setup::collect(&positional, kwargs.as_ref()).and_then(|m| setup::parse(&m))
+        {
+            Ok(a) => a,
+            Err(e) => return self.setup_failed(&e),
+        };
         match py.detach(|| Client::connect(&args)) {
             Ok(c) => {
                 let mut slot = self.client.write();
@@ -408,17 +449,26 @@ impl MooncakeDistributedStore {
                     return self.refuse("setup", &BindingError::AlreadySetUp);
                 }
                 *slot = Some(Arc::new(c));
+                *self.setup_failure.lock() = None;
+                self.last_error.lock().clear();
                 0
             }
-            Err(e) => self.refuse("setup", &e),
+            Err(e) => self.setup_failed(&e),
         }
     }
 
     /// Disconnects (and stops the hosted segment, unmounting it first). Returns 0.
+    /// Disconnects; put sessions still open are revoked first, so their space is freed now
+    /// rather than at the master's zombie-put timeout.
     fn close(&self, py: Python<'_>) -> i32 {
         let c = self.client.write().take();
         // Other threads may still hold the client; the last one to finish drops it.
-        py.detach(move || drop(c));
+        py.detach(move || {
+            if let Some(c) = &c {
+                c.sessions.revoke_all(&c.store);
+            }
+            drop(c)
+        });
         0
     }
 
@@ -433,12 +483,14 @@ impl MooncakeDistributedStore {
         }
     }
 
-    /// This node's host name as given to `setup()` ("" before).
+    /// This client's `host:port`: `local_hostname` as given when it named a port, else
+    /// the hosted segment's name (what `preferred_segment` takes), else the host of a pure
+    /// client. "" before `setup()`.
     fn get_hostname(&self) -> String {
         self.client
             .read()
             .as_ref()
-            .map(|c| c.host.clone())
+            .map(|c| c.hostname.clone())
             .unwrap_or_default()
     }
 
@@ -470,6 +522,8 @@ impl MooncakeDistributedStore {
         self.write_parts(py, key, parts, config.as_deref(), false)
     }
 
+    /// Mooncake's shape: one code for the batch, 0 when every key was written (an
+    /// existing key counts), else the first failure's.
     #[pyo3(signature = (keys, values, config=None))]
     fn put_batch(
         &self,
@@ -477,8 +531,9 @@ impl MooncakeDistributedStore {
         keys: Vec<String>,
         values: Vec<Bound<'_, PyAny>>,
         config: Option<PyRef<'_, ReplicateConfig>>,
-    ) -> PyResult<Vec<i32>> {
-        self.write_objects(py, &keys, values, config.as_deref(), false)
+    ) -> PyResult<i32> {
+        let codes = self.write_objects(py, &keys, values, config.as_deref(), false)?;
+        Ok(first_failure(&codes))
     }
 
     #[pyo3(signature = (key, value, config=None))]
@@ -504,6 +559,7 @@ impl MooncakeDistributedStore {
         self.write_parts(py, key, parts, config.as_deref(), true)
     }
 
+    /// One code for the batch, as `put_batch`.
     #[pyo3(signature = (keys, values, config=None))]
     fn upsert_batch(
         &self,
@@ -511,8 +567,9 @@ impl MooncakeDistributedStore {
         keys: Vec<String>,
         values: Vec<Bound<'_, PyAny>>,
         config: Option<PyRef<'_, ReplicateConfig>>,
-    ) -> PyResult<Vec<i32>> {
-        self.write_objects(py, &keys, values, config.as_deref(), true)
+    ) -> PyResult<i32> {
+        let codes = self.write_objects(py, &keys, values, config.as_deref(), true)?;
+        Ok(first_failure(&codes))
     }
 
     /// The object's bytes; `b''` when it is missing or unreadable.

@@ -34,7 +34,7 @@ fn mem(obj: &Bound<'_, PyAny>, size: usize, access: Access) -> Result<Mem, Bindi
 }
 
 /// One `Mem` per (address or buffer, size) pair.
-fn mems(
+pub(crate) fn mems(
     ptrs: &[Bound<'_, PyAny>],
     sizes: &[usize],
     access: Access,
@@ -200,6 +200,58 @@ impl MooncakeDistributedStore {
             Err(e) => return vec![self.refuse("batch_put_from_multi_buffers", &e); n],
         };
         self.write_gathered(py, &keys, &parts, config.as_deref(), false)
+    }
+
+    /// Stores the `metadata_size` bytes at `metadata_buffer_ptr` followed by the `size`
+    /// bytes at `buffer_ptr` as one value. As Mooncake, `size` 0 writes nothing and
+    /// returns 0.
+    #[pyo3(signature = (key, buffer_ptr, metadata_buffer_ptr, size, metadata_size, config=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn put_from_with_metadata(
+        &self,
+        py: Python<'_>,
+        key: String,
+        buffer_ptr: Bound<'_, PyAny>,
+        metadata_buffer_ptr: Bound<'_, PyAny>,
+        size: usize,
+        metadata_size: usize,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> i32 {
+        if size == 0 {
+            tracing::warn!("put_from_with_metadata {key}: empty data, nothing written");
+            return 0;
+        }
+        let (ptrs, sizes) = if metadata_size == 0 {
+            (vec![buffer_ptr], vec![size])
+        } else {
+            (
+                vec![metadata_buffer_ptr, buffer_ptr],
+                vec![metadata_size, size],
+            )
+        };
+        match mems(&ptrs, &sizes, Access::Read) {
+            Ok(parts) => self.write_gathered(py, &[key], &[parts], config.as_deref(), false)[0],
+            Err(e) => self.refuse("put_from_with_metadata", &e),
+        }
+    }
+
+    /// `batch_put_from_multi_buffers` that replaces existing values (what Mooncake's tensor
+    /// upserts use inside).
+    #[pyo3(signature = (keys, all_buffer_ptrs, all_sizes, config=None))]
+    fn batch_upsert_from_multi_buffers(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        all_buffer_ptrs: Vec<Vec<Bound<'_, PyAny>>>,
+        all_sizes: Vec<Vec<usize>>,
+        config: Option<PyRef<'_, ReplicateConfig>>,
+    ) -> Vec<i32> {
+        let n = keys.len();
+        let parts = match multi(&all_buffer_ptrs, &all_sizes, n, Access::Read) {
+            Ok(p) => p,
+            Err(e) => return vec![self.refuse("batch_upsert_from_multi_buffers", &e); n],
+        };
+        self.write_gathered(py, &keys, &parts, config.as_deref(), true)
     }
 
     /// Reads each key and scatters its bytes over its buffers in order; returns the

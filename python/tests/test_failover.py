@@ -24,7 +24,7 @@ def test_reads_fall_back_after_a_node_dies(two_nodes):
         cfg = ReplicateConfig(replica_num=2)
         keys = [f"r{i}" for i in range(10)]
         vals = [bytes([i]) * (100_000 + i) for i in range(10)]
-        assert s.put_batch(keys, vals, cfg) == [0] * 10
+        assert s.put_batch(keys, vals, cfg) == 0
         for k in keys:
             descs = s.get_replica_desc(k)
             hosts = {d.get_memory_descriptor().buffer_descriptor.transport_endpoint.split(":")[0] for d in descs}

@@ -121,6 +121,40 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// A put started at the master whose bytes are not written yet: the space is reserved
+/// and the key taken until [`Store::put_reserved_batch`] commits it or
+/// [`Store::put_revoke_batch`] gives it back (a put session).
+#[derive(Debug, Clone)]
+pub struct PutReservation {
+    key: String,
+    size: u64,
+    started: PutStartResult,
+    pins: u8,
+}
+
+impl PutReservation {
+    /// The key reserved.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The size reserved, in bytes: the value written must be exactly this long.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// Checks one (key, size) of a reservation, as [`Batch::validate`] checks a value.
+fn check_item(key: &str, size: u64) -> Result<()> {
+    check_key(key)?;
+    if size == 0 || size > MAX_OBJECT_BYTES {
+        return Err(invalid(format!(
+            "value must be 1..={MAX_OBJECT_BYTES} bytes, got {size}"
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Writes a batch of puts (`upsert` = false) or upserts; one result per item.
     pub(super) fn write_batch(
@@ -129,18 +163,35 @@ impl Store {
         config: &ReplicateConfig,
         upsert: bool,
     ) -> Vec<Result<()>> {
-        let mut b = Batch::validate(items);
+        let b = Batch::validate(items);
         if b.todo.is_empty() {
             return b.finish();
         }
-        let started = match self.start_writes(&b, config, upsert) {
+        let start_items = b
+            .todo
+            .iter()
+            .map(|&i| (b.items[i].0.to_string(), b.items[i].1.len() as u64))
+            .collect();
+        let started = match self.start_writes(start_items, config, upsert) {
             Ok(s) => s,
             Err(e) => return b.finish_with(Err(e)),
         };
+        let pins = vec![pin_bits(config); b.todo.len()];
+        self.finish_writes(b, &started, &pins, upsert)
+    }
+
+    /// Phases 3 and 4 of started writes (`started[t]` belongs to `b.todo[t]`).
+    fn finish_writes(
+        &self,
+        mut b: Batch<'_>,
+        started: &[PutStartResult],
+        pins: &[u8],
+        upsert: bool,
+    ) -> Vec<Result<()>> {
         let mut revokes = Vec::new();
-        let written = self.transfer_writes(&mut b, &started, config, &mut revokes);
-        let ends = decide(&mut b, &started, written, &mut revokes);
-        let fresh = locations(&b, &started, &ends);
+        let written = self.transfer_writes(&mut b, started, pins, &mut revokes);
+        let ends = decide(&mut b, started, written, &mut revokes);
+        let fresh = locations(&b, started, &ends);
         if !revokes.is_empty() {
             // Best effort: a lost revoke leaves a pending object that is never readable;
             // its space waits for the master's zombie-PutStart cleanup.
@@ -162,18 +213,130 @@ impl Store {
         b.finish()
     }
 
-    /// Phase 2: one PutStart (or UpsertStart) for every item still going.
+    /// Starts puts of `items` (key, size) at the master without writing anything: one
+    /// PutStart for the batch. An existing key fails with OBJECT_ALREADY_EXISTS.
+    pub fn put_reserve_batch(
+        &self,
+        items: &[(&str, u64)],
+        config: &ReplicateConfig,
+    ) -> Vec<Result<PutReservation>> {
+        let mut out: Vec<Option<Result<PutReservation>>> = items
+            .iter()
+            .map(|&(k, n)| check_item(k, n).err().map(Err))
+            .collect();
+        if let Err(e) = check_batch(items.len()) {
+            return items.iter().map(|_| Err(e.clone())).collect();
+        }
+        let todo: Vec<usize> = (0..items.len()).filter(|&i| out[i].is_none()).collect();
+        if !todo.is_empty() {
+            let req = todo
+                .iter()
+                .map(|&i| (items[i].0.to_string(), items[i].1))
+                .collect();
+            let pins = pin_bits(config);
+            match self.start_writes(req, config, false) {
+                Ok(started) => {
+                    for (&i, st) in todo.iter().zip(started) {
+                        let (key, size) = items[i];
+                        out[i] = Some(if st.status != 0 {
+                            Err(Error::from_status(st.status, &format!("put_start {key}")))
+                        } else {
+                            Ok(PutReservation {
+                                key: key.to_string(),
+                                size,
+                                started: st,
+                                pins,
+                            })
+                        });
+                    }
+                }
+                Err(e) => todo.iter().for_each(|&i| out[i] = Some(Err(e.clone()))),
+            }
+        }
+        out.into_iter()
+            .map(|r| r.expect("every item decided"))
+            .collect()
+    }
+
+    /// Writes and commits reserved puts: `values[i]` (exactly `reservations[i].size()`
+    /// bytes) under `reservations[i]`'s key. A value of the wrong size fails and its
+    /// reservation is revoked. One result per reservation.
+    pub fn put_reserved_batch(
+        &self,
+        reservations: &[PutReservation],
+        values: &[&[u8]],
+    ) -> Vec<Result<()>> {
+        let items: Vec<(&str, &[u8])> = reservations
+            .iter()
+            .zip(values)
+            .map(|(r, v)| (r.key.as_str(), *v))
+            .collect();
+        let mut b = Batch::validate(&items);
+        let mut wrong = Vec::new();
+        b.todo.retain(|&i| {
+            let fits = values[i].len() as u64 == reservations[i].size;
+            if !fits {
+                wrong.push(reservations[i].key.clone());
+                b.results[i] = Some(Err(invalid(format!(
+                    "value of {} bytes for a reservation of {}",
+                    values[i].len(),
+                    reservations[i].size
+                ))));
+            }
+            fits
+        });
+        for (i, r) in b.results.iter().enumerate() {
+            if r.is_some() && !wrong.contains(&reservations[i].key) {
+                wrong.push(reservations[i].key.clone());
+            }
+        }
+        b.crcs = b.todo.iter().map(|&i| slice_crcs(values[i])).collect();
+        if !wrong.is_empty() {
+            let _ = self.call(&Request::PutRevoke { keys: wrong });
+        }
+        let started: Vec<PutStartResult> = b
+            .todo
+            .iter()
+            .map(|&i| reservations[i].started.clone())
+            .collect();
+        let pins: Vec<u8> = b.todo.iter().map(|&i| reservations[i].pins).collect();
+        if b.todo.is_empty() {
+            return b.finish();
+        }
+        self.finish_writes(b, &started, &pins, false)
+    }
+
+    /// Gives reserved puts back (PutRevoke): their space is freed and nothing becomes
+    /// readable. One result per key.
+    pub fn put_revoke_batch(&self, keys: &[&str]) -> Vec<Result<()>> {
+        let req = Request::PutRevoke {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        };
+        match self.call(&req).map(|r| r.body) {
+            Ok(ResponseBody::Statuses(v)) if v.len() == keys.len() => keys
+                .iter()
+                .zip(v)
+                .map(|(k, c)| {
+                    if c == 0 {
+                        Ok(())
+                    } else {
+                        Err(Error::from_status(c, &format!("put_revoke {k}")))
+                    }
+                })
+                .collect(),
+            Ok(_) => keys.iter().map(|_| Err(unexpected("PutRevoke"))).collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Phase 2: one PutStart (or UpsertStart) for `items` (key, size).
     fn start_writes(
         &self,
-        b: &Batch<'_>,
+        items: Vec<(String, u64)>,
         config: &ReplicateConfig,
         upsert: bool,
     ) -> Result<Vec<PutStartResult>> {
-        let items = b
-            .todo
-            .iter()
-            .map(|&i| (b.items[i].0.to_string(), b.items[i].1.len() as u64))
-            .collect();
+        let n = items.len();
         let (client_id, client_host) = (self.client_id, self.cfg.local_hostname.clone());
         let config = config.clone();
         let req = if upsert {
@@ -192,7 +355,7 @@ impl Store {
             }
         };
         match self.call(&req)?.body {
-            ResponseBody::PutStart(v) if v.len() == b.todo.len() => Ok(v),
+            ResponseBody::PutStart(v) if v.len() == n => Ok(v),
             _ => Err(unexpected("PutStart")),
         }
     }
@@ -203,10 +366,9 @@ impl Store {
         &self,
         b: &mut Batch<'_>,
         started: &[PutStartResult],
-        config: &ReplicateConfig,
+        pins: &[u8],
         revokes: &mut Vec<String>,
     ) -> Vec<Written> {
-        let pins = pin_bits(config);
         let mut jobs = Vec::new();
         let mut owner = Vec::new(); // (position in todo, replica index) of each job
         for (t, st) in started.iter().enumerate() {
@@ -240,7 +402,7 @@ impl Store {
                             slice_index: si as u32,
                             slice_count: r.slices.len() as u32,
                             replica_index: ri as u16,
-                            pins,
+                            pins: pins[t],
                         },
                         key,
                     });

@@ -15,7 +15,7 @@ use std::time::Duration;
 use mc_dataplane::control::{AgentLink, ChannelAgentLink, channel_pair};
 use mc_dataplane::{ShardConfig, ShardHandle, start_shard};
 use mc_hugepages::RegionOptions;
-use mc_schema::agent::{SegmentInfo, ToShard};
+use mc_schema::agent::{SegmentInfo, SegmentKind, ToShard};
 use mc_topology::CorePlan;
 use tracing::{info, warn};
 
@@ -24,7 +24,8 @@ pub use crate::error::NodeError;
 use crate::agent::{Agent, AgentConfig};
 use crate::config::StoreConfig;
 use crate::rest;
-use crate::state::{AgentStatus, Command};
+use crate::state::{AgentStatus, Command, CommandError, MountResult};
+use tokio::sync::oneshot;
 
 /// Smallest segment a shard may have.
 pub const MIN_SHARD_SEGMENT_BYTES: u64 = 16 << 20;
@@ -46,6 +47,7 @@ pub struct NodeHandle {
     agent: Option<JoinHandle<()>>,
     rest: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
     shards: Vec<ShardHandle>,
+    commands: std::sync::mpsc::Sender<Command>,
 }
 
 impl NodeHandle {
@@ -64,6 +66,48 @@ impl NodeHandle {
     /// How many of them the master has accepted (all of them once the node is mounted).
     pub fn mounted_segments(&self) -> usize {
         self.status.mounted_segments.load(Ordering::Acquire)
+    }
+
+    /// Sends `make(reply)` to the agent and waits for the answer (what `/api/mount` and
+    /// friends do, for a program that embeds the node).
+    fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| CommandError::Stopping)?;
+        rx.blocking_recv().map_err(|_| CommandError::Stopping)
+    }
+
+    /// Allocates `size_bytes` more memory in a shard and mounts it as a new segment.
+    pub fn mount(&self, size_bytes: u64) -> MountResult {
+        self.ask(|reply| Command::Mount { size_bytes, reply })?
+    }
+
+    /// Maps `size_bytes` of the shared-memory file `path` from `offset_bytes` and mounts
+    /// them as a new segment.
+    pub fn mount_shm(&self, path: String, offset_bytes: u64, size_bytes: u64) -> MountResult {
+        self.ask(|reply| Command::MountShm {
+            path,
+            offset_bytes,
+            size_bytes,
+            reply,
+        })?
+    }
+
+    /// Unmounts segments mounted by [`mount`](Self::mount) (`kind` Allocated) or
+    /// [`mount_shm`](Self::mount_shm) (`kind` Shm), readable for `grace` first.
+    pub fn unmount(
+        &self,
+        segment_ids: Vec<u64>,
+        kind: SegmentKind,
+        grace: Duration,
+    ) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Unmount {
+            segment_ids,
+            kind,
+            grace,
+            reply,
+        })?
     }
 
     /// Drains the node (no new allocations, transfers under way finish, up to
@@ -143,6 +187,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
     };
     let (commands_tx, commands_rx) = std::sync::mpsc::channel();
     let sync_tx = commands_tx.clone();
+    let own_tx = commands_tx.clone();
     let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes);
     let stop = Arc::new(AtomicBool::new(false));
     let agent_thread = match spawn_agent(agent, stop.clone(), (sync_tx, commands_rx)) {
@@ -163,6 +208,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
         agent: Some(agent_thread),
         rest: None,
         shards,
+        commands: own_tx,
     };
     // On error the handle drops here and stops everything started so far.
     handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);

@@ -1,0 +1,101 @@
+//! Host memory for callers to fill and hand to zero-copy calls, as Mooncake's
+//! `MooncakeHostMemAllocator` (memfd shared memory, mapped shared and prefaulted; hugetlb
+//! pages when `MC_STORE_USE_HUGEPAGE=1`) and the C functions behind `get_alloc_func_addr`
+//! / `get_free_func_addr` (`void *alloc(size_t)`, `void free(void *)`).
+//!
+//! Every allocation is an `mc_hugepages::Region` kept in one process-wide table until it is
+//! freed, so an address is freed once and only an address handed out here is.
+
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::sync::LazyLock;
+
+use mc_hugepages::{HugePolicy, Region, RegionOptions};
+use parking_lot::Mutex;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+/// Live allocations by start address.
+static REGIONS: LazyLock<Mutex<BTreeMap<usize, Region>>> = LazyLock::new(Default::default);
+
+/// A new region of at least `size` bytes; its address.
+fn alloc(size: usize) -> Result<usize, mc_hugepages::Error> {
+    let huge = if std::env::var("MC_STORE_USE_HUGEPAGE").as_deref() == Ok("1") {
+        HugePolicy::Try
+    } else {
+        HugePolicy::Never
+    };
+    let opts = RegionOptions {
+        name: "mooncake_shm".into(),
+        huge,
+        ..RegionOptions::default()
+    };
+    let r = Region::new(size, &opts)?;
+    let addr = r.as_ptr().addr();
+    REGIONS.lock().insert(addr, r);
+    Ok(addr)
+}
+
+/// Frees the region at `addr`; false when no region starts there.
+fn free(addr: usize) -> bool {
+    REGIONS.lock().remove(&addr).is_some()
+}
+
+/// `void *alloc(size_t)`: null when the memory cannot be had (logged).
+extern "C" fn mooncake_rs_host_alloc(size: usize) -> *mut c_void {
+    match alloc(size) {
+        Ok(a) => std::ptr::with_exposed_provenance_mut(a),
+        Err(e) => {
+            tracing::error!("host memory of {size} bytes: {e}");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// `void free(void *)`: an address not from `mooncake_rs_host_alloc` is logged and left.
+extern "C" fn mooncake_rs_host_free(ptr: *mut c_void) {
+    if !ptr.is_null() && !free(ptr.addr()) {
+        tracing::error!("free of {ptr:p}: not memory this allocator handed out");
+    }
+}
+
+/// Address of the C allocation function (`void *(size_t)`).
+#[pyfunction]
+pub fn get_alloc_func_addr() -> usize {
+    mooncake_rs_host_alloc as extern "C" fn(usize) -> *mut c_void as usize
+}
+
+/// Address of the C free function (`void (void *)`).
+#[pyfunction]
+pub fn get_free_func_addr() -> usize {
+    mooncake_rs_host_free as extern "C" fn(*mut c_void) as usize
+}
+
+/// Mooncake's `MooncakeHostMemAllocator`: `alloc(size)` returns the address of `size` bytes
+/// of shared memory, `free(ptr)` returns 0 (or -1 for an address it did not hand out).
+#[pyclass(module = "mooncake_rs.store")]
+pub struct MooncakeHostMemAllocator;
+
+#[pymethods]
+impl MooncakeHostMemAllocator {
+    #[new]
+    fn new() -> Self {
+        MooncakeHostMemAllocator
+    }
+
+    /// Allocates `size` bytes; raises RuntimeError when it cannot (as upstream).
+    fn alloc(&self, py: Python<'_>, size: usize) -> PyResult<usize> {
+        py.detach(|| alloc(size))
+            .map_err(|e| PyRuntimeError::new_err(format!("failed to allocate shared memory: {e}")))
+    }
+
+    /// Frees memory from `alloc`: 0, or -1 for an unknown address.
+    fn free(&self, py: Python<'_>, ptr: usize) -> i32 {
+        if py.detach(|| free(ptr)) {
+            0
+        } else {
+            tracing::error!("free of {ptr:#x}: unknown shared memory address");
+            -1
+        }
+    }
+}
