@@ -20,6 +20,7 @@
 mod binary;
 mod cluster;
 mod coordinator;
+pub mod detached;
 mod error;
 mod logs;
 mod ports;
@@ -29,7 +30,7 @@ mod spec;
 
 pub use binary::{MASTER_BINARY, STORE_BINARY, find_binary};
 pub use cluster::LocalCluster;
-pub use coordinator::{Coordinator, CoordinatorKind};
+pub use coordinator::{Coordinator, CoordinatorKind, answers, command_line, find_tool};
 pub use error::Error;
 pub use ports::{pick_free_port, pick_free_ports};
 pub use probe::NodeHealth;
