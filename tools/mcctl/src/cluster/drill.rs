@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use mooncake_rs::{Store, StoreConfig};
 
 use super::check::{fresh_key, put_get};
-use super::health::{master_health, serving_leader, wait_for_leader};
+use super::health::{MasterHealth, master_health, serving_leader};
 use super::launch::{READY_TIMEOUT, master_answers, node_ready, spawn, wait_ready};
 use super::state::State;
 
@@ -68,9 +68,14 @@ pub fn kill_leader(dir: &Path) -> Result<DrillReport> {
     if !victim.proc.id().wait_gone(READY_TIMEOUT) {
         bail!("{} did not die after SIGKILL", victim.proc.name);
     }
-    let (new, after) = wait_for_leader(&state, Some(old), FAILOVER_TIMEOUT)?;
+    let (new, after, elected) = wait_for_new_leader(&state, old, killed_at)?;
     let to_new_leader = killed_at.elapsed();
     let new_leader = state.masters[new].proc.name.clone();
+    println!(
+        "  {new_leader} won the election {:.2} s after the kill (then recovering: the nodes \
+         re-mount and report what they hold)",
+        elected.as_secs_f64()
+    );
     println!(
         "  new leader: {new_leader} (rpc {}, {}) serving {:.2} s after the kill",
         state.masters[new].rpc_addr(),
@@ -94,6 +99,32 @@ pub fn kill_leader(dir: &Path) -> Result<DrillReport> {
         killed: victim.proc.name,
         new_leader,
     })
+}
+
+/// Polls until a master other than `old` serves as the only leader; returns it, its health
+/// and when (after `since`) a master other than `old` first reported itself leader.
+fn wait_for_new_leader(
+    state: &State,
+    old: usize,
+    since: Instant,
+) -> Result<(usize, MasterHealth, Duration)> {
+    let mut elected = None;
+    loop {
+        for i in (0..state.masters.len()).filter(|&i| i != old) {
+            if let Ok(h) = master_health(state, i) {
+                if h.role == "leader" && elected.is_none() {
+                    elected = Some(since.elapsed());
+                }
+            }
+        }
+        if let Some((i, h)) = serving_leader(state).filter(|(i, _)| *i != old) {
+            return Ok((i, h, elected.unwrap_or_else(|| since.elapsed())));
+        }
+        if since.elapsed() >= FAILOVER_TIMEOUT {
+            bail!("no other master serves as the only leader {FAILOVER_TIMEOUT:?} after the kill");
+        }
+        std::thread::sleep(RETRY_PAUSE);
+    }
 }
 
 /// Retries put + get until one succeeds; returns the time since `since`.
