@@ -14,6 +14,12 @@
 //! For HA tests, [`Coordinator`] runs a real etcd or redis-server the same way, and a
 //! [`ClusterSpec`] may start several masters electing on it, with nodes following its
 //! locator.
+//!
+//! The `mc-cluster` tool wants the opposite lifetime: processes that outlive the command
+//! that started them. [`detached`] starts those (own session, output in a log, named by pid
+//! and start time), and [`command_line`], [`answers`] and [`find_tool`] give it the
+//! coordinators' command lines, readiness probes and the package to install when a tool is
+//! missing.
 
 #![warn(missing_docs)]
 

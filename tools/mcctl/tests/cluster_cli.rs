@@ -97,6 +97,25 @@ fn up_check_kill_leader_check_down_leaves_nothing_behind() {
     let text = String::from_utf8_lossy(&failed.stdout);
     assert!(text.contains("[FAIL] process master-0"), "{text}");
 
+    // The same directory starts again (fresh coordinator data, logs appended).
+    let up = c.ok(&[
+        "up",
+        "--ha",
+        "etcd",
+        "--masters",
+        "2",
+        "--nodes",
+        "1",
+        "--segment",
+        SEGMENT,
+    ]);
+    assert!(up.contains("cluster up in"), "{up}");
+    let check = c.ok(&["check"]);
+    assert!(
+        !check.contains("[FAIL]") && !check.contains("prometheus"),
+        "{check}"
+    );
+
     let down = c.ok(&["down", "--clean"]);
     assert!(down.contains("removed"), "{down}");
     assert!(!c.dir.exists());

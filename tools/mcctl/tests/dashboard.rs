@@ -38,7 +38,10 @@ fn target_dir() -> PathBuf {
 
 /// Runs headless Chromium on `url` with a private profile in `profile`.
 fn browser(chrome: &Path, profile: &Path, extra: &[String], url: &str) -> String {
-    let out = Command::new(chrome)
+    // `timeout` bounds a browser that hangs; the page itself is polled, never timed.
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(chrome)
         .args([
             "--headless",
             "--no-sandbox",

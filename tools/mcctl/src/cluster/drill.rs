@@ -111,10 +111,8 @@ fn wait_for_new_leader(
     let mut elected = None;
     loop {
         for i in (0..state.masters.len()).filter(|&i| i != old) {
-            if let Ok(h) = master_health(state, i) {
-                if h.role == "leader" && elected.is_none() {
-                    elected = Some(since.elapsed());
-                }
+            if elected.is_none() && master_health(state, i).is_ok_and(|h| h.role == "leader") {
+                elected = Some(since.elapsed());
             }
         }
         if let Some((i, h)) = serving_leader(state).filter(|(i, _)| *i != old) {

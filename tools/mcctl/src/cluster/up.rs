@@ -149,6 +149,12 @@ fn start_coordinator(
 ) -> Result<()> {
     let ports = pick_free_ports(LOOPBACK, kind.port_count())?;
     let data = dir.join(kind.backend());
+    // A stopped cluster's coordinator data would hold its old member ports and master view
+    // (whose restored lease would delay the first election): start from nothing.
+    if data.exists() {
+        std::fs::remove_dir_all(&data)
+            .with_context(|| format!("cannot remove the old {}", data.display()))?;
+    }
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let name = kind.backend();
     let (mut child, proc) = spawn(dir, name, binary, command_line(kind, &data, &ports))?;
