@@ -31,6 +31,8 @@ pub struct HttpState {
     pub rpc_address: String,
     /// `--cluster_id`, for the RPCs the dashboard sends to the leader.
     pub cluster_id: String,
+    /// The coordinator's list of masters (with HA; `None` without, or when unreachable).
+    pub roster: Option<Arc<mc_coord::elect::Roster>>,
 }
 
 /// The metadata of a master that serves now; an extractor for the inspection endpoints,

@@ -135,6 +135,10 @@ pub async fn serve(
         snapshots: snapshot_stats,
         rpc_address: served_address,
         cluster_id: cfg.cluster_id.clone(),
+        roster: match &ha {
+            Some(h) => ha::roster::start(h, &cfg.cluster_id, cfg.metrics_port).await,
+            None => None,
+        },
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {

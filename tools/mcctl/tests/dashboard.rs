@@ -298,6 +298,24 @@ fn dashboard_shows_what_health_and_metrics_say() {
     let dom = live_dom(&chrome, &profile, &url);
     assert_leader_page(&dom, &leader_admin);
 
+    // Both masters, as etcd's roster lists them, each linking to its own dashboard.
+    for i in 0..cluster.master_count() {
+        let rpc = cluster.master_addr_of(i);
+        let at = dom
+            .find(&format!("data-rpc=\"{rpc}\""))
+            .expect("master listed");
+        let tag = &dom[dom[..at].rfind('<').unwrap()..at + dom[at..].find('>').unwrap()];
+        assert_eq!(
+            attr(tag, "data-leader"),
+            Some(if i == leader { "true" } else { "false" })
+        );
+        let link = format!("href=\"http://{}/dashboard\"", cluster.metrics_addr_of(i));
+        assert!(
+            dom[at..].split("</li>").next().unwrap().contains(&link),
+            "{link}"
+        );
+    }
+
     let standby_url = format!("http://{}/dashboard", cluster.metrics_addr_of(standby));
     let dom = live_dom(&chrome, &profile, &standby_url);
     assert_eq!(value(&dom, "role"), "standby");

@@ -1,6 +1,6 @@
 //! `GET /api/v1/stats`: what the dashboard shows beyond `/health`, as JSON: this master's
-//! address, where the leader's dashboard is, and per-RPC totals with a p99 latency taken from
-//! the same histogram `/metrics` exports.
+//! address, the masters the coordinator lists, where the leader's dashboard is, and per-RPC
+//! totals with a p99 latency taken from the same histogram `/metrics` exports.
 
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,16 @@ pub async fn stats(State(s): State<HttpState>) -> Json<Value> {
         Some(_) => None,
         None => None,
     };
+    let masters = match &s.roster {
+        Some(roster) => roster.members().await.ok().map(|members| {
+            let leader = leader.as_ref().map(|v| v.leader.as_str());
+            members_json(&members, leader)
+        }),
+        None => None,
+    };
     let families = s.metrics.families();
     Json(json!({
+        "masters": masters,
         "rpc_address": s.rpc_address,
         "cluster_id": s.cluster_id,
         "role": status.state.role(),
@@ -46,6 +54,26 @@ pub async fn stats(State(s): State<HttpState>) -> Json<Value> {
         "leader_dashboard_url": leader_admin,
         "ops": ops_json(&families),
     }))
+}
+
+/// The masters the coordinator's roster lists, each with its dashboard and whether it is
+/// the leader.
+fn members_json(members: &[mc_coord::elect::Member], leader: Option<&str>) -> Value {
+    let list = members.iter().map(|m| {
+        let host = host_of(&m.rpc_address);
+        json!({
+            "rpc_address": m.rpc_address,
+            "admin_port": m.admin_port,
+            "dashboard_url": format!("http://{host}:{}/dashboard", m.admin_port),
+            "leader": Some(m.rpc_address.as_str()) == leader,
+        })
+    });
+    Value::Array(list.collect())
+}
+
+/// The host part of `host:port`.
+fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h)
 }
 
 /// The leader's dashboard URL, from the admin port its Ping answer reports; `None` when it
@@ -62,7 +90,7 @@ fn leader_admin_url(leader_rpc: &str, cluster_id: &str) -> Option<String> {
     let ResponseBody::PingAck { admin_port, .. } = answer.body else {
         return None;
     };
-    let host = leader_rpc.rsplit_once(':').map_or(leader_rpc, |(h, _)| h);
+    let host = host_of(leader_rpc);
     (admin_port != 0).then(|| format!("http://{host}:{admin_port}/dashboard"))
 }
 

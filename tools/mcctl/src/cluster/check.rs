@@ -76,6 +76,12 @@ pub fn check(dir: &Path) -> Result<()> {
         );
     }
     record("one leader".into(), one_leader(&state));
+    if state.coordinator.is_some() {
+        record(
+            format!("masters known to {}", state.ha.name()),
+            roster_matches(&state),
+        );
+    }
     record("client put/get".into(), client_round_trip(&state));
     for n in &state.nodes {
         record(
@@ -146,6 +152,41 @@ fn one_leader(state: &State) -> Result<String, String> {
         state.ha.name(),
         view.version
     ))
+}
+
+/// The coordinator's roster, as the leader's `/api/v1/stats` lists it, names every master
+/// with its admin port (waiting a little: a master restarted a moment ago re-announces).
+fn roster_matches(state: &State) -> Result<String, String> {
+    let mut want: Vec<String> = state
+        .masters
+        .iter()
+        .map(|m| format!("{} (admin {})", m.rpc_addr(), m.admin_port))
+        .collect();
+    want.sort();
+    let started = Instant::now();
+    loop {
+        let stats = get_json(&state.masters[0].admin_addr(), "/api/v1/stats")?;
+        let mut got: Vec<String> = stats["masters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{} (admin {})",
+                    m["rpc_address"].as_str().unwrap_or("?"),
+                    m["admin_port"]
+                )
+            })
+            .collect();
+        got.sort();
+        if got == want {
+            return Ok(format!("{} masters listed: {}", got.len(), got.join(", ")));
+        }
+        if started.elapsed() >= VIEW_TIMEOUT {
+            return Err(format!("listed {got:?}, expected {want:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// The view the coordinator publishes now.

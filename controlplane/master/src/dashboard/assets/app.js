@@ -56,6 +56,31 @@ function renderOverview(h, s) {
   if (s.leader_dashboard_url) link.href = s.leader_dashboard_url;
 }
 
+function renderMasters(s) {
+  const list = $("masters");
+  if (!s.masters) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = s.ha_state === "standalone"
+      ? "no HA: this master serves alone" : "the coordinator does not answer";
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(...s.masters.map((m) => {
+    const li = document.createElement("li");
+    li.dataset.rpc = m.rpc_address;
+    li.dataset.leader = String(m.leader);
+    li.className = (m.leader ? "leader" : "standby") +
+      (m.rpc_address === s.rpc_address ? " self" : "");
+    const a = document.createElement("a");
+    a.href = m.dashboard_url;
+    a.textContent = m.rpc_address;
+    li.append(a, " " + (m.leader ? "leader" : "standby") +
+      (m.rpc_address === s.rpc_address ? " (this page)" : ""));
+    return li;
+  }));
+}
+
 function renderCounts(h) {
   show("keys", h.keys);
   show("segment-count", h.segments);
@@ -138,6 +163,7 @@ async function refresh() {
     ]);
     if (!h.ok || !s.ok) throw new Error("/health HTTP " + h.status + ", /api/v1/stats HTTP " + s.status);
     renderOverview(h.body, s.body);
+    renderMasters(s.body);
     renderCounts(h.body);
     renderOps(s.body);
     renderSegments(segs, h.body);
