@@ -6,9 +6,9 @@
 //! free at start. Everything about them (command lines, pids with start times, ports) goes
 //! to `DIR/state.json` ([`state`]), their output to `DIR/logs/<name>.log`. The other
 //! subcommands read that file: [`check`] probes everything and does put/get round trips,
-//! [`drill`] kills the leader and times the failover, [`down`] stops it all. The processes
-//! are started by `mc-cluster`'s library half in `mc-cluster` (the crate), whose
-//! `detached` module owns the only `unsafe` (the `setsid` before exec).
+//! [`drill`] kills the leader and times the failover, [`down`] stops it all. Processes are
+//! spawned through the `mc-cluster` crate's `detached` module, which holds the only `unsafe`
+//! (the `setsid` before exec); this crate forbids it.
 
 pub mod check;
 pub mod cli;
@@ -75,9 +75,10 @@ fn logs(dir: PathBuf, name: &str, tail: Option<usize>) -> Result<()> {
     let path = log_path(&dir, name);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    match tail {
-        Some(n) => println!("{}", launch::log_tail(&dir, name, n)),
-        None => print!("{text}"),
+    let lines: Vec<&str> = text.lines().collect();
+    let from = tail.map_or(0, |n| lines.len().saturating_sub(n));
+    for line in &lines[from..] {
+        println!("{line}");
     }
     Ok(())
 }

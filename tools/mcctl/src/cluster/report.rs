@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::health::master_health;
-use super::state::{LOG_DIR, State};
+use super::state::{Ha, LOG_DIR, State};
 
 /// `running` or `STOPPED`.
 fn liveness(alive: bool) -> &'static str {
@@ -31,10 +31,10 @@ pub fn render(dir: &Path, state: &State) -> String {
         out += &format!(
             "  {:<11} {}://127.0.0.1:{}  pid {} {}\n",
             c.proc.name,
-            if state.ha.name() == "etcd" {
-                "http"
-            } else {
+            if state.ha == Ha::Redis {
                 "redis"
+            } else {
+                "http"
             },
             c.ports[0],
             c.proc.pid,
