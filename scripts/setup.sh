@@ -12,12 +12,15 @@ command -v git    >/dev/null 2>&1 || need+=(git)          # glommio's build scri
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl   >/dev/null 2>&1 || need+=(curl)         # quick-start health checks
 command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks docs/prometheus.yml
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus) # ... and mc-cluster --prometheus runs it
+command -v chromium >/dev/null 2>&1 || need+=(chromium)     # the /dashboard test loads it headless
 command -v etcd     >/dev/null 2>&1 || need+=(etcd-server)      # mc-coord tests elect on a real etcd
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # ... and on a real Redis
 command -v protoc   >/dev/null 2>&1 || need+=(protobuf-compiler) # etcd-client's build script
 [ -d /usr/include/google/protobuf ] || need+=(libprotobuf-dev)  # ... and the well-known .proto files
 
 if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "setup: installing ${need[*]}" >&2
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then

@@ -45,6 +45,12 @@ pub fn etcd_view_key(cluster_id: &str) -> String {
     format!("mooncake-store/{}/master_view", normalize(cluster_id))
 }
 
+/// The etcd prefix under which HA masters announce themselves (mooncake-rs only):
+/// `mooncake-store/<cluster_id>/masters/`, one key per master RPC address.
+pub fn etcd_masters_prefix(cluster_id: &str) -> String {
+    format!("mooncake-store/{}/masters/", normalize(cluster_id))
+}
+
 /// The Redis keys of one cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisKeys {
@@ -54,6 +60,9 @@ pub struct RedisKeys {
     pub version: String,
     /// The change channel: `mooncake-store/{<cluster_id>}/master_view_channel`.
     pub channel: String,
+    /// The hash where HA masters announce themselves (mooncake-rs only):
+    /// `mooncake-store/{<cluster_id>}/masters`, one field per master RPC address.
+    pub masters: String,
 }
 
 impl RedisKeys {
@@ -65,6 +74,7 @@ impl RedisKeys {
             view: format!("mooncake-store/{{{tag}}}/master_view"),
             version: format!("mooncake-store/{{{tag}}}/master_view_version"),
             channel: format!("mooncake-store/{{{tag}}}/master_view_channel"),
+            masters: format!("mooncake-store/{{{tag}}}/masters"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Admin HTTP server (`--metrics_port`): the router, and the status pages `/health`, `/role`,
 //! `/metrics` (see [`crate::metrics`]) and `/metrics/summary`. The inspection endpoints of
-//! Mooncake's HTTP service live in [`query`]; both read [`HttpState`].
+//! Mooncake's HTTP service live in [`query`], the `/dashboard` page in [`crate::dashboard`];
+//! all read [`HttpState`].
 
 use axum::extract::State;
 use axum::http::header;
@@ -165,5 +166,6 @@ pub fn router(state: HttpState) -> Router {
         .route("/query_segment", get(query::query_segment))
         .route("/get_segments_detail", get(query::get_segments_detail))
         .route("/api/v1/remove_all", axum::routing::post(query::remove_all))
+        .merge(crate::dashboard::routes())
         .with_state(state)
 }

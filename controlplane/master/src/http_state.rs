@@ -27,6 +27,12 @@ pub struct HttpState {
     pub metrics: crate::metrics::MasterMetrics,
     /// The snapshot writer's and restore's counters (all zero with snapshots off).
     pub snapshots: Arc<crate::snapshot::SnapshotStats>,
+    /// This master's RPC address as it serves it (and, with HA, publishes it when leading).
+    pub rpc_address: String,
+    /// `--cluster_id`, for the RPCs the dashboard sends to the leader.
+    pub cluster_id: String,
+    /// The coordinator's list of masters (with HA; `None` without, or when unreachable).
+    pub roster: Option<Arc<mc_coord::elect::Roster>>,
 }
 
 /// The metadata of a master that serves now; an extractor for the inspection endpoints,

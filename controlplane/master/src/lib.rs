@@ -19,6 +19,7 @@
 pub mod alloc;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 mod error;
 pub mod ha;
 pub mod http;
@@ -112,6 +113,10 @@ pub async fn serve(
     info!("Port: {}  Max threads: {}", cfg.rpc_port, cfg.threads());
     info!("Master service listening on {rpc_addr}; admin HTTP on {http_addr}");
 
+    let served_address = match &ha {
+        None => rpc_addr.clone(),
+        Some(h) => h.advertise.clone(),
+    };
     let plane = Arc::new(match &ha {
         None => Plane::standalone(service_config(&cfg), clock, rpc_addr),
         Some(h) => Plane::for_ha(service_config(&cfg), clock, h.advertise.clone()),
@@ -128,6 +133,12 @@ pub async fn serve(
         )
         .with_snapshots(snapshot_stats.clone()),
         snapshots: snapshot_stats,
+        rpc_address: served_address,
+        cluster_id: cfg.cluster_id.clone(),
+        roster: match &ha {
+            Some(h) => ha::roster::start(h, &cfg.cluster_id, cfg.metrics_port).await,
+            None => None,
+        },
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {

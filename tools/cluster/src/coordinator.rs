@@ -38,6 +38,22 @@ impl CoordinatorKind {
         }
     }
 
+    /// The Debian package that provides [`Self::binary`].
+    pub fn package(self) -> &'static str {
+        match self {
+            Self::Etcd => "etcd-server",
+            Self::Redis => "redis-server",
+        }
+    }
+
+    /// The number of ports it listens on: the client port, then (etcd) the peer port.
+    pub fn port_count(self) -> usize {
+        match self {
+            Self::Etcd => 2,
+            Self::Redis => 1,
+        }
+    }
+
     /// The value of the master's `--ha_backend_type`.
     pub fn backend(self) -> &'static str {
         match self {
@@ -65,7 +81,7 @@ impl Coordinator {
     /// [`Error::ToolNotFound`] when its binary is not on PATH; otherwise the child's error
     /// ([`Error::ExitedEarly`], [`Error::NotReady`], ...), with its log tail.
     pub fn start(kind: CoordinatorKind) -> Result<Coordinator, Error> {
-        let binary = on_path(kind.binary())?;
+        let binary = find_tool(kind.binary(), kind.package())?;
         let dir = unique_temp_dir(&format!("mc-{}", kind.backend()))?;
         let log = dir.join(format!("{}.log", kind.backend()));
         let mut c = Coordinator {
@@ -137,12 +153,7 @@ impl Coordinator {
 
     fn launch(&mut self, fresh_ports: bool) -> Result<(), Error> {
         if fresh_ports {
-            let count = if self.kind == CoordinatorKind::Etcd {
-                2
-            } else {
-                1
-            };
-            self.ports = pick_free_ports(HOST, count)?;
+            self.ports = pick_free_ports(HOST, self.kind.port_count())?;
         }
         let args = self.args();
         self.child.spawn(&self.binary, &args)?;
@@ -159,38 +170,44 @@ impl Coordinator {
     }
 
     fn args(&self) -> Vec<String> {
-        let dir = self.dir.display();
-        match self.kind {
-            CoordinatorKind::Etcd => {
-                let client = format!("http://{HOST}:{}", self.ports[0]);
-                let peer = format!("http://{HOST}:{}", self.ports[1]);
-                vec![
-                    "--name=t".into(),
-                    format!("--data-dir={dir}/data"),
-                    format!("--listen-client-urls={client}"),
-                    format!("--advertise-client-urls={client}"),
-                    format!("--listen-peer-urls={peer}"),
-                    format!("--initial-advertise-peer-urls={peer}"),
-                    format!("--initial-cluster=t={peer}"),
-                ]
-            }
-            CoordinatorKind::Redis => [
-                "--port",
-                &self.ports[0].to_string(),
-                "--bind",
-                HOST,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                &dir.to_string(),
+        command_line(self.kind, &self.dir, &self.ports)
+    }
+}
+
+/// The command line of a coordinator of `kind` keeping its data under `dir` and listening on
+/// 127.0.0.1 at `ports` ([`CoordinatorKind::port_count`] of them: client, then etcd's peer).
+pub fn command_line(kind: CoordinatorKind, dir: &Path, ports: &[u16]) -> Vec<String> {
+    let dir = dir.display();
+    match kind {
+        CoordinatorKind::Etcd => {
+            let client = format!("http://{HOST}:{}", ports[0]);
+            let peer = format!("http://{HOST}:{}", ports[1]);
+            vec![
+                "--name=t".into(),
+                format!("--data-dir={dir}/data"),
+                format!("--listen-client-urls={client}"),
+                format!("--advertise-client-urls={client}"),
+                format!("--listen-peer-urls={peer}"),
+                format!("--initial-advertise-peer-urls={peer}"),
+                format!("--initial-cluster=t={peer}"),
             ]
-            .map(String::from)
-            .to_vec(),
         }
+        CoordinatorKind::Redis => [
+            "--port",
+            &ports[0].to_string(),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            &dir.to_string(),
+        ]
+        .map(String::from)
+        .to_vec(),
     }
 }
 
@@ -201,19 +218,27 @@ impl Drop for Coordinator {
     }
 }
 
-/// The path of `binary` on PATH.
-fn on_path(binary: &str) -> Result<PathBuf, Error> {
+/// The path of `binary` on PATH; the error names `package`, the Debian package that has it.
+///
+/// # Errors
+/// [`Error::ToolNotFound`].
+pub fn find_tool(binary: &str, package: &str) -> Result<PathBuf, Error> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(binary))
         .find(|p| Path::is_file(p))
         .ok_or_else(|| Error::ToolNotFound {
             name: binary.to_string(),
+            package: package.to_string(),
         })
 }
 
-/// Whether the coordinator on `port` answers: etcd's `/health`, Redis's `PING`.
-fn answers(kind: CoordinatorKind, port: u16) -> Result<(), String> {
+/// Whether the coordinator of `kind` on 127.0.0.1:`port` answers: etcd's `/health`, Redis's
+/// `PING`; otherwise what was seen instead.
+///
+/// # Errors
+/// A one-line description of the failed probe.
+pub fn answers(kind: CoordinatorKind, port: u16) -> Result<(), String> {
     let addr = format!("{HOST}:{port}");
     match kind {
         CoordinatorKind::Etcd => {

@@ -22,13 +22,16 @@ pub enum Error {
         searched: String,
     },
 
-    /// A coordinator binary (etcd, redis-server) is not on PATH.
+    /// A tool binary (etcd, redis-server, prometheus) is not on PATH.
     #[error(
-        "`{name}` is not on PATH: run scripts/setup.sh (it installs etcd-server and redis-server)"
+        "`{name}` is not on PATH: install the Debian package `{package}` (scripts/setup.sh \
+         installs it)"
     )]
     ToolNotFound {
         /// The binary's name.
         name: String,
+        /// The Debian package that provides it.
+        package: String,
     },
 
     /// No free TCP port could be reserved on a host address.

@@ -14,12 +14,19 @@
 //! For HA tests, [`Coordinator`] runs a real etcd or redis-server the same way, and a
 //! [`ClusterSpec`] may start several masters electing on it, with nodes following its
 //! locator.
+//!
+//! The `mc-cluster` tool wants the opposite lifetime: processes that outlive the command
+//! that started them. [`detached`] starts those (own session, output in a log, named by pid
+//! and start time), and [`command_line`], [`answers`] and [`find_tool`] give it the
+//! coordinators' command lines, readiness probes and the package to install when a tool is
+//! missing.
 
 #![warn(missing_docs)]
 
 mod binary;
 mod cluster;
 mod coordinator;
+pub mod detached;
 mod error;
 mod logs;
 mod ports;
@@ -29,7 +36,7 @@ mod spec;
 
 pub use binary::{MASTER_BINARY, STORE_BINARY, find_binary};
 pub use cluster::LocalCluster;
-pub use coordinator::{Coordinator, CoordinatorKind};
+pub use coordinator::{Coordinator, CoordinatorKind, answers, command_line, find_tool};
 pub use error::Error;
 pub use ports::{pick_free_port, pick_free_ports};
 pub use probe::NodeHealth;

@@ -32,6 +32,21 @@ pub struct HttpResponse {
 /// Any I/O error, or `InvalidData` (with the [`Error`] as its source) when the reply is not
 /// an HTTP response.
 pub fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<HttpResponse> {
+    http_request(addr, "GET", path, None, timeout)
+}
+
+/// Sends `method path HTTP/1.0` to `addr` (`host:port`) with `body` (JSON) if given, and
+/// reads the whole response; see [`http_get`].
+///
+/// # Errors
+/// As for [`http_get`].
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<HttpResponse> {
     let socket_addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -41,7 +56,15 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<Ht
     let mut stream = TcpStream::connect_timeout(&socket_addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
     stream.write_all(request.as_bytes())?;
     let mut bytes = Vec::new();
     stream.take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes)?;

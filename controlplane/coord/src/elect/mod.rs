@@ -9,6 +9,7 @@
 mod driver;
 mod etcd;
 mod redis;
+pub mod roster;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub use driver::{Election, Loss, LossReason, Role};
 pub use etcd::EtcdElector;
 pub use redis::RedisElector;
+pub use roster::{Member, Roster};
 
 use crate::{CoordError, MasterLocator, MasterView};
 

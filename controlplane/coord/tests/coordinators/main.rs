@@ -6,6 +6,7 @@
 
 mod election;
 mod follower;
+mod roster;
 mod support;
 
 use std::future::Future;

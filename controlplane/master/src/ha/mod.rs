@@ -24,6 +24,7 @@
 //!   milliseconds, then the RPC server drains as without HA.
 
 mod plane;
+pub mod roster;
 pub mod supervisor;
 
 use std::time::Duration;

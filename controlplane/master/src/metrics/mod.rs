@@ -56,6 +56,11 @@ impl MasterMetrics {
         self
     }
 
+    /// Every family as gathered for a scrape (what [`Self::encode`] prints).
+    pub fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
     /// Every family in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(32 * 1024);
