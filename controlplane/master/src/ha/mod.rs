@@ -18,8 +18,9 @@
 //!   recovering → serving. Winning a term builds a **fresh** `MasterService` (a master that
 //!   lost its lease and wins again never serves its old metadata); losing it drops the
 //!   metadata. Recovery of what the nodes hold runs while the state is recovering, between
-//!   [`Plane::begin_term`] and [`Plane::serve`]; a recovering leader already admits the
-//!   nodes' membership requests (mount, heartbeat, drain) and refuses clients.
+//!   [`Plane::begin_term`] and [`Plane::serve`]; a recovering leader already admits every
+//!   request: nodes mount and report, and a client's lookup of a key no report has named
+//!   yet waits for the reports (`docs/ha.md`).
 //! - SIGTERM resigns ([`Plane::resign`]): the view key is deleted, a standby wins within
 //!   milliseconds, then the RPC server drains as without HA.
 
@@ -47,7 +48,8 @@ pub enum HaState {
     Standby,
     /// No leader is known: this master is campaigning.
     Candidate,
-    /// This master won a term and is recovering its metadata; nodes may mount, clients wait.
+    /// This master won a term and is re-adopting what the nodes hold; it already serves
+    /// (lookups of keys no report named yet wait for the reports).
     Recovering,
     /// This master leads and serves.
     Serving,
