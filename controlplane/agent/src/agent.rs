@@ -294,6 +294,10 @@ impl<L: AgentLink> Agent<L> {
     /// One heartbeat: (re)mount when needed, otherwise ping; then retry unmounts the master
     /// has not confirmed.
     pub fn step(&mut self) {
+        if self.mounted && injected("agent::heartbeat") {
+            // As a heartbeat lost on the way: nothing is sent this beat.
+            return;
+        }
         let r = if self.mounted {
             self.call(&Request::Ping {
                 client_id: self.client_id,
@@ -448,4 +452,16 @@ impl<L: AgentLink> Agent<L> {
             }
         }
     }
+}
+
+/// Failpoints of the agent (`agent::heartbeat`: a `return` drops that heartbeat;
+/// `agent::inventory`: a `return` fails that inventory report, which the next re-mount
+/// sends again); `sleep(ms)` stalls the agent, `panic` kills its thread. Always false
+/// without the `failpoints` feature.
+pub(crate) fn injected(_name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    if fail::eval(_name, |_| ()).is_some() {
+        return true;
+    }
+    false
 }
