@@ -140,11 +140,11 @@ fn client_commit_failpoint_leaves_nothing_readable() {
     fail::cfg("client::write::before_commit", "return").unwrap();
     let e = s.put("dropped", &pattern(9000, 1), &cfg).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InternalError, "{e}");
+    // Never committed: pending until the master's release timeout, never readable.
     assert_eq!(
         s.get("dropped").unwrap_err().code(),
-        ErrorCode::ObjectNotFound
+        ErrorCode::ReplicaIsNotReady
     );
-    assert!(!s.exists("dropped").unwrap());
     // A delay there only delays the put.
     fail::cfg("client::write::before_commit", "sleep(300)").unwrap();
     let slow = pattern(9000, 2);
@@ -159,7 +159,7 @@ fn client_commit_failpoint_leaves_nothing_readable() {
     fail::remove("client::write::before_commit");
     assert_eq!(
         s.get("panicked").unwrap_err().code(),
-        ErrorCode::ObjectNotFound
+        ErrorCode::ReplicaIsNotReady
     );
     s.put("after", b"still works", &cfg).unwrap();
     assert_eq!(s.get("after").unwrap(), b"still works");
@@ -244,8 +244,10 @@ fn master_after_record_error_still_commits() {
 #[test]
 fn silent_heartbeats_drop_the_node_and_it_comes_back() {
     let _fp = fail::FailScenario::setup();
-    // Node 1 loses 25 heartbeats (5 s at 200 ms) after its first 5: longer than client_ttl.
-    let fp = "agent::heartbeat=5*off->25*return->off";
+    // Node 1 loses 25 heartbeats (5 s at 200 ms) after its first 5, and 60 notice long
+    // polls (6 s at 100 ms) after its first 2: both signs of life stop for longer than
+    // client_ttl. Heartbeats alone would not do: the long poll keeps a node alive too.
+    let fp = "agent::heartbeat=5*off->25*return->off;agent::sync=2*off->60*return->off";
     let c = start(ClusterSpec {
         nodes: vec![
             node("127.0.0.1", "", &["--heartbeat_interval=200ms"]),

@@ -17,7 +17,7 @@ impl Rng {
     }
 
     /// Next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -26,7 +26,7 @@ impl Rng {
 
     /// Uniform in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -53,7 +53,7 @@ fn mutate(rng: &mut Rng, v: &mut Vec<u8>, seeds: &[Vec<u8>]) {
         }
         1 if !v.is_empty() => {
             let i = rng.below(v.len());
-            v[i] = rng.next() as u8;
+            v[i] = rng.next_u64() as u8;
         }
         2 if !v.is_empty() => {
             let at = rng.below(v.len());
@@ -67,7 +67,7 @@ fn mutate(rng: &mut Rng, v: &mut Vec<u8>, seeds: &[Vec<u8>]) {
         }
         4 => {
             let n = rng.below(64);
-            v.extend((0..n).map(|_| rng.next() as u8));
+            v.extend((0..n).map(|_| rng.next_u64() as u8));
         }
         5 if !seeds.is_empty() => {
             let other = &seeds[rng.below(seeds.len())];
@@ -83,7 +83,7 @@ fn mutate(rng: &mut Rng, v: &mut Vec<u8>, seeds: &[Vec<u8>]) {
             let at = rng.below(v.len());
             v.splice(at..at, dup);
         }
-        _ => v.push(rng.next() as u8),
+        _ => v.push(rng.next_u64() as u8),
     }
 }
 
@@ -91,7 +91,7 @@ fn mutate(rng: &mut Rng, v: &mut Vec<u8>, seeds: &[Vec<u8>]) {
 pub fn input(rng: &mut Rng, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
     let mut v = if seeds.is_empty() || rng.below(4) == 0 {
         let n = rng.below(max_len + 1);
-        (0..n).map(|_| rng.next() as u8).collect()
+        (0..n).map(|_| rng.next_u64() as u8).collect()
     } else {
         seeds[rng.below(seeds.len())].clone()
     };

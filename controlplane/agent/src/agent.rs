@@ -455,9 +455,10 @@ impl<L: AgentLink> Agent<L> {
 }
 
 /// Failpoints of the agent (`agent::heartbeat`: a `return` drops that heartbeat;
+/// `agent::sync`: a `return` drops that notice long poll, the node's other sign of life;
 /// `agent::inventory`: a `return` fails that inventory report, which the next re-mount
-/// sends again); `sleep(ms)` stalls the agent, `panic` kills its thread. Always false
-/// without the `failpoints` feature.
+/// sends again); `sleep(ms)` stalls that thread, `panic` kills it. Always false without
+/// the `failpoints` feature.
 pub(crate) fn injected(_name: &str) -> bool {
     #[cfg(feature = "failpoints")]
     if fail::eval(_name, |_| ()).is_some() {
