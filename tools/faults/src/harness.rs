@@ -113,3 +113,14 @@ pub fn replicas(n: u32) -> mooncake_rs::ReplicateConfig {
         ..Default::default()
     }
 }
+
+/// Notes a problem when the master evicted anything: a scenario that counts lost objects
+/// must keep its working set below the watermark, or evictions would pass for losses.
+pub fn check_no_evictions(metrics_addr: &str, d: &mut Done) {
+    let evicted = health(metrics_addr)["evicted_keys_total"].as_u64();
+    if evicted != Some(0) {
+        d.problems.push(format!(
+            "the master evicted {evicted:?} keys: the working set is too big for this scenario"
+        ));
+    }
+}

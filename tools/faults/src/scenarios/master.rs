@@ -123,6 +123,7 @@ pub fn restart(ctx: &Ctx) -> anyhow::Result<Run> {
     let before: Vec<_> = acked.iter().filter(|a| a.at < killed).cloned().collect();
     d.tally = verify(&s, &before, PATIENCE);
     d.recover = killed.elapsed();
+    crate::harness::check_no_evictions(&c.metrics_addr(), &mut d);
     let after: Vec<_> = acked.iter().filter(|a| a.at >= killed).cloned().collect();
     d.tally.add(verify(&s, &after, PATIENCE));
     Ok(Run::Done(d))

@@ -32,7 +32,7 @@ impl Ctx {
 pub struct Scenario {
     /// The row's name.
     pub name: &'static str,
-    /// One run; `None` while the feature it needs has not landed.
+    /// One run, or why it cannot run while the feature it needs has not landed.
     pub run: Result<fn(&Ctx) -> anyhow::Result<Run>, &'static str>,
 }
 
@@ -93,7 +93,11 @@ pub fn run_scenario(sc: &Scenario, ctx: &Ctx, runs: u32) -> Row {
     };
     for _ in 0..runs {
         row.runs += 1;
-        match f(ctx) {
+        // A panic in a scenario is its failure, not the suite's end (what it started is
+        // killed while unwinding).
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx)))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the scenario panicked")));
+        match outcome {
             Ok(Run::Skipped(why)) => return Row::skipped(sc.name, &why),
             Ok(Run::Done(r)) => {
                 row.lost += r.tally.lost;

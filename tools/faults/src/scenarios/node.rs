@@ -22,13 +22,7 @@ pub fn kill_mid_put(ctx: &Ctx) -> anyhow::Result<Run> {
         &[],
     )?;
     let s = Arc::new(client(&c.master_addr())?);
-    let load = Load::start(
-        s.clone(),
-        "kn",
-        0,
-        ctx.pick(256 << 10, 1 << 20),
-        replicas(2),
-    );
+    let load = Load::start(s.clone(), "kn", 0, 256 << 10, replicas(2));
     anyhow::ensure!(
         load.wait_acked(ctx.pick(20, 60), PATIENCE),
         "no load before the kill"
@@ -43,6 +37,7 @@ pub fn kill_mid_put(ctx: &Ctx) -> anyhow::Result<Run> {
         tally: verify(&s, &acked, PATIENCE),
         ..Done::default()
     };
+    crate::harness::check_no_evictions(&c.metrics_addr(), &mut d);
     match back.and_then(|_| acked.iter().map(|a| a.at).find(|&t| t > killed)) {
         Some(t) => d.recover = t - killed,
         None => d.problems.push("no put succeeded after the kill".into()),
@@ -134,8 +129,8 @@ pub fn one_way_partition(ctx: &Ctx) -> anyhow::Result<Run> {
     Ok(Run::Done(d))
 }
 
-/// Failpoint `shard::write::before_ack` on node 1 under load with two replicas: writes
-/// refused, delayed past the client's transfer timeout, then the shard thread panics.
+/// Failpoint `shard::write::before_ack` on node 1 under puts with two replicas: writes
+/// refused, delayed, then the shard thread panics.
 /// Target: every acknowledged put reads back, puts keep succeeding on node 0.
 pub fn shard_failpoints(ctx: &Ctx) -> anyhow::Result<Run> {
     if !ctx.failpoints {
@@ -144,30 +139,42 @@ pub fn shard_failpoints(ctx: &Ctx) -> anyhow::Result<Run> {
     let mut bad = node("127.0.0.2", "64MB", &[]);
     bad.env = vec![(
         "FAILPOINTS".into(),
-        "shard::write::before_ack=5*off->5*return->3*sleep(1500)->5*off->panic".into(),
+        "shard::write::before_ack=5*off->5*return->2*sleep(300)->5*off->panic".into(),
     )];
     let c = start(vec![node("127.0.0.1", "64MB", &[]), bad], &[])?;
-    let s = Arc::new(client(&c.master_addr())?);
+    let s = client(&c.master_addr())?;
     let cfg = mooncake_rs::ReplicateConfig {
         preferred_segments: vec!["127.0.0.2".into()],
         ..replicas(2)
     };
-    let load = Load::start(s.clone(), "fp", 0, ctx.pick(64 << 10, 256 << 10), cfg);
     let panicked = || {
         std::fs::read_to_string(c.log_dir().join("node-1.log"))
             .is_ok_and(|l| l.contains("panicked"))
     };
+    // Sequential, paced puts, bounded (at most 8 MiB per node), so eviction never passes
+    // for loss, and the client's back-off from the failing node has time to end.
+    let (len, max_puts) = (8usize << 10, 1000u64);
+    let mut acked = Vec::new();
     let mut d = Done::default();
-    if wait_until(PATIENCE, panicked).is_none() {
-        d.problems.push("the shard failpoint never panicked".into());
+    let mut after_panic = None;
+    for i in 0..max_puts {
+        if after_panic.is_none() && panicked() {
+            after_panic = Some(acked.len());
+        }
+        if after_panic.is_some_and(|n| acked.len() >= n + 20) {
+            break;
+        }
+        acked.extend(put_many(&s, &format!("fp{i}"), i * 10, 1, len, &cfg));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let n = load.acked_count();
-    load.wait_acked(n + 20, PATIENCE);
-    let acked = load.stop();
-    if acked.len() < n + 20 {
-        d.problems
-            .push("puts stopped after the shard panicked".into());
+    match after_panic {
+        None => d.problems.push("the shard failpoint never panicked".into()),
+        Some(n) if acked.len() < n + 20 => d
+            .problems
+            .push("puts stopped after the shard panicked".into()),
+        Some(_) => {}
     }
+    crate::harness::check_no_evictions(&c.metrics_addr(), &mut d);
     d.tally = verify(&s, &acked, PATIENCE);
     Ok(Run::Done(d))
 }
