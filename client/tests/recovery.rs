@@ -25,6 +25,7 @@ fn cluster(nodes: usize) -> LocalCluster {
                 segment_size: "256MB".into(),
                 cores: "2".into(),
                 extra_args: vec!["--heartbeat_interval=300ms".into()],
+                ..NodeSpec::default()
             })
             .collect(),
         ..ClusterSpec::default()

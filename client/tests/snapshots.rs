@@ -62,6 +62,7 @@ fn cluster(
                 segment_size: segment_size.into(),
                 cores: "2".into(),
                 extra_args: vec!["--heartbeat_interval=300ms".into()],
+                ..NodeSpec::default()
             })
             .collect(),
         master_args,

@@ -184,7 +184,9 @@ async fn write(
         .zip(seg.as_ref())
         .is_some_and(|(now, then)| std::rc::Rc::ptr_eq(&now, then));
     let stale = h.generation != 0 && term_of(h.generation) < state.term.get();
-    let status = if crc.finish() != h.crc32c {
+    let status = if injected_write_failure() {
+        ErrorCode::TransferFail.code()
+    } else if crc.finish() != h.crc32c {
         state.stats.crc_failures_total.inc();
         ErrorCode::ChecksumMismatch.code()
     } else if !same_segment {
@@ -202,6 +204,17 @@ async fn write(
     let ack = h.answer(Op::WriteAck, status);
     stream.write_all(&ack.encode()).await.map_err(io)?;
     Ok(status)
+}
+
+/// Failpoint `shard::write::before_ack`, between receiving a write and acking it: `return`
+/// answers `TRANSFER_FAIL` (nothing indexed), `sleep(ms)` stalls the shard, `panic` kills the
+/// shard thread. Always false without the `failpoints` feature.
+fn injected_write_failure() -> bool {
+    #[cfg(feature = "failpoints")]
+    if fail::eval("shard::write::before_ack", |_| ()).is_some() {
+        return true;
+    }
+    false
 }
 
 /// Records a slice that landed intact in the shard's object index. A failure to record

@@ -201,6 +201,9 @@ impl Store {
                 Request::PutRevoke { keys: revokes }
             });
         }
+        if let Some(e) = injected_commit_failure() {
+            return b.finish_with(Err(e));
+        }
         if let Err(e) = self.commit_writes(&mut b, ends, upsert) {
             return b.finish_with(Err(e));
         }
@@ -452,6 +455,21 @@ impl Store {
             _ => Err(unexpected("PutEnd")),
         }
     }
+}
+
+/// Failpoint `client::write::before_commit`, between the shards' acks and the commit: `return`
+/// fails the batch without committing (as a client that dies there: the objects stay pending
+/// until the master's release timeout), `sleep(ms)` delays the commit, `panic` unwinds the
+/// caller. Always `None` without the `failpoints` feature.
+fn injected_commit_failure() -> Option<Error> {
+    #[cfg(feature = "failpoints")]
+    if fail::eval("client::write::before_commit", |_| ()).is_some() {
+        return Some(Error::new(
+            ErrorCode::InternalError,
+            "failpoint client::write::before_commit: the commit was not sent",
+        ));
+    }
+    None
 }
 
 /// Between transfer and commit: an item none of whose replicas was written is revoked and

@@ -301,6 +301,10 @@ impl<L: AgentLink> Agent<L> {
     /// One heartbeat: (re)mount when needed, otherwise ping; then retry unmounts the master
     /// has not confirmed.
     pub fn step(&mut self) {
+        if self.mounted && injected("agent::heartbeat") {
+            // As a heartbeat lost on the way: nothing is sent this beat.
+            return;
+        }
         let r = if self.mounted {
             self.call(&Request::Ping {
                 client_id: self.client_id,
@@ -456,4 +460,17 @@ impl<L: AgentLink> Agent<L> {
             }
         }
     }
+}
+
+/// Failpoints of the agent (`agent::heartbeat`: a `return` drops that heartbeat;
+/// `agent::sync`: a `return` drops that notice long poll, the node's other sign of life;
+/// `agent::inventory`: a `return` fails that inventory report, which the next re-mount
+/// sends again); `sleep(ms)` stalls that thread, `panic` kills it. Always false without
+/// the `failpoints` feature.
+pub(crate) fn injected(_name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    if fail::eval(_name, |_| ()).is_some() {
+        return true;
+    }
+    false
 }

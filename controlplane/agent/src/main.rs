@@ -14,6 +14,9 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    // `FAILPOINTS=name=actions;...` turns failpoints on (builds with `--features failpoints`).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     mc_agent::node::run(cfg)?;
     Ok(())
 }

@@ -25,6 +25,9 @@ fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init(),
     }
+    // `FAILPOINTS=name=actions;...` turns failpoints on (builds with `--features failpoints`).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     if let Err(e) = mc_master::run(cfg) {
         // One line that says what to fix; the message already carries its cause.
         eprintln!("mooncake_master: {e}");

@@ -8,7 +8,7 @@
 //! whatever it overlaps, as those bytes are being replaced.
 
 mod keys;
-mod record;
+pub mod record;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;

@@ -488,8 +488,10 @@ fn launch_node(
         if policy == PortPolicy::Fresh {
             node.rest_port = pick_free_port(&node.spec.host)?;
         }
+        let master_addr = node.spec.master_server.as_deref().unwrap_or(master_addr);
         let args = node_args(config, master_addr, &node.spec, node.rest_port);
-        node.child.spawn(&config.store_bin, &args)?;
+        node.child
+            .spawn_with_env(&config.store_bin, &args, &node.spec.env)?;
         let rest_addr = format!("{}:{}", node.spec.host, node.rest_port);
         let ports = format!("rest {}", node.rest_port);
         let result = node.child.wait_ready(config.ready_timeout, &ports, || {

@@ -34,6 +34,15 @@ pub enum Error {
         package: String,
     },
 
+    /// A [`crate::FaultProxy`] could not start (a target off this machine, no socket).
+    #[error("fault proxy in front of {target}: {why}")]
+    Proxy {
+        /// The address the proxy was to forward to.
+        target: String,
+        /// What went wrong.
+        why: String,
+    },
+
     /// No free TCP port could be reserved on a host address.
     #[error("could not pick a free TCP port on {host}: {source}")]
     PortPick {

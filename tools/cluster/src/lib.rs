@@ -11,7 +11,8 @@
 //! the handle; dropping it SIGKILLs and reaps everything it started. Readiness is polled with
 //! a tiny blocking HTTP/1.0 client ([`probe`]) so this crate needs no async runtime.
 //!
-//! For HA tests, [`Coordinator`] runs a real etcd or redis-server the same way, and a
+//! Fault tests put a [`FaultProxy`] between two processes to delay, drop, stall or reset
+//! their traffic. For HA tests, [`Coordinator`] runs a real etcd or redis-server the same way, and a
 //! [`ClusterSpec`] may start several masters electing on it, with nodes following its
 //! locator.
 //!
@@ -32,6 +33,7 @@ mod logs;
 mod ports;
 pub mod probe;
 mod process;
+pub mod proxy;
 mod spec;
 
 pub use binary::{MASTER_BINARY, STORE_BINARY, find_binary};
@@ -40,4 +42,5 @@ pub use coordinator::{Coordinator, CoordinatorKind, answers, command_line, find_
 pub use error::Error;
 pub use ports::{pick_free_port, pick_free_ports};
 pub use probe::NodeHealth;
+pub use proxy::{Direction, FaultProxy, Mode};
 pub use spec::{ClusterSpec, NodeSpec};

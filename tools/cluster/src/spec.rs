@@ -16,6 +16,12 @@ pub struct NodeSpec {
     pub cores: String,
     /// Further flags appended verbatim after the ones this crate sets.
     pub extra_args: Vec<String>,
+    /// Environment variables set for this node (on top of this process's), kept across
+    /// restarts: e.g. `FAILPOINTS` for a build with failpoints.
+    pub env: Vec<(String, String)>,
+    /// What this node gets as `--master_server`, overriding the cluster's (e.g. the address
+    /// of a fault-injecting proxy in front of the master).
+    pub master_server: Option<String>,
 }
 
 impl Default for NodeSpec {
@@ -25,6 +31,8 @@ impl Default for NodeSpec {
             segment_size: "256MB".to_string(),
             cores: "auto".to_string(),
             extra_args: Vec::new(),
+            env: Vec::new(),
+            master_server: None,
         }
     }
 }

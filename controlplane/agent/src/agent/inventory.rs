@@ -21,6 +21,12 @@ impl<L: AgentLink> Agent<L> {
     /// Asks every shard for its entries, sends them to the master as they come, then
     /// `InventoryDone`. Returns how many entries were reported.
     pub(super) fn report_inventory(&mut self) -> Result<u64, NodeError> {
+        if super::injected("agent::inventory") {
+            return Err(NodeError::InventoryRefused {
+                code: ErrorCode::InternalError,
+                message: "failpoint agent::inventory".into(),
+            });
+        }
         let request = self.request_id();
         for (i, l) in self.links.iter().enumerate() {
             l.send(ToShard::Inventory { request })

@@ -133,6 +133,11 @@ fn run(t: &SyncTarget, s: &SyncState, commands: &Sender<Command>) {
     // The highest term handed to the agent loop (which tells the shards).
     let mut told_term = 0;
     while !s.stop.load(Ordering::Acquire) {
+        if super::injected("agent::sync") {
+            // As a long poll lost on the way: the master hears nothing from this call.
+            std::thread::sleep(RETRY);
+            continue;
+        }
         let (acked_term, acked_seq) = s.acked();
         let req = Request::Sync {
             client_id: t.client_id,

@@ -45,18 +45,18 @@ pub enum Adopted {
 impl ObjectStore {
     /// Adopts `c`. With `allow_new` (a node that re-mounted within the recovery window, for
     /// a key not removed since), a key the master does not know is adopted and an older put
-    /// adopted from another node is replaced; the same put gains the candidate's replicas;
-    /// anything else (a newer put, a put made by this master, a put or upsert in flight,
-    /// CRCs that disagree, a late node's unknown key) rejects it.
+    /// adopted from another node is replaced; the same put (whoever wrote it) gains the
+    /// candidate's replicas; anything else (a newer put, another put made by this master, a
+    /// put or upsert in flight, CRCs that disagree, a late node's unknown key) rejects it.
     pub fn adopt(&self, mut c: Candidate, allow_new: bool, now_ms: u64) -> Adopted {
         let (h, mut shard) = self.shard(&c.key);
         let outcome = match shard.get_mut(h, &c.key) {
             None if allow_new => Adopted::New,
             None => Adopted::Rejected,
             Some(o) if !o.complete() || o.upsert().is_some() => Adopted::Rejected,
-            // Written by this master's clients since it started: newer than any report.
-            Some(o) if !o.adopted() => Adopted::Rejected,
             Some(o) if o.put_generation() > c.put_generation => Adopted::Rejected,
+            // The same put (generations are unique per term): a replica it lost when its
+            // node was dropped, or one a restarted master has not seen yet, comes back.
             Some(o) if o.put_generation() == c.put_generation => {
                 if o.crcs() != c.crcs.as_slice() {
                     Adopted::Rejected
@@ -78,6 +78,8 @@ impl ObjectStore {
                     return Adopted::AddedReplicas;
                 }
             }
+            // Written by this master's clients since it started: newer than any report.
+            Some(o) if !o.adopted() => Adopted::Rejected,
             Some(_) if allow_new => Adopted::Replaced,
             Some(_) => Adopted::Rejected,
         };

@@ -89,6 +89,21 @@ fn invalid(msg: impl Into<String>) -> Response {
     Response::error(ErrorCode::InvalidParams.code(), msg)
 }
 
+/// Failpoints `master::put_end::before_record` and `master::put_end::after_record`, on each
+/// side of recording a PutEnd: `return` answers INTERNAL_ERROR (before: nothing committed;
+/// after: committed, but the client hears otherwise), `sleep(ms)` delays the answer, `panic`
+/// fails the request's task. Always `None` without the `failpoints` feature.
+fn injected_commit_failure(_name: &str) -> Option<Response> {
+    #[cfg(feature = "failpoints")]
+    if fail::eval(_name, |_| ()).is_some() {
+        return Some(Response::error(
+            ErrorCode::InternalError.code(),
+            format!("failpoint {_name}"),
+        ));
+    }
+    None
+}
+
 fn check_batch(n: usize) -> Result<(), Response> {
     if n > MAX_BATCH_KEYS {
         return Err(invalid(format!(
@@ -417,7 +432,16 @@ impl MasterService {
                     m.put_start(true, &client_host, &items, &config)
                 });
             }
-            Request::PutEnd { items } => self.commit(items, |i| self.objects.put_end(i, now)),
+            Request::PutEnd { items } => {
+                if let Some(r) = injected_commit_failure("master::put_end::before_record") {
+                    return Reply::Now(r);
+                }
+                let r = self.commit(items, |i| self.objects.put_end(i, now));
+                if let Some(r) = injected_commit_failure("master::put_end::after_record") {
+                    return Reply::Now(r);
+                }
+                r
+            }
             Request::UpsertEnd { items } => {
                 // Answered once the old value's holders forgot it (see `confirmed`).
                 return self.confirmed(|| self.commit(items, |i| self.objects.upsert_end(i, now)));

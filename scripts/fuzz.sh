@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 60), then fuzzed HTTP requests against a
+# live master and node. The harness is stable Rust (no nightly, no libFuzzer): `fuzz/` is
+# its own workspace, built into the root's target/ (its lock file and dev profile match the
+# root's, so compiled dependencies are shared). Crashing inputs land in
+# fuzz/crashes/<target>/; `target/debug/mc-fuzz replay FILE` shows the panic. Once fixed, copy the input to
+# fuzz/regressions/<target>/: the normal test suite replays that directory.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+cargo build -q -p mc-agent -p mc-master --bins >&2
+(cd fuzz && CARGO_TARGET_DIR=../target cargo build -q >&2)
+cd fuzz
+MC_BIN_DIR="$PWD/../target/debug" ../target/debug/mc-fuzz "$seconds" "$@"
