@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{pattern, store};
+use common::pattern;
 use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
 use mooncake_rs::{ErrorCode, ReplicateConfig};
 
@@ -20,7 +20,7 @@ fn a_two_shard_node_stripes_large_values_across_its_shards() {
         ..ClusterSpec::default()
     })
     .expect("cluster starts");
-    let s = store(&c);
+    let s = common::uncached_store(&c);
     let v = pattern(40 << 20, 40);
     s.put("striped", &v, &ReplicateConfig::default()).unwrap();
     let rep = &s.replicas("striped").unwrap()[0];
@@ -51,7 +51,7 @@ fn a_two_shard_node_stripes_large_values_across_its_shards() {
 #[test]
 fn nodes_remount_after_a_master_restart_and_their_objects_come_back() {
     let mut c = common::cluster(1, "64MB");
-    let s = store(&c);
+    let s = common::uncached_store(&c);
     s.put("before-restart", b"x", &ReplicateConfig::default())
         .unwrap();
     c.kill_master();

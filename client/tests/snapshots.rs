@@ -78,6 +78,9 @@ fn cluster(
 fn client(c: &LocalCluster) -> Store {
     Store::connect(StoreConfig {
         rpc_timeout: Duration::from_secs(10),
+        // These tests check what the master knows: reads must not bypass it through the
+        // location cache.
+        location_cache_entries: 0,
         ..StoreConfig::new(c.master_addr())
     })
     .expect("client connects")

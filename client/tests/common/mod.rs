@@ -25,6 +25,16 @@ pub fn store(c: &LocalCluster) -> Store {
     Store::connect(StoreConfig::new(c.master_addr())).expect("client connects")
 }
 
+/// A client of `c` without a location cache: every get asks the master, for tests that
+/// check what the master knows.
+pub fn uncached_store(c: &LocalCluster) -> Store {
+    Store::connect(StoreConfig {
+        location_cache_entries: 0,
+        ..StoreConfig::new(c.master_addr())
+    })
+    .expect("client connects")
+}
+
 /// Deterministic, position-dependent bytes (so misplaced slices are caught).
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

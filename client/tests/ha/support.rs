@@ -55,6 +55,8 @@ impl Ha {
             connect_timeout: Duration::from_secs(2),
             rpc_timeout: Duration::from_secs(3),
             transfer_timeout: Duration::from_secs(2),
+            // What survives a failover is what the new leader knows: no location cache.
+            location_cache_entries: 0,
             ..StoreConfig::new(master_addr)
         })
         .unwrap_or_else(|e| panic!("client of {master_addr}: {e}\n{}", self.logs()))
