@@ -345,16 +345,7 @@ impl Segments {
         for (i, loc) in locs.iter().enumerate() {
             let seg = &slots[loc.segment as usize];
             seg.free(loc, slice_len(len, i as u64 % m));
-            if seg.is_mounted() {
-                self.notices.push(
-                    seg.client_id,
-                    Notice::Free {
-                        segment_id: seg.id,
-                        offset: loc.offset,
-                        generation: loc.generation,
-                    },
-                );
-            }
+            self.tell(seg, loc, NoticeKind::Free);
         }
     }
 
@@ -364,17 +355,7 @@ impl Segments {
     pub fn retire(&self, locs: &[SliceLoc]) {
         let slots = self.slots.read();
         for loc in locs {
-            let seg = &slots[loc.segment as usize];
-            if seg.is_mounted() {
-                self.notices.push(
-                    seg.client_id,
-                    Notice::Free {
-                        segment_id: seg.id,
-                        offset: loc.offset,
-                        generation: loc.generation,
-                    },
-                );
-            }
+            self.tell(&slots[loc.segment as usize], loc, NoticeKind::Free);
         }
     }
 
@@ -383,34 +364,36 @@ impl Segments {
         let slots = self.slots.read();
         let seg = &slots[loc.segment as usize];
         seg.free(loc, length);
-        if seg.is_mounted() {
-            self.notices.push(
-                seg.client_id,
-                Notice::Free {
-                    segment_id: seg.id,
-                    offset: loc.offset,
-                    generation: loc.generation,
-                },
-            );
-        }
+        self.tell(seg, loc, NoticeKind::Free);
     }
 
     /// Tells the nodes holding `locs` that their put is committed.
     pub fn commit(&self, locs: &[SliceLoc]) {
         let slots = self.slots.read();
         for loc in locs {
-            let seg = &slots[loc.segment as usize];
-            if seg.is_mounted() {
-                self.notices.push(
-                    seg.client_id,
-                    Notice::Commit {
-                        segment_id: seg.id,
-                        offset: loc.offset,
-                        generation: loc.generation,
-                    },
-                );
-            }
+            self.tell(&slots[loc.segment as usize], loc, NoticeKind::Commit);
         }
+    }
+
+    /// Queues a commit or free notice of `loc` for the node holding `seg`, if mounted.
+    fn tell(&self, seg: &Segment, loc: &SliceLoc, kind: NoticeKind) {
+        if !seg.is_mounted() {
+            return;
+        }
+        let (segment_id, offset, generation) = (seg.id, loc.offset, loc.generation);
+        let n = match kind {
+            NoticeKind::Commit => Notice::Commit {
+                segment_id,
+                offset,
+                generation,
+            },
+            NoticeKind::Free => Notice::Free {
+                segment_id,
+                offset,
+                generation,
+            },
+        };
+        self.notices.push(seg.client_id, n);
     }
 
     /// This master's term (0 before any node mounted).
@@ -634,4 +617,11 @@ impl Segments {
             slots[loc.segment as usize].free(loc, slice_len(len, i as u64));
         }
     }
+}
+
+/// Which notice [`Segments::tell`] queues.
+#[derive(Clone, Copy)]
+enum NoticeKind {
+    Commit,
+    Free,
 }
