@@ -257,7 +257,7 @@ fn run_kv(args: &Args, master: &str, sizes: &[u64]) -> Result<()> {
     for (&size, &keys) in sizes.iter().zip(&plan) {
         for &batch in &args.batch {
             let batch = batch.max(1);
-            for case in run_case(&store, ceiling.as_ref(), args, size, batch, keys)? {
+            for case in run_case(&store, master, ceiling.as_ref(), args, size, batch, keys)? {
                 failed += case.failed;
                 bad_cases += usize::from(!case.ok);
                 report::print(&case, args.json);
@@ -399,6 +399,7 @@ const MIN_CEILING_OPS: u64 = 2000;
 
 fn run_case(
     store: &Store,
+    master: &str,
     ceiling: Option<&ceiling::CeilingServer>,
     args: &Args,
     size: u64,
@@ -415,6 +416,7 @@ fn run_case(
         .unwrap_or(Duration::from_secs(3))
         .min(Duration::from_secs(3));
     let (mut puts, mut gets, mut cputs, mut cgets) = (vec![], vec![], vec![], vec![]);
+    let (mut owned, mut cold) = (vec![], vec![]);
     for _ in 0..args.repeat.max(1) {
         let phase = |op, keys| Phase {
             op,
@@ -449,6 +451,12 @@ fn run_case(
         }
         // Reads cover the keys the put phase wrote (all of them unless --duration cut it).
         let get = run::run(store, &phase(Op::Get, put.ops));
+        owned.push(run::run(store, &phase(Op::GetOwned, put.ops)));
+        // A second client, new for each repetition: none of the keys is in its cache.
+        let fresh = Store::connect(StoreConfig::new(master))
+            .with_context(|| format!("connecting a cold-cache client to {master}"))?;
+        cold.push(run::run(&fresh, &phase(Op::GetCold, put.ops)));
+        drop(fresh);
         store
             .remove_all(true)
             .context("clearing the store between repetitions")?;
@@ -459,6 +467,8 @@ fn run_case(
     Ok(vec![
         CaseResult::from_reps("put", size, batch, threads, &puts, &cputs),
         CaseResult::from_reps("get", size, batch, threads, &gets, &cgets),
+        CaseResult::from_reps("get_owned", size, batch, threads, &owned, &cgets),
+        CaseResult::from_reps("get_cold", size, batch, threads, &cold, &cgets),
     ])
 }
 

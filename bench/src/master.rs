@@ -170,6 +170,7 @@ fn phase(sc: &MasterScenario, put: bool, range: std::ops::Range<u64>) -> Result<
             misses: evicted,
             secs,
             hist,
+            cache: (0, 0),
         },
         evicted,
     })

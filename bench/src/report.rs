@@ -40,6 +40,10 @@ pub struct CaseResult {
     pub failed: u64,
     /// Keys a get did not find over all repetitions (evicted, or never written).
     pub misses: u64,
+    /// Gets only: the share of keys read through the client's location cache rather than
+    /// looked up at the master (0 with the cache off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_hit_rate: Option<f64>,
 }
 
 /// Median of a non-empty list.
@@ -91,6 +95,12 @@ impl CaseResult {
             ok: failed == 0 && reps.iter().all(|r| r.ops > 0),
             failed,
             misses: reps.iter().map(|r| r.misses).sum(),
+            cache_hit_rate: matches!(op, "get" | "get_owned" | "get_cold").then(|| {
+                let (hits, misses) = reps
+                    .iter()
+                    .fold((0, 0), |(h, m), r| (h + r.cache.0, m + r.cache.1));
+                hits as f64 / ((hits + misses) as f64).max(1.0)
+            }),
         }
     }
 }
@@ -107,7 +117,7 @@ pub fn human(size: u64) -> String {
 /// Prints the table header.
 pub fn print_header() {
     println!(
-        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6} {:>7} {:>3}",
+        "{:<9} {:>7} {:>5} {:>3} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6} {:>7} {:>3}",
         "op",
         "size",
         "batch",
@@ -134,7 +144,7 @@ pub fn print(c: &CaseResult, json: bool) {
     }
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |x| format!("{x:.prec$}"));
     println!(
-        "{:<4} {:>7} {:>5} {:>3} {:>7} {:>9.0} {:>7.3} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6.2} {:>7} {:>3}",
+        "{:<9} {:>7} {:>5} {:>3} {:>7} {:>9.0} {:>7.3} {:>7} {:>7} {:>8} {:>9} {:>6} {:>6.2} {:>7} {:>3}",
         c.op,
         human(c.size),
         c.batch,

@@ -14,8 +14,12 @@ use crate::zipf::Zipf;
 pub enum Op {
     /// Put keys 0..n.
     Put,
-    /// Get keys 0..n (or zipf-distributed among them).
+    /// Get keys 0..n (or zipf-distributed among them) into buffers the worker reuses.
     Get,
+    /// The same reads returning fresh vectors (`Store::get_batch`).
+    GetOwned,
+    /// [`Op::Get`] by a client that has seen none of the keys (an empty location cache).
+    GetCold,
 }
 
 impl Op {
@@ -24,6 +28,8 @@ impl Op {
         match self {
             Op::Put => "put",
             Op::Get => "get",
+            Op::GetOwned => "get_owned",
+            Op::GetCold => "get_cold",
         }
     }
 }
@@ -64,6 +70,9 @@ pub struct PhaseResult {
     pub secs: f64,
     /// Per-call latency, microseconds.
     pub hist: Histogram<u64>,
+    /// Keys read through the client's location cache, and keys it had to ask the master
+    /// for, during the phase.
+    pub cache: (u64, u64),
 }
 
 impl PhaseResult {
@@ -114,7 +123,20 @@ pub enum GetOutcome {
 /// Classifies one get result against the value key `index` was written with.
 pub fn classify(got: &mooncake_rs::Result<Vec<u8>>, template: &[u8], index: u64) -> GetOutcome {
     match got {
-        Ok(v) if check(v, template, index) => GetOutcome::Good,
+        Ok(v) => classify_into(&Ok(v.len()), v, template, index),
+        Err(e) => classify_into(&Err(e.clone()), &[], template, index),
+    }
+}
+
+/// [`classify`] for a read into `buf` that returned the object's size.
+pub fn classify_into(
+    got: &mooncake_rs::Result<usize>,
+    buf: &[u8],
+    template: &[u8],
+    index: u64,
+) -> GetOutcome {
+    match got {
+        Ok(n) if *n <= buf.len() && check(&buf[..*n], template, index) => GetOutcome::Good,
         Err(e) if e.code() == ErrorCode::ObjectNotFound => GetOutcome::Miss,
         _ => GetOutcome::Bad,
     }
@@ -127,6 +149,7 @@ pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
     let deadline = p.max_time.map(|t| start + t);
     let mut hist = new_hist();
     let mut busy = Duration::ZERO;
+    let cache0 = store.cache_stats();
     std::thread::scope(|sc| {
         let workers: Vec<_> = (0..p.threads)
             .map(|_| {
@@ -164,6 +187,10 @@ pub fn run(store: &Store, p: &Phase<'_>) -> PhaseResult {
         // is excluded, as the ceiling does none of it.
         secs: busy.as_secs_f64(),
         hist,
+        cache: {
+            let c = store.cache_stats();
+            (c.hits - cache0.hits, c.misses - cache0.misses)
+        },
     }
 }
 
@@ -176,7 +203,7 @@ fn worker(
     let mut h = new_hist();
     let mut busy = Duration::ZERO;
     let zipf = match (p.op, p.zipf) {
-        (Op::Get, Some(s)) => Some(Zipf::new(p.keys, s)),
+        (Op::Get | Op::GetOwned | Op::GetCold, Some(s)) => Some(Zipf::new(p.keys, s)),
         _ => None,
     };
     let mut rng = rand::rng();
@@ -217,7 +244,29 @@ fn worker(
                 let took = t0.elapsed();
                 (res.iter().filter(|r| r.is_err()).count(), 0, took)
             }
-            Op::Get => {
+            Op::Get | Op::GetCold => {
+                // A stamp no key has: a get that wrote nothing cannot pass the check.
+                for b in &mut bufs {
+                    stamp(b, u64::MAX);
+                }
+                let mut items: Vec<(&str, &mut [u8])> = keys
+                    .iter()
+                    .zip(bufs.iter_mut())
+                    .map(|(k, b)| (k.as_str(), b.as_mut_slice()))
+                    .collect();
+                let t0 = Instant::now();
+                let got = store.get_into_batch(&mut items);
+                let took = t0.elapsed();
+                let outcomes: Vec<GetOutcome> = got
+                    .iter()
+                    .zip(&items)
+                    .zip(&group)
+                    .map(|((r, (_, b)), &i)| classify_into(r, b, p.template, i))
+                    .collect();
+                let count = |o| outcomes.iter().filter(|&&x| x == o).count();
+                (count(GetOutcome::Bad), count(GetOutcome::Miss), took)
+            }
+            Op::GetOwned => {
                 let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
                 let t0 = Instant::now();
                 let got = store.get_batch(&refs);
@@ -261,6 +310,14 @@ mod tests {
             classify(&err(ErrorCode::ObjectNotFound), &t, 3),
             GetOutcome::Miss
         );
+        // Into a buffer: the size returned must cover the value, the bytes must check.
+        let mut buf = t.clone();
+        stamp(&mut buf, 3);
+        assert_eq!(classify_into(&Ok(8192), &buf, &t, 3), GetOutcome::Good);
+        assert_eq!(classify_into(&Ok(8000), &buf, &t, 3), GetOutcome::Bad);
+        assert_eq!(classify_into(&Ok(9000), &buf, &t, 3), GetOutcome::Bad);
+        stamp(&mut buf, u64::MAX);
+        assert_eq!(classify_into(&Ok(8192), &buf, &t, 3), GetOutcome::Bad);
         for c in [
             ErrorCode::ChecksumMismatch,
             ErrorCode::TransferFail,

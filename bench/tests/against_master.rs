@@ -86,22 +86,31 @@ fn the_default_run_fits_a_512mb_node_and_checks_every_value() {
     ]);
     assert!(o.status.success(), "{}", describe(&o));
     let rows = rows(&o);
-    assert_eq!(rows.len(), 4 * 2 * 2, "{}", describe(&o));
-    for pair in rows.chunks(2) {
-        let (put, get) = (&pair[0], &pair[1]);
-        assert_eq!(
-            (put["op"].as_str(), get["op"].as_str()),
-            (Some("put"), Some("get"))
-        );
-        for r in pair {
+    // Per size and batch: put, get (into reused buffers), get_owned and get_cold.
+    assert_eq!(rows.len(), 4 * 2 * 4, "{}", describe(&o));
+    for case in rows.chunks(4) {
+        let ops: Vec<&str> = case.iter().map(|r| r["op"].as_str().unwrap()).collect();
+        assert_eq!(ops, ["put", "get", "get_owned", "get_cold"]);
+        for r in case {
             assert_eq!(r["ok"], true, "{r}");
             assert_eq!(r["failed"], 0, "{r}");
             assert_eq!(r["misses"], 0, "{r}");
         }
-        // What was read back was checked (no failure, no miss above). On a loaded machine
-        // the get phase may reach its --duration before it has read every key written.
-        let (p, g) = (put["ops"].as_u64().unwrap(), get["ops"].as_u64().unwrap());
-        assert!(g >= 1 && g <= p, "{put}\n{get}");
+        let put = &case[0];
+        for get in &case[1..] {
+            // What was read back was checked (no failure, no miss above). On a loaded
+            // machine a get phase may reach its --duration before it has read every key.
+            let (p, g) = (put["ops"].as_u64().unwrap(), get["ops"].as_u64().unwrap());
+            assert!(g >= 1 && g <= p, "{put}\n{get}");
+        }
+        // The bench's own puts filled its location cache; the cold client starts empty.
+        assert!(
+            case[1]["cache_hit_rate"].as_f64().unwrap() > 0.0,
+            "{}",
+            case[1]
+        );
+        assert_eq!(case[3]["cache_hit_rate"], 0.0, "{}", case[3]);
+        assert!(put.get("cache_hit_rate").is_none(), "{put}");
     }
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("lowered to fit"), "{err}");
@@ -175,7 +184,7 @@ fn wrong_bytes_make_the_run_fail() {
     let line = error_line(&o);
     assert!(line.contains("not ok"), "{line}");
     let rows = rows(&o);
-    assert_eq!(rows.len(), 2, "{}", describe(&o));
+    assert_eq!(rows.len(), 4, "{}", describe(&o));
     for r in &rows {
         assert_eq!(r["ok"], false, "{r}");
         assert_eq!(r["failed"], 1, "{r}");

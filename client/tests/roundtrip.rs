@@ -4,6 +4,8 @@
 mod common;
 
 use common::{cluster, pattern, store};
+use std::mem::MaybeUninit;
+
 use mooncake_rs::{ErrorCode, ReplicateConfig};
 
 #[test]
@@ -26,6 +28,65 @@ fn values_round_trip_byte_exact_through_get_and_get_into() {
     // 40 MiB is cut into three slices: the replica descriptor shows it.
     let reps = s.replicas("rt-41943040").unwrap();
     assert_eq!(reps[0].slices.len(), 3);
+}
+
+/// Batch reads that hand out memory nobody zeroed: what succeeded holds exactly the value
+/// (multi-slice ones included); a missing key is an error and its memory is
+/// never asked for.
+#[test]
+fn batch_reads_into_fresh_and_uninitialised_memory_are_byte_exact() {
+    let c = cluster(1, "256MB");
+    let s = store(&c);
+    let cfg = ReplicateConfig::default();
+    let lens = [1usize, 4096, 3 << 20, 40 << 20];
+    let keys: Vec<String> = lens.iter().map(|l| format!("un-{l}")).collect();
+    for (i, (k, &l)) in keys.iter().zip(&lens).enumerate() {
+        s.put(k, &pattern(l, i as u64 + 9), &cfg).unwrap();
+    }
+    let mut refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    refs.insert(2, "un-missing");
+    let owned = s.get_batch(&refs);
+    // Memory for every key, filled with a byte no value has at its end, so a read that
+    // stopped short would show.
+    let size_of = |j: usize| match j {
+        2 => 0,
+        j if j < 2 => lens[j],
+        j => lens[j - 1],
+    };
+    let mut mem: Vec<Vec<MaybeUninit<u8>>> = (0..refs.len())
+        .map(|j| vec![MaybeUninit::new(0xEE); size_of(j)])
+        .collect();
+    let mut slots: Vec<Option<&mut [MaybeUninit<u8>]>> =
+        mem.iter_mut().map(|v| Some(v.as_mut_slice())).collect();
+    let mut asked = Vec::new();
+    let sizes = s.get_batch_with_uninit(&refs, |k, size| {
+        asked.push(k);
+        let m = slots[k].take().expect("asked once per key");
+        assert_eq!(m.len(), size);
+        Ok(m)
+    });
+    assert_eq!(asked, [0, 1, 3, 4], "no memory for the missing key");
+    for (j, r) in owned.iter().enumerate() {
+        if j == 2 {
+            assert_eq!(r.as_ref().unwrap_err().code(), ErrorCode::ObjectNotFound);
+            assert_eq!(
+                sizes[j].as_ref().unwrap_err().code(),
+                ErrorCode::ObjectNotFound
+            );
+            continue;
+        }
+        let i = if j < 2 { j } else { j - 1 };
+        let want = pattern(lens[i], i as u64 + 9);
+        assert_eq!(r.as_ref().unwrap(), &want, "get_batch of {} bytes", lens[i]);
+        assert_eq!(*sizes[j].as_ref().unwrap(), lens[i]);
+        let got: Vec<u8> = mem[j]
+            .iter()
+            // SAFETY: every byte was initialised (to 0xEE) before the call, and the read
+            // only ever stores received bytes.
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
+        assert!(got == want, "get_batch_with_uninit of {} bytes", lens[i]);
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! an existing key returns `0` and keeps the old value. The GIL is released for every
 //! network call and every copy of object bytes.
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -319,24 +320,23 @@ struct FreshBytes {
 }
 
 impl FreshBytes {
-    /// A new zeroed `bytes` object of `size` bytes for key `k`, and its contents to fill.
+    /// A new `bytes` object of `size` bytes for key `k`, and its (uninitialised) contents to
+    /// fill. The object is handed to Python only when its key's read succeeded, which means
+    /// every byte was received (`Store::get_batch_with_uninit`).
     #[expect(
         clippy::mut_from_ref,
         reason = "an arena: each call lends the contents of a new object, never the same bytes twice"
     )]
-    fn alloc(&self, k: usize, size: usize) -> Result<&mut [u8], Error> {
+    fn alloc(&self, k: usize, size: usize) -> Result<&mut [MaybeUninit<u8>], Error> {
         let (obj, data) = Python::attach(|py| uninit_bytes(py, size))?;
         self.made.lock().push((k, obj));
-        // Zeroed without the GIL; a `&mut [u8]` must cover initialised bytes.
         // SAFETY: `data` points at the `size` bytes of the object just made (dangling for
-        // size 0, when nothing is written), which only this arena references.
-        unsafe { data.as_ptr().write_bytes(0, size) };
-        // SAFETY: the `size` bytes are initialised (zeroed above) and valid for writes. The
-        // object stays alive, held in `made`, until `into_objects` takes `self`, which ends
-        // the borrow of `self` that this slice's lifetime is tied to. Nothing else can reach
-        // the bytes: the object has no other reference, and every call makes a new object,
-        // so lent slices never overlap.
-        Ok(unsafe { std::slice::from_raw_parts_mut(data.as_ptr(), size) })
+        // size 0, when nothing is written), valid for writes; `MaybeUninit` asks nothing of
+        // their contents. The object stays alive, held in `made`, until `into_objects` takes
+        // `self`, which ends the borrow of `self` that this slice's lifetime is tied to.
+        // Nothing else can reach the bytes: the object has no other reference, and every
+        // call makes a new object, so lent slices never overlap.
+        Ok(unsafe { std::slice::from_raw_parts_mut(data.as_ptr().cast(), size) })
     }
 
     /// The objects made, each with the index of its key.
@@ -375,7 +375,7 @@ fn get_bytes(py: Python<'_>, c: &Client, keys: &[String]) -> Vec<Option<Py<PyByt
     let res = py.detach(|| {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         c.store
-            .get_batch_with(&refs, |k, size| fresh.alloc(k, size))
+            .get_batch_with_uninit(&refs, |k, size| fresh.alloc(k, size))
     });
     let mut out: Vec<Option<Py<PyBytes>>> = keys.iter().map(|_| None).collect();
     for (k, obj) in fresh.into_objects() {

@@ -5,6 +5,7 @@
 //! Outcomes stay per slice. An error the shard reports (e.g. a CRC mismatch) fails that
 //! slice only; a broken or timed-out connection fails every slice still waiting on it.
 
+use std::mem::MaybeUninit;
 use std::time::Instant;
 
 use mc_schema::msg::SliceDesc;
@@ -26,7 +27,8 @@ pub(super) struct WriteJob<'a> {
 /// serves it only if its index still holds that slice (a cached location).
 pub(super) struct ReadJob<'a> {
     pub(super) slice: &'a SliceDesc,
-    pub(super) buf: &'a mut [u8],
+    /// Need not be initialised: every byte is written before the job succeeds.
+    pub(super) buf: &'a mut [MaybeUninit<u8>],
     pub(super) crc: u32,
     pub(super) validate: bool,
 }
@@ -201,7 +203,7 @@ impl Store {
                 let mut mismatched = Vec::new();
                 let (mut out, healthy) = collect(ids.len(), |k| {
                     let j = &mut jobs[idxs[k]];
-                    let got = c.recv_read(ids[k], j.buf)?;
+                    let got = c.recv_read_uninit(ids[k], j.buf)?;
                     if got != j.crc {
                         mismatched.push(k);
                     }

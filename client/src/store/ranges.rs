@@ -12,6 +12,7 @@ use super::pipeline::ReadJob;
 use super::{Store, invalid};
 use crate::metrics::Op;
 use crate::{Error, ErrorCode, Result};
+use mc_transfer::uninit::as_uninit_mut;
 
 /// One object's share of [`Store::read_ranges_batch`]: where it lives and its ranges
 /// (object offset, destination).
@@ -132,7 +133,7 @@ impl Store {
             .zip(&owner)
             .map(|(buf, &(_, _, slice, crc))| ReadJob {
                 slice,
-                buf: buf.as_mut_slice(),
+                buf: as_uninit_mut(buf.as_mut_slice()),
                 crc,
                 validate: false,
             })
@@ -221,7 +222,7 @@ impl Store {
             .zip(&picked)
             .map(|(buf, &i)| ReadJob {
                 slice: &rep.slices[i],
-                buf: buf.as_mut_slice(),
+                buf: as_uninit_mut(buf.as_mut_slice()),
                 crc: list.slice_crcs[i],
                 validate: false,
             })

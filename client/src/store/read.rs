@@ -6,10 +6,12 @@
 //! caller's buffers ([`Store::get_into_batch`]), or memory handed out once the size is
 //! known ([`Store::get_with`], which lets a binding read straight into its own objects).
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mc_schema::msg::{ReplicaDesc, ReplicaListResult, Request, ResponseBody};
+use mc_transfer::uninit::as_uninit_mut;
 
 use super::pipeline::ReadJob;
 use super::{Store, check_batch, check_key, invalid, unexpected};
@@ -95,7 +97,12 @@ impl Store {
 
     /// Reads every slice of replica `r` into `buf` (pipelined per shard) and checks each
     /// against its CRC32C; the first failure is returned.
-    fn read_replica(&self, r: &ReplicaDesc, buf: &mut [u8], crcs: &[u32]) -> Result<()> {
+    fn read_replica(
+        &self,
+        r: &ReplicaDesc,
+        buf: &mut [MaybeUninit<u8>],
+        crcs: &[u32],
+    ) -> Result<()> {
         let total: u64 = r.slices.iter().map(|s| s.length).sum();
         if total != buf.len() as u64 || r.slices.len() != crcs.len() {
             return Err(Error::new(
@@ -104,7 +111,7 @@ impl Store {
             ));
         }
         let mut jobs = Vec::with_capacity(r.slices.len());
-        let mut rest: &mut [u8] = buf;
+        let mut rest: &mut [MaybeUninit<u8>] = buf;
         for (s, crc) in r.slices.iter().zip(crcs) {
             let (part, tail) = rest.split_at_mut(s.length as usize);
             rest = tail;
@@ -120,7 +127,7 @@ impl Store {
 
     /// Reads one complete replica into `buf` (exactly the object size), trying the next
     /// replica on any failure. Fails only when no replica could be read intact.
-    fn read_object(&self, r: &ReplicaListResult, buf: &mut [u8]) -> Result<()> {
+    fn read_object(&self, r: &ReplicaListResult, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
         if r.replicas.is_empty() {
             return Err(Error::new(
                 ErrorCode::ReplicaIsNotReady,
@@ -150,7 +157,7 @@ impl Store {
     /// validated by the shard for cached locations. A key whose first try failed falls back
     /// to every replica in turn, except a cached one: its outcome says `Stale`, and the
     /// caller asks the master where the key is now.
-    fn fill(&self, keys: &[&str], at: &Located, targets: &mut [Option<&mut [u8]>]) -> Vec<Filled> {
+    fn fill(&self, keys: &[&str], at: &Located, targets: &mut [Option<Target<'_>>]) -> Vec<Filled> {
         let mut jobs = Vec::new();
         let mut owner = Vec::new();
         for (k, (r, target)) in at.lists.iter().zip(targets.iter_mut()).enumerate() {
@@ -167,7 +174,7 @@ impl Store {
             if !fits {
                 continue;
             }
-            let mut rest: &mut [u8] = buf;
+            let mut rest: &mut [MaybeUninit<u8>] = buf;
             for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
                 let (part, tail) = rest.split_at_mut(s.length as usize);
                 rest = tail;
@@ -234,9 +241,12 @@ impl Store {
             Ok(l) => l,
             Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
         };
-        let sized =
-            |r: &ReplicaListResult| vec![0u8; if r.status == 0 { r.size as usize } else { 0 }];
-        let mut bufs: Vec<Vec<u8>> = at.lists.iter().map(|r| sized(r)).collect();
+        // Not zeroed: the transfer writes every byte, and only a complete read is handed out.
+        let mut bufs: Vec<Vec<u8>> = at
+            .lists
+            .iter()
+            .map(|r| Vec::with_capacity(wanted(r)))
+            .collect();
         let mut res = self.fill_owned(keys, &at, &mut bufs, None);
         let again: Vec<bool> = res.iter().map(|r| matches!(r, Filled::Stale)).collect();
         if again.contains(&true) {
@@ -244,8 +254,9 @@ impl Store {
                 return keys.iter().map(|_| Err(e.clone())).collect();
             }
             for k in (0..keys.len()).filter(|&k| again[k]) {
-                if bufs[k].len() as u64 != at.lists[k].size {
-                    bufs[k] = sized(&at.lists[k]);
+                let size = wanted(&at.lists[k]);
+                if bufs[k].capacity() < size {
+                    bufs[k] = Vec::with_capacity(size);
                 }
             }
             for (k, r) in self
@@ -258,13 +269,11 @@ impl Store {
                 }
             }
         }
-        res.into_iter()
-            .zip(bufs)
-            .map(|(r, b)| r.into_result().map(|()| b))
-            .collect()
+        hand_out(res, bufs, &at.lists)
     }
 
-    /// [`fill`](Self::fill) into owned buffers; `only` limits it to some keys.
+    /// [`fill`](Self::fill) into the capacity of owned buffers (each at least the size of
+    /// its object); `only` limits it to some keys.
     fn fill_owned(
         &self,
         keys: &[&str],
@@ -272,12 +281,13 @@ impl Store {
         bufs: &mut [Vec<u8>],
         only: Option<&[bool]>,
     ) -> Vec<Filled> {
-        let mut targets: Vec<Option<&mut [u8]>> = bufs
+        let mut targets: Vec<Option<Target<'_>>> = bufs
             .iter_mut()
             .zip(&at.lists)
             .enumerate()
             .map(|(k, (b, r))| {
-                (r.status == 0 && only.is_none_or(|o| o[k])).then_some(b.as_mut_slice())
+                (r.status == 0 && only.is_none_or(|o| o[k]))
+                    .then(|| &mut b.spare_capacity_mut()[..wanted(r)])
             })
             .collect();
         self.fill(keys, at, &mut targets)
@@ -332,7 +342,24 @@ impl Store {
     pub fn get_batch_with<'b>(
         &self,
         keys: &[&str],
-        alloc: impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
+        mut alloc: impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
+    ) -> Vec<Result<usize>> {
+        let t0 = Instant::now();
+        let res = self.get_batch_with_inner(keys, |k, size| alloc(k, size).map(as_uninit_mut));
+        let bytes = res.iter().flatten().map(|&n| n as u64).sum();
+        let failed = res.iter().filter(|r| r.is_err()).count();
+        self.record(Op::Get, keys.len(), bytes, failed, t0);
+        res
+    }
+
+    /// [`get_batch_with`](Self::get_batch_with) into memory that need not be initialised:
+    /// `alloc(k, size)` hands out `size` bytes for key `k`. For a key whose result is `Ok`,
+    /// every byte of its memory holds the object; for a failed key the contents are
+    /// unspecified (some of it may have been written), so the caller must not read them.
+    pub fn get_batch_with_uninit<'b>(
+        &self,
+        keys: &[&str],
+        alloc: impl FnMut(usize, usize) -> Result<&'b mut [MaybeUninit<u8>]>,
     ) -> Vec<Result<usize>> {
         let t0 = Instant::now();
         let res = self.get_batch_with_inner(keys, alloc);
@@ -345,14 +372,14 @@ impl Store {
     fn get_batch_with_inner<'b>(
         &self,
         keys: &[&str],
-        mut alloc: impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
+        mut alloc: impl FnMut(usize, usize) -> Result<Target<'b>>,
     ) -> Vec<Result<usize>> {
         let mut at = match self.locate(keys) {
             Ok(l) => l,
             Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut early: Vec<Option<Error>> = vec![None; keys.len()];
-        let mut targets: Vec<Option<&mut [u8]>> = (0..keys.len()).map(|_| None).collect();
+        let mut targets: Vec<Option<Target<'b>>> = (0..keys.len()).map(|_| None).collect();
         allocate(&at, None, &mut alloc, &mut targets, &mut early);
         let mut res = self.fill(keys, &at, &mut targets);
         let again: Vec<bool> = res.iter().map(|r| matches!(r, Filled::Stale)).collect();
@@ -368,7 +395,7 @@ impl Store {
                 })
                 .collect();
             allocate(&at, Some(&resize), &mut alloc, &mut targets, &mut early);
-            let mut only: Vec<Option<&mut [u8]>> = targets
+            let mut only: Vec<Option<Target<'_>>> = targets
                 .iter_mut()
                 .enumerate()
                 .map(|(k, t)| if again[k] { t.as_deref_mut() } else { None })
@@ -388,6 +415,42 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Memory one key is read into; need not be initialised (every byte is received before the
+/// key's read succeeds).
+type Target<'b> = &'b mut [MaybeUninit<u8>];
+
+/// The outcome of each key of [`Store::get_batch`], a successful one with its buffer.
+///
+/// `bufs[k]` was lent to the transfers as its first `wanted(lists[k])` bytes of capacity;
+/// an `Ok` outcome means every one of them was received (`fill` reports success only for a
+/// key whose every slice arrived whole, `read_object` only for a whole replica).
+#[allow(unsafe_code)]
+fn hand_out(
+    res: Vec<Filled>,
+    bufs: Vec<Vec<u8>>,
+    lists: &[Arc<ReplicaListResult>],
+) -> Vec<Result<Vec<u8>>> {
+    res.into_iter()
+        .zip(bufs)
+        .zip(lists)
+        .map(|((r, mut b), l)| {
+            r.into_result().map(|()| {
+                let len = wanted(l);
+                assert!(len <= b.capacity(), "a buffer smaller than its object");
+                // SAFETY: len ≤ capacity (checked), and by this function's contract the
+                // first `len` bytes were written by the transfer that succeeded.
+                unsafe { b.set_len(len) };
+                b
+            })
+        })
+        .collect()
+}
+
+/// Bytes the object of a found key takes (0 for a key not found).
+fn wanted(r: &ReplicaListResult) -> usize {
+    if r.status == 0 { r.size as usize } else { 0 }
 }
 
 /// Where the keys of a get are.
@@ -423,8 +486,8 @@ impl Filled {
 fn allocate<'b>(
     at: &Located,
     only: Option<&[bool]>,
-    alloc: &mut impl FnMut(usize, usize) -> Result<&'b mut [u8]>,
-    targets: &mut [Option<&'b mut [u8]>],
+    alloc: &mut impl FnMut(usize, usize) -> Result<Target<'b>>,
+    targets: &mut [Option<Target<'b>>],
     early: &mut [Option<Error>],
 ) {
     for (k, r) in at.lists.iter().enumerate() {

@@ -6,6 +6,7 @@
 //! buffer.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use crate::header::{
     FLAG_OBJECT_INFO, FLAG_VALIDATE, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader,
 };
 use crate::net;
+use crate::uninit;
 use mc_schema::ErrorCode;
 use mc_schema::checksum::Crc32c;
 use mc_schema::handshake::Role;
@@ -267,6 +269,16 @@ impl DataConn {
     /// Receives the answer to READ `id` into `buf` (exactly the length asked for) and
     /// returns its CRC32C, computed chunk by chunk as the bytes arrive.
     pub fn recv_read(&mut self, id: u64, buf: &mut [u8]) -> Result<u32, TransferError> {
+        self.recv_read_uninit(id, uninit::as_uninit_mut(buf))
+    }
+
+    /// [`recv_read`](Self::recv_read) into memory that need not be initialised: on `Ok`
+    /// every byte of `buf` holds the payload; on an error its contents are unspecified.
+    pub fn recv_read_uninit(
+        &mut self,
+        id: u64,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<u32, TransferError> {
         let a = self.read_answer(Op::ReadData, id)?;
         if a.length != buf.len() as u64 {
             return Err(TransferError::Protocol {
@@ -276,8 +288,8 @@ impl DataConn {
         }
         let mut crc = Crc32c::default();
         for chunk in buf.chunks_mut(CRC_CHUNK_BYTES) {
-            self.stream.read_exact(chunk).map_err(|e| self.io(e))?;
-            crc.update(chunk);
+            uninit::recv_exact(&self.stream, chunk, |run| crc.update(run))
+                .map_err(|e| self.io(e))?;
         }
         Ok(crc.finish())
     }

@@ -11,6 +11,7 @@
 pub mod conn;
 pub mod header;
 pub mod net;
+pub mod uninit;
 
 pub use conn::{DataConn, TransferError};
 pub use header::{ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader};
