@@ -179,16 +179,23 @@ fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
         .unwrap();
     s.get("n1").unwrap();
     s.get("n1").unwrap();
-    // A payload that does not match its CRC is refused and counted.
-    let slice = s.replicas("n1").unwrap()[0].slices[0].clone();
+    // A payload that does not match its CRC is refused and counted; so is a write without
+    // a token the master signed.
+    let slice = common::put_start(&c, "n2", 4)[0].clone();
     let mut conn =
         mc_transfer::DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2))
             .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    assert!(
-        conn.write(slice.segment_id, slice.offset, 0, b"evil", 1, deadline)
-            .is_err()
-    );
+    conn.arm_deadline(std::time::Instant::now() + Duration::from_secs(10))
+        .unwrap();
+    let at = (slice.segment_id, slice.offset, slice.generation);
+    let id = conn
+        .send_object_write(at, b"evil", 1, slice.token.as_ref(), None)
+        .unwrap();
+    let e = conn.recv_write_ack(id).unwrap_err();
+    assert_eq!(e.code(), mc_schema::ErrorCode::ChecksumMismatch, "{e}");
+    let id = conn.send_object_write(at, b"evil", 1, None, None).unwrap();
+    let e = conn.recv_write_ack(id).unwrap_err();
+    assert_eq!(e.code(), mc_schema::ErrorCode::WriteTokenInvalid, "{e}");
     // A shard counts a transfer just after sending its answer, so the last one may show up
     // a moment after the client has it.
     let scrape_deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -199,7 +206,7 @@ fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
                 .get("mc_shard_write_ops_total")
                 .copied()
                 .unwrap_or(0.0);
-        if writes >= 2.0 || std::time::Instant::now() >= scrape_deadline {
+        if writes >= 3.0 || std::time::Instant::now() >= scrape_deadline {
             break after;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -210,10 +217,11 @@ fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
     assert_eq!(after["mc_shard_segment_capacity_bytes"], (64 << 20) as f64);
     assert_eq!(moved("mc_shard_bytes_in_total"), 100_000.0);
     assert_eq!(moved("mc_shard_bytes_out_total"), 200_000.0);
-    assert_eq!(moved("mc_shard_write_ops_total"), 2.0);
+    assert_eq!(moved("mc_shard_write_ops_total"), 3.0);
     assert_eq!(moved("mc_shard_read_ops_total"), 2.0);
     assert_eq!(moved("mc_shard_crc_failures_total"), 1.0);
-    assert_eq!(moved("mc_shard_write_errors_total"), 1.0);
+    assert_eq!(moved("mc_shard_refused_writes_total"), 1.0);
+    assert_eq!(moved("mc_shard_write_errors_total"), 2.0);
     assert_eq!(
         after["mc_shard_transfer_latency_seconds{op=write}"],
         after["mc_shard_write_ops_total"]

@@ -10,10 +10,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pattern;
+use common::{pattern, put_start};
 use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
-use mc_schema::handshake::Role;
-use mc_schema::msg::{Request, ResponseBody};
 use mc_transfer::{DataConn, ObjectInfo};
 use mooncake_rs::{ErrorCode, ReplicateConfig, Store, StoreConfig};
 
@@ -140,31 +138,6 @@ fn a_restarted_master_gets_every_committed_object_back_byte_exact() {
     );
 }
 
-/// Starts a put at the master by hand: returns its replicas' slices.
-fn put_start(c: &LocalCluster, key: &str, len: u64) -> Vec<mc_schema::msg::SliceDesc> {
-    let mut rpc = mc_rpc::RpcClient::connect(
-        &c.master_addr(),
-        Role::Client,
-        "mooncake_cluster",
-        Duration::from_secs(2),
-    )
-    .unwrap();
-    let req = Request::PutStart {
-        client_id: 99,
-        client_host: String::new(),
-        items: vec![(key.to_string(), len)],
-        config: mc_schema::msg::ReplicateConfig::default(),
-    };
-    match rpc
-        .call(&req, Instant::now() + Duration::from_secs(10))
-        .unwrap()
-        .body
-    {
-        ResponseBody::PutStart(v) => v[0].replicas[0].slices.clone(),
-        other => panic!("unexpected answer {other:?}"),
-    }
-}
-
 /// Writes slice `i` of `value` under `key` as the client would, object info included.
 fn write_slice(
     slices: &[mc_schema::msg::SliceDesc],
@@ -187,11 +160,10 @@ fn write_slice(
     conn.arm_deadline(Instant::now() + Duration::from_secs(10))?;
     let crc = mc_schema::checksum::crc32c(data);
     let id = conn.send_object_write(
-        s.segment_id,
-        s.offset,
-        s.generation,
+        (s.segment_id, s.offset, s.generation),
         data,
         crc,
+        s.token.as_ref(),
         Some((&info, key)),
     )?;
     conn.recv_write_ack(id)

@@ -110,6 +110,22 @@ fn garbage_on_master_and_shard_ports_closes_only_that_connection() {
     assert_eq!(store(&c).get("after").unwrap(), b"works");
 }
 
+/// Writes `data` at `offset` of `slice`'s segment with `slice`'s write token (or none).
+fn write_at(
+    conn: &mut DataConn,
+    slice: &mooncake_rs::SliceDesc,
+    offset: u64,
+    data: &[u8],
+    crc: u32,
+    token: bool,
+) -> Result<(), TransferError> {
+    conn.arm_deadline(Instant::now() + Duration::from_secs(10))?;
+    let at = (slice.segment_id, offset, slice.generation);
+    let token = if token { slice.token.as_ref() } else { None };
+    let id = conn.send_object_write(at, data, crc, token, None)?;
+    conn.recv_write_ack(id)
+}
+
 #[test]
 fn shard_refuses_a_payload_that_does_not_match_its_crc() {
     let c = cluster(1, "64MB");
@@ -122,17 +138,16 @@ fn shard_refuses_a_payload_that_does_not_match_its_crc() {
         DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let evil = pattern(8192, 2);
+    let evil_crc = mc_schema::checksum::crc32c(&evil);
+    // A committed object's range takes no write without the token of its allocation: not
+    // one byte of it changes.
+    let e = write_at(&mut conn, &slice, slice.offset, &evil, evil_crc, false).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::WriteTokenInvalid, "{e}");
+    assert_eq!(s.get("victim").unwrap(), good);
+    // The holder of an allocation's token whose payload does not match its CRC is refused.
+    let fresh = common::put_start(&c, "fresh", 8192)[0].clone();
     let wrong_crc = mc_schema::checksum::crc32c(&good);
-    let e = conn
-        .write(
-            slice.segment_id,
-            slice.offset,
-            slice.generation,
-            &evil,
-            wrong_crc,
-            deadline,
-        )
-        .unwrap_err();
+    let e = write_at(&mut conn, &fresh, fresh.offset, &evil, wrong_crc, true).unwrap_err();
     assert!(
         matches!(
             e,
@@ -143,26 +158,18 @@ fn shard_refuses_a_payload_that_does_not_match_its_crc() {
         ),
         "{e}"
     );
-    // The bytes did land in the range, so the reader's CRC check must refuse them: a
-    // corrupt value is never returned.
-    assert_eq!(
-        s.get("victim").unwrap_err().code(),
-        ErrorCode::ChecksumMismatch
-    );
-    // Out-of-segment ranges are refused outright.
-    let mut conn =
-        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
-    let e = conn
-        .write(
-            slice.segment_id,
-            u64::MAX - 4,
-            0,
-            b"12345678",
-            mc_schema::checksum::crc32c(b"12345678"),
-            deadline,
-        )
-        .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidWrite, "{e}");
+    // Out-of-segment ranges are refused outright, with or without a token.
+    for token in [false, true] {
+        let mut conn =
+            DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+        let e = write_at(&mut conn, &fresh, u64::MAX - 4, b"12345678", 1, token).unwrap_err();
+        let want = if token {
+            ErrorCode::WriteOutOfRange
+        } else {
+            ErrorCode::WriteTokenInvalid
+        };
+        assert_eq!(e.code(), want, "{e}");
+    }
     let mut buf = [0u8; 16];
     let mut conn =
         DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
@@ -289,12 +296,21 @@ fn raw_conn(endpoint: &str) -> TcpStream {
     s
 }
 
-fn header(op: mc_transfer::Op, slice: &mooncake_rs::SliceDesc, len: u64, crc: u32) -> [u8; 64] {
+/// A header for `len` bytes at `slice`, followed (on writes) by the slice's write token.
+fn header(op: mc_transfer::Op, slice: &mooncake_rs::SliceDesc, len: u64, crc: u32) -> Vec<u8> {
     let mut h = mc_transfer::TransferHeader::request(op, slice.segment_id, slice.offset, len);
     h.generation = slice.generation;
     h.crc32c = crc;
     h.request_id = 1;
-    h.encode()
+    let token = slice.token.filter(|_| op == mc_transfer::Op::Write);
+    if token.is_some() {
+        h.flags |= mc_transfer::header::FLAG_TOKEN;
+    }
+    let mut out = h.encode().to_vec();
+    if let Some(t) = token {
+        out.extend_from_slice(&mc_transfer::header::encode_token(&t));
+    }
+    out
 }
 
 /// Waits until `f` holds, for up to 30 s (the shard needs a moment to see the first bytes).
@@ -313,9 +329,10 @@ fn eventually(mut f: impl FnMut() -> bool) {
 fn transfers_overlapping_a_write_in_flight_are_refused_as_busy() {
     let c = cluster(1, "64MB");
     let s = store(&c);
+    s.put("neighbour", b"still readable", &ReplicateConfig::default())
+        .unwrap();
     let v = pattern(64 * 1024, 3);
-    s.put("held", &v, &ReplicateConfig::default()).unwrap();
-    let slice = s.replicas("held").unwrap()[0].slices[0].clone();
+    let slice = common::put_start(&c, "held", v.len() as u64)[0].clone();
     // A writer that stops half-way through its payload holds the range.
     let mut writer = raw_conn(&slice.endpoint);
     writer
@@ -341,39 +358,42 @@ fn transfers_overlapping_a_write_in_flight_are_refused_as_busy() {
             })
         )
     });
-    // An overlapping write is refused too, its payload skipped: the connection goes on.
-    let e = other
-        .write(
-            slice.segment_id,
-            slice.offset + 100,
-            0,
-            b"xy",
-            mc_schema::checksum::crc32c(b"xy"),
-            deadline(),
-        )
-        .unwrap_err();
+    // An overlapping write (the same allocation's token, from another connection) is
+    // refused too, its payload skipped: the connection goes on.
+    let e = write_at(
+        &mut other,
+        &slice,
+        slice.offset + 100,
+        b"xy",
+        mc_schema::checksum::crc32c(b"xy"),
+        true,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ObjectReplicaBusy, "{e}");
-    // Bytes next to the held range are not affected, on the same connection.
-    let after = slice.offset + slice.length;
+    // Other ranges are not affected, on the same connection.
+    let n = s.replicas("neighbour").unwrap()[0].slices[0].clone();
+    let mut got = vec![0u8; n.length as usize];
     other
-        .write(
-            slice.segment_id,
-            after,
-            0,
-            b"ok",
-            mc_schema::checksum::crc32c(b"ok"),
-            deadline(),
-        )
+        .read_into(n.segment_id, n.offset, n.generation, &mut got, deadline())
         .unwrap();
-    // The get fails over to no other replica, so it reports the failure; never wrong bytes.
-    assert!(s.get("held").is_err());
-    // Once the writer finishes, its range is free again and the value reads back.
+    assert_eq!(got, b"still readable");
+    // Once the writer finishes, its range is free again and holds the whole payload.
     writer.write_all(&v[v.len() / 2..]).unwrap();
     let mut ack = [0u8; 64];
     writer.read_exact(&mut ack).unwrap();
     let ack = mc_transfer::TransferHeader::decode(&ack).unwrap();
     assert_eq!(ack.status, 0);
-    assert_eq!(s.get("held").unwrap(), v);
+    let mut back = vec![0u8; v.len()];
+    other
+        .read_into(
+            slice.segment_id,
+            slice.offset,
+            slice.generation,
+            &mut back,
+            deadline(),
+        )
+        .unwrap();
+    assert!(back == v, "the finished write's bytes");
 }
 
 /// Shrinks a socket's receive buffer (which also ends its autotuning), so a large answer
@@ -397,11 +417,14 @@ fn small_receive_buffer(s: &TcpStream) {
 #[test]
 fn a_write_overlapping_a_slow_read_is_refused_and_changes_no_byte() {
     let c = cluster(1, "128MB");
-    let s = store(&c);
-    // Larger than both sockets' buffers, so the shard cannot finish sending it.
+    // Larger than both sockets' buffers, so the shard cannot finish sending it. Written by
+    // hand, so this test holds the allocation's write token.
     let v = pattern(16 << 20, 4);
-    s.put("big", &v, &ReplicateConfig::default()).unwrap();
-    let slice = s.replicas("big").unwrap()[0].slices[0].clone();
+    let slice = common::put_start(&c, "big", v.len() as u64)[0].clone();
+    let mut other =
+        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
+    let crc = mc_schema::checksum::crc32c(&v);
+    write_at(&mut other, &slice, slice.offset, &v, crc, true).unwrap();
     let mut reader = raw_conn(&slice.endpoint);
     small_receive_buffer(&reader);
     reader
@@ -414,24 +437,22 @@ fn a_write_overlapping_a_slow_read_is_refused_and_changes_no_byte() {
     let mut hdr = [0u8; 64];
     reader.read_exact(&mut hdr).unwrap();
     assert_eq!(mc_transfer::TransferHeader::decode(&hdr).unwrap().status, 0);
-    let mut other =
-        DataConn::connect(&slice.endpoint, "mooncake_cluster", Duration::from_secs(2)).unwrap();
     let junk = pattern(4096, 5);
     let crc = mc_schema::checksum::crc32c(&junk);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let e = other
-        .write(
-            slice.segment_id,
-            slice.offset + 8192,
-            0,
-            &junk,
-            crc,
-            deadline,
-        )
-        .unwrap_err();
+    let e = write_at(&mut other, &slice, slice.offset + 8192, &junk, crc, true).unwrap_err();
     assert_eq!(e.code(), ErrorCode::ObjectReplicaBusy, "{e}");
     // The reader goes away mid-answer: its claim ends with the connection, and the refused
     // write changed no byte.
     drop(reader);
-    assert_eq!(s.get("big").unwrap(), v);
+    let mut back = vec![0u8; v.len()];
+    other
+        .read_into(
+            slice.segment_id,
+            slice.offset,
+            slice.generation,
+            &mut back,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(back == v, "the refused write changed no byte");
 }

@@ -11,6 +11,7 @@
 //! `mc_schema::agent`, carried by the links of [`control`]; clients use the blocking side
 //! in `mc_transfer`, which does not link glommio.
 
+pub mod capability;
 pub mod control;
 mod error;
 mod hits;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::capability::Capabilities;
 use crate::hits::Hits;
 use crate::index::Index;
 use crate::inflight::InFlight;
@@ -31,6 +32,8 @@ pub(crate) struct ShardState {
     pub(crate) term: Cell<u64>,
     /// Slices validated reads hit since the last report to the agent.
     pub(crate) hits: RefCell<Hits>,
+    /// Write secrets and freed allocations: which writes may land.
+    pub(crate) caps: RefCell<Capabilities>,
 }
 
 impl ShardState {

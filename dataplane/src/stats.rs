@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use prometheus::core::{AtomicU64, GenericGauge};
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 
 /// Upper bounds of the transfer latency histogram, in seconds.
 pub const LATENCY_BUCKETS_S: [f64; 10] = [
@@ -70,6 +72,8 @@ pub struct ShardStats {
     pub validated_reads_total: IntCounter,
     /// Validated READs refused because the index no longer holds that slice.
     pub gone_reads_total: IntCounter,
+    /// WRITEs refused by their write token, by reason (`capability::Refusal::label`).
+    pub refused_writes_total: IntCounterVec,
     /// Entries in the shard's object index.
     pub index_entries: BytesGauge,
     /// Bytes of memory the object index takes.
@@ -163,6 +167,15 @@ impl ShardStats {
                 "mc_shard_gone_reads_total",
                 "READs of a cached location refused: the slice is no longer there (REPLICA_IS_GONE).",
             ),
+            refused_writes_total: IntCounterVec::new(
+                labels(Opts::new(
+                    "mc_shard_refused_writes_total",
+                    "WRITEs refused by their write token (forged, expired, out_of_range, revoked); \
+                     none of their bytes landed.",
+                )),
+                &["reason"],
+            )
+            .expect("the refused-writes definition is valid"),
             index_entries: gauge("mc_shard_index_entries", "Entries in the object index."),
             index_bytes: gauge(
                 "mc_shard_index_bytes",
@@ -195,6 +208,7 @@ impl ShardStats {
         ] {
             registry.register(Box::new(c.clone()))?;
         }
+        registry.register(Box::new(self.refused_writes_total.clone()))?;
         registry.register(Box::new(self.latency.clone()))
     }
 }

@@ -1,8 +1,8 @@
 //! Shard side of a data connection.
 //!
 //! After the handshake the connection carries transfer headers (`mc_transfer::header`). A
-//! WRITE payload goes straight into segment memory; the shard checks the writer's CRC32C
-//! before it acks. A READ is answered from segment memory. Every range is taken through
+//! WRITE payload goes straight into segment memory, once its write token passed
+//! ([`capability`](crate::capability)); the shard checks the writer's CRC32C before it acks. A READ is answered from segment memory. Every range is taken through
 //! [`InFlight`](crate::inflight::InFlight), which refuses a transfer that overlaps a write
 //! in flight (answered `OBJECT_REPLICA_BUSY`; a busy WRITE's payload is skipped). A WRITE
 //! that names an unknown segment or a range outside it is answered with an error and closes
@@ -16,8 +16,8 @@ use mc_schema::checksum::Crc32c;
 use mc_schema::generation::term_of;
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
 use mc_transfer::header::{
-    FLAG_OBJECT_INFO, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op, TRANSFER_HEADER_BYTES,
-    TransferHeader,
+    FLAG_OBJECT_INFO, FLAG_TOKEN, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op, TOKEN_BYTES,
+    TRANSFER_HEADER_BYTES, TransferHeader, decode_token,
 };
 
 use crate::DataplaneError;
@@ -143,12 +143,34 @@ async fn write(
     h: &TransferHeader,
     key: &mut Vec<u8>,
 ) -> Result<i32> {
+    let token = match h.flags & FLAG_TOKEN {
+        0 => None,
+        _ => {
+            let mut b = [0u8; TOKEN_BYTES];
+            stream.read_exact(&mut b).await.map_err(io)?;
+            Some(decode_token(&b))
+        }
+    };
     let object = match h.flags & FLAG_OBJECT_INFO {
         0 => None,
         _ => Some(read_object_info(stream, key).await?),
     };
     let seg = state.segment(h.segment_id);
     let in_range = seg.as_ref().is_some_and(|s| s.contains(h.offset, h.length));
+    // Before any byte lands: only what the master allocated, while it is allocated.
+    let allowed = state.caps.borrow().check(
+        (h.segment_id, h.offset, h.length, h.generation),
+        token.as_ref(),
+        mc_schema::token::unix_ms_now(),
+    );
+    if let Err(why) = allowed {
+        state
+            .stats
+            .refused_writes_total
+            .with_label_values(&[why.label()])
+            .inc();
+        return refuse_write(stream, h, why.code(), in_range).await;
+    }
     // An allocation of a deposed master (generation 0 = unchecked, raw tools).
     if h.generation != 0 && term_of(h.generation) < state.term.get() {
         state.stats.stale_term_writes_total.inc();

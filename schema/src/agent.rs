@@ -81,6 +81,12 @@ pub enum ToShard {
         /// The segment.
         segment_id: u64,
     },
+    /// The secret the master signs write tokens with: from now on a write needs a token
+    /// signed with it (or with the secret before it).
+    SetWriteSecret {
+        /// The secret.
+        secret: Vec<u8>,
+    },
     /// The master's term: writes of allocations from lower terms are refused from now on.
     SetTerm {
         /// The term.

@@ -34,11 +34,16 @@ pub enum ErrorCode {
     RpcFail = -900,
     RpcTimeout = -901,
     UnavailableInCurrentStatus = -1010,
+    // This build's own (no Mooncake counterpart): write-token refusals, see `token`.
+    WriteTokenInvalid = -1800,
+    WriteTokenExpired = -1801,
+    WriteOutOfRange = -1802,
+    AllocationRevoked = -1803,
 }
 
 impl ErrorCode {
     /// Every code, for lookups.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 31] = [
         Self::Ok,
         Self::InternalError,
         Self::BufferOverflow,
@@ -66,6 +71,10 @@ impl ErrorCode {
         Self::RpcFail,
         Self::RpcTimeout,
         Self::UnavailableInCurrentStatus,
+        Self::WriteTokenInvalid,
+        Self::WriteTokenExpired,
+        Self::WriteOutOfRange,
+        Self::AllocationRevoked,
     ];
 
     /// The numeric value on the wire and at the API edge.
@@ -112,6 +121,10 @@ impl ErrorCode {
             Self::RpcFail => "RPC_FAIL",
             Self::RpcTimeout => "RPC_TIMEOUT",
             Self::UnavailableInCurrentStatus => "UNAVAILABLE_IN_CURRENT_STATUS",
+            Self::WriteTokenInvalid => "WRITE_TOKEN_INVALID",
+            Self::WriteTokenExpired => "WRITE_TOKEN_EXPIRED",
+            Self::WriteOutOfRange => "WRITE_OUT_OF_RANGE",
+            Self::AllocationRevoked => "ALLOCATION_REVOKED",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`msg`]: master RPC messages as Rust values and their flatbuffers encoding.
 //! - [`agent`]: messages between a node's agent and its shards.
 //! - [`generation`]: allocation generations and the master term in their high bits.
+//! - [`token`]: the signed capability a write into an allocation carries.
 //! - [`error_code`]: Mooncake's numeric error codes; [`limits`]: documented size limits;
 //!   [`units`]: sizes, durations and flag spellings.
 //!
@@ -20,6 +21,7 @@ pub mod generation;
 pub mod handshake;
 pub mod limits;
 pub mod msg;
+pub mod token;
 pub mod units;
 
 pub use error::SchemaError;

@@ -9,6 +9,7 @@ use flatbuffers::{
 };
 
 use crate::generated::mc::proto as fb;
+use crate::token::WriteToken;
 use crate::{ErrorCode, SchemaError};
 
 mod node_index;
@@ -76,6 +77,8 @@ pub struct SliceDesc {
     pub length: u64,
     /// Allocation generation.
     pub generation: u64,
+    /// The capability to write the slice (PutStart answers; `None` in replica lists).
+    pub token: Option<WriteToken>,
 }
 
 /// One replica: the object's bytes in slice order.
@@ -343,10 +346,12 @@ pub enum ResponseBody {
         /// The notices, oldest first.
         notices: Vec<Notice>,
     },
-    /// Answer to MountSegment: the master's term.
+    /// Answer to MountSegment: the master's term and the key of its write tokens.
     MountAck {
         /// The master's term.
         term: u64,
+        /// Secret the shards check write tokens with (empty: the master signs none).
+        write_secret: Vec<u8>,
     },
 }
 
@@ -433,6 +438,29 @@ fn enc_keys<'b>(fbb: &mut Fbb<'b>, keys: &[String], force: bool) -> WIPOffset<fb
     )
 }
 
+fn enc_token(t: &WriteToken) -> fb::WriteToken {
+    let half = |i: usize| u64::from_le_bytes(t.mac[i..i + 8].try_into().expect("8 bytes"));
+    fb::WriteToken::new(
+        t.range_offset,
+        t.range_length,
+        t.expires_unix_ms,
+        half(0),
+        half(8),
+    )
+}
+
+fn dec_token(t: &fb::WriteToken) -> WriteToken {
+    let mut mac = [0u8; crate::token::MAC_BYTES];
+    mac[..8].copy_from_slice(&t.mac_lo().to_le_bytes());
+    mac[8..].copy_from_slice(&t.mac_hi().to_le_bytes());
+    WriteToken {
+        range_offset: t.range_offset(),
+        range_length: t.range_length(),
+        expires_unix_ms: t.expires_unix_ms(),
+        mac,
+    }
+}
+
 fn enc_replica<'b>(fbb: &mut Fbb<'b>, r: &ReplicaDesc) -> WIPOffset<fb::Replica<'b>> {
     let slices: Vec<_> = r
         .slices
@@ -447,6 +475,7 @@ fn enc_replica<'b>(fbb: &mut Fbb<'b>, r: &ReplicaDesc) -> WIPOffset<fb::Replica<
                     offset: s.offset,
                     length: s.length,
                     generation: s.generation,
+                    token: s.token.as_ref().map(enc_token).as_ref(),
                 },
             )
         })
@@ -760,6 +789,7 @@ fn dec_replicas(v: Option<Vector<'_, ForwardsUOffset<fb::Replica<'_>>>>) -> Vec<
                             offset: s.offset(),
                             length: s.length(),
                             generation: s.generation(),
+                            token: s.token().map(dec_token),
                         })
                         .collect()
                 })
@@ -1054,8 +1084,15 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
             fb::ResponseBody::Notices,
             node_index::enc_notices(fbb, *term, *seq, notices),
         ),
-        ResponseBody::MountAck { term } => {
-            let t = fb::MountAck::create(fbb, &fb::MountAckArgs { term: *term });
+        ResponseBody::MountAck { term, write_secret } => {
+            let write_secret = Some(fbb.create_vector(write_secret));
+            let t = fb::MountAck::create(
+                fbb,
+                &fb::MountAckArgs {
+                    term: *term,
+                    write_secret,
+                },
+            );
             (fb::ResponseBody::MountAck, t.as_union_value())
         }
     };
@@ -1139,9 +1176,16 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
         }
         fb::ResponseBody::Count => ResponseBody::Count(r.body_as_count().ok_or_else(bad)?.count()),
         fb::ResponseBody::Notices => node_index::dec_notices(r.body_as_notices().ok_or_else(bad)?),
-        fb::ResponseBody::MountAck => ResponseBody::MountAck {
-            term: r.body_as_mount_ack().ok_or_else(bad)?.term(),
-        },
+        fb::ResponseBody::MountAck => {
+            let m = r.body_as_mount_ack().ok_or_else(bad)?;
+            ResponseBody::MountAck {
+                term: m.term(),
+                write_secret: m
+                    .write_secret()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default(),
+            }
+        }
         other => {
             return Err(SchemaError::Invalid(format!(
                 "unknown response type {}",
@@ -1177,6 +1221,12 @@ mod tests {
                 offset: 64,
                 length: 4096,
                 generation: 9,
+                token: Some(crate::token::WriteKey::new(b"0123456789abcdef").sign(
+                    5,
+                    9,
+                    (64, 4096),
+                    77,
+                )),
             }],
         }
     }
@@ -1321,7 +1371,10 @@ mod tests {
                     },
                 ],
             },
-            ResponseBody::MountAck { term: 8 },
+            ResponseBody::MountAck {
+                term: 8,
+                write_secret: vec![1, 2, 3],
+            },
         ];
         let mut fbb = FlatBufferBuilder::new();
         for body in bodies {

@@ -210,6 +210,7 @@ mod tests {
                     offset: 0,
                     length: 10,
                     generation: 5,
+                    token: None,
                 }],
                 complete: true,
             }],

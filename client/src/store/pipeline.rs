@@ -153,11 +153,10 @@ impl Store {
                     let j = &jobs[i];
                     let s = j.slice;
                     ids.push(c.send_object_write(
-                        s.segment_id,
-                        s.offset,
-                        s.generation,
+                        (s.segment_id, s.offset, s.generation),
                         j.data,
                         j.crc,
+                        s.token.as_ref(),
                         Some((&j.object, j.key)),
                     )?);
                 }

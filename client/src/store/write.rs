@@ -142,6 +142,12 @@ impl PutReservation {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// Where the value will be written: one entry per replica, each slice with the write
+    /// token the master signed for it.
+    pub fn replicas(&self) -> &[ReplicaDesc] {
+        &self.started.replicas
+    }
 }
 
 /// Checks one (key, size) of a reservation, as [`Batch::validate`] checks a value.

@@ -35,6 +35,34 @@ pub fn uncached_store(c: &LocalCluster) -> Store {
     .expect("client connects")
 }
 
+/// Starts a put at the master by hand (as client 99): returns its first replica's slices,
+/// each with its write token.
+pub fn put_start(c: &LocalCluster, key: &str, len: u64) -> Vec<mc_schema::msg::SliceDesc> {
+    use mc_schema::msg::{Request, ResponseBody};
+    use std::time::{Duration, Instant};
+    let mut rpc = mc_rpc::RpcClient::connect(
+        &c.master_addr(),
+        mc_schema::handshake::Role::Client,
+        "mooncake_cluster",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let req = Request::PutStart {
+        client_id: 99,
+        client_host: String::new(),
+        items: vec![(key.to_string(), len)],
+        config: mc_schema::msg::ReplicateConfig::default(),
+    };
+    match rpc
+        .call(&req, Instant::now() + Duration::from_secs(10))
+        .unwrap()
+        .body
+    {
+        ResponseBody::PutStart(v) => v[0].replicas[0].slices.clone(),
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
 /// Deterministic, position-dependent bytes (so misplaced slices are caught).
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

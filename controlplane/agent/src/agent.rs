@@ -106,6 +106,8 @@ pub struct Agent<L: AgentLink> {
     applying: HashMap<(u64, u64), usize>,
     /// The highest master term the shards were told (they refuse older writers).
     shards_term: u64,
+    /// The write-token secret last handed to the shards.
+    write_secret: Vec<u8>,
     /// Keys clients read from their location caches since the last report.
     hits: std::collections::HashSet<String>,
     /// When hits were last reported.
@@ -144,6 +146,7 @@ impl<L: AgentLink> Agent<L> {
             sync: Arc::new(sync::SyncState::default()),
             applying: HashMap::new(),
             shards_term: 0,
+            write_secret: Vec::new(),
             hits: Default::default(),
             last_hits: Instant::now(),
         };
@@ -241,10 +244,25 @@ impl<L: AgentLink> Agent<L> {
                 message: r.message,
             });
         }
-        if let ResponseBody::MountAck { term } = r.body {
+        if let ResponseBody::MountAck { term, write_secret } = r.body {
             self.raise_term(term);
+            self.take_write_secret(write_secret);
         }
         Ok(())
+    }
+
+    /// Hands the master's write-token secret to the shards when it is new: from then on
+    /// they accept only writes carrying a token signed with it (or the one before).
+    fn take_write_secret(&mut self, secret: Vec<u8>) {
+        if secret.is_empty() || secret == self.write_secret {
+            return;
+        }
+        for l in &self.links {
+            let _ = l.send(ToShard::SetWriteSecret {
+                secret: secret.clone(),
+            });
+        }
+        self.write_secret = secret;
     }
 
     /// Takes the master's term, and tells the shards: allocations of older terms are

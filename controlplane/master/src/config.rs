@@ -138,6 +138,11 @@ pub struct MasterConfig {
     /// After this long, an unfinished PutStart's space is released (bare number = seconds).
     #[arg(long = "put_start_release_timeout_sec", default_value = "300", value_parser = seconds)]
     pub put_start_release_timeout_sec: Duration,
+    /// File holding the secret that signs write tokens (at least 16 bytes; surrounding
+    /// whitespace is ignored). Empty: a new random secret per master process, handed to the
+    /// nodes when they mount. Give every master of an HA group the same file.
+    #[arg(long = "cluster_secret_file", default_value = "")]
+    pub cluster_secret_file: String,
     /// Placement strategy.
     #[arg(long = "allocation_strategy", default_value = "random", value_parser = strategy)]
     pub allocation_strategy: String,

@@ -25,6 +25,15 @@ pub enum MasterError {
     )]
     Runtime(#[source] std::io::Error),
 
+    /// `--cluster_secret_file` could not be used.
+    #[error("--cluster_secret_file={path}: {reason}")]
+    SecretFile {
+        /// The file as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A ratio flag (`--eviction_ratio`, ...) that is not a number.
     #[error("`{input}` is not a number; write a ratio between 0 and 1 (e.g. 0.95)")]
     RatioNotANumber {

@@ -117,9 +117,14 @@ pub async fn serve(
         None => rpc_addr.clone(),
         Some(h) => h.advertise.clone(),
     };
+    let write_secret = write_secret(&cfg.cluster_secret_file)?;
     let plane = Arc::new(match &ha {
-        None => Plane::standalone(service_config(&cfg), clock, rpc_addr),
-        Some(h) => Plane::for_ha(service_config(&cfg), clock, h.advertise.clone()),
+        None => Plane::standalone(service_config(&cfg, &write_secret), clock, rpc_addr),
+        Some(h) => Plane::for_ha(
+            service_config(&cfg, &write_secret),
+            clock,
+            h.advertise.clone(),
+        ),
     });
     let source = plane.clone();
     let snapshot_stats = snapshots
@@ -195,8 +200,32 @@ fn rpc_host(cfg: &MasterConfig) -> Result<String, MasterError> {
     Ok(ip.to_string())
 }
 
+/// The secret write tokens are signed with: `--cluster_secret_file`'s contents, or a new
+/// random one.
+fn write_secret(path: &str) -> Result<Arc<[u8]>, MasterError> {
+    if path.is_empty() {
+        info!("write tokens signed with a new random secret (no --cluster_secret_file)");
+        return Ok(mc_schema::token::new_secret().into());
+    }
+    let bad = |reason: String| MasterError::SecretFile {
+        path: path.to_string(),
+        reason,
+    };
+    let raw = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let secret = raw.trim_ascii();
+    if secret.len() < mc_schema::token::MIN_SECRET_BYTES {
+        return Err(bad(format!(
+            "holds {} bytes; a secret needs at least {} (e.g. `head -c 32 /dev/urandom | base64`)",
+            secret.len(),
+            mc_schema::token::MIN_SECRET_BYTES
+        )));
+    }
+    info!("write tokens signed with the secret of {path}");
+    Ok(secret.into())
+}
+
 /// The handlers' tunables, from the flags.
-fn service_config(cfg: &MasterConfig) -> ServiceConfig {
+fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig {
     let ms = |d: Duration| d.as_millis() as u64;
     ServiceConfig {
         policy: objects::Policy {
@@ -215,6 +244,7 @@ fn service_config(cfg: &MasterConfig) -> ServiceConfig {
         strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
         admin_port: cfg.metrics_port,
         view_version: 1,
+        write_secret: write_secret.clone(),
     }
 }
 

@@ -460,6 +460,7 @@ impl Segments {
                         offset: loc.offset,
                         length: slice_len(len, i as u64),
                         generation: loc.generation,
+                        token: None,
                     }
                 })
                 .collect();

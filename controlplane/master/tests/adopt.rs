@@ -40,7 +40,7 @@ fn mount(svc: &MasterService, client: u64, id: u64, term_seen: u64) -> u64 {
         },
     );
     match r.body {
-        ResponseBody::MountAck { term } => term,
+        ResponseBody::MountAck { term, .. } => term,
         other => panic!("mount answered {} {other:?}", r.status),
     }
 }

@@ -213,6 +213,7 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
         index: RefCell::new(index),
         term: Cell::new(0),
         hits: Default::default(),
+        caps: Default::default(),
     });
     Ok(Opened {
         state,

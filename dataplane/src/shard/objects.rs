@@ -39,6 +39,8 @@ pub(super) fn apply(
     }
     set_term(state, term);
     let mut index = state.index.borrow_mut();
+    let mut caps = state.caps.borrow_mut();
+    let now = std::time::Instant::now();
     for n in notices {
         match *n {
             Notice::Commit {
@@ -54,6 +56,8 @@ pub(super) fn apply(
                 generation,
             } => {
                 index.free(segment_id, offset, generation);
+                // A token of the freed allocation must not write into it again.
+                caps.revoke(generation, now);
             }
         }
     }

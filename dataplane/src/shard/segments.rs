@@ -105,6 +105,10 @@ impl Segments {
                 request,
                 segment_id,
             } => vec![self.remove(request, segment_id, state)],
+            ToShard::SetWriteSecret { secret } => {
+                state.caps.borrow_mut().set_secret(&secret);
+                Vec::new()
+            }
             ToShard::SetTerm { term } => {
                 super::objects::set_term(state, term);
                 Vec::new()

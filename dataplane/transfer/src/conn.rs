@@ -11,13 +11,15 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::header::{
-    FLAG_OBJECT_INFO, FLAG_VALIDATE, ObjectInfo, Op, TRANSFER_HEADER_BYTES, TransferHeader,
+    FLAG_OBJECT_INFO, FLAG_TOKEN, FLAG_VALIDATE, ObjectInfo, Op, TRANSFER_HEADER_BYTES,
+    TransferHeader, encode_token,
 };
 use crate::net;
 use crate::uninit;
 use mc_schema::ErrorCode;
 use mc_schema::checksum::Crc32c;
 use mc_schema::handshake::Role;
+use mc_schema::token::WriteToken;
 
 /// Granularity of checksumming a payload while it is received.
 const CRC_CHUNK_BYTES: usize = 256 * 1024;
@@ -199,23 +201,27 @@ impl DataConn {
         data: &[u8],
         crc: u32,
     ) -> Result<u64, TransferError> {
-        self.send_object_write(segment_id, offset, generation, data, crc, None)
+        self.send_object_write((segment_id, offset, generation), data, crc, None, None)
     }
 
     /// [`send_write`](Self::send_write) of one slice of an object: `object` (its info and
-    /// key) travels between header and payload so the shard can index the slice. Header,
-    /// info, key and payload leave in one vectored write.
+    /// key) travels between header and payload so the shard can index the slice, after the
+    /// slice's write `token` when the master gave one. Everything leaves in one vectored
+    /// write.
     pub fn send_object_write(
         &mut self,
-        segment_id: u64,
-        offset: u64,
-        generation: u64,
+        (segment_id, offset, generation): (u64, u64, u64),
         data: &[u8],
         crc: u32,
+        token: Option<&WriteToken>,
         object: Option<(&ObjectInfo, &str)>,
     ) -> Result<u64, TransferError> {
         let mut h = self.header(Op::Write, segment_id, offset, data.len() as u64, generation);
         h.crc32c = crc;
+        let tb = token.map(|t| {
+            h.flags |= FLAG_TOKEN;
+            encode_token(t)
+        });
         let info = object.map(|(i, key)| {
             h.flags |= FLAG_OBJECT_INFO;
             (i.encode(key.len() as u16), key.as_bytes())
@@ -225,7 +231,8 @@ impl DataConn {
             Some((ib, kb)) => (ib, kb),
             None => (&[], &[]),
         };
-        write_all_vectored(&mut self.stream, &[&hb, ib, kb, data]).map_err(|e| self.io(e))?;
+        let tb: &[u8] = tb.as_ref().map_or(&[], |b| b);
+        write_all_vectored(&mut self.stream, &[&hb, tb, ib, kb, data]).map_err(|e| self.io(e))?;
         Ok(h.request_id)
     }
 
@@ -326,9 +333,9 @@ impl DataConn {
     }
 }
 
-/// Writes `parts` (header, object info, key, payload) with as few syscalls as the kernel
+/// Writes `parts` (header, token, object info, key, payload) with as few syscalls as the kernel
 /// allows (one, usually).
-fn write_all_vectored(stream: &mut TcpStream, parts: &[&[u8]; 4]) -> io::Result<()> {
+fn write_all_vectored(stream: &mut TcpStream, parts: &[&[u8]; 5]) -> io::Result<()> {
     let mut bufs = parts.map(IoSlice::new);
     let mut slices: &mut [IoSlice<'_>] = &mut bufs;
     while !slices.is_empty() {

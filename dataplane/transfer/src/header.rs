@@ -12,8 +12,10 @@
 //! in its object index (`docs/node-index.md`). A READ header is answered by a READ_DATA header
 //! followed by `length` bytes sent straight from segment memory (no payload when status != 0).
 //! A READ with [`FLAG_VALIDATE`] is served only if the shard's index holds the slice it names.
+//! A WRITE with [`FLAG_TOKEN`] carries its write token right after the header.
 
 use mc_schema::SchemaError;
+use mc_schema::token::WriteToken;
 
 /// Header size in bytes.
 pub const TRANSFER_HEADER_BYTES: usize = 64;
@@ -23,6 +25,11 @@ pub const FLAG_OBJECT_INFO: u8 = 1;
 /// generation and its CRC32C (in `crc32c`). The shard answers REPLICA_IS_GONE unless its
 /// object index holds exactly that slice at that range (`docs/why-fast-path.md`).
 pub const FLAG_VALIDATE: u8 = 2;
+/// Header flag of a WRITE followed by its write token ([`TOKEN_BYTES`], before any object
+/// info): the capability the master signed for the allocation (`mc_schema::token`).
+pub const FLAG_TOKEN: u8 = 4;
+/// Size of a write token block: range offset, range length, deadline (u64 each), MAC.
+pub const TOKEN_BYTES: usize = 24 + mc_schema::token::MAC_BYTES;
 /// Size of the fixed part of an [`ObjectInfo`] block (the key follows it).
 pub const OBJECT_INFO_BYTES: usize = 32;
 /// Pin bit of [`ObjectInfo::pins`]: never evicted.
@@ -156,6 +163,30 @@ impl TransferHeader {
     }
 }
 
+/// Encodes a write token block.
+pub fn encode_token(t: &WriteToken) -> [u8; TOKEN_BYTES] {
+    let mut b = [0u8; TOKEN_BYTES];
+    b[0..8].copy_from_slice(&t.range_offset.to_le_bytes());
+    b[8..16].copy_from_slice(&t.range_length.to_le_bytes());
+    b[16..24].copy_from_slice(&t.expires_unix_ms.to_le_bytes());
+    b[24..].copy_from_slice(&t.mac);
+    b
+}
+
+/// Decodes a write token block (any [`TOKEN_BYTES`] bytes are a token; the shard's MAC
+/// check decides whether it is a real one).
+pub fn decode_token(b: &[u8; TOKEN_BYTES]) -> WriteToken {
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let mut mac = [0u8; mc_schema::token::MAC_BYTES];
+    mac.copy_from_slice(&b[24..]);
+    WriteToken {
+        range_offset: u64_at(0),
+        range_length: u64_at(8),
+        expires_unix_ms: u64_at(16),
+        mac,
+    }
+}
+
 /// What a WRITE says about the object its slice belongs to, so the shard can index it.
 ///
 /// ```text
@@ -244,6 +275,12 @@ mod tests {
         assert_eq!(TransferHeader::decode(&h.encode()).unwrap(), h);
         let a = h.answer(Op::WriteAck, -801);
         assert_eq!(TransferHeader::decode(&a.encode()).unwrap().status, -801);
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let t = mc_schema::token::WriteKey::new(b"sixteen bytes ok").sign(1, 2, (3, 4), 5);
+        assert_eq!(decode_token(&encode_token(&t)), t);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::sync::{Arc, Weak};
 use mc_schema::ErrorCode;
 use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_REPLICAS, key_is_valid};
 use mc_schema::msg::{
-    PutEndItem, PutStartResult, ReplicateConfig, Request, Response, ResponseBody,
+    PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, Response, ResponseBody,
 };
+use mc_schema::token::WriteKey;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
@@ -43,6 +44,8 @@ pub struct ServiceConfig {
     /// The view version (leader term) this master serves, told to nodes in the Ping answer:
     /// 1 without HA, the won view's version with it.
     pub view_version: u64,
+    /// Secret of the write tokens, handed to nodes when they mount (`mc_schema::token`).
+    pub write_secret: Arc<[u8]>,
 }
 
 impl Default for ServiceConfig {
@@ -57,6 +60,7 @@ impl Default for ServiceConfig {
             strategy: Strategy::Random,
             admin_port: 0,
             view_version: 1,
+            write_secret: mc_schema::token::new_secret().into(),
         }
     }
 }
@@ -80,7 +84,13 @@ pub struct MasterService {
     pub rpc_metrics: Arc<crate::metrics::RpcMetrics>,
     /// Re-adoption of what the nodes hold.
     pub recovery: Recovery,
+    /// Signs the write tokens of new allocations.
+    write_key: WriteKey,
 }
+
+/// Longest a write token lives. Shards remember freed allocations for longer
+/// (`mc_dataplane`'s revoked list), so a token always dies before its revocation is forgotten.
+pub const MAX_TOKEN_TTL_MS: u64 = 10 * 60 * 1000;
 
 /// Time between sweeps for abandoned PutStarts (a full scan of the metadata).
 const SWEEP_INTERVAL_MS: u64 = 5_000;
@@ -135,6 +145,7 @@ impl MasterService {
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
             rpc_metrics,
             recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms, cfg.recovery_grace_ms),
+            write_key: WriteKey::new(&cfg.write_secret),
             cfg,
             clock,
         })
@@ -249,6 +260,21 @@ impl MasterService {
         }
     }
 
+    /// Gives every slice of new allocations its write token: valid while the allocation can
+    /// be (until an unfinished put's space is released), at most [`MAX_TOKEN_TTL_MS`].
+    fn sign(&self, replicas: &mut [ReplicaDesc]) {
+        let ttl = self.cfg.policy.release_ms.min(MAX_TOKEN_TTL_MS);
+        let expires = mc_schema::token::unix_ms_now() + ttl;
+        for s in replicas.iter_mut().flat_map(|r| r.slices.iter_mut()) {
+            s.token = Some(self.write_key.sign(
+                s.segment_id,
+                s.generation,
+                (s.offset, s.length),
+                expires,
+            ));
+        }
+    }
+
     fn put_start(
         &self,
         upsert: bool,
@@ -292,10 +318,13 @@ impl MasterService {
                     placed = start();
                 }
                 match placed {
-                    Ok(replicas) => PutStartResult {
-                        status: 0,
-                        replicas,
-                    },
+                    Ok(mut replicas) => {
+                        self.sign(&mut replicas);
+                        PutStartResult {
+                            status: 0,
+                            replicas,
+                        }
+                    }
                     Err(c) => PutStartResult {
                         status: c.code(),
                         replicas: Vec::new(),
@@ -505,7 +534,10 @@ impl MasterService {
                     self.recovery.segments_reported(&[segment_id]);
                 }
                 info!(segment = %names[0], size_bytes = size, term, "segment mounted");
-                Response::ok(ResponseBody::MountAck { term })
+                Response::ok(ResponseBody::MountAck {
+                    term,
+                    write_secret: self.cfg.write_secret.to_vec(),
+                })
             }
             Err(e @ MasterError::SegmentTaken { .. }) => {
                 Response::error(ErrorCode::SegmentAlreadyExists.code(), e.to_string())

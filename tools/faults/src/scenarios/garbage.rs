@@ -102,8 +102,9 @@ pub fn every_port(ctx: &Ctx) -> anyhow::Result<Run> {
 }
 
 /// Transfers outside every allocation's bounds straight to a shard: past the segment's end,
-/// wrapping around, unknown segments. Target: each is refused with `INVALID_WRITE` /
-/// `INVALID_READ` and the objects around them are unchanged.
+/// wrapping around, unknown segments. Target: each is refused (a write without a token with
+/// `WRITE_TOKEN_INVALID` or `INVALID_WRITE`, a read with `INVALID_READ`) and the objects
+/// around them are unchanged.
 pub fn out_of_range(ctx: &Ctx) -> anyhow::Result<Run> {
     let c = start(vec![node("127.0.0.1", "64MB", &[])], &[])?;
     let s = client(&c.master_addr())?;
@@ -131,7 +132,11 @@ pub fn out_of_range(ctx: &Ctx) -> anyhow::Result<Run> {
                 Duration::from_secs(2),
             )?;
             match conn.write(seg, off, 0, &data, crc, deadline) {
-                Err(e) if e.code() == ErrorCode::InvalidWrite => {}
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::InvalidWrite | ErrorCode::WriteTokenInvalid
+                    ) => {}
                 r => d.problems.push(format!("write {seg:#x}+{off}: {r:?}")),
             }
             let mut conn = mc_transfer::DataConn::connect(
@@ -146,6 +151,102 @@ pub fn out_of_range(ctx: &Ctx) -> anyhow::Result<Run> {
             }
         }
     }
+    d.tally = verify(&s, &acked, PATIENCE);
+    Ok(Run::Done(d))
+}
+
+/// One write straight to a shard with `token`; the code it was answered with.
+fn raw_write(
+    s: &mooncake_rs::SliceDesc,
+    offset: u64,
+    data: &[u8],
+    token: Option<&mc_schema::token::WriteToken>,
+) -> anyhow::Result<ErrorCode> {
+    let mut conn =
+        mc_transfer::DataConn::connect(&s.endpoint, "mooncake_cluster", Duration::from_secs(2))?;
+    conn.arm_deadline(Instant::now() + Duration::from_secs(5))?;
+    let crc = mc_schema::checksum::crc32c(data);
+    let id =
+        conn.send_object_write((s.segment_id, offset, s.generation), data, crc, token, None)?;
+    Ok(match conn.recv_write_ack(id) {
+        Ok(()) => ErrorCode::Ok,
+        Err(e) => e.code(),
+    })
+}
+
+/// Writes a wrong or buggy client could send straight to a shard: no token, a forged one,
+/// another allocation's, one past its range, one past its deadline, one replayed after its
+/// put was revoked. Target: each is refused with its typed code and the stored objects
+/// are unchanged.
+pub fn forged_expired(ctx: &Ctx) -> anyhow::Result<Run> {
+    // Tokens live as long as an unfinished put's space: 2 s here, so expiry is quick.
+    let c = start(
+        vec![node("127.0.0.1", "64MB", &[])],
+        &["--put_start_release_timeout_sec=2"],
+    )?;
+    let s = client(&c.master_addr())?;
+    let acked = put_many(&s, "tok", 0, 20, 8192, &replicas(1));
+    anyhow::ensure!(acked.len() == 20, "puts failed");
+    let victim = s.replicas("tok-0")?[0].slices[0].clone();
+    let mut d = Done::default();
+    let mut expect = |what: &str, got: ErrorCode, want: ErrorCode| {
+        if got != want {
+            d.problems
+                .push(format!("{what}: answered {got}, want {want}"));
+        }
+    };
+    for round in 0..ctx.pick(1, 10) {
+        let key = format!("tok-fresh-{round}");
+        let r = s
+            .put_reserve_batch(&[(key.as_str(), 4096)], &replicas(1))
+            .pop()
+            .expect("one result")?;
+        let fresh = r.replicas()[0].slices[0].clone();
+        let token = fresh
+            .token
+            .ok_or_else(|| anyhow::anyhow!("no write token"))?;
+        let junk = pattern(8192, 77 + round as u64);
+        let none = raw_write(&victim, victim.offset, &junk, None)?;
+        expect("no token", none, ErrorCode::WriteTokenInvalid);
+        let mut forged = token;
+        forged.mac[round as usize % forged.mac.len()] ^= 1;
+        let got = raw_write(&fresh, fresh.offset, &junk[..4096], Some(&forged))?;
+        expect("forged MAC", got, ErrorCode::WriteTokenInvalid);
+        let got = raw_write(&victim, victim.offset, &junk, Some(&token))?;
+        expect(
+            "another allocation's token",
+            got,
+            ErrorCode::WriteTokenInvalid,
+        );
+        let got = raw_write(&fresh, fresh.offset + 8, &junk[..4096], Some(&token))?;
+        expect("past the range", got, ErrorCode::WriteOutOfRange);
+        s.put_revoke_batch(&[key.as_str()]);
+        let t = Instant::now();
+        loop {
+            match raw_write(&fresh, fresh.offset, &junk[..4096], Some(&token))? {
+                ErrorCode::Ok if t.elapsed() < PATIENCE => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                got => {
+                    expect("replayed after revoke", got, ErrorCode::AllocationRevoked);
+                    break;
+                }
+            }
+        }
+    }
+    let r = s
+        .put_reserve_batch(&[("tok-late", 4096)], &replicas(1))
+        .pop()
+        .expect("one result")?;
+    let late = r.replicas()[0].slices[0].clone();
+    let token = late
+        .token
+        .ok_or_else(|| anyhow::anyhow!("no write token"))?;
+    while mc_schema::token::unix_ms_now() <= token.expires_unix_ms + 50 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = raw_write(&late, late.offset, &[1; 4096], Some(&token))?;
+    expect("past its deadline", got, ErrorCode::WriteTokenExpired);
     d.tally = verify(&s, &acked, PATIENCE);
     Ok(Run::Done(d))
 }

@@ -56,10 +56,7 @@ pub fn all() -> Vec<Scenario> {
         s("kill9_leader_under_load", master::kill_leader),
         s("master_restart_no_ha", master::restart),
         skip("bitflip_ssd_records", "the SSD tier has not landed"),
-        skip(
-            "forged_expired_transfers",
-            "transfer tokens have not landed",
-        ),
+        s("forged_expired_transfers", garbage::forged_expired),
         skip(
             "kill9_node_agent",
             "agent and data plane are one process until the shared-memory rings land",
