@@ -12,6 +12,7 @@ mod ceiling;
 mod failover;
 mod master;
 mod payload;
+mod procs;
 mod report;
 mod restart;
 mod room;
@@ -39,7 +40,7 @@ const DEFAULT_WORKING_SET_BYTES: u64 = 512 << 20;
 #[command(
     name = "mc-bench",
     about = "Throughput/latency harness for mooncake-rs with same-run ceilings",
-    after_help = "`mc-bench ceiling-server` runs the ceiling's server side (started by mc-bench itself)."
+    after_help = "`mc-bench ceiling-server` runs the ceiling's server side, `mc-bench get-worker` one process of a get_4proc row (both started by mc-bench itself)."
 )]
 pub struct Args {
     /// An existing cluster's master (host:port); without it a local master and store node
@@ -122,10 +123,10 @@ pub struct Args {
 }
 
 fn main() -> ExitCode {
-    let outcome = if std::env::args().nth(1).as_deref() == Some("ceiling-server") {
-        ceiling::serve()
-    } else {
-        run(&Args::parse())
+    let outcome = match std::env::args().nth(1).as_deref() {
+        Some("ceiling-server") => ceiling::serve(),
+        Some("get-worker") => procs::worker(&std::env::args().nth(2).unwrap_or_default()),
+        _ => run(&Args::parse()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -416,7 +417,7 @@ fn run_case(
         .unwrap_or(Duration::from_secs(3))
         .min(Duration::from_secs(3));
     let (mut puts, mut gets, mut cputs, mut cgets) = (vec![], vec![], vec![], vec![]);
-    let (mut owned, mut cold) = (vec![], vec![]);
+    let (mut owned, mut cold, mut procs4) = (vec![], vec![], vec![]);
     for _ in 0..args.repeat.max(1) {
         let phase = |op, keys| Phase {
             op,
@@ -457,6 +458,14 @@ fn run_case(
             .with_context(|| format!("connecting a cold-cache client to {master}"))?;
         cold.push(run::run(&fresh, &phase(Op::GetCold, put.ops)));
         drop(fresh);
+        procs4.push(procs::run_all(&procs::Job {
+            master: master.to_string(),
+            size,
+            batch,
+            keys: put.ops,
+            key_size: args.key_size,
+            max_ms: max_time.map_or(0, |t| t.as_millis() as u64),
+        })?);
         store
             .remove_all(true)
             .context("clearing the store between repetitions")?;
@@ -469,6 +478,7 @@ fn run_case(
         CaseResult::from_reps("get", size, batch, threads, &gets, &cgets),
         CaseResult::from_reps("get_owned", size, batch, threads, &owned, &cgets),
         CaseResult::from_reps("get_cold", size, batch, threads, &cold, &cgets),
+        CaseResult::from_reps("get_4proc", size, batch, procs::PROCESSES, &procs4, &cgets),
     ])
 }
 

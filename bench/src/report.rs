@@ -95,12 +95,14 @@ impl CaseResult {
             ok: failed == 0 && reps.iter().all(|r| r.ops > 0),
             failed,
             misses: reps.iter().map(|r| r.misses).sum(),
-            cache_hit_rate: matches!(op, "get" | "get_owned" | "get_cold").then(|| {
-                let (hits, misses) = reps
-                    .iter()
-                    .fold((0, 0), |(h, m), r| (h + r.cache.0, m + r.cache.1));
-                hits as f64 / ((hits + misses) as f64).max(1.0)
-            }),
+            cache_hit_rate: matches!(op, "get" | "get_owned" | "get_cold" | "get_4proc").then(
+                || {
+                    let (hits, misses) = reps
+                        .iter()
+                        .fold((0, 0), |(h, m), r| (h + r.cache.0, m + r.cache.1));
+                    hits as f64 / ((hits + misses) as f64).max(1.0)
+                },
+            ),
         }
     }
 }

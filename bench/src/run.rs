@@ -92,7 +92,7 @@ pub fn key(size: u64, i: u64, key_size: usize) -> String {
     }
 }
 
-fn new_hist() -> Histogram<u64> {
+pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
 

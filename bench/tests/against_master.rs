@@ -86,18 +86,19 @@ fn the_default_run_fits_a_512mb_node_and_checks_every_value() {
     ]);
     assert!(o.status.success(), "{}", describe(&o));
     let rows = rows(&o);
-    // Per size and batch: put, get (into reused buffers), get_owned and get_cold.
-    assert_eq!(rows.len(), 4 * 2 * 4, "{}", describe(&o));
-    for case in rows.chunks(4) {
+    // Per size and batch: put, get (into reused buffers), get_owned, get_cold and
+    // get_4proc.
+    assert_eq!(rows.len(), 4 * 2 * 5, "{}", describe(&o));
+    for case in rows.chunks(5) {
         let ops: Vec<&str> = case.iter().map(|r| r["op"].as_str().unwrap()).collect();
-        assert_eq!(ops, ["put", "get", "get_owned", "get_cold"]);
+        assert_eq!(ops, ["put", "get", "get_owned", "get_cold", "get_4proc"]);
         for r in case {
             assert_eq!(r["ok"], true, "{r}");
             assert_eq!(r["failed"], 0, "{r}");
             assert_eq!(r["misses"], 0, "{r}");
         }
         let put = &case[0];
-        for get in &case[1..] {
+        for get in &case[1..4] {
             // What was read back was checked (no failure, no miss above). On a loaded
             // machine a get phase may reach its --duration before it has read every key.
             let (p, g) = (put["ops"].as_u64().unwrap(), get["ops"].as_u64().unwrap());
@@ -111,6 +112,12 @@ fn the_default_run_fits_a_512mb_node_and_checks_every_value() {
         );
         assert_eq!(case[3]["cache_hit_rate"], 0.0, "{}", case[3]);
         assert!(put.get("cache_hit_rate").is_none(), "{put}");
+        // Four processes each read every key the put phase wrote, after a warm-up pass.
+        let four = &case[4];
+        assert_eq!(four["threads"], 4, "{four}");
+        let (p, g) = (put["ops"].as_u64().unwrap(), four["ops"].as_u64().unwrap());
+        assert!(g >= 1 && g <= 4 * p, "{put}\n{four}");
+        assert!(four["p99_us"].as_u64().unwrap() >= four["p50_us"].as_u64().unwrap());
     }
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("lowered to fit"), "{err}");
@@ -184,12 +191,15 @@ fn wrong_bytes_make_the_run_fail() {
     let line = error_line(&o);
     assert!(line.contains("not ok"), "{line}");
     let rows = rows(&o);
-    assert_eq!(rows.len(), 4, "{}", describe(&o));
-    for r in &rows {
+    assert_eq!(rows.len(), 5, "{}", describe(&o));
+    for r in &rows[..4] {
         assert_eq!(r["ok"], false, "{r}");
         assert_eq!(r["failed"], 1, "{r}");
         assert_eq!(r["misses"], 0, "{r}");
     }
+    // Each of the four reader processes read the wrong value once.
+    assert_eq!(rows[4]["ok"], false, "{}", rows[4]);
+    assert_eq!(rows[4]["failed"], 4, "{}", rows[4]);
 }
 
 #[test]

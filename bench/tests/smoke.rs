@@ -34,8 +34,8 @@ fn json_output_has_every_field_and_values_check_out() {
         .collect();
     assert_eq!(
         cases.len(),
-        4 * 2 * 2,
-        "put, get, get_owned and get_cold for 2 sizes x 2 batches:\n{stdout}"
+        5 * 2 * 2,
+        "put, get, get_owned, get_cold and get_4proc for 2 sizes x 2 batches:\n{stdout}"
     );
     for c in &cases {
         for f in [

@@ -65,7 +65,14 @@ fn start(svc: &MasterService, key: &str, len: u64, cfg: &ReplicateConfig) -> Vec
         panic!("{r:?}")
     };
     assert_eq!(v[0].status, 0, "PutStart {key}");
-    v.remove(0).replicas
+    // Every slice to write carries its write token; replica lists carry none, so the
+    // tokens are dropped for comparing with them.
+    let mut replicas = v.remove(0).replicas;
+    for s in replicas.iter_mut().flat_map(|r| r.slices.iter_mut()) {
+        let t = s.token.take().expect("a write token per slice");
+        assert_eq!((t.range_offset, t.range_length), (s.offset, s.length));
+    }
+    replicas
 }
 
 fn end(svc: &MasterService, key: &str, crcs: Vec<u32>, failed: Vec<u32>, generation: u64) -> i32 {
