@@ -18,6 +18,9 @@
 //! receiving into never-touched pages costs several times the copy itself, and a segment's
 //! first writes should not pay that.
 //!
+//! [`RegionOptions::numa_node`] binds a region's pages to one NUMA node (`mbind`,
+//! `MPOL_BIND`) before they are faulted in; the core plan names each shard's node.
+//!
 //! A region can also map part of an existing named file, such as a POSIX shared-memory object
 //! under `/dev/shm` that another process created ([`Region::map_file`], [`Backing::File`]).
 //!
@@ -31,11 +34,13 @@
 
 mod error;
 mod memfile;
+mod numa;
 mod pool;
 mod region;
 mod sys;
 
 pub use error::Error;
 pub use memfile::MemFile;
+pub use numa::policy_at;
 pub use pool::available_memory_bytes;
 pub use region::{Backing, HugePolicy, Region, RegionOptions};

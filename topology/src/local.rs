@@ -73,7 +73,7 @@ pub fn plan_for(
         };
     }
     out.reason = format!("{}: {}", nic_phrase(choice, &local_nodes), out.reason);
-    tracing::info!(%spec, shards = out.shards.len(), reason = %out.reason, "core plan");
+    tracing::debug!(%spec, shards = out.shards.len(), reason = %out.reason, "core plan");
     Ok(out)
 }
 

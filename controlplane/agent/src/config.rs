@@ -83,6 +83,11 @@ pub struct StoreConfig {
     /// Transport: `tcp` (RDMA needs a device and the `rdma` feature).
     #[arg(long = "protocol", default_value = "tcp", value_parser = protocol)]
     pub protocol: String,
+    /// NICs this node uses, comma separated (netdevs or RDMA devices such as `mlx5_0`), when
+    /// `MC_MS_AUTO_DISC=0`; with discovery on (the default) NICs come from sysfs, narrowed
+    /// by `MC_MS_FILTERS`. Shards are placed on cores near them.
+    #[arg(long = "device_name", alias = "rdma_devices", default_value = "")]
+    pub device_name: String,
     /// Hugepages for segment memory: never, try, require. MC_STORE_USE_HUGEPAGE=1 means try.
     #[arg(long = "hugepages", default_value = "never")]
     pub hugepages: HugePolicy,
@@ -162,6 +167,8 @@ mod tests {
         assert_eq!(c.master_server, "etcd://h1:2379;h2:2379");
         assert_eq!(c.cluster_id(), "blue");
         assert!(parse(&["--master_server=redis://h:6379/1"]).is_ok());
+        let c = parse(&["--rdma-devices=mlx5_0,mlx5_1"]).unwrap();
+        assert_eq!(c.device_name, "mlx5_0,mlx5_1");
         let e = parse(&["--master_server=k8s://x"]).unwrap_err().to_string();
         assert!(e.contains("etcd, redis"), "{e}");
     }

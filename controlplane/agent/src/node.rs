@@ -224,9 +224,17 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
 
 /// The core plan and each shard's segment size, checked against the 16 MiB minimum.
 fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
-    let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
+    let plan = core_plan(cfg)?;
     let shard_count = plan.shards.len() as u64;
     info!("core plan: {} shard(s): {}", shard_count, plan.reason);
+    for s in &plan.shards {
+        info!(
+            shard = s.index,
+            core = ?s.core,
+            numa_node = ?s.numa_node,
+            "shard placement (memory bound to numa_node)"
+        );
+    }
     let per_shard = cfg.global_segment_size / shard_count;
     if per_shard < MIN_SHARD_SEGMENT_BYTES {
         return Err(NodeError::Config(format!(
@@ -236,6 +244,25 @@ fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
         )));
     }
     Ok((plan, per_shard))
+}
+
+/// The core plan near the NICs (`MC_MS_AUTO_DISC`, `MC_MS_FILTERS`, `--device_name`) on
+/// the topology in `/sys`; without a readable sysfs, the plan without topology (logged).
+fn core_plan(cfg: &StoreConfig) -> Result<CorePlan, NodeError> {
+    let available = mc_topology::online_cpus();
+    let root = std::path::Path::new(mc_topology::SYSFS_ROOT);
+    let topo = match mc_topology::Topology::discover(root) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("no topology ({e}); planning cores without NUMA or NIC locality");
+            return Ok(mc_topology::plan(&cfg.cores, &available)?);
+        }
+    };
+    let nic_cfg = mc_topology::NicConfig::from_env(vec![cfg.device_name.clone()])?;
+    let choice = mc_topology::select_nics(&topo.nics, &nic_cfg)?;
+    Ok(mc_topology::plan_for(
+        &cfg.cores, &available, &topo, &choice,
+    )?)
 }
 
 /// Starts one shard per placement of `plan`, each with a `per_shard`-byte segment, and
@@ -272,6 +299,7 @@ fn start_shards(
             region: RegionOptions {
                 name: format!("mc-seg-{}", p.index),
                 huge: cfg.hugepages,
+                numa_node: p.numa_node,
                 ..RegionOptions::default()
             },
             cluster_id: cfg.cluster_id(),
