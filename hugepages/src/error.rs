@@ -189,4 +189,15 @@ pub enum Error {
         /// What the kernel said.
         source: io::Error,
     },
+
+    /// A memory environment variable has a value this crate does not accept.
+    #[error("{var}={value:?} is not accepted: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value (cut to 64 characters).
+        value: String,
+        /// What is accepted.
+        reason: String,
+    },
 }
