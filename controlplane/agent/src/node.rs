@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mc_dataplane::control::{AgentLink, ChannelAgentLink, channel_pair};
 use mc_dataplane::{ShardConfig, ShardHandle, start_shard};
-use mc_hugepages::RegionOptions;
+use mc_hugepages::{Arena, RegionOptions};
 use mc_schema::agent::{SegmentInfo, SegmentKind, ToShard};
 use mc_topology::CorePlan;
 use tracing::{info, warn};
@@ -175,7 +175,8 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             source,
         })?;
 
-    let (shards, links) = start_shards(&cfg, &plan, per_shard)?;
+    let arena = reserve_arena(&cfg, &plan)?;
+    let (shards, links) = start_shards(&cfg, &plan, per_shard, arena.as_ref())?;
     let status = Arc::new(AgentStatus::default());
     // The agent takes the links, and gives them back if it cannot start.
     let agent = match Agent::new(agent_config(&cfg), links, status.clone()) {
@@ -188,7 +189,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
     let (commands_tx, commands_rx) = std::sync::mpsc::channel();
     let sync_tx = commands_tx.clone();
     let own_tx = commands_tx.clone();
-    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes);
+    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes, arena);
     let stop = Arc::new(AtomicBool::new(false));
     let agent_thread = match spawn_agent(agent, stop.clone(), (sync_tx, commands_rx)) {
         Ok(t) => t,
@@ -265,6 +266,46 @@ fn core_plan(cfg: &StoreConfig) -> Result<CorePlan, NodeError> {
     )?)
 }
 
+/// The mmap arena runtime mounts draw from (`MC_MMAP_ARENA_POOL_SIZE`, off with
+/// `MC_DISABLE_MMAP_ARENA=1`), reserved now with the segments' hugepage settings and bound
+/// to the shards' NUMA node when they share one. A pool that cannot be had is an error: the
+/// operator asked for it by size. A hugetlb pool that is short falls back to plain pages
+/// (logged) unless `--hugepages=require`.
+fn reserve_arena(cfg: &StoreConfig, plan: &CorePlan) -> Result<Option<Arena>, NodeError> {
+    let Some(pool) = cfg.mmap_arena_pool_size.filter(|&b| b > 0) else {
+        return Ok(None);
+    };
+    if cfg.disable_mmap_arena {
+        info!(
+            pool_bytes = pool,
+            "MC_DISABLE_MMAP_ARENA: no mmap arena despite MC_MMAP_ARENA_POOL_SIZE; each mount maps its own memory"
+        );
+        return Ok(None);
+    }
+    let fail = |why: String| NodeError::Config(format!("MC_MMAP_ARENA_POOL_SIZE={pool}: {why}"));
+    let pool_bytes = usize::try_from(pool).map_err(|_| fail("does not fit in memory".into()))?;
+    if cfg.hugepages != mc_hugepages::HugePolicy::Require
+        && let Some(avail) = mc_hugepages::available_memory_bytes()
+        && pool > avail
+    {
+        return Err(fail(format!(
+            "more than the {avail} bytes of memory available; lower it or unset it"
+        )));
+    }
+    let mut nodes: Vec<Option<usize>> = plan.shards.iter().map(|s| s.numa_node).collect();
+    nodes.dedup();
+    let opts = RegionOptions {
+        name: "mc-arena".into(),
+        huge: cfg.hugepages,
+        huge_page_bytes: cfg.hugepage_size,
+        numa_node: if nodes.len() == 1 { nodes[0] } else { None },
+        ..RegionOptions::default()
+    };
+    Arena::reserve(pool_bytes, &opts)
+        .map(Some)
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// Starts one shard per placement of `plan`, each with a `per_shard`-byte segment, and
 /// returns them with the agent's end of each control link. If one fails, those already
 /// started are stopped.
@@ -272,6 +313,7 @@ fn start_shards(
     cfg: &StoreConfig,
     plan: &CorePlan,
     per_shard: u64,
+    arena: Option<&Arena>,
 ) -> Result<(Vec<ShardHandle>, Vec<ChannelAgentLink>), NodeError> {
     let mut shards = Vec::new();
     let mut links = Vec::new();
@@ -299,9 +341,11 @@ fn start_shards(
             region: RegionOptions {
                 name: format!("mc-seg-{}", p.index),
                 huge: cfg.hugepages,
+                huge_page_bytes: cfg.hugepage_size,
                 numa_node: p.numa_node,
                 ..RegionOptions::default()
             },
+            arena: arena.cloned(),
             cluster_id: cfg.cluster_id(),
             io_memory_bytes: cfg.io_memory as usize,
             control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
@@ -338,6 +382,7 @@ fn rest_state(
     shards: &[ShardHandle],
     commands: std::sync::mpsc::Sender<Command>,
     body_limit_bytes: usize,
+    arena: Option<Arena>,
 ) -> rest::RestState {
     let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
     client_cfg.cluster_id = cfg.cluster_id();
@@ -350,6 +395,7 @@ fn rest_state(
         metrics: crate::metrics::NodeMetrics::new(
             status.clone(),
             &shards.iter().map(|h| h.stats.clone()).collect::<Vec<_>>(),
+            arena,
         ),
         commands,
         client: Arc::new(rest::LazyStore::new(client_cfg)),
