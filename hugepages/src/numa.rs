@@ -57,9 +57,10 @@ pub(crate) fn bind(ptr: NonNull<u8>, len_bytes: usize, node: usize) -> io::Resul
     }
 }
 
-/// The policy mode and node mask that govern the page at `addr` (`get_mempolicy` with
-/// `MPOL_F_ADDR`): `(MPOL_BIND, [nodes])` for a bound range. For tests and diagnostics.
-pub fn policy_at(addr: *const u8) -> io::Result<(i32, Vec<usize>)> {
+/// The policy mode and node mask that govern the page at address `addr` (`get_mempolicy`
+/// with `MPOL_F_ADDR`): `(MPOL_BIND, [nodes])` for a bound range. For tests and
+/// diagnostics; the address is only looked up, so any value is safe to pass.
+pub fn policy_at(addr: usize) -> io::Result<(i32, Vec<usize>)> {
     let mut mode: libc::c_int = 0;
     let (mut mask, maxnode) = node_mask(MAX_NODE);
     mask.fill(0);

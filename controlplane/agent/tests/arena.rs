@@ -147,3 +147,37 @@ fn a_hugepage_arena_beyond_the_pool_fails_when_required_and_falls_back_when_trie
     assert_eq!(gauge(&node, "mc_node_arena_used_bytes"), 2 * MIB);
     node.stop();
 }
+
+#[test]
+fn the_shards_segment_and_the_arena_are_bound_to_the_shards_numa_node() {
+    let nodes: Vec<String> = std::fs::read_dir("/sys/devices/system/node")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| {
+                    n.strip_prefix("node")
+                        .is_some_and(|r| r.parse::<u32>().is_ok())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let [only] = nodes.as_slice() else {
+        eprintln!(
+            "skipped: {} NUMA nodes; the plan's node is checked on fixtures",
+            nodes.len()
+        );
+        return;
+    };
+    let bind = format!("bind:{}", &only["node".len()..]);
+    let c = LocalCluster::start(ClusterSpec::with_nodes(0)).expect("master starts");
+    let node = node::start(config(&c, &["--mmap_arena_pool_size=8MB"])).expect("node starts");
+    // The kernel's view of this process's mappings: policy, then the memfd's name.
+    let maps = std::fs::read_to_string("/proc/self/numa_maps").unwrap();
+    for name in ["memfd:mc-seg-0", "memfd:mc-arena"] {
+        let lines: Vec<&str> = maps.lines().filter(|l| l.contains(name)).collect();
+        assert!(!lines.is_empty(), "no {name} mapping in\n{maps}");
+        for l in lines {
+            assert!(l.contains(&bind), "{name} is not {bind}: {l}");
+        }
+    }
+    node.stop();
+}
