@@ -136,7 +136,7 @@ pub enum Error {
 
     /// A NIC named by `MC_MS_FILTERS` or `--device_name` does not exist here.
     #[error(
-        "NIC `{name}` ({source_of_name}) does not exist on this machine; NICs here: {known}. Fix the name, or unset MC_MS_FILTERS / set MC_MS_AUTO_DISC=1 to discover them"
+        "NIC `{name}` ({source_of_name}) does not exist on this machine; NICs here: {known}. fix the name (MC_MS_FILTERS when discovering, --device_name with MC_MS_AUTO_DISC=0), or unset MC_MS_FILTERS to use every NIC found"
     )]
     NoSuchNic {
         /// The name asked for.
