@@ -55,6 +55,12 @@ fn arena(env: &MemoryEnv) -> Option<&'static Arena> {
         .as_ref()
 }
 
+/// The process's arena (reserved now if the environment asks for one and it is not yet),
+/// which an embedded store node shares for its runtime mounts.
+pub(crate) fn process_arena() -> Result<Option<Arena>, mc_hugepages::Error> {
+    Ok(arena(&MemoryEnv::from_env()?).cloned())
+}
+
 /// New memory of at least `size` bytes; its address.
 fn alloc(size: usize) -> Result<usize, mc_hugepages::Error> {
     let env = MemoryEnv::from_env()?;

@@ -159,6 +159,14 @@ fn abandon(links: Vec<ChannelAgentLink>, shards: Vec<ShardHandle>) {
 /// signal handlers. Whatever a failed step leaves behind is stopped before the error
 /// returns.
 pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
+    start_with_arena(cfg, None)
+}
+
+/// [`start`], with `arena` (when given) as the node's mmap arena instead of one reserved
+/// from `--mmap_arena_pool_size` (`MC_MMAP_ARENA_POOL_SIZE`): a process that already holds
+/// an arena (the Python binding's host buffers) shares it rather than reserving the pool
+/// twice.
+pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHandle, NodeError> {
     // Flags and the REST port first: they fail without anything to clean up.
     let (plan, per_shard) = plan_shards(&cfg)?;
     let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
@@ -175,7 +183,10 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             source,
         })?;
 
-    let arena = reserve_arena(&cfg, &plan)?;
+    let arena = match arena {
+        Some(a) => Some(a),
+        None => reserve_arena(&cfg, &plan)?,
+    };
     let (shards, links) = start_shards(&cfg, &plan, per_shard, arena.as_ref())?;
     let status = Arc::new(AgentStatus::default());
     // The agent takes the links, and gives them back if it cannot start.
