@@ -1,6 +1,6 @@
 //! Segment memory owned by a shard, with the range checks that guard it.
 
-use mc_hugepages::{Region, RegionOptions};
+use mc_hugepages::{Arena, Memory, Region, RegionOptions};
 
 /// A random, non-zero segment id.
 fn new_id() -> u64 {
@@ -17,16 +17,25 @@ fn new_id() -> u64 {
 pub struct SegmentMem {
     /// Segment id (random, non-zero), reported to the master at mount.
     pub id: u64,
-    region: Region,
+    mem: Memory,
 }
 
 impl SegmentMem {
     /// Allocates and prefaults `size_bytes` of segment memory.
     pub fn new(size_bytes: usize, opts: &RegionOptions) -> Result<SegmentMem, mc_hugepages::Error> {
-        let region = Region::new(size_bytes, opts)?;
+        Self::new_in(size_bytes, opts, None)
+    }
+
+    /// `size_bytes` of segment memory from `arena` when it has room, else mapped on its own
+    /// under `opts` ([`Memory::allocate`]).
+    pub fn new_in(
+        size_bytes: usize,
+        opts: &RegionOptions,
+        arena: Option<&Arena>,
+    ) -> Result<SegmentMem, mc_hugepages::Error> {
         Ok(SegmentMem {
             id: new_id(),
-            region,
+            mem: Memory::allocate(size_bytes, opts, arena)?,
         })
     }
 
@@ -41,13 +50,18 @@ impl SegmentMem {
         let region = Region::map_file(path, offset_bytes, size_bytes, opts)?;
         Ok(SegmentMem {
             id: new_id(),
-            region,
+            mem: region.into(),
         })
     }
 
     /// Usable bytes.
     pub fn size_bytes(&self) -> u64 {
-        self.region.len_bytes() as u64
+        self.mem.len_bytes() as u64
+    }
+
+    /// Whether the memory is a slice of the node's mmap arena.
+    pub fn from_arena(&self) -> bool {
+        self.mem.from_arena()
     }
 
     /// Whether `[offset, offset + len)` lies inside the segment (overflow-safe).
@@ -72,7 +86,7 @@ impl SegmentMem {
         // SAFETY: in bounds (asserted); the region lives as long as `self`; exclusivity is
         // the caller's contract above.
         unsafe {
-            std::slice::from_raw_parts_mut(self.region.as_ptr().add(offset as usize), len as usize)
+            std::slice::from_raw_parts_mut(self.mem.as_ptr().add(offset as usize), len as usize)
         }
     }
 
@@ -85,9 +99,7 @@ impl SegmentMem {
         assert!(self.contains(offset, len), "range outside the segment");
         // SAFETY: in bounds (asserted); the region outlives the view; no writer is the
         // caller's contract above.
-        unsafe {
-            std::slice::from_raw_parts(self.region.as_ptr().add(offset as usize), len as usize)
-        }
+        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(offset as usize), len as usize) }
     }
 }
 
@@ -101,5 +113,20 @@ mod tests {
         assert!(s.contains(0, 1 << 20));
         assert!(!s.contains(1, 1 << 20));
         assert!(!s.contains(u64::MAX, 2));
+        assert!(!s.from_arena());
+    }
+
+    #[test]
+    fn segments_draw_from_the_arena_and_give_it_back() {
+        let arena = Arena::reserve(4 << 20, &RegionOptions::default()).unwrap();
+        let a = SegmentMem::new_in(3 << 20, &RegionOptions::default(), Some(&arena)).unwrap();
+        assert!(a.from_arena());
+        assert_eq!(a.size_bytes(), 3 << 20);
+        assert_eq!(arena.used_bytes(), 3 << 20);
+        // Too large for what is left: a region of its own.
+        let b = SegmentMem::new_in(2 << 20, &RegionOptions::default(), Some(&arena)).unwrap();
+        assert!(!b.from_arena());
+        drop(a);
+        assert_eq!(arena.used_bytes(), 0);
     }
 }

@@ -49,6 +49,7 @@ fn a_shard_survives_tens_of_thousands_of_control_polls() {
         data_port: 0,
         segment_bytes: 16 << 20,
         region: RegionOptions::default(),
+        arena: None,
         cluster_id: "mooncake_cluster".into(),
         io_memory_bytes: 512 << 10,
         control_poll_interval: interval,

@@ -176,4 +176,28 @@ pub enum Error {
         /// The file's size.
         file_bytes: u64,
     },
+
+    /// `mbind(2)` refused to bind the region to its NUMA node.
+    #[error(
+        "segment {name}: cannot bind its memory to NUMA node {node}: {source}; the node must exist and have memory (see /sys/devices/system/node), so check the core plan's NUMA nodes"
+    )]
+    Bind {
+        /// The segment's name.
+        name: String,
+        /// The node asked for.
+        node: usize,
+        /// What the kernel said.
+        source: io::Error,
+    },
+
+    /// A memory environment variable has a value this crate does not accept.
+    #[error("{var}={value:?} is not accepted: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value (cut to 64 characters).
+        value: String,
+        /// What is accepted.
+        reason: String,
+    },
 }

@@ -18,8 +18,15 @@
 //! receiving into never-touched pages costs several times the copy itself, and a segment's
 //! first writes should not pay that.
 //!
+//! [`RegionOptions::numa_node`] binds a region's pages to one NUMA node (`mbind`,
+//! `MPOL_BIND`) before they are faulted in; the core plan names each shard's node.
+//!
 //! A region can also map part of an existing named file, such as a POSIX shared-memory object
 //! under `/dev/shm` that another process created ([`Region::map_file`], [`Backing::File`]).
+//!
+//! An [`Arena`] is one region reserved at start (Mooncake's `MC_MMAP_ARENA_POOL_SIZE`, off
+//! with `MC_DISABLE_MMAP_ARENA=1`; [`MemoryEnv`] reads these and the hugepage variables)
+//! that later mounts and client buffers take slices of; [`Memory`] is either kind.
 //!
 //! [`MemFile`] is a growable memfd read and written by copying, for small state that must
 //! outlive its process (a shard's object index).
@@ -29,13 +36,21 @@
 
 #![warn(missing_docs)]
 
+mod arena;
+mod env;
 mod error;
 mod memfile;
+mod memory;
+mod numa;
 mod pool;
 mod region;
 mod sys;
 
+pub use arena::{Arena, ArenaSlice};
+pub use env::{MemoryEnv, parse_huge_page_size};
 pub use error::Error;
 pub use memfile::MemFile;
+pub use memory::Memory;
+pub use numa::policy_at;
 pub use pool::available_memory_bytes;
 pub use region::{Backing, HugePolicy, Region, RegionOptions};

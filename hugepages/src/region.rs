@@ -69,6 +69,10 @@ pub struct RegionOptions {
     /// Fault every page in at creation (default `true`), so first writes into the segment do
     /// not pay for page faults.
     pub prefault: bool,
+    /// Bind the pages to this NUMA node (`mbind`, `MPOL_BIND`) before they are faulted in;
+    /// `None` (the default) leaves placement to the kernel (first touch). Not applied to
+    /// [`Region::map_file`]: a file someone else made keeps its own policy.
+    pub numa_node: Option<usize>,
 }
 
 impl Default for RegionOptions {
@@ -78,6 +82,7 @@ impl Default for RegionOptions {
             huge: HugePolicy::Never,
             huge_page_bytes: 2 << 20,
             prefault: true,
+            numa_node: None,
         }
     }
 }
@@ -111,6 +116,8 @@ pub struct Region {
     fd: OwnedFd,
     /// The segment name, for messages.
     name: String,
+    /// The NUMA node the pages are bound to, if any.
+    numa_node: Option<usize>,
 }
 
 // SAFETY: a Region owns its mapping and descriptor; neither is tied to the creating thread, and
@@ -242,6 +249,7 @@ impl Region {
             backing: Backing::File,
             fd,
             name,
+            numa_node: None,
         };
         if opts.prefault {
             region.prefault().map_err(|source| Error::Prefault {
@@ -278,6 +286,11 @@ impl Region {
     /// Where the pages come from.
     pub fn backing(&self) -> Backing {
         self.backing
+    }
+
+    /// The NUMA node the region's pages are bound to (`mbind`), if any.
+    pub fn numa_node(&self) -> Option<usize> {
+        self.numa_node
     }
 
     /// The segment name the region was made with.
@@ -359,7 +372,17 @@ impl Region {
             backing,
             fd,
             name: opts.name.clone(),
+            numa_node: opts.numa_node,
         };
+        if let Some(node) = opts.numa_node {
+            crate::numa::bind(region.ptr, region.len_bytes, node).map_err(|source| {
+                Error::Bind {
+                    name: opts.name.clone(),
+                    node,
+                    source,
+                }
+            })?;
+        }
         if opts.prefault {
             region.prefault().map_err(|source| Error::Prefault {
                 name: opts.name.clone(),

@@ -35,7 +35,12 @@ impl Embedded {
         ];
         let cfg = mc_agent::StoreConfig::try_from_args(flags)
             .map_err(|source| BindingError::HostedFlags { source })?;
-        let handle = node::start(cfg).map_err(|source| BindingError::HostedNode { source })?;
+        // One arena per process: the node's runtime mounts and the host buffers share it.
+        let arena = crate::host_mem::process_arena().map_err(|e| BindingError::HostedNode {
+            source: node::NodeError::Config(e.to_string()),
+        })?;
+        let handle = node::start_with_arena(cfg, arena)
+            .map_err(|source| BindingError::HostedNode { source })?;
         let deadline = Instant::now() + MOUNT_TIMEOUT;
         loop {
             let want = handle.segments().len();

@@ -3,40 +3,74 @@
 //! pages when `MC_STORE_USE_HUGEPAGE=1`) and the C functions behind `get_alloc_func_addr`
 //! / `get_free_func_addr` (`void *alloc(size_t)`, `void free(void *)`).
 //!
-//! Every allocation is an `mc_hugepages::Region` kept in one process-wide table until it is
-//! freed, so an address is freed once and only an address handed out here is.
+//! Every allocation is an `mc_hugepages::Memory` kept in one process-wide table until it is
+//! freed, so an address is freed once and only an address handed out here is. With
+//! `MC_MMAP_ARENA_POOL_SIZE` set (and no `MC_DISABLE_MMAP_ARENA=1`) the allocations are
+//! slices of one arena reserved on first use, named `mc-client-arena` in
+//! `/proc/<pid>/maps`; `MC_STORE_HUGEPAGE_SIZE` picks the hugepage size.
 
 use std::collections::BTreeMap;
 use std::ffi::c_void;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
-use mc_hugepages::{HugePolicy, Region, RegionOptions};
+use mc_hugepages::{Arena, Memory, MemoryEnv, RegionOptions};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 /// Live allocations by start address.
-static REGIONS: LazyLock<Mutex<BTreeMap<usize, Region>>> = LazyLock::new(Default::default);
+static REGIONS: LazyLock<Mutex<BTreeMap<usize, Memory>>> = LazyLock::new(Default::default);
 
-/// A new region of at least `size` bytes; its address.
-fn alloc(size: usize) -> Result<usize, mc_hugepages::Error> {
-    let huge = if std::env::var("MC_STORE_USE_HUGEPAGE").as_deref() == Ok("1") {
-        HugePolicy::Try
-    } else {
-        HugePolicy::Never
-    };
-    let opts = RegionOptions {
-        name: "mooncake_shm".into(),
-        huge,
+/// The process's arena, reserved on the first allocation when the environment asks for one;
+/// `None` when it does not, or when it could not be had (logged once: allocations then map
+/// their own memory).
+static ARENA: OnceLock<Option<Arena>> = OnceLock::new();
+
+/// How allocations are made, from the environment.
+fn options(env: &MemoryEnv, name: &str) -> RegionOptions {
+    RegionOptions {
+        name: name.into(),
+        huge: env.huge_policy(),
+        huge_page_bytes: env.huge_page_bytes,
         ..RegionOptions::default()
-    };
-    let r = Region::new(size, &opts)?;
-    let addr = r.as_ptr().addr();
-    REGIONS.lock().insert(addr, r);
+    }
+}
+
+/// The arena, reserving it on first use.
+fn arena(env: &MemoryEnv) -> Option<&'static Arena> {
+    ARENA
+        .get_or_init(|| {
+            let pool = env.arena_pool()?;
+            let bytes = usize::try_from(pool).ok()?;
+            match Arena::reserve(bytes, &options(env, "mc-client-arena")) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!(
+                        "MC_MMAP_ARENA_POOL_SIZE={pool}: {e}; host buffers map their own memory"
+                    );
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The process's arena (reserved now if the environment asks for one and it is not yet),
+/// which an embedded store node shares for its runtime mounts.
+pub(crate) fn process_arena() -> Result<Option<Arena>, mc_hugepages::Error> {
+    Ok(arena(&MemoryEnv::from_env()?).cloned())
+}
+
+/// New memory of at least `size` bytes; its address.
+fn alloc(size: usize) -> Result<usize, mc_hugepages::Error> {
+    let env = MemoryEnv::from_env()?;
+    let m = Memory::allocate(size, &options(&env, "mooncake_shm"), arena(&env))?;
+    let addr = m.as_ptr().addr();
+    REGIONS.lock().insert(addr, m);
     Ok(addr)
 }
 
-/// Frees the region at `addr`; false when no region starts there.
+/// Frees the memory at `addr`; false when none of ours starts there.
 fn free(addr: usize) -> bool {
     REGIONS.lock().remove(&addr).is_some()
 }

@@ -76,3 +76,42 @@ def test_dropping_a_hosting_store_unmounts_its_segment(bare_master):
     del s
     gc.collect()
     assert bare_master.segments() == []
+
+
+SHARED_ARENA = textwrap.dedent(
+    """
+    import sys
+    from mooncake_rs.store import MooncakeDistributedStore, MooncakeHostMemAllocator
+    s = MooncakeDistributedStore()
+    rc = s.setup("127.0.0.1", "P2PHANDSHAKE", "32MB", "16MB", "tcp", "", sys.argv[1])
+    assert rc == 0, s.last_error()
+    r = s.allocate_and_mount_segment(16 << 20)
+    assert r["ret"] == 0, s.last_error()
+    buf = MooncakeHostMemAllocator().alloc(1 << 20)
+    maps = open("/proc/self/maps").read()
+    lines = [l for l in maps.splitlines() if "mc-client-arena" in l]
+    lo, hi = (int(x, 16) for x in lines[0].split()[0].split("-"))
+    print(len(lines), maps.count("memfd:mc-arena "), hi - lo, lo <= buf < hi, flush=True)
+    s.close()
+    """
+)
+
+
+def test_an_embedded_node_and_host_buffers_share_one_arena(bare_master):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MC_MMAP_ARENA_POOL_SIZE="64mb")
+    env.pop("MC_DISABLE_MMAP_ARENA", None)
+    out = subprocess.run(
+        [sys.executable, "-c", SHARED_ARENA, bare_master.master_addr],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    # One 64 MiB arena (the client's), none of the node's own; the mount and the buffer
+    # are slices of it.
+    assert out.stdout.split() == ["1", "0", str(64 << 20), "True"]

@@ -173,6 +173,47 @@ def test_host_memory_allocator(store):
     assert a.free(p) == -1  # c_free released it
 
 
+def _arena_child(env_changes, code):
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    for k in ("MC_MMAP_ARENA_POOL_SIZE", "MC_DISABLE_MMAP_ARENA", "MC_STORE_USE_HUGEPAGE"):
+        env.pop(k, None)
+    env.update(env_changes)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+ARENA_PROBE = (
+    "from mooncake_rs.store import MooncakeHostMemAllocator\n"
+    "a = MooncakeHostMemAllocator()\n"
+    "p, q = a.alloc(1 << 20), a.alloc(1 << 20)\n"
+    "maps = [l for l in open('/proc/self/maps') if 'mc-client-arena' in l]\n"
+    "print(len(maps))\n"
+    "if maps:\n"
+    "    lo, hi = (int(x, 16) for x in maps[0].split()[0].split('-'))\n"
+    "    print(hi - lo, lo <= p < hi and lo <= q < hi, abs(q - p))\n"
+    "    a.free(p)\n"
+    "    print(a.alloc(1 << 20) == p)\n"
+)
+
+
+def test_host_memory_comes_from_the_mmap_arena():
+    # MC_MMAP_ARENA_POOL_SIZE: one 8 MiB arena; buffers are adjacent slices of it, and a
+    # freed slice is handed out again.
+    got = _arena_child({"MC_MMAP_ARENA_POOL_SIZE": "8mb"}, ARENA_PROBE)
+    assert got == ["1", str(8 << 20), "True", str(1 << 20), "True"]
+    # MC_DISABLE_MMAP_ARENA=1: no arena, each buffer maps its own memory.
+    got = _arena_child(
+        {"MC_MMAP_ARENA_POOL_SIZE": "8mb", "MC_DISABLE_MMAP_ARENA": "1"}, ARENA_PROBE
+    )
+    assert got == ["0"]
+
+
 def test_every_mooncake_error_code_has_its_name():
     E = ErrorCode
     # Codes this build returns, and codes of tiers it has not, all under Mooncake's values.

@@ -111,4 +111,39 @@ pub enum Error {
         /// What the kernel said.
         source: io::Error,
     },
+
+    /// A sysfs file exists but could not be read or understood.
+    #[error(
+        "cannot read the topology from {path}: {reason}; check that sysfs is mounted (`mount -t sysfs sysfs /sys`) or point --sysfs_root at a sysfs tree"
+    )]
+    Sysfs {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// An environment variable has a value this crate does not accept.
+    #[error("{var}={value:?} is not accepted: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value (cut to 64 characters).
+        value: String,
+        /// What to set instead.
+        reason: String,
+    },
+
+    /// A NIC named by `MC_MS_FILTERS` or `--device_name` does not exist here.
+    #[error(
+        "NIC `{name}` ({source_of_name}) does not exist on this machine; NICs here: {known}. fix the name (MC_MS_FILTERS when discovering, --device_name with MC_MS_AUTO_DISC=0), or unset MC_MS_FILTERS to use every NIC found"
+    )]
+    NoSuchNic {
+        /// The name asked for.
+        name: String,
+        /// Where the name came from.
+        source_of_name: String,
+        /// The NICs that exist, comma separated.
+        known: String,
+    },
 }

@@ -5,11 +5,11 @@ use crate::spec::{CoreSpec, MAX_SHARDS, format_core_list};
 
 /// With this many available cores or fewer, `auto` runs one unpinned shard: pinning shards to
 /// most of a small machine starves the agent, the REST endpoint and the kernel.
-const AUTO_SMALL_MACHINE_CORES: usize = 4;
+pub(crate) const AUTO_SMALL_MACHINE_CORES: usize = 4;
 
 /// On larger machines `auto` leaves this many of the lowest cores unpinned for the agent, REST
 /// and the OS.
-const AUTO_RESERVED_CORES: usize = 2;
+pub(crate) const AUTO_RESERVED_CORES: usize = 2;
 
 /// Where one shard runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,10 @@ pub struct ShardPlacement {
     pub index: usize,
     /// The core to pin the shard's thread to, or `None` to leave it to the scheduler.
     pub core: Option<usize>,
+    /// The NUMA node to bind the shard's segment memory to (`mbind`), or `None` to leave it
+    /// to the kernel. [`plan`] knows no topology and leaves it `None`;
+    /// [`plan_for`](crate::plan_for) fills it in.
+    pub numa_node: Option<usize>,
 }
 
 /// Where every shard of a node runs, and why.
@@ -149,20 +153,25 @@ fn plan_list(list: &[usize], cores: &[usize]) -> Result<CorePlan, Error> {
 }
 
 /// `count` shards with no pinning.
-fn unpinned(count: usize) -> Vec<ShardPlacement> {
+pub(crate) fn unpinned(count: usize) -> Vec<ShardPlacement> {
     (0..count)
-        .map(|index| ShardPlacement { index, core: None })
+        .map(|index| ShardPlacement {
+            index,
+            core: None,
+            numa_node: None,
+        })
         .collect()
 }
 
 /// One shard pinned to each of `cores`, in order.
-fn pinned(cores: &[usize]) -> Vec<ShardPlacement> {
+pub(crate) fn pinned(cores: &[usize]) -> Vec<ShardPlacement> {
     cores
         .iter()
         .enumerate()
         .map(|(index, &core)| ShardPlacement {
             index,
             core: Some(core),
+            numa_node: None,
         })
         .collect()
 }

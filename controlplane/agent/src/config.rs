@@ -83,9 +83,31 @@ pub struct StoreConfig {
     /// Transport: `tcp` (RDMA needs a device and the `rdma` feature).
     #[arg(long = "protocol", default_value = "tcp", value_parser = protocol)]
     pub protocol: String,
+    /// NICs this node uses, comma separated (netdevs or RDMA devices such as `mlx5_0`), when
+    /// `MC_MS_AUTO_DISC=0`; with discovery on (the default) NICs come from sysfs, narrowed
+    /// by `MC_MS_FILTERS`. Shards are placed on cores near them.
+    #[arg(long = "device_name", alias = "rdma_devices", default_value = "")]
+    pub device_name: String,
     /// Hugepages for segment memory: never, try, require. MC_STORE_USE_HUGEPAGE=1 means try.
     #[arg(long = "hugepages", default_value = "never")]
     pub hugepages: HugePolicy,
+    /// Hugepage size when hugepages are used: 2MB or 1GB (Mooncake's
+    /// `MC_STORE_HUGEPAGE_SIZE`).
+    #[arg(
+        long = "hugepage_size",
+        env = "MC_STORE_HUGEPAGE_SIZE",
+        default_value = "2MB",
+        value_parser = mc_hugepages::parse_huge_page_size
+    )]
+    pub hugepage_size: usize,
+    /// Memory reserved at start for segments mounted later (`/api/mount`), which then need
+    /// no mapping or hugepages of their own; unset: no arena (Mooncake's
+    /// `MC_MMAP_ARENA_POOL_SIZE`).
+    #[arg(long = "mmap_arena_pool_size", env = "MC_MMAP_ARENA_POOL_SIZE", value_parser = size)]
+    pub mmap_arena_pool_size: Option<u64>,
+    /// No arena even when a pool size is set (Mooncake's `MC_DISABLE_MMAP_ARENA=1`).
+    #[arg(long = "disable_mmap_arena", env = "MC_DISABLE_MMAP_ARENA")]
+    pub disable_mmap_arena: bool,
     /// io_uring buffer memory per shard (counted against `ulimit -l`).
     #[arg(long = "io_memory", default_value = "2MB", value_parser = size)]
     pub io_memory: u64,
@@ -162,6 +184,21 @@ mod tests {
         assert_eq!(c.master_server, "etcd://h1:2379;h2:2379");
         assert_eq!(c.cluster_id(), "blue");
         assert!(parse(&["--master_server=redis://h:6379/1"]).is_ok());
+        assert_eq!(c.hugepage_size, 2 << 20);
+        assert_eq!(c.mmap_arena_pool_size, None);
+        let c = parse(&[
+            "--hugepage-size=1GB",
+            "--mmap_arena_pool_size=8gb",
+            "--disable_mmap_arena",
+        ])
+        .unwrap();
+        assert_eq!(c.hugepage_size, 1 << 30);
+        assert_eq!(c.mmap_arena_pool_size, Some(8 << 30));
+        assert!(c.disable_mmap_arena);
+        let e = parse(&["--hugepage_size=4MB"]).unwrap_err().to_string();
+        assert!(e.contains("2MB and 1GB"), "{e}");
+        let c = parse(&["--rdma-devices=mlx5_0,mlx5_1"]).unwrap();
+        assert_eq!(c.device_name, "mlx5_0,mlx5_1");
         let e = parse(&["--master_server=k8s://x"]).unwrap_err().to_string();
         assert!(e.contains("etcd, redis"), "{e}");
     }

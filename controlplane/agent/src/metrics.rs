@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use mc_dataplane::stats::ShardStats;
+use mc_hugepages::Arena;
 use prometheus::{PullingGauge, Registry, TextEncoder};
 
 use crate::agent::AgentStatus;
@@ -24,13 +25,29 @@ fn gauge(name: &str, help: &str, read: impl Fn() -> f64 + Send + Sync + 'static)
 }
 
 impl NodeMetrics {
-    /// The registry of a node whose agent reports into `status` and whose shards are
-    /// `shards` (each shard index and endpoint appears once).
-    pub fn new(status: Arc<AgentStatus>, shards: &[Arc<ShardStats>]) -> NodeMetrics {
+    /// The registry of a node whose agent reports into `status`, whose shards are
+    /// `shards` (each shard index and endpoint appears once) and whose mmap arena, if it
+    /// has one, is `arena`.
+    pub fn new(
+        status: Arc<AgentStatus>,
+        shards: &[Arc<ShardStats>],
+        arena: Option<Arena>,
+    ) -> NodeMetrics {
         let registry = Registry::new();
         let count = shards.len() as f64;
         let (s1, s2, s3) = (status.clone(), status.clone(), status);
+        let (a1, a2) = (arena.clone(), arena);
         for g in [
+            gauge(
+                "mc_node_arena_pool_bytes",
+                "Bytes of the mmap arena (MC_MMAP_ARENA_POOL_SIZE); 0 without one.",
+                move || a1.as_ref().map_or(0.0, |a| a.pool_bytes() as f64),
+            ),
+            gauge(
+                "mc_node_arena_used_bytes",
+                "Bytes of the mmap arena held by mounted segments.",
+                move || a2.as_ref().map_or(0.0, |a| a.used_bytes() as f64),
+            ),
             gauge("mc_node_shards", "Shards on this node.", move || count),
             gauge(
                 "mc_node_segments",
@@ -76,11 +93,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arena_gauges_follow_its_slices() {
+        let arena = Arena::reserve(4 << 20, &mc_hugepages::RegionOptions::default()).unwrap();
+        let m = NodeMetrics::new(Arc::new(AgentStatus::default()), &[], Some(arena.clone()));
+        assert!(m.encode().contains("\nmc_node_arena_pool_bytes 4194304\n"));
+        let slice = arena.alloc(1 << 20).unwrap();
+        assert!(m.encode().contains("\nmc_node_arena_used_bytes 1048576\n"));
+        drop(slice);
+        assert!(m.encode().contains("\nmc_node_arena_used_bytes 0\n"));
+    }
+
+    #[test]
     fn node_gauges_read_the_agent_status_when_scraped() {
         let status = Arc::new(AgentStatus::default());
         let shards = [Arc::new(ShardStats::new(0, "h:1"))];
-        let m = NodeMetrics::new(status.clone(), &shards);
+        let m = NodeMetrics::new(status.clone(), &shards, None);
         assert!(m.encode().contains("\nmc_node_mounted_segments 0\n"));
+        assert!(m.encode().contains("\nmc_node_arena_pool_bytes 0\n"));
         status.mounted_segments.store(3, Ordering::Release);
         status.master_connected.store(true, Ordering::Release);
         shards[0].connections_total.inc();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mc_dataplane::control::{AgentLink, ChannelAgentLink, channel_pair};
 use mc_dataplane::{ShardConfig, ShardHandle, start_shard};
-use mc_hugepages::RegionOptions;
+use mc_hugepages::{Arena, RegionOptions};
 use mc_schema::agent::{SegmentInfo, SegmentKind, ToShard};
 use mc_topology::CorePlan;
 use tracing::{info, warn};
@@ -159,6 +159,14 @@ fn abandon(links: Vec<ChannelAgentLink>, shards: Vec<ShardHandle>) {
 /// signal handlers. Whatever a failed step leaves behind is stopped before the error
 /// returns.
 pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
+    start_with_arena(cfg, None)
+}
+
+/// [`start`], with `arena` (when given) as the node's mmap arena instead of one reserved
+/// from `--mmap_arena_pool_size` (`MC_MMAP_ARENA_POOL_SIZE`): a process that already holds
+/// an arena (the Python binding's host buffers) shares it rather than reserving the pool
+/// twice.
+pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHandle, NodeError> {
     // Flags and the REST port first: they fail without anything to clean up.
     let (plan, per_shard) = plan_shards(&cfg)?;
     let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
@@ -175,7 +183,11 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
             source,
         })?;
 
-    let (shards, links) = start_shards(&cfg, &plan, per_shard)?;
+    let arena = match arena {
+        Some(a) => Some(a),
+        None => reserve_arena(&cfg, &plan)?,
+    };
+    let (shards, links) = start_shards(&cfg, &plan, per_shard, arena.as_ref())?;
     let status = Arc::new(AgentStatus::default());
     // The agent takes the links, and gives them back if it cannot start.
     let agent = match Agent::new(agent_config(&cfg), links, status.clone()) {
@@ -188,7 +200,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
     let (commands_tx, commands_rx) = std::sync::mpsc::channel();
     let sync_tx = commands_tx.clone();
     let own_tx = commands_tx.clone();
-    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes);
+    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes, arena);
     let stop = Arc::new(AtomicBool::new(false));
     let agent_thread = match spawn_agent(agent, stop.clone(), (sync_tx, commands_rx)) {
         Ok(t) => t,
@@ -224,9 +236,17 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
 
 /// The core plan and each shard's segment size, checked against the 16 MiB minimum.
 fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
-    let plan = mc_topology::plan(&cfg.cores, &mc_topology::online_cpus())?;
+    let plan = core_plan(cfg)?;
     let shard_count = plan.shards.len() as u64;
     info!("core plan: {} shard(s): {}", shard_count, plan.reason);
+    for s in &plan.shards {
+        info!(
+            shard = s.index,
+            core = ?s.core,
+            numa_node = ?s.numa_node,
+            "shard placement (memory bound to numa_node)"
+        );
+    }
     let per_shard = cfg.global_segment_size / shard_count;
     if per_shard < MIN_SHARD_SEGMENT_BYTES {
         return Err(NodeError::Config(format!(
@@ -238,6 +258,65 @@ fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
     Ok((plan, per_shard))
 }
 
+/// The core plan near the NICs (`MC_MS_AUTO_DISC`, `MC_MS_FILTERS`, `--device_name`) on
+/// the topology in `/sys`; without a readable sysfs, the plan without topology (logged).
+fn core_plan(cfg: &StoreConfig) -> Result<CorePlan, NodeError> {
+    let available = mc_topology::online_cpus();
+    let root = std::path::Path::new(mc_topology::SYSFS_ROOT);
+    let topo = match mc_topology::Topology::discover(root) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("no topology ({e}); planning cores without NUMA or NIC locality");
+            return Ok(mc_topology::plan(&cfg.cores, &available)?);
+        }
+    };
+    let nic_cfg = mc_topology::NicConfig::from_env(vec![cfg.device_name.clone()])?;
+    let choice = mc_topology::select_nics(&topo.nics, &nic_cfg)?;
+    Ok(mc_topology::plan_for(
+        &cfg.cores, &available, &topo, &choice,
+    )?)
+}
+
+/// The mmap arena runtime mounts draw from (`MC_MMAP_ARENA_POOL_SIZE`, off with
+/// `MC_DISABLE_MMAP_ARENA=1`), reserved now with the segments' hugepage settings and bound
+/// to the shards' NUMA node when they share one. A pool that cannot be had is an error: the
+/// operator asked for it by size. A hugetlb pool that is short falls back to plain pages
+/// (logged) unless `--hugepages=require`.
+fn reserve_arena(cfg: &StoreConfig, plan: &CorePlan) -> Result<Option<Arena>, NodeError> {
+    let Some(pool) = cfg.mmap_arena_pool_size.filter(|&b| b > 0) else {
+        return Ok(None);
+    };
+    if cfg.disable_mmap_arena {
+        info!(
+            pool_bytes = pool,
+            "MC_DISABLE_MMAP_ARENA: no mmap arena despite MC_MMAP_ARENA_POOL_SIZE; each mount maps its own memory"
+        );
+        return Ok(None);
+    }
+    let fail = |why: String| NodeError::Config(format!("MC_MMAP_ARENA_POOL_SIZE={pool}: {why}"));
+    let pool_bytes = usize::try_from(pool).map_err(|_| fail("does not fit in memory".into()))?;
+    if cfg.hugepages != mc_hugepages::HugePolicy::Require
+        && let Some(avail) = mc_hugepages::available_memory_bytes()
+        && pool > avail
+    {
+        return Err(fail(format!(
+            "more than the {avail} bytes of memory available; lower it or unset it"
+        )));
+    }
+    let mut nodes: Vec<Option<usize>> = plan.shards.iter().map(|s| s.numa_node).collect();
+    nodes.dedup();
+    let opts = RegionOptions {
+        name: "mc-arena".into(),
+        huge: cfg.hugepages,
+        huge_page_bytes: cfg.hugepage_size,
+        numa_node: if nodes.len() == 1 { nodes[0] } else { None },
+        ..RegionOptions::default()
+    };
+    Arena::reserve(pool_bytes, &opts)
+        .map(Some)
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// Starts one shard per placement of `plan`, each with a `per_shard`-byte segment, and
 /// returns them with the agent's end of each control link. If one fails, those already
 /// started are stopped.
@@ -245,6 +324,7 @@ fn start_shards(
     cfg: &StoreConfig,
     plan: &CorePlan,
     per_shard: u64,
+    arena: Option<&Arena>,
 ) -> Result<(Vec<ShardHandle>, Vec<ChannelAgentLink>), NodeError> {
     let mut shards = Vec::new();
     let mut links = Vec::new();
@@ -272,8 +352,11 @@ fn start_shards(
             region: RegionOptions {
                 name: format!("mc-seg-{}", p.index),
                 huge: cfg.hugepages,
+                huge_page_bytes: cfg.hugepage_size,
+                numa_node: p.numa_node,
                 ..RegionOptions::default()
             },
+            arena: arena.cloned(),
             cluster_id: cfg.cluster_id(),
             io_memory_bytes: cfg.io_memory as usize,
             control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
@@ -310,6 +393,7 @@ fn rest_state(
     shards: &[ShardHandle],
     commands: std::sync::mpsc::Sender<Command>,
     body_limit_bytes: usize,
+    arena: Option<Arena>,
 ) -> rest::RestState {
     let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
     client_cfg.cluster_id = cfg.cluster_id();
@@ -322,6 +406,7 @@ fn rest_state(
         metrics: crate::metrics::NodeMetrics::new(
             status.clone(),
             &shards.iter().map(|h| h.stats.clone()).collect::<Vec<_>>(),
+            arena,
         ),
         commands,
         client: Arc::new(rest::LazyStore::new(client_cfg)),

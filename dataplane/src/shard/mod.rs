@@ -52,6 +52,9 @@ pub struct ShardConfig {
     pub segment_bytes: usize,
     /// How segment memory is backed.
     pub region: RegionOptions,
+    /// The node's mmap arena (`MC_MMAP_ARENA_POOL_SIZE`), which runtime mounts draw from
+    /// first; `None` maps each mount on its own.
+    pub arena: Option<mc_hugepages::Arena>,
     /// Cluster id peers must present.
     pub cluster_id: String,
     /// glommio io_uring buffer memory in bytes (counted against the memlock limit).
@@ -161,7 +164,7 @@ async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<
     } = opened;
     let _ = ready.send(Ok((info.clone(), state.stats.clone())));
     let _ = link.send(FromShard::Segment(info.clone()));
-    let segments = Segments::new(cfg.index, &info, cfg.region.clone());
+    let segments = Segments::new(cfg.index, &info, cfg.region.clone(), cfg.arena.clone());
     // The accept loop is a task of its own, polled only when the listener wakes it. Racing
     // it against the control loop in one future (`future::or`) re-polled the pending accept
     // on every control tick, and glommio keeps one waker reference per such poll in an i16:

@@ -19,6 +19,8 @@ pub(super) struct Segments {
     index: usize,
     endpoint: String,
     region: RegionOptions,
+    /// Where runtime mounts take memory from first.
+    arena: Option<mc_hugepages::Arena>,
     infos: HashMap<u64, SegmentInfo>,
     /// File ranges of shm segments, so one file range is never mapped twice: two segments
     /// over the same bytes would let two transfers view them under different segment ids.
@@ -49,11 +51,17 @@ fn to_usize(size_bytes: u64) -> Result<usize, DataplaneError> {
 
 impl Segments {
     /// The control side of shard `index`, serving its first segment `first`.
-    pub(super) fn new(index: usize, first: &SegmentInfo, region: RegionOptions) -> Segments {
+    pub(super) fn new(
+        index: usize,
+        first: &SegmentInfo,
+        region: RegionOptions,
+        arena: Option<mc_hugepages::Arena>,
+    ) -> Segments {
         Segments {
             index,
             endpoint: first.endpoint.clone(),
             region,
+            arena,
             infos: HashMap::from([(first.segment_id, first.clone())]),
             shm: HashMap::new(),
             next_name: 1,
@@ -81,9 +89,13 @@ impl Segments {
                     name: format!("mc-seg-{}-{}", self.index, self.next_name),
                     ..self.region.clone()
                 };
+                let arena = self.arena.as_ref();
                 let made = to_usize(size_bytes).and_then(|n| {
-                    check_available(size_bytes, &opts)?;
-                    Ok(SegmentMem::new(n, &opts)?)
+                    // Memory the arena already holds needs no check against the kernel's.
+                    if arena.is_none_or(|a| a.pool_bytes() - a.used_bytes() < n) {
+                        check_available(size_bytes, &opts)?;
+                    }
+                    Ok(SegmentMem::new_in(n, &opts, arena)?)
                 });
                 vec![self.added(
                     request,
@@ -206,6 +218,7 @@ impl Segments {
                 };
             }
         };
+        let from_arena = seg.from_arena();
         let info = SegmentInfo {
             shard: self.index as u32,
             segment_id: seg.id,
@@ -226,6 +239,7 @@ impl Segments {
             segment = %info.name,
             size_bytes = info.size_bytes,
             ?kind,
+            from_arena,
             "segment added"
         );
         FromShard::Mounted {
