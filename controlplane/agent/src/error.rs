@@ -90,6 +90,11 @@ pub enum NodeError {
         "agent: cannot start its thread: {0} (the process may be out of threads or memory; check `ulimit -u`)"
     )]
     AgentThread(#[source] io::Error),
+    /// A part of the node ended without being asked to (a shard thread or the agent
+    /// panicked): the node stopped, so the master drops its segments rather than placing
+    /// data on a port nobody serves.
+    #[error("{0}; the node stopped (its segments were unmounted at the master): restart it")]
+    PartDied(String),
     /// SIGTERM and SIGINT could not be watched.
     #[error("cannot watch SIGTERM/SIGINT: {0}")]
     Signals(#[source] io::Error),

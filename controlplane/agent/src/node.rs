@@ -110,6 +110,24 @@ impl NodeHandle {
         })?
     }
 
+    /// What ended without being asked to: a shard thread, or the agent thread. `None`
+    /// while every part runs (or once a stop was asked for).
+    pub fn died(&self) -> Option<String> {
+        if self.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Some(h) = self.shards.iter().find(|h| h.is_finished()) {
+            return Some(format!(
+                "shard {} (segment {}) ended unasked",
+                h.index, h.segment.name
+            ));
+        }
+        self.agent
+            .as_ref()
+            .is_some_and(JoinHandle::is_finished)
+            .then(|| "the agent thread ended unasked".to_string())
+    }
+
     /// Drains the node (no new allocations, transfers under way finish, up to
     /// `--drain_timeout`), unmounts its segments, stops the shards and the REST server, and
     /// waits for all their threads.
@@ -432,6 +450,8 @@ fn spawn_agent(
 }
 
 /// Runs a store node until SIGTERM / SIGINT; then unmounts, stops the shards and returns.
+/// A shard or the agent ending unasked stops the node the same way and returns
+/// [`NodeError::PartDied`].
 pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -439,6 +459,13 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     }
     let node = start(cfg)?;
     while !signalled.load(Ordering::Acquire) {
+        // A node that keeps heartbeating with a dead shard would have the master place
+        // replicas on a port nobody serves: fail-stop instead.
+        if let Some(what) = node.died() {
+            tracing::error!("{what}: stopping the node");
+            node.stop();
+            return Err(NodeError::PartDied(what));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     info!("signal received: stopping");

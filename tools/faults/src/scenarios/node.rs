@@ -167,6 +167,12 @@ pub fn shard_failpoints(ctx: &Ctx) -> anyhow::Result<Run> {
         acked.extend(put_many(&s, &format!("fp{i}"), i * 10, 1, len, &cfg));
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // The node does not keep heartbeating with a dead shard: it stops (fail-stop).
+    let log = std::fs::read_to_string(c.log_dir().join("node-1.log")).unwrap_or_default();
+    if after_panic.is_some() && !log.contains("ended unasked") {
+        d.problems
+            .push("the node with a dead shard did not stop".into());
+    }
     match after_panic {
         None => d.problems.push("the shard failpoint never panicked".into()),
         Some(n) if acked.len() < n + 20 => d
