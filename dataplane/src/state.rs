@@ -12,6 +12,7 @@ use crate::hits::Hits;
 use crate::index::Index;
 use crate::inflight::InFlight;
 use crate::segment::SegmentMem;
+use crate::ssd::SsdStore;
 use crate::stats::ShardStats;
 
 /// Per-shard state shared by its tasks.
@@ -31,6 +32,8 @@ pub(crate) struct ShardState {
     pub(crate) term: Cell<u64>,
     /// Slices validated reads hit since the last report to the agent.
     pub(crate) hits: RefCell<Hits>,
+    /// The SSD record store (`--enable_ssd_offload`).
+    pub(crate) ssd: Option<SsdStore>,
 }
 
 impl ShardState {

@@ -78,6 +78,17 @@ pub struct SliceDesc {
     pub generation: u64,
 }
 
+/// Where a replica's bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplicaKind {
+    /// A segment's memory (DRAM, hugepages, shm).
+    #[default]
+    Memory,
+    /// A shard's SSD record store on its node (Mooncake's `LOCAL_DISK` replica): read over
+    /// the same data port, slower than memory.
+    LocalDisk,
+}
+
 /// One replica: the object's bytes in slice order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaDesc {
@@ -85,6 +96,35 @@ pub struct ReplicaDesc {
     pub slices: Vec<SliceDesc>,
     /// Written and committed by PutEnd.
     pub complete: bool,
+    /// Memory or a node's SSD.
+    pub kind: ReplicaKind,
+}
+
+/// One slice a shard copied to its SSD (answer to a [`Notice::Offload`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffloadedSlice {
+    /// The object's key.
+    pub key: String,
+    /// The put the slice belongs to (its first slice's generation).
+    pub put_generation: u64,
+    /// Position of the slice in the value.
+    pub slice_index: u32,
+    /// Slices of the value.
+    pub slice_count: u32,
+    /// The memory slice copied: segment.
+    pub source_segment_id: u64,
+    /// The memory slice copied: offset.
+    pub source_offset: u64,
+    /// The shard's disk segment holding the copy.
+    pub disk_segment_id: u64,
+    /// The record's location in the disk segment.
+    pub disk_offset: u64,
+    /// Bytes of the slice.
+    pub length: u64,
+    /// Generation of the memory slice, kept in the record (reads name it).
+    pub generation: u64,
+    /// CRC32C of the slice.
+    pub crc32c: u32,
 }
 
 /// A request to the master.
@@ -102,6 +142,8 @@ pub enum Request {
         size: u64,
         term_seen: u64,
         reports_inventory: bool,
+        /// A shard's SSD record store (never placed into; holds offloaded copies).
+        disk: bool,
     },
     UnmountSegment {
         client_id: u64,
@@ -184,6 +226,11 @@ pub enum Request {
         client_id: u64,
         keys: Vec<String>,
     },
+    /// Slices the node's shards made durable on SSD: the master adds them as disk replicas.
+    ReportOffloaded {
+        client_id: u64,
+        entries: Vec<OffloadedSlice>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -223,6 +270,7 @@ impl Request {
             Request::ReportInventory { .. } => "report_inventory",
             Request::InventoryDone { .. } => "inventory_done",
             Request::ReportHits { .. } => "report_hits",
+            Request::ReportOffloaded { .. } => "report_offloaded",
         }
     }
 }
@@ -239,7 +287,8 @@ pub enum Notice {
         /// Its allocation's generation.
         generation: u64,
     },
-    /// The slice's space was freed (removed, evicted, revoked, replaced): forget it.
+    /// The slice's space was freed (removed, evicted, revoked, replaced): forget it. For a
+    /// disk segment: delete the record durably (tombstone, fdatasync) before answering.
     Free {
         /// Segment.
         segment_id: u64,
@@ -248,6 +297,27 @@ pub enum Notice {
         /// Its allocation's generation.
         generation: u64,
     },
+    /// Copy this committed memory slice to the shard's SSD and report the copy
+    /// (`Request::ReportOffloaded`) once it is durable.
+    Offload {
+        /// Segment holding the memory slice.
+        segment_id: u64,
+        /// Offset of the slice.
+        offset: u64,
+        /// Its allocation's generation.
+        generation: u64,
+    },
+}
+
+impl Notice {
+    /// The segment the notice is about.
+    pub fn segment_id(&self) -> u64 {
+        match *self {
+            Notice::Commit { segment_id, .. }
+            | Notice::Free { segment_id, .. }
+            | Notice::Offload { segment_id, .. } => segment_id,
+        }
+    }
 }
 
 /// One slice a node holds, as it reports it to a master that does not know it
@@ -457,6 +527,10 @@ fn enc_replica<'b>(fbb: &mut Fbb<'b>, r: &ReplicaDesc) -> WIPOffset<fb::Replica<
         &fb::ReplicaArgs {
             slices: Some(slices),
             status: r.complete as u8,
+            kind: match r.kind {
+                ReplicaKind::Memory => 0,
+                ReplicaKind::LocalDisk => 1,
+            },
         },
     )
 }
@@ -573,6 +647,7 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             size,
             term_seen,
             reports_inventory,
+            disk,
         } => (
             B::MountSegment,
             enc_mount_segment(
@@ -581,7 +656,7 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
                 *segment_id,
                 [name, host, endpoint],
                 *size,
-                (*term_seen, *reports_inventory),
+                (*term_seen, *reports_inventory, *disk),
             ),
         ),
         Request::UnmountSegment {
@@ -651,6 +726,10 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
         Request::ReportHits { client_id, keys } => {
             (B::ReportHits, node_index::enc_hits(fbb, *client_id, keys))
         }
+        Request::ReportOffloaded { client_id, entries } => (
+            B::ReportOffloaded,
+            node_index::enc_offloaded(fbb, *client_id, entries),
+        ),
     }
 }
 
@@ -661,7 +740,7 @@ fn enc_mount_segment(
     segment_id: u64,
     [name, host, endpoint]: [&String; 3],
     size_bytes: u64,
-    (term_seen, reports_inventory): (u64, bool),
+    (term_seen, reports_inventory, disk): (u64, bool, bool),
 ) -> WIPOffset<UnionWIPOffset> {
     let name = fbb.create_string(name);
     let host = fbb.create_string(host);
@@ -675,6 +754,7 @@ fn enc_mount_segment(
         size_bytes,
         term_seen,
         reports_inventory,
+        disk,
     };
     fb::MountSegment::create(fbb, &args).as_union_value()
 }
@@ -750,6 +830,11 @@ fn dec_replicas(v: Option<Vector<'_, ForwardsUOffset<fb::Replica<'_>>>>) -> Vec<
     v.iter()
         .map(|r| ReplicaDesc {
             complete: r.status() == 1,
+            kind: if r.kind() == 1 {
+                ReplicaKind::LocalDisk
+            } else {
+                ReplicaKind::Memory
+            },
             slices: r
                 .slices()
                 .map(|s| {
@@ -904,7 +989,7 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
-        B::Sync | B::ReportInventory | B::InventoryDone | B::ReportHits => {
+        B::Sync | B::ReportInventory | B::InventoryDone | B::ReportHits | B::ReportOffloaded => {
             node_index::dec_request(r)?
         }
         other => return Err(unknown_request(other)),
@@ -927,6 +1012,7 @@ fn dec_mount_segment(m: fb::MountSegment<'_>) -> Request {
         size: m.size_bytes(),
         term_seen: m.term_seen(),
         reports_inventory: m.reports_inventory(),
+        disk: m.disk(),
     }
 }
 
@@ -1171,6 +1257,7 @@ mod tests {
     fn replica() -> ReplicaDesc {
         ReplicaDesc {
             complete: true,
+            kind: ReplicaKind::LocalDisk,
             slices: vec![SliceDesc {
                 segment_id: 5,
                 endpoint: "127.0.0.1:9000".into(),
@@ -1193,6 +1280,7 @@ mod tests {
             size: 1 << 30,
             term_seen: 4,
             reports_inventory: true,
+            disk: false,
         });
         rt_req(Request::UnmountSegment {
             client_id: 1,
@@ -1278,6 +1366,22 @@ mod tests {
             client_id: 4,
             keys: vec!["a".into(), "b/c".into()],
         });
+        rt_req(Request::ReportOffloaded {
+            client_id: 4,
+            entries: vec![OffloadedSlice {
+                key: "k".into(),
+                put_generation: 1,
+                slice_index: 1,
+                slice_count: 2,
+                source_segment_id: 3,
+                source_offset: 4,
+                disk_segment_id: 5,
+                disk_offset: (1 << 40) | 8192,
+                length: 6,
+                generation: 7,
+                crc32c: 8,
+            }],
+        });
     }
 
     #[test]
@@ -1318,6 +1422,11 @@ mod tests {
                         segment_id: 4,
                         offset: 5,
                         generation: 6,
+                    },
+                    Notice::Offload {
+                        segment_id: 7,
+                        offset: 8,
+                        generation: 9,
                     },
                 ],
             },

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mc_schema::msg::{ReplicaDesc, ReplicaListResult, Request, ResponseBody};
+use mc_schema::msg::{ReplicaDesc, ReplicaKind, ReplicaListResult, Request, ResponseBody};
 
 use super::pipeline::ReadJob;
 use super::{Store, check_batch, check_key, invalid, unexpected};
@@ -118,7 +118,8 @@ impl Store {
         self.read_pipelined(&mut jobs).into_iter().collect()
     }
 
-    /// Reads one complete replica into `buf` (exactly the object size), trying the next
+    /// Reads one complete replica into `buf` (exactly the object size), memory replicas
+    /// first (from a random one on), then SSD copies (`replica_order`), trying the next
     /// replica on any failure. Fails only when no replica could be read intact.
     fn read_object(&self, r: &ReplicaListResult, buf: &mut [u8]) -> Result<()> {
         if r.replicas.is_empty() {
@@ -127,11 +128,10 @@ impl Store {
                 "no complete replica",
             ));
         }
-        let start = rand::random_range(0..r.replicas.len());
         let mut last = None;
         let mut corrupt = None;
-        for k in 0..r.replicas.len() {
-            let rep = &r.replicas[(start + k) % r.replicas.len()];
+        for i in replica_order(r) {
+            let rep = &r.replicas[i];
             match self.read_replica(rep, buf, &r.slice_crcs) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
@@ -160,7 +160,7 @@ impl Store {
             if r.replicas.is_empty() {
                 continue;
             }
-            let rep = &r.replicas[rand::random_range(0..r.replicas.len())];
+            let rep = &r.replicas[replica_order(r)[0]];
             let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
                 && rep.slices.len() == r.slice_crcs.len()
                 && buf.len() as u64 == r.size;
@@ -442,4 +442,14 @@ fn allocate<'b>(
             Err(e) => early[k] = Some(e),
         }
     }
+}
+
+/// The order a get tries the replicas of `r` in: memory replicas from a random one on (to
+/// spread the load), then the SSD copies, which are slower to read.
+fn replica_order(r: &ReplicaListResult) -> Vec<usize> {
+    let n = r.replicas.len();
+    let start = if n == 0 { 0 } else { rand::random_range(0..n) };
+    let mut order: Vec<usize> = (0..n).map(|k| (start + k) % n.max(1)).collect();
+    order.sort_by_key(|&i| r.replicas[i].kind != ReplicaKind::Memory);
+    order
 }

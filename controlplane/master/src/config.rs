@@ -125,6 +125,12 @@ pub struct MasterConfig {
     #[arg(long = "allow_evict_soft_pinned_objects", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub allow_evict_soft_pinned_objects: bool,
+    /// Copy every object to the SSD of the node holding it after PutEnd, asynchronously
+    /// (nodes started with `--enable_ssd_offload`); the copy is a disk replica that keeps
+    /// the object readable once eviction drops it from memory.
+    #[arg(long = "enable_offload", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_offload: bool,
     /// Share of capacity freed when eviction runs (0..1).
     #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
     pub eviction_ratio: f64,

@@ -206,6 +206,7 @@ fn service_config(cfg: &MasterConfig) -> ServiceConfig {
             allow_evict_soft_pinned: cfg.allow_evict_soft_pinned_objects,
             discard_ms: ms(cfg.put_start_discard_timeout_sec),
             release_ms: ms(cfg.put_start_release_timeout_sec),
+            offload: cfg.enable_offload,
         },
         client_ttl_ms: ms(cfg.client_ttl),
         recovery_grace_ms: ms(cfg.recovery_grace),

@@ -35,6 +35,7 @@ fn master(policy: Policy) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
             size: SEG,
             term_seen: 0,
             reports_inventory: false,
+            disk: false,
         },
     );
     assert_eq!(r.status, 0);
@@ -49,6 +50,7 @@ fn policy() -> Policy {
         allow_evict_soft_pinned: true,
         discard_ms: 10_000,
         release_ms: 30_000,
+        offload: false,
     }
 }
 
@@ -315,6 +317,7 @@ fn two_host_master(strategy: mc_master::segments::Strategy) -> std::sync::Arc<Ma
                 size: SEG,
                 term_seen: 0,
                 reports_inventory: false,
+                disk: false,
             },
         );
         assert_eq!(r.status, 0);

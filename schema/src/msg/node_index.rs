@@ -1,10 +1,12 @@
 //! Codec of the node-index messages of the master RPC: `Sync` and its `Notices`,
-//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`), and `ReportHits`
-//! (`docs/why-fast-path.md`).
+//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`), `ReportHits`
+//! (`docs/why-fast-path.md`) and `ReportOffloaded` (`docs/why-ssd-format.md`).
 
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
-use super::{Fbb, InventoryEntry, Notice, Request, ResponseBody, missing, unknown_request};
+use super::{
+    Fbb, InventoryEntry, Notice, OffloadedSlice, Request, ResponseBody, missing, unknown_request,
+};
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
 
@@ -12,6 +14,8 @@ use crate::generated::mc::proto as fb;
 const COMMIT: u8 = 1;
 /// Kind byte of a free notice.
 const FREE: u8 = 2;
+/// Kind byte of an offload notice.
+const OFFLOAD: u8 = 3;
 
 pub(super) fn enc_sync(
     fbb: &mut Fbb<'_>,
@@ -82,7 +86,58 @@ pub(super) fn enc_hits(
     fb::ReportHits::create(fbb, &args).as_union_value()
 }
 
-/// `Sync`, `ReportInventory`, `InventoryDone` or `ReportHits`.
+pub(super) fn enc_offloaded(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[OffloadedSlice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::OffloadedFb::create(
+                fbb,
+                &fb::OffloadedFbArgs {
+                    key: Some(key),
+                    put_generation: e.put_generation,
+                    slice_index: e.slice_index,
+                    slice_count: e.slice_count,
+                    source_segment_id: e.source_segment_id,
+                    source_offset: e.source_offset,
+                    disk_segment_id: e.disk_segment_id,
+                    disk_offset: e.disk_offset,
+                    length: e.length,
+                    generation: e.generation,
+                    crc32c: e.crc32c,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportOffloadedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportOffloaded::create(fbb, &args).as_union_value()
+}
+
+fn dec_offloaded(e: fb::OffloadedFb<'_>) -> OffloadedSlice {
+    OffloadedSlice {
+        key: e.key().unwrap_or_default().to_string(),
+        put_generation: e.put_generation(),
+        slice_index: e.slice_index(),
+        slice_count: e.slice_count(),
+        source_segment_id: e.source_segment_id(),
+        source_offset: e.source_offset(),
+        disk_segment_id: e.disk_segment_id(),
+        disk_offset: e.disk_offset(),
+        length: e.length(),
+        generation: e.generation(),
+        crc32c: e.crc32c(),
+    }
+}
+
+/// `Sync`, `ReportInventory`, `InventoryDone`, `ReportHits` or `ReportOffloaded`.
 pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
     use fb::RequestBody as B;
     Ok(match r.body_type() {
@@ -121,6 +176,18 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 keys: m
                     .keys()
                     .map(|v| v.iter().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        B::ReportOffloaded => {
+            let m = r
+                .body_as_report_offloaded()
+                .ok_or_else(|| missing("report_offloaded"))?;
+            Request::ReportOffloaded {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_offloaded).collect())
                     .unwrap_or_default(),
             }
         }
@@ -165,6 +232,11 @@ pub(super) fn enc_notices(
                 offset,
                 generation,
             } => fb::NoticeFb::new(FREE, segment_id, offset, generation),
+            Notice::Offload {
+                segment_id,
+                offset,
+                generation,
+            } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation),
         })
         .collect();
     let notices = fbb.create_vector(&v);
@@ -192,6 +264,11 @@ pub(super) fn dec_notices(n: fb::Notices<'_>) -> ResponseBody {
                             generation,
                         }),
                         FREE => Some(Notice::Free {
+                            segment_id,
+                            offset,
+                            generation,
+                        }),
+                        OFFLOAD => Some(Notice::Offload {
                             segment_id,
                             offset,
                             generation,

@@ -55,6 +55,7 @@ rpc_ops! {
     ReportInventory => "report_inventory",
     InventoryDone => "inventory_done",
     ReportHits => "report_hits",
+    ReportOffloaded => "report_offloaded",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -86,6 +87,7 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::ReportInventory { entries, .. } => (RpcOp::ReportInventory, entries.len()),
         Request::InventoryDone { .. } => (RpcOp::InventoryDone, 1),
         Request::ReportHits { keys, .. } => (RpcOp::ReportHits, keys.len()),
+        Request::ReportOffloaded { entries, .. } => (RpcOp::ReportOffloaded, entries.len()),
     };
     (op, keys as u64)
 }

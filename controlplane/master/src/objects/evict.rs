@@ -13,6 +13,7 @@
 //! newer than the true threshold may go before slightly older ones in shards swept later.
 //! A round that frees too little is followed by one with a higher threshold.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 use rand::Rng;
@@ -20,6 +21,7 @@ use rand::Rng;
 use super::ObjectStore;
 use super::object::Object;
 use super::table::Shard;
+use crate::segments::SliceLoc;
 
 /// Objects sampled per shard and round.
 pub const SAMPLES_PER_SHARD: usize = 32;
@@ -33,7 +35,8 @@ type Rank = (bool, u64);
 impl ObjectStore {
     /// Rank of an eviction candidate, `None` when it may not be evicted now.
     fn rank(&self, o: &Object, now_ms: u64) -> Option<Rank> {
-        if !o.evictable(now_ms) {
+        // An object left only on SSD takes no memory: nothing to evict.
+        if !o.evictable(now_ms) || o.locs().iter().all(SliceLoc::is_disk) {
             return None;
         }
         let soft = o.soft_pinned(now_ms);
@@ -124,26 +127,49 @@ impl ObjectStore {
     }
 
     /// Evicts objects ranked at or below `threshold`, shard by shard from a rotating start,
-    /// until `need_bytes` are freed. Returns (objects, bytes) freed.
+    /// until `need_bytes` are freed. An object with an SSD copy loses only its memory
+    /// replicas and stays readable from SSD. Returns (objects, bytes) freed.
     fn sweep(&self, threshold: Rank, need_bytes: u64, now_ms: u64) -> (u64, u64) {
-        let (mut objects, mut bytes) = (0, 0);
+        let (objects, bytes) = (Cell::new(0u64), Cell::new(0u64));
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
         for k in 0..self.shards.len() {
-            if bytes >= need_bytes {
+            if bytes.get() >= need_bytes {
                 break;
             }
             let i = (start + k) % self.shards.len();
             self.shards[i].lock().drain_where(
-                |_, o| self.rank(o, now_ms).is_some_and(|r| r <= threshold),
+                |_, o| {
+                    if bytes.get() >= need_bytes
+                        || self.rank(o, now_ms).is_none_or(|r| r > threshold)
+                    {
+                        return false;
+                    }
+                    if !o.locs().iter().any(SliceLoc::is_disk) {
+                        return true;
+                    }
+                    bytes.set(bytes.get() + Self::allocated_bytes(o));
+                    objects.set(objects.get() + 1);
+                    self.drop_memory_replicas(o);
+                    false
+                },
                 |e| {
-                    bytes += Self::allocated_bytes(&e.obj);
+                    bytes.set(bytes.get() + Self::allocated_bytes(&e.obj));
                     self.free(&e.obj);
-                    objects += 1;
-                    bytes < need_bytes
+                    objects.set(objects.get() + 1);
+                    bytes.get() < need_bytes
                 },
                 |k| self.hash(k),
             );
         }
-        (objects, bytes)
+        (objects.get(), bytes.get())
+    }
+
+    /// Frees the memory replicas of an object that has an SSD copy; the copy stays.
+    fn drop_memory_replicas(&self, o: &mut Object) {
+        let (disk, memory): (Vec<SliceLoc>, Vec<SliceLoc>) =
+            o.locs().iter().partition(|l| l.is_disk());
+        o.pin_put_generation();
+        o.set_locs(disk);
+        self.segments.free(o.size(), &memory);
     }
 }

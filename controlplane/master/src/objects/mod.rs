@@ -15,8 +15,10 @@
 mod adopt;
 mod evict;
 mod object;
+mod offload;
 mod table;
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use ahash::RandomState;
@@ -52,6 +54,8 @@ pub struct Policy {
     pub discard_ms: u64,
     /// A pending PutStart's space is released this long after it started.
     pub release_ms: u64,
+    /// Copy each committed object to its node's SSD (`--enable_offload`).
+    pub offload: bool,
 }
 
 impl Default for Policy {
@@ -63,6 +67,7 @@ impl Default for Policy {
             allow_evict_soft_pinned: true,
             discard_ms: 30_000,
             release_ms: 300_000,
+            offload: false,
         }
     }
 }
@@ -88,6 +93,10 @@ pub struct PolicyStats {
     pub preempted_put_starts_total: AtomicU64,
     /// Bytes of abandoned PutStarts released after the release timeout.
     pub released_put_start_bytes_total: AtomicU64,
+    /// Objects that gained an SSD copy (a disk replica).
+    pub offloaded_objects_total: AtomicU64,
+    /// SSD copies refused (the object changed or went meanwhile); their records are freed.
+    pub offload_rejected_total: AtomicU64,
 }
 
 /// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
@@ -133,6 +142,8 @@ pub struct ObjectStore {
     evict_cursor: AtomicUsize,
     /// Eviction and cleanup counters.
     pub stats: PolicyStats,
+    /// Multi-slice SSD copies partly reported: key → (put generation, slices so far).
+    offload_pending: Mutex<HashMap<String, offload::Partial>>,
 }
 
 impl ObjectStore {
@@ -146,6 +157,7 @@ impl ObjectStore {
             segments,
             evict_cursor: AtomicUsize::new(0),
             stats: PolicyStats::default(),
+            offload_pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -367,6 +379,9 @@ impl ObjectStore {
                 }
                 u.locs = keep;
                 self.segments.commit(&u.locs);
+                if self.policy.offload {
+                    self.segments.offload(u.size, &u.locs);
+                }
                 let lease_until_ms = o.lease_until_ms();
                 let (old_size, old) = o.swap_in(u, item.slice_crcs, now_ms);
                 // Readers holding a lease may still read the old bytes; readers with a
@@ -438,6 +453,9 @@ impl ObjectStore {
         }
         o.commit(item.slice_crcs, now_ms);
         self.segments.commit(o.locs());
+        if self.policy.offload {
+            self.segments.offload(o.size(), o.locs());
+        }
         ErrorCode::Ok
     }
 
@@ -464,7 +482,8 @@ impl ObjectStore {
         }
     }
 
-    /// Bytes allocated for an object (value and replacement in flight).
+    /// Bytes allocated for an object in memory (value and replacement in flight; SSD
+    /// copies are not counted).
     fn allocated_bytes(o: &Object) -> u64 {
         allocated_bytes(o.size(), o.locs())
             + o.upsert().map_or(0, |u| allocated_bytes(u.size, &u.locs))

@@ -390,6 +390,7 @@ impl MasterService {
                 size,
                 term_seen,
                 reports_inventory,
+                disk,
             } => {
                 // A mount is a sign of life, even when it is refused.
                 self.clients.lock().insert(client_id, now);
@@ -399,7 +400,7 @@ impl MasterService {
                     segment_id,
                     names,
                     size,
-                    (term_seen, reports_inventory),
+                    (term_seen, reports_inventory, disk),
                 )
             }
             Request::UnmountSegment {
@@ -473,6 +474,12 @@ impl MasterService {
                 let n: i64 = keys.iter().map(|k| self.objects.exist(k, now)).sum();
                 Response::ok(ResponseBody::Count(n as u64))
             }
+            // Copies a node made durable on SSD become disk replicas.
+            Request::ReportOffloaded { client_id, entries } => {
+                self.touch_client(client_id, now);
+                let n = self.objects.offloaded(client_id, &entries);
+                Response::ok(ResponseBody::Count(n))
+            }
         };
         Reply::Now(resp)
     }
@@ -485,15 +492,18 @@ impl MasterService {
         segment_id: u64,
         names: [&str; 3],
         size: u64,
-        (term_seen, reports_inventory): (u64, bool),
+        (term_seen, reports_inventory, disk): (u64, bool, bool),
     ) -> Response {
         if term_seen >= mc_schema::generation::MAX_TERM {
             return invalid(format!("term_seen {term_seen} is not a term"));
         }
-        match self
-            .segments
-            .mount(client_id, segment_id, names, size, reports_inventory)
-        {
+        match self.segments.mount(
+            client_id,
+            segment_id,
+            names,
+            size,
+            (reports_inventory, disk),
+        ) {
             Ok(_) => {
                 let term = self.segments.observe_term(term_seen);
                 if reports_inventory {

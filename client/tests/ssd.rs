@@ -1,0 +1,241 @@
+//! The SSD tier end to end (issue 14): a master with `--enable_offload` and a store node
+//! with `--enable_ssd_offload` on a directory of the ext4 disk (tmpfs refuses O_DIRECT).
+//! Objects gain a disk replica after PutEnd, stay readable byte-exact from SSD once
+//! eviction drops their memory copy, a remove deletes the SSD copy, and a corrupted record
+//! is never served.
+
+mod common;
+
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::pattern;
+use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec, probe};
+use mooncake_rs::{ErrorCode, ReplicaKind, ReplicateConfig, Store, StoreConfig};
+
+const MIB: usize = 1 << 20;
+
+/// A fresh directory for record files under the target dir (on the disk, not tmpfs), or
+/// `None` (logged) when its file system refuses O_DIRECT.
+fn ssd_dir(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ssd-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test directory");
+    let probe = dir.join("o_direct_probe");
+    let ok = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if !ok {
+        eprintln!("SKIPPED: {} does not take O_DIRECT (tmpfs?)", dir.display());
+        return None;
+    }
+    Some(dir)
+}
+
+fn cluster(dir: &std::path::Path) -> LocalCluster {
+    LocalCluster::start(ClusterSpec {
+        nodes: vec![NodeSpec {
+            segment_size: "32MB".into(),
+            extra_args: vec![
+                "--enable_ssd_offload".into(),
+                format!("--ssd_offload_path={}", dir.display()),
+                "--ssd_quota_bytes=1GB".into(),
+                "--ssd_file_size=64MB".into(),
+            ],
+            ..NodeSpec::default()
+        }],
+        master_args: vec!["--enable_offload".into()],
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts")
+}
+
+/// A client without a location cache: every get asks the master where the key is now.
+fn store(c: &LocalCluster) -> Store {
+    Store::connect(StoreConfig {
+        location_cache_entries: 0,
+        ..StoreConfig::new(c.master_addr())
+    })
+    .expect("client connects")
+}
+
+/// The kinds of `key`'s replicas as the master's `/query_key` shows them (which, unlike
+/// a get, grants no lease that would keep the object from eviction or removal).
+fn kinds(c: &LocalCluster, key: &str) -> Vec<ReplicaKind> {
+    let q = probe::http_get(
+        &c.metrics_addr(),
+        &format!("/query_key?key={key}"),
+        Duration::from_secs(5),
+    )
+    .expect("query_key answers");
+    let v: serde_json::Value = serde_json::from_str(&q.body).unwrap_or_default();
+    v["replicas"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| match r["type"].as_str() {
+                    Some("LOCAL_DISK") => ReplicaKind::LocalDisk,
+                    _ => ReplicaKind::Memory,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `key` has a disk replica in the master's metadata.
+fn wait_for_disk_replica(c: &LocalCluster, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kinds(c, key).contains(&ReplicaKind::LocalDisk) {
+        assert!(
+            Instant::now() < deadline,
+            "{key} got no SSD copy: {:?}",
+            kinds(c, key)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sum of a node metric over its samples.
+fn node_metric(c: &LocalCluster, name: &str) -> f64 {
+    let r = probe::http_get(&c.node_rest_addr(0), "/metrics", Duration::from_secs(5))
+        .expect("node metrics");
+    r.body
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Puts `n` 1 MiB fillers: three times the node's 32 MB, so eviction drops older copies.
+fn fill(s: &Store, n: u64) {
+    for i in 0..n {
+        s.put(
+            &format!("fill-{i}"),
+            &pattern(MIB, 1000 + i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("filler {i}: {e}"));
+    }
+}
+
+#[test]
+fn offloaded_objects_stay_readable_from_ssd_after_eviction() {
+    let Some(dir) = ssd_dir("evict") else { return };
+    let c = cluster(&dir);
+    let s = store(&c);
+    for i in 0..8u64 {
+        s.put(
+            &format!("k{i}"),
+            &pattern(MIB, i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap();
+    }
+    for i in 0..8u64 {
+        wait_for_disk_replica(&c, &format!("k{i}"));
+    }
+    // The SSD copy is a replica of its own kind everywhere the master shows replicas.
+    assert_eq!(
+        kinds(&c, "k0"),
+        [ReplicaKind::Memory, ReplicaKind::LocalDisk]
+    );
+    let q = probe::http_get(
+        &c.metrics_addr(),
+        "/query_key?key=k0",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(
+        q.body.contains("LOCAL_DISK") && q.body.contains("MEMORY"),
+        "{}",
+        q.body
+    );
+    assert!(node_metric(&c, "mc_shard_ssd_offloads_total") >= 8.0);
+    // A get prefers memory while there is a memory copy.
+    assert_eq!(s.get("k0").unwrap(), pattern(MIB, 0));
+    assert_eq!(node_metric(&c, "mc_shard_ssd_reads_total"), 0.0);
+
+    fill(&s, 96);
+    let only_disk = (0..8u64)
+        .filter(|i| kinds(&c, &format!("k{i}")) == [ReplicaKind::LocalDisk])
+        .count();
+    assert!(only_disk > 0, "eviction left every memory copy");
+    for i in 0..8u64 {
+        let got = s
+            .get(&format!("k{i}"))
+            .unwrap_or_else(|e| panic!("k{i}: {e}"));
+        assert!(got == pattern(MIB, i), "k{i} read back different bytes");
+    }
+    assert!(node_metric(&c, "mc_shard_ssd_reads_total") >= only_disk as f64);
+    let m = probe::http_get(&c.metrics_addr(), "/metrics", Duration::from_secs(5)).unwrap();
+    assert!(
+        m.body.contains("master_offloaded_objects_total"),
+        "{}",
+        m.body
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_remove_deletes_the_ssd_copy_durably() {
+    let Some(dir) = ssd_dir("remove") else { return };
+    let c = cluster(&dir);
+    let s = store(&c);
+    s.put("gone", &pattern(2 * MIB, 7), &ReplicateConfig::default())
+        .unwrap();
+    wait_for_disk_replica(&c, "gone");
+    assert_eq!(node_metric(&c, "mc_shard_ssd_objects"), 1.0);
+    // The remove is answered once the node applied its free notices: the tombstone is
+    // synced by then.
+    s.remove("gone", false).unwrap();
+    assert_eq!(node_metric(&c, "mc_shard_ssd_deletes_total"), 1.0);
+    assert_eq!(node_metric(&c, "mc_shard_ssd_objects"), 0.0);
+    assert_eq!(s.get("gone").unwrap_err().code(), ErrorCode::ObjectNotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupted_record_is_detected_and_never_served() {
+    let Some(dir) = ssd_dir("corrupt") else {
+        return;
+    };
+    let c = cluster(&dir);
+    let s = store(&c);
+    s.put("victim", &pattern(MIB, 3), &ReplicateConfig::default())
+        .unwrap();
+    wait_for_disk_replica(&c, "victim");
+    fill(&s, 96);
+    assert_eq!(
+        kinds(&c, "victim"),
+        [ReplicaKind::LocalDisk],
+        "memory copy evicted"
+    );
+    let rs = s.replicas("victim").unwrap();
+    assert_eq!(s.get("victim").unwrap(), pattern(MIB, 3));
+    // Flip one payload byte of the record (location = file << 40 | offset; the payload
+    // follows a 4 KiB header block).
+    let loc = rs[0].slices[0].offset;
+    let file = dir.join(format!("shard-0/{:06}.rec", loc >> 40));
+    let at = (loc & ((1 << 40) - 1)) + 4096 + 12_345;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(&file)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let e = s.get("victim").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ChecksumMismatch, "{e}");
+    assert!(node_metric(&c, "mc_shard_ssd_crc_failures_total") >= 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,186 @@
+//! The shard's side of the SSD tier: offload notices become queued jobs that copy a
+//! committed slice from segment memory into an SSD record; notices about the disk segment
+//! delete records durably before the batch is answered.
+//!
+//! The queue holds only `(segment, offset, generation)`: the bytes are copied when a job
+//! runs, under a read claim of the range and after checking that the index still holds
+//! that slice, so a slice freed or overwritten meanwhile is skipped, never half copied.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::sync::Semaphore;
+use mc_schema::agent::FromShard;
+use mc_schema::msg::{Notice, OffloadedSlice};
+use tracing::{debug, warn};
+
+use crate::DataplaneError;
+use crate::state::ShardState;
+
+/// Offloads written at once (each one owns a DMA buffer of its slice until it is durable).
+const PARALLEL: u64 = 4;
+
+/// One slice to copy to SSD.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Job {
+    segment_id: u64,
+    offset: u64,
+    generation: u64,
+}
+
+/// The queue into the offload writer and the copies it made durable.
+pub(super) struct Offloader {
+    tx: LocalSender<Job>,
+    /// Durable copies not yet reported to the agent.
+    pub(super) done: Rc<RefCell<Vec<OffloadedSlice>>>,
+}
+
+impl Offloader {
+    /// A queue of `limit` jobs and the writer task draining it.
+    pub(super) fn start(state: Rc<ShardState>, limit: usize) -> Offloader {
+        let (tx, rx) = local_channel::new_bounded(limit.max(1));
+        let done = Rc::new(RefCell::new(Vec::new()));
+        glommio::spawn_local(writer(state, rx, done.clone())).detach();
+        Offloader { tx, done }
+    }
+
+    /// Queues a job; a full queue drops it (counted): the object stays in memory only.
+    fn push(&self, state: &ShardState, job: Job) {
+        let s = &state.stats.ssd;
+        match self.tx.try_send(job) {
+            Ok(()) => s.offload_queue_depth.inc(),
+            Err(_) => {
+                s.offload_dropped_total.inc();
+                debug!("offload queue full: slice stays in memory only");
+            }
+        }
+    }
+}
+
+async fn writer(
+    state: Rc<ShardState>,
+    rx: LocalReceiver<Job>,
+    done: Rc<RefCell<Vec<OffloadedSlice>>>,
+) {
+    let permits = Rc::new(Semaphore::new(PARALLEL));
+    while let Some(job) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_static_permit(1).await else {
+            return;
+        };
+        let (state, done) = (state.clone(), done.clone());
+        glommio::spawn_local(async move {
+            match offload(&state, job).await {
+                Ok(Some(s)) => done.borrow_mut().push(s),
+                Ok(None) => {}
+                Err(e) => {
+                    state.stats.ssd.offload_errors_total.inc();
+                    warn!("offload failed, the slice stays in memory only: {e}");
+                }
+            }
+            state.stats.ssd.offload_queue_depth.dec();
+            drop(permit);
+        })
+        .detach();
+    }
+}
+
+/// Copies one slice to SSD; `None` when the slice is no longer the one named.
+async fn offload(state: &ShardState, job: Job) -> Result<Option<OffloadedSlice>, DataplaneError> {
+    let Some(ssd) = state.ssd.as_ref() else {
+        return Ok(None);
+    };
+    let found = state.index.borrow().get(job.segment_id, job.offset);
+    let Some((e, key)) = found.filter(|(e, _)| e.generation == job.generation) else {
+        return Ok(None);
+    };
+    let Some(seg) = state.segment(job.segment_id) else {
+        return Ok(None);
+    };
+    // Runs without an await between the check and the copy.
+    let copy = |dst: &mut [u8]| {
+        let still = state.index.borrow().holds(
+            job.segment_id,
+            job.offset,
+            e.length,
+            job.generation,
+            e.crc32c,
+        );
+        match state.ranges.read(&seg, job.offset, e.length) {
+            Ok(src) if still => {
+                dst.copy_from_slice(&src);
+                true
+            }
+            _ => false,
+        }
+    };
+    let ids = (e.generation, e.put_generation, e.slice_index, e.slice_count);
+    let Some(loc) = ssd.append(&key, copy, e.length, ids, e.crc32c).await? else {
+        return Ok(None);
+    };
+    ssd.stats.offloads_total.inc();
+    ssd.stats.offload_bytes_total.inc_by(e.length);
+    Ok(Some(OffloadedSlice {
+        key: String::from_utf8_lossy(&key).into_owned(),
+        put_generation: e.put_generation,
+        slice_index: e.slice_index,
+        slice_count: e.slice_count,
+        source_segment_id: job.segment_id,
+        source_offset: job.offset,
+        disk_segment_id: ssd.segment_id,
+        disk_offset: loc,
+        length: e.length,
+        generation: e.generation,
+        crc32c: e.crc32c,
+    }))
+}
+
+/// Applies a batch of notices: memory notices through the index, offloads queued, frees
+/// of the disk segment written as tombstones and synced before the answer.
+pub(super) async fn apply(
+    state: &ShardState,
+    offloader: Option<&Offloader>,
+    (shard, seq, term): (u32, u64, u64),
+    notices: Vec<Notice>,
+) -> FromShard {
+    let disk = state.ssd.as_ref().map(|s| s.segment_id);
+    let (on_disk, in_memory): (Vec<Notice>, Vec<Notice>) = notices
+        .into_iter()
+        .partition(|n| Some(n.segment_id()) == disk);
+    let stale = term < state.term.get();
+    let answer = super::objects::apply(state, shard, seq, term, &in_memory);
+    if stale {
+        return answer;
+    }
+    if let Some(o) = offloader {
+        for n in &in_memory {
+            if let Notice::Offload {
+                segment_id,
+                offset,
+                generation,
+            } = *n
+            {
+                o.push(
+                    state,
+                    Job {
+                        segment_id,
+                        offset,
+                        generation,
+                    },
+                );
+            }
+        }
+    }
+    if let Some(ssd) = state.ssd.as_ref() {
+        for n in on_disk {
+            if let Notice::Free {
+                offset, generation, ..
+            } = n
+                && let Err(e) = ssd.delete(offset, generation).await
+            {
+                warn!("SSD record not deleted: {e}");
+            }
+        }
+    }
+    answer
+}
