@@ -85,6 +85,7 @@ fn master_families() -> Families {
         ("master_ssd_replica_slices", "gauge", &[]),
         ("master_offloaded_objects_total", "counter", &[]),
         ("master_offload_rejected_total", "counter", &[]),
+        ("master_evict_offloads_total", "counter", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {

@@ -40,6 +40,10 @@ fn ssd_dir(name: &str) -> Option<PathBuf> {
 }
 
 fn cluster(dir: &std::path::Path) -> LocalCluster {
+    cluster_with(dir, &["--enable_offload"])
+}
+
+fn cluster_with(dir: &std::path::Path, master_args: &[&str]) -> LocalCluster {
     LocalCluster::start(ClusterSpec {
         nodes: vec![NodeSpec {
             segment_size: "32MB".into(),
@@ -51,7 +55,7 @@ fn cluster(dir: &std::path::Path) -> LocalCluster {
             ],
             ..NodeSpec::default()
         }],
-        master_args: vec!["--enable_offload".into()],
+        master_args: master_args.iter().map(|a| a.to_string()).collect(),
         ..ClusterSpec::default()
     })
     .expect("cluster starts")
@@ -237,5 +241,40 @@ fn a_corrupted_record_is_detected_and_never_served() {
     let e = s.get("victim").unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChecksumMismatch, "{e}");
     assert!(node_metric(&c, "mc_shard_ssd_crc_failures_total") >= 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn offload_on_evict_keeps_five_times_the_memory_readable() {
+    let Some(dir) = ssd_dir("on-evict") else {
+        return;
+    };
+    let c = cluster_with(&dir, &["--offload_on_evict"]);
+    let s = store(&c);
+    // 160 MiB through a 32 MB segment: every put that finds no room waits for eviction's
+    // SSD copies, and the copies free the memory.
+    let n = 160u64;
+    for i in 0..n {
+        s.put(
+            &format!("e{i}"),
+            &pattern(MIB, i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("put e{i}: {e}"));
+    }
+    assert_eq!(kinds(&c, "e0"), [ReplicaKind::LocalDisk]);
+    // Copies are made only for objects eviction picked: the newest have none.
+    assert_eq!(kinds(&c, &format!("e{}", n - 1)), [ReplicaKind::Memory]);
+    let offloads = node_metric(&c, "mc_shard_ssd_offloads_total");
+    assert!(
+        offloads >= 120.0 && offloads < n as f64,
+        "{offloads} offloads for {n} puts"
+    );
+    for i in 0..n {
+        let got = s
+            .get(&format!("e{i}"))
+            .unwrap_or_else(|e| panic!("e{i}: {e}"));
+        assert!(got == pattern(MIB, i), "e{i} read back different bytes");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

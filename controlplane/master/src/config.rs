@@ -131,6 +131,12 @@ pub struct MasterConfig {
     #[arg(long = "enable_offload", default_value_t = false, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub enable_offload: bool,
+    /// Defer the SSD copy to when eviction picks an object; its memory is freed once the
+    /// copy is durable, and a put that finds no room meanwhile waits for such copies
+    /// (bounded, then NO_AVAILABLE_HANDLE). Implies `--enable_offload`.
+    #[arg(long = "offload_on_evict", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub offload_on_evict: bool,
     /// Share of capacity freed when eviction runs (0..1).
     #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
     pub eviction_ratio: f64,

@@ -367,33 +367,36 @@ impl Segments {
     }
 
     /// Asks the node holding the first replica of `locs` (replica-major slices of a
-    /// `len`-byte value) to copy it to its SSD, if that node has an SSD store.
-    pub fn offload(&self, len: u64, locs: &[SliceLoc]) {
+    /// `len`-byte value) to copy it to its SSD, if that node has an SSD store; returns
+    /// whether it was asked.
+    pub fn offload(&self, len: u64, locs: &[SliceLoc]) -> bool {
         let m = slice_count(len).max(1) as usize;
         let slots = self.slots.read();
         let Some(first) = locs.chunks(m).next() else {
-            return;
+            return false;
         };
         if first.iter().any(SliceLoc::is_disk) {
-            return;
+            return false;
         }
         let client = slots[first[0].segment as usize].client_id;
         if self.disk_of(client).is_none() {
-            return;
+            return false;
+        }
+        if !first.iter().all(|l| slots[l.segment as usize].is_mounted()) {
+            return false;
         }
         for loc in first {
             let seg = &slots[loc.segment as usize];
-            if seg.is_mounted() {
-                self.notices.push(
-                    seg.client_id,
-                    Notice::Offload {
-                        segment_id: seg.id,
-                        offset: loc.offset,
-                        generation: loc.generation,
-                    },
-                );
-            }
+            self.notices.push(
+                seg.client_id,
+                Notice::Offload {
+                    segment_id: seg.id,
+                    offset: loc.offset,
+                    generation: loc.generation,
+                },
+            );
         }
+        true
     }
 
     /// The mounted SSD store of `client_id`'s node (the first, when it has several shards).

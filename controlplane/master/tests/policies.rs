@@ -51,6 +51,7 @@ fn policy() -> Policy {
         discard_ms: 10_000,
         release_ms: 30_000,
         offload: false,
+        offload_on_evict: false,
     }
 }
 

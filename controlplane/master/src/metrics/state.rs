@@ -21,7 +21,7 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 /// Name, type, help and reader of every family; the names are Mooncake's.
-const FAMILIES: [(&str, MetricType, &str, Read); 15] = [
+const FAMILIES: [(&str, MetricType, &str, Read); 16] = [
     (
         "master_key_count",
         MetricType::GAUGE,
@@ -111,6 +111,12 @@ const FAMILIES: [(&str, MetricType, &str, Read); 15] = [
         MetricType::COUNTER,
         "SSD copies refused because their object changed or went meanwhile.",
         |m| load(&m.objects.stats.offload_rejected_total),
+    ),
+    (
+        "master_evict_offloads_total",
+        MetricType::COUNTER,
+        "Objects eviction had copied to SSD before freeing their memory (--offload_on_evict).",
+        |m| load(&m.objects.stats.evict_offloads_total),
     ),
 ];
 

@@ -20,6 +20,7 @@ use rand::Rng;
 
 use super::ObjectStore;
 use super::object::Object;
+use super::offload::Parked;
 use super::table::Shard;
 use crate::segments::SliceLoc;
 
@@ -120,8 +121,12 @@ impl ObjectStore {
         now_ms: u64,
     ) -> impl Iterator<Item = (Rank, f64)> + 'a {
         picks.filter_map(move |i| {
-            let o = &shard.at(i).obj;
+            let e = shard.at(i);
+            let o = &e.obj;
             let rank = self.rank(o, now_ms)?;
+            if self.parked(&e.key, now_ms) == Parked::Waiting {
+                return None;
+            }
             Some((rank, Self::allocated_bytes(o) as f64 * weight))
         })
     }
@@ -138,19 +143,34 @@ impl ObjectStore {
             }
             let i = (start + k) % self.shards.len();
             self.shards[i].lock().drain_where(
-                |_, o| {
+                |key, o| {
                     if bytes.get() >= need_bytes
                         || self.rank(o, now_ms).is_none_or(|r| r > threshold)
                     {
                         return false;
                     }
-                    if !o.locs().iter().any(SliceLoc::is_disk) {
-                        return true;
+                    match self.parked(key, now_ms) {
+                        Parked::Waiting => return false,
+                        // The copy never came: evict without one.
+                        Parked::Expired => {
+                            self.unpark(key);
+                            return !o.locs().iter().any(SliceLoc::is_disk);
+                        }
+                        Parked::No => {}
                     }
-                    bytes.set(bytes.get() + Self::allocated_bytes(o));
-                    objects.set(objects.get() + 1);
-                    self.drop_memory_replicas(o);
-                    false
+                    if o.locs().iter().any(SliceLoc::is_disk) {
+                        bytes.set(bytes.get() + Self::allocated_bytes(o));
+                        objects.set(objects.get() + 1);
+                        self.drop_memory_replicas(o);
+                        return false;
+                    }
+                    if self.park_for_offload(key, o, now_ms) {
+                        // Counted as freed for this round: its memory goes once the copy
+                        // lands, so the round does not park more than it needs.
+                        bytes.set(bytes.get() + Self::allocated_bytes(o));
+                        return false;
+                    }
+                    true
                 },
                 |e| {
                     bytes.set(bytes.get() + Self::allocated_bytes(&e.obj));
@@ -165,7 +185,7 @@ impl ObjectStore {
     }
 
     /// Frees the memory replicas of an object that has an SSD copy; the copy stays.
-    fn drop_memory_replicas(&self, o: &mut Object) {
+    pub(super) fn drop_memory_replicas(&self, o: &mut Object) {
         let (disk, memory): (Vec<SliceLoc>, Vec<SliceLoc>) =
             o.locs().iter().partition(|l| l.is_disk());
         o.pin_put_generation();

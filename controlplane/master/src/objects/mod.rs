@@ -56,6 +56,9 @@ pub struct Policy {
     pub release_ms: u64,
     /// Copy each committed object to its node's SSD (`--enable_offload`).
     pub offload: bool,
+    /// Copy an object to SSD only when eviction picks it, and free its memory once the
+    /// copy is durable (`--offload_on_evict`).
+    pub offload_on_evict: bool,
 }
 
 impl Default for Policy {
@@ -68,6 +71,7 @@ impl Default for Policy {
             discard_ms: 30_000,
             release_ms: 300_000,
             offload: false,
+            offload_on_evict: false,
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct PolicyStats {
     pub offloaded_objects_total: AtomicU64,
     /// SSD copies refused (the object changed or went meanwhile); their records are freed.
     pub offload_rejected_total: AtomicU64,
+    /// Objects eviction asked to be copied to SSD before their memory goes
+    /// (`--offload_on_evict`).
+    pub evict_offloads_total: AtomicU64,
 }
 
 /// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
@@ -144,6 +151,10 @@ pub struct ObjectStore {
     pub stats: PolicyStats,
     /// Multi-slice SSD copies partly reported: key → (put generation, slices so far).
     offload_pending: Mutex<HashMap<String, offload::Partial>>,
+    /// Objects eviction picked whose SSD copy is being written: key → when it was asked.
+    evicting: Mutex<HashMap<String, u64>>,
+    /// Woken when an SSD copy lands (puts waiting for room look again).
+    pub offload_progress: tokio::sync::Notify,
 }
 
 impl ObjectStore {
@@ -158,6 +169,8 @@ impl ObjectStore {
             evict_cursor: AtomicUsize::new(0),
             stats: PolicyStats::default(),
             offload_pending: Mutex::new(HashMap::new()),
+            evicting: Mutex::new(HashMap::new()),
+            offload_progress: tokio::sync::Notify::new(),
         }
     }
 
@@ -306,6 +319,10 @@ impl ObjectStore {
             );
         }
         let (locs, descs, _) = self.place(len, cfg, client_host)?;
+        if self.policy.offload_on_evict {
+            // A key parked by eviction and then removed must not park the new value.
+            self.unpark(key);
+        }
         let obj = Object::pending(
             len,
             locs,
@@ -379,7 +396,7 @@ impl ObjectStore {
                 }
                 u.locs = keep;
                 self.segments.commit(&u.locs);
-                if self.policy.offload {
+                if self.policy.offload && !self.policy.offload_on_evict {
                     self.segments.offload(u.size, &u.locs);
                 }
                 let lease_until_ms = o.lease_until_ms();
@@ -453,7 +470,7 @@ impl ObjectStore {
         }
         o.commit(item.slice_crcs, now_ms);
         self.segments.commit(o.locs());
-        if self.policy.offload {
+        if self.policy.offload && !self.policy.offload_on_evict {
             self.segments.offload(o.size(), o.locs());
         }
         ErrorCode::Ok

@@ -4,6 +4,12 @@
 //! A copy is accepted only for the complete object of the same put whose memory slice it
 //! copies (same generation and length) and only while the object has no disk replica yet;
 //! anything else is answered with a free notice, so the node deletes the record.
+//!
+//! With `--offload_on_evict` the copy is asked for only when eviction picks the object:
+//! the object is parked (`evicting`) and keeps its memory until the copy lands, then its
+//! memory replicas are freed. A copy that does not land within
+//! [`EVICT_OFFLOAD_TIMEOUT_MS`] (node without room, queue full, I/O error) no longer
+//! holds the object back: the next eviction takes it like any other.
 
 use std::sync::atomic::Ordering;
 
@@ -16,6 +22,20 @@ use crate::segments::{DISK_NODE, SliceLoc};
 /// Objects whose multi-slice copy is partly reported, at most; beyond, the oldest reports
 /// are dropped (their records are deleted).
 pub(super) const MAX_PENDING: usize = 4096;
+
+/// How long eviction waits for an SSD copy it asked for before evicting without one.
+pub(super) const EVICT_OFFLOAD_TIMEOUT_MS: u64 = 10_000;
+
+/// Where eviction stands with an object under `--offload_on_evict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Parked {
+    /// Not asked for.
+    No,
+    /// A copy was asked for and may still land.
+    Waiting,
+    /// A copy was asked for too long ago.
+    Expired,
+}
 
 /// A multi-slice copy partly reported: its put's generation and the slices so far.
 pub(super) type Partial = (u64, Vec<Option<SliceLoc>>);
@@ -58,6 +78,9 @@ impl ObjectStore {
                     self.segments.free_one(&loc, e.length);
                 }
             }
+        }
+        if added > 0 {
+            self.offload_progress.notify_waiters();
         }
         added
     }
@@ -106,6 +129,51 @@ impl ObjectStore {
         let mut locs = o.locs().to_vec();
         locs.extend(copy);
         o.set_locs(locs);
+        if self.evicting.lock().remove(&e.key).is_some() {
+            // Eviction picked it: the copy is durable, so its memory may go now. (Its
+            // bytes were counted as evicted when eviction picked it.)
+            self.drop_memory_replicas(o);
+            self.stats
+                .evicted_keys_total
+                .fetch_add(1, Ordering::Relaxed);
+        }
         Some(true)
+    }
+
+    /// Whether eviction asked for an SSD copy of `key` (and how long ago).
+    pub(super) fn parked(&self, key: &str, now_ms: u64) -> Parked {
+        match self.evicting.lock().get(key) {
+            None => Parked::No,
+            Some(&t) if now_ms.saturating_sub(t) < EVICT_OFFLOAD_TIMEOUT_MS => Parked::Waiting,
+            Some(_) => Parked::Expired,
+        }
+    }
+
+    /// Forgets that eviction asked for a copy of `key`.
+    pub(super) fn unpark(&self, key: &str) {
+        self.evicting.lock().remove(key);
+    }
+
+    /// Under `--offload_on_evict`, asks for an SSD copy of an object eviction picked and
+    /// parks it; false when there is nothing to ask for (no SSD on its node, or the policy
+    /// is off), and eviction takes the object at once.
+    pub(super) fn park_for_offload(&self, key: &str, o: &super::Object, now_ms: u64) -> bool {
+        if !self.policy.offload_on_evict || !self.segments.offload(o.size(), o.locs()) {
+            return false;
+        }
+        self.evicting.lock().insert(key.to_string(), now_ms);
+        self.stats
+            .evict_offloads_total
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Objects parked for an SSD copy whose copy may still land.
+    pub fn evict_offloads_in_flight(&self, now_ms: u64) -> usize {
+        self.evicting
+            .lock()
+            .values()
+            .filter(|&&t| now_ms.saturating_sub(t) < EVICT_OFFLOAD_TIMEOUT_MS)
+            .count()
     }
 }

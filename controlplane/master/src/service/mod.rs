@@ -419,6 +419,9 @@ impl MasterService {
                 client_host,
                 ..
             } => {
+                if self.cfg.policy.offload_on_evict && !self.recovery.reporting() {
+                    return self.put_start_waiting(client_host, items, config);
+                }
                 return self.when_settled(now, move |m, _| {
                     m.put_start(false, &client_host, &items, &config)
                 });
