@@ -44,13 +44,17 @@ fn cluster(dir: &std::path::Path) -> LocalCluster {
 }
 
 fn cluster_with(dir: &std::path::Path, master_args: &[&str]) -> LocalCluster {
+    cluster_quota(dir, master_args, "1GB")
+}
+
+fn cluster_quota(dir: &std::path::Path, master_args: &[&str], quota: &str) -> LocalCluster {
     LocalCluster::start(ClusterSpec {
         nodes: vec![NodeSpec {
             segment_size: "32MB".into(),
             extra_args: vec![
                 "--enable_ssd_offload".into(),
                 format!("--ssd_offload_path={}", dir.display()),
-                "--ssd_quota_bytes=1GB".into(),
+                format!("--ssd_quota_bytes={quota}"),
                 "--ssd_file_size=64MB".into(),
             ],
             ..NodeSpec::default()
@@ -202,6 +206,12 @@ fn a_remove_deletes_the_ssd_copy_durably() {
     assert_eq!(node_metric(&c, "mc_shard_ssd_deletes_total"), 1.0);
     assert_eq!(node_metric(&c, "mc_shard_ssd_objects"), 0.0);
     assert_eq!(s.get("gone").unwrap_err().code(), ErrorCode::ObjectNotFound);
+    // The tombstone is on disk: a record header (magic "MCSR") of kind 2 naming the key.
+    let log = std::fs::read(dir.join("shard-0/000000.rec")).unwrap();
+    let tombstone = log
+        .chunks(4096)
+        .any(|b| b.len() >= 64 + 4 && &b[0..4] == b"MCSR" && b[6] == 2 && &b[64..68] == b"gone");
+    assert!(tombstone, "no tombstone in the record file");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -275,6 +285,50 @@ fn offload_on_evict_keeps_five_times_the_memory_readable() {
             .get(&format!("e{i}"))
             .unwrap_or_else(|e| panic!("e{i}: {e}"));
         assert!(got == pattern(MIB, i), "e{i} read back different bytes");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_ssd_quota_stops_offload_and_memory_puts_keep_working() {
+    let Some(dir) = ssd_dir("quota") else { return };
+    // Room for three 1 MiB records (each takes 1 MiB + a 4 KiB header block).
+    let c = cluster_quota(&dir, &["--enable_offload"], "3500KB");
+    let s = store(&c);
+    for i in 0..6u64 {
+        s.put(
+            &format!("q{i}"),
+            &pattern(MIB, i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("put q{i} past the SSD quota: {e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node_metric(&c, "mc_shard_ssd_offloads_total")
+        + node_metric(&c, "mc_shard_ssd_offload_errors_total")
+        < 6.0
+    {
+        assert!(Instant::now() < deadline, "offloads did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(node_metric(&c, "mc_shard_ssd_offloads_total"), 3.0);
+    assert_eq!(node_metric(&c, "mc_shard_ssd_offload_errors_total"), 3.0);
+    assert!(node_metric(&c, "mc_shard_ssd_bytes") <= 3_500_000.0);
+    let on_disk = || {
+        (0..6u64)
+            .filter(|i| kinds(&c, &format!("q{i}")).contains(&ReplicaKind::LocalDisk))
+            .count()
+    };
+    while on_disk() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "copies not reported to the master"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(on_disk(), 3);
+    for i in 0..6u64 {
+        assert_eq!(s.get(&format!("q{i}")).unwrap(), pattern(MIB, i));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,7 @@
 //! a record's location is `file << 40 | offset`. Space is reserved under a one-permit
 //! semaphore (rolling to a new file may await its creation) and written outside it, so
 //! offloads overlap on the ring. A delete appends a tombstone, syncs it, and punches the
-//! dead record's blocks out of the file (`fallocate`), so deleted space is returned to
+//! dead record's payload out of the file (`fallocate`), so deleted space is returned to
 //! the file system without a compaction pass.
 
 use std::cell::{Cell, RefCell};
@@ -362,14 +362,19 @@ impl SsdStore {
             .map_err(sync("tombstone fdatasync"))?;
         let record = e.block_bytes + align_up(e.value_len);
         let (f, off) = split(loc);
+        // Only the payload goes: the header stays, so a scan of the file can still step
+        // over the dead record by its length.
+        let payload = align_up(e.value_len);
         if let Some(dead) = self.file(f)
-            && let Err(err) = dead.deallocate(off, record).await
+            && payload > 0
+            && let Err(err) = dead.deallocate(off + e.block_bytes, payload).await
         {
             warn!("could not punch a deleted SSD record out of its file: {err}");
         }
-        // Tombstones stay until a compaction (not built): count them against the quota.
+        // Headers and tombstones stay until a compaction (not built): they count against
+        // the quota.
         self.used_bytes
-            .set(self.used_bytes.get().saturating_sub(record) + total);
+            .set(self.used_bytes.get().saturating_sub(record) + e.block_bytes + total);
         self.stats.deletes_total.inc();
         self.publish();
         Ok(true)
