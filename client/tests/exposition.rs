@@ -130,6 +130,7 @@ fn node_families() -> Families {
         ("mc_shard_ssd_read_bytes_total", "counter", shard),
         ("mc_shard_ssd_crc_failures_total", "counter", shard),
         ("mc_shard_ssd_deletes_total", "counter", shard),
+        ("mc_shard_ssd_torn_records_total", "counter", shard),
         (
             "mc_shard_transfer_latency_seconds",
             "histogram",

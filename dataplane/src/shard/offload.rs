@@ -115,7 +115,8 @@ async fn offload(state: &ShardState, job: Job) -> Result<Option<OffloadedSlice>,
         }
     };
     let ids = (e.generation, e.put_generation, e.slice_index, e.slice_count);
-    let Some(loc) = ssd.append(&key, copy, e.length, ids, e.crc32c).await? else {
+    let sums = (e.crc32c, e.object_size);
+    let Some(loc) = ssd.append(&key, copy, e.length, ids, sums).await? else {
         return Ok(None);
     };
     ssd.stats.offloads_total.inc();

@@ -8,9 +8,10 @@
 //!  8 key_len u32       12 header_crc u32  16 value_len u64   24 generation u64
 //! 32 put_generation u64                   40 value_crc u32   44 slice_index u32
 //! 48 slice_count u32   52 0 u32           56 target u64 (tombstone: the deleted record)
-//! 64 key bytes, then zeros up to the next 4 KiB boundary; then the payload, zero-padded.
+//! 64 object_size u64
+//! 72 key bytes, then zeros up to the next 4 KiB boundary; then the payload, zero-padded.
 //! ```
-//! `header_crc` is the CRC32C of the 64 fixed bytes (with the field itself zero) and the
+//! `header_crc` is the CRC32C of the 72 fixed bytes (with the field itself zero) and the
 //! key: a torn or overwritten header is detected before its lengths are trusted.
 
 use mc_schema::checksum::crc32c;
@@ -18,7 +19,7 @@ use mc_schema::checksum::crc32c;
 /// Alignment of every record part (O_DIRECT on 4 KiB-sector disks).
 pub const BLOCK_BYTES: u64 = 4096;
 /// Bytes of the fixed header.
-pub const FIXED_BYTES: usize = 64;
+pub const FIXED_BYTES: usize = 72;
 /// "MCSR".
 pub const MAGIC: u32 = u32::from_le_bytes(*b"MCSR");
 /// Format version written.
@@ -56,6 +57,8 @@ pub struct Header {
     pub slice_count: u32,
     /// A tombstone's deleted record; 0 for a value.
     pub target: u64,
+    /// Bytes of the whole value the slice belongs to.
+    pub object_size: u64,
 }
 
 /// Why a header was refused.
@@ -117,6 +120,7 @@ impl Header {
         b[44..48].copy_from_slice(&self.slice_index.to_le_bytes());
         b[48..52].copy_from_slice(&self.slice_count.to_le_bytes());
         b[56..64].copy_from_slice(&self.target.to_le_bytes());
+        b[64..72].copy_from_slice(&self.object_size.to_le_bytes());
         b[FIXED_BYTES..FIXED_BYTES + self.key.len()].copy_from_slice(&self.key);
         let crc = crc32c(&b[..FIXED_BYTES + self.key.len()]);
         b[12..16].copy_from_slice(&crc.to_le_bytes());
@@ -168,6 +172,7 @@ impl Header {
             slice_index: u32_at(44),
             slice_count: u32_at(48),
             target: u64_at(56),
+            object_size: u64_at(64),
         })
     }
 }
@@ -188,6 +193,7 @@ mod tests {
             slice_index: 0,
             slice_count: 1,
             target: 0,
+            object_size: 5000,
         }
     }
 

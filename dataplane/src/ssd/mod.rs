@@ -7,6 +7,7 @@
 //! from it, over the same data port as memory reads.
 
 pub mod format;
+mod scan;
 mod stats;
 mod store;
 

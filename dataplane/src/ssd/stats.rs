@@ -31,6 +31,8 @@ pub struct SsdStats {
     pub crc_failures_total: IntCounter,
     /// Records deleted (tombstone written and synced).
     pub deletes_total: IntCounter,
+    /// Torn or corrupt records a start-up scan skipped (never served).
+    pub torn_records_total: IntCounter,
 }
 
 impl SsdStats {
@@ -81,6 +83,10 @@ impl SsdStats {
                 "mc_shard_ssd_deletes_total",
                 "SSD records deleted (tombstone written and synced).",
             ),
+            torn_records_total: counter(
+                "mc_shard_ssd_torn_records_total",
+                "Torn or corrupt SSD records a start-up scan skipped (never served).",
+            ),
         }
     }
 
@@ -103,6 +109,7 @@ impl SsdStats {
             &self.read_bytes_total,
             &self.crc_failures_total,
             &self.deletes_total,
+            &self.torn_records_total,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

@@ -13,18 +13,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 use mc_schema::checksum::crc32c;
 use tracing::{info, warn};
 
 use super::SsdConfig;
 use super::format::{self, BLOCK_BYTES, Header, Kind, align_up};
+use super::scan;
 use super::stats::SsdStats;
 use crate::DataplaneError;
 
 /// Bits of a location that hold the offset in its file.
-const FILE_SHIFT: u32 = 40;
+pub(super) const FILE_SHIFT: u32 = 40;
 
 /// Name of the small file every shard opens first: glommio probes polled I/O on the first
 /// DMA file an executor opens and gets it wrong on an empty new file
@@ -46,6 +47,10 @@ pub struct SsdEntry {
     pub put_generation: u64,
     /// CRC32C of the payload.
     pub value_crc: u32,
+    /// Position of the slice in its value, and the value's slice count.
+    pub slice: (u32, u32),
+    /// Bytes of the whole value.
+    pub object_size: u64,
 }
 
 /// Why a read was refused.
@@ -93,9 +98,8 @@ fn split(loc: u64) -> (usize, u64) {
 }
 
 impl SsdStore {
-    /// Opens the store of shard `shard` under `cfg.dir` (`shard-<i>/`). Record files left
-    /// by an earlier run are removed: their index is not rebuilt yet (warm restart), and
-    /// the master forgot them anyway.
+    /// Opens the store of shard `shard` under `cfg.dir` (`shard-<i>/`), rebuilding its
+    /// index from the record files an earlier run left (`scan.rs`).
     pub async fn open(
         cfg: &SsdConfig,
         shard: usize,
@@ -103,20 +107,6 @@ impl SsdStore {
     ) -> Result<SsdStore, DataplaneError> {
         let dir = cfg.dir.join(format!("shard-{shard}"));
         std::fs::create_dir_all(&dir).map_err(|e| open_error(&dir, e))?;
-        let mut removed = 0;
-        for e in std::fs::read_dir(&dir).map_err(|e| open_error(&dir, e))? {
-            let p = e.map_err(|e| open_error(&dir, e))?.path();
-            if p.extension().is_some_and(|x| x == "rec") {
-                std::fs::remove_file(&p).map_err(|e| open_error(&p, e))?;
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            warn!(
-                shard,
-                removed, "old SSD record files removed (warm restart is not built yet)"
-            );
-        }
         let probe = dir.join(PROBE_FILE);
         std::fs::write(&probe, vec![0u8; BLOCK_BYTES as usize])
             .map_err(|e| open_error(&probe, e))?;
@@ -128,23 +118,36 @@ impl SsdStore {
             .map_err(|e| open_error(&probe, io_err(e)))?;
         let _ = f.close().await;
         let file_bytes = cfg.file_bytes.next_multiple_of(BLOCK_BYTES).max(1 << 20);
+        let found = scan::scan(&dir).await.map_err(|e| open_error(&dir, e))?;
         let store = SsdStore {
             segment_id: rand::random::<u64>() | 1,
             dir,
             file_bytes,
             quota_bytes: cfg.quota_bytes,
-            files: RefCell::new(Vec::new()),
-            tail: Cell::new(0),
-            used_bytes: Cell::new(0),
-            entries: RefCell::new(HashMap::new()),
+            tail: Cell::new(found.tail),
+            used_bytes: Cell::new(found.used_bytes),
+            files: RefCell::new(found.files),
+            entries: RefCell::new(found.entries),
             reserve: Semaphore::new(1),
             stats,
         };
-        store.add_file().await?;
+        if store.files.borrow().is_empty() {
+            store.add_file().await?;
+        }
         store.stats.quota_bytes.set(cfg.quota_bytes);
+        store.stats.torn_records_total.inc_by(found.torn);
+        store.publish();
+        if found.torn > 0 {
+            warn!(
+                shard,
+                torn = found.torn,
+                "SSD scan skipped torn or corrupt records"
+            );
+        }
         info!(
             shard,
             dir = %store.dir.display(),
+            records = store.len(),
             quota_bytes = cfg.quota_bytes,
             "SSD record store open"
         );
@@ -153,14 +156,10 @@ impl SsdStore {
 
     async fn add_file(&self) -> Result<(), DataplaneError> {
         let n = self.files.borrow().len();
-        let path = self.dir.join(format!("{n:06}.rec"));
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .dma_open(&path)
+        let path = scan::file_path(&self.dir, n);
+        let f = scan::open_file(&path)
             .await
-            .map_err(|e| open_error(&path, io_err(e)))?;
+            .map_err(|e| open_error(&path, e))?;
         self.files.borrow_mut().push(Rc::new(f));
         self.tail.set((n as u64) << FILE_SHIFT);
         Ok(())
@@ -204,7 +203,7 @@ impl SsdStore {
         payload: impl FnOnce(&mut [u8]) -> bool,
         value_len: u64,
         ids: (u64, u64, u32, u32),
-        value_crc: u32,
+        (value_crc, object_size): (u32, u64),
     ) -> Result<Option<u64>, DataplaneError> {
         let (generation, put_generation, slice_index, slice_count) = ids;
         let h = Header {
@@ -217,6 +216,7 @@ impl SsdStore {
             slice_index,
             slice_count,
             target: 0,
+            object_size,
         };
         let total = h.record_bytes();
         if self.over_quota(total) {
@@ -261,6 +261,8 @@ impl SsdStore {
                 generation,
                 put_generation,
                 value_crc,
+                slice: (slice_index, slice_count),
+                object_size,
             },
         );
         self.used_bytes.set(self.used_bytes.get() + total);
@@ -343,6 +345,7 @@ impl SsdStore {
             slice_index: 0,
             slice_count: 0,
             target: loc,
+            object_size: 0,
         };
         let total = t.block_bytes();
         let (tloc, file) = self.reserve(total).await?;
@@ -378,6 +381,13 @@ impl SsdStore {
         self.stats.deletes_total.inc();
         self.publish();
         Ok(true)
+    }
+
+    /// Calls `f` with every live record.
+    pub fn for_each(&self, mut f: impl FnMut(u64, &SsdEntry)) {
+        for (&loc, e) in self.entries.borrow().iter() {
+            f(loc, e);
+        }
     }
 
     /// Live records.
