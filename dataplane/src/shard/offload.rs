@@ -73,6 +73,12 @@ async fn writer(
             match offload(&state, job).await {
                 Ok(Some(s)) => done.borrow_mut().push(s),
                 Ok(None) => {}
+                Err(e @ DataplaneError::SsdQuota { .. }) => {
+                    state.stats.ssd.offload_errors_total.inc();
+                    if state.ssd.as_ref().is_some_and(|s| s.log_quota_refusal()) {
+                        warn!("offload stops while the quota is used up (objects stay in memory only; DRAM puts go on): {e}");
+                    }
+                }
                 Err(e) => {
                     state.stats.ssd.offload_errors_total.inc();
                     warn!("offload failed, the slice stays in memory only: {e}");

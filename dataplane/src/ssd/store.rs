@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
@@ -78,9 +79,15 @@ pub struct SsdStore {
     used_bytes: Cell<u64>,
     entries: RefCell<HashMap<u64, SsdEntry>>,
     reserve: Semaphore,
+    /// When a quota refusal was last logged (they are logged at most every
+    /// [`QUOTA_LOG_EVERY`]).
+    quota_logged: Cell<Option<Instant>>,
     /// Metrics.
     pub stats: SsdStats,
 }
+
+/// Least time between two log lines about the quota being used up.
+const QUOTA_LOG_EVERY: Duration = Duration::from_secs(10);
 
 fn io_err(e: glommio::GlommioError<()>) -> std::io::Error {
     e.into()
@@ -129,6 +136,7 @@ impl SsdStore {
             files: RefCell::new(found.files),
             entries: RefCell::new(found.entries),
             reserve: Semaphore::new(1),
+            quota_logged: Cell::new(None),
             stats,
         };
         if store.files.borrow().is_empty() {
@@ -193,6 +201,20 @@ impl SsdStore {
     /// Whether `bytes` more would pass the quota.
     pub fn over_quota(&self, bytes: u64) -> bool {
         self.used_bytes.get() + bytes > self.quota_bytes
+    }
+
+    /// Whether a quota refusal should be logged now (the first one, then at most every
+    /// [`QUOTA_LOG_EVERY`]); every refusal is counted either way.
+    pub fn log_quota_refusal(&self) -> bool {
+        let now = Instant::now();
+        let due = self
+            .quota_logged
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= QUOTA_LOG_EVERY);
+        if due {
+            self.quota_logged.set(Some(now));
+        }
+        due
     }
 
     /// Appends a value record of `payload` and syncs it; returns its location. The payload
@@ -318,6 +340,11 @@ impl SsdStore {
             Err(_) => false,
         };
         if !ok {
+            // A delete that ran meanwhile punched the payload out: the record is gone,
+            // not corrupt.
+            if self.get(loc, generation).is_none() {
+                return Err(ReadError::Gone);
+            }
             self.stats.crc_failures_total.inc();
             return Err(ReadError::Corrupt);
         }
