@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 21] = [
+const MASTER_OPS: [&str; 22] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -48,6 +48,7 @@ const MASTER_OPS: [&str; 21] = [
     "inventory_done",
     "report_hits",
     "report_offloaded",
+    "report_promoted",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -86,6 +87,7 @@ fn master_families() -> Families {
         ("master_offloaded_objects_total", "counter", &[]),
         ("master_offload_rejected_total", "counter", &[]),
         ("master_evict_offloads_total", "counter", &[]),
+        ("master_promoted_objects_total", "counter", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {
@@ -131,6 +133,7 @@ fn node_families() -> Families {
         ("mc_shard_ssd_crc_failures_total", "counter", shard),
         ("mc_shard_ssd_deletes_total", "counter", shard),
         ("mc_shard_ssd_torn_records_total", "counter", shard),
+        ("mc_shard_ssd_promotions_total", "counter", shard),
         (
             "mc_shard_transfer_latency_seconds",
             "histogram",

@@ -399,3 +399,53 @@ fn a_restarted_node_serves_its_ssd_objects_again_and_skips_a_torn_tail() {
     assert_eq!(s.get("after").unwrap(), pattern(MIB, 77));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_hot_object_on_ssd_is_promoted_back_into_memory() {
+    let Some(dir) = ssd_dir("promote") else {
+        return;
+    };
+    let c = cluster_with(
+        &dir,
+        &[
+            "--enable_offload",
+            "--promotion_on_hit",
+            "--promotion_admission_threshold=2",
+        ],
+    );
+    let s = store(&c);
+    s.put("hot", &pattern(MIB, 5), &ReplicateConfig::default())
+        .unwrap();
+    wait_for_disk_replica(&c, "hot");
+    fill(&s, 96);
+    assert_eq!(kinds(&c, "hot"), [ReplicaKind::LocalDisk]);
+    // Room for the promoted copy.
+    for i in 90..96 {
+        s.remove(&format!("fill-{i}"), true).unwrap();
+    }
+    // One hit is below the admission threshold: served from SSD, not promoted.
+    assert_eq!(s.get("hot").unwrap(), pattern(MIB, 5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(kinds(&c, "hot"), [ReplicaKind::LocalDisk]);
+    // The second is not: the shard copies the record back into memory.
+    assert_eq!(s.get("hot").unwrap(), pattern(MIB, 5));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kinds(&c, "hot").contains(&ReplicaKind::Memory) {
+        assert!(
+            Instant::now() < deadline,
+            "not promoted: {:?}",
+            kinds(&c, "hot")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        kinds(&c, "hot"),
+        [ReplicaKind::Memory, ReplicaKind::LocalDisk]
+    );
+    assert_eq!(node_metric(&c, "mc_shard_ssd_promotions_total"), 1.0);
+    // Reads go to memory again.
+    let ssd_reads = node_metric(&c, "mc_shard_ssd_reads_total");
+    assert_eq!(s.get("hot").unwrap(), pattern(MIB, 5));
+    assert_eq!(node_metric(&c, "mc_shard_ssd_reads_total"), ssd_reads);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,7 @@
 //! Every such request carries a `request` number the answer repeats, so the agent can match
 //! answers to the requests it has in flight.
 
-use crate::msg::{InventoryEntry, Notice, OffloadedSlice};
+use crate::msg::{InventoryEntry, Notice, OffloadedSlice, PromotedSlice};
 
 /// Entries per [`FromShard::Inventory`] message.
 pub const INVENTORY_CHUNK: usize = 4096;
@@ -171,6 +171,13 @@ pub enum FromShard {
         shard: u32,
         /// The copies.
         entries: Vec<OffloadedSlice>,
+    },
+    /// Memory slices filled from the shard's SSD (after `Promote` notices).
+    Promoted {
+        /// Shard index.
+        shard: u32,
+        /// The slices.
+        entries: Vec<PromotedSlice>,
     },
     /// Part of the answer to `Inventory`: at most [`INVENTORY_CHUNK`] entries.
     Inventory {

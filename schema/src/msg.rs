@@ -231,6 +231,12 @@ pub enum Request {
         client_id: u64,
         entries: Vec<OffloadedSlice>,
     },
+    /// Memory slices the node's shards filled from SSD: the master adds them as memory
+    /// replicas.
+    ReportPromoted {
+        client_id: u64,
+        entries: Vec<PromotedSlice>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -271,6 +277,7 @@ impl Request {
             Request::InventoryDone { .. } => "inventory_done",
             Request::ReportHits { .. } => "report_hits",
             Request::ReportOffloaded { .. } => "report_offloaded",
+            Request::ReportPromoted { .. } => "report_promoted",
         }
     }
 }
@@ -307,6 +314,38 @@ pub enum Notice {
         /// Its allocation's generation.
         generation: u64,
     },
+    /// Copy the SSD record at (`segment_id`, `offset`) (the disk segment, the record's
+    /// location; the slice of `generation`) into the memory range the master allocated,
+    /// and report it (`Request::ReportPromoted`).
+    Promote {
+        /// The shard's disk segment.
+        segment_id: u64,
+        /// The record's location.
+        offset: u64,
+        /// The record's slice generation.
+        generation: u64,
+        /// The memory segment to fill.
+        target_segment_id: u64,
+        /// Where in it.
+        target_offset: u64,
+        /// The new range's allocation generation.
+        target_generation: u64,
+    },
+}
+
+/// A memory slice a shard filled from its SSD (answer to a [`Notice::Promote`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromotedSlice {
+    /// The object's key.
+    pub key: String,
+    /// The put the slice belongs to.
+    pub put_generation: u64,
+    /// The memory segment filled.
+    pub segment_id: u64,
+    /// Where in it.
+    pub offset: u64,
+    /// The range's allocation generation.
+    pub generation: u64,
 }
 
 impl Notice {
@@ -315,7 +354,8 @@ impl Notice {
         match *self {
             Notice::Commit { segment_id, .. }
             | Notice::Free { segment_id, .. }
-            | Notice::Offload { segment_id, .. } => segment_id,
+            | Notice::Offload { segment_id, .. }
+            | Notice::Promote { segment_id, .. } => segment_id,
         }
     }
 }
@@ -730,6 +770,10 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             B::ReportOffloaded,
             node_index::enc_offloaded(fbb, *client_id, entries),
         ),
+        Request::ReportPromoted { client_id, entries } => (
+            B::ReportPromoted,
+            node_index::enc_promoted(fbb, *client_id, entries),
+        ),
     }
 }
 
@@ -989,9 +1033,12 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
-        B::Sync | B::ReportInventory | B::InventoryDone | B::ReportHits | B::ReportOffloaded => {
-            node_index::dec_request(r)?
-        }
+        B::Sync
+        | B::ReportInventory
+        | B::InventoryDone
+        | B::ReportHits
+        | B::ReportOffloaded
+        | B::ReportPromoted => node_index::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -1366,6 +1413,16 @@ mod tests {
             client_id: 4,
             keys: vec!["a".into(), "b/c".into()],
         });
+        rt_req(Request::ReportPromoted {
+            client_id: 4,
+            entries: vec![PromotedSlice {
+                key: "p".into(),
+                put_generation: 1,
+                segment_id: 2,
+                offset: 3,
+                generation: 4,
+            }],
+        });
         rt_req(Request::ReportOffloaded {
             client_id: 4,
             entries: vec![OffloadedSlice {
@@ -1427,6 +1484,14 @@ mod tests {
                         segment_id: 7,
                         offset: 8,
                         generation: 9,
+                    },
+                    Notice::Promote {
+                        segment_id: 10,
+                        offset: 11,
+                        generation: 12,
+                        target_segment_id: 13,
+                        target_offset: 14,
+                        target_generation: 15,
                     },
                 ],
             },

@@ -137,6 +137,18 @@ pub struct MasterConfig {
     #[arg(long = "offload_on_evict", default_value_t = false, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub offload_on_evict: bool,
+    /// Copy an object that gets are served from SSD back into memory, on the shard that
+    /// holds its SSD copy (values of one slice).
+    #[arg(long = "promotion_on_hit", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub promotion_on_hit: bool,
+    /// SSD hits (counted approximately, count-min) before an object is promoted; 1 promotes
+    /// on the first hit.
+    #[arg(long = "promotion_admission_threshold", default_value_t = 2)]
+    pub promotion_admission_threshold: u32,
+    /// Promotions in flight at most; more hits wait for a later get.
+    #[arg(long = "promotion_queue_limit", default_value_t = 256)]
+    pub promotion_queue_limit: usize,
     /// Share of capacity freed when eviction runs (0..1).
     #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
     pub eviction_ratio: f64,

@@ -399,6 +399,47 @@ impl Segments {
         true
     }
 
+    /// Allocates `len` bytes on the shard that holds the SSD record `disk` (a memory
+    /// segment of the same node with the same data endpoint) and asks that shard to copy
+    /// the record into it; the new range's location, or `None` when there is no room.
+    pub fn promote(&self, disk: &SliceLoc, len: u64) -> Option<SliceLoc> {
+        let slots = self.slots.read();
+        let d = slots.get(disk.segment as usize)?.clone();
+        drop(slots);
+        if !d.disk || !d.is_mounted() {
+            return None;
+        }
+        let target = self
+            .view
+            .read()
+            .by_id
+            .values()
+            .filter(|s| !s.disk && s.client_id == d.client_id && s.endpoint == d.endpoint)
+            .find_map(|s| {
+                let a = s.allocate(len, self.next_generation())?;
+                Some((s.clone(), a))
+            });
+        let (seg, a) = target?;
+        let loc = SliceLoc {
+            offset: a.offset,
+            generation: a.generation(),
+            segment: seg.slot,
+            node: a.node(),
+        };
+        self.notices.push(
+            d.client_id,
+            Notice::Promote {
+                segment_id: d.id,
+                offset: disk.offset,
+                generation: disk.generation,
+                target_segment_id: seg.id,
+                target_offset: loc.offset,
+                target_generation: loc.generation,
+            },
+        );
+        Some(loc)
+    }
+
     /// The mounted SSD store of `client_id`'s node (the first, when it has several shards).
     pub fn disk_of(&self, client_id: u64) -> Option<Arc<Segment>> {
         self.view

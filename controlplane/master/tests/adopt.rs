@@ -121,7 +121,7 @@ fn freed(svc: &MasterService, client: u64) -> Vec<(u64, u64)> {
                 Notice::Free {
                     segment_id, offset, ..
                 } => Some((segment_id, offset)),
-                Notice::Commit { .. } | Notice::Offload { .. } => None,
+                Notice::Commit { .. } | Notice::Offload { .. } | Notice::Promote { .. } => None,
             })
             .collect(),
         other => panic!("sync answered {other:?}"),

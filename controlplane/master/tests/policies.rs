@@ -52,6 +52,9 @@ fn policy() -> Policy {
         release_ms: 30_000,
         offload: false,
         offload_on_evict: false,
+        promotion_on_hit: false,
+        promotion_threshold: 2,
+        promotion_queue_limit: 256,
     }
 }
 

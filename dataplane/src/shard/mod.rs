@@ -322,12 +322,17 @@ async fn control_loop<L: ShardLink>(
     }
 }
 
-/// Hands the copies made durable on SSD since the last poll to the agent.
+/// Hands the copies made durable on SSD, and the slices promoted from it, since the last
+/// poll to the agent.
 fn report_offloads<L: ShardLink>(link: &L, offloader: Option<&offload::Offloader>, shard: u32) {
     let Some(o) = offloader else { return };
     let entries = std::mem::take(&mut *o.done.borrow_mut());
     if !entries.is_empty() {
         let _ = link.send(FromShard::Offloaded { shard, entries });
+    }
+    let entries = std::mem::take(&mut *o.promoted.borrow_mut());
+    if !entries.is_empty() {
+        let _ = link.send(FromShard::Promoted { shard, entries });
     }
 }
 

@@ -60,7 +60,7 @@ pub(super) fn apply(
                 index.free(segment_id, offset, generation);
             }
             // Queued by the caller (`offload.rs`); the index does not change.
-            Notice::Offload { .. } => {}
+            Notice::Offload { .. } | Notice::Promote { .. } => {}
         }
     }
     state.stats.index_entries.set(index.len() as u64);

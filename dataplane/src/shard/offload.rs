@@ -1,6 +1,7 @@
 //! The shard's side of the SSD tier: offload notices become queued jobs that copy a
-//! committed slice from segment memory into an SSD record; notices about the disk segment
-//! delete records durably before the batch is answered.
+//! committed slice from segment memory into an SSD record, promote notices jobs that copy
+//! a record back into a memory range the master allocated; free notices about the disk
+//! segment delete records durably before the batch is answered.
 //!
 //! The queue holds only `(segment, offset, generation)`: the bytes are copied when a job
 //! runs, under a read claim of the range and after checking that the index still holds
@@ -12,10 +13,11 @@ use std::rc::Rc;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::Semaphore;
 use mc_schema::agent::FromShard;
-use mc_schema::msg::{Notice, OffloadedSlice};
+use mc_schema::msg::{Notice, OffloadedSlice, PromotedSlice};
 use tracing::{debug, warn};
 
 use crate::DataplaneError;
+use crate::index::{Entry, EntryState};
 use crate::state::ShardState;
 
 /// Offloads written at once (each one owns a DMA buffer of its slice until it is durable).
@@ -29,11 +31,32 @@ pub(super) struct Job {
     generation: u64,
 }
 
-/// The queue into the offload writer and the copies it made durable.
+/// One SSD record to copy into memory.
+#[derive(Debug, Clone, Copy)]
+struct Promotion {
+    /// The record's location and slice generation.
+    loc: u64,
+    generation: u64,
+    /// The memory range to fill.
+    segment_id: u64,
+    offset: u64,
+    target_generation: u64,
+}
+
+/// What the writer task does.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Offload(Job),
+    Promote(Promotion),
+}
+
+/// The queue into the offload writer and what it finished.
 pub(super) struct Offloader {
-    tx: LocalSender<Job>,
+    tx: LocalSender<Work>,
     /// Durable copies not yet reported to the agent.
     pub(super) done: Rc<RefCell<Vec<OffloadedSlice>>>,
+    /// Promoted slices not yet reported to the agent.
+    pub(super) promoted: Rc<RefCell<Vec<PromotedSlice>>>,
 }
 
 impl Offloader {
@@ -41,14 +64,16 @@ impl Offloader {
     pub(super) fn start(state: Rc<ShardState>, limit: usize) -> Offloader {
         let (tx, rx) = local_channel::new_bounded(limit.max(1));
         let done = Rc::new(RefCell::new(Vec::new()));
-        glommio::spawn_local(writer(state, rx, done.clone())).detach();
-        Offloader { tx, done }
+        let promoted = Rc::new(RefCell::new(Vec::new()));
+        glommio::spawn_local(writer(state, rx, done.clone(), promoted.clone())).detach();
+        Offloader { tx, done, promoted }
     }
 
-    /// Queues a job; a full queue drops it (counted): the object stays in memory only.
-    fn push(&self, state: &ShardState, job: Job) {
+    /// Queues work; a full queue drops it (counted): an object to offload stays in memory
+    /// only, one to promote stays on SSD only (the master frees the range it allocated).
+    fn push(&self, state: &ShardState, work: Work) {
         let s = &state.stats.ssd;
-        match self.tx.try_send(job) {
+        match self.tx.try_send(work) {
             Ok(()) => s.offload_queue_depth.inc(),
             Err(_) => {
                 s.offload_dropped_total.inc();
@@ -60,13 +85,30 @@ impl Offloader {
 
 async fn writer(
     state: Rc<ShardState>,
-    rx: LocalReceiver<Job>,
+    rx: LocalReceiver<Work>,
     done: Rc<RefCell<Vec<OffloadedSlice>>>,
+    promoted: Rc<RefCell<Vec<PromotedSlice>>>,
 ) {
     let permits = Rc::new(Semaphore::new(PARALLEL));
-    while let Some(job) = rx.recv().await {
+    while let Some(work) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_static_permit(1).await else {
             return;
+        };
+        let job = match work {
+            Work::Offload(job) => job,
+            Work::Promote(p) => {
+                let (state, promoted) = (state.clone(), promoted.clone());
+                glommio::spawn_local(async move {
+                    match promote(&state, p).await {
+                        Some(s) => promoted.borrow_mut().push(s),
+                        None => debug!("promotion skipped: the record or the range is gone"),
+                    }
+                    state.stats.ssd.offload_queue_depth.dec();
+                    drop(permit);
+                })
+                .detach();
+                continue;
+            }
         };
         let (state, done) = (state.clone(), done.clone());
         glommio::spawn_local(async move {
@@ -142,8 +184,52 @@ async fn offload(state: &ShardState, job: Job) -> Result<Option<OffloadedSlice>,
     }))
 }
 
+/// Copies one SSD record into the memory range the master allocated for it and indexes
+/// the slice there (committed: the master adds it when the shard reports it); `None` when
+/// the record or the range is gone.
+async fn promote(state: &ShardState, p: Promotion) -> Option<PromotedSlice> {
+    let ssd = state.ssd.as_ref()?;
+    let e = ssd.get(p.loc, p.generation)?;
+    let (buf, at) = ssd.read(p.loc, p.generation, e.value_len).await.ok()?;
+    let seg = state.segment(p.segment_id)?;
+    {
+        let mut dst = state.ranges.write(&seg, p.offset, e.value_len).ok()?;
+        dst.copy_from_slice(&buf[at..at + e.value_len as usize]);
+    }
+    let entry = Entry {
+        segment_id: p.segment_id,
+        offset: p.offset,
+        length: e.value_len,
+        generation: p.target_generation,
+        put_generation: e.put_generation,
+        object_size: e.object_size,
+        slice_index: e.slice.0,
+        slice_count: e.slice.1,
+        crc32c: e.value_crc,
+        replica_index: 0,
+        pins: 0,
+        state: EntryState::Committed,
+    };
+    let mut index = state.index.borrow_mut();
+    index.clear_range(p.segment_id, p.offset, e.value_len);
+    if let Err(err) = index.insert(&entry, &e.key) {
+        state.stats.index_errors_total.inc();
+        warn!("promoted slice not indexed: {err}");
+    }
+    state.stats.index_entries.set(index.len() as u64);
+    ssd.stats.promotions_total.inc();
+    Some(PromotedSlice {
+        key: String::from_utf8_lossy(&e.key).into_owned(),
+        put_generation: e.put_generation,
+        segment_id: p.segment_id,
+        offset: p.offset,
+        generation: p.target_generation,
+    })
+}
+
 /// Applies a batch of notices: memory notices through the index, offloads queued, frees
-/// of the disk segment written as tombstones and synced before the answer.
+/// of the disk segment written as tombstones and synced before the answer, promotions
+/// queued.
 pub(super) async fn apply(
     state: &ShardState,
     offloader: Option<&Offloader>,
@@ -169,23 +255,45 @@ pub(super) async fn apply(
             {
                 o.push(
                     state,
-                    Job {
+                    Work::Offload(Job {
                         segment_id,
                         offset,
                         generation,
-                    },
+                    }),
                 );
             }
         }
     }
     if let Some(ssd) = state.ssd.as_ref() {
         for n in on_disk {
-            if let Notice::Free {
-                offset, generation, ..
-            } = n
-                && let Err(e) = ssd.delete(offset, generation).await
-            {
-                warn!("SSD record not deleted: {e}");
+            match n {
+                Notice::Free {
+                    offset, generation, ..
+                } => {
+                    if let Err(e) = ssd.delete(offset, generation).await {
+                        warn!("SSD record not deleted: {e}");
+                    }
+                }
+                Notice::Promote {
+                    offset,
+                    generation,
+                    target_segment_id,
+                    target_offset,
+                    target_generation,
+                    ..
+                } => {
+                    if let Some(o) = offloader {
+                        let p = Promotion {
+                            loc: offset,
+                            generation,
+                            segment_id: target_segment_id,
+                            offset: target_offset,
+                            target_generation,
+                        };
+                        o.push(state, Work::Promote(p));
+                    }
+                }
+                _ => {}
             }
         }
     }

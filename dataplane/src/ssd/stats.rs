@@ -33,6 +33,8 @@ pub struct SsdStats {
     pub deletes_total: IntCounter,
     /// Torn or corrupt records a start-up scan skipped (never served).
     pub torn_records_total: IntCounter,
+    /// Records copied back into memory (promotion on hit).
+    pub promotions_total: IntCounter,
 }
 
 impl SsdStats {
@@ -83,6 +85,10 @@ impl SsdStats {
                 "mc_shard_ssd_deletes_total",
                 "SSD records deleted (tombstone written and synced).",
             ),
+            promotions_total: counter(
+                "mc_shard_ssd_promotions_total",
+                "SSD records copied back into memory (promotion on hit).",
+            ),
             torn_records_total: counter(
                 "mc_shard_ssd_torn_records_total",
                 "Torn or corrupt SSD records a start-up scan skipped (never served).",
@@ -110,6 +116,7 @@ impl SsdStats {
             &self.crc_failures_total,
             &self.deletes_total,
             &self.torn_records_total,
+            &self.promotions_total,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

@@ -5,7 +5,8 @@
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
 use super::{
-    Fbb, InventoryEntry, Notice, OffloadedSlice, Request, ResponseBody, missing, unknown_request,
+    Fbb, InventoryEntry, Notice, OffloadedSlice, PromotedSlice, Request, ResponseBody, missing,
+    unknown_request,
 };
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
@@ -16,6 +17,8 @@ const COMMIT: u8 = 1;
 const FREE: u8 = 2;
 /// Kind byte of an offload notice.
 const OFFLOAD: u8 = 3;
+/// Kind byte of a promote notice.
+const PROMOTE: u8 = 4;
 
 pub(super) fn enc_sync(
     fbb: &mut Fbb<'_>,
@@ -121,6 +124,45 @@ pub(super) fn enc_offloaded(
     fb::ReportOffloaded::create(fbb, &args).as_union_value()
 }
 
+pub(super) fn enc_promoted(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[PromotedSlice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::PromotedFb::create(
+                fbb,
+                &fb::PromotedFbArgs {
+                    key: Some(key),
+                    put_generation: e.put_generation,
+                    segment_id: e.segment_id,
+                    offset: e.offset,
+                    generation: e.generation,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportPromotedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportPromoted::create(fbb, &args).as_union_value()
+}
+
+fn dec_promoted(e: fb::PromotedFb<'_>) -> PromotedSlice {
+    PromotedSlice {
+        key: e.key().unwrap_or_default().to_string(),
+        put_generation: e.put_generation(),
+        segment_id: e.segment_id(),
+        offset: e.offset(),
+        generation: e.generation(),
+    }
+}
+
 fn dec_offloaded(e: fb::OffloadedFb<'_>) -> OffloadedSlice {
     OffloadedSlice {
         key: e.key().unwrap_or_default().to_string(),
@@ -179,6 +221,18 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                     .unwrap_or_default(),
             }
         }
+        B::ReportPromoted => {
+            let m = r
+                .body_as_report_promoted()
+                .ok_or_else(|| missing("report_promoted"))?;
+            Request::ReportPromoted {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_promoted).collect())
+                    .unwrap_or_default(),
+            }
+        }
         B::ReportOffloaded => {
             let m = r
                 .body_as_report_offloaded()
@@ -226,17 +280,33 @@ pub(super) fn enc_notices(
                 segment_id,
                 offset,
                 generation,
-            } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation),
+            } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation, 0, 0, 0),
             Notice::Free {
                 segment_id,
                 offset,
                 generation,
-            } => fb::NoticeFb::new(FREE, segment_id, offset, generation),
+            } => fb::NoticeFb::new(FREE, segment_id, offset, generation, 0, 0, 0),
             Notice::Offload {
                 segment_id,
                 offset,
                 generation,
-            } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation),
+            } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation, 0, 0, 0),
+            Notice::Promote {
+                segment_id,
+                offset,
+                generation,
+                target_segment_id,
+                target_offset,
+                target_generation,
+            } => fb::NoticeFb::new(
+                PROMOTE,
+                segment_id,
+                offset,
+                generation,
+                target_segment_id,
+                target_offset,
+                target_generation,
+            ),
         })
         .collect();
     let notices = fbb.create_vector(&v);
@@ -272,6 +342,14 @@ pub(super) fn dec_notices(n: fb::Notices<'_>) -> ResponseBody {
                             segment_id,
                             offset,
                             generation,
+                        }),
+                        PROMOTE => Some(Notice::Promote {
+                            segment_id,
+                            offset,
+                            generation,
+                            target_segment_id: n.target_segment_id(),
+                            target_offset: n.target_offset(),
+                            target_generation: n.target_generation(),
                         }),
                         _ => None,
                     }

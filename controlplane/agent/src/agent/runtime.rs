@@ -312,6 +312,7 @@ impl<L: AgentLink> Agent<L> {
             FromShard::Applied { term, seq, .. } => self.notices_applied(term, seq),
             FromShard::Hits { keys, .. } => self.note_hits(keys),
             FromShard::Offloaded { entries, .. } => self.report_offloaded(entries),
+            FromShard::Promoted { entries, .. } => self.report_promoted(entries),
             other => warn!(shard, "unexpected message from a shard: {other:?}"),
         }
     }

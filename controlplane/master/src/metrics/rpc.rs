@@ -56,6 +56,7 @@ rpc_ops! {
     InventoryDone => "inventory_done",
     ReportHits => "report_hits",
     ReportOffloaded => "report_offloaded",
+    ReportPromoted => "report_promoted",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -88,6 +89,7 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::InventoryDone { .. } => (RpcOp::InventoryDone, 1),
         Request::ReportHits { keys, .. } => (RpcOp::ReportHits, keys.len()),
         Request::ReportOffloaded { entries, .. } => (RpcOp::ReportOffloaded, entries.len()),
+        Request::ReportPromoted { entries, .. } => (RpcOp::ReportPromoted, entries.len()),
     };
     (op, keys as u64)
 }

@@ -21,7 +21,7 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 /// Name, type, help and reader of every family; the names are Mooncake's.
-const FAMILIES: [(&str, MetricType, &str, Read); 16] = [
+const FAMILIES: [(&str, MetricType, &str, Read); 17] = [
     (
         "master_key_count",
         MetricType::GAUGE,
@@ -117,6 +117,12 @@ const FAMILIES: [(&str, MetricType, &str, Read); 16] = [
         MetricType::COUNTER,
         "Objects eviction had copied to SSD before freeing their memory (--offload_on_evict).",
         |m| load(&m.objects.stats.evict_offloads_total),
+    ),
+    (
+        "master_promoted_objects_total",
+        MetricType::COUNTER,
+        "SSD-only objects that gained a memory replica again (--promotion_on_hit).",
+        |m| load(&m.objects.stats.promoted_objects_total),
     ),
 ];
 

@@ -16,6 +16,8 @@ mod adopt;
 mod evict;
 mod object;
 mod offload;
+mod promote;
+mod sketch;
 mod table;
 
 use std::collections::HashMap;
@@ -59,6 +61,12 @@ pub struct Policy {
     /// Copy an object to SSD only when eviction picks it, and free its memory once the
     /// copy is durable (`--offload_on_evict`).
     pub offload_on_evict: bool,
+    /// Copy hot SSD-only objects back into memory (`--promotion_on_hit`).
+    pub promotion_on_hit: bool,
+    /// SSD hits before a promotion (`--promotion_admission_threshold`; 1 = every hit).
+    pub promotion_threshold: u32,
+    /// Promotions in flight at most (`--promotion_queue_limit`).
+    pub promotion_queue_limit: usize,
 }
 
 impl Default for Policy {
@@ -72,6 +80,9 @@ impl Default for Policy {
             release_ms: 300_000,
             offload: false,
             offload_on_evict: false,
+            promotion_on_hit: false,
+            promotion_threshold: 2,
+            promotion_queue_limit: 256,
         }
     }
 }
@@ -104,6 +115,8 @@ pub struct PolicyStats {
     /// Objects eviction asked to be copied to SSD before their memory goes
     /// (`--offload_on_evict`).
     pub evict_offloads_total: AtomicU64,
+    /// SSD-only objects that gained a memory replica again (`--promotion_on_hit`).
+    pub promoted_objects_total: AtomicU64,
 }
 
 /// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
@@ -155,6 +168,10 @@ pub struct ObjectStore {
     evicting: Mutex<HashMap<String, u64>>,
     /// Woken when an SSD copy lands (puts waiting for room look again).
     pub offload_progress: tokio::sync::Notify,
+    /// SSD hits per key, approximately (promotion admission).
+    sketch: Mutex<sketch::Sketch>,
+    /// Promotions in flight, by key.
+    promoting: Mutex<HashMap<String, promote::Promoting>>,
 }
 
 impl ObjectStore {
@@ -171,6 +188,8 @@ impl ObjectStore {
             offload_pending: Mutex::new(HashMap::new()),
             evicting: Mutex::new(HashMap::new()),
             offload_progress: tokio::sync::Notify::new(),
+            sketch: Mutex::new(sketch::Sketch::default()),
+            promoting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -520,6 +539,7 @@ impl ObjectStore {
             Some(o) if !o.complete() => err(ErrorCode::ReplicaIsNotReady),
             Some(o) => {
                 o.grant_lease(now_ms, self.policy.lease_ms);
+                self.note_read(key, o, now_ms);
                 ReplicaListResult {
                     status: 0,
                     size: o.size(),

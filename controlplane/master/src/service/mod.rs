@@ -195,6 +195,7 @@ impl MasterService {
     pub fn maintain(&self) -> u64 {
         let now = self.clock.now_ms();
         self.recovery.expire_hints(now);
+        self.objects.expire_promotions(now);
         let mut freed = self.objects.release_zombies(now);
         let last = self
             .last_sweep_ms
@@ -476,6 +477,12 @@ impl MasterService {
                 self.touch_client(client_id, now);
                 let n: i64 = keys.iter().map(|k| self.objects.exist(k, now)).sum();
                 Response::ok(ResponseBody::Count(n as u64))
+            }
+            // Slices a node filled from its SSD become memory replicas again.
+            Request::ReportPromoted { client_id, entries } => {
+                self.touch_client(client_id, now);
+                let n = self.objects.promoted(client_id, &entries);
+                Response::ok(ResponseBody::Count(n))
             }
             // Copies a node made durable on SSD become disk replicas.
             Request::ReportOffloaded { client_id, entries } => {
