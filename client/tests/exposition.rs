@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 22] = [
+const MASTER_OPS: [&str; 23] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -49,6 +49,7 @@ const MASTER_OPS: [&str; 22] = [
     "report_hits",
     "report_offloaded",
     "report_promoted",
+    "report_dropped",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -134,6 +135,7 @@ fn node_families() -> Families {
         ("mc_shard_ssd_deletes_total", "counter", shard),
         ("mc_shard_ssd_torn_records_total", "counter", shard),
         ("mc_shard_ssd_promotions_total", "counter", shard),
+        ("mc_shard_ssd_evicted_total", "counter", shard),
         (
             "mc_shard_transfer_latency_seconds",
             "histogram",

@@ -48,6 +48,15 @@ fn cluster_with(dir: &std::path::Path, master_args: &[&str]) -> LocalCluster {
 }
 
 fn cluster_quota(dir: &std::path::Path, master_args: &[&str], quota: &str) -> LocalCluster {
+    cluster_full(dir, master_args, quota, &[])
+}
+
+fn cluster_full(
+    dir: &std::path::Path,
+    master_args: &[&str],
+    quota: &str,
+    node_args: &[&str],
+) -> LocalCluster {
     LocalCluster::start(ClusterSpec {
         nodes: vec![NodeSpec {
             segment_size: "32MB".into(),
@@ -56,7 +65,10 @@ fn cluster_quota(dir: &std::path::Path, master_args: &[&str], quota: &str) -> Lo
                 format!("--ssd_offload_path={}", dir.display()),
                 format!("--ssd_quota_bytes={quota}"),
                 "--ssd_file_size=64MB".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(node_args.iter().map(|a| a.to_string()))
+            .collect(),
             ..NodeSpec::default()
         }],
         master_args: master_args.iter().map(|a| a.to_string()).collect(),
@@ -251,6 +263,14 @@ fn a_corrupted_record_is_detected_and_never_served() {
     let e = s.get("victim").unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChecksumMismatch, "{e}");
     assert!(node_metric(&c, "mc_shard_ssd_crc_failures_total") >= 1.0);
+    // The shard deleted the corrupt record and reported it: the master forgets that
+    // replica, and the object, which had no other, is gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get("victim").map_err(|e| e.code()) != Err(ErrorCode::ObjectNotFound) {
+        assert!(Instant::now() < deadline, "corrupt replica still listed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(node_metric(&c, "mc_shard_ssd_crc_failures_total"), 1.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -447,5 +467,50 @@ fn a_hot_object_on_ssd_is_promoted_back_into_memory() {
     let ssd_reads = node_metric(&c, "mc_shard_ssd_reads_total");
     assert_eq!(s.get("hot").unwrap(), pattern(MIB, 5));
     assert_eq!(node_metric(&c, "mc_shard_ssd_reads_total"), ssd_reads);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn disk_eviction_makes_room_for_new_copies_and_the_master_forgets_old_ones() {
+    let Some(dir) = ssd_dir("disk-evict") else {
+        return;
+    };
+    // Room for three 1 MiB records; the oldest make way for newer ones.
+    let c = cluster_full(
+        &dir,
+        &["--enable_offload"],
+        "3500KB",
+        &["--enable_disk_eviction"],
+    );
+    let s = store(&c);
+    for i in 0..6u64 {
+        s.put(
+            &format!("v{i}"),
+            &pattern(MIB, i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap();
+        wait_for_disk_replica(&c, &format!("v{i}"));
+    }
+    assert_eq!(node_metric(&c, "mc_shard_ssd_offloads_total"), 6.0);
+    assert_eq!(node_metric(&c, "mc_shard_ssd_evicted_total"), 3.0);
+    assert_eq!(node_metric(&c, "mc_shard_ssd_objects"), 3.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..3u64 {
+        while kinds(&c, &format!("v{i}")) != [ReplicaKind::Memory] {
+            assert!(
+                Instant::now() < deadline,
+                "v{i}: {:?}",
+                kinds(&c, &format!("v{i}"))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for i in 3..6u64 {
+        assert!(kinds(&c, &format!("v{i}")).contains(&ReplicaKind::LocalDisk));
+    }
+    for i in 0..6u64 {
+        assert_eq!(s.get(&format!("v{i}")).unwrap(), pattern(MIB, i));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

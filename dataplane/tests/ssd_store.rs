@@ -23,6 +23,7 @@ fn cfg(d: &Path) -> SsdConfig {
         quota_bytes: 1 << 30,
         file_bytes: 64 << 20,
         queue_limit: 16,
+        evict_oldest: false,
     }
 }
 

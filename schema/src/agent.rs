@@ -10,7 +10,7 @@
 //! Every such request carries a `request` number the answer repeats, so the agent can match
 //! answers to the requests it has in flight.
 
-use crate::msg::{InventoryEntry, Notice, OffloadedSlice, PromotedSlice};
+use crate::msg::{DroppedSlice, InventoryEntry, Notice, OffloadedSlice, PromotedSlice};
 
 /// Entries per [`FromShard::Inventory`] message.
 pub const INVENTORY_CHUNK: usize = 4096;
@@ -178,6 +178,13 @@ pub enum FromShard {
         shard: u32,
         /// The slices.
         entries: Vec<PromotedSlice>,
+    },
+    /// SSD records the shard dropped on its own (corrupt on read, or disk eviction).
+    Dropped {
+        /// Shard index.
+        shard: u32,
+        /// The records.
+        entries: Vec<DroppedSlice>,
     },
     /// Part of the answer to `Inventory`: at most [`INVENTORY_CHUNK`] entries.
     Inventory {

@@ -237,6 +237,11 @@ pub enum Request {
         client_id: u64,
         entries: Vec<PromotedSlice>,
     },
+    /// SSD records the node's shards dropped on their own: the master forgets them.
+    ReportDropped {
+        client_id: u64,
+        entries: Vec<DroppedSlice>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -278,6 +283,7 @@ impl Request {
             Request::ReportHits { .. } => "report_hits",
             Request::ReportOffloaded { .. } => "report_offloaded",
             Request::ReportPromoted { .. } => "report_promoted",
+            Request::ReportDropped { .. } => "report_dropped",
         }
     }
 }
@@ -331,6 +337,19 @@ pub enum Notice {
         /// The new range's allocation generation.
         target_generation: u64,
     },
+}
+
+/// An SSD record a shard dropped on its own (corrupt on read, or disk eviction).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DroppedSlice {
+    /// The object's key.
+    pub key: String,
+    /// The shard's disk segment.
+    pub segment_id: u64,
+    /// The record's location.
+    pub offset: u64,
+    /// The record's slice generation.
+    pub generation: u64,
 }
 
 /// A memory slice a shard filled from its SSD (answer to a [`Notice::Promote`]).
@@ -774,6 +793,10 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             B::ReportPromoted,
             node_index::enc_promoted(fbb, *client_id, entries),
         ),
+        Request::ReportDropped { client_id, entries } => (
+            B::ReportDropped,
+            node_index::enc_dropped(fbb, *client_id, entries),
+        ),
     }
 }
 
@@ -1038,7 +1061,8 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
         | B::InventoryDone
         | B::ReportHits
         | B::ReportOffloaded
-        | B::ReportPromoted => node_index::dec_request(r)?,
+        | B::ReportPromoted
+        | B::ReportDropped => node_index::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -1412,6 +1436,15 @@ mod tests {
         rt_req(Request::ReportHits {
             client_id: 4,
             keys: vec!["a".into(), "b/c".into()],
+        });
+        rt_req(Request::ReportDropped {
+            client_id: 4,
+            entries: vec![DroppedSlice {
+                key: "d".into(),
+                segment_id: 1,
+                offset: 1 << 40,
+                generation: 3,
+            }],
         });
         rt_req(Request::ReportPromoted {
             client_id: 4,

@@ -184,9 +184,16 @@ impl Store {
         drop(jobs);
         let mut tried = vec![false; keys.len()];
         let mut failed = vec![false; keys.len()];
+        // Keys whose first try read corrupt bytes: if no replica reads intact afterwards,
+        // that is what the caller hears (the corrupt one may be gone by then: a shard
+        // drops an SSD record that fails its checks).
+        let mut corrupt = vec![false; keys.len()];
         for (&k, out) in owner.iter().zip(outcomes) {
             tried[k] = true;
             failed[k] |= out.is_err();
+            corrupt[k] |= out
+                .as_ref()
+                .is_err_and(|e| e.code() == ErrorCode::ChecksumMismatch);
         }
         keys.iter()
             .zip(&at.lists)
@@ -209,7 +216,16 @@ impl Store {
                     self.cache.drop_stale(key);
                     return Filled::Stale;
                 }
-                Filled::Done(self.read_object(r, buf))
+                Filled::Done(self.read_object(r, buf).map_err(|e| {
+                    if corrupt[k] && e.code() != ErrorCode::ChecksumMismatch {
+                        Error::new(
+                            ErrorCode::ChecksumMismatch,
+                            format!("get {key}: a replica failed its checksum, and no other was readable ({e})"),
+                        )
+                    } else {
+                        e
+                    }
+                }))
             })
             .collect()
     }

@@ -125,6 +125,10 @@ pub struct StoreConfig {
     /// Offloads a shard queues at most; more are dropped (the object stays in memory).
     #[arg(long = "ssd_offload_queue_limit", default_value_t = 1024)]
     pub ssd_offload_queue_limit: usize,
+    /// When the SSD quota is reached, delete the oldest SSD copies to make room (the master
+    /// is told and forgets them) instead of stopping offload.
+    #[arg(long = "enable_disk_eviction", default_value_t = false)]
+    pub enable_disk_eviction: bool,
 }
 
 impl StoreConfig {
@@ -164,6 +168,7 @@ impl StoreConfig {
             quota_bytes: total / shards.max(1) as u64,
             file_bytes: self.ssd_file_size,
             queue_limit: self.ssd_offload_queue_limit,
+            evict_oldest: self.enable_disk_eviction,
         }))
     }
 

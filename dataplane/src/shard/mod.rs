@@ -315,16 +315,21 @@ async fn control_loop<L: ShardLink>(
             }
             Ok(None) => {
                 report_hits(link, state, index as u32);
-                report_offloads(link, offloader, index as u32);
+                report_offloads(link, state, offloader, index as u32);
                 glommio::timer::sleep(cfg.control_poll_interval).await
             }
         }
     }
 }
 
-/// Hands the copies made durable on SSD, and the slices promoted from it, since the last
-/// poll to the agent.
-fn report_offloads<L: ShardLink>(link: &L, offloader: Option<&offload::Offloader>, shard: u32) {
+/// Hands the copies made durable on SSD, the slices promoted from it and the records it
+/// dropped on its own, since the last poll, to the agent.
+fn report_offloads<L: ShardLink>(
+    link: &L,
+    state: &ShardState,
+    offloader: Option<&offload::Offloader>,
+    shard: u32,
+) {
     let Some(o) = offloader else { return };
     let entries = std::mem::take(&mut *o.done.borrow_mut());
     if !entries.is_empty() {
@@ -333,6 +338,14 @@ fn report_offloads<L: ShardLink>(link: &L, offloader: Option<&offload::Offloader
     let entries = std::mem::take(&mut *o.promoted.borrow_mut());
     if !entries.is_empty() {
         let _ = link.send(FromShard::Promoted { shard, entries });
+    }
+    let entries = state
+        .ssd
+        .as_ref()
+        .map(|s| s.take_dropped())
+        .unwrap_or_default();
+    if !entries.is_empty() {
+        let _ = link.send(FromShard::Dropped { shard, entries });
     }
 }
 

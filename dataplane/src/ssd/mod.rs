@@ -33,6 +33,9 @@ pub struct SsdConfig {
     pub file_bytes: u64,
     /// Offloads waiting at most; more are dropped (and counted).
     pub queue_limit: usize,
+    /// When the quota is reached, delete the oldest records to make room instead of
+    /// refusing the offload (`--enable_disk_eviction`).
+    pub evict_oldest: bool,
 }
 
 /// 90% of the free space of the file system holding `dir` (Mooncake's default quota).

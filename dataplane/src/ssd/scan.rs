@@ -7,7 +7,7 @@
 //! one torn record never hides the durable records after it. A value whose payload fails
 //! its CRC is counted and skipped; nothing that fails a check is ever indexed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -23,8 +23,8 @@ pub(super) struct Scanned {
     pub files: Vec<Rc<DmaFile>>,
     /// Where the next record goes: after the last valid record of the last file.
     pub tail: u64,
-    /// Live records by location.
-    pub entries: HashMap<u64, SsdEntry>,
+    /// Live records by location (oldest first).
+    pub entries: BTreeMap<u64, SsdEntry>,
     /// Bytes the live records, dead headers and tombstones take.
     pub used_bytes: u64,
     /// Torn or corrupt records skipped.
@@ -56,7 +56,7 @@ pub(super) async fn scan(dir: &Path) -> std::io::Result<Scanned> {
     let mut s = Scanned {
         files: Vec::new(),
         tail: 0,
-        entries: HashMap::new(),
+        entries: BTreeMap::new(),
         used_bytes: 0,
         torn: 0,
         suspect: HashSet::new(),

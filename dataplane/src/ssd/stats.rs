@@ -35,6 +35,8 @@ pub struct SsdStats {
     pub torn_records_total: IntCounter,
     /// Records copied back into memory (promotion on hit).
     pub promotions_total: IntCounter,
+    /// Records deleted to make room under the quota (disk eviction).
+    pub evicted_total: IntCounter,
 }
 
 impl SsdStats {
@@ -85,6 +87,10 @@ impl SsdStats {
                 "mc_shard_ssd_deletes_total",
                 "SSD records deleted (tombstone written and synced).",
             ),
+            evicted_total: counter(
+                "mc_shard_ssd_evicted_total",
+                "SSD records deleted to make room under the quota (--enable_disk_eviction).",
+            ),
             promotions_total: counter(
                 "mc_shard_ssd_promotions_total",
                 "SSD records copied back into memory (promotion on hit).",
@@ -117,6 +123,7 @@ impl SsdStats {
             &self.deletes_total,
             &self.torn_records_total,
             &self.promotions_total,
+            &self.evicted_total,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

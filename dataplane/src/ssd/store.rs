@@ -9,7 +9,7 @@
 //! the file system without a compaction pass.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 use mc_schema::checksum::crc32c;
+use mc_schema::msg::DroppedSlice;
 use tracing::{info, warn};
 
 use super::SsdConfig;
@@ -77,7 +78,12 @@ pub struct SsdStore {
     tail: Cell<u64>,
     /// Bytes of live records (quota accounting).
     used_bytes: Cell<u64>,
-    entries: RefCell<HashMap<u64, SsdEntry>>,
+    /// Live records by location: oldest first, since records are appended.
+    entries: RefCell<BTreeMap<u64, SsdEntry>>,
+    /// Records dropped on the store's own account (corrupt on read, disk eviction), not
+    /// yet reported.
+    dropped: RefCell<Vec<DroppedSlice>>,
+    evict_oldest: bool,
     reserve: Semaphore,
     /// When a quota refusal was last logged (they are logged at most every
     /// [`QUOTA_LOG_EVERY`]).
@@ -135,6 +141,8 @@ impl SsdStore {
             used_bytes: Cell::new(found.used_bytes),
             files: RefCell::new(found.files),
             entries: RefCell::new(found.entries),
+            dropped: RefCell::new(Vec::new()),
+            evict_oldest: cfg.evict_oldest,
             reserve: Semaphore::new(1),
             quota_logged: Cell::new(None),
             stats,
@@ -241,10 +249,25 @@ impl SsdStore {
             object_size,
         };
         let total = h.record_bytes();
-        if self.over_quota(total) {
-            return Err(DataplaneError::SsdQuota {
-                quota_bytes: self.quota_bytes,
-            });
+        while self.over_quota(total) {
+            // Disk eviction: the oldest record goes first.
+            let oldest = self
+                .entries
+                .borrow()
+                .iter()
+                .next()
+                .map(|(&l, e)| (l, e.generation));
+            match oldest {
+                Some((loc, generation)) if self.evict_oldest => {
+                    self.drop_record(loc, generation).await?;
+                    self.stats.evicted_total.inc();
+                }
+                _ => {
+                    return Err(DataplaneError::SsdQuota {
+                        quota_bytes: self.quota_bytes,
+                    });
+                }
+            }
         }
         let (loc, file) = self.reserve(total).await?;
         let mut buf = file.alloc_dma_buffer(total as usize);
@@ -346,6 +369,10 @@ impl SsdStore {
                 return Err(ReadError::Gone);
             }
             self.stats.crc_failures_total.inc();
+            // Never served again: deleted, and reported so the master forgets the replica.
+            if let Err(err) = self.drop_record(loc, e.generation).await {
+                warn!("corrupt SSD record not deleted: {err}");
+            }
             return Err(ReadError::Corrupt);
         }
         Ok((r, block))
@@ -408,6 +435,28 @@ impl SsdStore {
         self.stats.deletes_total.inc();
         self.publish();
         Ok(true)
+    }
+
+    /// Deletes a record on the store's own account and keeps it for the next report.
+    async fn drop_record(&self, loc: u64, generation: u64) -> Result<(), DataplaneError> {
+        let key = match self.entries.borrow().get(&loc) {
+            Some(e) => e.key.clone(),
+            None => return Ok(()),
+        };
+        if self.delete(loc, generation).await? {
+            self.dropped.borrow_mut().push(DroppedSlice {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                segment_id: self.segment_id,
+                offset: loc,
+                generation,
+            });
+        }
+        Ok(())
+    }
+
+    /// The records dropped on the store's own account since the last call.
+    pub fn take_dropped(&self) -> Vec<DroppedSlice> {
+        std::mem::take(&mut *self.dropped.borrow_mut())
     }
 
     /// Calls `f` with every live record.

@@ -5,8 +5,8 @@
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
 use super::{
-    Fbb, InventoryEntry, Notice, OffloadedSlice, PromotedSlice, Request, ResponseBody, missing,
-    unknown_request,
+    DroppedSlice, Fbb, InventoryEntry, Notice, OffloadedSlice, PromotedSlice, Request,
+    ResponseBody, missing, unknown_request,
 };
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
@@ -153,6 +153,43 @@ pub(super) fn enc_promoted(
     fb::ReportPromoted::create(fbb, &args).as_union_value()
 }
 
+pub(super) fn enc_dropped(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[DroppedSlice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::DroppedFb::create(
+                fbb,
+                &fb::DroppedFbArgs {
+                    key: Some(key),
+                    segment_id: e.segment_id,
+                    offset: e.offset,
+                    generation: e.generation,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportDroppedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportDropped::create(fbb, &args).as_union_value()
+}
+
+fn dec_dropped(e: fb::DroppedFb<'_>) -> DroppedSlice {
+    DroppedSlice {
+        key: e.key().unwrap_or_default().to_string(),
+        segment_id: e.segment_id(),
+        offset: e.offset(),
+        generation: e.generation(),
+    }
+}
+
 fn dec_promoted(e: fb::PromotedFb<'_>) -> PromotedSlice {
     PromotedSlice {
         key: e.key().unwrap_or_default().to_string(),
@@ -218,6 +255,18 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 keys: m
                     .keys()
                     .map(|v| v.iter().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        B::ReportDropped => {
+            let m = r
+                .body_as_report_dropped()
+                .ok_or_else(|| missing("report_dropped"))?;
+            Request::ReportDropped {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_dropped).collect())
                     .unwrap_or_default(),
             }
         }

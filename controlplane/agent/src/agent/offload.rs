@@ -4,7 +4,7 @@
 
 use mc_dataplane::control::AgentLink;
 use mc_schema::limits::MAX_BATCH_KEYS;
-use mc_schema::msg::{OffloadedSlice, PromotedSlice, Request};
+use mc_schema::msg::{DroppedSlice, OffloadedSlice, PromotedSlice, Request};
 use tracing::warn;
 
 use super::Agent;
@@ -42,6 +42,24 @@ impl<L: AgentLink> Agent<L> {
                 Ok(r) => warn!(status = r.status, "promotion report refused: {}", r.message),
                 Err(e) => {
                     warn!(slices = chunk.len(), "promotion report lost: {e}");
+                    self.note_error(&e);
+                }
+            }
+        }
+    }
+
+    /// Reports SSD records the shards dropped on their own, so the master forgets them.
+    pub(super) fn report_dropped(&mut self, entries: Vec<DroppedSlice>) {
+        for chunk in entries.chunks(MAX_BATCH_KEYS) {
+            let req = Request::ReportDropped {
+                client_id: self.client_id,
+                entries: chunk.to_vec(),
+            };
+            match self.call(&req) {
+                Ok(r) if r.status == 0 => {}
+                Ok(r) => warn!(status = r.status, "drop report refused: {}", r.message),
+                Err(e) => {
+                    warn!(slices = chunk.len(), "drop report lost: {e}");
                     self.note_error(&e);
                 }
             }

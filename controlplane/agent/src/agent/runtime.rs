@@ -313,6 +313,7 @@ impl<L: AgentLink> Agent<L> {
             FromShard::Hits { keys, .. } => self.note_hits(keys),
             FromShard::Offloaded { entries, .. } => self.report_offloaded(entries),
             FromShard::Promoted { entries, .. } => self.report_promoted(entries),
+            FromShard::Dropped { entries, .. } => self.report_dropped(entries),
             other => warn!(shard, "unexpected message from a shard: {other:?}"),
         }
     }

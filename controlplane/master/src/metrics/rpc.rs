@@ -57,6 +57,7 @@ rpc_ops! {
     ReportHits => "report_hits",
     ReportOffloaded => "report_offloaded",
     ReportPromoted => "report_promoted",
+    ReportDropped => "report_dropped",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -90,6 +91,7 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::ReportHits { keys, .. } => (RpcOp::ReportHits, keys.len()),
         Request::ReportOffloaded { entries, .. } => (RpcOp::ReportOffloaded, entries.len()),
         Request::ReportPromoted { entries, .. } => (RpcOp::ReportPromoted, entries.len()),
+        Request::ReportDropped { entries, .. } => (RpcOp::ReportDropped, entries.len()),
     };
     (op, keys as u64)
 }

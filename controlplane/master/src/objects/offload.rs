@@ -14,7 +14,7 @@
 use std::sync::atomic::Ordering;
 
 use mc_schema::limits::{slice_count, slice_len};
-use mc_schema::msg::OffloadedSlice;
+use mc_schema::msg::{DroppedSlice, OffloadedSlice};
 
 use super::ObjectStore;
 use crate::segments::{DISK_NODE, SliceLoc};
@@ -175,5 +175,54 @@ impl ObjectStore {
             .values()
             .filter(|&&t| now_ms.saturating_sub(t) < EVICT_OFFLOAD_TIMEOUT_MS)
             .count()
+    }
+
+    /// Forgets the SSD records `client_id`'s node dropped on its own (corrupt on read, or
+    /// disk eviction); an object left with no replica is removed. Returns the replicas
+    /// forgotten.
+    pub fn dropped(&self, client_id: u64, entries: &[DroppedSlice]) -> u64 {
+        let mut n = 0;
+        for e in entries {
+            let Some(seg) = self
+                .segments
+                .by_id(e.segment_id)
+                .filter(|s| s.disk && s.client_id == client_id)
+            else {
+                continue;
+            };
+            let (h, mut shard) = self.shard(&e.key);
+            let Some(o) = shard.get_mut(h, &e.key) else {
+                continue;
+            };
+            let m = slice_count(o.size()).max(1) as usize;
+            let hit = |l: &SliceLoc| {
+                l.is_disk()
+                    && l.segment == seg.slot
+                    && l.offset == e.offset
+                    && l.generation == e.generation
+            };
+            if !o.locs().iter().any(hit) {
+                continue;
+            }
+            // The whole replica goes (its other slices are freed where they live).
+            let (keep, lost): (Vec<&[SliceLoc]>, Vec<&[SliceLoc]>) =
+                o.locs().chunks(m).partition(|r| !r.iter().any(hit));
+            let (keep, lost) = (keep.concat(), lost.concat());
+            let others: Vec<SliceLoc> = lost.iter().filter(|l| !hit(l)).copied().collect();
+            self.segments.disk_slices.fetch_sub(1, Ordering::Relaxed);
+            n += 1;
+            if keep.is_empty() {
+                let o = shard.remove(h, &e.key, |k| self.hash(k)).expect("present");
+                drop(shard);
+                self.segments.free(o.size(), &others);
+            } else {
+                o.pin_put_generation();
+                o.set_locs(keep);
+                let size = o.size();
+                drop(shard);
+                self.segments.free(size, &others);
+            }
+        }
+        n
     }
 }

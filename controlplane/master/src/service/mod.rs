@@ -478,6 +478,12 @@ impl MasterService {
                 let n: i64 = keys.iter().map(|k| self.objects.exist(k, now)).sum();
                 Response::ok(ResponseBody::Count(n as u64))
             }
+            // SSD records a node dropped on its own: those replicas are gone.
+            Request::ReportDropped { client_id, entries } => {
+                self.touch_client(client_id, now);
+                let n = self.objects.dropped(client_id, &entries);
+                Response::ok(ResponseBody::Count(n))
+            }
             // Slices a node filled from its SSD become memory replicas again.
             Request::ReportPromoted { client_id, entries } => {
                 self.touch_client(client_id, now);
