@@ -514,3 +514,119 @@ fn disk_eviction_makes_room_for_new_copies_and_the_master_forgets_old_ones() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A small ext4 file system on a loop device, mounted under the target dir; unmounted
+/// (and the loop device freed) on drop.
+struct SmallFs {
+    dir: PathBuf,
+    mnt: PathBuf,
+}
+
+impl SmallFs {
+    /// `None` (logged) where loop devices or mounting are not available.
+    fn new(name: &str, size_mb: u32) -> Option<SmallFs> {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ssd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).ok()?;
+        let img = dir.join("fs.img");
+        let run = |cmd: &str, args: &[&str]| {
+            let out = std::process::Command::new(cmd).args(args).output();
+            match out {
+                Ok(o) if o.status.success() => true,
+                Ok(o) => {
+                    eprintln!(
+                        "SKIPPED: {cmd} {args:?} failed: {}",
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                    false
+                }
+                Err(e) => {
+                    eprintln!("SKIPPED: {cmd} not runnable: {e}");
+                    false
+                }
+            }
+        };
+        let img_s = img.to_str()?;
+        let ok = run("truncate", &["-s", &format!("{size_mb}M"), img_s])
+            && run("mkfs.ext4", &["-q", "-F", img_s])
+            && run("mount", &["-o", "loop", img_s, mnt.to_str()?]);
+        if !ok {
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        }
+        Some(SmallFs { dir, mnt })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_full_disk_stops_offload_and_memory_puts_keep_working() {
+    let Some(fs) = SmallFs::new("full", 24) else {
+        return;
+    };
+    // A quota far above the file system: the disk fills before the quota does.
+    let c = LocalCluster::start(ClusterSpec {
+        nodes: vec![NodeSpec {
+            segment_size: "64MB".into(),
+            extra_args: vec![
+                "--enable_ssd_offload".into(),
+                format!("--ssd_offload_path={}", fs.mnt.display()),
+                "--ssd_quota_bytes=1GB".into(),
+                "--ssd_file_size=64MB".into(),
+            ],
+            ..NodeSpec::default()
+        }],
+        master_args: vec!["--enable_offload".into()],
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let s = store(&c);
+    let n = 40u64;
+    for i in 0..n {
+        s.put(
+            &format!("f{i}"),
+            &pattern(MIB, i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("put f{i} on a full disk: {e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = || {
+        node_metric(&c, "mc_shard_ssd_offloads_total")
+            + node_metric(&c, "mc_shard_ssd_offload_errors_total")
+    };
+    while done() < n as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "offloads did not finish: {}",
+            done()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ok, failed) = (
+        node_metric(&c, "mc_shard_ssd_offloads_total"),
+        node_metric(&c, "mc_shard_ssd_offload_errors_total"),
+    );
+    assert!(failed > 0.0, "a 24 MB disk took {ok} MiB");
+    assert!(ok >= 5.0, "only {ok} offloads before the disk filled");
+    assert_eq!(node_metric(&c, "mc_shard_ssd_objects"), ok);
+    for i in 0..n {
+        assert_eq!(s.get(&format!("f{i}")).unwrap(), pattern(MIB, i));
+    }
+    // One clear line, not one per refused offload.
+    let logs = c.logs_tail(10_000);
+    assert_eq!(
+        logs.matches("offload stops while the SSD is full").count(),
+        1,
+        "{logs}"
+    );
+    drop(c);
+}

@@ -115,10 +115,10 @@ async fn writer(
             match offload(&state, job).await {
                 Ok(Some(s)) => done.borrow_mut().push(s),
                 Ok(None) => {}
-                Err(e @ DataplaneError::SsdQuota { .. }) => {
+                Err(e) if is_full(&e) => {
                     state.stats.ssd.offload_errors_total.inc();
                     if state.ssd.as_ref().is_some_and(|s| s.log_quota_refusal()) {
-                        warn!("offload stops while the quota is used up (objects stay in memory only; DRAM puts go on): {e}");
+                        warn!("offload stops while the SSD is full (objects stay in memory only; DRAM puts go on): {e}");
                     }
                 }
                 Err(e) => {
@@ -130,6 +130,15 @@ async fn writer(
             drop(permit);
         })
         .detach();
+    }
+}
+
+/// Whether `e` says there is no room: the quota is used up, or the file system is full.
+fn is_full(e: &DataplaneError) -> bool {
+    match e {
+        DataplaneError::SsdQuota { .. } => true,
+        DataplaneError::SsdIo { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
     }
 }
 

@@ -95,8 +95,22 @@ pub struct SsdStore {
 /// Least time between two log lines about the quota being used up.
 const QUOTA_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// The OS error inside a glommio error (so `raw_os_error`, e.g. ENOSPC, survives), with
+/// glommio's wording of the operation and path kept in the message.
 fn io_err(e: glommio::GlommioError<()>) -> std::io::Error {
-    e.into()
+    match e {
+        glommio::GlommioError::IoError(source) => source,
+        glommio::GlommioError::EnhancedIoError {
+            source, op, path, ..
+        } => {
+            let kind = source.kind();
+            match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(kind, format!("{op} {path:?}: {source}")),
+            }
+        }
+        other => other.into(),
+    }
 }
 
 fn open_error(path: &Path, source: std::io::Error) -> DataplaneError {
