@@ -137,6 +137,15 @@ pub struct MasterConfig {
     #[arg(long = "offload_on_evict", default_value_t = false, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub offload_on_evict: bool,
+    /// Under `--offload_on_evict`, SSD copies eviction waits for at most; beyond, objects
+    /// stay in memory (or, with `--offload_force_evict`, are evicted without a copy).
+    #[arg(long = "offload_queue_limit", default_value_t = 1024)]
+    pub offload_queue_limit: usize,
+    /// When `--offload_queue_limit` copies are in flight, evict objects without a copy
+    /// instead of keeping them in memory.
+    #[arg(long = "offload_force_evict", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub offload_force_evict: bool,
     /// Copy an object that gets are served from SSD back into memory, on the shard that
     /// holds its SSD copy (values of one slice).
     #[arg(long = "promotion_on_hit", default_value_t = false, action = ArgAction::Set,

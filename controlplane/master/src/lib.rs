@@ -208,6 +208,8 @@ fn service_config(cfg: &MasterConfig) -> ServiceConfig {
             release_ms: ms(cfg.put_start_release_timeout_sec),
             offload: cfg.enable_offload || cfg.offload_on_evict,
             offload_on_evict: cfg.offload_on_evict,
+            offload_queue_limit: cfg.offload_queue_limit.max(1),
+            offload_force_evict: cfg.offload_force_evict,
             promotion_on_hit: cfg.promotion_on_hit,
             promotion_threshold: cfg.promotion_admission_threshold.max(1),
             promotion_queue_limit: cfg.promotion_queue_limit,

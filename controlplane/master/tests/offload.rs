@@ -17,14 +17,18 @@ const DISK: u64 = 71;
 const SEG: u64 = 8 << 20;
 
 fn master(offload_on_evict: bool) -> Arc<MasterService> {
+    master_with(Policy {
+        lease_ms: 0,
+        offload: true,
+        offload_on_evict,
+        ..Policy::default()
+    })
+}
+
+fn master_with(policy: Policy) -> Arc<MasterService> {
     let svc = MasterService::new(
         ServiceConfig {
-            policy: Policy {
-                lease_ms: 0,
-                offload: true,
-                offload_on_evict,
-                ..Policy::default()
-            },
+            policy,
             ..ServiceConfig::default()
         },
         Arc::new(ManualClock::default()),
@@ -223,4 +227,32 @@ fn offload_on_evict_frees_memory_only_once_the_copy_lands() {
     assert_eq!(svc.segments.usage().0, 0);
     assert_eq!(kinds(&svc, "k"), [ReplicaKind::LocalDisk]);
     assert_eq!(svc.objects.evict_offloads_in_flight(1_000), 0);
+}
+
+#[test]
+fn a_full_offload_queue_keeps_objects_unless_force_evict() {
+    for force in [false, true] {
+        let svc = master_with(Policy {
+            lease_ms: 0,
+            offload: true,
+            offload_on_evict: true,
+            offload_queue_limit: 1,
+            offload_force_evict: force,
+            ..Policy::default()
+        });
+        put(&svc, "a", 1 << 20);
+        put(&svc, "b", 1 << 20);
+        svc.objects.evict(2 << 20, 1_000);
+        let asked = notices(&svc)
+            .iter()
+            .filter(|n| matches!(n, Notice::Offload { .. }))
+            .count();
+        assert_eq!(asked, 1, "one copy in flight at most");
+        assert_eq!(svc.objects.evict_offloads_in_flight(1_000), 1);
+        let present = ["a", "b"]
+            .iter()
+            .filter(|k| !kinds(&svc, k).is_empty())
+            .count();
+        assert_eq!(present, if force { 1 } else { 2 }, "force = {force}");
+    }
 }

@@ -52,6 +52,8 @@ fn policy() -> Policy {
         release_ms: 30_000,
         offload: false,
         offload_on_evict: false,
+        offload_queue_limit: 1024,
+        offload_force_evict: false,
         promotion_on_hit: false,
         promotion_threshold: 2,
         promotion_queue_limit: 256,

@@ -20,7 +20,7 @@ use rand::Rng;
 
 use super::ObjectStore;
 use super::object::Object;
-use super::offload::Parked;
+use super::offload::{Park, Parked};
 use super::table::Shard;
 use crate::segments::SliceLoc;
 
@@ -164,13 +164,16 @@ impl ObjectStore {
                         self.drop_memory_replicas(o);
                         return false;
                     }
-                    if self.park_for_offload(key, o, now_ms) {
-                        // Counted as freed for this round: its memory goes once the copy
-                        // lands, so the round does not park more than it needs.
-                        bytes.set(bytes.get() + Self::allocated_bytes(o));
-                        return false;
+                    match self.park_for_offload(key, o, now_ms) {
+                        Park::Parked => {
+                            // Counted as freed for this round: its memory goes once the
+                            // copy lands, so the round does not park more than it needs.
+                            bytes.set(bytes.get() + Self::allocated_bytes(o));
+                            false
+                        }
+                        Park::Full => false,
+                        Park::EvictNow => true,
                     }
-                    true
                 },
                 |e| {
                     bytes.set(bytes.get() + Self::allocated_bytes(&e.obj));

@@ -61,6 +61,11 @@ pub struct Policy {
     /// Copy an object to SSD only when eviction picks it, and free its memory once the
     /// copy is durable (`--offload_on_evict`).
     pub offload_on_evict: bool,
+    /// SSD copies eviction waits for at most (`--offload_queue_limit`).
+    pub offload_queue_limit: usize,
+    /// With that many in flight, eviction drops objects without a copy instead of
+    /// leaving them in memory (`--offload_force_evict`).
+    pub offload_force_evict: bool,
     /// Copy hot SSD-only objects back into memory (`--promotion_on_hit`).
     pub promotion_on_hit: bool,
     /// SSD hits before a promotion (`--promotion_admission_threshold`; 1 = every hit).
@@ -80,6 +85,8 @@ impl Default for Policy {
             release_ms: 300_000,
             offload: false,
             offload_on_evict: false,
+            offload_queue_limit: 1024,
+            offload_force_evict: false,
             promotion_on_hit: false,
             promotion_threshold: 2,
             promotion_queue_limit: 256,

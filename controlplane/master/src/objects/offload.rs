@@ -26,6 +26,18 @@ pub(super) const MAX_PENDING: usize = 4096;
 /// How long eviction waits for an SSD copy it asked for before evicting without one.
 pub(super) const EVICT_OFFLOAD_TIMEOUT_MS: u64 = 10_000;
 
+/// What eviction may do with an object it picked, under `--offload_on_evict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Park {
+    /// A copy was asked for; the memory goes when it lands.
+    Parked,
+    /// `--offload_queue_limit` copies are in flight: keep the object for now.
+    Full,
+    /// Evict it now (no SSD on its node, the policy is off, or `--offload_force_evict`
+    /// with the queue full).
+    EvictNow,
+}
+
 /// Where eviction stands with an object under `--offload_on_evict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Parked {
@@ -155,17 +167,26 @@ impl ObjectStore {
     }
 
     /// Under `--offload_on_evict`, asks for an SSD copy of an object eviction picked and
-    /// parks it; false when there is nothing to ask for (no SSD on its node, or the policy
-    /// is off), and eviction takes the object at once.
-    pub(super) fn park_for_offload(&self, key: &str, o: &super::Object, now_ms: u64) -> bool {
-        if !self.policy.offload_on_evict || !self.segments.offload(o.size(), o.locs()) {
-            return false;
+    /// parks it (see [`Park`]).
+    pub(super) fn park_for_offload(&self, key: &str, o: &super::Object, now_ms: u64) -> Park {
+        if !self.policy.offload_on_evict {
+            return Park::EvictNow;
+        }
+        if self.evict_offloads_in_flight(now_ms) >= self.policy.offload_queue_limit {
+            return if self.policy.offload_force_evict {
+                Park::EvictNow
+            } else {
+                Park::Full
+            };
+        }
+        if !self.segments.offload(o.size(), o.locs()) {
+            return Park::EvictNow;
         }
         self.evicting.lock().insert(key.to_string(), now_ms);
         self.stats
             .evict_offloads_total
             .fetch_add(1, Ordering::Relaxed);
-        true
+        Park::Parked
     }
 
     /// Objects parked for an SSD copy whose copy may still land.
