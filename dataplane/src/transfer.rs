@@ -276,7 +276,17 @@ async fn skip(stream: &mut TcpStream, mut len: u64) -> std::io::Result<()> {
 /// fails its checks is never sent (CHECKSUM_MISMATCH); one that is not there (deleted, or
 /// another generation) is answered REPLICA_IS_GONE.
 async fn read_ssd(stream: &mut TcpStream, ssd: &SsdStore, h: &TransferHeader) -> Result<i32> {
-    let code = match ssd.read(h.offset, h.generation, h.length).await {
+    // A read of a cached location names the CRC it expects, too.
+    let validated = h.flags & FLAG_VALIDATE == 0
+        || ssd
+            .get(h.offset, h.generation)
+            .is_some_and(|e| e.value_crc == h.crc32c);
+    let read = if validated {
+        ssd.read(h.offset, h.generation, h.length).await
+    } else {
+        Err(ReadError::Gone)
+    };
+    let code = match read {
         Ok((buf, at)) => {
             ssd.stats.reads_total.inc();
             ssd.stats.read_bytes_total.inc_by(h.length);

@@ -160,7 +160,7 @@ impl Store {
             if r.replicas.is_empty() {
                 continue;
             }
-            let rep = &r.replicas[replica_order(r)[0]];
+            let rep = &r.replicas[first_replica(r)];
             let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
                 && rep.slices.len() == r.slice_crcs.len()
                 && buf.len() as u64 == r.size;
@@ -458,6 +458,26 @@ fn allocate<'b>(
             Err(e) => early[k] = Some(e),
         }
     }
+}
+
+/// The replica a get tries first, without allocating: a random memory replica, or a random
+/// one when there is none in memory. `r` has at least one replica.
+fn first_replica(r: &ReplicaListResult) -> usize {
+    let memory = r
+        .replicas
+        .iter()
+        .filter(|x| x.kind == ReplicaKind::Memory)
+        .count();
+    if memory == 0 {
+        return rand::random_range(0..r.replicas.len());
+    }
+    let nth = rand::random_range(0..memory);
+    r.replicas
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.kind == ReplicaKind::Memory)
+        .nth(nth)
+        .map_or(0, |(i, _)| i)
 }
 
 /// The order a get tries the replicas of `r` in: memory replicas from a random one on (to

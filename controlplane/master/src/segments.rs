@@ -461,7 +461,20 @@ impl Segments {
         for (i, loc) in locs.iter().enumerate() {
             let seg = &slots[loc.segment as usize];
             seg.free(loc, slice_len(len, i as u64 % m));
+            self.forget_disk(loc);
             self.tell(seg, loc, NoticeKind::Free);
+        }
+    }
+
+    /// Counts a disk location leaving the metadata (a replaced value's locations are
+    /// retired and later freed: only the free counts).
+    fn forget_disk(&self, loc: &SliceLoc) {
+        if loc.is_disk() {
+            let _ = self
+                .disk_slices
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
         }
     }
 
@@ -480,6 +493,7 @@ impl Segments {
         let slots = self.slots.read();
         let seg = &slots[loc.segment as usize];
         seg.free(loc, length);
+        self.forget_disk(loc);
         self.tell(seg, loc, NoticeKind::Free);
     }
 
@@ -503,9 +517,6 @@ impl Segments {
 
     /// Queues a commit or free notice of `loc` for the node holding `seg`, if mounted.
     fn tell(&self, seg: &Segment, loc: &SliceLoc, kind: NoticeKind) {
-        if loc.is_disk() && matches!(kind, NoticeKind::Free) {
-            self.disk_slices.fetch_sub(1, Ordering::Relaxed);
-        }
         if !seg.is_mounted() {
             return;
         }

@@ -168,6 +168,7 @@ fn a_reported_copy_becomes_a_disk_replica_that_eviction_keeps() {
         kinds(&svc, "k"),
         [ReplicaKind::Memory, ReplicaKind::LocalDisk]
     );
+    assert_eq!(slices(&svc), 1);
     // A second copy of the same object is refused.
     assert_eq!(report(&svc, vec![copy("k", g, 1 << 20, 1 << 40)]), 0);
     // SSD copies take no memory: only the memory replica counts as allocated.
@@ -198,6 +199,47 @@ fn a_reported_copy_becomes_a_disk_replica_that_eviction_keeps() {
         )),
         "{n:?}"
     );
+    assert_eq!(slices(&svc), 0);
+}
+
+fn slices(svc: &MasterService) -> u64 {
+    svc.segments
+        .disk_slices
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn an_upsert_retires_the_ssd_copy_and_counts_it_out_once() {
+    let svc = master(false);
+    let g = put(&svc, "u", 1 << 20);
+    assert_eq!(report(&svc, vec![copy("u", g, 1 << 20, 0)]), 1);
+    let r = svc.handle_now(
+        0,
+        Request::UpsertStart {
+            client_id: 1,
+            client_host: String::new(),
+            items: vec![("u".into(), 1 << 20)],
+            config: ReplicateConfig::default(),
+        },
+    );
+    let ResponseBody::PutStart(v) = r.body else {
+        panic!("{r:?}")
+    };
+    let g2 = v[0].replicas[0].slices[0].generation;
+    let r = svc.objects.upsert_end(
+        PutEndItem {
+            key: "u".into(),
+            slice_crcs: vec![6],
+            failed_replicas: vec![],
+            generation: g2,
+        },
+        0,
+    );
+    assert_eq!(r, mc_schema::ErrorCode::Ok);
+    // The old value's space is released later; its SSD copy is counted out once.
+    svc.objects.release_zombies(u64::MAX / 2);
+    assert_eq!(slices(&svc), 0);
+    assert_eq!(kinds(&svc, "u"), [ReplicaKind::Memory]);
 }
 
 #[test]

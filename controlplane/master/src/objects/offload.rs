@@ -230,7 +230,13 @@ impl ObjectStore {
                 o.locs().chunks(m).partition(|r| !r.iter().any(hit));
             let (keep, lost) = (keep.concat(), lost.concat());
             let others: Vec<SliceLoc> = lost.iter().filter(|l| !hit(l)).copied().collect();
-            self.segments.disk_slices.fetch_sub(1, Ordering::Relaxed);
+            // The dropped record is counted out here; the replica's other slices by `free`.
+            self.segments
+                .disk_slices
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                })
+                .ok();
             n += 1;
             if keep.is_empty() {
                 let o = shard.remove(h, &e.key, |k| self.hash(k)).expect("present");
