@@ -224,6 +224,21 @@ fn a_remove_deletes_the_ssd_copy_durably() {
         .chunks(4096)
         .any(|b| b.len() >= 72 + 4 && &b[0..4] == b"MCSR" && b[6] == 2 && &b[72..76] == b"gone");
     assert!(tombstone, "no tombstone in the record file");
+    // A remove of many SSD objects deletes them as one group before it is answered.
+    for i in 0..20u64 {
+        s.put(
+            &format!("many-{i}"),
+            &pattern(64 << 10, i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap();
+    }
+    for i in 0..20u64 {
+        wait_for_disk_replica(&c, &format!("many-{i}"));
+    }
+    assert_eq!(s.remove_all(true).unwrap(), 20);
+    assert_eq!(node_metric(&c, "mc_shard_ssd_deletes_total"), 21.0);
+    assert_eq!(node_metric(&c, "mc_shard_ssd_objects"), 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -274,35 +274,38 @@ pub(super) async fn apply(
         }
     }
     if let Some(ssd) = state.ssd.as_ref() {
-        for n in on_disk {
-            match n {
+        // Every delete of the batch in one group: synced once per file, before the answer.
+        let frees: Vec<(u64, u64)> = on_disk
+            .iter()
+            .filter_map(|n| match *n {
                 Notice::Free {
                     offset, generation, ..
-                } => {
-                    if let Err(e) = ssd.delete(offset, generation).await {
-                        warn!("SSD record not deleted: {e}");
-                    }
-                }
-                Notice::Promote {
-                    offset,
+                } => Some((offset, generation)),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = ssd.delete_many(&frees).await {
+            warn!("SSD records not deleted: {e}");
+        }
+        for n in on_disk {
+            if let Notice::Promote {
+                offset,
+                generation,
+                target_segment_id,
+                target_offset,
+                target_generation,
+                ..
+            } = n
+                && let Some(o) = offloader
+            {
+                let p = Promotion {
+                    loc: offset,
                     generation,
-                    target_segment_id,
-                    target_offset,
+                    segment_id: target_segment_id,
+                    offset: target_offset,
                     target_generation,
-                    ..
-                } => {
-                    if let Some(o) = offloader {
-                        let p = Promotion {
-                            loc: offset,
-                            generation,
-                            segment_id: target_segment_id,
-                            offset: target_offset,
-                            target_generation,
-                        };
-                        o.push(state, Work::Promote(p));
-                    }
-                }
-                _ => {}
+                };
+                o.push(state, Work::Promote(p));
             }
         }
     }
