@@ -645,3 +645,58 @@ fn a_full_disk_stops_offload_and_memory_puts_keep_working() {
     );
     drop(c);
 }
+
+#[test]
+fn a_node_restarted_on_the_same_address_replaces_its_old_instance_at_once() {
+    let Some(dir) = ssd_dir("same-address") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let data_port = format!("--data_port={port}");
+    let mut c = cluster_full(&dir, &["--enable_offload"], "1GB", &[&data_port]);
+    let s = store(&c);
+    s.put("kept", &pattern(MIB, 8), &ReplicateConfig::default())
+        .unwrap();
+    wait_for_disk_replica(&c, "kept");
+    c.kill_node(0);
+    c.wait_node_exit(0, Duration::from_secs(10));
+    c.restart_node(0)
+        .expect("node restarts on the same data port");
+    c.wait_node_ready(0).expect("node ready");
+    // Well within client_ttl (10 s): the old instance's replicas are gone, the SSD copy
+    // the new instance reported is the object's only replica.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kinds(&c, "kept") != [ReplicaKind::LocalDisk] {
+        assert!(
+            Instant::now() < deadline,
+            "old instance still listed: {:?}",
+            kinds(&c, "kept")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // (The client backs off briefly from an endpoint whose pooled connection died with
+    // the old instance.)
+    let got = loop {
+        match s.get("kept") {
+            Ok(v) => break v,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "kept not readable: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert!(got == pattern(MIB, 8));
+    // No segment of the dead instance is left for placement.
+    for i in 0..10u64 {
+        s.put(
+            &format!("new-{i}"),
+            &pattern(MIB, 90 + i),
+            &ReplicateConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("put new-{i} after the restart: {e}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -189,6 +189,44 @@ impl MasterService {
         dead
     }
 
+    /// Drops the clients whose segments carry the names `client_id`'s segments carry: an
+    /// earlier instance of the same node, restarted on the same address (names are
+    /// `host:data_port`, and no two live shards can hold one port). Called once the new
+    /// instance's inventory is adopted, so objects it still holds (its SSD copies) have
+    /// their new replicas before the old ones leave. Returns the dropped client ids.
+    pub fn drop_previous_instances(&self, client_id: u64) -> Vec<u64> {
+        let mine: std::collections::HashSet<String> = self
+            .segments
+            .list()
+            .into_iter()
+            .filter(|s| s.client_id == client_id)
+            .map(|s| s.name.clone())
+            .collect();
+        let mut old: Vec<u64> = self
+            .segments
+            .list()
+            .into_iter()
+            .filter(|s| s.client_id != client_id && mine.contains(&s.name))
+            .map(|s| s.client_id)
+            .collect();
+        old.sort_unstable();
+        old.dedup();
+        for id in &old {
+            self.clients.lock().remove(id);
+            for seg in self.segments.of_client(*id) {
+                self.unmount(*id, seg);
+            }
+            self.segments.notices.forget(*id);
+            self.recovery.forget(*id);
+            info!(
+                client_id = id,
+                successor = client_id,
+                "node restarted at the same address: its previous instance is dropped at once"
+            );
+        }
+        old
+    }
+
     /// Periodic upkeep: releases abandoned PutStart space, drops a restored snapshot's
     /// hints once they have lapsed and, when usage has reached the high watermark, evicts
     /// about `eviction_ratio` of capacity. Returns bytes freed.

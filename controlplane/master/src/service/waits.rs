@@ -432,6 +432,9 @@ impl MasterService {
                 phases_ms = ?r.phases_ms,
                 "node inventory adopted"
             );
+            // Its objects are adopted: an earlier instance of the same node (a restart on
+            // the same address) can go now, without waiting for client_ttl.
+            me.drop_previous_instances(client_id);
             Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
         }))
     }
