@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 20] = [
+const MASTER_OPS: [&str; 23] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -47,6 +47,9 @@ const MASTER_OPS: [&str; 20] = [
     "report_inventory",
     "inventory_done",
     "report_hits",
+    "report_offloaded",
+    "report_promoted",
+    "report_dropped",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -79,6 +82,13 @@ fn master_families() -> Families {
         ("master_last_snapshot_duration_seconds", "gauge", &[]),
         ("master_last_snapshot_size_bytes", "gauge", &[]),
         ("master_last_snapshot_objects", "gauge", &[]),
+        // The SSD tier's (docs/why-ssd-format.md).
+        ("master_ssd_capacity_bytes", "gauge", &[]),
+        ("master_ssd_replica_slices", "gauge", &[]),
+        ("master_offloaded_objects_total", "counter", &[]),
+        ("master_offload_rejected_total", "counter", &[]),
+        ("master_evict_offloads_total", "counter", &[]),
+        ("master_promoted_objects_total", "counter", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {
@@ -111,6 +121,21 @@ fn node_families() -> Families {
         ("mc_shard_gone_reads_total", "counter", shard),
         ("mc_shard_index_entries", "gauge", shard),
         ("mc_shard_index_bytes", "gauge", shard),
+        ("mc_shard_ssd_bytes", "gauge", shard),
+        ("mc_shard_ssd_objects", "gauge", shard),
+        ("mc_shard_ssd_quota_bytes", "gauge", shard),
+        ("mc_shard_ssd_offload_queue_depth", "gauge", shard),
+        ("mc_shard_ssd_offloads_total", "counter", shard),
+        ("mc_shard_ssd_offload_bytes_total", "counter", shard),
+        ("mc_shard_ssd_offload_errors_total", "counter", shard),
+        ("mc_shard_ssd_offload_dropped_total", "counter", shard),
+        ("mc_shard_ssd_reads_total", "counter", shard),
+        ("mc_shard_ssd_read_bytes_total", "counter", shard),
+        ("mc_shard_ssd_crc_failures_total", "counter", shard),
+        ("mc_shard_ssd_deletes_total", "counter", shard),
+        ("mc_shard_ssd_torn_records_total", "counter", shard),
+        ("mc_shard_ssd_promotions_total", "counter", shard),
+        ("mc_shard_ssd_evicted_total", "counter", shard),
         (
             "mc_shard_transfer_latency_seconds",
             "histogram",

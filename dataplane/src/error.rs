@@ -25,6 +25,32 @@ pub enum DataplaneError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The SSD tier could not use its directory or files.
+    #[error(
+        "cannot use {path} for SSD offload: {source} (the directory must be on a disk file system that takes O_DIRECT, such as ext4 or xfs; tmpfs refuses it. io_uring buffers count against the memlock limit: lower --io_memory or raise `ulimit -l`)"
+    )]
+    SsdOpen {
+        /// The file or directory.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// An SSD read, write or sync failed.
+    #[error("SSD {what} failed: {source}")]
+    SsdIo {
+        /// The operation.
+        what: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The shard's SSD quota is used up.
+    #[error(
+        "the SSD quota of {quota_bytes} bytes is used up: offload stops (raise --ssd_quota_bytes)"
+    )]
+    SsdQuota {
+        /// The shard's quota.
+        quota_bytes: u64,
+    },
     /// The glommio executor could not start.
     #[error(
         "cannot start shard {shard}'s executor: {reason} (io_uring needs memlock: lower --io_memory or raise `ulimit -l`)"

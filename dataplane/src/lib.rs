@@ -19,6 +19,7 @@ pub mod index;
 pub mod inflight;
 pub mod segment;
 pub mod shard;
+pub mod ssd;
 mod state;
 pub mod stats;
 mod transfer;

@@ -13,6 +13,7 @@ use crate::hits::Hits;
 use crate::index::Index;
 use crate::inflight::InFlight;
 use crate::segment::SegmentMem;
+use crate::ssd::SsdStore;
 use crate::stats::ShardStats;
 
 /// Per-shard state shared by its tasks.
@@ -34,6 +35,8 @@ pub(crate) struct ShardState {
     pub(crate) hits: RefCell<Hits>,
     /// Write secrets and freed allocations: which writes may land.
     pub(crate) caps: RefCell<Capabilities>,
+    /// The SSD record store (`--enable_ssd_offload`).
+    pub(crate) ssd: Option<SsdStore>,
 }
 
 impl ShardState {

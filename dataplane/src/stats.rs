@@ -78,6 +78,8 @@ pub struct ShardStats {
     pub index_entries: BytesGauge,
     /// Bytes of memory the object index takes.
     pub index_bytes: BytesGauge,
+    /// The SSD tier's metrics (zero without `--enable_ssd_offload`).
+    pub ssd: crate::ssd::SsdStats,
     /// The family of both directions' latency children, kept for registration.
     latency: HistogramVec,
 }
@@ -181,6 +183,7 @@ impl ShardStats {
                 "mc_shard_index_bytes",
                 "Bytes of memory the object index takes.",
             ),
+            ssd: crate::ssd::SsdStats::new(shard, endpoint),
             latency,
         }
     }
@@ -191,6 +194,7 @@ impl ShardStats {
         registry.register(Box::new(self.capacity_bytes.clone()))?;
         registry.register(Box::new(self.index_entries.clone()))?;
         registry.register(Box::new(self.index_bytes.clone()))?;
+        self.ssd.register(registry)?;
         for c in [
             &self.connections_total,
             &self.crc_failures_total,

@@ -23,6 +23,7 @@ use mc_transfer::header::{
 use crate::DataplaneError;
 use crate::index::{Entry, EntryState};
 use crate::inflight::RangeError;
+use crate::ssd::{ReadError, SsdStore};
 use crate::state::ShardState;
 
 /// Granularity of checksumming a payload while it is received.
@@ -292,6 +293,43 @@ async fn skip(stream: &mut TcpStream, mut len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Serves a READ of the shard's disk segment: the record is read through the shard's ring
+/// into a DMA buffer, its header and payload checked, and the payload sent. A record that
+/// fails its checks is never sent (CHECKSUM_MISMATCH); one that is not there (deleted, or
+/// another generation) is answered REPLICA_IS_GONE.
+async fn read_ssd(stream: &mut TcpStream, ssd: &SsdStore, h: &TransferHeader) -> Result<i32> {
+    // A read of a cached location names the CRC it expects, too.
+    let validated = h.flags & FLAG_VALIDATE == 0
+        || ssd
+            .get(h.offset, h.generation)
+            .is_some_and(|e| e.value_crc == h.crc32c);
+    let read = if validated {
+        ssd.read(h.offset, h.generation, h.length).await
+    } else {
+        Err(ReadError::Gone)
+    };
+    let code = match read {
+        Ok((buf, at)) => {
+            ssd.stats.reads_total.inc();
+            ssd.stats.read_bytes_total.inc_by(h.length);
+            let resp = h.answer(Op::ReadData, 0);
+            stream.write_all(&resp.encode()).await.map_err(io)?;
+            let payload = &buf[at..at + h.length as usize];
+            stream.write_all(payload).await.map_err(io)?;
+            return Ok(0);
+        }
+        Err(ReadError::Gone) => ErrorCode::ReplicaIsGone,
+        Err(ReadError::Corrupt) => ErrorCode::ChecksumMismatch,
+        Err(ReadError::Io(e)) => {
+            tracing::warn!("SSD read failed: {e}");
+            ErrorCode::TransferFail
+        }
+    };
+    let resp = h.answer(Op::ReadData, code.code());
+    stream.write_all(&resp.encode()).await.map_err(io)?;
+    Ok(code.code())
+}
+
 /// Serves one READ; returns the status its answer carried.
 async fn read(
     stream: &mut TcpStream,
@@ -299,6 +337,9 @@ async fn read(
     h: &TransferHeader,
     out: &mut Vec<u8>,
 ) -> Result<i32> {
+    if let Some(ssd) = state.ssd.as_ref().filter(|s| s.segment_id == h.segment_id) {
+        return read_ssd(stream, ssd, h).await;
+    }
     let seg = state.segment(h.segment_id);
     let view = match &seg {
         Some(seg) => state.ranges.read(seg, h.offset, h.length),

@@ -22,7 +22,7 @@ pub struct Embedded {
 impl Embedded {
     /// Starts the node and waits until the master has accepted its segments.
     pub fn start(args: &SetupArgs) -> Result<Embedded, BindingError> {
-        let flags = [
+        let mut flags = vec![
             "mooncake_store".to_string(),
             format!("--master_server={}", args.master_server_addr),
             format!("--local_hostname={}", args.local_hostname),
@@ -33,6 +33,10 @@ impl Embedded {
             "--cores=1".to_string(),
             "--rest_host=127.0.0.1".to_string(),
         ];
+        if let Some(path) = &args.ssd_offload_path {
+            flags.push("--enable_ssd_offload".to_string());
+            flags.push(format!("--ssd_offload_path={path}"));
+        }
         let cfg = mc_agent::StoreConfig::try_from_args(flags)
             .map_err(|source| BindingError::HostedFlags { source })?;
         // One arena per process: the node's runtime mounts and the host buffers share it.

@@ -195,8 +195,11 @@ pub enum BindingError {
     #[error("engine: mooncake-rs has its own transport; pass engine=None")]
     EngineGiven,
 
-    /// `enable_ssd_offload=True`.
-    #[error("enable_ssd_offload: not available in this build; leave it False")]
+    /// `enable_ssd_offload=True` without what it needs.
+    #[error(
+        "enable_ssd_offload=True needs a hosted segment (global_segment_size > 0) and \
+         ssd_offload_path (or MOONCAKE_OFFLOAD_FILE_STORAGE_PATH) on a disk file system"
+    )]
     SsdOffload,
 
     /// `protocol="rdma"` on a machine without RDMA devices.

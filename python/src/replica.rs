@@ -1,6 +1,6 @@
 //! `get_replica_desc`'s answer: where each replica of an object lives.
 
-use mooncake_rs::ReplicaDesc;
+use mooncake_rs::{ReplicaDesc, ReplicaKind};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
@@ -68,26 +68,28 @@ pub struct ReplicaDescriptor {
     #[pyo3(get)]
     status: ReplicaStatus,
     memory: MemoryDescriptor,
+    kind: ReplicaKind,
 }
 
 #[pymethods]
 impl ReplicaDescriptor {
-    /// Always true: replicas live in memory segments.
+    /// True for a copy in a segment's memory.
     fn is_memory_replica(&self) -> bool {
-        true
+        self.kind == ReplicaKind::Memory
     }
 
-    /// Always false (no disk tier behind this binding).
+    /// Always false: there are no shared-file-system copies in this build.
     fn is_disk_replica(&self) -> bool {
         false
     }
 
-    /// Always false.
+    /// True for a node's SSD copy (`--enable_offload` masters, `enable_ssd_offload` nodes).
     fn is_local_disk_replica(&self) -> bool {
-        false
+        self.kind == ReplicaKind::LocalDisk
     }
 
-    /// The replica's memory ranges.
+    /// The replica's ranges: segment ranges for a memory replica; for a node's SSD copy,
+    /// the records on that node's disk segment (offset = record location).
     fn get_memory_descriptor(&self) -> MemoryDescriptor {
         self.memory.clone()
     }
@@ -101,8 +103,9 @@ impl ReplicaDescriptor {
 
     fn __repr__(&self) -> String {
         format!(
-            "<ReplicaDescriptor status={:?} ranges={}>",
+            "<ReplicaDescriptor status={:?} kind={:?} ranges={}>",
             self.status,
+            self.kind,
             self.memory.buffer_descriptors.len()
         )
     }
@@ -131,6 +134,7 @@ impl ReplicaDescriptor {
                 buffer_descriptor: ranges.first()?.clone(),
                 buffer_descriptors: ranges,
             },
+            kind: r.kind,
         })
     }
 }

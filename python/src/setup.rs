@@ -32,6 +32,8 @@ pub struct SetupArgs {
     pub local_buffer_size: u64,
     /// Master RPC address `host:port`.
     pub master_server_addr: String,
+    /// Directory of the hosted node's SSD tier (`enable_ssd_offload=True`), if on.
+    pub ssd_offload_path: Option<String>,
 }
 
 /// Names `setup()` takes positionally, in order.
@@ -215,11 +217,10 @@ pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, Bind
     if map.get("engine").is_some_and(|v| !v.is_none()) {
         return Err(BindingError::EngineGiven);
     }
-    if let Some(v) = map.get("enable_ssd_offload")
-        && bool_arg("enable_ssd_offload", v)?
-    {
-        return Err(BindingError::SsdOffload);
-    }
+    let ssd = match map.get("enable_ssd_offload") {
+        Some(v) => bool_arg("enable_ssd_offload", v)?,
+        None => false,
+    };
     let get_str = |name: &'static str, default: Option<&str>| -> Result<String, BindingError> {
         match (map.get(name), default) {
             (Some(v), _) => str_arg(name, v),
@@ -232,14 +233,27 @@ pub fn parse(map: &BTreeMap<String, Bound<'_, PyAny>>) -> Result<SetupArgs, Bind
             .map_or(Ok(DEFAULT_SIZE), |v| size_arg(name, v))
     };
     let (local_hostname, local_hostname_port) = host_part(&get_str("local_hostname", None)?)?;
-    let args = SetupArgs {
+    let mut args = SetupArgs {
         local_hostname,
         local_hostname_port,
         metadata_server: get_str("metadata_server", None)?,
         global_segment_size: get_size("global_segment_size")?,
         local_buffer_size: get_size("local_buffer_size")?,
         master_server_addr: get_str("master_server_addr", Some("127.0.0.1:50051"))?,
+        ssd_offload_path: None,
     };
+    if ssd {
+        // The SSD tier belongs to the hosted node; Mooncake's variable names the directory
+        // when the keyword does not.
+        let path = match map.get("ssd_offload_path") {
+            Some(v) if !v.is_none() => str_arg("ssd_offload_path", v)?,
+            _ => std::env::var("MOONCAKE_OFFLOAD_FILE_STORAGE_PATH").unwrap_or_default(),
+        };
+        if args.global_segment_size == 0 || path.is_empty() {
+            return Err(BindingError::SsdOffload);
+        }
+        args.ssd_offload_path = Some(path);
+    }
     check_protocol(
         &get_str("protocol", Some("tcp"))?,
         &get_str("rdma_devices", Some(""))?,

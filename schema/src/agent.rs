@@ -10,7 +10,7 @@
 //! Every such request carries a `request` number the answer repeats, so the agent can match
 //! answers to the requests it has in flight.
 
-use crate::msg::{InventoryEntry, Notice};
+use crate::msg::{DroppedSlice, InventoryEntry, Notice, OffloadedSlice, PromotedSlice};
 
 /// Entries per [`FromShard::Inventory`] message.
 pub const INVENTORY_CHUNK: usize = 4096;
@@ -24,6 +24,9 @@ pub enum SegmentKind {
     Allocated,
     /// A named shared-memory file mapped on request (`POST /api/mount_shm`).
     Shm,
+    /// The shard's SSD record store (`--enable_ssd_offload`): holds offloaded copies,
+    /// never a target of placement; `size_bytes` is the shard's share of the quota.
+    LocalDisk,
 }
 
 /// A segment a shard serves.
@@ -166,6 +169,28 @@ pub enum FromShard {
         shard: u32,
         /// Keys hit.
         keys: Vec<String>,
+    },
+    /// Slices copied to the shard's SSD (after `Offload` notices), durable now (sent
+    /// unasked as offloads complete).
+    Offloaded {
+        /// Shard index.
+        shard: u32,
+        /// The copies.
+        entries: Vec<OffloadedSlice>,
+    },
+    /// Memory slices filled from the shard's SSD (after `Promote` notices).
+    Promoted {
+        /// Shard index.
+        shard: u32,
+        /// The slices.
+        entries: Vec<PromotedSlice>,
+    },
+    /// SSD records the shard dropped on its own (corrupt on read, or disk eviction).
+    Dropped {
+        /// Shard index.
+        shard: u32,
+        /// The records.
+        entries: Vec<DroppedSlice>,
     },
     /// Part of the answer to `Inventory`: at most [`INVENTORY_CHUNK`] entries.
     Inventory {

@@ -81,6 +81,17 @@ pub struct SliceDesc {
     pub token: Option<WriteToken>,
 }
 
+/// Where a replica's bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplicaKind {
+    /// A segment's memory (DRAM, hugepages, shm).
+    #[default]
+    Memory,
+    /// A shard's SSD record store on its node (Mooncake's `LOCAL_DISK` replica): read over
+    /// the same data port, slower than memory.
+    LocalDisk,
+}
+
 /// One replica: the object's bytes in slice order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaDesc {
@@ -88,6 +99,35 @@ pub struct ReplicaDesc {
     pub slices: Vec<SliceDesc>,
     /// Written and committed by PutEnd.
     pub complete: bool,
+    /// Memory or a node's SSD.
+    pub kind: ReplicaKind,
+}
+
+/// One slice a shard copied to its SSD (answer to a [`Notice::Offload`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffloadedSlice {
+    /// The object's key.
+    pub key: String,
+    /// The put the slice belongs to (its first slice's generation).
+    pub put_generation: u64,
+    /// Position of the slice in the value.
+    pub slice_index: u32,
+    /// Slices of the value.
+    pub slice_count: u32,
+    /// The memory slice copied: segment.
+    pub source_segment_id: u64,
+    /// The memory slice copied: offset.
+    pub source_offset: u64,
+    /// The shard's disk segment holding the copy.
+    pub disk_segment_id: u64,
+    /// The record's location in the disk segment.
+    pub disk_offset: u64,
+    /// Bytes of the slice.
+    pub length: u64,
+    /// Generation of the memory slice, kept in the record (reads name it).
+    pub generation: u64,
+    /// CRC32C of the slice.
+    pub crc32c: u32,
 }
 
 /// A request to the master.
@@ -105,6 +145,8 @@ pub enum Request {
         size: u64,
         term_seen: u64,
         reports_inventory: bool,
+        /// A shard's SSD record store (never placed into; holds offloaded copies).
+        disk: bool,
     },
     UnmountSegment {
         client_id: u64,
@@ -187,6 +229,22 @@ pub enum Request {
         client_id: u64,
         keys: Vec<String>,
     },
+    /// Slices the node's shards made durable on SSD: the master adds them as disk replicas.
+    ReportOffloaded {
+        client_id: u64,
+        entries: Vec<OffloadedSlice>,
+    },
+    /// Memory slices the node's shards filled from SSD: the master adds them as memory
+    /// replicas.
+    ReportPromoted {
+        client_id: u64,
+        entries: Vec<PromotedSlice>,
+    },
+    /// SSD records the node's shards dropped on their own: the master forgets them.
+    ReportDropped {
+        client_id: u64,
+        entries: Vec<DroppedSlice>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -226,6 +284,9 @@ impl Request {
             Request::ReportInventory { .. } => "report_inventory",
             Request::InventoryDone { .. } => "inventory_done",
             Request::ReportHits { .. } => "report_hits",
+            Request::ReportOffloaded { .. } => "report_offloaded",
+            Request::ReportPromoted { .. } => "report_promoted",
+            Request::ReportDropped { .. } => "report_dropped",
         }
     }
 }
@@ -242,7 +303,8 @@ pub enum Notice {
         /// Its allocation's generation.
         generation: u64,
     },
-    /// The slice's space was freed (removed, evicted, revoked, replaced): forget it.
+    /// The slice's space was freed (removed, evicted, revoked, replaced): forget it. For a
+    /// disk segment: delete the record durably (tombstone, fdatasync) before answering.
     Free {
         /// Segment.
         segment_id: u64,
@@ -251,6 +313,73 @@ pub enum Notice {
         /// Its allocation's generation.
         generation: u64,
     },
+    /// Copy this committed memory slice to the shard's SSD and report the copy
+    /// (`Request::ReportOffloaded`) once it is durable.
+    Offload {
+        /// Segment holding the memory slice.
+        segment_id: u64,
+        /// Offset of the slice.
+        offset: u64,
+        /// Its allocation's generation.
+        generation: u64,
+    },
+    /// Copy the SSD record at (`segment_id`, `offset`) (the disk segment, the record's
+    /// location; the slice of `generation`) into the memory range the master allocated,
+    /// and report it (`Request::ReportPromoted`).
+    Promote {
+        /// The shard's disk segment.
+        segment_id: u64,
+        /// The record's location.
+        offset: u64,
+        /// The record's slice generation.
+        generation: u64,
+        /// The memory segment to fill.
+        target_segment_id: u64,
+        /// Where in it.
+        target_offset: u64,
+        /// The new range's allocation generation.
+        target_generation: u64,
+    },
+}
+
+/// An SSD record a shard dropped on its own (corrupt on read, or disk eviction).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DroppedSlice {
+    /// The object's key.
+    pub key: String,
+    /// The shard's disk segment.
+    pub segment_id: u64,
+    /// The record's location.
+    pub offset: u64,
+    /// The record's slice generation.
+    pub generation: u64,
+}
+
+/// A memory slice a shard filled from its SSD (answer to a [`Notice::Promote`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromotedSlice {
+    /// The object's key.
+    pub key: String,
+    /// The put the slice belongs to.
+    pub put_generation: u64,
+    /// The memory segment filled.
+    pub segment_id: u64,
+    /// Where in it.
+    pub offset: u64,
+    /// The range's allocation generation.
+    pub generation: u64,
+}
+
+impl Notice {
+    /// The segment the notice is about.
+    pub fn segment_id(&self) -> u64 {
+        match *self {
+            Notice::Commit { segment_id, .. }
+            | Notice::Free { segment_id, .. }
+            | Notice::Offload { segment_id, .. }
+            | Notice::Promote { segment_id, .. } => segment_id,
+        }
+    }
 }
 
 /// One slice a node holds, as it reports it to a master that does not know it
@@ -486,6 +615,10 @@ fn enc_replica<'b>(fbb: &mut Fbb<'b>, r: &ReplicaDesc) -> WIPOffset<fb::Replica<
         &fb::ReplicaArgs {
             slices: Some(slices),
             status: r.complete as u8,
+            kind: match r.kind {
+                ReplicaKind::Memory => 0,
+                ReplicaKind::LocalDisk => 1,
+            },
         },
     )
 }
@@ -602,6 +735,7 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             size,
             term_seen,
             reports_inventory,
+            disk,
         } => (
             B::MountSegment,
             enc_mount_segment(
@@ -610,7 +744,7 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
                 *segment_id,
                 [name, host, endpoint],
                 *size,
-                (*term_seen, *reports_inventory),
+                (*term_seen, *reports_inventory, *disk),
             ),
         ),
         Request::UnmountSegment {
@@ -680,6 +814,18 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
         Request::ReportHits { client_id, keys } => {
             (B::ReportHits, node_index::enc_hits(fbb, *client_id, keys))
         }
+        Request::ReportOffloaded { client_id, entries } => (
+            B::ReportOffloaded,
+            node_index::enc_offloaded(fbb, *client_id, entries),
+        ),
+        Request::ReportPromoted { client_id, entries } => (
+            B::ReportPromoted,
+            node_index::enc_promoted(fbb, *client_id, entries),
+        ),
+        Request::ReportDropped { client_id, entries } => (
+            B::ReportDropped,
+            node_index::enc_dropped(fbb, *client_id, entries),
+        ),
     }
 }
 
@@ -690,7 +836,7 @@ fn enc_mount_segment(
     segment_id: u64,
     [name, host, endpoint]: [&String; 3],
     size_bytes: u64,
-    (term_seen, reports_inventory): (u64, bool),
+    (term_seen, reports_inventory, disk): (u64, bool, bool),
 ) -> WIPOffset<UnionWIPOffset> {
     let name = fbb.create_string(name);
     let host = fbb.create_string(host);
@@ -704,6 +850,7 @@ fn enc_mount_segment(
         size_bytes,
         term_seen,
         reports_inventory,
+        disk,
     };
     fb::MountSegment::create(fbb, &args).as_union_value()
 }
@@ -779,6 +926,11 @@ fn dec_replicas(v: Option<Vector<'_, ForwardsUOffset<fb::Replica<'_>>>>) -> Vec<
     v.iter()
         .map(|r| ReplicaDesc {
             complete: r.status() == 1,
+            kind: if r.kind() == 1 {
+                ReplicaKind::LocalDisk
+            } else {
+                ReplicaKind::Memory
+            },
             slices: r
                 .slices()
                 .map(|s| {
@@ -934,9 +1086,13 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("remove_all"))?
                 .force(),
         },
-        B::Sync | B::ReportInventory | B::InventoryDone | B::ReportHits => {
-            node_index::dec_request(r)?
-        }
+        B::Sync
+        | B::ReportInventory
+        | B::InventoryDone
+        | B::ReportHits
+        | B::ReportOffloaded
+        | B::ReportPromoted
+        | B::ReportDropped => node_index::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -957,6 +1113,7 @@ fn dec_mount_segment(m: fb::MountSegment<'_>) -> Request {
         size: m.size_bytes(),
         term_seen: m.term_seen(),
         reports_inventory: m.reports_inventory(),
+        disk: m.disk(),
     }
 }
 
@@ -1215,6 +1372,7 @@ mod tests {
     fn replica() -> ReplicaDesc {
         ReplicaDesc {
             complete: true,
+            kind: ReplicaKind::LocalDisk,
             slices: vec![SliceDesc {
                 segment_id: 5,
                 endpoint: "127.0.0.1:9000".into(),
@@ -1243,6 +1401,7 @@ mod tests {
             size: 1 << 30,
             term_seen: 4,
             reports_inventory: true,
+            disk: false,
         });
         rt_req(Request::UnmountSegment {
             client_id: 1,
@@ -1328,6 +1487,41 @@ mod tests {
             client_id: 4,
             keys: vec!["a".into(), "b/c".into()],
         });
+        rt_req(Request::ReportDropped {
+            client_id: 4,
+            entries: vec![DroppedSlice {
+                key: "d".into(),
+                segment_id: 1,
+                offset: 1 << 40,
+                generation: 3,
+            }],
+        });
+        rt_req(Request::ReportPromoted {
+            client_id: 4,
+            entries: vec![PromotedSlice {
+                key: "p".into(),
+                put_generation: 1,
+                segment_id: 2,
+                offset: 3,
+                generation: 4,
+            }],
+        });
+        rt_req(Request::ReportOffloaded {
+            client_id: 4,
+            entries: vec![OffloadedSlice {
+                key: "k".into(),
+                put_generation: 1,
+                slice_index: 1,
+                slice_count: 2,
+                source_segment_id: 3,
+                source_offset: 4,
+                disk_segment_id: 5,
+                disk_offset: (1 << 40) | 8192,
+                length: 6,
+                generation: 7,
+                crc32c: 8,
+            }],
+        });
     }
 
     #[test]
@@ -1368,6 +1562,19 @@ mod tests {
                         segment_id: 4,
                         offset: 5,
                         generation: 6,
+                    },
+                    Notice::Offload {
+                        segment_id: 7,
+                        offset: 8,
+                        generation: 9,
+                    },
+                    Notice::Promote {
+                        segment_id: 10,
+                        offset: 11,
+                        generation: 12,
+                        target_segment_id: 13,
+                        target_offset: 14,
+                        target_generation: 15,
                     },
                 ],
             },

@@ -204,6 +204,7 @@ mod tests {
             status: 0,
             size: 10,
             replicas: vec![ReplicaDesc {
+                kind: Default::default(),
                 slices: vec![SliceDesc {
                     segment_id: 1,
                     endpoint: endpoint.into(),

@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mc_schema::msg::{ReplicaDesc, ReplicaListResult, Request, ResponseBody};
+use mc_schema::msg::{ReplicaDesc, ReplicaKind, ReplicaListResult, Request, ResponseBody};
 use mc_transfer::uninit::as_uninit_mut;
 
 use super::pipeline::ReadJob;
@@ -125,7 +125,8 @@ impl Store {
         self.read_pipelined(&mut jobs).into_iter().collect()
     }
 
-    /// Reads one complete replica into `buf` (exactly the object size), trying the next
+    /// Reads one complete replica into `buf` (exactly the object size), memory replicas
+    /// first (from a random one on), then SSD copies (`replica_order`), trying the next
     /// replica on any failure. Fails only when no replica could be read intact.
     fn read_object(&self, r: &ReplicaListResult, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
         if r.replicas.is_empty() {
@@ -134,11 +135,10 @@ impl Store {
                 "no complete replica",
             ));
         }
-        let start = rand::random_range(0..r.replicas.len());
         let mut last = None;
         let mut corrupt = None;
-        for k in 0..r.replicas.len() {
-            let rep = &r.replicas[(start + k) % r.replicas.len()];
+        for i in replica_order(r) {
+            let rep = &r.replicas[i];
             match self.read_replica(rep, buf, &r.slice_crcs) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
@@ -167,7 +167,7 @@ impl Store {
             if r.replicas.is_empty() {
                 continue;
             }
-            let rep = &r.replicas[rand::random_range(0..r.replicas.len())];
+            let rep = &r.replicas[first_replica(r)];
             let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
                 && rep.slices.len() == r.slice_crcs.len()
                 && buf.len() as u64 == r.size;
@@ -191,9 +191,16 @@ impl Store {
         drop(jobs);
         let mut tried = vec![false; keys.len()];
         let mut failed = vec![false; keys.len()];
+        // Keys whose first try read corrupt bytes: if no replica reads intact afterwards,
+        // that is what the caller hears (the corrupt one may be gone by then: a shard
+        // drops an SSD record that fails its checks).
+        let mut corrupt = vec![false; keys.len()];
         for (&k, out) in owner.iter().zip(outcomes) {
             tried[k] = true;
             failed[k] |= out.is_err();
+            corrupt[k] |= out
+                .as_ref()
+                .is_err_and(|e| e.code() == ErrorCode::ChecksumMismatch);
         }
         keys.iter()
             .zip(&at.lists)
@@ -216,7 +223,16 @@ impl Store {
                     self.cache.drop_stale(key);
                     return Filled::Stale;
                 }
-                Filled::Done(self.read_object(r, buf))
+                Filled::Done(self.read_object(r, buf).map_err(|e| {
+                    if corrupt[k] && e.code() != ErrorCode::ChecksumMismatch {
+                        Error::new(
+                            ErrorCode::ChecksumMismatch,
+                            format!("get {key}: a replica failed its checksum, and no other was readable ({e})"),
+                        )
+                    } else {
+                        e
+                    }
+                }))
             })
             .collect()
     }
@@ -505,4 +521,34 @@ fn allocate<'b>(
             Err(e) => early[k] = Some(e),
         }
     }
+}
+
+/// The replica a get tries first, without allocating: a random memory replica, or a random
+/// one when there is none in memory. `r` has at least one replica.
+fn first_replica(r: &ReplicaListResult) -> usize {
+    let memory = r
+        .replicas
+        .iter()
+        .filter(|x| x.kind == ReplicaKind::Memory)
+        .count();
+    if memory == 0 {
+        return rand::random_range(0..r.replicas.len());
+    }
+    let nth = rand::random_range(0..memory);
+    r.replicas
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.kind == ReplicaKind::Memory)
+        .nth(nth)
+        .map_or(0, |(i, _)| i)
+}
+
+/// The order a get tries the replicas of `r` in: memory replicas from a random one on (to
+/// spread the load), then the SSD copies, which are slower to read.
+fn replica_order(r: &ReplicaListResult) -> Vec<usize> {
+    let n = r.replicas.len();
+    let start = if n == 0 { 0 } else { rand::random_range(0..n) };
+    let mut order: Vec<usize> = (0..n).map(|k| (start + k) % n.max(1)).collect();
+    order.sort_by_key(|&i| r.replicas[i].kind != ReplicaKind::Memory);
+    order
 }

@@ -545,6 +545,7 @@ fn locations(
                 .map(|(_, r)| ReplicaDesc {
                     slices: r.slices.clone(),
                     complete: true,
+                    kind: r.kind,
                 })
                 .collect();
             let l = ReplicaListResult {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mc_dataplane::control::AgentLink;
 use mc_schema::ErrorCode;
-use mc_schema::agent::{FromShard, SegmentInfo, ToShard};
+use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
 use mc_schema::msg::{Request, ResponseBody};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
@@ -25,6 +25,7 @@ use crate::leader::MasterLink;
 
 mod hits;
 mod inventory;
+mod offload;
 mod runtime;
 pub mod sync;
 
@@ -162,13 +163,17 @@ impl<L: AgentLink> Agent<L> {
             loop {
                 match link.recv_timeout(Duration::from_millis(100)) {
                     Ok(Some(FromShard::Segment(s))) => {
+                        // A shard announces its disk segment (if any) before its memory.
+                        let last = s.kind != SegmentKind::LocalDisk;
                         segments.push(NodeSegment {
                             info: s,
                             at_master: false,
                             release_at: None,
                             releasing: false,
                         });
-                        break;
+                        if last {
+                            break;
+                        }
                     }
                     Ok(Some(other)) => warn!(shard = i, "unexpected message at start: {other:?}"),
                     Ok(None) if Instant::now() < deadline => {}
@@ -235,6 +240,7 @@ impl<L: AgentLink> Agent<L> {
                 size: s.size_bytes,
                 term_seen: self.sync.term.load(Ordering::Acquire),
                 reports_inventory: reports,
+                disk: s.kind == SegmentKind::LocalDisk,
             })
             .inspect_err(|e| self.note_error(e))?;
         if r.status != 0 {

@@ -124,6 +124,33 @@ pub struct StoreConfig {
     /// Log level filter, or set RUST_LOG.
     #[arg(long = "log_level", default_value = "info")]
     pub log_level: String,
+    /// Keep offloaded copies of objects on local SSD (the master decides what goes there:
+    /// its `--enable_offload`).
+    #[arg(long = "enable_ssd_offload", default_value_t = false)]
+    pub enable_ssd_offload: bool,
+    /// Directory of the SSD record files, on a file system that takes O_DIRECT (ext4,
+    /// xfs; not tmpfs). Each shard uses `shard-<i>/` in it.
+    #[arg(long = "ssd_offload_path", env = "MOONCAKE_OFFLOAD_FILE_STORAGE_PATH")]
+    pub ssd_offload_path: Option<std::path::PathBuf>,
+    /// Bytes the SSD tier may fill on this node (split over the shards); 0 = 90% of the
+    /// file system's free space at start.
+    #[arg(
+        long = "ssd_quota_bytes",
+        env = "MOONCAKE_OFFLOAD_TOTAL_SIZE_LIMIT_BYTES",
+        default_value = "0",
+        value_parser = size
+    )]
+    pub ssd_quota_bytes: u64,
+    /// Size of one SSD record file.
+    #[arg(long = "ssd_file_size", default_value = "1GB", value_parser = size)]
+    pub ssd_file_size: u64,
+    /// Offloads a shard queues at most; more are dropped (the object stays in memory).
+    #[arg(long = "ssd_offload_queue_limit", default_value_t = 1024)]
+    pub ssd_offload_queue_limit: usize,
+    /// When the SSD quota is reached, delete the oldest SSD copies to make room (the master
+    /// is told and forgets them) instead of stopping offload.
+    #[arg(long = "enable_disk_eviction", default_value_t = false)]
+    pub enable_disk_eviction: bool,
 }
 
 impl StoreConfig {
@@ -134,6 +161,37 @@ impl StoreConfig {
             .clone()
             .filter(|id| !id.is_empty())
             .unwrap_or_else(mc_coord::cluster_id_from_env)
+    }
+
+    /// The SSD tier of each of `shards` shards, if enabled: the directory must be given,
+    /// and the quota (0 = 90% of the free space) is split evenly.
+    pub fn ssd(&self, shards: usize) -> Result<Option<mc_dataplane::ssd::SsdConfig>, NodeError> {
+        if !self.enable_ssd_offload {
+            return Ok(None);
+        }
+        let Some(dir) = self.ssd_offload_path.clone() else {
+            return Err(NodeError::Config(
+                "--enable_ssd_offload needs --ssd_offload_path (or MOONCAKE_OFFLOAD_FILE_STORAGE_PATH)".into(),
+            ));
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| NodeError::Config(format!("--ssd_offload_path={}: {e}", dir.display())))?;
+        let total = match self.ssd_quota_bytes {
+            0 => mc_dataplane::ssd::default_quota_bytes(&dir).map_err(|e| {
+                NodeError::Config(format!(
+                    "--ssd_offload_path={}: cannot read its free space: {e}",
+                    dir.display()
+                ))
+            })?,
+            q => q,
+        };
+        Ok(Some(mc_dataplane::ssd::SsdConfig {
+            dir,
+            quota_bytes: total / shards.max(1) as u64,
+            file_bytes: self.ssd_file_size,
+            queue_limit: self.ssd_offload_queue_limit,
+            evict_oldest: self.enable_disk_eviction,
+        }))
     }
 
     /// Parses an argument list (first element is the program name), both flag spellings.

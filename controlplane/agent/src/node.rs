@@ -346,6 +346,7 @@ fn start_shards(
 ) -> Result<(Vec<ShardHandle>, Vec<ChannelAgentLink>), NodeError> {
     let mut shards = Vec::new();
     let mut links = Vec::new();
+    let ssd = cfg.ssd(plan.shards.len())?;
     for p in &plan.shards {
         let (agent_link, shard_link) = channel_pair();
         let port = if cfg.data_port == 0 {
@@ -378,6 +379,7 @@ fn start_shards(
             cluster_id: cfg.cluster_id(),
             io_memory_bytes: cfg.io_memory as usize,
             control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
+            ssd: ssd.clone(),
         };
         match start_shard(shard_cfg, shard_link) {
             Ok(h) => shards.push(h),

@@ -125,6 +125,39 @@ pub struct MasterConfig {
     #[arg(long = "allow_evict_soft_pinned_objects", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub allow_evict_soft_pinned_objects: bool,
+    /// Copy every object to the SSD of the node holding it after PutEnd, asynchronously
+    /// (nodes started with `--enable_ssd_offload`); the copy is a disk replica that keeps
+    /// the object readable once eviction drops it from memory.
+    #[arg(long = "enable_offload", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_offload: bool,
+    /// Defer the SSD copy to when eviction picks an object; its memory is freed once the
+    /// copy is durable, and a put that finds no room meanwhile waits for such copies
+    /// (bounded, then NO_AVAILABLE_HANDLE). Implies `--enable_offload`.
+    #[arg(long = "offload_on_evict", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub offload_on_evict: bool,
+    /// Under `--offload_on_evict`, SSD copies eviction waits for at most; beyond, objects
+    /// stay in memory (or, with `--offload_force_evict`, are evicted without a copy).
+    #[arg(long = "offload_queue_limit", default_value_t = 1024)]
+    pub offload_queue_limit: usize,
+    /// When `--offload_queue_limit` copies are in flight, evict objects without a copy
+    /// instead of keeping them in memory.
+    #[arg(long = "offload_force_evict", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub offload_force_evict: bool,
+    /// Copy an object that gets are served from SSD back into memory, on the shard that
+    /// holds its SSD copy (values of one slice).
+    #[arg(long = "promotion_on_hit", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub promotion_on_hit: bool,
+    /// SSD hits (counted approximately, count-min) before an object is promoted; 1 promotes
+    /// on the first hit.
+    #[arg(long = "promotion_admission_threshold", default_value_t = 2)]
+    pub promotion_admission_threshold: u32,
+    /// Promotions in flight at most; more hits wait for a later get.
+    #[arg(long = "promotion_queue_limit", default_value_t = 256)]
+    pub promotion_queue_limit: usize,
     /// Share of capacity freed when eviction runs (0..1).
     #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
     pub eviction_ratio: f64,

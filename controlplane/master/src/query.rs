@@ -12,7 +12,7 @@ use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mc_schema::ErrorCode;
-use mc_schema::msg::ReplicaDesc;
+use mc_schema::msg::{ReplicaDesc, ReplicaKind};
 use serde_json::{Value, json};
 
 use crate::http_state::Serving;
@@ -54,7 +54,13 @@ fn buffer(s: &mc_schema::msg::SliceDesc) -> Value {
 }
 
 fn replica_json(r: &ReplicaDesc) -> Value {
+    // Mooncake's replica kinds: a segment's memory, or this node's SSD copy.
+    let kind = match r.kind {
+        ReplicaKind::Memory => "MEMORY",
+        ReplicaKind::LocalDisk => "LOCAL_DISK",
+    };
     json!({
+        "type": kind,
         "transport_endpoint_": r.slices.first().map(|s| s.endpoint.as_str()).unwrap_or(""),
         "buffer_descriptors": r.slices.iter().map(buffer).collect::<Vec<_>>(),
     })

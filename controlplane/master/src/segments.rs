@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mc_schema::limits::{slice_count, slice_len};
-use mc_schema::msg::{ReplicaDesc, SliceDesc};
+use mc_schema::msg::{ReplicaDesc, ReplicaKind, SliceDesc};
 use parking_lot::{Mutex, RwLock};
 use rand::seq::SliceRandom;
 
@@ -36,6 +36,9 @@ pub struct Segment {
     pub endpoint: String,
     /// Client (node agent) that mounted it.
     pub client_id: u64,
+    /// A shard's SSD record store: never placed into, holds offloaded copies whose
+    /// locations name records, not allocator ranges.
+    pub disk: bool,
     /// Capacity in bytes.
     pub size_bytes: u64,
     /// Cleared at unmount (under the allocator lock): no new allocations, frees become
@@ -98,8 +101,11 @@ impl Segment {
     }
 
     /// Returns the range of slice `loc` (`length` bytes requested) to the allocator; a no-op
-    /// once unmounted, as the memory is gone.
+    /// once unmounted, as the memory is gone, and for SSD records (the node frees those).
     fn free(&self, loc: &SliceLoc, length: u64) {
+        if self.disk {
+            return;
+        }
         let mut alloc = self.alloc.lock();
         if self.is_mounted() {
             let size = length.next_multiple_of(ALIGN_BYTES);
@@ -159,11 +165,24 @@ pub struct SliceLoc {
 
 const _: () = assert!(size_of::<SliceLoc>() == 24);
 
-/// Bytes allocated for `locs` (replica-major slices) of a `len`-byte value.
+/// The allocator node of a location that names an SSD record (no allocator range).
+pub const DISK_NODE: u32 = u32::MAX;
+
+impl SliceLoc {
+    /// Whether this names a record in a shard's SSD store, not memory.
+    pub fn is_disk(&self) -> bool {
+        self.node == DISK_NODE
+    }
+}
+
+/// Bytes allocated in memory for `locs` (replica-major slices) of a `len`-byte value; SSD
+/// copies take no memory.
 pub fn allocated_bytes(len: u64, locs: &[SliceLoc]) -> u64 {
     let m = slice_count(len).max(1);
-    (0..locs.len() as u64)
-        .map(|i| slice_len(len, i % m).next_multiple_of(ALIGN_BYTES))
+    locs.iter()
+        .enumerate()
+        .filter(|(_, l)| !l.is_disk())
+        .map(|(i, _)| slice_len(len, i as u64 % m).next_multiple_of(ALIGN_BYTES))
         .sum()
 }
 
@@ -178,8 +197,11 @@ struct View {
 
 impl View {
     fn rebuild_hosts(&mut self) {
-        let mut segs: Vec<&Arc<Segment>> =
-            self.by_id.values().filter(|s| s.is_allocatable()).collect();
+        let mut segs: Vec<&Arc<Segment>> = self
+            .by_id
+            .values()
+            .filter(|s| s.is_allocatable() && !s.disk)
+            .collect();
         segs.sort_by_key(|s| s.slot);
         let mut hosts: Vec<(String, Vec<Arc<Segment>>)> = Vec::new();
         for s in segs {
@@ -211,6 +233,8 @@ pub struct Segments {
     /// Replicas placed on a host that already holds another replica of the same object
     /// (fewer hosts than replicas).
     pub shared_host_replicas_total: AtomicU64,
+    /// Slices of disk replicas in the metadata.
+    pub disk_slices: AtomicU64,
 }
 
 impl Segments {
@@ -224,6 +248,7 @@ impl Segments {
             notices: Arc::new(Notices::default()),
             max_allocations,
             shared_host_replicas_total: AtomicU64::new(0),
+            disk_slices: AtomicU64::new(0),
         }
     }
 
@@ -247,7 +272,7 @@ impl Segments {
         id: u64,
         [name, host, endpoint]: [&str; 3],
         size_bytes: u64,
-        reports_inventory: bool,
+        (reports_inventory, disk): (bool, bool),
     ) -> Result<Arc<Segment>, MasterError> {
         if id == 0 || size_bytes == 0 || name.is_empty() || endpoint.is_empty() {
             return Err(MasterError::SegmentIncomplete);
@@ -268,11 +293,15 @@ impl Segments {
             host: if host.is_empty() { name } else { host }.to_string(),
             endpoint: endpoint.to_string(),
             client_id,
+            disk,
             size_bytes,
             mounted: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             awaiting_inventory: AtomicBool::new(reports_inventory),
-            alloc: Mutex::new(OffsetAllocator::new(size_bytes, self.max_allocations)),
+            alloc: Mutex::new(OffsetAllocator::new(
+                if disk { 0 } else { size_bytes },
+                if disk { 0 } else { self.max_allocations },
+            )),
         });
         slots.push(seg.clone());
         view.by_id.insert(id, seg.clone());
@@ -329,9 +358,96 @@ impl Segments {
     /// (allocated, capacity) bytes over all segments.
     pub fn usage(&self) -> (u64, u64) {
         let view = self.view.read();
-        view.by_id.values().fold((0, 0), |(a, c), s| {
-            (a + s.allocated_bytes(), c + s.size_bytes)
-        })
+        view.by_id
+            .values()
+            .filter(|s| !s.disk)
+            .fold((0, 0), |(a, c), s| {
+                (a + s.allocated_bytes(), c + s.size_bytes)
+            })
+    }
+
+    /// Asks the node holding the first replica of `locs` (replica-major slices of a
+    /// `len`-byte value) to copy it to its SSD, if that node has an SSD store; returns
+    /// whether it was asked.
+    pub fn offload(&self, len: u64, locs: &[SliceLoc]) -> bool {
+        let m = slice_count(len).max(1) as usize;
+        let slots = self.slots.read();
+        let Some(first) = locs.chunks(m).next() else {
+            return false;
+        };
+        if first.iter().any(SliceLoc::is_disk) {
+            return false;
+        }
+        let client = slots[first[0].segment as usize].client_id;
+        if self.disk_of(client).is_none() {
+            return false;
+        }
+        if !first.iter().all(|l| slots[l.segment as usize].is_mounted()) {
+            return false;
+        }
+        for loc in first {
+            let seg = &slots[loc.segment as usize];
+            self.notices.push(
+                seg.client_id,
+                Notice::Offload {
+                    segment_id: seg.id,
+                    offset: loc.offset,
+                    generation: loc.generation,
+                },
+            );
+        }
+        true
+    }
+
+    /// Allocates `len` bytes on the shard that holds the SSD record `disk` (a memory
+    /// segment of the same node with the same data endpoint) and asks that shard to copy
+    /// the record into it; the new range's location, or `None` when there is no room.
+    pub fn promote(&self, disk: &SliceLoc, len: u64) -> Option<SliceLoc> {
+        let slots = self.slots.read();
+        let d = slots.get(disk.segment as usize)?.clone();
+        drop(slots);
+        if !d.disk || !d.is_mounted() {
+            return None;
+        }
+        let target = self
+            .view
+            .read()
+            .by_id
+            .values()
+            .filter(|s| !s.disk && s.client_id == d.client_id && s.endpoint == d.endpoint)
+            .find_map(|s| {
+                let a = s.allocate(len, self.next_generation())?;
+                Some((s.clone(), a))
+            });
+        let (seg, a) = target?;
+        let loc = SliceLoc {
+            offset: a.offset,
+            generation: a.generation(),
+            segment: seg.slot,
+            node: a.node(),
+        };
+        self.notices.push(
+            d.client_id,
+            Notice::Promote {
+                segment_id: d.id,
+                offset: disk.offset,
+                generation: disk.generation,
+                target_segment_id: seg.id,
+                target_offset: loc.offset,
+                target_generation: loc.generation,
+            },
+        );
+        Some(loc)
+    }
+
+    /// The mounted SSD store of `client_id`'s node (the first, when it has several shards).
+    pub fn disk_of(&self, client_id: u64) -> Option<Arc<Segment>> {
+        self.view
+            .read()
+            .by_id
+            .values()
+            .find(|s| s.disk && s.client_id == client_id)
+            .cloned()
     }
 
     /// Frees every slice of `locs`, the replica-major slices of a `len`-byte value, and tells
@@ -345,7 +461,20 @@ impl Segments {
         for (i, loc) in locs.iter().enumerate() {
             let seg = &slots[loc.segment as usize];
             seg.free(loc, slice_len(len, i as u64 % m));
+            self.forget_disk(loc);
             self.tell(seg, loc, NoticeKind::Free);
+        }
+    }
+
+    /// Counts a disk location leaving the metadata (a replaced value's locations are
+    /// retired and later freed: only the free counts).
+    fn forget_disk(&self, loc: &SliceLoc) {
+        if loc.is_disk() {
+            let _ = self
+                .disk_slices
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
         }
     }
 
@@ -364,6 +493,7 @@ impl Segments {
         let slots = self.slots.read();
         let seg = &slots[loc.segment as usize];
         seg.free(loc, length);
+        self.forget_disk(loc);
         self.tell(seg, loc, NoticeKind::Free);
     }
 
@@ -373,6 +503,16 @@ impl Segments {
         for loc in locs {
             self.tell(&slots[loc.segment as usize], loc, NoticeKind::Commit);
         }
+    }
+
+    /// Bytes of SSD quota over the mounted disk segments.
+    pub fn disk_capacity_bytes(&self) -> u64 {
+        let view = self.view.read();
+        view.by_id
+            .values()
+            .filter(|s| s.disk)
+            .map(|s| s.size_bytes)
+            .sum()
     }
 
     /// Queues a commit or free notice of `loc` for the node holding `seg`, if mounted.
@@ -464,7 +604,15 @@ impl Segments {
                     }
                 })
                 .collect();
-            out.push(ReplicaDesc { complete, slices });
+            let kind = match replica.first() {
+                Some(l) if l.is_disk() => ReplicaKind::LocalDisk,
+                _ => ReplicaKind::Memory,
+            };
+            out.push(ReplicaDesc {
+                complete,
+                slices,
+                kind,
+            });
         }
     }
 

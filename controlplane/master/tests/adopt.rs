@@ -37,6 +37,7 @@ fn mount(svc: &MasterService, client: u64, id: u64, term_seen: u64) -> u64 {
             size: SEG,
             term_seen,
             reports_inventory: true,
+            disk: false,
         },
     );
     match r.body {
@@ -120,7 +121,7 @@ fn freed(svc: &MasterService, client: u64) -> Vec<(u64, u64)> {
                 Notice::Free {
                     segment_id, offset, ..
                 } => Some((segment_id, offset)),
-                Notice::Commit { .. } => None,
+                Notice::Commit { .. } | Notice::Offload { .. } | Notice::Promote { .. } => None,
             })
             .collect(),
         other => panic!("sync answered {other:?}"),

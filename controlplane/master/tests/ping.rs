@@ -50,6 +50,7 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
             size: SEG,
             term_seen: 0,
             reports_inventory: false,
+            disk: false,
         },
     );
     assert_eq!(mounted.status, 0, "{mounted:?}");

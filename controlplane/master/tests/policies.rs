@@ -35,6 +35,7 @@ fn master(policy: Policy) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
             size: SEG,
             term_seen: 0,
             reports_inventory: false,
+            disk: false,
         },
     );
     assert_eq!(r.status, 0);
@@ -49,6 +50,13 @@ fn policy() -> Policy {
         allow_evict_soft_pinned: true,
         discard_ms: 10_000,
         release_ms: 30_000,
+        offload: false,
+        offload_on_evict: false,
+        offload_queue_limit: 1024,
+        offload_force_evict: false,
+        promotion_on_hit: false,
+        promotion_threshold: 2,
+        promotion_queue_limit: 256,
     }
 }
 
@@ -315,6 +323,7 @@ fn two_host_master(strategy: mc_master::segments::Strategy) -> std::sync::Arc<Ma
                 size: SEG,
                 term_seen: 0,
                 reports_inventory: false,
+                disk: false,
             },
         );
         assert_eq!(r.status, 0);

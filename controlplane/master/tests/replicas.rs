@@ -44,6 +44,7 @@ fn master(hosts: &[&str]) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
                 size: SEG,
                 term_seen: 0,
                 reports_inventory: false,
+                disk: false,
             },
         );
         assert_eq!(r.status, 0);

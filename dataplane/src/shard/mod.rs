@@ -5,6 +5,7 @@
 //! the agent's link for control messages ([`segments`] handles mounts and unmounts).
 
 mod objects;
+mod offload;
 mod segments;
 
 use std::cell::{Cell, RefCell};
@@ -24,6 +25,7 @@ use crate::DataplaneError;
 use crate::control::ShardLink;
 use crate::index::Index;
 use crate::segment::SegmentMem;
+use crate::ssd::SsdStore;
 use crate::state::ShardState;
 use crate::stats::ShardStats;
 use crate::transfer::serve_connection;
@@ -61,6 +63,8 @@ pub struct ShardConfig {
     pub io_memory_bytes: usize,
     /// How often the control link is polled ([`CONTROL_POLL_INTERVAL`]; tests shorten it).
     pub control_poll_interval: Duration,
+    /// The SSD tier, if enabled (`--enable_ssd_offload`).
+    pub ssd: Option<crate::ssd::SsdConfig>,
 }
 
 /// A running shard.
@@ -142,15 +146,16 @@ pub fn start_shard<L: ShardLink + Send + 'static>(
 /// What a shard reports once it is up: its first segment and its counters, or why not.
 type Ready = Result<(SegmentInfo, Arc<ShardStats>), DataplaneError>;
 
-/// A shard that is up: its state, its listener and its first segment.
+/// A shard that is up: its state, its listener, its first segment and its disk segment.
 struct Opened {
     state: Rc<ShardState>,
     listener: TcpListener,
     info: SegmentInfo,
+    disk: Option<SegmentInfo>,
 }
 
 async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<Ready>) {
-    let opened = match open(&cfg) {
+    let opened = match open(&cfg).await {
         Ok(o) => o,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -161,16 +166,26 @@ async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<
         state,
         listener,
         info,
+        disk,
     } = opened;
     let _ = ready.send(Ok((info.clone(), state.stats.clone())));
+    // The disk segment first: the agent takes the memory segment as the end of a shard's
+    // announcement.
+    if let Some(d) = disk {
+        let _ = link.send(FromShard::Segment(d));
+    }
     let _ = link.send(FromShard::Segment(info.clone()));
+    let offloader = cfg
+        .ssd
+        .as_ref()
+        .map(|c| offload::Offloader::start(state.clone(), c.queue_limit));
     let segments = Segments::new(cfg.index, &info, cfg.region.clone(), cfg.arena.clone());
     // The accept loop is a task of its own, polled only when the listener wakes it. Racing
     // it against the control loop in one future (`future::or`) re-polled the pending accept
     // on every control tick, and glommio keeps one waker reference per such poll in an i16:
     // after 32767 ticks (about 11 minutes at 20 ms) the shard thread panicked.
     let accept = glommio::spawn_local(accept_loop(listener, state.clone(), info.endpoint.clone()));
-    control_loop(&cfg, &link, &state, segments).await;
+    control_loop(&cfg, &link, &state, segments, offloader.as_ref()).await;
     accept.cancel().await;
     let _ = link.send(FromShard::Stopped {
         shard: cfg.index as u32,
@@ -180,7 +195,7 @@ async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<
 
 /// Maps and prefaults the first segment and binds the data port. Memory is allocated on the
 /// shard's own thread so its pages land on the shard's NUMA node (first touch).
-fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
+async fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
     let seg = Rc::new(SegmentMem::new(cfg.segment_bytes, &cfg.region)?);
     let addr = format!("{}:{}", cfg.host, cfg.data_port);
     let listener = TcpListener::bind(addr.as_str()).map_err(|e| DataplaneError::Bind {
@@ -208,6 +223,18 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
     let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
     stats.capacity_bytes.set(info.size_bytes);
     let index = Index::create(&format!("mc-index-{}", cfg.index))?;
+    let ssd = match &cfg.ssd {
+        Some(c) => Some(SsdStore::open(c, cfg.index, stats.ssd.clone()).await?),
+        None => None,
+    };
+    let disk = ssd.as_ref().map(|s| SegmentInfo {
+        shard: cfg.index as u32,
+        segment_id: s.segment_id,
+        name: format!("{endpoint}#ssd"),
+        endpoint: endpoint.clone(),
+        size_bytes: cfg.ssd.as_ref().map_or(0, |c| c.quota_bytes),
+        kind: SegmentKind::LocalDisk,
+    });
     let state = Rc::new(ShardState {
         stats,
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),
@@ -217,11 +244,13 @@ fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
         term: Cell::new(0),
         hits: Default::default(),
         caps: Default::default(),
+        ssd,
     });
     Ok(Opened {
         state,
         listener,
         info,
+        disk,
     })
 }
 
@@ -253,6 +282,7 @@ async fn control_loop<L: ShardLink>(
     link: &L,
     state: &ShardState,
     mut segments: Segments,
+    offloader: Option<&offload::Offloader>,
 ) {
     let index = cfg.index;
     let quiet_polls = (DRAIN_QUIET.as_micros() / cfg.control_poll_interval.as_micros().max(1))
@@ -277,6 +307,11 @@ async fn control_loop<L: ShardLink>(
         match link.try_recv() {
             Ok(Some(ToShard::Drain)) => drain_quiet = Some(quiet_polls),
             Ok(Some(ToShard::Stop)) | Err(_) => break,
+            Ok(Some(ToShard::Notices { seq, term, notices })) => {
+                let ids = (index as u32, seq, term);
+                let answer = offload::apply(state, offloader, ids, notices).await;
+                let _ = link.send(answer);
+            }
             Ok(Some(msg)) => {
                 for answer in segments.handle(msg, state) {
                     let _ = link.send(answer);
@@ -284,9 +319,37 @@ async fn control_loop<L: ShardLink>(
             }
             Ok(None) => {
                 report_hits(link, state, index as u32);
+                report_offloads(link, state, offloader, index as u32);
                 glommio::timer::sleep(cfg.control_poll_interval).await
             }
         }
+    }
+}
+
+/// Hands the copies made durable on SSD, the slices promoted from it and the records it
+/// dropped on its own, since the last poll, to the agent.
+fn report_offloads<L: ShardLink>(
+    link: &L,
+    state: &ShardState,
+    offloader: Option<&offload::Offloader>,
+    shard: u32,
+) {
+    let Some(o) = offloader else { return };
+    let entries = std::mem::take(&mut *o.done.borrow_mut());
+    if !entries.is_empty() {
+        let _ = link.send(FromShard::Offloaded { shard, entries });
+    }
+    let entries = std::mem::take(&mut *o.promoted.borrow_mut());
+    if !entries.is_empty() {
+        let _ = link.send(FromShard::Promoted { shard, entries });
+    }
+    let entries = state
+        .ssd
+        .as_ref()
+        .map(|s| s.take_dropped())
+        .unwrap_or_default();
+    if !entries.is_empty() {
+        let _ = link.send(FromShard::Dropped { shard, entries });
     }
 }
 

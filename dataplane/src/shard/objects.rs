@@ -8,6 +8,10 @@ use tracing::{debug, info};
 use crate::index::EntryState;
 use crate::state::ShardState;
 
+/// The replica index SSD copies are reported with: above any memory replica's, so the
+/// master assembles them as a replica of their own.
+pub(super) const SSD_REPLICA_INDEX: u32 = u32::MAX;
+
 /// Raises the shard's term (never lowers it).
 pub(super) fn set_term(state: &ShardState, term: u64) {
     if term > state.term.get() {
@@ -59,6 +63,8 @@ pub(super) fn apply(
                 // A token of the freed allocation must not write into it again.
                 caps.revoke(generation, now);
             }
+            // Queued by the caller (`offload.rs`); the index does not change.
+            Notice::Offload { .. } | Notice::Promote { .. } => {}
         }
     }
     state.stats.index_entries.set(index.len() as u64);
@@ -90,6 +96,26 @@ pub(super) fn inventory(
                 replica_index: u32::from(e.replica_index),
                 pins: u32::from(e.pins),
                 committed: e.state == EntryState::Committed,
+            });
+        });
+    }
+    // The SSD copies, as a replica of their own (the last one of their object).
+    if let Some(ssd) = state.ssd.as_ref() {
+        ssd.for_each(|loc, e| {
+            all.push(InventoryEntry {
+                key: String::from_utf8_lossy(&e.key).into_owned(),
+                segment_id: ssd.segment_id,
+                offset: loc,
+                length: e.value_len,
+                generation: e.generation,
+                put_generation: e.put_generation,
+                object_size: e.object_size,
+                slice_index: e.slice.0,
+                slice_count: e.slice.1,
+                crc32c: e.value_crc,
+                replica_index: SSD_REPLICA_INDEX,
+                pins: 0,
+                committed: true,
             });
         });
     }

@@ -68,7 +68,7 @@ impl Segments {
         }
     }
 
-    /// Answers one control message other than Drain and Stop.
+    /// Answers one control message other than Drain, Stop and Notices.
     ///
     /// Mapping and prefaulting a new segment runs on the shard's own thread (first touch puts
     /// the pages on the shard's NUMA node), so transfers on this shard pause while a large
@@ -125,17 +125,11 @@ impl Segments {
                 super::objects::set_term(state, term);
                 Vec::new()
             }
-            ToShard::Notices { seq, term, notices } => vec![super::objects::apply(
-                state,
-                self.index as u32,
-                seq,
-                term,
-                &notices,
-            )],
             ToShard::Inventory { request } => {
                 super::objects::inventory(state, request, self.infos.keys().copied())
             }
-            ToShard::Drain | ToShard::Stop => Vec::new(),
+            // The control loop answers these itself (notices may wait for the disk).
+            ToShard::Drain | ToShard::Stop | ToShard::Notices { .. } => Vec::new(),
         }
     }
 

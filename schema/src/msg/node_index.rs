@@ -1,10 +1,13 @@
 //! Codec of the node-index messages of the master RPC: `Sync` and its `Notices`,
-//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`), and `ReportHits`
-//! (`docs/why-fast-path.md`).
+//! `ReportInventory`, `InventoryDone` (`docs/node-index.md`), `ReportHits`
+//! (`docs/why-fast-path.md`) and `ReportOffloaded` (`docs/why-ssd-format.md`).
 
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
-use super::{Fbb, InventoryEntry, Notice, Request, ResponseBody, missing, unknown_request};
+use super::{
+    DroppedSlice, Fbb, InventoryEntry, Notice, OffloadedSlice, PromotedSlice, Request,
+    ResponseBody, missing, unknown_request,
+};
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
 
@@ -12,6 +15,10 @@ use crate::generated::mc::proto as fb;
 const COMMIT: u8 = 1;
 /// Kind byte of a free notice.
 const FREE: u8 = 2;
+/// Kind byte of an offload notice.
+const OFFLOAD: u8 = 3;
+/// Kind byte of a promote notice.
+const PROMOTE: u8 = 4;
 
 pub(super) fn enc_sync(
     fbb: &mut Fbb<'_>,
@@ -82,7 +89,134 @@ pub(super) fn enc_hits(
     fb::ReportHits::create(fbb, &args).as_union_value()
 }
 
-/// `Sync`, `ReportInventory`, `InventoryDone` or `ReportHits`.
+pub(super) fn enc_offloaded(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[OffloadedSlice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::OffloadedFb::create(
+                fbb,
+                &fb::OffloadedFbArgs {
+                    key: Some(key),
+                    put_generation: e.put_generation,
+                    slice_index: e.slice_index,
+                    slice_count: e.slice_count,
+                    source_segment_id: e.source_segment_id,
+                    source_offset: e.source_offset,
+                    disk_segment_id: e.disk_segment_id,
+                    disk_offset: e.disk_offset,
+                    length: e.length,
+                    generation: e.generation,
+                    crc32c: e.crc32c,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportOffloadedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportOffloaded::create(fbb, &args).as_union_value()
+}
+
+pub(super) fn enc_promoted(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[PromotedSlice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::PromotedFb::create(
+                fbb,
+                &fb::PromotedFbArgs {
+                    key: Some(key),
+                    put_generation: e.put_generation,
+                    segment_id: e.segment_id,
+                    offset: e.offset,
+                    generation: e.generation,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportPromotedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportPromoted::create(fbb, &args).as_union_value()
+}
+
+pub(super) fn enc_dropped(
+    fbb: &mut Fbb<'_>,
+    client_id: u64,
+    entries: &[DroppedSlice],
+) -> WIPOffset<UnionWIPOffset> {
+    let v: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let key = fbb.create_string(&e.key);
+            fb::DroppedFb::create(
+                fbb,
+                &fb::DroppedFbArgs {
+                    key: Some(key),
+                    segment_id: e.segment_id,
+                    offset: e.offset,
+                    generation: e.generation,
+                },
+            )
+        })
+        .collect();
+    let entries = fbb.create_vector(&v);
+    let args = fb::ReportDroppedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportDropped::create(fbb, &args).as_union_value()
+}
+
+fn dec_dropped(e: fb::DroppedFb<'_>) -> DroppedSlice {
+    DroppedSlice {
+        key: e.key().unwrap_or_default().to_string(),
+        segment_id: e.segment_id(),
+        offset: e.offset(),
+        generation: e.generation(),
+    }
+}
+
+fn dec_promoted(e: fb::PromotedFb<'_>) -> PromotedSlice {
+    PromotedSlice {
+        key: e.key().unwrap_or_default().to_string(),
+        put_generation: e.put_generation(),
+        segment_id: e.segment_id(),
+        offset: e.offset(),
+        generation: e.generation(),
+    }
+}
+
+fn dec_offloaded(e: fb::OffloadedFb<'_>) -> OffloadedSlice {
+    OffloadedSlice {
+        key: e.key().unwrap_or_default().to_string(),
+        put_generation: e.put_generation(),
+        slice_index: e.slice_index(),
+        slice_count: e.slice_count(),
+        source_segment_id: e.source_segment_id(),
+        source_offset: e.source_offset(),
+        disk_segment_id: e.disk_segment_id(),
+        disk_offset: e.disk_offset(),
+        length: e.length(),
+        generation: e.generation(),
+        crc32c: e.crc32c(),
+    }
+}
+
+/// `Sync`, `ReportInventory`, `InventoryDone`, `ReportHits` or `ReportOffloaded`.
 pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
     use fb::RequestBody as B;
     Ok(match r.body_type() {
@@ -124,6 +258,42 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                     .unwrap_or_default(),
             }
         }
+        B::ReportDropped => {
+            let m = r
+                .body_as_report_dropped()
+                .ok_or_else(|| missing("report_dropped"))?;
+            Request::ReportDropped {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_dropped).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        B::ReportPromoted => {
+            let m = r
+                .body_as_report_promoted()
+                .ok_or_else(|| missing("report_promoted"))?;
+            Request::ReportPromoted {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_promoted).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        B::ReportOffloaded => {
+            let m = r
+                .body_as_report_offloaded()
+                .ok_or_else(|| missing("report_offloaded"))?;
+            Request::ReportOffloaded {
+                client_id: m.client_id(),
+                entries: m
+                    .entries()
+                    .map(|v| v.iter().map(dec_offloaded).collect())
+                    .unwrap_or_default(),
+            }
+        }
         other => return Err(unknown_request(other)),
     })
 }
@@ -159,12 +329,33 @@ pub(super) fn enc_notices(
                 segment_id,
                 offset,
                 generation,
-            } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation),
+            } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation, 0, 0, 0),
             Notice::Free {
                 segment_id,
                 offset,
                 generation,
-            } => fb::NoticeFb::new(FREE, segment_id, offset, generation),
+            } => fb::NoticeFb::new(FREE, segment_id, offset, generation, 0, 0, 0),
+            Notice::Offload {
+                segment_id,
+                offset,
+                generation,
+            } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation, 0, 0, 0),
+            Notice::Promote {
+                segment_id,
+                offset,
+                generation,
+                target_segment_id,
+                target_offset,
+                target_generation,
+            } => fb::NoticeFb::new(
+                PROMOTE,
+                segment_id,
+                offset,
+                generation,
+                target_segment_id,
+                target_offset,
+                target_generation,
+            ),
         })
         .collect();
     let notices = fbb.create_vector(&v);
@@ -195,6 +386,19 @@ pub(super) fn dec_notices(n: fb::Notices<'_>) -> ResponseBody {
                             segment_id,
                             offset,
                             generation,
+                        }),
+                        OFFLOAD => Some(Notice::Offload {
+                            segment_id,
+                            offset,
+                            generation,
+                        }),
+                        PROMOTE => Some(Notice::Promote {
+                            segment_id,
+                            offset,
+                            generation,
+                            target_segment_id: n.target_segment_id(),
+                            target_offset: n.target_offset(),
+                            target_generation: n.target_generation(),
                         }),
                         _ => None,
                     }

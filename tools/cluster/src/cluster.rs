@@ -412,9 +412,13 @@ fn node_args(
         format!("--master_server={master_addr}"),
         format!("--local_hostname={}", spec.host),
         format!("--global_segment_size={}", spec.segment_size),
-        "--data_port=0".to_string(),
         format!("--port={rest_port}"),
     ];
+    // Ephemeral data ports unless the spec fixes one (a node restarted on the same
+    // address).
+    if !spec.extra_args.iter().any(|a| a.starts_with("--data_port")) {
+        args.push("--data_port=0".to_string());
+    }
     if !spec.cores.is_empty() {
         args.push(format!("--cores={}", spec.cores));
     }

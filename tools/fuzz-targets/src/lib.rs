@@ -178,6 +178,7 @@ fn requests() -> Vec<Request> {
             size: 1 << 26,
             term_seen: 2,
             reports_inventory: true,
+            disk: false,
         },
         Request::Sync {
             client_id: 1,

@@ -105,11 +105,8 @@ impl<L: AgentLink> Agent<L> {
             .collect();
         let mut per_shard: Vec<Vec<Notice>> = vec![Vec::new(); self.links.len()];
         for n in notices {
-            let segment_id = match n {
-                Notice::Commit { segment_id, .. } | Notice::Free { segment_id, .. } => segment_id,
-            };
             if let Some(v) = shard_of
-                .get(&segment_id)
+                .get(&n.segment_id())
                 .and_then(|&s| per_shard.get_mut(s))
             {
                 v.push(n);

@@ -77,7 +77,11 @@ impl<L: AgentLink> Agent<L> {
     /// The shard serving the fewest bytes: new memory spreads over the node's cores.
     pub(super) fn emptiest_shard(&self) -> usize {
         let mut bytes = vec![0u64; self.links.len()];
-        for s in &self.segments {
+        for s in self
+            .segments
+            .iter()
+            .filter(|s| s.info.kind != SegmentKind::LocalDisk)
+        {
             if let Some(b) = bytes.get_mut(s.info.shard as usize) {
                 *b += s.info.size_bytes;
             }
@@ -133,6 +137,7 @@ impl<L: AgentLink> Agent<L> {
                     }
                     SegmentKind::Allocated => "was mounted by /api/mount; use /api/unmount",
                     SegmentKind::Shm => "was mounted by /api/mount_shm; use /api/unmount_shm",
+                    SegmentKind::LocalDisk => "is the shard's SSD store; it goes with the node",
                 };
                 return Err(CommandError::Invalid(format!(
                     "segment {} {how}",
@@ -306,6 +311,9 @@ impl<L: AgentLink> Agent<L> {
             }
             FromShard::Applied { term, seq, .. } => self.notices_applied(term, seq),
             FromShard::Hits { keys, .. } => self.note_hits(keys),
+            FromShard::Offloaded { entries, .. } => self.report_offloaded(entries),
+            FromShard::Promoted { entries, .. } => self.report_promoted(entries),
+            FromShard::Dropped { entries, .. } => self.report_dropped(entries),
             other => warn!(shard, "unexpected message from a shard: {other:?}"),
         }
     }

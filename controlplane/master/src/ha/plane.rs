@@ -409,6 +409,7 @@ mod tests {
                 size: 1 << 20,
                 term_seen: 0,
                 reports_inventory: false,
+                disk: false,
             },
         );
         assert_eq!(first.segments.len(), 1);

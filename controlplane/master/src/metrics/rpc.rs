@@ -55,6 +55,9 @@ rpc_ops! {
     ReportInventory => "report_inventory",
     InventoryDone => "inventory_done",
     ReportHits => "report_hits",
+    ReportOffloaded => "report_offloaded",
+    ReportPromoted => "report_promoted",
+    ReportDropped => "report_dropped",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -86,6 +89,9 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::ReportInventory { entries, .. } => (RpcOp::ReportInventory, entries.len()),
         Request::InventoryDone { .. } => (RpcOp::InventoryDone, 1),
         Request::ReportHits { keys, .. } => (RpcOp::ReportHits, keys.len()),
+        Request::ReportOffloaded { entries, .. } => (RpcOp::ReportOffloaded, entries.len()),
+        Request::ReportPromoted { entries, .. } => (RpcOp::ReportPromoted, entries.len()),
+        Request::ReportDropped { entries, .. } => (RpcOp::ReportDropped, entries.len()),
     };
     (op, keys as u64)
 }

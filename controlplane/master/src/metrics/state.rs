@@ -21,7 +21,7 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 /// Name, type, help and reader of every family; the names are Mooncake's.
-const FAMILIES: [(&str, MetricType, &str, Read); 11] = [
+const FAMILIES: [(&str, MetricType, &str, Read); 17] = [
     (
         "master_key_count",
         MetricType::GAUGE,
@@ -87,6 +87,42 @@ const FAMILIES: [(&str, MetricType, &str, Read); 11] = [
         MetricType::COUNTER,
         "Replicas that had to share a host with another replica of the object.",
         |m| load(&m.segments.shared_host_replicas_total),
+    ),
+    (
+        "master_ssd_capacity_bytes",
+        MetricType::GAUGE,
+        "SSD quota of the mounted disk segments (--enable_ssd_offload nodes).",
+        |m| m.segments.disk_capacity_bytes(),
+    ),
+    (
+        "master_ssd_replica_slices",
+        MetricType::GAUGE,
+        "Slices of disk replicas (SSD copies) the metadata holds.",
+        |m| load(&m.segments.disk_slices),
+    ),
+    (
+        "master_offloaded_objects_total",
+        MetricType::COUNTER,
+        "Objects that gained an SSD copy (--enable_offload).",
+        |m| load(&m.objects.stats.offloaded_objects_total),
+    ),
+    (
+        "master_offload_rejected_total",
+        MetricType::COUNTER,
+        "SSD copies refused because their object changed or went meanwhile.",
+        |m| load(&m.objects.stats.offload_rejected_total),
+    ),
+    (
+        "master_evict_offloads_total",
+        MetricType::COUNTER,
+        "Objects eviction had copied to SSD before freeing their memory (--offload_on_evict).",
+        |m| load(&m.objects.stats.evict_offloads_total),
+    ),
+    (
+        "master_promoted_objects_total",
+        MetricType::COUNTER,
+        "SSD-only objects that gained a memory replica again (--promotion_on_hit).",
+        |m| load(&m.objects.stats.promoted_objects_total),
     ),
 ];
 

@@ -13,13 +13,16 @@
 //! newer than the true threshold may go before slightly older ones in shards swept later.
 //! A round that frees too little is followed by one with a higher threshold.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 use rand::Rng;
 
 use super::ObjectStore;
 use super::object::Object;
+use super::offload::{Park, Parked};
 use super::table::Shard;
+use crate::segments::SliceLoc;
 
 /// Objects sampled per shard and round.
 pub const SAMPLES_PER_SHARD: usize = 32;
@@ -33,7 +36,8 @@ type Rank = (bool, u64);
 impl ObjectStore {
     /// Rank of an eviction candidate, `None` when it may not be evicted now.
     fn rank(&self, o: &Object, now_ms: u64) -> Option<Rank> {
-        if !o.evictable(now_ms) {
+        // An object left only on SSD takes no memory: nothing to evict.
+        if !o.evictable(now_ms) || o.locs().iter().all(SliceLoc::is_disk) {
             return None;
         }
         let soft = o.soft_pinned(now_ms);
@@ -117,33 +121,78 @@ impl ObjectStore {
         now_ms: u64,
     ) -> impl Iterator<Item = (Rank, f64)> + 'a {
         picks.filter_map(move |i| {
-            let o = &shard.at(i).obj;
+            let e = shard.at(i);
+            let o = &e.obj;
             let rank = self.rank(o, now_ms)?;
+            if self.parked(&e.key, now_ms) == Parked::Waiting {
+                return None;
+            }
             Some((rank, Self::allocated_bytes(o) as f64 * weight))
         })
     }
 
     /// Evicts objects ranked at or below `threshold`, shard by shard from a rotating start,
-    /// until `need_bytes` are freed. Returns (objects, bytes) freed.
+    /// until `need_bytes` are freed. An object with an SSD copy loses only its memory
+    /// replicas and stays readable from SSD. Returns (objects, bytes) freed.
     fn sweep(&self, threshold: Rank, need_bytes: u64, now_ms: u64) -> (u64, u64) {
-        let (mut objects, mut bytes) = (0, 0);
+        let (objects, bytes) = (Cell::new(0u64), Cell::new(0u64));
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
         for k in 0..self.shards.len() {
-            if bytes >= need_bytes {
+            if bytes.get() >= need_bytes {
                 break;
             }
             let i = (start + k) % self.shards.len();
             self.shards[i].lock().drain_where(
-                |_, o| self.rank(o, now_ms).is_some_and(|r| r <= threshold),
+                |key, o| {
+                    if bytes.get() >= need_bytes
+                        || self.rank(o, now_ms).is_none_or(|r| r > threshold)
+                    {
+                        return false;
+                    }
+                    match self.parked(key, now_ms) {
+                        Parked::Waiting => return false,
+                        // The copy never came: evict without one.
+                        Parked::Expired => {
+                            self.unpark(key);
+                            return !o.locs().iter().any(SliceLoc::is_disk);
+                        }
+                        Parked::No => {}
+                    }
+                    if o.locs().iter().any(SliceLoc::is_disk) {
+                        bytes.set(bytes.get() + Self::allocated_bytes(o));
+                        objects.set(objects.get() + 1);
+                        self.drop_memory_replicas(o);
+                        return false;
+                    }
+                    match self.park_for_offload(key, o, now_ms) {
+                        Park::Parked => {
+                            // Counted as freed for this round: its memory goes once the
+                            // copy lands, so the round does not park more than it needs.
+                            bytes.set(bytes.get() + Self::allocated_bytes(o));
+                            false
+                        }
+                        Park::Full => false,
+                        Park::EvictNow => true,
+                    }
+                },
                 |e| {
-                    bytes += Self::allocated_bytes(&e.obj);
+                    bytes.set(bytes.get() + Self::allocated_bytes(&e.obj));
                     self.free(&e.obj);
-                    objects += 1;
-                    bytes < need_bytes
+                    objects.set(objects.get() + 1);
+                    bytes.get() < need_bytes
                 },
                 |k| self.hash(k),
             );
         }
-        (objects, bytes)
+        (objects.get(), bytes.get())
+    }
+
+    /// Frees the memory replicas of an object that has an SSD copy; the copy stays.
+    pub(super) fn drop_memory_replicas(&self, o: &mut Object) {
+        let (disk, memory): (Vec<SliceLoc>, Vec<SliceLoc>) =
+            o.locs().iter().partition(|l| l.is_disk());
+        o.pin_put_generation();
+        o.set_locs(disk);
+        self.segments.free(o.size(), &memory);
     }
 }

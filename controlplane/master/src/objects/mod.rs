@@ -15,8 +15,12 @@
 mod adopt;
 mod evict;
 mod object;
+mod offload;
+mod promote;
+mod sketch;
 mod table;
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use ahash::RandomState;
@@ -52,6 +56,22 @@ pub struct Policy {
     pub discard_ms: u64,
     /// A pending PutStart's space is released this long after it started.
     pub release_ms: u64,
+    /// Copy each committed object to its node's SSD (`--enable_offload`).
+    pub offload: bool,
+    /// Copy an object to SSD only when eviction picks it, and free its memory once the
+    /// copy is durable (`--offload_on_evict`).
+    pub offload_on_evict: bool,
+    /// SSD copies eviction waits for at most (`--offload_queue_limit`).
+    pub offload_queue_limit: usize,
+    /// With that many in flight, eviction drops objects without a copy instead of
+    /// leaving them in memory (`--offload_force_evict`).
+    pub offload_force_evict: bool,
+    /// Copy hot SSD-only objects back into memory (`--promotion_on_hit`).
+    pub promotion_on_hit: bool,
+    /// SSD hits before a promotion (`--promotion_admission_threshold`; 1 = every hit).
+    pub promotion_threshold: u32,
+    /// Promotions in flight at most (`--promotion_queue_limit`).
+    pub promotion_queue_limit: usize,
 }
 
 impl Default for Policy {
@@ -63,6 +83,13 @@ impl Default for Policy {
             allow_evict_soft_pinned: true,
             discard_ms: 30_000,
             release_ms: 300_000,
+            offload: false,
+            offload_on_evict: false,
+            offload_queue_limit: 1024,
+            offload_force_evict: false,
+            promotion_on_hit: false,
+            promotion_threshold: 2,
+            promotion_queue_limit: 256,
         }
     }
 }
@@ -88,6 +115,15 @@ pub struct PolicyStats {
     pub preempted_put_starts_total: AtomicU64,
     /// Bytes of abandoned PutStarts released after the release timeout.
     pub released_put_start_bytes_total: AtomicU64,
+    /// Objects that gained an SSD copy (a disk replica).
+    pub offloaded_objects_total: AtomicU64,
+    /// SSD copies refused (the object changed or went meanwhile); their records are freed.
+    pub offload_rejected_total: AtomicU64,
+    /// Objects eviction asked to be copied to SSD before their memory goes
+    /// (`--offload_on_evict`).
+    pub evict_offloads_total: AtomicU64,
+    /// SSD-only objects that gained a memory replica again (`--promotion_on_hit`).
+    pub promoted_objects_total: AtomicU64,
 }
 
 /// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
@@ -133,6 +169,16 @@ pub struct ObjectStore {
     evict_cursor: AtomicUsize,
     /// Eviction and cleanup counters.
     pub stats: PolicyStats,
+    /// Multi-slice SSD copies partly reported: key → (put generation, slices so far).
+    offload_pending: Mutex<HashMap<String, offload::Partial>>,
+    /// Objects eviction picked whose SSD copy is being written: key → when it was asked.
+    evicting: Mutex<HashMap<String, u64>>,
+    /// Woken when an SSD copy lands (puts waiting for room look again).
+    pub offload_progress: tokio::sync::Notify,
+    /// SSD hits per key, approximately (promotion admission).
+    sketch: Mutex<sketch::Sketch>,
+    /// Promotions in flight, by key.
+    promoting: Mutex<HashMap<String, promote::Promoting>>,
 }
 
 impl ObjectStore {
@@ -146,6 +192,11 @@ impl ObjectStore {
             segments,
             evict_cursor: AtomicUsize::new(0),
             stats: PolicyStats::default(),
+            offload_pending: Mutex::new(HashMap::new()),
+            evicting: Mutex::new(HashMap::new()),
+            offload_progress: tokio::sync::Notify::new(),
+            sketch: Mutex::new(sketch::Sketch::default()),
+            promoting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -294,6 +345,10 @@ impl ObjectStore {
             );
         }
         let (locs, descs, _) = self.place(len, cfg, client_host)?;
+        if self.policy.offload_on_evict {
+            // A key parked by eviction and then removed must not park the new value.
+            self.unpark(key);
+        }
         let obj = Object::pending(
             len,
             locs,
@@ -367,6 +422,9 @@ impl ObjectStore {
                 }
                 u.locs = keep;
                 self.segments.commit(&u.locs);
+                if self.policy.offload && !self.policy.offload_on_evict {
+                    self.segments.offload(u.size, &u.locs);
+                }
                 let lease_until_ms = o.lease_until_ms();
                 let (old_size, old) = o.swap_in(u, item.slice_crcs, now_ms);
                 // Readers holding a lease may still read the old bytes; readers with a
@@ -438,6 +496,9 @@ impl ObjectStore {
         }
         o.commit(item.slice_crcs, now_ms);
         self.segments.commit(o.locs());
+        if self.policy.offload && !self.policy.offload_on_evict {
+            self.segments.offload(o.size(), o.locs());
+        }
         ErrorCode::Ok
     }
 
@@ -464,7 +525,8 @@ impl ObjectStore {
         }
     }
 
-    /// Bytes allocated for an object (value and replacement in flight).
+    /// Bytes allocated for an object in memory (value and replacement in flight; SSD
+    /// copies are not counted).
     fn allocated_bytes(o: &Object) -> u64 {
         allocated_bytes(o.size(), o.locs())
             + o.upsert().map_or(0, |u| allocated_bytes(u.size, &u.locs))
@@ -484,6 +546,7 @@ impl ObjectStore {
             Some(o) if !o.complete() => err(ErrorCode::ReplicaIsNotReady),
             Some(o) => {
                 o.grant_lease(now_ms, self.policy.lease_ms);
+                self.note_read(key, o, now_ms);
                 ReplicaListResult {
                     status: 0,
                     size: o.size(),

@@ -26,7 +26,7 @@ use mc_schema::msg::{InventoryEntry, Notice};
 use super::Recovery;
 use crate::alloc::offset::ALIGN_BYTES;
 use crate::objects::{Adopted, Candidate, ObjectStore};
-use crate::segments::{Segments, SliceLoc};
+use crate::segments::{DISK_NODE, Segments, SliceLoc};
 
 /// What one adoption did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -176,11 +176,13 @@ fn check(
         let seg = segments
             .by_id(e.segment_id)
             .filter(|s| s.client_id == client_id);
+        // An SSD record's offset is its location in the shard's record files.
         let ok = seg.is_some_and(|s| {
             e.offset % ALIGN_BYTES == 0
-                && e.offset
-                    .checked_add(e.length)
-                    .is_some_and(|end| end <= s.size_bytes)
+                && (s.disk
+                    || e.offset
+                        .checked_add(e.length)
+                        .is_some_and(|end| end <= s.size_bytes))
         }) && e.object_size > 0
             && e.slice_count as u64 == slice_count(e.object_size)
             && e.slice_index < e.slice_count
@@ -235,6 +237,22 @@ fn reserve(
                 .for_each(|e| refuse(segments, client_id, e, report));
             continue;
         };
+        if seg.disk {
+            // SSD records take no allocator range: the node owns their space.
+            segments
+                .disk_slices
+                .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            kept.extend(entries.into_iter().map(|e| Kept {
+                loc: SliceLoc {
+                    offset: e.offset,
+                    generation: e.generation,
+                    segment: seg.slot,
+                    node: DISK_NODE,
+                },
+                e,
+            }));
+            continue;
+        }
         let used: Vec<(u64, u64, u64)> = entries
             .iter()
             .map(|e| (e.offset, e.length, e.generation))

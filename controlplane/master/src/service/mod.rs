@@ -200,12 +200,51 @@ impl MasterService {
         dead
     }
 
+    /// Drops the clients whose segments carry the names `client_id`'s segments carry: an
+    /// earlier instance of the same node, restarted on the same address (names are
+    /// `host:data_port`, and no two live shards can hold one port). Called once the new
+    /// instance's inventory is adopted, so objects it still holds (its SSD copies) have
+    /// their new replicas before the old ones leave. Returns the dropped client ids.
+    pub fn drop_previous_instances(&self, client_id: u64) -> Vec<u64> {
+        let mine: std::collections::HashSet<String> = self
+            .segments
+            .list()
+            .into_iter()
+            .filter(|s| s.client_id == client_id)
+            .map(|s| s.name.clone())
+            .collect();
+        let mut old: Vec<u64> = self
+            .segments
+            .list()
+            .into_iter()
+            .filter(|s| s.client_id != client_id && mine.contains(&s.name))
+            .map(|s| s.client_id)
+            .collect();
+        old.sort_unstable();
+        old.dedup();
+        for id in &old {
+            self.clients.lock().remove(id);
+            for seg in self.segments.of_client(*id) {
+                self.unmount(*id, seg);
+            }
+            self.segments.notices.forget(*id);
+            self.recovery.forget(*id);
+            info!(
+                client_id = id,
+                successor = client_id,
+                "node restarted at the same address: its previous instance is dropped at once"
+            );
+        }
+        old
+    }
+
     /// Periodic upkeep: releases abandoned PutStart space, drops a restored snapshot's
     /// hints once they have lapsed and, when usage has reached the high watermark, evicts
     /// about `eviction_ratio` of capacity. Returns bytes freed.
     pub fn maintain(&self) -> u64 {
         let now = self.clock.now_ms();
         self.recovery.expire_hints(now);
+        self.objects.expire_promotions(now);
         let mut freed = self.objects.release_zombies(now);
         let last = self
             .last_sweep_ms
@@ -419,6 +458,7 @@ impl MasterService {
                 size,
                 term_seen,
                 reports_inventory,
+                disk,
             } => {
                 // A mount is a sign of life, even when it is refused.
                 self.clients.lock().insert(client_id, now);
@@ -428,7 +468,7 @@ impl MasterService {
                     segment_id,
                     names,
                     size,
-                    (term_seen, reports_inventory),
+                    (term_seen, reports_inventory, disk),
                 )
             }
             Request::UnmountSegment {
@@ -447,6 +487,9 @@ impl MasterService {
                 client_host,
                 ..
             } => {
+                if self.cfg.policy.offload_on_evict && !self.recovery.reporting() {
+                    return self.put_start_waiting(client_host, items, config);
+                }
                 return self.when_settled(now, move |m, _| {
                     m.put_start(false, &client_host, &items, &config)
                 });
@@ -502,6 +545,24 @@ impl MasterService {
                 let n: i64 = keys.iter().map(|k| self.objects.exist(k, now)).sum();
                 Response::ok(ResponseBody::Count(n as u64))
             }
+            // SSD records a node dropped on its own: those replicas are gone.
+            Request::ReportDropped { client_id, entries } => {
+                self.touch_client(client_id, now);
+                let n = self.objects.dropped(client_id, &entries);
+                Response::ok(ResponseBody::Count(n))
+            }
+            // Slices a node filled from its SSD become memory replicas again.
+            Request::ReportPromoted { client_id, entries } => {
+                self.touch_client(client_id, now);
+                let n = self.objects.promoted(client_id, &entries);
+                Response::ok(ResponseBody::Count(n))
+            }
+            // Copies a node made durable on SSD become disk replicas.
+            Request::ReportOffloaded { client_id, entries } => {
+                self.touch_client(client_id, now);
+                let n = self.objects.offloaded(client_id, &entries);
+                Response::ok(ResponseBody::Count(n))
+            }
         };
         Reply::Now(resp)
     }
@@ -514,15 +575,18 @@ impl MasterService {
         segment_id: u64,
         names: [&str; 3],
         size: u64,
-        (term_seen, reports_inventory): (u64, bool),
+        (term_seen, reports_inventory, disk): (u64, bool, bool),
     ) -> Response {
         if term_seen >= mc_schema::generation::MAX_TERM {
             return invalid(format!("term_seen {term_seen} is not a term"));
         }
-        match self
-            .segments
-            .mount(client_id, segment_id, names, size, reports_inventory)
-        {
+        match self.segments.mount(
+            client_id,
+            segment_id,
+            names,
+            size,
+            (reports_inventory, disk),
+        ) {
             Ok(_) => {
                 let term = self.segments.observe_term(term_seen);
                 if reports_inventory {

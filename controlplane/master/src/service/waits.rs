@@ -26,6 +26,22 @@ const RECOVERY_WAIT: Duration = Duration::from_secs(3);
 /// [`RECOVERY_WAIT`] it stays below the client's default 5 s deadline.
 const REMOVE_CONFIRM: Duration = Duration::from_secs(1);
 
+/// Longest wait of a PutStart that found no room for SSD copies eviction asked for
+/// (`--offload_on_evict`); then NO_AVAILABLE_HANDLE. Below the client's 5 s deadline.
+const OFFLOAD_WAIT: Duration = Duration::from_secs(3);
+
+/// How often a waiting PutStart looks again even without news of a copy.
+const OFFLOAD_RECHECK: Duration = Duration::from_millis(50);
+
+/// Indexes of the items of a PutStart answer that found no room.
+fn without_room(r: &Response) -> Vec<usize> {
+    let nah = ErrorCode::NoAvailableHandle.code();
+    match &r.body {
+        ResponseBody::PutStart(v) => (0..v.len()).filter(|&i| v[i].status == nah).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Whether answer `r` to a lookup has a key the master does not know.
 fn has_missing(r: &Response) -> bool {
     let nf = ErrorCode::ObjectNotFound.code();
@@ -178,6 +194,50 @@ impl MasterService {
     /// refused or replaces it as usual) instead of racing its adoption. Puts do not wait for
     /// the grace: a node that re-mounts later cannot replace what a client wrote here (an
     /// adoption never replaces an object this master did not adopt itself).
+    /// A PutStart under `--offload_on_evict`: items that find no room while eviction
+    /// waits for SSD copies are tried again as copies land, up to [`OFFLOAD_WAIT`].
+    pub(super) fn put_start_waiting(
+        &self,
+        host: String,
+        items: Vec<(String, u64)>,
+        cfg: mc_schema::msg::ReplicateConfig,
+    ) -> Reply {
+        let mut resp = self.put_start(false, &host, &items, &cfg);
+        let must_wait = |m: &MasterService, r: &Response| {
+            !without_room(r).is_empty() && m.objects.evict_offloads_in_flight(m.now_ms()) > 0
+        };
+        if !must_wait(self, &resp) {
+            return resp.into();
+        }
+        let me = self.arc();
+        Reply::Later(Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + OFFLOAD_WAIT;
+            loop {
+                let notified = me.objects.offload_progress.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return resp;
+                }
+                let _ = tokio::time::timeout(left.min(OFFLOAD_RECHECK), notified).await;
+                let failed = without_room(&resp);
+                let retry: Vec<(String, u64)> = failed.iter().map(|&i| items[i].clone()).collect();
+                let again = me.put_start(false, &host, &retry, &cfg);
+                if let (ResponseBody::PutStart(all), ResponseBody::PutStart(new)) =
+                    (&mut resp.body, again.body)
+                {
+                    for (i, r) in failed.into_iter().zip(new) {
+                        all[i] = r;
+                    }
+                }
+                if !must_wait(&me, &resp) {
+                    return resp;
+                }
+            }
+        }))
+    }
+
     pub(super) fn when_settled(
         &self,
         now: u64,
@@ -372,6 +432,9 @@ impl MasterService {
                 phases_ms = ?r.phases_ms,
                 "node inventory adopted"
             );
+            // Its objects are adopted: an earlier instance of the same node (a restart on
+            // the same address) can go now, without waiting for client_ttl.
+            me.drop_previous_instances(client_id);
             Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
         }))
     }

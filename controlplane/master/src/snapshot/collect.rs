@@ -104,6 +104,7 @@ pub(crate) mod tests {
                 size: 64 << 20,
                 term_seen: 4,
                 reports_inventory: false,
+                disk: false,
             },
         );
         for (key, cfg) in keys {

@@ -226,6 +226,7 @@ mod tests {
             size: 64 << 20,
             term_seen: old.segments.term(),
             reports_inventory: true,
+            disk: false,
         };
         assert_eq!(svc.handle_now(0, mount).status, 0);
         let r = svc.handle_now(

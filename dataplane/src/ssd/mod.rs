@@ -1,0 +1,66 @@
+//! The SSD tier of a shard (`docs/why-ssd-format.md`): offloaded copies of committed
+//! slices, kept as log-structured records in large files under the node's storage
+//! directory and moved through the shard's own io_uring with glommio DMA files.
+//!
+//! The store ([`store`]) knows only files and records; the shard decides what to offload
+//! (`shard/offload.rs`) and the transfer server serves reads of the shard's disk segment
+//! from it, over the same data port as memory reads.
+
+pub mod format;
+mod scan;
+mod stats;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+pub use stats::SsdStats;
+pub use store::{ReadError, SsdEntry, SsdStore};
+
+/// Default size of one record file.
+pub const DEFAULT_FILE_BYTES: u64 = 1 << 30;
+
+/// Default bound of a shard's offload queue.
+pub const DEFAULT_QUEUE_LIMIT: usize = 1024;
+
+/// How a shard's SSD tier is set up.
+#[derive(Debug, Clone)]
+pub struct SsdConfig {
+    /// The node's storage directory (`--ssd_offload_path`); the shard uses `shard-<i>/`.
+    pub dir: PathBuf,
+    /// Bytes this shard may fill.
+    pub quota_bytes: u64,
+    /// Bytes of one record file.
+    pub file_bytes: u64,
+    /// Offloads waiting at most; more are dropped (and counted).
+    pub queue_limit: usize,
+    /// When the quota is reached, delete the oldest records to make room instead of
+    /// refusing the offload (`--enable_disk_eviction`).
+    pub evict_oldest: bool,
+}
+
+/// 90% of the free space of the file system holding `dir` (Mooncake's default quota).
+pub fn default_quota_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("a path with a NUL byte"))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the size
+    // statvfs fills; it is read only after statvfs reported success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    Ok(free / 10 * 9)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_quota_is_below_the_free_space() {
+        let q = super::default_quota_bytes(std::path::Path::new(".")).unwrap();
+        assert!(q > 0);
+    }
+}
