@@ -6,6 +6,7 @@ mod garbage;
 mod master;
 mod memory;
 mod node;
+mod ssd;
 
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ pub fn all() -> Vec<Scenario> {
         s("shard_write_failpoints", node::shard_failpoints),
         s("kill9_leader_under_load", master::kill_leader),
         s("master_restart_no_ha", master::restart),
-        skip("bitflip_ssd_records", "the SSD tier has not landed"),
+        s("bitflip_ssd_records", ssd::bitflip_records),
         s("forged_expired_transfers", garbage::forged_expired),
         skip(
             "kill9_node_agent",
@@ -67,7 +68,7 @@ pub fn all() -> Vec<Scenario> {
         ),
         skip(
             "disk_full_under_offload",
-            "the SSD tier (offload) has not landed",
+            "not written yet; client/tests/ssd.rs fills a loop-mounted ext4",
         ),
     ]
 }
