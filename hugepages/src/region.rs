@@ -179,7 +179,7 @@ impl Region {
     /// whole range: a mapping past the end of a file faults with `SIGBUS` on access. The
     /// region's length is exactly `len_bytes` (not rounded up), for the same reason. The
     /// file's owner must not shrink it while the region lives. A symlink or anything but a
-    /// regular file is refused.
+    /// regular file or a character device (device DAX, for CXL memory) is refused.
     pub fn map_file(
         path: &std::path::Path,
         offset_bytes: u64,
@@ -215,16 +215,25 @@ impl Region {
             path: path.display().to_string(),
             source,
         })?;
-        if !meta.is_file() {
+        // A device-DAX character device (CXL memory, `/dev/daxX.Y`) has no size to check
+        // here: the kernel refuses a mapping past its end.
+        let dax = {
+            use std::os::unix::fs::FileTypeExt;
+            meta.file_type().is_char_device()
+        };
+        if !meta.is_file() && !dax {
             return Err(Error::OpenFile {
                 name,
                 path: path.display().to_string(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file or a DAX device",
+                ),
             });
         }
         let file_bytes = meta.len();
         let end = offset_bytes.checked_add(len_bytes as u64);
-        if end.is_none_or(|end| end > file_bytes) {
+        if !dax && end.is_none_or(|end| end > file_bytes) {
             return Err(Error::FileTooShort {
                 name,
                 path: path.display().to_string(),

@@ -27,6 +27,9 @@ pub enum SegmentKind {
     /// The shard's SSD record store (`--enable_ssd_offload`): holds offloaded copies,
     /// never a target of placement; `size_bytes` is the shard's share of the quota.
     LocalDisk,
+    /// CXL memory mapped from a DAX device, or a file standing in for one (`--enable_cxl`);
+    /// its segment is named `<endpoint>/cxl`.
+    Cxl,
 }
 
 /// A segment a shard serves.
@@ -73,6 +76,16 @@ pub enum ToShard {
         path: String,
         /// Where the segment starts in the file (a multiple of the page size).
         offset_bytes: u64,
+        /// Bytes to map.
+        size_bytes: u64,
+    },
+    /// Map `size_bytes` of the CXL device (or stand-in file) at `path` and serve them as the
+    /// node's CXL segment; answered by `Mounted` or `MountFailed`.
+    MountCxl {
+        /// Echoed in the answer.
+        request: u64,
+        /// `--cxl_path`.
+        path: String,
         /// Bytes to map.
         size_bytes: u64,
     },

@@ -147,6 +147,16 @@ pub struct StoreConfig {
     /// Offloads a shard queues at most; more are dropped (the object stays in memory).
     #[arg(long = "ssd_offload_queue_limit", default_value_t = 1024)]
     pub ssd_offload_queue_limit: usize,
+    /// Mount CXL memory (a DAX device, or a file standing in for one) as a segment named
+    /// `<endpoint>/cxl`, which the master's `--allocation_strategy=cxl` prefers.
+    #[arg(long = "enable_cxl", default_value_t = false)]
+    pub enable_cxl: bool,
+    /// The DAX device (or stand-in file) of the CXL memory.
+    #[arg(long = "cxl_path", default_value = "/dev/dax0.0")]
+    pub cxl_path: String,
+    /// Bytes of CXL memory to map; 0 = the whole device (its sysfs size) or file.
+    #[arg(long = "cxl_size", env = "MC_CXL_DEV_SIZE", default_value = "0", value_parser = size)]
+    pub cxl_size: u64,
     /// When the SSD quota is reached, delete the oldest SSD copies to make room (the master
     /// is told and forgets them) instead of stopping offload.
     #[arg(long = "enable_disk_eviction", default_value_t = false)]
@@ -161,6 +171,40 @@ impl StoreConfig {
             .clone()
             .filter(|id| !id.is_empty())
             .unwrap_or_else(mc_coord::cluster_id_from_env)
+    }
+
+    /// The CXL memory to mount, if enabled: `--cxl_path` and the bytes to map (`--cxl_size`,
+    /// or the whole file or DAX device when 0).
+    pub fn cxl(&self) -> Result<Option<(String, u64)>, NodeError> {
+        if !self.enable_cxl {
+            return Ok(None);
+        }
+        let path = self.cxl_path.clone();
+        let bad =
+            |why: String| NodeError::Config(format!("--enable_cxl with --cxl_path={path}: {why}"));
+        let meta = std::fs::metadata(&path).map_err(|e| bad(e.to_string()))?;
+        if self.cxl_size > 0 {
+            return Ok(Some((path, self.cxl_size)));
+        }
+        let size = if meta.is_file() {
+            meta.len()
+        } else {
+            // Device DAX: /sys/bus/dax/devices/<name>/size.
+            let name = std::path::Path::new(&path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            std::fs::read_to_string(format!("/sys/bus/dax/devices/{name}/size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| {
+                    bad("cannot tell its size; give --cxl_size (or MC_CXL_DEV_SIZE)".into())
+                })?
+        };
+        if size == 0 {
+            return Err(bad("it is empty; give --cxl_size or a larger file".into()));
+        }
+        Ok(Some((path, size)))
     }
 
     /// The SSD tier of each of `shards` shards, if enabled: the directory must be given,

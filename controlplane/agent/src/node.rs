@@ -94,6 +94,16 @@ impl NodeHandle {
         })?
     }
 
+    /// Maps `size_bytes` of the CXL device (or stand-in file) `path` and mounts it as the
+    /// node's CXL segment, `<endpoint>/cxl`.
+    pub fn mount_cxl(&self, path: String, size_bytes: u64) -> MountResult {
+        self.ask(|reply| Command::MountCxl {
+            path,
+            size_bytes,
+            reply,
+        })?
+    }
+
     /// Unmounts segments mounted by [`mount`](Self::mount) (`kind` Allocated) or
     /// [`mount_shm`](Self::mount_shm) (`kind` Shm), readable for `grace` first.
     pub fn unmount(
@@ -187,6 +197,7 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
 pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHandle, NodeError> {
     // Flags and the REST port first: they fail without anything to clean up.
     let (plan, per_shard) = plan_shards(&cfg)?;
+    let cxl = cfg.cxl()?;
     let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
         NodeError::Config(format!(
             "--rest_body_limit={} does not fit in memory addresses; lower --rest_body_limit",
@@ -242,6 +253,12 @@ pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHa
     };
     // On error the handle drops here and stops everything started so far.
     handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
+    if let Some((path, size)) = cxl {
+        let seg = handle
+            .mount_cxl(path.clone(), size)
+            .map_err(|e| NodeError::Config(format!("--enable_cxl: cannot mount {path}: {e}")))?;
+        info!(segment = ?seg, size_bytes = size, "CXL memory mounted from {path}");
+    }
     info!(
         "store node up: {} shard(s), {} bytes, master {}, REST on {}",
         handle.shards.len(),

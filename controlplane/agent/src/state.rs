@@ -79,6 +79,15 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<MountResult>,
     },
+    /// Map the node's CXL memory (`--cxl_path`) and mount it as its CXL segment.
+    MountCxl {
+        /// Device or stand-in file.
+        path: String,
+        /// Bytes to map.
+        size_bytes: u64,
+        /// The answer.
+        reply: oneshot::Sender<MountResult>,
+    },
     /// Drain segments at the master now; after `grace` unmount them there and release them
     /// in their shards. With a zero grace the answer comes once they are released, otherwise
     /// as soon as they are draining.

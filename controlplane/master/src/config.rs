@@ -33,8 +33,7 @@ fn ratio(s: &str) -> Result<f64, MasterError> {
 
 fn strategy(s: &str) -> Result<String, MasterError> {
     match s {
-        "random" | "free_ratio_first" | "local_first" => Ok(s.to_string()),
-        "cxl" => Err(MasterError::CxlUnsupported),
+        "random" | "free_ratio_first" | "local_first" | "cxl" => Ok(s.to_string()),
         _ => Err(MasterError::UnknownStrategy { name: s.into() }),
     }
 }
@@ -179,6 +178,11 @@ pub struct MasterConfig {
     /// Placement strategy.
     #[arg(long = "allocation_strategy", default_value = "random", value_parser = strategy)]
     pub allocation_strategy: String,
+    /// Take CXL segments into account (nodes started with `--enable_cxl`); needed by
+    /// `--allocation_strategy=cxl`.
+    #[arg(long = "enable_cxl", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_cxl: bool,
     /// Per-segment allocator.
     #[arg(long = "memory_allocator", default_value = "offset", value_parser = allocator)]
     pub memory_allocator: String,

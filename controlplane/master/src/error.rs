@@ -46,9 +46,9 @@ pub enum MasterError {
         /// The value as parsed.
         value: f64,
     },
-    /// `--allocation_strategy=cxl`: a Mooncake strategy this build cannot serve.
+    /// `--allocation_strategy=cxl` without `--enable_cxl`.
     #[error(
-        "allocation_strategy `cxl` needs CXL memory support, which this build does not have; use random, free_ratio_first or local_first"
+        "allocation_strategy `cxl` needs --enable_cxl (and nodes started with --enable_cxl); or use random, free_ratio_first or local_first"
     )]
     CxlUnsupported,
     /// An `--allocation_strategy` that Mooncake does not have either.

@@ -97,6 +97,9 @@ pub async fn serve(
     cfg: MasterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
+    if cfg.allocation_strategy == "cxl" && !cfg.enable_cxl {
+        return Err(MasterError::CxlUnsupported);
+    }
     let rpc_host = rpc_host(&cfg)?;
     let ha = HaConfig::from_config(&cfg, &rpc_host)?;
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock::default());

@@ -201,12 +201,15 @@ pub async fn query_segment(Serving(svc): Serving, Query(p): Params) -> Response 
             format!("no mounted segment `{name}`"),
         ),
         Some(seg) => {
-            let body = format!(
+            let mut body = format!(
                 "{}\nUsed(bytes): {}\nCapacity(bytes): {}\n",
                 seg.name,
                 seg.allocated_bytes(),
                 seg.size_bytes
             );
+            if seg.is_cxl() {
+                body.push_str("Medium: cxl\n");
+            }
             ([(header::CONTENT_TYPE, TEXT)], body).into_response()
         }
     }
@@ -227,6 +230,7 @@ pub async fn get_segments_detail(Serving(svc): Serving) -> Json<Value> {
                 "used_bytes": x.allocated_bytes(),
                 "capacity_bytes": x.size_bytes,
                 "allocatable": x.is_allocatable(),
+                "medium": if x.is_cxl() { "cxl" } else { "dram" },
             })
         })
         .collect();

@@ -53,6 +53,11 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// Whether the segment is CXL memory (a node names its CXL segment `<endpoint>/cxl`).
+    pub fn is_cxl(&self) -> bool {
+        self.name.ends_with("/cxl")
+    }
+
     /// Whether the segment is mounted (its memory still exists).
     pub fn is_mounted(&self) -> bool {
         self.mounted.load(Ordering::Acquire)
@@ -133,6 +138,9 @@ pub enum Strategy {
     FreeRatioFirst,
     /// The writer's host first, then random.
     LocalFirst,
+    /// CXL segments (named `<endpoint>/cxl`) first, on hosts that have them, then DRAM
+    /// when they are full (`--enable_cxl`).
+    Cxl,
 }
 
 impl Strategy {
@@ -142,6 +150,7 @@ impl Strategy {
             "random" => Strategy::Random,
             "free_ratio_first" => Strategy::FreeRatioFirst,
             "local_first" => Strategy::LocalFirst,
+            "cxl" => Strategy::Cxl,
             _ => return None,
         })
     }
@@ -644,7 +653,7 @@ impl Segments {
             let reused = hosts.iter().filter(|h| used_hosts.contains(&h.0));
             let mut done = false;
             for (host, segs) in fresh.chain(reused) {
-                if self.place_on_host(len, segs, &mut placed) {
+                if self.place_preferring_cxl(len, segs, &mut placed) {
                     if used_hosts.contains(host) {
                         self.shared_host_replicas_total
                             .fetch_add(1, Ordering::Relaxed);
@@ -665,6 +674,23 @@ impl Segments {
             }
         }
         placed
+    }
+
+    /// [`place_on_host`](Self::place_on_host), under the `cxl` strategy on the host's CXL
+    /// segments alone first.
+    fn place_preferring_cxl(
+        &self,
+        len: u64,
+        segs: &[&Arc<Segment>],
+        placed: &mut Vec<SliceLoc>,
+    ) -> bool {
+        if self.strategy == Strategy::Cxl {
+            let cxl: Vec<&Arc<Segment>> = segs.iter().copied().filter(|s| s.is_cxl()).collect();
+            if !cxl.is_empty() && self.place_on_host(len, &cxl, placed) {
+                return true;
+            }
+        }
+        self.place_on_host(len, segs, placed)
     }
 
     /// Hosts (index in the view, segments in order) in the order placement tries them.
@@ -699,6 +725,9 @@ impl Segments {
                         .total_cmp(&free_share(std::slice::from_ref(a)))
                 });
             }
+        }
+        if self.strategy == Strategy::Cxl {
+            hosts.sort_by_key(|(_, segs)| !segs.iter().any(|s| s.is_cxl()));
         }
         if !preferred.is_empty() {
             let rank = |h: &(usize, Vec<&Arc<Segment>>)| {

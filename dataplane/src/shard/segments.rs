@@ -113,6 +113,14 @@ impl Segments {
                 let made = self.map_shm(&path, offset_bytes, size_bytes);
                 vec![self.added(request, made, SegmentKind::Shm, state)]
             }
+            ToShard::MountCxl {
+                request,
+                path,
+                size_bytes,
+            } => {
+                let made = self.map_shm(&path, 0, size_bytes);
+                vec![self.added(request, made, SegmentKind::Cxl, state)]
+            }
             ToShard::Unmount {
                 request,
                 segment_id,
@@ -216,7 +224,10 @@ impl Segments {
         let info = SegmentInfo {
             shard: self.index as u32,
             segment_id: seg.id,
-            name: format!("{}#{}", self.endpoint, self.next_name),
+            name: match kind {
+                SegmentKind::Cxl => format!("{}/cxl", self.endpoint),
+                _ => format!("{}#{}", self.endpoint, self.next_name),
+            },
             endpoint: self.endpoint.clone(),
             size_bytes: seg.size_bytes(),
             kind,

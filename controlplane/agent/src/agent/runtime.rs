@@ -58,6 +58,25 @@ impl<L: AgentLink> Agent<L> {
                     Pending::Mount(reply),
                 );
             }
+            Command::MountCxl {
+                path,
+                size_bytes,
+                reply,
+            } => {
+                let request = self.request_id();
+                let shard = self.emptiest_shard();
+                info!(shard, %path, size_bytes, "mounting CXL memory");
+                self.send_to_shard(
+                    shard,
+                    ToShard::MountCxl {
+                        request,
+                        path,
+                        size_bytes,
+                    },
+                    request,
+                    Pending::Mount(reply),
+                );
+            }
             Command::Unmount {
                 segment_ids,
                 kind,
@@ -138,6 +157,7 @@ impl<L: AgentLink> Agent<L> {
                     SegmentKind::Allocated => "was mounted by /api/mount; use /api/unmount",
                     SegmentKind::Shm => "was mounted by /api/mount_shm; use /api/unmount_shm",
                     SegmentKind::LocalDisk => "is the shard's SSD store; it goes with the node",
+                    SegmentKind::Cxl => "is the node's CXL memory; it goes with the node",
                 };
                 return Err(CommandError::Invalid(format!(
                     "segment {} {how}",
@@ -326,14 +346,24 @@ impl<L: AgentLink> Agent<L> {
     ) {
         let result = self.mount_at_master(&info, false);
         let ok = result.is_ok();
+        // The node's CXL memory is part of the node, like its start-up segments: a master
+        // not reachable yet gets it with them (the next mount of every segment).
+        let part_of_node = info.kind == SegmentKind::Cxl;
         self.segments.push(NodeSegment {
             info: info.clone(),
             at_master: ok,
             release_at: None,
-            releasing: !ok,
+            releasing: !ok && !part_of_node,
         });
         self.publish();
         match result {
+            Err(e) if part_of_node => {
+                warn!(segment = %info.name, "the master does not have the CXL segment yet ({e}); it is mounted with the others");
+                self.mounted = false;
+                if let Some(r) = reply {
+                    let _ = r.send(Ok(info));
+                }
+            }
             Ok(()) => {
                 info!(segment = %info.name, size_bytes = info.size_bytes, "segment mounted on request");
                 if let Some(r) = reply {
