@@ -163,3 +163,16 @@ def load_file(file_name):
 
 def no_cuda(name):
     return RuntimeError(f"{name}: no CUDA in this build of mooncake-rs (CPU tensors only)")
+
+
+def concat(tensors, dim):
+    """The tensors joined along ``dim`` (contiguous)."""
+    if all(is_torch(t) for t in tensors):
+        return _torch().cat(list(tensors), dim=dim).contiguous()
+    np = _numpy()
+    return np.ascontiguousarray(np.concatenate(list(tensors), axis=dim))
+
+
+def raw_bytes(info):
+    """A copy of a ``TensorInfo``'s bytes."""
+    return ctypes.string_at(info.ptr, info.nbytes) if info.nbytes else b""

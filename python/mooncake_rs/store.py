@@ -28,12 +28,15 @@ from ._native import (
     get_free_func_addr,
 )
 from ._native import MooncakeDistributedStore as _NativeStore
+from ._parallel_store import ParallelismMethods as _ParallelismMethods
+from ._parallelism import ParallelAxis, ReadTarget, TensorParallelism
 from ._tensor_store import TensorMethods as _TensorMethods
 
 
-class MooncakeDistributedStore(_TensorMethods, _NativeStore):
-    """Mooncake's ``MooncakeDistributedStore``: the byte-level methods (native) and the
-    tensor methods (Mooncake's tensor object format, ``_tensor_store.py``)."""
+class MooncakeDistributedStore(_ParallelismMethods, _TensorMethods, _NativeStore):
+    """Mooncake's ``MooncakeDistributedStore``: the byte-level methods (native), the
+    tensor methods (Mooncake's tensor object format, ``_tensor_store.py``) and their
+    ``*_with_parallelism`` forms (``_parallel_store.py``)."""
 
     def init_all(self, protocol, device_name, mount_segment_size=16 << 20):
         """Mooncake's one-call set-up: this host as ``localhost:12345``, a 1 GiB local
@@ -142,6 +145,9 @@ __all__ = [
     "MemoryDescriptor",
     "ObjectDataType",
     "MooncakeDistributedStore",
+    "ParallelAxis",
+    "ReadTarget",
+    "TensorParallelism",
     "ReplicaDescriptor",
     "ReplicaStatus",
     "ReplicateConfig",

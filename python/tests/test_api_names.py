@@ -41,25 +41,8 @@ NOT_YET = {
         "SUCCESS",
         "TaskStatus",
         "TaskType",
-        # The *_with_parallelism tensor family.
-        "ParallelAxis",
-        "ReadTarget",
-        "TensorParallelism",
     },
     "MooncakeDistributedStore": {
-        # The *_with_parallelism tensor family (ReadTarget, TensorParallelism, manifests).
-        "batch_get_tensor_with_parallelism",
-        "batch_get_tensor_with_parallelism_into",
-        "batch_put_tensor_with_parallelism",
-        "batch_put_tensor_with_parallelism_from",
-        "batch_upsert_tensor_with_parallelism",
-        "batch_upsert_tensor_with_parallelism_from",
-        "get_tensor_with_parallelism",
-        "get_tensor_with_parallelism_into",
-        "put_tensor_with_parallelism",
-        "put_tensor_with_parallelism_from",
-        "upsert_tensor_with_parallelism",
-        "upsert_tensor_with_parallelism_from",
         # Copy/move tasks (item 5) and replica clearing (item 6): master RPCs.
         "batch_replica_clear",
         "create_copy_task",
