@@ -348,39 +348,44 @@ fn run_master_scenario(
                 key_size: args.key_size,
                 master_pid,
             };
-            let r = master::run(&sc)?;
-            for c in &r.cases {
-                all_ok &= c.ok;
-                report::print(c, args.json);
-            }
+            let mut r = master::run(&sc)?;
             let keys = sc.keys + sc.prefill;
             // Keys still held at the end of the put phase, when known: every key put, less
             // those the get phase found evicted (prefilled keys are not read back).
             let held = (sc.expect_eviction && sc.prefill == 0).then(|| keys - r.evicted);
-            if let Some(growth) = r.rss_growth_bytes {
-                let per_key = growth as f64 / keys as f64;
-                let per_held = held.map(|h| growth as f64 / h.max(1) as f64);
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"op": "master_rss", "keys": keys, "bytes_per_key": per_key,
-                            "keys_held": held, "bytes_per_key_held": per_held})
-                    );
-                } else {
-                    print!("master RSS growth: {per_key:.0} bytes per key over {keys} keys");
+            let per_key = r.rss_growth_bytes.map(|g| g as f64 / keys as f64);
+            let per_held = r
+                .rss_growth_bytes
+                .zip(held)
+                .map(|(g, h)| g as f64 / h.max(1) as f64);
+            // The scenario's own figures are fields of its get_meta row.
+            if let Some(get) = r.cases.iter_mut().find(|c| c.op == "get_meta") {
+                let e = &mut get.extra;
+                if let Some(b) = per_key {
+                    e.insert("master_rss_bytes_per_key".into(), b.into());
+                    e.insert("master_rss_keys".into(), keys.into());
+                }
+                if let (Some(h), Some(b)) = (held, per_held) {
+                    e.insert("keys_held".into(), h.into());
+                    e.insert("master_rss_bytes_per_key_held".into(), b.into());
+                }
+                if sc.expect_eviction {
+                    e.insert("evicted".into(), r.evicted.into());
+                }
+            }
+            for c in &r.cases {
+                all_ok &= c.ok;
+                report::print(c, args.json);
+            }
+            if !args.json {
+                if let Some(b) = per_key {
+                    print!("master RSS growth: {b:.0} bytes per key over {keys} keys");
                     match (held, per_held) {
                         (Some(h), Some(b)) => println!(" ({b:.0} bytes per key held, {h} held)"),
                         _ => println!(),
                     }
                 }
-            }
-            if sc.expect_eviction {
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"op": "get_meta_evicted", "keys": sc.keys, "evicted": r.evicted})
-                    );
-                } else {
+                if sc.expect_eviction {
                     println!(
                         "get phase: {} of {} keys evicted (expected)",
                         r.evicted, sc.keys

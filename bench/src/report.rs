@@ -44,6 +44,10 @@ pub struct CaseResult {
     /// looked up at the master (0 with the cache off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_hit_rate: Option<f64>,
+    /// Figures of a scenario that belong to this row (e.g. the master's memory per key on
+    /// the `get_meta` row), as extra JSON fields.
+    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Median of a non-empty list.
@@ -103,6 +107,7 @@ impl CaseResult {
                     hits as f64 / ((hits + misses) as f64).max(1.0)
                 },
             ),
+            extra: serde_json::Map::new(),
         }
     }
 }

@@ -833,9 +833,17 @@ server.serve_forever()
                 "--master_server=127.0.0.1:5",
                 "--local_hostname=127.0.0.4",
                 "--global_segment_size=256MB",
-                "--data_port=0",
                 "--port=9",
+                "--data_port=0",
             ]
         );
+        // A spec that fixes its data port keeps it (a node restarted on the same address).
+        let fixed = NodeSpec {
+            extra_args: vec!["--data_port=7000".into()],
+            ..spec
+        };
+        let args = node_args(&config, "127.0.0.1:5", &fixed, 9);
+        assert!(!args.contains(&"--data_port=0".to_string()), "{args:?}");
+        assert_eq!(args.last().map(String::as_str), Some("--data_port=7000"));
     }
 }
