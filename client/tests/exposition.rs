@@ -105,6 +105,13 @@ fn node_families() -> Families {
         ("mc_node_segments", "gauge", &[]),
         ("mc_node_mounted_segments", "gauge", &[]),
         ("mc_node_master_connected", "gauge", &[]),
+        ("mc_node_arena_pool_bytes", "gauge", &[]),
+        ("mc_node_arena_used_bytes", "gauge", &[]),
+        (
+            "mc_shard_refused_writes_total",
+            "counter",
+            &["endpoint", "reason", "shard"],
+        ),
         ("mc_shard_segment_capacity_bytes", "gauge", shard),
         ("mc_shard_connections_total", "counter", shard),
         ("mc_shard_write_ops_total", "counter", shard),

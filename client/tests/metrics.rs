@@ -21,13 +21,18 @@ fn scrape_at(addr: &str) -> Scrape {
     Scrape::parse(r.body.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
 }
 
-/// Plain samples by name (histograms keyed by name + op label).
+/// Plain samples by name (keyed by name + reason label when they have one; histograms by
+/// name + op label).
 fn values(s: &Scrape) -> HashMap<String, f64> {
     let mut m = HashMap::new();
     for x in &s.samples {
         match &x.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
-                m.insert(x.metric.clone(), *v);
+                let name = match x.labels.get("reason") {
+                    Some(r) => format!("{}{{reason={r}}}", x.metric),
+                    None => x.metric.clone(),
+                };
+                m.insert(name, *v);
             }
             Value::Histogram(h) => {
                 let count = h.last().map_or(0.0, |b| b.count);
@@ -220,7 +225,8 @@ fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
     assert_eq!(moved("mc_shard_write_ops_total"), 3.0);
     assert_eq!(moved("mc_shard_read_ops_total"), 2.0);
     assert_eq!(moved("mc_shard_crc_failures_total"), 1.0);
-    assert_eq!(moved("mc_shard_refused_writes_total"), 1.0);
+    assert_eq!(moved("mc_shard_refused_writes_total{reason=forged}"), 1.0);
+    assert_eq!(after["mc_shard_refused_writes_total{reason=expired}"], 0.0);
     assert_eq!(moved("mc_shard_write_errors_total"), 2.0);
     assert_eq!(
         after["mc_shard_transfer_latency_seconds{op=write}"],

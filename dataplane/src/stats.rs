@@ -112,8 +112,22 @@ impl ShardStats {
             &["op"],
         )
         .expect("the shard latency definition is valid");
+        let refused_writes_total = IntCounterVec::new(
+            labels(Opts::new(
+                "mc_shard_refused_writes_total",
+                "WRITEs refused by their write token (forged, expired, out_of_range, revoked); \
+                 none of their bytes landed.",
+            )),
+            &["reason"],
+        )
+        .expect("the refused-writes definition is valid");
+        // Every reason is exported from the start, at 0, so alerts need no absent() rule.
+        for reason in ["forged", "expired", "out_of_range", "revoked"] {
+            refused_writes_total.with_label_values(&[reason]);
+        }
         ShardStats {
             shard,
+            refused_writes_total,
             endpoint: endpoint.to_string(),
             capacity_bytes: BytesGauge::with_opts(labels(Opts::new(
                 "mc_shard_segment_capacity_bytes",
@@ -169,15 +183,6 @@ impl ShardStats {
                 "mc_shard_gone_reads_total",
                 "READs of a cached location refused: the slice is no longer there (REPLICA_IS_GONE).",
             ),
-            refused_writes_total: IntCounterVec::new(
-                labels(Opts::new(
-                    "mc_shard_refused_writes_total",
-                    "WRITEs refused by their write token (forged, expired, out_of_range, revoked); \
-                     none of their bytes landed.",
-                )),
-                &["reason"],
-            )
-            .expect("the refused-writes definition is valid"),
             index_entries: gauge("mc_shard_index_entries", "Entries in the object index."),
             index_bytes: gauge(
                 "mc_shard_index_bytes",
