@@ -78,6 +78,9 @@ pub struct SsdStore {
     tail: Cell<u64>,
     /// Bytes of live records (quota accounting).
     used_bytes: Cell<u64>,
+    /// Bytes of records being written (counted against the quota too, so offloads in
+    /// flight together cannot pass it).
+    writing_bytes: Cell<u64>,
     /// Live records by location: oldest first, since records are appended.
     entries: RefCell<BTreeMap<u64, SsdEntry>>,
     /// Records dropped on the store's own account (corrupt on read, disk eviction), not
@@ -90,6 +93,25 @@ pub struct SsdStore {
     quota_logged: Cell<Option<Instant>>,
     /// Metrics.
     pub stats: SsdStats,
+}
+
+/// Bytes of one record write, counted in [`SsdStore::writing_bytes`] while it lives.
+struct Writing<'a> {
+    cell: &'a Cell<u64>,
+    bytes: u64,
+}
+
+impl<'a> Writing<'a> {
+    fn start(cell: &'a Cell<u64>, bytes: u64) -> Writing<'a> {
+        cell.set(cell.get() + bytes);
+        Writing { cell, bytes }
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.cell.set(self.cell.get() - self.bytes);
+    }
 }
 
 /// Least time between two log lines about the quota being used up.
@@ -153,6 +175,7 @@ impl SsdStore {
             quota_bytes: cfg.quota_bytes,
             tail: Cell::new(found.tail),
             used_bytes: Cell::new(found.used_bytes),
+            writing_bytes: Cell::new(0),
             files: RefCell::new(found.files),
             entries: RefCell::new(found.entries),
             dropped: RefCell::new(Vec::new()),
@@ -220,9 +243,9 @@ impl SsdStore {
         Ok((loc, file))
     }
 
-    /// Whether `bytes` more would pass the quota.
+    /// Whether `bytes` more would pass the quota (records being written included).
     pub fn over_quota(&self, bytes: u64) -> bool {
-        self.used_bytes.get() + bytes > self.quota_bytes
+        self.used_bytes.get() + self.writing_bytes.get() + bytes > self.quota_bytes
     }
 
     /// Whether a quota refusal should be logged now (the first one, then at most every
@@ -283,6 +306,8 @@ impl SsdStore {
                 }
             }
         }
+        // Counted from now until this write ends, however it ends.
+        let _writing = Writing::start(&self.writing_bytes, total);
         let (loc, file) = self.reserve(total).await?;
         let mut buf = file.alloc_dma_buffer(total as usize);
         let block = h.block_bytes() as usize;
