@@ -67,6 +67,14 @@ pub enum DataplaneError {
         /// Shard index.
         shard: usize,
     },
+    /// What an earlier data plane kept for this shard cannot be taken over.
+    #[error("shard {shard} cannot take over the previous data plane's memory: {reason}")]
+    Revive {
+        /// Shard index.
+        shard: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A segment larger than this machine's address space.
     #[error("{size_bytes} bytes do not fit in this machine's address space")]
     TooLarge {

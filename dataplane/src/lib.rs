@@ -17,6 +17,7 @@ mod error;
 mod hits;
 pub mod index;
 pub mod inflight;
+pub mod keep;
 pub mod segment;
 pub mod shard;
 pub mod ssd;
@@ -25,4 +26,4 @@ pub mod stats;
 mod transfer;
 
 pub use error::DataplaneError;
-pub use shard::{ShardConfig, ShardHandle, start_shard};
+pub use shard::{ShardConfig, ShardHandle, start_shard, start_shard_from};

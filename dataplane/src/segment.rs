@@ -54,6 +54,42 @@ impl SegmentMem {
         })
     }
 
+    /// Segment `id` again, over a memfd an earlier segment made (a restarted data plane
+    /// takes over its predecessor's memory, `crate::keep`): same id, same bytes.
+    pub fn from_memfd(
+        id: u64,
+        fd: std::os::fd::OwnedFd,
+        opts: &RegionOptions,
+    ) -> Result<SegmentMem, mc_hugepages::Error> {
+        let region = Region::from_fd(fd, &opts.name, opts.numa_node)?;
+        Ok(SegmentMem {
+            id,
+            mem: region.into(),
+        })
+    }
+
+    /// Segment `id` again, over the same range of a named file ([`from_file`](Self::from_file)).
+    pub fn from_file_again(
+        id: u64,
+        path: &std::path::Path,
+        offset_bytes: u64,
+        size_bytes: usize,
+        opts: &RegionOptions,
+    ) -> Result<SegmentMem, mc_hugepages::Error> {
+        let mut seg = Self::from_file(path, offset_bytes, size_bytes, opts)?;
+        seg.id = id;
+        Ok(seg)
+    }
+
+    /// The memfd behind the segment, when it has one of its own (not an arena slice, not a
+    /// named file): what a keeper holds so a restarted data plane maps the same bytes.
+    pub fn memfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &self.mem {
+            Memory::Region(r) if r.backing() != mc_hugepages::Backing::File => Some(r.fd()),
+            _ => None,
+        }
+    }
+
     /// Usable bytes.
     pub fn size_bytes(&self) -> u64 {
         self.mem.len_bytes() as u64

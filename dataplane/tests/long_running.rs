@@ -54,6 +54,7 @@ fn a_shard_survives_tens_of_thousands_of_control_polls() {
         io_memory_bytes: 512 << 10,
         control_poll_interval: interval,
         ssd: None,
+        keeper: None,
     };
     let handle = start_shard(cfg, shard).expect("shard starts");
     let seg = handle.segment.clone();

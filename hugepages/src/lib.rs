@@ -31,6 +31,9 @@
 //! [`MemFile`] is a growable memfd read and written by copying, for small state that must
 //! outlive its process (a shard's object index).
 //!
+//! [`handover`] passes such descriptors to another process (`SCM_RIGHTS`), so a restarted
+//! data plane maps the memory its predecessor served.
+//!
 //! The crate hands out raw memory: a [`Region`] is a pointer and a length. Which ranges are
 //! being written and read at a time is decided by the segment allocator above it.
 
@@ -39,6 +42,7 @@
 mod arena;
 mod env;
 mod error;
+pub mod handover;
 mod memfile;
 mod memory;
 mod numa;

@@ -277,6 +277,43 @@ impl Region {
         Ok(region)
     }
 
+    /// Maps a memfd an earlier [`Region`] made (in this process or one that handed the
+    /// descriptor over: a restarted data plane gets its segments back this way) at its
+    /// current size, shared and read-write. The bytes are kept; nothing is prefaulted or
+    /// bound again (the pages already exist where they were placed). A hugetlb memfd is
+    /// recognised by its file system and keeps its page size.
+    pub fn from_fd(fd: OwnedFd, name: &str, numa_node: Option<usize>) -> Result<Region, Error> {
+        let map_err = |source| Error::Map {
+            name: name.to_string(),
+            len_bytes: 0,
+            source,
+        };
+        let len_bytes = sys::file_len(fd.as_fd()).map_err(map_err)?;
+        if len_bytes == 0 {
+            return Err(Error::ZeroLength {
+                name: name.to_string(),
+            });
+        }
+        let (backing, page_bytes) = match sys::hugetlb_page_bytes(fd.as_fd()).map_err(map_err)? {
+            Some(page) => (Backing::MemfdHugeTlb, page),
+            None => (Backing::Memfd, sys::base_page_bytes()),
+        };
+        let ptr = sys::mmap_shared(fd.as_fd(), len_bytes).map_err(|source| Error::Map {
+            name: name.to_string(),
+            len_bytes,
+            source,
+        })?;
+        Ok(Region {
+            ptr,
+            len_bytes,
+            page_bytes,
+            backing,
+            fd,
+            name: name.to_string(),
+            numa_node,
+        })
+    }
+
     /// The start of the region, aligned to its page size. Valid until the region drops.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
@@ -531,6 +568,31 @@ mod tests {
     const HUGE_PAGE_BYTES: usize = 2 * MIB;
     /// `f_type` of a hugetlbfs file (`include/uapi/linux/magic.h`).
     const HUGETLBFS_MAGIC: libc::__fsword_t = 0x9584_58f6;
+
+    #[test]
+    fn a_region_mapped_again_from_its_fd_sees_the_same_bytes() {
+        let opts = RegionOptions {
+            name: "remap".into(),
+            ..RegionOptions::default()
+        };
+        let a = Region::new(3 * sys::base_page_bytes(), &opts).unwrap();
+        // SAFETY: in bounds of the live mapping; nothing else views it.
+        unsafe { a.as_ptr().add(100).write(0xAB) };
+        let fd = a.fd().try_clone_to_owned().unwrap();
+        let b = Region::from_fd(fd, "remap", None).unwrap();
+        assert_eq!(b.len_bytes(), a.len_bytes());
+        assert_eq!(b.backing(), Backing::Memfd);
+        // SAFETY: in bounds of b's live mapping.
+        assert_eq!(unsafe { b.as_ptr().add(100).read() }, 0xAB);
+        drop(a);
+        // SAFETY: as above; b's mapping outlives a's.
+        assert_eq!(unsafe { b.as_ptr().add(100).read() }, 0xAB);
+        let empty = sys::memfd_create(c"empty", libc::MFD_CLOEXEC).unwrap();
+        assert!(matches!(
+            Region::from_fd(empty, "empty", None),
+            Err(Error::ZeroLength { .. })
+        ));
+    }
 
     /// Serialises the tests that read or resize the hugetlb pool.
     static POOL_LOCK: Mutex<()> = Mutex::new(());

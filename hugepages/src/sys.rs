@@ -131,3 +131,22 @@ pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
     let f = std::fs::File::from(fd.try_clone_to_owned()?);
     usize::try_from(f.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))
 }
+
+/// `statfs` magic of hugetlbfs (`linux/magic.h`).
+const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+
+/// The hugepage size of the memfd behind `fd` when it lives on hugetlbfs, else `None`.
+pub(crate) fn hugetlb_page_bytes(fd: BorrowedFd<'_>) -> io::Result<Option<usize>> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `fd` is a live descriptor and `st` points at writable memory of the struct's
+    // size; fstatfs fills it completely on success.
+    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs returned 0, so it initialised the struct.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    let huge = st.f_type as i64 == HUGETLBFS_MAGIC;
+    Ok(huge.then_some(st.f_bsize as usize))
+}

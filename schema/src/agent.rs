@@ -53,7 +53,7 @@ pub struct SegmentInfo {
 /// Agent → shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToShard {
-    /// Report every segment this shard serves.
+    /// Report every segment this shard serves: one `Segment` each, then `Described`.
     Describe,
     /// Answer `Drained` once no transfer has been in flight for a short quiet period.
     Drain,
@@ -129,8 +129,13 @@ pub enum ToShard {
 /// Shard → agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromShard {
-    /// One segment (answer to Describe; also sent unasked once a shard is up).
+    /// One segment (part of the answer to Describe).
     Segment(SegmentInfo),
+    /// The end of the answer to Describe: every segment was sent.
+    Described {
+        /// Shard index.
+        shard: u32,
+    },
     /// A segment asked for with `Mount` or `MountShm` is served now.
     Mounted {
         /// The request this answers.

@@ -155,26 +155,23 @@ impl<L: AgentLink> Agent<L> {
         Ok(agent)
     }
 
-    /// The segment each shard announces once it is up.
+    /// Every segment of every shard, asked for with `Describe` (a shard answers with its
+    /// segments, then `Described`).
     fn announcements(links: &[L]) -> Result<Vec<NodeSegment>, NodeError> {
         let mut segments = Vec::new();
         for (i, link) in links.iter().enumerate() {
+            link.send(ToShard::Describe)
+                .map_err(|source| NodeError::ShardLink { shard: i, source })?;
             let deadline = Instant::now() + ANNOUNCE_TIMEOUT;
             loop {
                 match link.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(FromShard::Segment(s))) => {
-                        // A shard announces its disk segment (if any) before its memory.
-                        let last = s.kind != SegmentKind::LocalDisk;
-                        segments.push(NodeSegment {
-                            info: s,
-                            at_master: false,
-                            release_at: None,
-                            releasing: false,
-                        });
-                        if last {
-                            break;
-                        }
-                    }
+                    Ok(Some(FromShard::Segment(s))) => segments.push(NodeSegment {
+                        info: s,
+                        at_master: false,
+                        release_at: None,
+                        releasing: false,
+                    }),
+                    Ok(Some(FromShard::Described { .. })) => break,
                     Ok(Some(other)) => warn!(shard = i, "unexpected message at start: {other:?}"),
                     Ok(None) if Instant::now() < deadline => {}
                     Ok(None) => {

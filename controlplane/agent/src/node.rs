@@ -397,6 +397,7 @@ fn start_shards(
             io_memory_bytes: cfg.io_memory as usize,
             control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
             ssd: ssd.clone(),
+            keeper: None,
         };
         match start_shard(shard_cfg, shard_link) {
             Ok(h) => shards.push(h),

@@ -106,6 +106,16 @@ impl Index {
         (&self.records, self.keys.file())
     }
 
+    /// The highest master term among the entries' generations (0 when empty): a shard that
+    /// takes over an index refuses allocations of older terms from the start.
+    pub fn highest_term(&self) -> u64 {
+        self.map
+            .values()
+            .map(|s| mc_schema::generation::term_of(s.generation))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.map.len()

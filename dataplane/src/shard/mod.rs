@@ -6,7 +6,9 @@
 
 mod objects;
 mod offload;
+mod revive;
 mod segments;
+mod stop;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -14,6 +16,8 @@ use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -24,6 +28,7 @@ use tracing::{debug, info, warn};
 use crate::DataplaneError;
 use crate::control::ShardLink;
 use crate::index::Index;
+use crate::keep::{KeeperHandle, ShardMemory};
 use crate::segment::SegmentMem;
 use crate::ssd::SsdStore;
 use crate::state::ShardState;
@@ -65,6 +70,9 @@ pub struct ShardConfig {
     pub control_poll_interval: Duration,
     /// The SSD tier, if enabled (`--enable_ssd_offload`).
     pub ssd: Option<crate::ssd::SsdConfig>,
+    /// Who holds the shard's memory descriptors for a data plane started after this one
+    /// (`crate::keep`); `None` in a node that runs its data plane in-process.
+    pub keeper: Option<KeeperHandle>,
 }
 
 /// A running shard.
@@ -97,6 +105,17 @@ pub fn start_shard<L: ShardLink + Send + 'static>(
     cfg: ShardConfig,
     link: L,
 ) -> Result<ShardHandle, DataplaneError> {
+    start_shard_from(cfg, link, None)
+}
+
+/// [`start_shard`], taking over `memory` when given: the segments (same ids, same bytes),
+/// the object index and the data port a shard of an earlier data-plane process served
+/// (`crate::keep`). `cfg.segment_bytes` and `cfg.data_port` are then ignored.
+pub fn start_shard_from<L: ShardLink + Send + 'static>(
+    cfg: ShardConfig,
+    link: L,
+    memory: Option<ShardMemory>,
+) -> Result<ShardHandle, DataplaneError> {
     let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
     let index = cfg.index;
     let placement = match cfg.core {
@@ -119,7 +138,7 @@ pub fn start_shard<L: ShardLink + Send + 'static>(
                     return;
                 }
             };
-            ex.run(run_shard(cfg, link, ready_tx));
+            ex.run(run_shard(cfg, link, memory, ready_tx));
         })
         .map_err(|e| DataplaneError::Executor {
             shard: index,
@@ -150,12 +169,21 @@ type Ready = Result<(SegmentInfo, Arc<ShardStats>), DataplaneError>;
 struct Opened {
     state: Rc<ShardState>,
     listener: TcpListener,
+    /// The listener's descriptor, to shut it down at stop.
+    listen_fd: std::os::fd::RawFd,
     info: SegmentInfo,
     disk: Option<SegmentInfo>,
+    /// Segments taken over besides the start-up one.
+    others: Vec<revive::Adopted>,
 }
 
-async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<Ready>) {
-    let opened = match open(&cfg).await {
+async fn run_shard<L: ShardLink>(
+    cfg: ShardConfig,
+    link: L,
+    memory: Option<ShardMemory>,
+    ready: mpsc::Sender<Ready>,
+) {
+    let opened = match open(&cfg, memory).await {
         Ok(o) => o,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -165,28 +193,41 @@ async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<
     let Opened {
         state,
         listener,
+        listen_fd,
         info,
         disk,
+        others,
     } = opened;
     let _ = ready.send(Ok((info.clone(), state.stats.clone())));
-    // The disk segment first: the agent takes the memory segment as the end of a shard's
-    // announcement.
-    if let Some(d) = disk {
-        let _ = link.send(FromShard::Segment(d));
-    }
-    let _ = link.send(FromShard::Segment(info.clone()));
     let offloader = cfg
         .ssd
         .as_ref()
         .map(|c| offload::Offloader::start(state.clone(), c.queue_limit));
-    let segments = Segments::new(cfg.index, &info, cfg.region.clone(), cfg.arena.clone());
+    let mut segments = Segments::new(&cfg, &info, disk);
+    for adopted in others {
+        segments.adopt(adopted, &state);
+    }
+    segments.keep_all(&state);
     // The accept loop is a task of its own, polled only when the listener wakes it. Racing
     // it against the control loop in one future (`future::or`) re-polled the pending accept
     // on every control tick, and glommio keeps one waker reference per such poll in an i16:
     // after 32767 ticks (about 11 minutes at 20 ms) the shard thread panicked.
-    let accept = glommio::spawn_local(accept_loop(listener, state.clone(), info.endpoint.clone()));
+    let (stop_accept, stopped) = stop::stop_pair();
+    let accept = glommio::spawn_local(futures_lite::future::or(
+        accept_loop(listener, state.clone(), info.endpoint.clone()),
+        stopped,
+    ));
     control_loop(&cfg, &link, &state, segments, offloader.as_ref()).await;
-    accept.cancel().await;
+    // Awaited, not cancelled: the listener is closed once this returns, so a shard started
+    // next on the same port (SO_REUSEPORT) never shares it with a listener still open here.
+    // Closing alone is not enough: a pending io_uring accept holds the socket open until
+    // the ring is torn down, and would take (and drop) the next connection. Shutting a
+    // listening socket down stops it listening at once.
+    // SAFETY: `listen_fd` is the listener's descriptor, still open: the accept task owns the
+    // listener and has not ended (it ends only after `stop_accept` fires, below).
+    unsafe { libc::shutdown(listen_fd, libc::SHUT_RDWR) };
+    drop(stop_accept);
+    accept.await;
     let _ = link.send(FromShard::Stopped {
         shard: cfg.index as u32,
     });
@@ -195,14 +236,21 @@ async fn run_shard<L: ShardLink>(cfg: ShardConfig, link: L, ready: mpsc::Sender<
 
 /// Maps and prefaults the first segment and binds the data port. Memory is allocated on the
 /// shard's own thread so its pages land on the shard's NUMA node (first touch).
-async fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
-    let seg = Rc::new(SegmentMem::new(cfg.segment_bytes, &cfg.region)?);
-    let addr = format!("{}:{}", cfg.host, cfg.data_port);
-    let listener = TcpListener::bind(addr.as_str()).map_err(|e| DataplaneError::Bind {
-        shard: cfg.index,
-        addr,
-        source: std::io::Error::other(e.to_string()),
-    })?;
+async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, DataplaneError> {
+    let (seg, data_port, index, others) = match memory {
+        Some(m) => {
+            let r = revive::take_over(cfg, m)?;
+            (r.first, r.port, r.index, r.others)
+        }
+        None => (
+            SegmentMem::new(cfg.segment_bytes, &cfg.region)?,
+            cfg.data_port,
+            Index::create(&format!("mc-index-{}", cfg.index))?,
+            Vec::new(),
+        ),
+    };
+    let seg = Rc::new(seg);
+    let (listener, listen_fd) = bind(cfg, data_port).await?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let endpoint = format!("{}:{port}", cfg.host);
     let info = SegmentInfo {
@@ -222,7 +270,6 @@ async fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
     );
     let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
     stats.capacity_bytes.set(info.size_bytes);
-    let index = Index::create(&format!("mc-index-{}", cfg.index))?;
     let ssd = match &cfg.ssd {
         Some(c) => Some(SsdStore::open(c, cfg.index, stats.ssd.clone()).await?),
         None => None,
@@ -235,13 +282,14 @@ async fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
         size_bytes: cfg.ssd.as_ref().map_or(0, |c| c.quota_bytes),
         kind: SegmentKind::LocalDisk,
     });
+    let term = index.highest_term();
     let state = Rc::new(ShardState {
         stats,
         segments: RefCell::new(HashMap::from([(seg.id, seg)])),
         cluster_id: cfg.cluster_id.clone(),
         ranges: Default::default(),
         index: RefCell::new(index),
-        term: Cell::new(0),
+        term: Cell::new(term),
         hits: Default::default(),
         caps: Default::default(),
         ssd,
@@ -249,9 +297,45 @@ async fn open(cfg: &ShardConfig) -> Result<Opened, DataplaneError> {
     Ok(Opened {
         state,
         listener,
+        listen_fd,
         info,
         disk,
+        others,
     })
+}
+
+/// Longest wait for a data port still held by a process that just died (the kernel
+/// releases a dead process's io_uring, and the listener a pending accept holds, a little
+/// after the process is gone).
+const BIND_RETRY: Duration = Duration::from_secs(3);
+
+/// Binds the shard's data port (without `SO_REUSEPORT`, so a port another live process
+/// serves is refused rather than shared), retrying "address in use" for [`BIND_RETRY`].
+async fn bind(cfg: &ShardConfig, port: u16) -> Result<(TcpListener, RawFd), DataplaneError> {
+    let addr = format!("{}:{}", cfg.host, port);
+    let until = std::time::Instant::now() + BIND_RETRY;
+    let std_listener = loop {
+        match std::net::TcpListener::bind(addr.as_str()) {
+            Ok(l) => break l,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && port != 0
+                    && std::time::Instant::now() < until =>
+            {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            Err(source) => {
+                return Err(DataplaneError::Bind {
+                    shard: cfg.index,
+                    addr,
+                    source,
+                });
+            }
+        }
+    };
+    let fd = std_listener.into_raw_fd();
+    // SAFETY: `fd` is the listening socket just made, owned by nobody else from here on.
+    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
 }
 
 /// Accepts data connections forever, each served on its own task.

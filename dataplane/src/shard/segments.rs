@@ -7,12 +7,17 @@ use mc_hugepages::RegionOptions;
 use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind, ToShard};
 use tracing::{info, warn};
 
+use super::ShardConfig;
+use super::revive::Adopted;
 use crate::DataplaneError;
+use crate::keep::{KeeperHandle, Kept, KeptIndex, KeptSegment, KeptSource};
 use crate::segment::SegmentMem;
 use crate::state::ShardState;
 
 /// A mapped range of a shared-memory file: (device, inode, first byte, end).
 type ShmRange = (u64, u64, u64, u64);
+/// A freshly mapped file range, with the path it was mapped by.
+type ShmMapped = (u64, u64, u64, u64, String);
 
 /// The control side of a shard: which segments it serves and how to add and remove them.
 pub(super) struct Segments {
@@ -22,6 +27,12 @@ pub(super) struct Segments {
     /// Where runtime mounts take memory from first.
     arena: Option<mc_hugepages::Arena>,
     infos: HashMap<u64, SegmentInfo>,
+    /// The shard's SSD record store, reported with the segments.
+    disk: Option<SegmentInfo>,
+    /// Who holds the descriptors for a later data plane (`crate::keep`).
+    keeper: Option<KeeperHandle>,
+    /// Path and offset of segments mapped from named files (kept by path).
+    files: HashMap<u64, (String, u64)>,
     /// File ranges of shm segments, so one file range is never mapped twice: two segments
     /// over the same bytes would let two transfers view them under different segment ids.
     shm: HashMap<u64, ShmRange>,
@@ -50,21 +61,108 @@ fn to_usize(size_bytes: u64) -> Result<usize, DataplaneError> {
 }
 
 impl Segments {
-    /// The control side of shard `index`, serving its first segment `first`.
+    /// The control side of the shard `cfg` describes, serving its first segment `first`
+    /// and its disk segment `disk`.
     pub(super) fn new(
-        index: usize,
+        cfg: &ShardConfig,
         first: &SegmentInfo,
-        region: RegionOptions,
-        arena: Option<mc_hugepages::Arena>,
+        disk: Option<SegmentInfo>,
     ) -> Segments {
         Segments {
-            index,
+            index: cfg.index,
             endpoint: first.endpoint.clone(),
-            region,
-            arena,
+            region: cfg.region.clone(),
+            arena: cfg.arena.clone(),
             infos: HashMap::from([(first.segment_id, first.clone())]),
+            disk,
+            keeper: cfg.keeper.clone(),
+            files: HashMap::new(),
             shm: HashMap::new(),
             next_name: 1,
+        }
+    }
+
+    /// Serves a segment an earlier data plane served (same id and name).
+    pub(super) fn adopt(&mut self, adopted: Adopted, state: &ShardState) {
+        let Adopted { info, seg, file } = adopted;
+        if let Some(n) = info
+            .name
+            .rsplit_once('#')
+            .and_then(|(_, n)| n.parse::<u32>().ok())
+        {
+            self.next_name = self.next_name.max(n + 1);
+        }
+        if let Some((path, offset)) = &file {
+            if let Ok(m) = std::fs::metadata(path) {
+                use std::os::unix::fs::MetadataExt;
+                let end = offset.saturating_add(info.size_bytes);
+                self.shm
+                    .insert(info.segment_id, (m.dev(), m.ino(), *offset, end));
+            }
+            self.files.insert(info.segment_id, (path.clone(), *offset));
+        }
+        state.stats.capacity_bytes.add(info.size_bytes);
+        state
+            .segments
+            .borrow_mut()
+            .insert(seg.id, std::rc::Rc::new(seg));
+        self.infos.insert(info.segment_id, info);
+    }
+
+    /// Hands the keeper the index files and every segment (at start, fresh or taken over).
+    pub(super) fn keep_all(&self, state: &ShardState) {
+        let Some(keeper) = &self.keeper else { return };
+        let index = state.index.borrow();
+        let (records, keys) = index.files();
+        match (
+            records.fd().try_clone_to_owned(),
+            keys.fd().try_clone_to_owned(),
+        ) {
+            (Ok(records), Ok(keys)) => keeper.0.keep(Kept::Index {
+                shard: self.index as u32,
+                files: KeptIndex { records, keys },
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(
+                    shard = self.index,
+                    "index files not kept for a restart: {e}"
+                )
+            }
+        }
+        drop(index);
+        for id in self.infos.keys() {
+            self.keep(*id, state);
+        }
+    }
+
+    /// Hands the keeper segment `id`'s descriptor (or file), if it can be kept.
+    fn keep(&self, id: u64, state: &ShardState) {
+        let (Some(keeper), Some(info)) = (&self.keeper, self.infos.get(&id)) else {
+            return;
+        };
+        let source = match self.files.get(&id) {
+            Some((path, offset_bytes)) => Ok(KeptSource::File {
+                path: path.clone(),
+                offset_bytes: *offset_bytes,
+            }),
+            None => match state.segment(id).as_deref().and_then(SegmentMem::memfd) {
+                Some(fd) => fd
+                    .try_clone_to_owned()
+                    .map(KeptSource::Memfd)
+                    .map_err(|e| e.to_string()),
+                None => Err("its memory is a slice of the mmap arena".to_string()),
+            },
+        };
+        match source {
+            Ok(source) => keeper.0.keep(Kept::Segment(KeptSegment {
+                info: info.clone(),
+                source,
+            })),
+            Err(why) => warn!(
+                shard = self.index,
+                segment = %info.name,
+                "segment not kept for a data-plane restart: {why}"
+            ),
         }
     }
 
@@ -76,10 +174,14 @@ impl Segments {
     pub(super) fn handle(&mut self, msg: ToShard, state: &ShardState) -> Vec<FromShard> {
         match msg {
             ToShard::Describe => self
-                .infos
-                .values()
+                .disk
+                .iter()
+                .chain(self.infos.values())
                 .cloned()
                 .map(FromShard::Segment)
+                .chain([FromShard::Described {
+                    shard: self.index as u32,
+                }])
                 .collect(),
             ToShard::Mount {
                 request,
@@ -147,7 +249,7 @@ impl Segments {
         path: &str,
         offset_bytes: u64,
         size_bytes: u64,
-    ) -> Result<(SegmentMem, Option<ShmRange>), DataplaneError> {
+    ) -> Result<(SegmentMem, Option<ShmMapped>), DataplaneError> {
         let n = to_usize(size_bytes)?;
         let end_bytes = offset_bytes.saturating_add(size_bytes);
         let file = std::fs::metadata(path).ok().map(|m| {
@@ -177,7 +279,10 @@ impl Segments {
             ..self.region.clone()
         };
         let seg = SegmentMem::from_file(std::path::Path::new(path), offset_bytes, n, &opts)?;
-        Ok((seg, file.map(|(d, i)| (d, i, offset_bytes, end_bytes))))
+        Ok((
+            seg,
+            file.map(|(d, i)| (d, i, offset_bytes, end_bytes, path.to_string())),
+        ))
     }
 
     /// Stops serving a segment. Transfers under way hold their own reference to it: its
@@ -187,6 +292,13 @@ impl Segments {
         let info = self.infos.remove(&segment_id);
         state.index.borrow_mut().drop_segment(segment_id);
         self.shm.remove(&segment_id);
+        self.files.remove(&segment_id);
+        if let (Some(keeper), true) = (&self.keeper, removed.is_some()) {
+            keeper.0.keep(Kept::Gone {
+                shard: self.index as u32,
+                segment_id,
+            });
+        }
         if let Some(seg) = &removed {
             state.stats.capacity_bytes.sub(seg.size_bytes());
             info!(
@@ -206,7 +318,7 @@ impl Segments {
     fn added(
         &mut self,
         request: u64,
-        made: Result<(SegmentMem, Option<ShmRange>), DataplaneError>,
+        made: Result<(SegmentMem, Option<ShmMapped>), DataplaneError>,
         kind: SegmentKind,
         state: &ShardState,
     ) -> FromShard {
@@ -235,10 +347,12 @@ impl Segments {
         self.next_name += 1;
         state.stats.capacity_bytes.add(info.size_bytes);
         state.segments.borrow_mut().insert(seg.id, Rc::new(seg));
-        if let Some(r) = shm {
-            self.shm.insert(info.segment_id, r);
+        if let Some((dev, ino, start, end, path)) = shm {
+            self.shm.insert(info.segment_id, (dev, ino, start, end));
+            self.files.insert(info.segment_id, (path, start));
         }
         self.infos.insert(info.segment_id, info.clone());
+        self.keep(info.segment_id, state);
         info!(
             shard = self.index,
             segment = %info.name,
