@@ -14,6 +14,13 @@ pub const MAX_REPLICAS: u32 = 16;
 /// Largest master RPC frame payload.
 pub const MAX_RPC_FRAME_BYTES: u32 = 128 << 20;
 
+/// Largest agent ↔ shard message (`agent::wire`): an inventory part of
+/// `agent::INVENTORY_CHUNK` entries with keys of `MAX_KEY_LEN` bytes fits with room to spare.
+pub const MAX_AGENT_MESSAGE_BYTES: usize = 64 << 20;
+/// Longest text field (path, segment name, endpoint, failure reason) of an agent ↔ shard
+/// message.
+pub const MAX_AGENT_TEXT_BYTES: usize = 64 << 10;
+
 /// Checks a key against the limits.
 pub fn key_is_valid(key: &str) -> bool {
     !key.is_empty() && key.len() <= MAX_KEY_LEN

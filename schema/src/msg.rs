@@ -12,7 +12,7 @@ use crate::generated::mc::proto as fb;
 use crate::token::WriteToken;
 use crate::{ErrorCode, SchemaError};
 
-mod node_index;
+pub(crate) mod node_index;
 
 /// What to do with an object's soft pin (Mooncake's `SoftPinAction`).
 #[repr(u8)]

@@ -2,7 +2,7 @@
 //! `ReportInventory`, `InventoryDone` (`docs/node-index.md`), `ReportHits`
 //! (`docs/why-fast-path.md`) and `ReportOffloaded` (`docs/why-ssd-format.md`).
 
-use flatbuffers::{UnionWIPOffset, WIPOffset};
+use flatbuffers::{ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
 
 use super::{
     DroppedSlice, Fbb, InventoryEntry, Notice, OffloadedSlice, PromotedSlice, Request,
@@ -10,6 +10,9 @@ use super::{
 };
 use crate::SchemaError;
 use crate::generated::mc::proto as fb;
+
+/// A finished vector of tables in a builder.
+pub(crate) type FbVec<'b, T> = WIPOffset<Vector<'b, ForwardsUOffset<T>>>;
 
 /// Kind byte of a commit notice.
 const COMMIT: u8 = 1;
@@ -39,6 +42,19 @@ pub(super) fn enc_report(
     client_id: u64,
     entries: &[InventoryEntry],
 ) -> WIPOffset<UnionWIPOffset> {
+    let entries = enc_entries(fbb, entries);
+    let args = fb::ReportInventoryArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportInventory::create(fbb, &args).as_union_value()
+}
+
+/// A vector of inventory entries (also used by the agent ↔ shard codec).
+pub(crate) fn enc_entries<'b>(
+    fbb: &mut Fbb<'b>,
+    entries: &[InventoryEntry],
+) -> FbVec<'b, fb::InventoryEntryFb<'b>> {
     let v: Vec<_> = entries
         .iter()
         .map(|e| {
@@ -63,12 +79,7 @@ pub(super) fn enc_report(
             )
         })
         .collect();
-    let entries = fbb.create_vector(&v);
-    let args = fb::ReportInventoryArgs {
-        client_id,
-        entries: Some(entries),
-    };
-    fb::ReportInventory::create(fbb, &args).as_union_value()
+    fbb.create_vector(&v)
 }
 
 pub(super) fn enc_done(fbb: &mut Fbb<'_>, client_id: u64) -> WIPOffset<UnionWIPOffset> {
@@ -94,6 +105,19 @@ pub(super) fn enc_offloaded(
     client_id: u64,
     entries: &[OffloadedSlice],
 ) -> WIPOffset<UnionWIPOffset> {
+    let entries = enc_offloaded_vec(fbb, entries);
+    let args = fb::ReportOffloadedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportOffloaded::create(fbb, &args).as_union_value()
+}
+
+/// A vector of OffloadedFb tables (also used by the agent ↔ shard codec).
+pub(crate) fn enc_offloaded_vec<'b>(
+    fbb: &mut Fbb<'b>,
+    entries: &[OffloadedSlice],
+) -> FbVec<'b, fb::OffloadedFb<'b>> {
     let v: Vec<_> = entries
         .iter()
         .map(|e| {
@@ -116,12 +140,7 @@ pub(super) fn enc_offloaded(
             )
         })
         .collect();
-    let entries = fbb.create_vector(&v);
-    let args = fb::ReportOffloadedArgs {
-        client_id,
-        entries: Some(entries),
-    };
-    fb::ReportOffloaded::create(fbb, &args).as_union_value()
+    fbb.create_vector(&v)
 }
 
 pub(super) fn enc_promoted(
@@ -129,6 +148,19 @@ pub(super) fn enc_promoted(
     client_id: u64,
     entries: &[PromotedSlice],
 ) -> WIPOffset<UnionWIPOffset> {
+    let entries = enc_promoted_vec(fbb, entries);
+    let args = fb::ReportPromotedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportPromoted::create(fbb, &args).as_union_value()
+}
+
+/// A vector of PromotedFb tables (also used by the agent ↔ shard codec).
+pub(crate) fn enc_promoted_vec<'b>(
+    fbb: &mut Fbb<'b>,
+    entries: &[PromotedSlice],
+) -> FbVec<'b, fb::PromotedFb<'b>> {
     let v: Vec<_> = entries
         .iter()
         .map(|e| {
@@ -145,12 +177,7 @@ pub(super) fn enc_promoted(
             )
         })
         .collect();
-    let entries = fbb.create_vector(&v);
-    let args = fb::ReportPromotedArgs {
-        client_id,
-        entries: Some(entries),
-    };
-    fb::ReportPromoted::create(fbb, &args).as_union_value()
+    fbb.create_vector(&v)
 }
 
 pub(super) fn enc_dropped(
@@ -158,6 +185,19 @@ pub(super) fn enc_dropped(
     client_id: u64,
     entries: &[DroppedSlice],
 ) -> WIPOffset<UnionWIPOffset> {
+    let entries = enc_dropped_vec(fbb, entries);
+    let args = fb::ReportDroppedArgs {
+        client_id,
+        entries: Some(entries),
+    };
+    fb::ReportDropped::create(fbb, &args).as_union_value()
+}
+
+/// A vector of DroppedFb tables (also used by the agent ↔ shard codec).
+pub(crate) fn enc_dropped_vec<'b>(
+    fbb: &mut Fbb<'b>,
+    entries: &[DroppedSlice],
+) -> FbVec<'b, fb::DroppedFb<'b>> {
     let v: Vec<_> = entries
         .iter()
         .map(|e| {
@@ -173,15 +213,11 @@ pub(super) fn enc_dropped(
             )
         })
         .collect();
-    let entries = fbb.create_vector(&v);
-    let args = fb::ReportDroppedArgs {
-        client_id,
-        entries: Some(entries),
-    };
-    fb::ReportDropped::create(fbb, &args).as_union_value()
+    fbb.create_vector(&v)
 }
 
-fn dec_dropped(e: fb::DroppedFb<'_>) -> DroppedSlice {
+/// Decodes one element (also used by the agent ↔ shard codec).
+pub(crate) fn dec_dropped(e: fb::DroppedFb<'_>) -> DroppedSlice {
     DroppedSlice {
         key: e.key().unwrap_or_default().to_string(),
         segment_id: e.segment_id(),
@@ -190,7 +226,8 @@ fn dec_dropped(e: fb::DroppedFb<'_>) -> DroppedSlice {
     }
 }
 
-fn dec_promoted(e: fb::PromotedFb<'_>) -> PromotedSlice {
+/// Decodes one element (also used by the agent ↔ shard codec).
+pub(crate) fn dec_promoted(e: fb::PromotedFb<'_>) -> PromotedSlice {
     PromotedSlice {
         key: e.key().unwrap_or_default().to_string(),
         put_generation: e.put_generation(),
@@ -200,7 +237,8 @@ fn dec_promoted(e: fb::PromotedFb<'_>) -> PromotedSlice {
     }
 }
 
-fn dec_offloaded(e: fb::OffloadedFb<'_>) -> OffloadedSlice {
+/// Decodes one element (also used by the agent ↔ shard codec).
+pub(crate) fn dec_offloaded(e: fb::OffloadedFb<'_>) -> OffloadedSlice {
     OffloadedSlice {
         key: e.key().unwrap_or_default().to_string(),
         put_generation: e.put_generation(),
@@ -298,7 +336,8 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
     })
 }
 
-fn dec_entry(e: fb::InventoryEntryFb<'_>) -> InventoryEntry {
+/// Decodes one element (also used by the agent ↔ shard codec).
+pub(crate) fn dec_entry(e: fb::InventoryEntryFb<'_>) -> InventoryEntry {
     InventoryEntry {
         key: e.key().unwrap_or_default().to_string(),
         segment_id: e.segment_id(),
@@ -322,42 +361,7 @@ pub(super) fn enc_notices(
     seq: u64,
     notices: &[Notice],
 ) -> WIPOffset<UnionWIPOffset> {
-    let v: Vec<fb::NoticeFb> = notices
-        .iter()
-        .map(|n| match *n {
-            Notice::Commit {
-                segment_id,
-                offset,
-                generation,
-            } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation, 0, 0, 0),
-            Notice::Free {
-                segment_id,
-                offset,
-                generation,
-            } => fb::NoticeFb::new(FREE, segment_id, offset, generation, 0, 0, 0),
-            Notice::Offload {
-                segment_id,
-                offset,
-                generation,
-            } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation, 0, 0, 0),
-            Notice::Promote {
-                segment_id,
-                offset,
-                generation,
-                target_segment_id,
-                target_offset,
-                target_generation,
-            } => fb::NoticeFb::new(
-                PROMOTE,
-                segment_id,
-                offset,
-                generation,
-                target_segment_id,
-                target_offset,
-                target_generation,
-            ),
-        })
-        .collect();
+    let v: Vec<fb::NoticeFb> = notices.iter().map(enc_notice).collect();
     let notices = fbb.create_vector(&v);
     let args = fb::NoticesArgs {
         term,
@@ -367,48 +371,83 @@ pub(super) fn enc_notices(
     fb::Notices::create(fbb, &args).as_union_value()
 }
 
+/// One notice as its flatbuffers struct (also used by the agent ↔ shard codec).
+pub(crate) fn enc_notice(n: &Notice) -> fb::NoticeFb {
+    match *n {
+        Notice::Commit {
+            segment_id,
+            offset,
+            generation,
+        } => fb::NoticeFb::new(COMMIT, segment_id, offset, generation, 0, 0, 0),
+        Notice::Free {
+            segment_id,
+            offset,
+            generation,
+        } => fb::NoticeFb::new(FREE, segment_id, offset, generation, 0, 0, 0),
+        Notice::Offload {
+            segment_id,
+            offset,
+            generation,
+        } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation, 0, 0, 0),
+        Notice::Promote {
+            segment_id,
+            offset,
+            generation,
+            target_segment_id,
+            target_offset,
+            target_generation,
+        } => fb::NoticeFb::new(
+            PROMOTE,
+            segment_id,
+            offset,
+            generation,
+            target_segment_id,
+            target_offset,
+            target_generation,
+        ),
+    }
+}
+
 /// Notices of unknown kinds (a newer master) are skipped.
 pub(super) fn dec_notices(n: fb::Notices<'_>) -> ResponseBody {
     let notices = n
         .notices()
-        .map(|v| {
-            v.iter()
-                .filter_map(|n| {
-                    let (segment_id, offset, generation) =
-                        (n.segment_id(), n.offset(), n.generation());
-                    match n.kind() {
-                        COMMIT => Some(Notice::Commit {
-                            segment_id,
-                            offset,
-                            generation,
-                        }),
-                        FREE => Some(Notice::Free {
-                            segment_id,
-                            offset,
-                            generation,
-                        }),
-                        OFFLOAD => Some(Notice::Offload {
-                            segment_id,
-                            offset,
-                            generation,
-                        }),
-                        PROMOTE => Some(Notice::Promote {
-                            segment_id,
-                            offset,
-                            generation,
-                            target_segment_id: n.target_segment_id(),
-                            target_offset: n.target_offset(),
-                            target_generation: n.target_generation(),
-                        }),
-                        _ => None,
-                    }
-                })
-                .collect()
-        })
+        .map(|v| v.iter().filter_map(dec_notice).collect())
         .unwrap_or_default();
     ResponseBody::Notices {
         term: n.term(),
         seq: n.seq(),
         notices,
+    }
+}
+
+/// One notice from its flatbuffers struct; `None` for a kind this build does not know.
+pub(crate) fn dec_notice(n: &fb::NoticeFb) -> Option<Notice> {
+    let (segment_id, offset, generation) = (n.segment_id(), n.offset(), n.generation());
+    match n.kind() {
+        COMMIT => Some(Notice::Commit {
+            segment_id,
+            offset,
+            generation,
+        }),
+        FREE => Some(Notice::Free {
+            segment_id,
+            offset,
+            generation,
+        }),
+        OFFLOAD => Some(Notice::Offload {
+            segment_id,
+            offset,
+            generation,
+        }),
+        PROMOTE => Some(Notice::Promote {
+            segment_id,
+            offset,
+            generation,
+            target_segment_id: n.target_segment_id(),
+            target_offset: n.target_offset(),
+            target_generation: n.target_generation(),
+        }),
+        _ => None,
     }
 }

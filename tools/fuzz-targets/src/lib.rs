@@ -7,8 +7,8 @@
 //!
 //! The engine that feeds them lives in `fuzz/` (its own workspace); this crate holds only
 //! the targets, so the test suite can replay every saved input (`fuzz/regressions/`)
-//! without compiling a fuzzer. Agent ↔ shard messages have no decoder to fuzz yet: they are
-//! Rust values on in-process channels until the shared-memory rings land.
+//! without compiling a fuzzer. Agent ↔ shard messages are fuzzed as the flatbuffers that
+//! cross the shared-memory rings (`mc_schema::agent::wire`).
 
 use std::time::Duration;
 
@@ -99,7 +99,126 @@ pub fn all() -> Vec<Target> {
             seeds: unit_seeds,
             max_len: 32,
         },
+        Target {
+            name: "agent_to_shard",
+            run: agent_to_shard,
+            seeds: to_shard_seeds,
+            max_len: 1024,
+        },
+        Target {
+            name: "shard_to_agent",
+            run: shard_to_agent,
+            seeds: from_shard_seeds,
+            max_len: 2048,
+        },
     ]
+}
+
+fn agent_to_shard(b: &[u8]) {
+    use mc_schema::agent::wire::{decode_to_shard, encode_to_shard};
+    if let Ok(m) = decode_to_shard(b) {
+        assert_eq!(decode_to_shard(&encode_to_shard(&m)).unwrap(), m);
+    }
+}
+
+fn to_shard_seeds() -> Vec<Vec<u8>> {
+    use mc_schema::agent::ToShard;
+    use mc_schema::msg::Notice;
+    let msgs = [
+        ToShard::Describe,
+        ToShard::Mount {
+            request: 1,
+            size_bytes: 1 << 20,
+        },
+        ToShard::MountShm {
+            request: 2,
+            path: "/dev/shm/seg".into(),
+            offset_bytes: 4096,
+            size_bytes: 1 << 20,
+        },
+        ToShard::SetWriteSecret {
+            secret: vec![1; 16],
+        },
+        ToShard::Notices {
+            seq: 3,
+            term: 2,
+            notices: vec![
+                Notice::Commit {
+                    segment_id: 1,
+                    offset: 0,
+                    generation: 5,
+                },
+                Notice::Promote {
+                    segment_id: 2,
+                    offset: 8,
+                    generation: 5,
+                    target_segment_id: 1,
+                    target_offset: 64,
+                    target_generation: 6,
+                },
+            ],
+        },
+        ToShard::Inventory { request: 4 },
+    ];
+    msgs.iter()
+        .map(mc_schema::agent::wire::encode_to_shard)
+        .collect()
+}
+
+fn shard_to_agent(b: &[u8]) {
+    use mc_schema::agent::wire::{decode_from_shard, encode_from_shard};
+    if let Ok(m) = decode_from_shard(b) {
+        assert_eq!(decode_from_shard(&encode_from_shard(&m)).unwrap(), m);
+    }
+}
+
+fn from_shard_seeds() -> Vec<Vec<u8>> {
+    use mc_schema::agent::{FromShard, SegmentInfo, SegmentKind};
+    use mc_schema::msg::{InventoryEntry, OffloadedSlice};
+    let segment = SegmentInfo {
+        shard: 0,
+        segment_id: 7,
+        name: "127.0.0.1:9000".into(),
+        endpoint: "127.0.0.1:9000".into(),
+        size_bytes: 1 << 26,
+        kind: SegmentKind::Startup,
+    };
+    let msgs = [
+        FromShard::Segment(segment.clone()),
+        FromShard::Mounted {
+            request: 1,
+            segment,
+        },
+        FromShard::MountFailed {
+            request: 2,
+            reason: "no memory".into(),
+        },
+        FromShard::Hits {
+            shard: 0,
+            keys: vec!["a".into(), "b".into()],
+        },
+        FromShard::Offloaded {
+            shard: 0,
+            entries: vec![OffloadedSlice {
+                key: "k".into(),
+                length: 4096,
+                ..OffloadedSlice::default()
+            }],
+        },
+        FromShard::Inventory {
+            request: 4,
+            entries: vec![InventoryEntry {
+                key: "k".into(),
+                length: 4096,
+                committed: true,
+                ..InventoryEntry::default()
+            }],
+            last: true,
+        },
+    ];
+    msgs.iter()
+        .map(mc_schema::agent::wire::encode_from_shard)
+        .collect()
 }
 
 fn rpc_frame(b: &[u8]) {

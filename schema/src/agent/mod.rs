@@ -1,8 +1,8 @@
 //! Messages between a store node's agent and its data-plane shards.
 //!
-//! Today they travel over in-process channels (`mc_dataplane::control`); the plan is to
-//! carry the same messages as flatbuffers over shared-memory rings once the agent runs as
-//! its own process, which changes no shard or agent logic.
+//! They travel over in-process channels (`mc_dataplane::control`) in an embedded node, and
+//! as flatbuffers ([`wire`], `fbs/agent.fbs`) over shared-memory rings when the agent runs
+//! as its own process; neither changes shard or agent logic.
 //!
 //! A shard starts with one segment and can serve more: the agent asks for them with
 //! [`ToShard::Mount`] (memory the shard allocates) or [`ToShard::MountShm`] (a named
@@ -11,6 +11,8 @@
 //! answers to the requests it has in flight.
 
 use crate::msg::{DroppedSlice, InventoryEntry, Notice, OffloadedSlice, PromotedSlice};
+
+pub mod wire;
 
 /// Entries per [`FromShard::Inventory`] message.
 pub const INVENTORY_CHUNK: usize = 4096;

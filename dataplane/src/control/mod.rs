@@ -1,7 +1,12 @@
 //! Links between the agent and a shard, behind two small traits.
 //!
-//! The in-process implementation uses channels; a shared-memory ring carrying the same
-//! `mc_schema::agent` messages can replace it without touching shard or agent logic.
+//! Two implementations carry the same `mc_schema::agent` messages: in-process channels
+//! (here; the embedded node) and shared-memory rings between the agent and data-plane
+//! processes ([`ring`], `docs/rings.md`). Neither changes shard or agent logic.
+
+pub mod ring;
+
+pub use ring::{RingAgentLink, RingLinkConfig, RingShardLink, ring_pair_for_test};
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Duration;
