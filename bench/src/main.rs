@@ -120,6 +120,10 @@ pub struct Args {
     /// One JSON object per case on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A flag for the store nodes started locally (repeatable), e.g.
+    /// `--node-arg=--single_process` to measure the one-process node.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -230,7 +234,9 @@ fn start_local(args: &Args) -> Result<LocalCluster> {
                 segment_size: args.segment_size.clone(),
                 // Hugepage-backed segments when the pool has room (fewer TLB misses in the
                 // kernel's copies); plain pages otherwise, with a warning in the log.
-                extra_args: vec!["--hugepages=try".into()],
+                extra_args: std::iter::once("--hugepages=try".to_string())
+                    .chain(args.node_args.iter().cloned())
+                    .collect(),
                 ..NodeSpec::default()
             })
             .collect(),

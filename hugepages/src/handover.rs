@@ -1,7 +1,8 @@
 //! Handing memory descriptors from one process to another, so a restarted process maps the
 //! very bytes its predecessor served: `SCM_RIGHTS` over a `SOCK_SEQPACKET` Unix socket pair
-//! (one message = one payload and its descriptors, never split or merged), and a child that
-//! dies with its parent (`PR_SET_PDEATHSIG`).
+//! (one message = one payload and its descriptors, never split or merged), descriptors a
+//! child inherits, a child that dies with its parent (`PR_SET_PDEATHSIG`), and SIGTERM for
+//! a child asked to stop.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -173,6 +174,28 @@ pub fn inherit(fd: BorrowedFd<'_>) -> io::Result<()> {
         if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
             return Err(io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// Sets close-on-exec on `fd` again (after a child that needed it was started).
+pub fn keep_private(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: as in inherit.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFD);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Sends SIGTERM to process `pid` (a child asked to stop in order).
+pub fn terminate(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill(2) takes a pid and a signal number and touches no memory.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

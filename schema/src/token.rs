@@ -52,6 +52,13 @@ pub fn new_secret() -> Vec<u8> {
     s
 }
 
+/// A short public name of `secret` (the first 8 bytes of its SHA-256, in hex), so operators
+/// can see which masters sign alike without the secret being shown.
+pub fn fingerprint(secret: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, secret);
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl WriteKey {
     /// The key of `secret`.
     pub fn new(secret: &[u8]) -> WriteKey {

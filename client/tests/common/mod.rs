@@ -76,8 +76,21 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Waits until every thread of `pid` is stopped (after SIGSTOP, which `kill` only queues).
+/// Waits until every thread of `pid` and of its children (a node's `dataplane` and `agent`
+/// processes) is stopped (after SIGSTOP, which `kill` only queues).
 pub fn wait_stopped(pid: u32) {
+    let mut pids = vec![pid];
+    pids.extend(
+        mc_cluster::children::children(pid)
+            .into_iter()
+            .map(|(p, _)| p),
+    );
+    for p in pids {
+        wait_threads_stopped(p);
+    }
+}
+
+fn wait_threads_stopped(pid: u32) {
     let all_stopped = || {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             return false;

@@ -90,6 +90,10 @@ fn standby_answers_at_once_naming_the_leader(kind: CoordinatorKind) {
         assert_eq!(h["view_version"], lh["view_version"], "{h}");
     }
     assert!(lh["view_version"].as_u64().unwrap() > 0);
+    // Both sign write tokens with the one secret kept on the coordinator.
+    let fp = lh["write_secret_fingerprint"].as_str().unwrap_or_default();
+    assert_eq!(fp.len(), 16, "{lh}");
+    assert_eq!(sh["write_secret_fingerprint"], fp, "{sh}");
     let role = mc_cluster::probe::http_get(
         &ha.cluster.metrics_addr_of(standby),
         "/role",

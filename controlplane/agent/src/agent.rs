@@ -56,6 +56,10 @@ pub struct AgentConfig {
     pub rpc_timeout: Duration,
     /// Longest wait for in-flight transfers when the node stops.
     pub drain_timeout: Duration,
+    /// The node's id at the master; `None` picks a random one. A restarted agent process
+    /// takes its predecessor's (the supervisor keeps it), so the master accepts the same
+    /// segments again from the same node.
+    pub client_id: Option<u64>,
 }
 
 /// One segment of the node as the agent tracks it.
@@ -131,16 +135,18 @@ impl<L: AgentLink> Agent<L> {
             Ok(l) => l,
             Err(e) => return Err((e, links)),
         };
+        let client_id = cfg.client_id.unwrap_or_else(|| rand::random::<u64>() | 1);
         let agent = Agent {
             cfg,
             links,
             segments,
-            client_id: rand::random::<u64>() | 1,
+            client_id,
             status,
             link,
             mounted: false,
             last_error: None,
-            next_request: 1,
+            // Random, so answers a dead predecessor's requests get on the rings match nothing here.
+            next_request: (rand::random::<u64>() >> 8) | 1,
             pending: HashMap::new(),
             groups: HashMap::new(),
             orphans: Vec::new(),
@@ -185,6 +191,11 @@ impl<L: AgentLink> Agent<L> {
             }
         }
         Ok(segments)
+    }
+
+    /// Shards the agent reaches.
+    pub fn shard_count(&self) -> usize {
+        self.links.len()
     }
 
     /// Segments of this node.

@@ -147,6 +147,11 @@ pub struct StoreConfig {
     /// Offloads a shard queues at most; more are dropped (the object stays in memory).
     #[arg(long = "ssd_offload_queue_limit", default_value_t = 1024)]
     pub ssd_offload_queue_limit: usize,
+    /// Run the shards and the agent in this one process instead of the supervisor with its
+    /// `dataplane` and `agent` children (`docs/node-process.md`): a crash of either half
+    /// then takes the whole node down.
+    #[arg(long = "single_process", default_value_t = false)]
+    pub single_process: bool,
     /// Mount CXL memory (a DAX device, or a file standing in for one) as a segment named
     /// `<endpoint>/cxl`, which the master's `--allocation_strategy=cxl` prefers.
     #[arg(long = "enable_cxl", default_value_t = false)]

@@ -26,6 +26,10 @@ pub enum NodeError {
         /// The name as given.
         name: String,
     },
+    /// The node's processes (supervisor, data plane, agent) could not be started or
+    /// wired together.
+    #[error("store node processes: {0}")]
+    Process(String),
     /// Core planning failed.
     #[error("{0}")]
     Topology(#[from] mc_topology::Error),

@@ -23,6 +23,7 @@ pub mod leader;
 pub mod metrics;
 pub mod node;
 pub mod rest;
+pub mod split;
 pub mod state;
 
 pub use config::StoreConfig;

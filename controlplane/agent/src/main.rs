@@ -1,9 +1,14 @@
-//! `mooncake_store`: parses flags and runs a store node.
+//! `mooncake_store`: parses flags and runs a store node: the supervisor with its
+//! `dataplane` and `agent` children (`mc_agent::split`), one of those children, or the
+//! whole node in one process (`--single_process`).
 
 #![forbid(unsafe_code)]
 
+use mc_agent::split::{self, Role};
+
 fn main() -> anyhow::Result<()> {
-    let cfg = match mc_agent::StoreConfig::try_from_args(std::env::args()) {
+    let (role, args) = split::role_of(std::env::args().collect());
+    let cfg = match mc_agent::StoreConfig::try_from_args(args.clone()) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
@@ -17,6 +22,10 @@ fn main() -> anyhow::Result<()> {
     // `FAILPOINTS=name=actions;...` turns failpoints on (builds with `--features failpoints`).
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    mc_agent::node::run(cfg)?;
+    if role == Role::Supervisor && cfg.single_process {
+        mc_agent::node::run(cfg)?;
+    } else {
+        split::run(role, cfg, args)?;
+    }
     Ok(())
 }

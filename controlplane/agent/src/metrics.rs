@@ -13,10 +13,15 @@ use prometheus::{PullingGauge, Registry, TextEncoder};
 
 use crate::agent::AgentStatus;
 
+/// Text of metric families another process serves (the data plane's, read by the agent
+/// process when scraped).
+pub type RemoteFamilies = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The registry of one store node.
 #[derive(Clone)]
 pub struct NodeMetrics {
     registry: Registry,
+    remote: Option<RemoteFamilies>,
 }
 
 /// A gauge whose name and help are fixed in this file.
@@ -24,20 +29,44 @@ fn gauge(name: &str, help: &str, read: impl Fn() -> f64 + Send + Sync + 'static)
     PullingGauge::new(name, help, Box::new(read)).expect("node gauge definitions are valid")
 }
 
-impl NodeMetrics {
-    /// The registry of a node whose agent reports into `status`, whose shards are
-    /// `shards` (each shard index and endpoint appears once) and whose mmap arena, if it
-    /// has one, is `arena`.
-    pub fn new(
-        status: Arc<AgentStatus>,
-        shards: &[Arc<ShardStats>],
-        arena: Option<Arena>,
-    ) -> NodeMetrics {
-        let registry = Registry::new();
-        let count = shards.len() as f64;
-        let (s1, s2, s3) = (status.clone(), status.clone(), status);
-        let (a1, a2) = (arena.clone(), arena);
-        for g in [
+fn register_all(registry: &Registry, gauges: impl IntoIterator<Item = PullingGauge>) {
+    for g in gauges {
+        registry
+            .register(Box::new(g))
+            .expect("node gauges are registered once");
+    }
+}
+
+/// The agent's gauges: shards, segments, mounts, master connection.
+fn agent_gauges(status: Arc<AgentStatus>, shards: usize) -> [PullingGauge; 4] {
+    let count = shards as f64;
+    let (s1, s2, s3) = (status.clone(), status.clone(), status);
+    [
+        gauge("mc_node_shards", "Shards on this node.", move || count),
+        gauge(
+            "mc_node_segments",
+            "Segments this node serves.",
+            move || s1.segments.lock().unwrap_or_else(|p| p.into_inner()).len() as f64,
+        ),
+        gauge(
+            "mc_node_mounted_segments",
+            "Segments the master has accepted.",
+            move || s2.mounted_segments.load(Ordering::Acquire) as f64,
+        ),
+        gauge(
+            "mc_node_master_connected",
+            "1 when the last call to the master succeeded.",
+            move || f64::from(u8::from(s3.master_connected.load(Ordering::Acquire))),
+        ),
+    ]
+}
+
+/// The data plane's gauges of the mmap arena, and every shard's families.
+fn memory_families(registry: &Registry, shards: &[Arc<ShardStats>], arena: Option<Arena>) {
+    let (a1, a2) = (arena.clone(), arena);
+    register_all(
+        registry,
+        [
             gauge(
                 "mc_node_arena_pool_bytes",
                 "Bytes of the mmap arena (MC_MMAP_ARENA_POOL_SIZE); 0 without one.",
@@ -48,32 +77,55 @@ impl NodeMetrics {
                 "Bytes of the mmap arena held by mounted segments.",
                 move || a2.as_ref().map_or(0.0, |a| a.used_bytes() as f64),
             ),
-            gauge("mc_node_shards", "Shards on this node.", move || count),
-            gauge(
-                "mc_node_segments",
-                "Segments this node serves.",
-                move || s1.segments.lock().unwrap_or_else(|p| p.into_inner()).len() as f64,
-            ),
-            gauge(
-                "mc_node_mounted_segments",
-                "Segments the master has accepted.",
-                move || s2.mounted_segments.load(Ordering::Acquire) as f64,
-            ),
-            gauge(
-                "mc_node_master_connected",
-                "1 when the last call to the master succeeded.",
-                move || f64::from(u8::from(s3.master_connected.load(Ordering::Acquire))),
-            ),
-        ] {
-            registry
-                .register(Box::new(g))
-                .expect("node gauges are registered once");
+        ],
+    );
+    for s in shards {
+        s.register(registry)
+            .expect("every shard has its own index and endpoint");
+    }
+}
+
+impl NodeMetrics {
+    /// The registry of a node whose agent reports into `status`, whose shards are
+    /// `shards` (each shard index and endpoint appears once) and whose mmap arena, if it
+    /// has one, is `arena`: everything in one process.
+    pub fn new(
+        status: Arc<AgentStatus>,
+        shards: &[Arc<ShardStats>],
+        arena: Option<Arena>,
+    ) -> NodeMetrics {
+        let registry = Registry::new();
+        register_all(&registry, agent_gauges(status, shards.len()));
+        memory_families(&registry, shards, arena);
+        NodeMetrics {
+            registry,
+            remote: None,
         }
-        for s in shards {
-            s.register(&registry)
-                .expect("every shard has its own index and endpoint");
+    }
+
+    /// The agent process's registry: its own gauges, then the families `remote` reads
+    /// from the data-plane process when scraped.
+    pub fn for_agent(
+        status: Arc<AgentStatus>,
+        shards: usize,
+        remote: RemoteFamilies,
+    ) -> NodeMetrics {
+        let registry = Registry::new();
+        register_all(&registry, agent_gauges(status, shards));
+        NodeMetrics {
+            registry,
+            remote: Some(remote),
         }
-        NodeMetrics { registry }
+    }
+
+    /// The data-plane process's registry: the arena and the shards.
+    pub fn for_data_plane(shards: &[Arc<ShardStats>], arena: Option<Arena>) -> NodeMetrics {
+        let registry = Registry::new();
+        memory_families(&registry, shards, arena);
+        NodeMetrics {
+            registry,
+            remote: None,
+        }
     }
 
     /// Every family in the Prometheus text format.
@@ -84,6 +136,9 @@ impl NodeMetrics {
         TextEncoder::new()
             .encode_utf8(&self.registry.gather(), &mut out)
             .expect("gathered families are well formed");
+        if let Some(remote) = &self.remote {
+            out.push_str(&remote());
+        }
         out
     }
 }
@@ -101,6 +156,24 @@ mod tests {
         assert!(m.encode().contains("\nmc_node_arena_used_bytes 1048576\n"));
         drop(slice);
         assert!(m.encode().contains("\nmc_node_arena_used_bytes 0\n"));
+    }
+
+    #[test]
+    fn the_agent_process_appends_the_data_planes_families() {
+        let shards = [Arc::new(ShardStats::new(0, "h:1"))];
+        let dp = NodeMetrics::for_data_plane(&shards, None);
+        shards[0].connections_total.inc();
+        let remote: RemoteFamilies = Arc::new(move || dp.encode());
+        let m = NodeMetrics::for_agent(Arc::new(AgentStatus::default()), 1, remote);
+        let text = m.encode();
+        for line in [
+            "\nmc_node_shards 1\n",
+            "\nmc_node_arena_pool_bytes 0\n",
+            "\nmc_shard_connections_total{endpoint=\"h:1\",shard=\"0\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE mc_node_shards ").count(), 1);
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Drop for NodeHandle {
 }
 
 /// Stops shards started before a later step of [`start`] failed.
-fn abandon(links: Vec<ChannelAgentLink>, shards: Vec<ShardHandle>) {
+fn abandon<L: AgentLink>(links: Vec<L>, shards: Vec<ShardHandle>) {
     for l in &links {
         let _ = l.send(ToShard::Stop);
     }
@@ -197,29 +197,87 @@ pub fn start(cfg: StoreConfig) -> Result<NodeHandle, NodeError> {
 pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHandle, NodeError> {
     // Flags and the REST port first: they fail without anything to clean up.
     let (plan, per_shard) = plan_shards(&cfg)?;
-    let cxl = cfg.cxl()?;
-    let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
-        NodeError::Config(format!(
-            "--rest_body_limit={} does not fit in memory addresses; lower --rest_body_limit",
-            cfg.rest_body_limit
-        ))
-    })?;
-    let rest_listener = bind_rest(&cfg)?;
-    let rest_addr = rest_listener
-        .local_addr()
-        .map_err(|source| NodeError::Rest {
-            addr: format!("{}:{}", cfg.rest_host, cfg.port),
-            source,
-        })?;
-
+    let rest = RestBinding::bind(&cfg)?;
     let arena = match arena {
         Some(a) => Some(a),
         None => reserve_arena(&cfg, &plan)?,
     };
     let (shards, links) = start_shards(&cfg, &plan, per_shard, arena.as_ref())?;
     let status = Arc::new(AgentStatus::default());
+    let stats: Vec<_> = shards.iter().map(|h| h.stats.clone()).collect();
+    let metrics = crate::metrics::NodeMetrics::new(status.clone(), &stats, arena.clone());
+    let parts = NodeParts {
+        links,
+        shards,
+        status,
+        metrics,
+        arena,
+        client_id: None,
+    };
+    assemble(&cfg, parts, rest)
+}
+
+/// The REST listener, bound before anything else starts (a taken port fails first).
+pub(crate) struct RestBinding {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    body_limit_bytes: usize,
+}
+
+impl RestBinding {
+    /// Binds `--rest_host:--port` and checks `--rest_body_limit`.
+    pub(crate) fn bind(cfg: &StoreConfig) -> Result<RestBinding, NodeError> {
+        cfg.cxl()?;
+        let body_limit_bytes = usize::try_from(cfg.rest_body_limit).map_err(|_| {
+            NodeError::Config(format!(
+                "--rest_body_limit={} does not fit in memory addresses; lower --rest_body_limit",
+                cfg.rest_body_limit
+            ))
+        })?;
+        let listener = bind_rest(cfg)?;
+        let addr = listener.local_addr().map_err(|source| NodeError::Rest {
+            addr: format!("{}:{}", cfg.rest_host, cfg.port),
+            source,
+        })?;
+        Ok(RestBinding {
+            listener,
+            addr,
+            body_limit_bytes,
+        })
+    }
+}
+
+/// What the agent side of a node is made of: links to shards that already serve (in this
+/// process, or in the data-plane process), the shards themselves when they are local, the
+/// status and metrics the REST server shows, the arena, and the node's id at the master.
+pub(crate) struct NodeParts<L: AgentLink> {
+    pub(crate) links: Vec<L>,
+    pub(crate) shards: Vec<ShardHandle>,
+    pub(crate) status: Arc<AgentStatus>,
+    pub(crate) metrics: crate::metrics::NodeMetrics,
+    pub(crate) arena: Option<Arena>,
+    pub(crate) client_id: Option<u64>,
+}
+
+/// Starts the agent and the REST server over `parts`, then mounts the CXL memory if asked.
+/// Whatever a failed step leaves behind is stopped before the error returns.
+pub(crate) fn assemble<L: AgentLink + 'static>(
+    cfg: &StoreConfig,
+    parts: NodeParts<L>,
+    rest: RestBinding,
+) -> Result<NodeHandle, NodeError> {
+    let NodeParts {
+        links,
+        shards,
+        status,
+        metrics,
+        arena,
+        client_id,
+    } = parts;
+    let mut agent_cfg = agent_config(cfg);
+    agent_cfg.client_id = client_id;
     // The agent takes the links, and gives them back if it cannot start.
-    let agent = match Agent::new(agent_config(&cfg), links, status.clone()) {
+    let agent = match Agent::new(agent_cfg, links, status.clone()) {
         Ok(a) => a,
         Err((e, links)) => {
             abandon(links, shards);
@@ -229,7 +287,16 @@ pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHa
     let (commands_tx, commands_rx) = std::sync::mpsc::channel();
     let sync_tx = commands_tx.clone();
     let own_tx = commands_tx.clone();
-    let state = rest_state(&cfg, &status, &shards, commands_tx, body_limit_bytes, arena);
+    let shard_count = agent.shard_count();
+    let state = rest_state(
+        cfg,
+        &status,
+        shard_count,
+        commands_tx,
+        rest.body_limit_bytes,
+        metrics,
+    );
+    drop(arena);
     let stop = Arc::new(AtomicBool::new(false));
     let agent_thread = match spawn_agent(agent, stop.clone(), (sync_tx, commands_rx)) {
         Ok(t) => t,
@@ -243,7 +310,7 @@ pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHa
         }
     };
     let mut handle = NodeHandle {
-        rest_addr,
+        rest_addr: rest.addr,
         status,
         stop,
         agent: Some(agent_thread),
@@ -251,26 +318,26 @@ pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHa
         shards,
         commands: own_tx,
     };
-    // On error the handle drops here and stops everything started so far.
-    handle.rest = Some(spawn_rest(rest_listener, rest_addr, state)?);
-    if let Some((path, size)) = cxl {
+    // A restarted agent finds the CXL segment its predecessor mounted still served.
+    let have_cxl = handle.segments().iter().any(|s| s.kind == SegmentKind::Cxl);
+    if let Some((path, size)) = cfg.cxl()?.filter(|_| !have_cxl) {
         let seg = handle
             .mount_cxl(path.clone(), size)
             .map_err(|e| NodeError::Config(format!("--enable_cxl: cannot mount {path}: {e}")))?;
         info!(segment = ?seg, size_bytes = size, "CXL memory mounted from {path}");
     }
+    // REST last, so `/health` never answers before the CXL memory is mounted. On error the
+    // handle drops here and stops everything started so far.
+    handle.rest = Some(spawn_rest(rest.listener, rest.addr, state)?);
     info!(
         "store node up: {} shard(s), {} bytes, master {}, REST on {}",
-        handle.shards.len(),
-        cfg.global_segment_size,
-        cfg.master_server,
-        rest_addr
+        shard_count, cfg.global_segment_size, cfg.master_server, rest.addr
     );
     Ok(handle)
 }
 
 /// The core plan and each shard's segment size, checked against the 16 MiB minimum.
-fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
+pub(crate) fn plan_shards(cfg: &StoreConfig) -> Result<(CorePlan, u64), NodeError> {
     let plan = core_plan(cfg)?;
     let shard_count = plan.shards.len() as u64;
     info!("core plan: {} shard(s): {}", shard_count, plan.reason);
@@ -317,7 +384,10 @@ fn core_plan(cfg: &StoreConfig) -> Result<CorePlan, NodeError> {
 /// to the shards' NUMA node when they share one. A pool that cannot be had is an error: the
 /// operator asked for it by size. A hugetlb pool that is short falls back to plain pages
 /// (logged) unless `--hugepages=require`.
-fn reserve_arena(cfg: &StoreConfig, plan: &CorePlan) -> Result<Option<Arena>, NodeError> {
+pub(crate) fn reserve_arena(
+    cfg: &StoreConfig,
+    plan: &CorePlan,
+) -> Result<Option<Arena>, NodeError> {
     let Some(pool) = cfg.mmap_arena_pool_size.filter(|&b| b > 0) else {
         return Ok(None);
     };
@@ -366,49 +436,61 @@ fn start_shards(
     let ssd = cfg.ssd(plan.shards.len())?;
     for p in &plan.shards {
         let (agent_link, shard_link) = channel_pair();
-        let port = if cfg.data_port == 0 {
-            Some(0)
-        } else {
-            cfg.data_port.checked_add(p.index as u16)
-        };
-        let Some(port) = port else {
-            abandon(links, shards);
-            return Err(NodeError::Config(format!(
-                "--data_port={} + {} shard(s) exceeds 65535; lower --data_port (0 picks free ports) or --cores",
-                cfg.data_port,
-                plan.shards.len()
-            )));
-        };
-        let shard_cfg = ShardConfig {
-            index: p.index,
-            core: p.core,
-            host: cfg.local_hostname.clone(),
-            data_port: port,
-            segment_bytes: per_shard as usize,
-            region: RegionOptions {
-                name: format!("mc-seg-{}", p.index),
-                huge: cfg.hugepages,
-                huge_page_bytes: cfg.hugepage_size,
-                numa_node: p.numa_node,
-                ..RegionOptions::default()
-            },
-            arena: arena.cloned(),
-            cluster_id: cfg.cluster_id(),
-            io_memory_bytes: cfg.io_memory as usize,
-            control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
-            ssd: ssd.clone(),
-            keeper: None,
-        };
-        match start_shard(shard_cfg, shard_link) {
+        let started = shard_config(cfg, plan, p, per_shard, arena, ssd.clone())
+            .and_then(|c| Ok(start_shard(c, shard_link)?));
+        match started {
             Ok(h) => shards.push(h),
             Err(e) => {
                 abandon(links, shards);
-                return Err(e.into());
+                return Err(e);
             }
         }
         links.push(agent_link);
     }
     Ok((shards, links))
+}
+
+/// The settings of the shard placed at `p`.
+pub(crate) fn shard_config(
+    cfg: &StoreConfig,
+    plan: &CorePlan,
+    p: &mc_topology::ShardPlacement,
+    per_shard: u64,
+    arena: Option<&Arena>,
+    ssd: Option<mc_dataplane::ssd::SsdConfig>,
+) -> Result<ShardConfig, NodeError> {
+    let port = if cfg.data_port == 0 {
+        Some(0)
+    } else {
+        cfg.data_port.checked_add(p.index as u16)
+    };
+    let Some(data_port) = port else {
+        return Err(NodeError::Config(format!(
+            "--data_port={} + {} shard(s) exceeds 65535; lower --data_port (0 picks free ports) or --cores",
+            cfg.data_port,
+            plan.shards.len()
+        )));
+    };
+    Ok(ShardConfig {
+        index: p.index,
+        core: p.core,
+        host: cfg.local_hostname.clone(),
+        data_port,
+        segment_bytes: per_shard as usize,
+        region: RegionOptions {
+            name: format!("mc-seg-{}", p.index),
+            huge: cfg.hugepages,
+            huge_page_bytes: cfg.hugepage_size,
+            numa_node: p.numa_node,
+            ..RegionOptions::default()
+        },
+        arena: arena.cloned(),
+        cluster_id: cfg.cluster_id(),
+        io_memory_bytes: cfg.io_memory as usize,
+        control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
+        ssd,
+        keeper: None,
+    })
 }
 
 /// The agent's settings, from the flags.
@@ -420,18 +502,19 @@ fn agent_config(cfg: &StoreConfig) -> AgentConfig {
         heartbeat_interval: cfg.heartbeat_interval,
         rpc_timeout: cfg.rpc_timeout,
         drain_timeout: cfg.drain_timeout,
+        client_id: None,
     }
 }
 
-/// What the REST handlers read: the agent's status and command channel, the shards'
-/// counters, and a client of the cluster (connected on first use) for the data endpoints.
+/// What the REST handlers read: the agent's status and command channel, the node's
+/// metrics, and a client of the cluster (connected on first use) for the data endpoints.
 fn rest_state(
     cfg: &StoreConfig,
     status: &Arc<AgentStatus>,
-    shards: &[ShardHandle],
+    shards: usize,
     commands: std::sync::mpsc::Sender<Command>,
     body_limit_bytes: usize,
-    arena: Option<Arena>,
+    metrics: crate::metrics::NodeMetrics,
 ) -> rest::RestState {
     let mut client_cfg = mooncake_rs::StoreConfig::new(cfg.master_server.clone());
     client_cfg.cluster_id = cfg.cluster_id();
@@ -439,13 +522,9 @@ fn rest_state(
     client_cfg.rpc_timeout = cfg.rpc_timeout;
     rest::RestState {
         status: status.clone(),
-        shards: shards.len(),
+        shards,
         host: cfg.local_hostname.clone(),
-        metrics: crate::metrics::NodeMetrics::new(
-            status.clone(),
-            &shards.iter().map(|h| h.stats.clone()).collect::<Vec<_>>(),
-            arena,
-        ),
+        metrics,
         commands,
         client: Arc::new(rest::LazyStore::new(client_cfg)),
         body_limit_bytes,
@@ -455,8 +534,8 @@ fn rest_state(
 
 /// Runs the agent on its own thread until `stop` is set. If the thread cannot start, the
 /// agent (and with it the shards' control links) is dropped.
-fn spawn_agent(
-    mut agent: Agent<ChannelAgentLink>,
+fn spawn_agent<L: AgentLink + 'static>(
+    mut agent: Agent<L>,
     stop: Arc<AtomicBool>,
     (sync_tx, commands): (
         std::sync::mpsc::Sender<Command>,
@@ -493,13 +572,30 @@ pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Longest wait for a REST port still held by a node process that was just killed (its
+/// children die a moment after it).
+const REST_BIND_RETRY: Duration = Duration::from_secs(3);
+
 fn bind_rest(cfg: &StoreConfig) -> Result<std::net::TcpListener, NodeError> {
     let addr = format!("{}:{}", cfg.rest_host, cfg.port);
     let rest_err = |source: std::io::Error| NodeError::Rest {
         addr: addr.clone(),
         source,
     };
-    let listener = std::net::TcpListener::bind(&addr).map_err(rest_err)?;
+    let until = std::time::Instant::now() + REST_BIND_RETRY;
+    let listener = loop {
+        match std::net::TcpListener::bind(&addr) {
+            Ok(l) => break l,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && cfg.port != 0
+                    && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(rest_err(e)),
+        }
+    };
     listener.set_nonblocking(true).map_err(rest_err)?;
     Ok(listener)
 }

@@ -134,6 +134,14 @@ pub enum CoordError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The shared write secret on the coordinator cannot be read back.
+    #[error("write secret at `{key}`: {reason}")]
+    BadSecret {
+        /// The coordinator key.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A coordinator call did not finish in time.
     #[error("coordinator {op} did not answer within {after:?}")]
     Timeout {
@@ -172,6 +180,7 @@ impl CoordError {
             #[cfg(feature = "elect")]
             Self::Etcd { .. } => CODE_ETCD_OPERATION_ERROR,
             Self::Redis { .. }
+            | Self::BadSecret { .. }
             | Self::BadView { .. }
             | Self::Timeout { .. }
             | Self::Spawn { .. } => CODE_INTERNAL_ERROR,

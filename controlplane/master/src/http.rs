@@ -27,6 +27,7 @@ async fn health(State(s): State<HttpState>) -> Json<Value> {
         "service_ready": status.service_ready,
         "leader_address": status.leader.as_ref().map(|v| v.leader.as_str()),
         "view_version": status.leader.as_ref().map(|v| v.version),
+        "write_secret_fingerprint": s.secret_fingerprint,
     });
     // The term's counts; a master holding no term reports zeros.
     let svc = status.service;

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use config::MasterConfig;
 pub use error::MasterError;
@@ -120,7 +120,10 @@ pub async fn serve(
         None => rpc_addr.clone(),
         Some(h) => h.advertise.clone(),
     };
-    let write_secret = write_secret(&cfg.cluster_secret_file)?;
+    let write_secret = match (&ha, cfg.cluster_secret_file.is_empty()) {
+        (Some(h), true) => shared_write_secret(h, &cfg.cluster_id).await,
+        _ => write_secret(&cfg.cluster_secret_file)?,
+    };
     let plane = Arc::new(match &ha {
         None => Plane::standalone(service_config(&cfg, &write_secret), clock, rpc_addr),
         Some(h) => Plane::for_ha(
@@ -147,6 +150,7 @@ pub async fn serve(
             Some(h) => ha::roster::start(h, &cfg.cluster_id, cfg.metrics_port).await,
             None => None,
         },
+        secret_fingerprint: mc_schema::token::fingerprint(&write_secret),
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {
@@ -225,6 +229,44 @@ fn write_secret(path: &str) -> Result<Arc<[u8]>, MasterError> {
     }
     info!("write tokens signed with the secret of {path}");
     Ok(secret.into())
+}
+
+/// How long an HA master waits for the coordinator to agree on the write secret.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// With HA and no `--cluster_secret_file`: the secret stored on the coordinator, so every
+/// master signs write tokens alike (`mc_coord::elect::secret`); the first master stores its
+/// own. A coordinator that does not answer in time leaves this master its own random
+/// secret (logged): nodes take a leader's secret when they mount with it, so a failover
+/// still works, only tokens of the old leader's puts still in flight then fail.
+async fn shared_write_secret(ha: &HaConfig, cluster_id: &str) -> Arc<[u8]> {
+    let candidate = mc_schema::token::new_secret();
+    match mc_coord::elect::secret::shared_secret(
+        &ha.locator,
+        cluster_id,
+        &candidate,
+        SECRET_TIMEOUT,
+    )
+    .await
+    {
+        Ok(s) if s.len() >= mc_schema::token::MIN_SECRET_BYTES => {
+            info!("write tokens signed with the cluster's secret kept on the coordinator");
+            s.into()
+        }
+        Ok(s) => {
+            warn!(
+                "the write secret on the coordinator holds {} bytes, too few; signing with a random secret of this master",
+                s.len()
+            );
+            candidate.into()
+        }
+        Err(e) => {
+            warn!(
+                "cannot agree on the write secret with the coordinator ({e}); signing with a random secret of this master"
+            );
+            candidate.into()
+        }
+    }
 }
 
 /// The handlers' tunables, from the flags.

@@ -92,11 +92,14 @@ impl ShardHandle {
         self.thread.is_finished()
     }
 
-    /// Waits for the shard thread to end (after it was told to stop).
-    pub fn join(self) {
-        if self.thread.join().is_err() {
+    /// Waits for the shard thread to end (after it was told to stop); false when it
+    /// panicked (logged).
+    pub fn join(self) -> bool {
+        let ok = self.thread.join().is_ok();
+        if !ok {
             warn!(shard = self.index, "shard thread panicked");
         }
+        ok
     }
 }
 

@@ -231,9 +231,19 @@ impl LocalCluster {
     }
 
     /// Sends signal `sig` (`libc::SIGTERM`, `libc::SIGSTOP`, `libc::SIGCONT`, ...) to node
-    /// `i`; ignored if the node has already exited and been reaped.
+    /// `i`; ignored if the node has already exited and been reaped. SIGSTOP and SIGCONT
+    /// also go to the node's `dataplane` and `agent` processes, so the whole node freezes
+    /// and thaws; other signals go to the supervisor alone, which passes on what it must.
     pub fn signal_node(&mut self, i: usize, sig: i32) {
-        self.node(i).child.signal(sig);
+        let node = self.node(i);
+        if (sig == libc::SIGSTOP || sig == libc::SIGCONT)
+            && let Some(pid) = node.child.pid()
+        {
+            for (child, _) in crate::children::children(pid) {
+                let _ = crate::process::send_signal(child, sig);
+            }
+        }
+        node.child.signal(sig);
     }
 
     /// Sends signal `sig` to the master; ignored if it has already exited and been reaped.

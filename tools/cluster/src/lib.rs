@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod binary;
+pub mod children;
 mod cluster;
 mod coordinator;
 pub mod detached;

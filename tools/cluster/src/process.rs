@@ -268,11 +268,12 @@ pub(crate) fn mentions_address_in_use(output: &str) -> bool {
 }
 
 /// Sends `signal` to process `pid` with `kill(2)`.
-fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
+pub(crate) fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
     let pid = libc::pid_t::try_from(pid)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "pid out of range"))?;
     // SAFETY: kill(2) only takes integers and touches none of our memory. Callers pass the pid
-    // of a child that has not been reaped, so the pid cannot name a recycled process.
+    // of a child that has not been reaped, or of its live child read from /proc just before,
+    // so the pid cannot name a recycled process.
     let rc = unsafe { libc::kill(pid, signal) };
     if rc == 0 {
         Ok(())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ClusterDir, procs_in};
+use common::{ClusterDir, procs_in, top_procs_in};
 
 /// Small segments: three nodes prefault them.
 const SEGMENT: &str = "64MB";
@@ -75,7 +75,7 @@ fn up_check_kill_leader_check_down_leaves_nothing_behind() {
 
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.dir.join("state.json")).unwrap()).unwrap();
-    let pids = procs_in(&c.dir);
+    let pids = top_procs_in(&c.dir);
     assert_eq!(
         pids.len(),
         8,

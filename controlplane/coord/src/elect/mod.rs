@@ -10,6 +10,7 @@ mod driver;
 mod etcd;
 mod redis;
 pub mod roster;
+pub mod secret;
 
 use std::future::Future;
 use std::time::Duration;

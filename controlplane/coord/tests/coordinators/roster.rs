@@ -46,3 +46,39 @@ async fn roster_lists_live_masters<S: Server>() {
     assert_eq!(roster.members().await.unwrap(), vec![a, b2]);
 }
 on_both!(roster_lists_live_masters);
+
+async fn masters_share_the_first_stored_write_secret<S: Server>() {
+    use mc_coord::elect::secret::shared_secret;
+    let server = S::start();
+    let t = Duration::from_secs(5);
+    let first = shared_secret(
+        &server.locator(),
+        "secret-test",
+        b"candidate-one-0123456789abcdef",
+        t,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first, b"candidate-one-0123456789abcdef");
+    // A second master (another candidate) gets the stored one back; so does a restart.
+    let second = shared_secret(
+        &server.locator(),
+        "secret-test",
+        b"candidate-two-0123456789abcdef",
+        t,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second, first);
+    // Another cluster keeps its own.
+    let other = shared_secret(
+        &server.locator(),
+        "other-cluster",
+        b"candidate-three-0123456789abc",
+        t,
+    )
+    .await
+    .unwrap();
+    assert_eq!(other, b"candidate-three-0123456789abc");
+}
+on_both!(masters_share_the_first_stored_write_secret);

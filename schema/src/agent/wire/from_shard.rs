@@ -71,6 +71,10 @@ fn enc_body(fbb: &mut Fbb<'_>, msg: &FromShard) -> (fb::FromShardBody, WIPOffset
             B::Stopped,
             fb::Stopped::create(fbb, &fb::StoppedArgs { shard }).as_union_value(),
         ),
+        &FromShard::Described { shard } => (
+            B::Described,
+            fb::Described::create(fbb, &fb::DescribedArgs { shard }).as_union_value(),
+        ),
         &FromShard::Applied { shard, term, seq } => {
             let args = fb::AppliedArgs { shard, term, seq };
             (B::Applied, fb::Applied::create(fbb, &args).as_union_value())
@@ -196,6 +200,12 @@ pub(super) fn decode(m: fb::FromShardMsg<'_>) -> Result<FromShard, SchemaError> 
             shard: m
                 .body_as_stopped()
                 .ok_or_else(|| missing("stopped"))?
+                .shard(),
+        },
+        B::Described => FromShard::Described {
+            shard: m
+                .body_as_described()
+                .ok_or_else(|| missing("described"))?
                 .shard(),
         },
         B::Applied => {

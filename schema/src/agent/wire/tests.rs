@@ -177,6 +177,7 @@ fn from_shard() -> impl Strategy<Value = FromShard> {
         }),
         w().prop_map(|shard| FromShard::Drained { shard }),
         w().prop_map(|shard| FromShard::Stopped { shard }),
+        w().prop_map(|shard| FromShard::Described { shard }),
         (w(), u(), u()).prop_map(|(shard, term, seq)| FromShard::Applied { shard, term, seq }),
         (w(), vec(key(), 0..20)).prop_map(|(shard, keys)| FromShard::Hits { shard, keys }),
         (w(), vec(offloaded(), 0..8))

@@ -3,6 +3,7 @@
 
 mod client;
 mod garbage;
+mod halves;
 mod master;
 mod memory;
 mod node;
@@ -58,14 +59,8 @@ pub fn all() -> Vec<Scenario> {
         s("master_restart_no_ha", master::restart),
         s("bitflip_ssd_records", ssd::bitflip_records),
         s("forged_expired_transfers", garbage::forged_expired),
-        skip(
-            "kill9_node_agent",
-            "agent and data plane are one process until the shared-memory rings land",
-        ),
-        skip(
-            "kill9_data_plane",
-            "agent and data plane are one process until the shared-memory rings land",
-        ),
+        s("kill9_node_agent", halves::kill_agent),
+        s("kill9_data_plane", halves::kill_data_plane),
         skip(
             "disk_full_under_offload",
             "not written yet; client/tests/ssd.rs fills a loop-mounted ext4",

@@ -118,3 +118,22 @@ pub fn procs_in(dir: &Path) -> Vec<u32> {
     }
     pids
 }
+
+/// [`procs_in`] without the processes whose parent is one of them: a store node's
+/// `dataplane` and `agent` children count as part of their node.
+pub fn top_procs_in(dir: &Path) -> Vec<u32> {
+    let all = procs_in(dir);
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    all.iter()
+        .copied()
+        .filter(|&p| parent(p).is_none_or(|pp| !all.contains(&pp)))
+        .collect()
+}

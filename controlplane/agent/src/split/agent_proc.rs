@@ -1,0 +1,107 @@
+//! `mooncake_store agent ...`: the node's agent and REST server in a process of their own,
+//! reaching the data plane's shards over their rings.
+//!
+//! It starts as any agent does (asks each shard for its segments, mounts them with the
+//! master under the node id the supervisor keeps, so a restarted agent takes its
+//! predecessor's place), tells the supervisor it serves, and runs until SIGTERM / SIGINT,
+//! when it drains, unmounts and stops the shards.
+
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mc_dataplane::control::ring::RingAgentLink;
+use tracing::{info, warn};
+
+use super::dataplane::BEAT;
+use super::{
+    ENV_CLIENT_ID, ENV_METRICS_NAME, ENV_READY, die_with_supervisor, env, env_fd, env_rings,
+};
+use crate::metrics::{NodeMetrics, RemoteFamilies};
+use crate::node::{NodeParts, RestBinding, assemble};
+use crate::state::AgentStatus;
+use crate::{NodeError, StoreConfig};
+
+/// Longest wait for the data plane's metrics when scraped.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn err(what: impl std::fmt::Display) -> NodeError {
+    NodeError::Process(what.to_string())
+}
+
+/// Runs the agent until SIGTERM / SIGINT (then stops the node in order) or until a part of
+/// it ends unasked.
+pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
+    die_with_supervisor()?;
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, signalled.clone()).map_err(NodeError::Signals)?;
+    }
+    let rings = env_rings()?;
+    let id_text = env(ENV_CLIENT_ID)?;
+    let client_id: u64 = id_text
+        .parse()
+        .map_err(|_| err(format!("{ENV_CLIENT_ID}={id_text:?} is not a node id")))?;
+    let metrics_name = env(ENV_METRICS_NAME)?;
+    let ready = env_fd(ENV_READY)?;
+    let rest = RestBinding::bind(&cfg)?;
+    let mut links = Vec::with_capacity(rings.len());
+    for (i, ring) in rings.iter().enumerate() {
+        let mut link = RingAgentLink::new(ring);
+        link.spawn_heartbeat(BEAT).map_err(|e| {
+            err(format!(
+                "cannot start the heartbeat of shard {i}'s ring: {e}"
+            ))
+        })?;
+        links.push(link);
+    }
+    let status = Arc::new(AgentStatus::default());
+    let remote: RemoteFamilies = Arc::new(move || data_plane_metrics(&metrics_name));
+    let metrics = NodeMetrics::for_agent(status.clone(), links.len(), remote);
+    let parts = NodeParts {
+        links,
+        shards: Vec::new(),
+        status,
+        metrics,
+        arena: None,
+        client_id: Some(client_id),
+    };
+    let node = assemble(&cfg, parts, rest)?;
+    let mut ready = std::fs::File::from(ready);
+    ready
+        .write_all(b"1")
+        .map_err(|e| err(format!("cannot tell the supervisor the agent serves: {e}")))?;
+    drop(ready);
+    info!(client_id, "agent serving (pid {})", std::process::id());
+    while !signalled.load(Ordering::Acquire) {
+        if let Some(what) = node.died() {
+            tracing::error!("{what}: stopping the agent");
+            node.stop();
+            return Err(NodeError::PartDied(what));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    info!("signal received: stopping");
+    node.stop();
+    Ok(())
+}
+
+/// The data plane's metric families, read from its metrics socket; empty (and logged)
+/// when it does not answer.
+fn data_plane_metrics(name: &str) -> String {
+    let read = || -> std::io::Result<String> {
+        let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+        let mut s = UnixStream::connect_addr(&addr)?;
+        s.set_read_timeout(Some(METRICS_TIMEOUT))?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    read().unwrap_or_else(|e| {
+        warn!("the data plane's metrics are missing from this scrape: {e}");
+        String::new()
+    })
+}
