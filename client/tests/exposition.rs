@@ -105,6 +105,9 @@ fn node_families() -> Families {
         ("mc_node_segments", "gauge", &[]),
         ("mc_node_mounted_segments", "gauge", &[]),
         ("mc_node_master_connected", "gauge", &[]),
+        ("mc_node_ring_full_events", "gauge", &[]),
+        ("mc_node_agent_restarts", "gauge", &[]),
+        ("mc_node_dataplane_restarts", "gauge", &[]),
         ("mc_node_arena_pool_bytes", "gauge", &[]),
         ("mc_node_arena_used_bytes", "gauge", &[]),
         (

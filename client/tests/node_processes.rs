@@ -121,6 +121,20 @@ fn reads_never_fail_while_the_agent_is_killed_and_restarted() {
     for (k, v) in &objs {
         assert_eq!(&s.get(k).unwrap(), v);
     }
+    // The node says what happened, and still shows its shards' families.
+    let metrics =
+        mc_cluster::probe::http_get(&c.node_rest_addr(0), "/metrics", Duration::from_secs(5))
+            .expect("the new agent serves /metrics");
+    assert!(
+        metrics.body.contains("\nmc_node_agent_restarts 1\n"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("mc_shard_read_ops_total{"),
+        "{}",
+        metrics.body
+    );
     // Removes go through the new agent's notices to the shards.
     s.remove("obj-0", true).unwrap();
     assert!(s.get("obj-0").is_err(), "a removed key still reads");

@@ -17,6 +17,29 @@ use crate::agent::AgentStatus;
 /// process when scraped).
 pub type RemoteFamilies = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// What the node's process split adds to the agent's gauges: full-ring events of the
+/// shards' rings and how often the supervisor restarted each child (all 0 in one process).
+#[derive(Clone)]
+pub struct ProcessFigures {
+    /// Times a sender found its ring full, both directions of every shard's pair, summed.
+    pub ring_full_events: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Agent processes the supervisor started after the first.
+    pub agent_restarts: u64,
+    /// Data-plane processes the supervisor started after the first.
+    pub dataplane_restarts: u64,
+}
+
+impl ProcessFigures {
+    /// The figures of a node in one process.
+    pub fn single() -> ProcessFigures {
+        ProcessFigures {
+            ring_full_events: Arc::new(|| 0),
+            agent_restarts: 0,
+            dataplane_restarts: 0,
+        }
+    }
+}
+
 /// The registry of one store node.
 #[derive(Clone)]
 pub struct NodeMetrics {
@@ -37,11 +60,28 @@ fn register_all(registry: &Registry, gauges: impl IntoIterator<Item = PullingGau
     }
 }
 
-/// The agent's gauges: shards, segments, mounts, master connection.
-fn agent_gauges(status: Arc<AgentStatus>, shards: usize) -> [PullingGauge; 4] {
+/// The agent's gauges: shards, segments, mounts, master connection, rings and restarts.
+fn agent_gauges(status: Arc<AgentStatus>, shards: usize, p: ProcessFigures) -> [PullingGauge; 7] {
     let count = shards as f64;
     let (s1, s2, s3) = (status.clone(), status.clone(), status);
+    let full = p.ring_full_events.clone();
+    let (ar, dr) = (p.agent_restarts as f64, p.dataplane_restarts as f64);
     [
+        gauge(
+            "mc_node_ring_full_events",
+            "Times a sender found a shard's control ring full (agent and data-plane processes).",
+            move || full() as f64,
+        ),
+        gauge(
+            "mc_node_agent_restarts",
+            "Agent processes the node's supervisor started after the first.",
+            move || ar,
+        ),
+        gauge(
+            "mc_node_dataplane_restarts",
+            "Data-plane processes the node's supervisor started after the first.",
+            move || dr,
+        ),
         gauge("mc_node_shards", "Shards on this node.", move || count),
         gauge(
             "mc_node_segments",
@@ -95,7 +135,10 @@ impl NodeMetrics {
         arena: Option<Arena>,
     ) -> NodeMetrics {
         let registry = Registry::new();
-        register_all(&registry, agent_gauges(status, shards.len()));
+        register_all(
+            &registry,
+            agent_gauges(status, shards.len(), ProcessFigures::single()),
+        );
         memory_families(&registry, shards, arena);
         NodeMetrics {
             registry,
@@ -108,10 +151,11 @@ impl NodeMetrics {
     pub fn for_agent(
         status: Arc<AgentStatus>,
         shards: usize,
+        figures: ProcessFigures,
         remote: RemoteFamilies,
     ) -> NodeMetrics {
         let registry = Registry::new();
-        register_all(&registry, agent_gauges(status, shards));
+        register_all(&registry, agent_gauges(status, shards, figures));
         NodeMetrics {
             registry,
             remote: Some(remote),
@@ -164,10 +208,15 @@ mod tests {
         let dp = NodeMetrics::for_data_plane(&shards, None);
         shards[0].connections_total.inc();
         let remote: RemoteFamilies = Arc::new(move || dp.encode());
-        let m = NodeMetrics::for_agent(Arc::new(AgentStatus::default()), 1, remote);
+        let figures = ProcessFigures {
+            agent_restarts: 2,
+            ..ProcessFigures::single()
+        };
+        let m = NodeMetrics::for_agent(Arc::new(AgentStatus::default()), 1, figures, remote);
         let text = m.encode();
         for line in [
             "\nmc_node_shards 1\n",
+            "\nmc_node_agent_restarts 2\n",
             "\nmc_node_arena_pool_bytes 0\n",
             "\nmc_shard_connections_total{endpoint=\"h:1\",shard=\"0\"} 1\n",
         ] {

@@ -18,9 +18,10 @@ use tracing::{info, warn};
 
 use super::dataplane::BEAT;
 use super::{
-    ENV_CLIENT_ID, ENV_METRICS_NAME, ENV_READY, die_with_supervisor, env, env_fd, env_rings,
+    ENV_AGENT_RESTARTS, ENV_CLIENT_ID, ENV_DATAPLANE_RESTARTS, ENV_METRICS_NAME, ENV_READY,
+    die_with_supervisor, env, env_fd, env_rings,
 };
-use crate::metrics::{NodeMetrics, RemoteFamilies};
+use crate::metrics::{NodeMetrics, ProcessFigures, RemoteFamilies};
 use crate::node::{NodeParts, RestBinding, assemble};
 use crate::state::AgentStatus;
 use crate::{NodeError, StoreConfig};
@@ -60,7 +61,21 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     }
     let status = Arc::new(AgentStatus::default());
     let remote: RemoteFamilies = Arc::new(move || data_plane_metrics(&metrics_name));
-    let metrics = NodeMetrics::for_agent(status.clone(), links.len(), remote);
+    let count = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let rings = Arc::new(rings);
+    let figures = ProcessFigures {
+        ring_full_events: Arc::new(move || {
+            rings.iter().map(mc_ring::SharedRing::full_events).sum()
+        }),
+        agent_restarts: count(ENV_AGENT_RESTARTS),
+        dataplane_restarts: count(ENV_DATAPLANE_RESTARTS),
+    };
+    let metrics = NodeMetrics::for_agent(status.clone(), links.len(), figures, remote);
     let parts = NodeParts {
         links,
         shards: Vec::new(),

@@ -34,6 +34,10 @@ const ENV_METRICS_NAME: &str = "MC_NODE_METRICS_SOCKET";
 const ENV_CLIENT_ID: &str = "MC_NODE_CLIENT_ID";
 /// Env (agent): inherited pipe the agent writes one byte to once it serves.
 const ENV_READY: &str = "MC_NODE_READY_FD";
+/// Env (agent): agent processes the supervisor started before this one.
+const ENV_AGENT_RESTARTS: &str = "MC_NODE_AGENT_RESTARTS";
+/// Env (agent): data-plane processes the supervisor started after the first.
+const ENV_DATAPLANE_RESTARTS: &str = "MC_NODE_DATAPLANE_RESTARTS";
 
 /// Which process this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,8 +27,8 @@ use tracing::{error, info, warn};
 
 use super::vault::{self, Msg, Vault};
 use super::{
-    AGENT_ROLE, DATAPLANE_ROLE, ENV_CLIENT_ID, ENV_METRICS_FD, ENV_METRICS_NAME, ENV_READY,
-    ENV_RINGS, ENV_SUPERVISOR, ENV_VAULT,
+    AGENT_ROLE, DATAPLANE_ROLE, ENV_AGENT_RESTARTS, ENV_CLIENT_ID, ENV_DATAPLANE_RESTARTS,
+    ENV_METRICS_FD, ENV_METRICS_NAME, ENV_READY, ENV_RINGS, ENV_SUPERVISOR, ENV_VAULT,
 };
 use crate::{NodeError, StoreConfig};
 
@@ -72,6 +72,8 @@ struct Supervisor {
     vault_reader: Option<std::thread::JoinHandle<()>>,
     agent: Option<Running>,
     early_deaths: u32,
+    /// Children started so far: agents, data planes.
+    started: (u64, u64),
 }
 
 /// Runs the node's processes until SIGTERM / SIGINT or a crash loop.
@@ -105,6 +107,7 @@ pub(super) fn run(cfg: StoreConfig, args: Vec<String>) -> Result<(), NodeError> 
         vault_reader: None,
         agent: None,
         early_deaths: 0,
+        started: (0, 0),
     };
     let outcome = sup.supervise(&signalled);
     sup.kill_all();
@@ -215,6 +218,7 @@ impl Supervisor {
         cmd.env(ENV_VAULT, theirs.as_raw_fd().to_string())
             .env(ENV_METRICS_FD, self.metrics.as_raw_fd().to_string());
         let child = self.spawn(cmd, &[theirs.as_fd(), self.metrics.as_fd()])?;
+        self.started.1 += 1;
         drop(theirs);
         let since = Instant::now();
         self.dataplane = Some(Running { child, since });
@@ -252,8 +256,14 @@ impl Supervisor {
         let mut cmd = self.command(AGENT_ROLE);
         cmd.env(ENV_CLIENT_ID, self.client_id.to_string())
             .env(ENV_METRICS_NAME, &self.metrics_name)
-            .env(ENV_READY, writer.as_raw_fd().to_string());
+            .env(ENV_READY, writer.as_raw_fd().to_string())
+            .env(ENV_AGENT_RESTARTS, self.started.0.to_string())
+            .env(
+                ENV_DATAPLANE_RESTARTS,
+                self.started.1.saturating_sub(1).to_string(),
+            );
         let child = self.spawn(cmd, &[writer.as_fd()])?;
+        self.started.0 += 1;
         drop(writer);
         let since = Instant::now();
         self.agent = Some(Running { child, since });
