@@ -298,3 +298,25 @@ fn a_full_offload_queue_keeps_objects_unless_force_evict() {
         assert_eq!(present, if force { 1 } else { 2 }, "force = {force}");
     }
 }
+
+#[test]
+fn offload_notices_carry_the_disk_eviction_flag() {
+    for disk_eviction in [false, true] {
+        let svc = master_with(Policy {
+            lease_ms: 0,
+            offload: true,
+            disk_eviction,
+            ..Policy::default()
+        });
+        put(&svc, "k", 1 << 20);
+        let n = notices(&svc);
+        let flags: Vec<bool> = n
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Offload { evict_oldest, .. } => Some(*evict_oldest),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(flags, [disk_eviction], "{n:?}");
+    }
+}

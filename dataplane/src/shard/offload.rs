@@ -260,8 +260,13 @@ pub(super) async fn apply(
                 segment_id,
                 offset,
                 generation,
+                evict_oldest,
             } = *n
             {
+                // The master's `--enable_disk_eviction` (a cluster-wide setting).
+                if evict_oldest && let Some(ssd) = state.ssd.as_ref() {
+                    ssd.enable_disk_eviction();
+                }
                 o.push(
                     state,
                     Work::Offload(Job {

@@ -335,11 +335,21 @@ pub(super) fn enc_notices(
                 offset,
                 generation,
             } => fb::NoticeFb::new(FREE, segment_id, offset, generation, 0, 0, 0),
+            // An offload's unused target_generation carries its disk-eviction flag.
             Notice::Offload {
                 segment_id,
                 offset,
                 generation,
-            } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation, 0, 0, 0),
+                evict_oldest,
+            } => fb::NoticeFb::new(
+                OFFLOAD,
+                segment_id,
+                offset,
+                generation,
+                0,
+                0,
+                u64::from(evict_oldest),
+            ),
             Notice::Promote {
                 segment_id,
                 offset,
@@ -391,6 +401,7 @@ pub(super) fn dec_notices(n: fb::Notices<'_>) -> ResponseBody {
                             segment_id,
                             offset,
                             generation,
+                            evict_oldest: n.target_generation() == 1,
                         }),
                         PROMOTE => Some(Notice::Promote {
                             segment_id,
