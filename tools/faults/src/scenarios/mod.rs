@@ -57,6 +57,7 @@ pub fn all() -> Vec<Scenario> {
         s("kill9_leader_under_load", master::kill_leader),
         s("master_restart_no_ha", master::restart),
         s("bitflip_ssd_records", ssd::bitflip_records),
+        s("disk_full_under_offload", ssd::disk_full_under_offload),
         s("forged_expired_transfers", garbage::forged_expired),
         skip(
             "kill9_node_agent",
@@ -65,10 +66,6 @@ pub fn all() -> Vec<Scenario> {
         skip(
             "kill9_data_plane",
             "agent and data plane are one process until the shared-memory rings land",
-        ),
-        skip(
-            "disk_full_under_offload",
-            "not written yet; client/tests/ssd.rs fills a loop-mounted ext4",
         ),
     ]
 }
