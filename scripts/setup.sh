@@ -18,6 +18,7 @@ command -v etcd     >/dev/null 2>&1 || need+=(etcd-server)      # mc-coord tests
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # ... and on a real Redis
 command -v protoc   >/dev/null 2>&1 || need+=(protobuf-compiler) # etcd-client's build script
 [ -d /usr/include/google/protobuf ] || need+=(libprotobuf-dev)  # ... and the well-known .proto files
+command -v fio      >/dev/null 2>&1 || need+=(fio)          # mc-bench --scenario ssd: the raw O_DIRECT read ceiling
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

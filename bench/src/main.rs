@@ -17,6 +17,7 @@ mod report;
 mod restart;
 mod room;
 mod run;
+mod ssd;
 mod zipf;
 
 use std::process::ExitCode;
@@ -80,7 +81,9 @@ pub struct Args {
     /// (metadata-only RPC throughput: PutStart+PutEnd pairs, then GetReplicaList) or
     /// `restart` (`--keys` values, default 1M, then the master killed with -9 and started
     /// again: time until every key is back) or `failover` (a coordinator, 3 HA masters, 3
-    /// nodes and two clients; the leader killed `--kills` times).
+    /// nodes and two clients; the leader killed `--kills` times) or `ssd` (the SSD tier:
+    /// SSD-only reads vs fio, eager offload's cost on puts, a node's warm restart with
+    /// `--keys` 4 KiB records, default 1M).
     #[arg(long, default_value = "kv")]
     pub scenario: String,
     /// Keys per case (0 = bytes / size), used as is like `--bytes`; the `master` scenario
@@ -124,6 +127,18 @@ pub struct Args {
     /// `--node-arg=--single_process` to measure the one-process node.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// `ssd` scenario: fewer objects (20k warm-restart records unless `--keys` says
+    /// otherwise); the rows say `quick: true`.
+    #[arg(long)]
+    pub quick: bool,
+    /// `ssd` scenario: where the record directory is made (on a file system that takes
+    /// O_DIRECT; default `target/` next to the binary).
+    #[arg(long = "ssd_dir", alias = "ssd-dir")]
+    pub ssd_dir: Option<std::path::PathBuf>,
+    /// `ssd` scenario: the rows to run, comma separated (`ssd_get`, `put_offload`,
+    /// `warm_restart`); default all.
+    #[arg(long = "ssd_rows", alias = "ssd-rows", value_delimiter = ',')]
+    pub ssd_rows: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -144,10 +159,30 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    if !["kv", "master", "restart", "failover"].contains(&args.scenario.as_str()) {
+    if !["kv", "master", "restart", "failover", "ssd"].contains(&args.scenario.as_str()) {
         bail!(
-            "unknown --scenario `{}`; available: kv, master, restart, failover",
+            "unknown --scenario `{}`; available: kv, master, restart, failover, ssd",
             args.scenario
+        );
+    }
+    if args.scenario == "ssd" {
+        if args.master.is_some() {
+            bail!("--scenario ssd starts its own clusters: leave out --master");
+        }
+        let restart_records = match (args.keys, args.quick) {
+            (0, true) => 20_000,
+            (0, false) => 1_000_000,
+            (k, _) => k,
+        };
+        return ssd::run(
+            &ssd::SsdPlan {
+                quick: args.quick,
+                restart_records,
+                repeat: args.repeat,
+                dir: args.ssd_dir.clone(),
+                rows: args.ssd_rows.clone(),
+            },
+            args.json,
         );
     }
     if args.scenario == "failover" {

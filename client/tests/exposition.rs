@@ -146,6 +146,10 @@ fn node_families() -> Families {
         ("mc_shard_ssd_torn_records_total", "counter", shard),
         ("mc_shard_ssd_promotions_total", "counter", shard),
         ("mc_shard_ssd_evicted_total", "counter", shard),
+        ("mc_shard_ssd_checkpoints_total", "counter", shard),
+        ("mc_shard_ssd_checkpoints_refused_total", "counter", shard),
+        ("mc_shard_ssd_checkpoint_records", "gauge", shard),
+        ("mc_shard_ssd_scanned_records", "gauge", shard),
         (
             "mc_shard_transfer_latency_seconds",
             "histogram",

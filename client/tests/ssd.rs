@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,24 +19,16 @@ const MIB: usize = 1 << 20;
 /// A fresh directory for record files under the target dir (on the disk, not tmpfs), or
 /// `None` (logged) when its file system refuses O_DIRECT.
 fn ssd_dir(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ssd-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("test directory");
-    let probe = dir.join("o_direct_probe");
-    let ok = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&probe)
-        .is_ok();
-    let _ = std::fs::remove_file(&probe);
-    if !ok {
-        eprintln!("SKIPPED: {} does not take O_DIRECT (tmpfs?)", dir.display());
-        return None;
+    match mc_cluster::o_direct_dir(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &format!("ssd-{name}"),
+    ) {
+        Ok(dir) => Some(dir),
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            None
+        }
     }
-    Some(dir)
 }
 
 fn cluster(dir: &std::path::Path) -> LocalCluster {
@@ -487,16 +479,29 @@ fn a_hot_object_on_ssd_is_promoted_back_into_memory() {
 
 #[test]
 fn disk_eviction_makes_room_for_new_copies_and_the_master_forgets_old_ones() {
-    let Some(dir) = ssd_dir("disk-evict") else {
+    disk_eviction(
+        "disk-evict",
+        &["--enable_offload"],
+        &["--enable_disk_eviction"],
+    );
+}
+
+/// Mooncake's spelling: the master's flag, sent to the nodes with each offload.
+#[test]
+fn the_masters_disk_eviction_flag_reaches_the_nodes() {
+    disk_eviction(
+        "disk-evict-master",
+        &["--enable_offload", "--enable_disk_eviction"],
+        &[],
+    );
+}
+
+fn disk_eviction(name: &str, master_args: &[&str], node_args: &[&str]) {
+    let Some(dir) = ssd_dir(name) else {
         return;
     };
     // Room for three 1 MiB records; the oldest make way for newer ones.
-    let c = cluster_full(
-        &dir,
-        &["--enable_offload"],
-        "3500KB",
-        &["--enable_disk_eviction"],
-    );
+    let c = cluster_full(&dir, master_args, "3500KB", node_args);
     let s = store(&c);
     for i in 0..6u64 {
         s.put(
@@ -530,62 +535,18 @@ fn disk_eviction_makes_room_for_new_copies_and_the_master_forgets_old_ones() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A small ext4 file system on a loop device, mounted under the target dir; unmounted
-/// (and the loop device freed) on drop.
-struct SmallFs {
-    dir: PathBuf,
-    mnt: PathBuf,
-}
-
-impl SmallFs {
-    /// `None` (logged) where loop devices or mounting are not available.
-    fn new(name: &str, size_mb: u32) -> Option<SmallFs> {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("ssd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mnt = dir.join("mnt");
-        std::fs::create_dir_all(&mnt).ok()?;
-        let img = dir.join("fs.img");
-        let run = |cmd: &str, args: &[&str]| {
-            let out = std::process::Command::new(cmd).args(args).output();
-            match out {
-                Ok(o) if o.status.success() => true,
-                Ok(o) => {
-                    eprintln!(
-                        "SKIPPED: {cmd} {args:?} failed: {}",
-                        String::from_utf8_lossy(&o.stderr)
-                    );
-                    false
-                }
-                Err(e) => {
-                    eprintln!("SKIPPED: {cmd} not runnable: {e}");
-                    false
-                }
-            }
-        };
-        let img_s = img.to_str()?;
-        let ok = run("truncate", &["-s", &format!("{size_mb}M"), img_s])
-            && run("mkfs.ext4", &["-q", "-F", img_s])
-            && run("mount", &["-o", "loop", img_s, mnt.to_str()?]);
-        if !ok {
-            let _ = std::fs::remove_dir_all(&dir);
-            return None;
-        }
-        Some(SmallFs { dir, mnt })
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_full_disk_stops_offload_and_memory_puts_keep_working() {
-    let Some(fs) = SmallFs::new("full", 24) else {
-        return;
+    let fs = match mc_cluster::SmallExt4::new(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "ssd-full",
+        24,
+    ) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
     };
     // A quota far above the file system: the disk fills before the quota does.
     let c = LocalCluster::start(ClusterSpec {
@@ -593,7 +554,7 @@ fn a_full_disk_stops_offload_and_memory_puts_keep_working() {
             segment_size: "64MB".into(),
             extra_args: vec![
                 "--enable_ssd_offload".into(),
-                format!("--ssd_offload_path={}", fs.mnt.display()),
+                format!("--ssd_offload_path={}", fs.mnt().display()),
                 "--ssd_quota_bytes=1GB".into(),
                 "--ssd_file_size=64MB".into(),
             ],

@@ -24,6 +24,7 @@ fn cfg(d: &Path) -> SsdConfig {
         file_bytes: 64 << 20,
         queue_limit: 16,
         evict_oldest: false,
+        checkpoint_every: 0,
     }
 }
 
@@ -45,7 +46,16 @@ fn on_executor<T: Send + 'static>(f: impl AsyncFnOnce() -> T + Send + 'static) -
 
 /// Opens the store of `d`; `None` (logged) when its file system refuses O_DIRECT.
 async fn open(d: &Path) -> Option<SsdStore> {
-    match SsdStore::open(&cfg(d), 0, SsdStats::new(0, "test:0")).await {
+    open_with(d, 0).await
+}
+
+/// [`open`] with an index checkpoint every `every` record writes (0 = none).
+async fn open_with(d: &Path, every: u64) -> Option<SsdStore> {
+    let cfg = SsdConfig {
+        checkpoint_every: every,
+        ..cfg(d)
+    };
+    match SsdStore::open(&cfg, 0, SsdStats::new(0, "test:0")).await {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("SKIPPED: {e}");
@@ -146,6 +156,138 @@ fn a_flipped_payload_byte_is_never_served() {
         assert_eq!(s.len(), 0);
         assert_eq!(s.stats.torn_records_total.get(), 1);
         assert!(get(&s, loc, 21, 10_000).await.is_none());
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Waits until the store's checkpoint thread is done (it writes off the executor).
+fn wait_checkpoint(s: &SsdStore) {
+    let t = std::time::Instant::now();
+    while s.checkpoint_in_progress() {
+        assert!(t.elapsed().as_secs() < 60, "checkpoint never finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Writes 5 records and a checkpoint (every 5 writes), then 2 records and a delete of a
+/// checkpointed record after it; returns the locations, or `None` when skipped.
+fn checkpointed_store(d: &Path) -> Option<Vec<u64>> {
+    let dd = d.to_path_buf();
+    on_executor(async move || {
+        let s = open_with(&dd, 5).await?;
+        let mut locs = Vec::new();
+        for i in 0..5u64 {
+            locs.push(put(&s, &format!("k{i}"), &value(6000, i as u8), 100 + i).await);
+        }
+        wait_checkpoint(&s);
+        assert_eq!(
+            s.stats.checkpoints_total.get(),
+            1,
+            "one checkpoint after 5 writes"
+        );
+        for i in 5..7u64 {
+            locs.push(put(&s, &format!("k{i}"), &value(6000, i as u8), 100 + i).await);
+        }
+        // A delete after the checkpoint: its tombstone is in the scanned part and must
+        // still remove the record the checkpoint lists.
+        assert!(s.delete(locs[1], 101).await.unwrap());
+        wait_checkpoint(&s);
+        Some(locs)
+    })
+}
+
+#[test]
+fn a_restart_takes_the_checkpoint_and_scans_only_the_records_after_it() {
+    let d = dir("ckpt");
+    let Some(locs) = checkpointed_store(&d) else {
+        return;
+    };
+    assert!(d.join("shard-0/index.ckpt").exists());
+    let dd = d.clone();
+    on_executor(async move || {
+        // No further checkpoint at this open: what the restart finds is the first one.
+        let s = open_with(&dd, 0).await.expect("opened before");
+        assert_eq!(s.stats.checkpoint_records.get(), 5);
+        assert_eq!(s.stats.checkpoints_refused_total.get(), 0);
+        // Two values and a tombstone follow the checkpoint.
+        assert_eq!(s.stats.scanned_records.get(), 3);
+        assert_eq!(s.len(), 6, "k1 deleted after the checkpoint");
+        assert!(get(&s, locs[1], 101, 6000).await.is_none());
+        for (i, &loc) in locs.iter().enumerate().filter(|&(i, _)| i != 1) {
+            let got = get(&s, loc, 100 + i as u64, 6000).await;
+            assert_eq!(got.unwrap(), value(6000, i as u8), "k{i}");
+        }
+        // The quota accounting matches a full scan's.
+        let used = s.stats.bytes.get();
+        drop(s);
+        std::fs::remove_file(dd.join("shard-0/index.ckpt")).unwrap();
+        let full = open_with(&dd, 0).await.expect("opened before");
+        assert_eq!(full.stats.checkpoint_records.get(), 0);
+        assert_eq!(full.len(), 6);
+        assert_eq!(full.stats.bytes.get(), used);
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_corrupt_checkpoint_falls_back_to_a_full_scan() {
+    let d = dir("ckpt-corrupt");
+    let Some(locs) = checkpointed_store(&d) else {
+        return;
+    };
+    let ckpt = d.join("shard-0/index.ckpt");
+    let mut b = std::fs::read(&ckpt).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&ckpt, &b).unwrap();
+    let dd = d.clone();
+    on_executor(async move || {
+        let s = open_with(&dd, 0).await.expect("opened before");
+        assert_eq!(s.stats.checkpoints_refused_total.get(), 1);
+        assert_eq!(s.stats.checkpoint_records.get(), 0);
+        assert_eq!(s.stats.scanned_records.get(), 8, "7 values and a tombstone");
+        assert_eq!(s.len(), 6);
+        for (i, &loc) in locs.iter().enumerate().filter(|&(i, _)| i != 1) {
+            let got = get(&s, loc, 100 + i as u64, 6000).await;
+            assert_eq!(got.unwrap(), value(6000, i as u8), "k{i}");
+        }
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_torn_tail_after_the_checkpoint_is_skipped_and_counted() {
+    let d = dir("ckpt-torn");
+    let Some(locs) = checkpointed_store(&d) else {
+        return;
+    };
+    // The last record (k6) torn: a bit of its header flipped; then garbage after it.
+    let file = d.join("shard-0/000000.rec");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"torn", (locs[6] & ((1 << 40) - 1)) + 30)
+        .unwrap();
+    let end = f.metadata().unwrap().len();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x5A; 4096], end).unwrap();
+    drop(f);
+    let dd = d.clone();
+    let new = on_executor(async move || {
+        let s = open_with(&dd, 0).await.expect("opened before");
+        assert_eq!(s.stats.checkpoint_records.get(), 5);
+        assert!(s.stats.torn_records_total.get() >= 1);
+        assert_eq!(s.len(), 5, "k1 deleted, k6 torn");
+        assert!(get(&s, locs[6], 106, 6000).await.is_none(), "never served");
+        assert_eq!(get(&s, locs[5], 105, 6000).await.unwrap(), value(6000, 5));
+        put(&s, "k7", &value(6000, 7), 107).await
+    });
+    let dd = d.clone();
+    on_executor(async move || {
+        let s = open_with(&dd, 0).await.expect("opened before");
+        assert_eq!(s.len(), 6);
+        assert_eq!(get(&s, new, 107, 6000).await.unwrap(), value(6000, 7));
     });
     let _ = std::fs::remove_dir_all(&d);
 }

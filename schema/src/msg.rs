@@ -322,6 +322,9 @@ pub enum Notice {
         offset: u64,
         /// Its allocation's generation.
         generation: u64,
+        /// The master runs with `--enable_disk_eviction`: when the shard's SSD quota is
+        /// reached, delete its oldest records to make room rather than refuse the copy.
+        evict_oldest: bool,
     },
     /// Copy the SSD record at (`segment_id`, `offset`) (the disk segment, the record's
     /// location; the slice of `generation`) into the memory range the master allocated,
@@ -1567,6 +1570,7 @@ mod tests {
                         segment_id: 7,
                         offset: 8,
                         generation: 9,
+                        evict_oldest: true,
                     },
                     Notice::Promote {
                         segment_id: 10,

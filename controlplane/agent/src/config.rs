@@ -152,6 +152,11 @@ pub struct StoreConfig {
     /// then takes the whole node down.
     #[arg(long = "single_process", default_value_t = false)]
     pub single_process: bool,
+    /// Record writes between two SSD index checkpoints of a shard at least (more once an
+    /// eighth of its records is more); a warm restart scans only the log after the last
+    /// one. 0 = never (a restart scans the whole log).
+    #[arg(long = "ssd_checkpoint_every", default_value_t = mc_dataplane::ssd::DEFAULT_CHECKPOINT_EVERY)]
+    pub ssd_checkpoint_every: u64,
     /// Mount CXL memory (a DAX device, or a file standing in for one) as a segment named
     /// `<endpoint>/cxl`, which the master's `--allocation_strategy=cxl` prefers.
     #[arg(long = "enable_cxl", default_value_t = false)]
@@ -240,6 +245,7 @@ impl StoreConfig {
             file_bytes: self.ssd_file_size,
             queue_limit: self.ssd_offload_queue_limit,
             evict_oldest: self.enable_disk_eviction,
+            checkpoint_every: self.ssd_checkpoint_every,
         }))
     }
 

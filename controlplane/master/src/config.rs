@@ -157,6 +157,12 @@ pub struct MasterConfig {
     /// Promotions in flight at most; more hits wait for a later get.
     #[arg(long = "promotion_queue_limit", default_value_t = 256)]
     pub promotion_queue_limit: usize,
+    /// When a node's SSD quota is reached, have it delete its oldest SSD copies to make
+    /// room for new ones (the master is told and forgets them) instead of stopping offload.
+    /// Sent with each offload; a node's own `--enable_disk_eviction` does the same.
+    #[arg(long = "enable_disk_eviction", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_disk_eviction: bool,
     /// Share of capacity freed when eviction runs (0..1).
     #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
     pub eviction_ratio: f64,

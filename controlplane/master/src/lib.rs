@@ -287,6 +287,7 @@ fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig
             promotion_on_hit: cfg.promotion_on_hit,
             promotion_threshold: cfg.promotion_admission_threshold.max(1),
             promotion_queue_limit: cfg.promotion_queue_limit,
+            disk_eviction: cfg.enable_disk_eviction,
         },
         client_ttl_ms: ms(cfg.client_ttl),
         recovery_grace_ms: ms(cfg.recovery_grace),

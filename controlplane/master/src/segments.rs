@@ -377,8 +377,9 @@ impl Segments {
 
     /// Asks the node holding the first replica of `locs` (replica-major slices of a
     /// `len`-byte value) to copy it to its SSD, if that node has an SSD store; returns
-    /// whether it was asked.
-    pub fn offload(&self, len: u64, locs: &[SliceLoc]) -> bool {
+    /// whether it was asked. `evict_oldest` (`--enable_disk_eviction`): the node deletes
+    /// its oldest SSD records to make room for the copy when its quota is reached.
+    pub fn offload(&self, len: u64, locs: &[SliceLoc], evict_oldest: bool) -> bool {
         let m = slice_count(len).max(1) as usize;
         let slots = self.slots.read();
         let Some(first) = locs.chunks(m).next() else {
@@ -402,6 +403,7 @@ impl Segments {
                     segment_id: seg.id,
                     offset: loc.offset,
                     generation: loc.generation,
+                    evict_oldest,
                 },
             );
         }

@@ -298,3 +298,74 @@ fn a_full_offload_queue_keeps_objects_unless_force_evict() {
         assert_eq!(present, if force { 1 } else { 2 }, "force = {force}");
     }
 }
+
+#[test]
+fn offload_notices_carry_the_disk_eviction_flag() {
+    for disk_eviction in [false, true] {
+        let svc = master_with(Policy {
+            lease_ms: 0,
+            offload: true,
+            disk_eviction,
+            ..Policy::default()
+        });
+        put(&svc, "k", 1 << 20);
+        let n = notices(&svc);
+        let flags: Vec<bool> = n
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Offload { evict_oldest, .. } => Some(*evict_oldest),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(flags, [disk_eviction], "{n:?}");
+    }
+}
+
+/// A node restarted on the same address whose inventory is still being adopted: its silent
+/// predecessor is not dropped at `client_ttl` (that would remove objects whose SSD copies
+/// the successor is about to report), but once no successor holds its names it is.
+#[test]
+fn a_silent_instance_with_a_successor_at_its_address_waits_for_the_adoption() {
+    let clock = Arc::new(ManualClock::default());
+    let svc = MasterService::new(
+        ServiceConfig {
+            policy: Policy {
+                lease_ms: 0,
+                ..Policy::default()
+            },
+            ..ServiceConfig::default()
+        },
+        clock.clone(),
+    );
+    let mount = |client_id: u64, segment_id: u64| {
+        let r = svc.handle_now(
+            0,
+            Request::MountSegment {
+                client_id,
+                segment_id,
+                name: "n:1".into(),
+                host: "n".into(),
+                endpoint: "n:1".into(),
+                size: SEG,
+                term_seen: 0,
+                reports_inventory: false,
+                disk: false,
+            },
+        );
+        assert_eq!(r.status, 0, "{r:?}");
+    };
+    mount(NODE, MEM);
+    let ttl = ServiceConfig::default().client_ttl_ms;
+    clock.advance_ms(ttl / 2);
+    // The successor mounts the same names; the predecessor then falls silent past the TTL
+    // while the successor still heartbeats.
+    mount(NODE + 1, MEM + 100);
+    clock.advance_ms(ttl / 2 + 1);
+    assert!(svc.reap_silent_clients().is_empty());
+    assert_eq!(svc.client_count(), 2);
+    // The adoption done, the predecessor goes at once.
+    assert_eq!(svc.drop_previous_instances(NODE + 1), [NODE]);
+    // Without a live successor a silent client is dropped as before.
+    clock.advance_ms(ttl + 1);
+    assert_eq!(svc.reap_silent_clients(), [NODE + 1]);
+}

@@ -57,6 +57,7 @@ fn policy() -> Policy {
         promotion_on_hit: false,
         promotion_threshold: 2,
         promotion_queue_limit: 256,
+        disk_eviction: false,
     }
 }
 

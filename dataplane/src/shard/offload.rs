@@ -20,8 +20,21 @@ use crate::DataplaneError;
 use crate::index::{Entry, EntryState};
 use crate::state::ShardState;
 
-/// Offloads written at once (each one owns a DMA buffer of its slice until it is durable).
+/// Offloads written at once at most (each one owns a DMA buffer of its slice until it is
+/// durable), counted in units of [`UNIT_BYTES`]: a job takes one unit per 256 KiB of its
+/// slice, so small slices are written four at a time while a 1 MiB one is written alone.
+/// Several large O_DIRECT writes at once made eager offload cost 1 MiB puts about half
+/// their rate on the 2-core build machine (`docs/benchmarks.md`, SSD tier); one at a time
+/// the cost fell to the noise.
 const PARALLEL: u64 = 4;
+
+/// Bytes of slice per unit of [`PARALLEL`].
+const UNIT_BYTES: u64 = 256 << 10;
+
+/// CPU shares of the offload writer's task queue, against glommio's default 1000 of the
+/// queue that serves puts and gets: copies to SSD run in the time the data path leaves, so
+/// eager offload costs the put path as little as it can.
+const OFFLOAD_SHARES: usize = 50;
 
 /// One slice to copy to SSD.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +78,16 @@ impl Offloader {
         let (tx, rx) = local_channel::new_bounded(limit.max(1));
         let done = Rc::new(RefCell::new(Vec::new()));
         let promoted = Rc::new(RefCell::new(Vec::new()));
-        glommio::spawn_local(writer(state, rx, done.clone(), promoted.clone())).detach();
+        let writer = writer(state, rx, done.clone(), promoted.clone());
+        // The writer and the jobs it spawns run in a low-share queue of their own.
+        let tq = glommio::executor().create_task_queue(
+            glommio::Shares::Static(OFFLOAD_SHARES),
+            glommio::Latency::NotImportant,
+            "ssd-offload",
+        );
+        glommio::spawn_local_into(writer, tq)
+            .expect("a task queue just created takes tasks")
+            .detach();
         Offloader { tx, done, promoted }
     }
 
@@ -91,7 +113,15 @@ async fn writer(
 ) {
     let permits = Rc::new(Semaphore::new(PARALLEL));
     while let Some(work) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_static_permit(1).await else {
+        let units = match work {
+            Work::Offload(j) => state
+                .index
+                .borrow()
+                .get(j.segment_id, j.offset)
+                .map_or(1, |(e, _)| e.length.div_ceil(UNIT_BYTES).clamp(1, PARALLEL)),
+            Work::Promote(_) => 1,
+        };
+        let Ok(permit) = permits.clone().acquire_static_permit(units).await else {
             return;
         };
         let job = match work {
@@ -260,8 +290,13 @@ pub(super) async fn apply(
                 segment_id,
                 offset,
                 generation,
+                evict_oldest,
             } = *n
             {
+                // The master's `--enable_disk_eviction` (a cluster-wide setting).
+                if evict_oldest && let Some(ssd) = state.ssd.as_ref() {
+                    ssd.enable_disk_eviction();
+                }
                 o.push(
                     state,
                     Work::Offload(Job {

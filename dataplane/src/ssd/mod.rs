@@ -6,6 +6,7 @@
 //! (`shard/offload.rs`) and the transfer server serves reads of the shard's disk segment
 //! from it, over the same data port as memory reads.
 
+mod checkpoint;
 pub mod format;
 mod scan;
 mod stats;
@@ -18,6 +19,11 @@ pub use store::{ReadError, SsdEntry, SsdStore};
 
 /// Default size of one record file.
 pub const DEFAULT_FILE_BYTES: u64 = 1 << 30;
+
+/// Default number of record writes (appends and deletes) between two index checkpoints
+/// of a shard; a larger index waits longer (an eighth of its records), so the cost of
+/// checkpoints stays a fixed share of the writes.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
 
 /// Default bound of a shard's offload queue.
 pub const DEFAULT_QUEUE_LIMIT: usize = 1024;
@@ -36,6 +42,9 @@ pub struct SsdConfig {
     /// When the quota is reached, delete the oldest records to make room instead of
     /// refusing the offload (`--enable_disk_eviction`).
     pub evict_oldest: bool,
+    /// Record writes between two index checkpoints at least (`--ssd_checkpoint_every`;
+    /// 0 = never write one).
+    pub checkpoint_every: u64,
 }
 
 /// 90% of the free space of the file system holding `dir` (Mooncake's default quota).

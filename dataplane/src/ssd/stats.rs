@@ -37,6 +37,16 @@ pub struct SsdStats {
     pub promotions_total: IntCounter,
     /// Records deleted to make room under the quota (disk eviction).
     pub evicted_total: IntCounter,
+    /// Index checkpoints written.
+    pub checkpoints_total: IntCounter,
+    /// Index checkpoints refused at start (corrupt, torn, or not matching the files): the
+    /// whole log was scanned instead.
+    pub checkpoints_refused_total: IntCounter,
+    /// Records the last start took from the index checkpoint.
+    pub checkpoint_records: BytesGauge,
+    /// Records (values and tombstones) the last start read from the log after the
+    /// checkpoint.
+    pub scanned_records: BytesGauge,
 }
 
 impl SsdStats {
@@ -99,6 +109,22 @@ impl SsdStats {
                 "mc_shard_ssd_torn_records_total",
                 "Torn or corrupt SSD records a start-up scan skipped (never served).",
             ),
+            checkpoints_total: counter(
+                "mc_shard_ssd_checkpoints_total",
+                "SSD index checkpoints written.",
+            ),
+            checkpoints_refused_total: counter(
+                "mc_shard_ssd_checkpoints_refused_total",
+                "SSD index checkpoints refused at start (the whole log was scanned).",
+            ),
+            checkpoint_records: gauge(
+                "mc_shard_ssd_checkpoint_records",
+                "Records the last start took from the SSD index checkpoint.",
+            ),
+            scanned_records: gauge(
+                "mc_shard_ssd_scanned_records",
+                "Records the last start read from the SSD log after the checkpoint.",
+            ),
         }
     }
 
@@ -109,6 +135,8 @@ impl SsdStats {
             &self.objects,
             &self.quota_bytes,
             &self.offload_queue_depth,
+            &self.checkpoint_records,
+            &self.scanned_records,
         ] {
             registry.register(Box::new(g.clone()))?;
         }
@@ -124,6 +152,8 @@ impl SsdStats {
             &self.torn_records_total,
             &self.promotions_total,
             &self.evicted_total,
+            &self.checkpoints_total,
+            &self.checkpoints_refused_total,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

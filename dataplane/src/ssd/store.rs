@@ -7,11 +7,17 @@
 //! offloads overlap on the ring. A delete appends a tombstone, syncs it, and punches the
 //! dead record's payload out of the file (`fallocate`), so deleted space is returned to
 //! the file system without a compaction pass.
+//!
+//! Every so many writes the store writes an index checkpoint (`checkpoint.rs`): the live
+//! records below the lowest write still in flight, written by a helper thread so the shard
+//! never blocks on it. A restart reads it and scans only the log after it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use glommio::io::DmaFile;
@@ -21,6 +27,7 @@ use mc_schema::msg::DroppedSlice;
 use tracing::{info, warn};
 
 use super::SsdConfig;
+use super::checkpoint;
 use super::format::{self, BLOCK_BYTES, Header, Kind, align_up};
 use super::scan;
 use super::stats::SsdStats;
@@ -86,11 +93,20 @@ pub struct SsdStore {
     /// Records dropped on the store's own account (corrupt on read, disk eviction), not
     /// yet reported.
     dropped: RefCell<Vec<DroppedSlice>>,
-    evict_oldest: bool,
+    evict_oldest: Cell<bool>,
     reserve: Semaphore,
     /// When a quota refusal was last logged (they are logged at most every
     /// [`QUOTA_LOG_EVERY`]).
     quota_logged: Cell<Option<Instant>>,
+    /// Locations reserved whose write (and sync) has not finished: a checkpoint covers the
+    /// log only below the lowest of them.
+    pending: RefCell<BTreeSet<u64>>,
+    /// Record writes since the last checkpoint was taken.
+    since_checkpoint: Cell<u64>,
+    /// Least writes between checkpoints (0 = none).
+    checkpoint_every: u64,
+    /// A checkpoint is being written by its helper thread.
+    checkpoint_busy: Arc<AtomicBool>,
     /// Metrics.
     pub stats: SsdStats,
 }
@@ -111,6 +127,36 @@ impl<'a> Writing<'a> {
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         self.cell.set(self.cell.get() - self.bytes);
+    }
+}
+
+/// Reserved locations whose writes are in flight, listed in [`SsdStore::pending`] while
+/// this lives.
+struct Pending<'a> {
+    set: &'a RefCell<BTreeSet<u64>>,
+    locs: Vec<u64>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(set: &'a RefCell<BTreeSet<u64>>) -> Pending<'a> {
+        Pending {
+            set,
+            locs: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, loc: u64) {
+        self.set.borrow_mut().insert(loc);
+        self.locs.push(loc);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.borrow_mut();
+        for l in &self.locs {
+            set.remove(l);
+        }
     }
 }
 
@@ -179,9 +225,13 @@ impl SsdStore {
             files: RefCell::new(found.files),
             entries: RefCell::new(found.entries),
             dropped: RefCell::new(Vec::new()),
-            evict_oldest: cfg.evict_oldest,
+            evict_oldest: Cell::new(cfg.evict_oldest),
             reserve: Semaphore::new(1),
             quota_logged: Cell::new(None),
+            pending: RefCell::new(BTreeSet::new()),
+            since_checkpoint: Cell::new(0),
+            checkpoint_every: cfg.checkpoint_every,
+            checkpoint_busy: Arc::new(AtomicBool::new(false)),
             stats,
         };
         if store.files.borrow().is_empty() {
@@ -189,6 +239,15 @@ impl SsdStore {
         }
         store.stats.quota_bytes.set(cfg.quota_bytes);
         store.stats.torn_records_total.inc_by(found.torn);
+        store.stats.checkpoint_records.set(found.from_checkpoint);
+        store.stats.scanned_records.set(found.scanned);
+        if let Some(why) = &found.refused_checkpoint {
+            store.stats.checkpoints_refused_total.inc();
+            warn!(
+                shard,
+                "SSD index checkpoint refused ({why}): scanned the whole log"
+            );
+        }
         store.publish();
         if found.torn > 0 {
             warn!(
@@ -201,6 +260,8 @@ impl SsdStore {
             shard,
             dir = %store.dir.display(),
             records = store.len(),
+            from_checkpoint = found.from_checkpoint,
+            scanned = found.scanned,
             quota_bytes = cfg.quota_bytes,
             "SSD record store open"
         );
@@ -241,6 +302,12 @@ impl SsdStore {
         self.tail.set(loc + bytes);
         let file = self.file(split(loc).0).expect("the tail's file exists");
         Ok((loc, file))
+    }
+
+    /// From now on, delete the oldest records to make room when the quota is reached
+    /// (the master's `--enable_disk_eviction`, sent with its offload notices).
+    pub fn enable_disk_eviction(&self) {
+        self.evict_oldest.set(true);
     }
 
     /// Whether `bytes` more would pass the quota (records being written included).
@@ -295,7 +362,7 @@ impl SsdStore {
                 .next()
                 .map(|(&l, e)| (l, e.generation));
             match oldest {
-                Some((loc, generation)) if self.evict_oldest => {
+                Some((loc, generation)) if self.evict_oldest.get() => {
                     self.drop_record(loc, generation).await?;
                     self.stats.evicted_total.inc();
                 }
@@ -309,6 +376,8 @@ impl SsdStore {
         // Counted from now until this write ends, however it ends.
         let _writing = Writing::start(&self.writing_bytes, total);
         let (loc, file) = self.reserve(total).await?;
+        let mut pending = Pending::new(&self.pending);
+        pending.add(loc);
         let mut buf = file.alloc_dma_buffer(total as usize);
         let block = h.block_bytes() as usize;
         let bytes = buf.as_bytes_mut();
@@ -351,7 +420,78 @@ impl SsdStore {
         );
         self.used_bytes.set(self.used_bytes.get() + total);
         self.publish();
+        drop(pending);
+        self.wrote(1);
         Ok(Some(loc))
+    }
+
+    /// Counts `n` record writes and takes a checkpoint when enough have been made since
+    /// the last one: [`checkpoint_every`](SsdConfig::checkpoint_every), or an eighth of
+    /// the live records if that is more (so a large index is not rewritten too often).
+    fn wrote(&self, n: u64) {
+        let since = self.since_checkpoint.get() + n;
+        self.since_checkpoint.set(since);
+        let due = self.checkpoint_every > 0
+            && since >= self.checkpoint_every.max(self.len() as u64 / 8)
+            && !self.checkpoint_busy.load(Ordering::Acquire);
+        if due {
+            self.checkpoint();
+        }
+    }
+
+    /// Takes an index checkpoint now and hands it to a helper thread that writes it
+    /// (nothing is taken when one is still being written). Returns whether one was taken.
+    pub fn checkpoint(&self) -> bool {
+        if self.checkpoint_busy.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // Below the lowest write in flight every record is complete and synced; records
+        // at or above it are left to the scan, with the bytes they take.
+        let covered = self
+            .pending
+            .borrow()
+            .first()
+            .copied()
+            .unwrap_or(self.tail.get());
+        let entries = self.entries.borrow();
+        let above: u64 = entries
+            .range(covered..)
+            .map(|(_, e)| e.block_bytes + align_up(e.value_len))
+            .sum();
+        let bytes = checkpoint::encode(
+            covered,
+            self.used_bytes.get().saturating_sub(above),
+            entries.range(..covered).map(|(&l, e)| (l, e)),
+        );
+        drop(entries);
+        self.since_checkpoint.set(0);
+        let (dir, busy, stats) = (
+            self.dir.clone(),
+            self.checkpoint_busy.clone(),
+            self.stats.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("ssd-checkpoint".into())
+            .spawn(move || {
+                match checkpoint::write(&dir, &bytes) {
+                    Ok(()) => stats.checkpoints_total.inc(),
+                    Err(e) => warn!(
+                        dir = %dir.display(),
+                        "SSD index checkpoint not written (the next restart scans more): {e}"
+                    ),
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            warn!("SSD index checkpoint thread not started: {e}");
+            self.checkpoint_busy.store(false, Ordering::Release);
+        }
+        true
+    }
+
+    /// Whether a checkpoint is being written.
+    pub fn checkpoint_in_progress(&self) -> bool {
+        self.checkpoint_busy.load(Ordering::Acquire)
     }
 
     fn publish(&self) {
@@ -437,6 +577,7 @@ impl SsdStore {
         };
         let mut dead: Vec<(u64, SsdEntry, u64)> = Vec::new();
         let mut touched: Vec<Rc<DmaFile>> = Vec::new();
+        let mut pending = Pending::new(&self.pending);
         for &(loc, generation) in targets {
             let e = match self.entries.borrow_mut().remove(&loc) {
                 Some(e) if generation == 0 || e.generation == generation => e,
@@ -460,6 +601,7 @@ impl SsdStore {
             };
             let total = t.block_bytes();
             let (tloc, file) = self.reserve(total).await?;
+            pending.add(tloc);
             let mut buf = file.alloc_dma_buffer(total as usize);
             t.encode_into(buf.as_bytes_mut());
             file.write_at(buf, split(tloc).1)
@@ -473,6 +615,7 @@ impl SsdStore {
         for f in &touched {
             f.fdatasync().await.map_err(fail("tombstone fdatasync"))?;
         }
+        drop(pending);
         for (loc, e, total) in &dead {
             let record = e.block_bytes + align_up(e.value_len);
             let (f, off) = split(*loc);
@@ -492,6 +635,9 @@ impl SsdStore {
             self.stats.deletes_total.inc();
         }
         self.publish();
+        if !dead.is_empty() {
+            self.wrote(dead.len() as u64);
+        }
         Ok(dead.len())
     }
 

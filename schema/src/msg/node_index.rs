@@ -384,11 +384,21 @@ pub(crate) fn enc_notice(n: &Notice) -> fb::NoticeFb {
             offset,
             generation,
         } => fb::NoticeFb::new(FREE, segment_id, offset, generation, 0, 0, 0),
+        // An offload's unused target_generation carries its disk-eviction flag.
         Notice::Offload {
             segment_id,
             offset,
             generation,
-        } => fb::NoticeFb::new(OFFLOAD, segment_id, offset, generation, 0, 0, 0),
+            evict_oldest,
+        } => fb::NoticeFb::new(
+            OFFLOAD,
+            segment_id,
+            offset,
+            generation,
+            0,
+            0,
+            u64::from(evict_oldest),
+        ),
         Notice::Promote {
             segment_id,
             offset,
@@ -439,6 +449,7 @@ pub(crate) fn dec_notice(n: &fb::NoticeFb) -> Option<Notice> {
             segment_id,
             offset,
             generation,
+            evict_oldest: n.target_generation() == 1,
         }),
         PROMOTE => Some(Notice::Promote {
             segment_id,

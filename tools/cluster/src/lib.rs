@@ -35,6 +35,7 @@ mod ports;
 pub mod probe;
 mod process;
 pub mod proxy;
+mod scratch;
 mod spec;
 
 pub use binary::{MASTER_BINARY, STORE_BINARY, find_binary};
@@ -44,4 +45,5 @@ pub use error::Error;
 pub use ports::{pick_free_port, pick_free_ports};
 pub use probe::NodeHealth;
 pub use proxy::{Direction, FaultProxy, Mode};
+pub use scratch::{SmallExt4, o_direct_dir};
 pub use spec::{ClusterSpec, NodeSpec};

@@ -72,6 +72,9 @@ pub struct Policy {
     pub promotion_threshold: u32,
     /// Promotions in flight at most (`--promotion_queue_limit`).
     pub promotion_queue_limit: usize,
+    /// Offload notices tell nodes to delete their oldest SSD records when the quota is
+    /// reached (`--enable_disk_eviction`).
+    pub disk_eviction: bool,
 }
 
 impl Default for Policy {
@@ -90,6 +93,7 @@ impl Default for Policy {
             promotion_on_hit: false,
             promotion_threshold: 2,
             promotion_queue_limit: 256,
+            disk_eviction: false,
         }
     }
 }
@@ -423,7 +427,8 @@ impl ObjectStore {
                 u.locs = keep;
                 self.segments.commit(&u.locs);
                 if self.policy.offload && !self.policy.offload_on_evict {
-                    self.segments.offload(u.size, &u.locs);
+                    self.segments
+                        .offload(u.size, &u.locs, self.policy.disk_eviction);
                 }
                 let lease_until_ms = o.lease_until_ms();
                 let (old_size, old) = o.swap_in(u, item.slice_crcs, now_ms);
@@ -497,7 +502,8 @@ impl ObjectStore {
         o.commit(item.slice_crcs, now_ms);
         self.segments.commit(o.locs());
         if self.policy.offload && !self.policy.offload_on_evict {
-            self.segments.offload(o.size(), o.locs());
+            self.segments
+                .offload(o.size(), o.locs(), self.policy.disk_eviction);
         }
         ErrorCode::Ok
     }

@@ -179,7 +179,10 @@ impl ObjectStore {
                 Park::Full
             };
         }
-        if !self.segments.offload(o.size(), o.locs()) {
+        if !self
+            .segments
+            .offload(o.size(), o.locs(), self.policy.disk_eviction)
+        {
             return Park::EvictNow;
         }
         self.evicting.lock().insert(key.to_string(), now_ms);

@@ -175,13 +175,31 @@ impl MasterService {
 
     /// Drops clients silent for longer than `client_ttl`: their segments unmount and their
     /// replicas leave the metadata. Returns the dropped client ids.
+    ///
+    /// A silent client whose segment names a live client has mounted again (the same node
+    /// restarted on the same address) is left to [`drop_previous_instances`]
+    /// (Self::drop_previous_instances), which drops it once the successor's inventory is
+    /// adopted: dropping it first would remove the objects whose only other copies are the
+    /// successor's SSD records, while a large inventory is still being adopted.
     pub fn reap_silent_clients(&self) -> Vec<u64> {
         let now = self.clock.now_ms();
+        let segments = self.segments.list();
         let dead: Vec<u64> = {
             let mut clients = self.clients.lock();
+            let silent = |seen: u64| now.saturating_sub(seen) > self.cfg.client_ttl_ms;
+            let live_names: std::collections::HashSet<&str> = segments
+                .iter()
+                .filter(|s| clients.get(&s.client_id).is_some_and(|&seen| !silent(seen)))
+                .map(|s| s.name.as_str())
+                .collect();
+            let succeeded = |id: u64| {
+                segments
+                    .iter()
+                    .any(|s| s.client_id == id && live_names.contains(s.name.as_str()))
+            };
             let dead: Vec<u64> = clients
                 .iter()
-                .filter(|(_, seen)| now.saturating_sub(**seen) > self.cfg.client_ttl_ms)
+                .filter(|(id, seen)| silent(**seen) && !succeeded(**id))
                 .map(|(id, _)| *id)
                 .collect();
             for id in &dead {

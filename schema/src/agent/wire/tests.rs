@@ -23,10 +23,13 @@ fn notice() -> impl Strategy<Value = Notice> {
             offset,
             generation
         }),
-        t3.prop_map(|(segment_id, offset, generation)| Notice::Offload {
-            segment_id,
-            offset,
-            generation
+        (t3, any::<bool>()).prop_map(|((segment_id, offset, generation), evict_oldest)| {
+            Notice::Offload {
+                segment_id,
+                offset,
+                generation,
+                evict_oldest,
+            }
         }),
         (t3, t3).prop_map(|((segment_id, offset, generation), (a, b, c))| {
             Notice::Promote {

@@ -41,10 +41,6 @@ pub struct Scenario {
 /// Every scenario, in table order.
 pub fn all() -> Vec<Scenario> {
     let s = |name, run| Scenario { name, run: Ok(run) };
-    let skip = |name, why| Scenario {
-        name,
-        run: Err(why),
-    };
     vec![
         s("kill9_node_mid_put_2_replicas", node::kill_mid_put),
         s("kill9_client_mid_put", client::kill_mid_put),
@@ -58,13 +54,10 @@ pub fn all() -> Vec<Scenario> {
         s("kill9_leader_under_load", master::kill_leader),
         s("master_restart_no_ha", master::restart),
         s("bitflip_ssd_records", ssd::bitflip_records),
+        s("disk_full_under_offload", ssd::disk_full_under_offload),
         s("forged_expired_transfers", garbage::forged_expired),
         s("kill9_node_agent", halves::kill_agent),
         s("kill9_data_plane", halves::kill_data_plane),
-        skip(
-            "disk_full_under_offload",
-            "not written yet; client/tests/ssd.rs fills a loop-mounted ext4",
-        ),
     ]
 }
 
