@@ -89,8 +89,9 @@ fn reads_never_fail_while_the_agent_is_killed_and_restarted() {
     let mut wrong = 0u64;
     let mut new_agent = None;
     let mut agent_back = None;
+    let mut rest_back = None;
     // Read for the whole restart and a little after.
-    while new_agent.is_none() || start.elapsed() < Duration::from_secs(2) {
+    while rest_back.is_none() || start.elapsed() < Duration::from_secs(2) {
         for (k, v) in &objs {
             match s.get(k) {
                 Ok(got) if &got == v => {}
@@ -103,6 +104,13 @@ fn reads_never_fail_while_the_agent_is_killed_and_restarted() {
             new_agent = child_pid(node, "agent").filter(|&p| p != agent);
             agent_back = new_agent.map(|_| start.elapsed());
         }
+        let answers = || {
+            mc_cluster::probe::http_get(&c.node_rest_addr(0), "/health", Duration::from_secs(2))
+                .is_ok_and(|r| r.status == 200)
+        };
+        if new_agent.is_some() && rest_back.is_none() && answers() {
+            rest_back = Some(start.elapsed());
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no new agent\n{}",
@@ -110,7 +118,7 @@ fn reads_never_fail_while_the_agent_is_killed_and_restarted() {
         );
     }
     eprintln!(
-        "kill -9 agent: {reads} reads during the restart, {failed} failed, {wrong} wrong; new agent process after {agent_back:?}"
+        "kill -9 agent: {reads} reads during the restart, {failed} failed, {wrong} wrong; new agent process after {agent_back:?}, its REST answers after {rest_back:?}"
     );
     assert_eq!((failed, wrong), (0, 0));
     // The new agent holds the node at the master: new puts land, old objects stay.
