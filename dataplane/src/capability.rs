@@ -59,8 +59,12 @@ impl Refusal {
 /// The shard's write secrets and the allocations freed lately.
 #[derive(Debug, Default)]
 pub(crate) struct Capabilities {
-    /// Current secret first, then the previous one; empty = not enforcing.
+    /// Current secret first, then the previous one; empty = not enforcing (unless
+    /// `sealed`).
     keys: Vec<(Vec<u8>, WriteKey)>,
+    /// Refuse every write until a secret arrives: a shard that took over a mounted
+    /// predecessor's memory must not take unchecked writes meanwhile.
+    sealed: bool,
     revoked: HashSet<u64>,
     order: VecDeque<(Instant, u64)>,
 }
@@ -71,15 +75,24 @@ impl Capabilities {
         if secret.is_empty() || self.keys.first().is_some_and(|(s, _)| s == secret) {
             return;
         }
+        self.sealed = false;
         self.keys.retain(|(s, _)| s != secret);
         self.keys
             .insert(0, (secret.to_vec(), WriteKey::new(secret)));
         self.keys.truncate(2);
     }
 
+    /// Capabilities that refuse every write until [`set_secret`](Self::set_secret).
+    pub(crate) fn sealed() -> Capabilities {
+        Capabilities {
+            sealed: true,
+            ..Capabilities::default()
+        }
+    }
+
     /// Whether writes are checked at all.
     pub(crate) fn enforcing(&self) -> bool {
-        !self.keys.is_empty()
+        self.sealed || !self.keys.is_empty()
     }
 
     /// Remembers that allocation `generation` was freed.
@@ -212,6 +225,12 @@ mod tests {
 
     #[test]
     fn without_a_secret_nothing_is_checked_and_the_previous_secret_stays_valid() {
+        let sealed = Capabilities::sealed();
+        assert_eq!(
+            sealed.check((1, 0, 8, 5), None, 0),
+            Err(Refusal::Forged),
+            "a sealed shard refuses writes before a secret arrives"
+        );
         let c = Capabilities::default();
         assert!(!c.enforcing());
         assert_eq!(c.check((SEG, 0, 1, GEN), None, 0), Ok(()));

@@ -216,9 +216,11 @@ async fn run_shard<L: ShardLink>(
     // on every control tick, and glommio keeps one waker reference per such poll in an i16:
     // after 32767 ticks (about 11 minutes at 20 ms) the shard thread panicked.
     let (stop_accept, stopped) = stop::stop_pair();
+    // The stop first: `or` polls its first future first, so once stopped the accept that the
+    // shutdown below fails is never looked at (and never logged).
     let accept = glommio::spawn_local(futures_lite::future::or(
-        accept_loop(listener, state.clone(), info.endpoint.clone()),
         stopped,
+        accept_loop(listener, state.clone(), info.endpoint.clone()),
     ));
     control_loop(&cfg, &link, &state, segments, offloader.as_ref()).await;
     // Awaited, not cancelled: the listener is closed once this returns, so a shard started
@@ -226,10 +228,11 @@ async fn run_shard<L: ShardLink>(
     // Closing alone is not enough: a pending io_uring accept holds the socket open until
     // the ring is torn down, and would take (and drop) the next connection. Shutting a
     // listening socket down stops it listening at once.
-    // SAFETY: `listen_fd` is the listener's descriptor, still open: the accept task owns the
-    // listener and has not ended (it ends only after `stop_accept` fires, below).
-    unsafe { libc::shutdown(listen_fd, libc::SHUT_RDWR) };
     drop(stop_accept);
+    // SAFETY: `listen_fd` is the listener's descriptor, still open: the accept task owns the
+    // listener and has not run since the stop fired (this task has not yielded), so it has
+    // not ended and dropped it.
+    unsafe { libc::shutdown(listen_fd, libc::SHUT_RDWR) };
     accept.await;
     let _ = link.send(FromShard::Stopped {
         shard: cfg.index as u32,
@@ -240,6 +243,7 @@ async fn run_shard<L: ShardLink>(
 /// Maps and prefaults the first segment and binds the data port. Memory is allocated on the
 /// shard's own thread so its pages land on the shard's NUMA node (first touch).
 async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, DataplaneError> {
+    let revived = memory.is_some();
     let (seg, data_port, index, others) = match memory {
         Some(m) => {
             let r = revive::take_over(cfg, m)?;
@@ -294,7 +298,13 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
         index: RefCell::new(index),
         term: Cell::new(term),
         hits: Default::default(),
-        caps: Default::default(),
+        // A shard that took over a predecessor's memory was mounted: it takes no write
+        // until the agent hands it the secret again.
+        caps: RefCell::new(if revived {
+            crate::capability::Capabilities::sealed()
+        } else {
+            Default::default()
+        }),
         ssd,
     });
     Ok(Opened {

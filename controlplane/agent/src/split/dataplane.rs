@@ -11,6 +11,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::ring::RingShardLink;
@@ -36,6 +37,13 @@ fn err(what: impl std::fmt::Display) -> NodeError {
 /// Runs the data plane until its shards are stopped.
 pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     die_with_supervisor()?;
+    // Ctrl-C in a terminal reaches the whole process group: the agent stops the shards in
+    // order (transfers under way finish first), so the data plane does not die of it.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGINT,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .map_err(NodeError::Signals)?;
     let rings = env_rings()?;
     let vault_sock = env_fd(ENV_VAULT)?;
     let metrics = UnixListener::from(env_fd(ENV_METRICS_FD)?);
