@@ -24,5 +24,6 @@ cargo build -q "${pkgs[@]}" --bins --features "$features" >&2
 rm -rf "$bin_dir" && mkdir -p "$bin_dir"
 cp target/debug/mooncake_master target/debug/mooncake_store target/debug/mc-faults "$bin_dir/"
 restore
+cargo test -q -p mc-ring --features failpoints >&2
 MC_BIN_DIR="$bin_dir" cargo test -q -p mooncake-rs --features failpoints --test failpoints >&2
 MC_BIN_DIR="$bin_dir" "$bin_dir/mc-faults" "$@"

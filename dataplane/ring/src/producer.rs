@@ -119,6 +119,10 @@ impl Producer {
                 }
             }
             reloaded = false;
+            // Failpoint: the frame is written and not yet published (a `panic` here is a
+            // process dying mid-publication; the reader must see nothing of it).
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("ring::publish");
             dir.publish(m, w);
         }
         self.queued_bytes

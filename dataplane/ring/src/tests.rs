@@ -558,3 +558,64 @@ proptest! {
         }
     }
 }
+
+/// The env var naming the ring fd in the child of
+/// `a_process_dying_mid_publication_exposes_nothing`.
+#[cfg(feature = "failpoints")]
+const PANIC_FD_ENV: &str = "MC_RING_TEST_PANIC_FD";
+
+/// Runs only as that test's child: writes a frame and dies before publishing it.
+#[cfg(feature = "failpoints")]
+#[test]
+fn child_dies_mid_publication() {
+    let Ok(fd) = std::env::var(PANIC_FD_ENV) else {
+        return;
+    };
+    // SAFETY: the parent handed us this fd number, open and not close-on-exec, for us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd.parse().unwrap()) };
+    let ring = SharedRing::open(fd).unwrap();
+    let shard = ring.attach(Side::Shard);
+    fail::cfg("ring::publish", "panic").unwrap();
+    shard.push(b"never published".to_vec()).unwrap();
+    shard.flush();
+    unreachable!("the failpoint panics before the frame is published");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_process_dying_mid_publication_exposes_nothing() {
+    let ring = SharedRing::create("t", SMALL).unwrap();
+    let agent = ring.attach(Side::Agent);
+    // SAFETY: dup() of an open fd; the copy has no close-on-exec flag, so the child gets it.
+    let raw = unsafe { libc::dup(ring.fd().as_raw_fd()) };
+    assert!(raw >= 0);
+    // SAFETY: `raw` was just made by dup() and is owned by nothing else.
+    let inherited = unsafe { OwnedFd::from_raw_fd(raw) };
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tests::child_dies_mid_publication",
+            "--test-threads=1",
+        ])
+        .env(PANIC_FD_ENV, raw.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    drop(inherited);
+    assert!(
+        !status.success(),
+        "the child must have died at the failpoint"
+    );
+    assert_eq!(
+        agent.try_recv(),
+        None,
+        "a frame written but not published is invisible"
+    );
+    // A shard started after it publishes from where the dead one had published.
+    let shard = ring.attach(Side::Shard);
+    shard.push(b"fresh".to_vec()).unwrap();
+    shard.flush();
+    assert_eq!(agent.try_recv(), Some(b"fresh".to_vec()));
+    assert_eq!(agent.try_recv(), None);
+}
