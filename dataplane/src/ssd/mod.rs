@@ -6,7 +6,7 @@
 //! (`shard/offload.rs`) and the transfer server serves reads of the shard's disk segment
 //! from it, over the same data port as memory reads.
 
-mod checkpoint;
+pub mod checkpoint;
 pub mod format;
 mod scan;
 mod stats;

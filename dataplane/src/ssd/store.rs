@@ -42,7 +42,7 @@ pub(super) const FILE_SHIFT: u32 = 40;
 const PROBE_FILE: &str = "probe.dma";
 
 /// What the store keeps per live record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsdEntry {
     /// The object's key.
     pub key: Vec<u8>,

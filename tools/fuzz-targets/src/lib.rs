@@ -1,6 +1,7 @@
 //! The fuzz targets: one function per decoder that crosses a process boundary or reads a
 //! file (RPC frames, handshake and messages, the transfer header and object info, node
-//! index records, snapshot data and manifest, the master's config file, flag values). A
+//! index records, SSD records and index checkpoints, snapshot data and manifest, the
+//! master's config file, flag values). A
 //! target panics only on a bug: the decoders are total (any byte string gives a value or a
 //! typed error), and where an encoder exists a decoded value must encode and decode back to
 //! itself.
@@ -8,7 +9,10 @@
 //! The engine that feeds them lives in `fuzz/` (its own workspace); this crate holds only
 //! the targets, so the test suite can replay every saved input (`fuzz/regressions/`)
 //! without compiling a fuzzer. Agent ↔ shard messages are fuzzed as the flatbuffers that
-//! cross the shared-memory rings (`mc_schema::agent::wire`).
+//! cross the shared-memory rings (`mc_schema::agent::wire`). SSD record headers and index
+//! checkpoints carry a CRC, which random bytes almost never match: their targets try every
+//! input as it is and once more with the CRC made right, so the fields behind it are
+//! fuzzed too.
 
 use std::time::Duration;
 
@@ -98,6 +102,18 @@ pub fn all() -> Vec<Target> {
             run: flag_values,
             seeds: unit_seeds,
             max_len: 32,
+        },
+        Target {
+            name: "ssd_record",
+            run: ssd_record,
+            seeds: ssd_record_seeds,
+            max_len: 256,
+        },
+        Target {
+            name: "ssd_checkpoint",
+            run: ssd_checkpoint,
+            seeds: ssd_checkpoint_seeds,
+            max_len: 1024,
         },
         Target {
             name: "agent_to_shard",
@@ -507,4 +523,90 @@ fn unit_seeds() -> Vec<Vec<u8>> {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect()
+}
+
+/// An SSD record header (`mc_dataplane::ssd::format`): as given, then with its CRC fixed; a
+/// header that decodes must encode to bytes that decode to it again.
+fn ssd_record(b: &[u8]) {
+    use mc_dataplane::ssd::format::{FIXED_BYTES, Header, MAX_KEY_BYTES};
+    let _ = Header::decode(b);
+    if b.len() < FIXED_BYTES {
+        return;
+    }
+    let mut fixed = b.to_vec();
+    let key_len = (u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes")) as usize)
+        .min(MAX_KEY_BYTES)
+        .min(fixed.len() - FIXED_BYTES);
+    fixed[8..12].copy_from_slice(&(key_len as u32).to_le_bytes());
+    fixed[12..16].fill(0);
+    let crc = mc_schema::checksum::crc32c(&fixed[..FIXED_BYTES + key_len]);
+    fixed[12..16].copy_from_slice(&crc.to_le_bytes());
+    if let Ok(h) = Header::decode(&fixed) {
+        let mut out = vec![0u8; h.block_bytes() as usize];
+        h.encode_into(&mut out);
+        assert_eq!(Header::decode(&out).as_ref(), Ok(&h));
+    }
+}
+
+fn ssd_record_seeds() -> Vec<Vec<u8>> {
+    use mc_dataplane::ssd::format::{Header, Kind};
+    let h = Header {
+        kind: Kind::Value,
+        key: b"key-1".to_vec(),
+        value_len: 4096,
+        generation: 1 << 44,
+        put_generation: 1 << 44,
+        value_crc: 7,
+        slice_index: 0,
+        slice_count: 1,
+        target: 0,
+        object_size: 4096,
+    };
+    let mut out = vec![0u8; h.block_bytes() as usize];
+    h.encode_into(&mut out);
+    out.truncate(128);
+    vec![out]
+}
+
+/// An SSD index checkpoint (`mc_dataplane::ssd::checkpoint`): as given, then with its
+/// trailer's CRC made right; one that decodes must encode to one that decodes alike.
+fn ssd_checkpoint(b: &[u8]) {
+    use mc_dataplane::ssd::checkpoint::{decode, encode};
+    let _ = decode(b);
+    if b.len() < 8 {
+        return;
+    }
+    let mut fixed = b.to_vec();
+    let body = fixed.len() - 8;
+    let crc = mc_schema::checksum::crc32c(&fixed[..body]);
+    fixed[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+    if let Ok(c) = decode(&fixed) {
+        let again = decode(&encode(
+            c.covered,
+            c.used_bytes,
+            c.entries.iter().map(|(l, e)| (*l, e)),
+        ))
+        .expect("an encoded checkpoint decodes");
+        assert_eq!((again.covered, again.used_bytes), (c.covered, c.used_bytes));
+        assert_eq!(again.entries, c.entries);
+    }
+}
+
+fn ssd_checkpoint_seeds() -> Vec<Vec<u8>> {
+    use mc_dataplane::ssd::SsdEntry;
+    use mc_dataplane::ssd::checkpoint::encode;
+    let e = SsdEntry {
+        key: b"k".to_vec(),
+        block_bytes: 4096,
+        value_len: 100,
+        generation: 1 << 44,
+        put_generation: 1 << 44,
+        value_crc: 9,
+        slice: (0, 1),
+        object_size: 100,
+    };
+    vec![
+        encode(1 << 20, 8192, [(0u64, &e)].into_iter()),
+        encode(0, 0, std::iter::empty()),
+    ]
 }
