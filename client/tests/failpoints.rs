@@ -314,3 +314,60 @@ fn failed_inventory_report_is_sent_again() {
         c.logs_tail(20)
     );
 }
+
+/// `shard::ssd::write` fails every offload write as a failing disk would: puts and gets go on
+/// from memory, no disk replica appears, the errors are counted and logged.
+#[test]
+fn ssd_write_failpoint_keeps_objects_in_memory() {
+    let dir =
+        match mc_cluster::o_direct_dir(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), "fp-ssd")
+        {
+            Ok(d) => d,
+            Err(why) => {
+                eprintln!("SKIPPED: {why}");
+                return;
+            }
+        };
+    let path = format!("--ssd_offload_path={}", dir.display());
+    let c = start(ClusterSpec {
+        nodes: vec![node(
+            "127.0.0.1",
+            "shard::ssd::write=return",
+            &[
+                "--enable_ssd_offload",
+                &path,
+                "--ssd_quota_bytes=256MB",
+                "--ssd_file_size=64MB",
+            ],
+        )],
+        master_args: vec!["--enable_offload".into()],
+        ..ClusterSpec::default()
+    });
+    let s = store(&c);
+    let values: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 256 << 10]).collect();
+    for (i, v) in values.iter().enumerate() {
+        s.put(&format!("fp-ssd-{i}"), v, &replicas(1)).unwrap();
+    }
+    let metrics = || {
+        mc_cluster::probe::http_get(&c.node_rest_addr(0), "/metrics", Duration::from_secs(5))
+            .map(|r| r.body)
+            .unwrap_or_default()
+    };
+    wait_for("offload errors counted", &c, || {
+        metrics().lines().any(|l| {
+            l.starts_with("mc_shard_ssd_offload_errors_total")
+                && l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) >= Some(8.0)
+        })
+    });
+    assert!(node_log(&c, 0).contains("offload failed, the slice stays in memory only"));
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("fp-ssd-{i}");
+        assert_eq!(&s.get(&key).unwrap(), v);
+        let kinds: Vec<_> = s.replicas(&key).unwrap().iter().map(|r| r.kind).collect();
+        assert!(
+            kinds.iter().all(|k| *k == mooncake_rs::ReplicaKind::Memory),
+            "{key}: {kinds:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -339,6 +339,15 @@ impl SsdStore {
         ids: (u64, u64, u32, u32),
         (value_crc, object_size): (u32, u64),
     ) -> Result<Option<u64>, DataplaneError> {
+        // Failpoint: `return` fails this record as a failing disk would (EIO); `sleep` is a
+        // slow disk; `panic` kills the shard thread mid-offload.
+        #[cfg(feature = "failpoints")]
+        if fail::eval("shard::ssd::write", |_| ()).is_some() {
+            return Err(DataplaneError::SsdIo {
+                what: "write (failpoint shard::ssd::write)",
+                source: std::io::Error::from_raw_os_error(libc::EIO),
+            });
+        }
         let (generation, put_generation, slice_index, slice_count) = ids;
         let h = Header {
             kind: Kind::Value,
