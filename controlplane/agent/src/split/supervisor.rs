@@ -72,6 +72,8 @@ struct Supervisor {
     vault_reader: Option<std::thread::JoinHandle<()>>,
     agent: Option<Running>,
     early_deaths: u32,
+    /// Set by SIGTERM / SIGINT.
+    signalled: Arc<AtomicBool>,
     /// Children started so far: agents, data planes.
     started: (u64, u64),
 }
@@ -107,6 +109,7 @@ pub(super) fn run(cfg: StoreConfig, args: Vec<String>) -> Result<(), NodeError> 
         vault_reader: None,
         agent: None,
         early_deaths: 0,
+        signalled: signalled.clone(),
         started: (0, 0),
     };
     let outcome = sup.supervise(&signalled);
@@ -295,6 +298,11 @@ impl Supervisor {
         let name = if dp { "data plane" } else { "agent" };
         let until = Instant::now() + timeout;
         loop {
+            if self.signalled.load(Ordering::Acquire) {
+                return Err(err(format!(
+                    "stopped by a signal while the {name} was starting"
+                )));
+            }
             match ready.recv_timeout(Duration::from_millis(20)) {
                 Ok(true) => return Ok(()),
                 Ok(false) | Err(RecvTimeoutError::Disconnected) => {
