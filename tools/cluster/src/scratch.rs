@@ -84,9 +84,31 @@ impl SmallExt4 {
     }
 }
 
+/// Longest wait for a file system still held by a process that is exiting (a killed
+/// node's data-plane child dies a moment after its supervisor).
+const UMOUNT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Drop for SmallExt4 {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        let umount = |lazy: bool| {
+            let mut cmd = std::process::Command::new("umount");
+            if lazy {
+                cmd.arg("-l");
+            }
+            cmd.arg(&self.mnt)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let until = std::time::Instant::now() + UMOUNT_PATIENCE;
+        let mut done = umount(false);
+        while !done && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            done = umount(false);
+        }
+        if !done && !umount(true) {
+            eprintln!("cannot unmount {}; unmount it by hand", self.mnt.display());
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
