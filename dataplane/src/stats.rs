@@ -12,6 +12,17 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
 
+/// Renders metric families as Prometheus text: what a shard answers `ToShard::Metrics`
+/// with (the node's data-plane process gives shard 0 one covering all its shards).
+#[derive(Clone)]
+pub struct FamiliesText(pub std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for FamiliesText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FamiliesText")
+    }
+}
+
 /// Upper bounds of the transfer latency histogram, in seconds.
 pub const LATENCY_BUCKETS_S: [f64; 10] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0,

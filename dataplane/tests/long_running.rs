@@ -55,6 +55,7 @@ fn a_shard_survives_tens_of_thousands_of_control_polls() {
         control_poll_interval: interval,
         ssd: None,
         keeper: None,
+        metrics: None,
     };
     let handle = start_shard(cfg, shard).expect("shard starts");
     let seg = handle.segment.clone();

@@ -36,6 +36,7 @@ fn cfg(keeper: KeeperHandle) -> ShardConfig {
         control_poll_interval: Duration::from_millis(1),
         ssd: None,
         keeper: Some(keeper),
+        metrics: None,
     }
 }
 

@@ -81,6 +81,8 @@ enum Pending {
     Unmount {
         group: Option<u64>,
     },
+    /// A `Metrics` asked of shard 0.
+    Metrics(std::sync::mpsc::SyncSender<String>),
 }
 
 /// A zero-grace unmount waiting for its segments to be released.

@@ -210,7 +210,7 @@ pub fn start_with_arena(cfg: StoreConfig, arena: Option<Arena>) -> Result<NodeHa
         links,
         shards,
         status,
-        metrics,
+        metrics: MetricsPlan::Local(metrics),
         arena,
         client_id: None,
     };
@@ -254,9 +254,34 @@ pub(crate) struct NodeParts<L: AgentLink> {
     pub(crate) links: Vec<L>,
     pub(crate) shards: Vec<ShardHandle>,
     pub(crate) status: Arc<AgentStatus>,
-    pub(crate) metrics: crate::metrics::NodeMetrics,
+    pub(crate) metrics: MetricsPlan,
     pub(crate) arena: Option<Arena>,
     pub(crate) client_id: Option<u64>,
+}
+
+/// Where the node's `/metrics` gets the shards' families.
+pub(crate) enum MetricsPlan {
+    /// The shards are in this process: one registry holds everything.
+    Local(crate::metrics::NodeMetrics),
+    /// The shards are in the data-plane process: asked of shard 0 over its ring when
+    /// scraped, after the agent's own gauges.
+    FromShards(crate::metrics::ProcessFigures),
+}
+
+/// Longest wait for the data plane's families when `/metrics` is scraped.
+const REMOTE_METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The data plane's families, asked of the agent thread (which asks shard 0); empty and
+/// logged when no answer comes in time.
+fn ask_metrics(commands: &std::sync::mpsc::Sender<Command>) -> String {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    if commands.send(Command::Metrics { reply: tx }).is_err() {
+        return String::new();
+    }
+    rx.recv_timeout(REMOTE_METRICS_TIMEOUT).unwrap_or_else(|_| {
+        warn!("the data plane's metrics are missing from this scrape (no answer from shard 0)");
+        String::new()
+    })
 }
 
 /// Starts the agent and the REST server over `parts`, then mounts the CXL memory if asked.
@@ -288,6 +313,14 @@ pub(crate) fn assemble<L: AgentLink + 'static>(
     let sync_tx = commands_tx.clone();
     let own_tx = commands_tx.clone();
     let shard_count = agent.shard_count();
+    let metrics = match metrics {
+        MetricsPlan::Local(m) => m,
+        MetricsPlan::FromShards(figures) => {
+            let ask = commands_tx.clone();
+            let remote: crate::metrics::RemoteFamilies = Arc::new(move || ask_metrics(&ask));
+            crate::metrics::NodeMetrics::for_agent(status.clone(), shard_count, figures, remote)
+        }
+    };
     let state = rest_state(
         cfg,
         &status,
@@ -490,6 +523,7 @@ pub(crate) fn shard_config(
         control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
         ssd,
         keeper: None,
+        metrics: None,
     })
 }
 

@@ -497,10 +497,12 @@ async fn health(State(s): State<RestState>) -> Json<Value> {
 }
 
 async fn metrics(State(s): State<RestState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        s.metrics.encode(),
-    )
+    // Off the runtime's thread: a node split into processes asks its data plane over the
+    // rings, which blocks until the agent thread has the answer.
+    let text = tokio::task::spawn_blocking(move || s.metrics.encode())
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text)
 }
 
 async fn no_route() -> ApiError {

@@ -101,6 +101,12 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
+    /// The data plane's metric families, asked of shard 0 over its ring (a node split into
+    /// processes renders its `/metrics` with them).
+    Metrics {
+        /// The answer: Prometheus text.
+        reply: std::sync::mpsc::SyncSender<String>,
+    },
     /// Notices from the master for the shards' object indexes (from the agent's own sync
     /// thread, never from REST).
     Notices {

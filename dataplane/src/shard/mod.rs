@@ -73,6 +73,8 @@ pub struct ShardConfig {
     /// Who holds the shard's memory descriptors for a data plane started after this one
     /// (`crate::keep`); `None` in a node that runs its data plane in-process.
     pub keeper: Option<KeeperHandle>,
+    /// What `ToShard::Metrics` is answered with; `None` answers empty text.
+    pub metrics: Option<crate::stats::FamiliesText>,
 }
 
 /// A running shard.

@@ -33,6 +33,8 @@ pub(super) struct Segments {
     keeper: Option<KeeperHandle>,
     /// Path and offset of segments mapped from named files (kept by path).
     files: HashMap<u64, (String, u64)>,
+    /// What `Metrics` is answered with.
+    metrics: Option<crate::stats::FamiliesText>,
     /// File ranges of shm segments, so one file range is never mapped twice: two segments
     /// over the same bytes would let two transfers view them under different segment ids.
     shm: HashMap<u64, ShmRange>,
@@ -77,6 +79,7 @@ impl Segments {
             disk,
             keeper: cfg.keeper.clone(),
             files: HashMap::new(),
+            metrics: cfg.metrics.clone(),
             shm: HashMap::new(),
             next_name: 1,
         }
@@ -238,6 +241,14 @@ impl Segments {
             ToShard::Inventory { request } => {
                 super::objects::inventory(state, request, self.infos.keys().copied())
             }
+            ToShard::Metrics { request } => vec![FromShard::Metrics {
+                request,
+                text: self
+                    .metrics
+                    .as_ref()
+                    .map(|m| (m.0)().into_bytes())
+                    .unwrap_or_default(),
+            }],
             // The control loop answers these itself (notices may wait for the disk).
             ToShard::Drain | ToShard::Stop | ToShard::Notices { .. } => Vec::new(),
         }

@@ -126,6 +126,12 @@ pub enum ToShard {
         /// Echoed in the answers.
         request: u64,
     },
+    /// Render the data plane's metric families (Prometheus text); answered by `Metrics`.
+    /// Asked of shard 0 when the node's `/metrics` is scraped in a node split into processes.
+    Metrics {
+        /// Echoed in the answer.
+        request: u64,
+    },
 }
 
 /// Shard → agent.
@@ -211,6 +217,14 @@ pub enum FromShard {
         shard: u32,
         /// The records.
         entries: Vec<DroppedSlice>,
+    },
+    /// Answer to `Metrics`: the families as Prometheus text (empty when the shard has none
+    /// to give).
+    Metrics {
+        /// The request this answers.
+        request: u64,
+        /// The text, UTF-8.
+        text: Vec<u8>,
     },
     /// Part of the answer to `Inventory`: at most [`INVENTORY_CHUNK`] entries.
     Inventory {

@@ -90,6 +90,15 @@ impl<L: AgentLink> Agent<L> {
                 self.begin_unmount(segment_ids, grace, reply);
             }
             Command::Notices { term, seq, notices } => self.forward_notices(term, seq, notices),
+            Command::Metrics { reply } => {
+                let request = self.request_id();
+                self.send_to_shard(
+                    0,
+                    ToShard::Metrics { request },
+                    request,
+                    Pending::Metrics(reply),
+                );
+            }
         }
     }
 
@@ -126,6 +135,8 @@ impl<L: AgentLink> Agent<L> {
                         let _ = reply.send(Err(why));
                     }
                     Pending::Unmount { group } => self.group_done(group, Some(why.to_string())),
+                    // Dropping the sender tells the scrape there is nothing to add.
+                    Pending::Metrics(_) => {}
                 }
             }
         }
@@ -327,6 +338,11 @@ impl<L: AgentLink> Agent<L> {
                 }
                 if let Some(Pending::Unmount { group }) = self.pending.remove(&request) {
                     self.group_done(group, None);
+                }
+            }
+            FromShard::Metrics { request, text } => {
+                if let Some(Pending::Metrics(r)) = self.pending.remove(&request) {
+                    let _ = r.send(String::from_utf8_lossy(&text).into_owned());
                 }
             }
             FromShard::Applied { term, seq, .. } => self.notices_applied(term, seq),

@@ -6,28 +6,23 @@
 //! predecessor's place), tells the supervisor it serves, and runs until SIGTERM / SIGINT,
 //! when it drains, unmounts and stops the shards.
 
-use std::io::{Read, Write};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mc_dataplane::control::ring::RingAgentLink;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::dataplane::BEAT;
 use super::{
-    ENV_AGENT_RESTARTS, ENV_CLIENT_ID, ENV_DATAPLANE_RESTARTS, ENV_METRICS_NAME, ENV_READY,
-    die_with_supervisor, env, env_fd, env_rings,
+    ENV_AGENT_RESTARTS, ENV_CLIENT_ID, ENV_DATAPLANE_RESTARTS, ENV_READY, die_with_supervisor, env,
+    env_fd, env_rings,
 };
-use crate::metrics::{NodeMetrics, ProcessFigures, RemoteFamilies};
-use crate::node::{NodeParts, RestBinding, assemble};
+use crate::metrics::ProcessFigures;
+use crate::node::{MetricsPlan, NodeParts, RestBinding, assemble};
 use crate::state::AgentStatus;
 use crate::{NodeError, StoreConfig};
-
-/// Longest wait for the data plane's metrics when scraped.
-const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn err(what: impl std::fmt::Display) -> NodeError {
     NodeError::Process(what.to_string())
@@ -46,7 +41,6 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     let client_id: u64 = id_text
         .parse()
         .map_err(|_| err(format!("{ENV_CLIENT_ID}={id_text:?} is not a node id")))?;
-    let metrics_name = env(ENV_METRICS_NAME)?;
     let ready = env_fd(ENV_READY)?;
     let rest = RestBinding::bind(&cfg)?;
     let mut links = Vec::with_capacity(rings.len());
@@ -60,7 +54,6 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
         links.push(link);
     }
     let status = Arc::new(AgentStatus::default());
-    let remote: RemoteFamilies = Arc::new(move || data_plane_metrics(&metrics_name));
     let count = |name: &str| {
         std::env::var(name)
             .ok()
@@ -75,12 +68,11 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
         agent_restarts: count(ENV_AGENT_RESTARTS),
         dataplane_restarts: count(ENV_DATAPLANE_RESTARTS),
     };
-    let metrics = NodeMetrics::for_agent(status.clone(), links.len(), figures, remote);
     let parts = NodeParts {
         links,
         shards: Vec::new(),
         status,
-        metrics,
+        metrics: MetricsPlan::FromShards(figures),
         arena: None,
         client_id: Some(client_id),
     };
@@ -102,21 +94,4 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     info!("signal received: stopping");
     node.stop();
     Ok(())
-}
-
-/// The data plane's metric families, read from its metrics socket; empty (and logged)
-/// when it does not answer.
-fn data_plane_metrics(name: &str) -> String {
-    let read = || -> std::io::Result<String> {
-        let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
-        let mut s = UnixStream::connect_addr(&addr)?;
-        s.set_read_timeout(Some(METRICS_TIMEOUT))?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
-    };
-    read().unwrap_or_else(|e| {
-        warn!("the data plane's metrics are missing from this scrape: {e}");
-        String::new()
-    })
 }

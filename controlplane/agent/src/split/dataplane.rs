@@ -2,25 +2,24 @@
 //!
 //! It takes over what the supervisor kept of an earlier data plane (or starts afresh),
 //! starts one shard per placement with the shard's end of its ring pair, hands every
-//! segment and index file to the supervisor as it comes, says ready, serves the shards'
-//! metrics to the agent, and exits once every shard was stopped (by the agent, at the
+//! segment and index file to the supervisor as it comes, says ready (shard 0 answers the
+//! agent's `Metrics` with every shard's families), and exits once every shard was stopped (by the agent, at the
 //! node's orderly stop). A shard that dies on its own takes the process down with it, so
 //! the supervisor restarts the whole data plane from the kept memory.
 
-use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixListener;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::ring::RingShardLink;
 use mc_dataplane::keep::KeeperHandle;
+use mc_dataplane::stats::FamiliesText;
 use mc_dataplane::{ShardHandle, start_shard_from};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::vault::{self, VaultKeeper};
-use super::{ENV_METRICS_FD, ENV_VAULT, die_with_supervisor, env_fd, env_rings};
+use super::{ENV_VAULT, die_with_supervisor, env_fd, env_rings};
 use crate::metrics::NodeMetrics;
 use crate::{NodeError, StoreConfig};
 
@@ -46,7 +45,6 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     .map_err(NodeError::Signals)?;
     let rings = env_rings()?;
     let vault_sock = env_fd(ENV_VAULT)?;
-    let metrics = UnixListener::from(env_fd(ENV_METRICS_FD)?);
     let (plan, per_shard) = crate::node::plan_shards(&cfg)?;
     if rings.len() != plan.shards.len() {
         return Err(err(format!(
@@ -60,18 +58,26 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     let arena = crate::node::reserve_arena(&cfg, &plan)?;
     let keeper = VaultKeeper::new(vault_sock);
     let ssd = cfg.ssd(plan.shards.len())?;
+    // Shard 0 answers the agent's `Metrics` with every shard's families and the arena's,
+    // once they all run.
+    let families: Arc<OnceLock<NodeMetrics>> = Arc::default();
+    let text = families.clone();
+    let source = FamiliesText(Arc::new(move || {
+        text.get().map(NodeMetrics::encode).unwrap_or_default()
+    }));
     let mut shards = Vec::new();
     for ((p, ring), mem) in plan.shards.iter().zip(&rings).zip(memory) {
         let mut c =
             crate::node::shard_config(&cfg, &plan, p, per_shard, arena.as_ref(), ssd.clone())?;
         c.keeper = Some(KeeperHandle(keeper.clone()));
+        c.metrics = (p.index == 0).then(|| source.clone());
         let mut link = RingShardLink::new(ring);
         link.spawn_heartbeat(BEAT)
             .map_err(|e| err(format!("cannot start shard {}'s heartbeat: {e}", p.index)))?;
         shards.push(start_shard_from(c, link, mem)?);
     }
     let stats: Vec<_> = shards.iter().map(|h| h.stats.clone()).collect();
-    serve_metrics(metrics, NodeMetrics::for_data_plane(&stats, arena))?;
+    let _ = families.set(NodeMetrics::for_data_plane(&stats, arena));
     keeper
         .ready()
         .map_err(|e| err(format!("cannot tell the supervisor the shards serve: {e}")))?;
@@ -82,28 +88,6 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
         std::process::id()
     );
     wait_for_stop(shards)
-}
-
-/// Answers each connection to the metrics socket with the shards' families, then closes it.
-fn serve_metrics(listener: UnixListener, metrics: NodeMetrics) -> Result<(), NodeError> {
-    let metrics = Arc::new(metrics);
-    std::thread::Builder::new()
-        .name("mc-dp-metrics".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                match conn {
-                    Ok(mut c) => {
-                        let _ = c.write_all(metrics.encode().as_bytes());
-                    }
-                    Err(e) => {
-                        warn!("metrics socket: {e}");
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            }
-        })
-        .map(drop)
-        .map_err(|e| err(format!("cannot start the metrics thread: {e}")))
 }
 
 /// Returns once every shard has stopped; an error when some stopped while others kept

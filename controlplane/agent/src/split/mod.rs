@@ -26,10 +26,6 @@ const ENV_SUPERVISOR: &str = "MC_NODE_SUPERVISOR_PID";
 const ENV_RINGS: &str = "MC_NODE_RING_FDS";
 /// Env (data plane): inherited vault socket.
 const ENV_VAULT: &str = "MC_NODE_VAULT_FD";
-/// Env (data plane): inherited listening socket the agent reads the shards' metrics from.
-const ENV_METRICS_FD: &str = "MC_NODE_METRICS_FD";
-/// Env (agent): abstract Unix socket name of that listener.
-const ENV_METRICS_NAME: &str = "MC_NODE_METRICS_SOCKET";
 /// Env (agent): the node's id at the master, kept across agent restarts.
 const ENV_CLIENT_ID: &str = "MC_NODE_CLIENT_ID";
 /// Env (agent): inherited pipe the agent writes one byte to once it serves.

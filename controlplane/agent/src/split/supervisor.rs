@@ -13,8 +13,6 @@
 //! error instead of restarting forever.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -28,7 +26,7 @@ use tracing::{error, info, warn};
 use super::vault::{self, Msg, Vault};
 use super::{
     AGENT_ROLE, DATAPLANE_ROLE, ENV_AGENT_RESTARTS, ENV_CLIENT_ID, ENV_DATAPLANE_RESTARTS,
-    ENV_METRICS_FD, ENV_METRICS_NAME, ENV_READY, ENV_RINGS, ENV_SUPERVISOR, ENV_VAULT,
+    ENV_READY, ENV_RINGS, ENV_SUPERVISOR, ENV_VAULT,
 };
 use crate::{NodeError, StoreConfig};
 
@@ -62,8 +60,6 @@ struct Supervisor {
     /// The node's flags, without the program name.
     args: Vec<String>,
     rings: Vec<SharedRing>,
-    metrics: UnixListener,
-    metrics_name: String,
     client_id: u64,
     vault: Arc<Mutex<Vault>>,
     drain_timeout: Duration,
@@ -92,16 +88,10 @@ pub(super) fn run(cfg: StoreConfig, args: Vec<String>) -> Result<(), NodeError> 
         .map(|i| SharedRing::create(&format!("mc-ring-{i}"), RING_BYTES))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(format!("cannot make the shards' rings: {e}")))?;
-    let metrics_name = format!("mooncake_store.{}.metrics", std::process::id());
-    let metrics = SocketAddr::from_abstract_name(metrics_name.as_bytes())
-        .and_then(|a| UnixListener::bind_addr(&a))
-        .map_err(|e| err(format!("cannot listen for the data plane's metrics: {e}")))?;
     let mut sup = Supervisor {
         exe: std::env::current_exe().map_err(|e| err(format!("cannot find my executable: {e}")))?,
         args: args.into_iter().skip(1).collect(),
         rings,
-        metrics,
-        metrics_name,
         client_id: rand::random::<u64>() | 1,
         vault: Arc::default(),
         drain_timeout: cfg.drain_timeout,
@@ -218,9 +208,8 @@ impl Supervisor {
         let (mine, theirs) =
             seqpacket_pair().map_err(|e| err(format!("cannot make the vault socket: {e}")))?;
         let mut cmd = self.command(DATAPLANE_ROLE);
-        cmd.env(ENV_VAULT, theirs.as_raw_fd().to_string())
-            .env(ENV_METRICS_FD, self.metrics.as_raw_fd().to_string());
-        let child = self.spawn(cmd, &[theirs.as_fd(), self.metrics.as_fd()])?;
+        cmd.env(ENV_VAULT, theirs.as_raw_fd().to_string());
+        let child = self.spawn(cmd, &[theirs.as_fd()])?;
         self.started.1 += 1;
         drop(theirs);
         let since = Instant::now();
@@ -258,7 +247,6 @@ impl Supervisor {
         let writer = OwnedFd::from(writer);
         let mut cmd = self.command(AGENT_ROLE);
         cmd.env(ENV_CLIENT_ID, self.client_id.to_string())
-            .env(ENV_METRICS_NAME, &self.metrics_name)
             .env(ENV_READY, writer.as_raw_fd().to_string())
             .env(ENV_AGENT_RESTARTS, self.started.0.to_string())
             .env(

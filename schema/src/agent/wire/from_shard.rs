@@ -71,6 +71,15 @@ fn enc_body(fbb: &mut Fbb<'_>, msg: &FromShard) -> (fb::FromShardBody, WIPOffset
             B::Stopped,
             fb::Stopped::create(fbb, &fb::StoppedArgs { shard }).as_union_value(),
         ),
+        FromShard::Metrics { request, text } => {
+            let text = Some(fbb.create_vector(text));
+            let args = fb::MetricsTextArgs {
+                request: *request,
+                text,
+            };
+            let off = fb::MetricsText::create(fbb, &args).as_union_value();
+            (B::MetricsText, off)
+        }
         &FromShard::Described { shard } => (
             B::Described,
             fb::Described::create(fbb, &fb::DescribedArgs { shard }).as_union_value(),
@@ -202,6 +211,13 @@ pub(super) fn decode(m: fb::FromShardMsg<'_>) -> Result<FromShard, SchemaError> 
                 .ok_or_else(|| missing("stopped"))?
                 .shard(),
         },
+        B::MetricsText => {
+            let b = m.body_as_metrics_text().ok_or_else(|| missing("metrics"))?;
+            FromShard::Metrics {
+                request: b.request(),
+                text: b.text().map(|v| v.bytes().to_vec()).unwrap_or_default(),
+            }
+        }
         B::Described => FromShard::Described {
             shard: m
                 .body_as_described()

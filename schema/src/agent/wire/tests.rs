@@ -97,6 +97,7 @@ fn to_shard() -> impl Strategy<Value = ToShard> {
         (u(), u(), proptest::collection::vec(notice(), 0..20))
             .prop_map(|(seq, term, notices)| ToShard::Notices { seq, term, notices }),
         u().prop_map(|request| ToShard::Inventory { request }),
+        u().prop_map(|request| ToShard::Metrics { request }),
     ]
 }
 
@@ -189,6 +190,8 @@ fn from_shard() -> impl Strategy<Value = FromShard> {
             .prop_map(|(shard, entries)| FromShard::Promoted { shard, entries }),
         (w(), vec(dropped(), 0..8))
             .prop_map(|(shard, entries)| FromShard::Dropped { shard, entries }),
+        (u(), vec(any::<u8>(), 0..300))
+            .prop_map(|(request, text)| FromShard::Metrics { request, text }),
         (u(), vec(entry(), 0..8), any::<bool>()).prop_map(|(request, entries, last)| {
             FromShard::Inventory {
                 request,

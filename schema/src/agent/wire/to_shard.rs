@@ -117,6 +117,11 @@ fn enc_body(fbb: &mut Fbb<'_>, msg: &ToShard) -> (fb::ToShardBody, WIPOffset<Uni
             let off = fb::InventoryRequest::create(fbb, &args).as_union_value();
             (B::InventoryRequest, off)
         }
+        &ToShard::Metrics { request } => {
+            let args = fb::MetricsRequestArgs { request };
+            let off = fb::MetricsRequest::create(fbb, &args).as_union_value();
+            (B::MetricsRequest, off)
+        }
     }
 }
 
@@ -192,6 +197,12 @@ pub(super) fn decode(m: fb::ToShardMsg<'_>) -> Result<ToShard, SchemaError> {
             request: m
                 .body_as_inventory_request()
                 .ok_or_else(|| missing("inventory request"))?
+                .request(),
+        },
+        B::MetricsRequest => ToShard::Metrics {
+            request: m
+                .body_as_metrics_request()
+                .ok_or_else(|| missing("metrics request"))?
                 .request(),
         },
         other => {
