@@ -586,16 +586,30 @@ fn spawn_agent<L: AgentLink + 'static>(
 /// A shard or the agent ending unasked stops the node the same way and returns
 /// [`NodeError::PartDied`].
 pub fn run(cfg: StoreConfig) -> Result<(), NodeError> {
+    let signalled = stop_signals()?;
+    let node = start(cfg)?;
+    serve_until_signalled(node, &signalled)
+}
+
+/// A flag SIGTERM and SIGINT set.
+pub(crate) fn stop_signals() -> Result<Arc<AtomicBool>, NodeError> {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, signalled.clone()).map_err(NodeError::Signals)?;
     }
-    let node = start(cfg)?;
+    Ok(signalled)
+}
+
+/// Watches `node` until `signalled`, then stops it in order. A part ending unasked stops
+/// it the same way and returns [`NodeError::PartDied`]: a node that keeps heartbeating with
+/// a dead shard would have the master place replicas on a port nobody serves.
+pub(crate) fn serve_until_signalled(
+    node: NodeHandle,
+    signalled: &AtomicBool,
+) -> Result<(), NodeError> {
     while !signalled.load(Ordering::Acquire) {
-        // A node that keeps heartbeating with a dead shard would have the master place
-        // replicas on a port nobody serves: fail-stop instead.
         if let Some(what) = node.died() {
-            tracing::error!("{what}: stopping the node");
+            tracing::error!("{what}: stopping");
             node.stop();
             return Err(NodeError::PartDied(what));
         }

@@ -8,8 +8,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use mc_dataplane::control::ring::RingAgentLink;
 use tracing::info;
@@ -32,10 +30,7 @@ fn err(what: impl std::fmt::Display) -> NodeError {
 /// it ends unasked.
 pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     die_with_supervisor()?;
-    let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, signalled.clone()).map_err(NodeError::Signals)?;
-    }
+    let signalled = crate::node::stop_signals()?;
     let rings = env_rings()?;
     let id_text = env(ENV_CLIENT_ID)?;
     let client_id: u64 = id_text
@@ -83,15 +78,5 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
         .map_err(|e| err(format!("cannot tell the supervisor the agent serves: {e}")))?;
     drop(ready);
     info!(client_id, "agent serving (pid {})", std::process::id());
-    while !signalled.load(Ordering::Acquire) {
-        if let Some(what) = node.died() {
-            tracing::error!("{what}: stopping the agent");
-            node.stop();
-            return Err(NodeError::PartDied(what));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    info!("signal received: stopping");
-    node.stop();
-    Ok(())
+    crate::node::serve_until_signalled(node, &signalled)
 }

@@ -76,10 +76,7 @@ struct Supervisor {
 
 /// Runs the node's processes until SIGTERM / SIGINT or a crash loop.
 pub(super) fn run(cfg: StoreConfig, args: Vec<String>) -> Result<(), NodeError> {
-    let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, signalled.clone()).map_err(NodeError::Signals)?;
-    }
+    let signalled = crate::node::stop_signals()?;
     // What the children would refuse is refused here, before anything starts.
     let (plan, _) = crate::node::plan_shards(&cfg)?;
     cfg.cxl()?;
