@@ -36,6 +36,9 @@ mod store;
 pub use error::{Error, ErrorCode, Result};
 pub use mc_coord::MasterLocator;
 pub use mc_schema::limits::{MAX_BATCH_KEYS, MAX_KEY_LEN, MAX_OBJECT_BYTES, MAX_SLICE_BYTES};
-pub use mc_schema::msg::{ReplicaDesc, ReplicaKind, ReplicateConfig, SliceDesc, SoftPinAction};
+pub use mc_schema::msg::{
+    ReplicaDesc, ReplicaKind, ReplicateConfig, SliceDesc, SoftPinAction, TaskInfo, TaskKind,
+    TaskState,
+};
 pub use mc_schema::units::parse_size;
 pub use store::{CacheStats, ObjectLocation, PutReservation, RangeRead, Store, StoreConfig};

@@ -12,6 +12,7 @@ mod master;
 mod pipeline;
 mod ranges;
 mod read;
+mod tasks;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};

@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 23] = [
+const MASTER_OPS: [&str; 30] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -50,6 +50,13 @@ const MASTER_OPS: [&str; 23] = [
     "report_offloaded",
     "report_promoted",
     "report_dropped",
+    "create_copy_task",
+    "create_move_task",
+    "query_task",
+    "fetch_tasks",
+    "task_start",
+    "task_end",
+    "list_tasks",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -89,6 +96,10 @@ fn master_families() -> Families {
         ("master_offload_rejected_total", "counter", &[]),
         ("master_evict_offloads_total", "counter", &[]),
         ("master_promoted_objects_total", "counter", &[]),
+        // Copy and move tasks (docs/tasks.md).
+        ("master_tasks_pending", "gauge", &[]),
+        ("master_tasks_processing", "gauge", &[]),
+        ("master_tasks_finished", "gauge", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {

@@ -22,6 +22,9 @@ from ._native import (
     ReplicateConfig,
     SoftPinAction,
     MooncakeHostMemAllocator,
+    QueryTaskResponse,
+    TaskStatus,
+    TaskType,
     bind_to_numa_node,
     error_codes as _error_codes,
     get_alloc_func_addr,
@@ -82,6 +85,10 @@ for _enum, _names in (
     (ObjectDataType, "UNKNOWN KVCACHE TENSOR WEIGHT SAMPLE ACTIVATION GRADIENT OPTIMIZER_STATE"
      " METADATA GENERAL"),
     (ReplicaStatus, "UNDEFINED INITIALIZED PROCESSING COMPLETE REMOVED FAILED"),
+    (TaskType, "REPLICA_COPY REPLICA_MOVE"),
+    # After ReplicaStatus, as in Mooncake's module: PROCESSING and FAILED name the task
+    # states at module level.
+    (TaskStatus, "PENDING PROCESSING SUCCESS FAILED"),
 ):
     globals().update({_n: getattr(_enum, _n) for _n in _names.split()})
 
@@ -90,7 +97,6 @@ for _enum, _names in (
 _MOONCAKE_ONLY_CODES = {
     "SHARD_INDEX_OUT_OF_RANGE": -100,
     "REPLICA_NOT_FOUND": -710,
-    "REPLICA_ALREADY_EXISTS": -711,
     "ETCD_OPERATION_ERROR": -1000,
     "ETCD_KEY_NOT_EXIST": -1001,
     "ETCD_TRANSACTION_FAIL": -1002,
@@ -109,7 +115,6 @@ _MOONCAKE_ONLY_CODES = {
     "KEYS_ULTRA_LIMIT": -1203,
     "UNABLE_OFFLOAD": -1300,
     "UNABLE_OFFLOADING": -1301,
-    "TASK_NOT_FOUND": -1400,
     "JOB_NOT_FOUND": -1402,
     "SERIALIZE_UNSUPPORTED": -1500,
     "SERIALIZE_FAIL": -1501,
@@ -152,4 +157,7 @@ __all__ = [
     "ReplicaStatus",
     "ReplicateConfig",
     "SoftPinAction",
+    "QueryTaskResponse",
+    "TaskStatus",
+    "TaskType",
 ] + list(_ALL_CODES)

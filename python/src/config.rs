@@ -192,6 +192,7 @@ impl ReplicateConfig {
 }
 
 /// `name` and `value` of an enum member, as pybind11's enums have them.
+#[macro_export]
 macro_rules! enum_name_value {
     ($t:ty, $($v:ident => $n:literal),+ $(,)?) => {
         impl $t {

@@ -18,6 +18,7 @@ mod segments;
 mod sessions;
 mod setup;
 mod store;
+mod tasks;
 mod zero_copy;
 
 use pyo3::prelude::*;
@@ -58,5 +59,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(host_mem::get_alloc_func_addr, m)?)?;
     m.add_function(wrap_pyfunction!(host_mem::get_free_func_addr, m)?)?;
     m.add_class::<host_mem::MooncakeHostMemAllocator>()?;
+    m.add_class::<tasks::TaskType>()?;
+    m.add_class::<tasks::TaskStatus>()?;
+    m.add_class::<tasks::QueryTaskResponse>()?;
     Ok(())
 }

@@ -33,21 +33,10 @@ NOT_YET = {
         "EngramStoreConfig",
         "MooncakeDistributedNoFRegister",
         "_get_pyclient_from_wrapper",
-        # Copy/move tasks (issue item 5).
-        "PENDING",
-        "QueryTaskResponse",
-        "REPLICA_COPY",
-        "REPLICA_MOVE",
-        "SUCCESS",
-        "TaskStatus",
-        "TaskType",
     },
     "MooncakeDistributedStore": {
-        # Copy/move tasks (item 5) and replica clearing (item 6): master RPCs.
+        # Replica clearing (item 6): a master RPC.
         "batch_replica_clear",
-        "create_copy_task",
-        "create_move_task",
-        "query_task",
         # The dummy client (item 7).
         "alloc_from_mem_pool",
         "setup_dummy",

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     ObjectAlreadyExists = -705,
     ObjectHasLease = -706,
     LeaseExpired = -707,
+    ReplicaAlreadyExists = -711,
     ReplicaIsGone = -712,
     ObjectReplicaBusy = -714,
     TransferFail = -800,
@@ -34,6 +35,8 @@ pub enum ErrorCode {
     RpcFail = -900,
     RpcTimeout = -901,
     UnavailableInCurrentStatus = -1010,
+    TaskNotFound = -1400,
+    TaskPendingLimitExceeded = -1401,
     // This build's own (no Mooncake counterpart): write-token refusals, see `token`.
     WriteTokenInvalid = -1800,
     WriteTokenExpired = -1801,
@@ -43,7 +46,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::Ok,
         Self::InternalError,
         Self::BufferOverflow,
@@ -64,6 +67,7 @@ impl ErrorCode {
         Self::ObjectAlreadyExists,
         Self::ObjectHasLease,
         Self::LeaseExpired,
+        Self::ReplicaAlreadyExists,
         Self::ReplicaIsGone,
         Self::ObjectReplicaBusy,
         Self::TransferFail,
@@ -71,6 +75,8 @@ impl ErrorCode {
         Self::RpcFail,
         Self::RpcTimeout,
         Self::UnavailableInCurrentStatus,
+        Self::TaskNotFound,
+        Self::TaskPendingLimitExceeded,
         Self::WriteTokenInvalid,
         Self::WriteTokenExpired,
         Self::WriteOutOfRange,
@@ -114,6 +120,7 @@ impl ErrorCode {
             Self::ObjectAlreadyExists => "OBJECT_ALREADY_EXISTS",
             Self::ObjectHasLease => "OBJECT_HAS_LEASE",
             Self::LeaseExpired => "LEASE_EXPIRED",
+            Self::ReplicaAlreadyExists => "REPLICA_ALREADY_EXISTS",
             Self::ReplicaIsGone => "REPLICA_IS_GONE",
             Self::ObjectReplicaBusy => "OBJECT_REPLICA_BUSY",
             Self::TransferFail => "TRANSFER_FAIL",
@@ -121,6 +128,8 @@ impl ErrorCode {
             Self::RpcFail => "RPC_FAIL",
             Self::RpcTimeout => "RPC_TIMEOUT",
             Self::UnavailableInCurrentStatus => "UNAVAILABLE_IN_CURRENT_STATUS",
+            Self::TaskNotFound => "TASK_NOT_FOUND",
+            Self::TaskPendingLimitExceeded => "TASK_PENDING_LIMIT_EXCEEDED",
             Self::WriteTokenInvalid => "WRITE_TOKEN_INVALID",
             Self::WriteTokenExpired => "WRITE_TOKEN_EXPIRED",
             Self::WriteOutOfRange => "WRITE_OUT_OF_RANGE",

@@ -13,6 +13,9 @@ use crate::token::WriteToken;
 use crate::{ErrorCode, SchemaError};
 
 pub(crate) mod node_index;
+mod tasks;
+
+pub use tasks::{TaskCopy, TaskInfo, TaskKind, TaskOutcome, TaskState};
 
 /// What to do with an object's soft pin (Mooncake's `SoftPinAction`).
 #[repr(u8)]
@@ -245,6 +248,42 @@ pub enum Request {
         client_id: u64,
         entries: Vec<DroppedSlice>,
     },
+    /// Copy `key` to a whole new replica on each segment named in `targets`
+    /// (`docs/tasks.md`); answered with the new task.
+    CreateCopyTask {
+        key: String,
+        targets: Vec<String>,
+    },
+    /// Move `key`'s replica on segment `source` to segment `target`.
+    CreateMoveTask {
+        key: String,
+        source: String,
+        target: String,
+    },
+    /// One task by id.
+    QueryTask {
+        id: u128,
+    },
+    /// A node asks for up to `max` of its pending tasks (they become processing).
+    FetchTasks {
+        client_id: u64,
+        max: u32,
+    },
+    /// A node starts a fetched task: the master allocates the target replicas.
+    TaskStart {
+        client_id: u64,
+        id: u128,
+    },
+    /// A node's outcome of a started task: the master commits or frees the targets.
+    TaskEnd {
+        client_id: u64,
+        id: u128,
+        outcome: TaskOutcome,
+    },
+    /// The most recent `max` tasks (tools).
+    ListTasks {
+        max: u32,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -287,6 +326,13 @@ impl Request {
             Request::ReportOffloaded { .. } => "report_offloaded",
             Request::ReportPromoted { .. } => "report_promoted",
             Request::ReportDropped { .. } => "report_dropped",
+            Request::CreateCopyTask { .. } => "create_copy_task",
+            Request::CreateMoveTask { .. } => "create_move_task",
+            Request::QueryTask { .. } => "query_task",
+            Request::FetchTasks { .. } => "fetch_tasks",
+            Request::TaskStart { .. } => "task_start",
+            Request::TaskEnd { .. } => "task_end",
+            Request::ListTasks { .. } => "list_tasks",
         }
     }
 }
@@ -485,6 +531,10 @@ pub enum ResponseBody {
         /// Secret the shards check write tokens with (empty: the master signs none).
         write_secret: Vec<u8>,
     },
+    /// Tasks (a created or queried one, those fetched, or a listing).
+    Tasks(Vec<TaskInfo>),
+    /// Answer to TaskStart (boxed: it is the largest body).
+    TaskCopy(Box<TaskCopy>),
 }
 
 /// An answer from the master.
@@ -829,6 +879,14 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
             B::ReportDropped,
             node_index::enc_dropped(fbb, *client_id, entries),
         ),
+        // Copy and move tasks.
+        Request::CreateCopyTask { .. }
+        | Request::CreateMoveTask { .. }
+        | Request::QueryTask { .. }
+        | Request::FetchTasks { .. }
+        | Request::TaskStart { .. }
+        | Request::TaskEnd { .. }
+        | Request::ListTasks { .. } => tasks::enc_request(fbb, req).expect("a task request"),
     }
 }
 
@@ -1096,6 +1154,13 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
         | B::ReportOffloaded
         | B::ReportPromoted
         | B::ReportDropped => node_index::dec_request(r)?,
+        B::CreateCopyTask
+        | B::CreateMoveTask
+        | B::QueryTask
+        | B::FetchTasks
+        | B::TaskStart
+        | B::TaskEnd
+        | B::ListTasks => tasks::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -1255,6 +1320,9 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
             );
             (fb::ResponseBody::MountAck, t.as_union_value())
         }
+        ResponseBody::Tasks(_) | ResponseBody::TaskCopy(_) => {
+            tasks::enc_response(fbb, &resp.body).expect("a task answer")
+        }
     };
     let message = (!resp.message.is_empty()).then(|| fbb.create_string(&resp.message));
     let leader_address =
@@ -1345,6 +1413,9 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
                     .map(|v| v.iter().collect())
                     .unwrap_or_default(),
             }
+        }
+        fb::ResponseBody::Tasks | fb::ResponseBody::TaskCopy => {
+            tasks::dec_response(&r).ok_or_else(bad)?
         }
         other => {
             return Err(SchemaError::Invalid(format!(
@@ -1525,11 +1596,62 @@ mod tests {
                 crc32c: 8,
             }],
         });
+        let id = (7u128 << 64) | 9;
+        rt_req(Request::CreateCopyTask {
+            key: "k".into(),
+            targets: vec!["h:1".into(), "h:2".into()],
+        });
+        rt_req(Request::CreateMoveTask {
+            key: "k".into(),
+            source: "h:1".into(),
+            target: "h:2".into(),
+        });
+        rt_req(Request::QueryTask { id });
+        rt_req(Request::FetchTasks {
+            client_id: 3,
+            max: 8,
+        });
+        rt_req(Request::TaskStart { client_id: 3, id });
+        rt_req(Request::TaskEnd {
+            client_id: 3,
+            id,
+            outcome: TaskOutcome {
+                ok: false,
+                error_code: -800,
+                message: "peer gone".into(),
+                slice_crcs: vec![1, 2],
+                failed_targets: vec![1],
+            },
+        });
+        rt_req(Request::ListTasks { max: 100 });
     }
 
     #[test]
     fn responses_round_trip() {
         let bodies = vec![
+            ResponseBody::Tasks(vec![TaskInfo {
+                id: u128::MAX - 3,
+                kind: TaskKind::ReplicaMove,
+                state: TaskState::Processing,
+                created_ms: 1_700_000_000_000,
+                updated_ms: 1_700_000_000_500,
+                assigned_client: 11,
+                message: "m".into(),
+                key: "k".into(),
+                source: "h:1".into(),
+                targets: vec!["h:2".into()],
+                attempts: 2,
+            }]),
+            ResponseBody::TaskCopy(Box::new(TaskCopy {
+                key: "k".into(),
+                size: 4096,
+                put_generation: 5,
+                pins: 1,
+                replica_base: 2,
+                slice_crcs: vec![77],
+                targets: vec![replica()],
+                source_segment: "h:1".into(),
+            })),
             ResponseBody::Unit,
             ResponseBody::PingAck {
                 client_known: true,

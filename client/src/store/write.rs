@@ -59,7 +59,7 @@ fn pin_bits(config: &ReplicateConfig) -> u8 {
     pins
 }
 
-fn slice_crcs(value: &[u8]) -> Vec<u32> {
+pub(super) fn slice_crcs(value: &[u8]) -> Vec<u32> {
     value
         .chunks(MAX_SLICE_BYTES as usize)
         .map(mc_schema::checksum::crc32c)

@@ -195,6 +195,11 @@ impl<L: AgentLink> Agent<L> {
         Ok(segments)
     }
 
+    /// The node's id at the master.
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
     /// Shards the agent reaches.
     pub fn shard_count(&self) -> usize {
         self.links.len()

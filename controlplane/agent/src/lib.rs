@@ -25,6 +25,7 @@ pub mod node;
 pub mod rest;
 pub mod split;
 pub mod state;
+mod tasks;
 
 pub use config::StoreConfig;
 pub use error::NodeError;

@@ -45,6 +45,8 @@ pub struct NodeHandle {
     status: Arc<AgentStatus>,
     stop: Arc<AtomicBool>,
     agent: Option<JoinHandle<()>>,
+    /// The copy/move task runner (`tasks.rs`).
+    tasks: Option<JoinHandle<()>>,
     rest: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
     shards: Vec<ShardHandle>,
     commands: std::sync::mpsc::Sender<Command>,
@@ -153,6 +155,9 @@ impl NodeHandle {
         // The agent answers what it still holds with "stopping", unmounts, stops the shards.
         if agent.join().is_err() {
             warn!("the agent thread panicked; shards may not have been told to stop");
+        }
+        if let Some(t) = self.tasks.take() {
+            let _ = t.join();
         }
         if let Some((tx, thread)) = self.rest.take() {
             let _ = tx.send(true);
@@ -331,6 +336,8 @@ pub(crate) fn assemble<L: AgentLink + 'static>(
     );
     drop(arena);
     let stop = Arc::new(AtomicBool::new(false));
+    let client_id = agent.client_id();
+    let task_client = state.client.clone();
     let agent_thread = match spawn_agent(agent, stop.clone(), (sync_tx, commands_rx)) {
         Ok(t) => t,
         Err(e) => {
@@ -342,15 +349,20 @@ pub(crate) fn assemble<L: AgentLink + 'static>(
             return Err(e);
         }
     };
+    let tasks =
+        crate::tasks::spawn(task_client, client_id, stop.clone()).map_err(NodeError::AgentThread);
     let mut handle = NodeHandle {
         rest_addr: rest.addr,
         status,
         stop,
         agent: Some(agent_thread),
+        tasks: None,
         rest: None,
         shards,
         commands: own_tx,
     };
+    // On error the handle drops here and stops everything started so far.
+    handle.tasks = Some(tasks?);
     // A restarted agent finds the CXL segment its predecessor mounted still served.
     let have_cxl = handle.segments().iter().any(|s| s.kind == SegmentKind::Cxl);
     if let Some((path, size)) = cfg.cxl()?.filter(|_| !have_cxl) {

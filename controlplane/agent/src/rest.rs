@@ -82,7 +82,7 @@ impl LazyStore {
     }
 
     /// The client, connecting it first if needed. Blocking.
-    fn get(&self) -> mooncake_rs::Result<Arc<Store>> {
+    pub(crate) fn get(&self) -> mooncake_rs::Result<Arc<Store>> {
         let mut slot = self.store.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());

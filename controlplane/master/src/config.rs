@@ -163,6 +163,26 @@ pub struct MasterConfig {
     #[arg(long = "enable_disk_eviction", default_value_t = false, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub enable_disk_eviction: bool,
+    /// Finished copy/move tasks remembered for `query_task`; the oldest are forgotten.
+    #[arg(long = "max_total_finished_tasks", default_value_t = 10_000)]
+    pub max_total_finished_tasks: u32,
+    /// Pending copy/move tasks at most; creating more fails with
+    /// TASK_PENDING_LIMIT_EXCEEDED (-1401).
+    #[arg(long = "max_total_pending_tasks", default_value_t = 10_000)]
+    pub max_total_pending_tasks: u32,
+    /// Copy/move tasks running on nodes at most; more wait pending.
+    #[arg(long = "max_total_processing_tasks", default_value_t = 10_000)]
+    pub max_total_processing_tasks: u32,
+    /// A task no node fetched for this many seconds fails (0 = never).
+    #[arg(long = "pending_task_timeout_sec", default_value_t = 300)]
+    pub pending_task_timeout_sec: u64,
+    /// A task a node has not finished after this many seconds goes back to pending, its
+    /// space freed (0 = never).
+    #[arg(long = "processing_task_timeout_sec", default_value_t = 300)]
+    pub processing_task_timeout_sec: u64,
+    /// Times a task is handed to its node before a failure is final.
+    #[arg(long = "max_retry_attempts", default_value_t = 10)]
+    pub max_retry_attempts: u32,
     /// Share of capacity freed when eviction runs (0..1).
     #[arg(long = "eviction_ratio", default_value = "0.05", value_parser = ratio)]
     pub eviction_ratio: f64,

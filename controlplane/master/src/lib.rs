@@ -34,6 +34,7 @@ pub mod recovery;
 pub mod segments;
 pub mod service;
 pub mod snapshot;
+pub mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -298,6 +299,14 @@ fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig
         admin_port: cfg.metrics_port,
         view_version: 1,
         write_secret: write_secret.clone(),
+        task_limits: tasks::TaskLimits {
+            max_finished: cfg.max_total_finished_tasks as usize,
+            max_pending: cfg.max_total_pending_tasks as usize,
+            max_processing: cfg.max_total_processing_tasks.max(1) as usize,
+            pending_timeout_ms: cfg.pending_task_timeout_sec.saturating_mul(1000),
+            processing_timeout_ms: cfg.processing_task_timeout_sec.saturating_mul(1000),
+            max_attempts: cfg.max_retry_attempts.max(1),
+        },
     }
 }
 

@@ -579,6 +579,45 @@ impl Segments {
         self.view.read().by_id.get(&id).cloned()
     }
 
+    /// The segment of slot `slot` (mounted or not).
+    pub fn by_slot(&self, slot: u32) -> Option<Arc<Segment>> {
+        self.slots.read().get(slot as usize).cloned()
+    }
+
+    /// The mounted segment named `name` (`host:port`), if any.
+    pub fn by_name(&self, name: &str) -> Option<Arc<Segment>> {
+        self.view
+            .read()
+            .by_id
+            .values()
+            .find(|s| s.name == name)
+            .cloned()
+    }
+
+    /// Allocates every slice of one replica of a `len`-byte value in `seg` (a copy task's
+    /// target); all or nothing. `None` when `seg` takes no allocations or has no room.
+    pub fn allocate_replica(&self, seg: &Segment, len: u64) -> Option<Vec<SliceLoc>> {
+        if seg.disk {
+            return None;
+        }
+        let mut locs = Vec::new();
+        for i in 0..slice_count(len) {
+            match seg.allocate(slice_len(len, i), self.next_generation()) {
+                Some(a) => locs.push(SliceLoc {
+                    offset: a.offset,
+                    generation: a.generation(),
+                    segment: seg.slot,
+                    node: a.node(),
+                }),
+                None => {
+                    self.free_slices(len, &locs);
+                    return None;
+                }
+            }
+        }
+        Some(locs)
+    }
+
     /// Lets placement use the segments of `client_id` that waited for its inventory.
     pub fn inventory_adopted(&self, client_id: u64) {
         let mut view = self.view.write();

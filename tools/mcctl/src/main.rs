@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod tasks;
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,34 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Copy and move tasks, newest first.
+    Tasks {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One task, by id.
+    Task {
+        /// The id (32 hex digits, as `tasks` prints it).
+        id: String,
+    },
+    /// Copy a key to a new replica on each target segment (a task).
+    Copy {
+        /// The key.
+        key: String,
+        /// Target segment names (`host:port`).
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Move a key's replica from one segment to another (a task).
+    Move {
+        /// The key.
+        key: String,
+        /// Segment holding the replica.
+        source: String,
+        /// Segment it goes to.
+        target: String,
+    },
 }
 
 fn human_bytes(b: u64) -> String {
@@ -97,7 +126,39 @@ fn run(cli: &Cli) -> Result<()> {
         Cmd::Keys { regex, limit } => keys(&admin(), regex.as_deref(), *limit, cli.json),
         Cmd::Query { key } => query(&admin(), key, cli.json),
         Cmd::Remove { key, force } => remove(cli, key, *force),
+        Cmd::Tasks { limit } => task_call(cli, Request::ListTasks { max: *limit }),
+        Cmd::Task { id } => task_call(
+            cli,
+            Request::QueryTask {
+                id: tasks::parse_id(id)?,
+            },
+        ),
+        Cmd::Copy { key, targets } => task_call(
+            cli,
+            Request::CreateCopyTask {
+                key: key.clone(),
+                targets: targets.clone(),
+            },
+        ),
+        Cmd::Move {
+            key,
+            source,
+            target,
+        } => task_call(
+            cli,
+            Request::CreateMoveTask {
+                key: key.clone(),
+                source: source.clone(),
+                target: target.clone(),
+            },
+        ),
     }
+}
+
+fn task_call(cli: &Cli, req: Request) -> Result<()> {
+    let v = tasks::call(&cli.master, &cli.cluster_id, &req)?;
+    tasks::print(&v, cli.json);
+    Ok(())
 }
 
 fn health(admin: &Admin, json: bool) -> Result<()> {

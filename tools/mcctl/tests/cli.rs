@@ -201,3 +201,56 @@ fn health_of_ha_masters_shows_role_state_leader_and_view_version() {
         assert!(table.contains(f), "{f} missing from\n{table}");
     }
 }
+
+#[test]
+fn copy_move_and_tasks_show_what_the_nodes_did() {
+    let c = LocalCluster::start(ClusterSpec {
+        nodes: (0..2)
+            .map(|_| NodeSpec {
+                segment_size: "64MB".into(),
+                ..NodeSpec::default()
+            })
+            .collect(),
+        ..ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let s = Store::connect(StoreConfig::new(c.master_addr())).unwrap();
+    let segs: Vec<serde_json::Value> = {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&mcctl(&c, &["segments", "--json"]))).unwrap();
+        v["segments"].as_array().unwrap().clone()
+    };
+    let names: Vec<&str> = segs.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let cfg = ReplicateConfig {
+        preferred_segments: vec![names[0].to_string()],
+        ..ReplicateConfig::default()
+    };
+    s.put("copied", &[3u8; 4096], &cfg).unwrap();
+    let made: serde_json::Value =
+        serde_json::from_str(&ok(&mcctl(&c, &["copy", "copied", names[1], "--json"]))).unwrap();
+    let id = made[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(made[0]["type"], "REPLICA_COPY");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&mcctl(&c, &["task", &id, "--json"]))).unwrap();
+        if v[0]["status"] == "SUCCESS" {
+            break;
+        }
+        assert_ne!(v[0]["status"], "FAILED", "{v}");
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(s.replicas("copied").unwrap().len(), 2);
+    let out = ok(&mcctl(&c, &["tasks"]));
+    assert!(out.contains(&id) && out.contains("SUCCESS"), "{out}");
+    // A refused task says why and fails.
+    let o = mcctl(&c, &["move", "copied", names[0], names[0]]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("INVALID_PARAMS"),
+        "{o:?}"
+    );
+    let o = mcctl(&c, &["task", "not-hex"]);
+    assert!(!o.status.success());
+}

@@ -58,6 +58,13 @@ rpc_ops! {
     ReportOffloaded => "report_offloaded",
     ReportPromoted => "report_promoted",
     ReportDropped => "report_dropped",
+    CreateCopyTask => "create_copy_task",
+    CreateMoveTask => "create_move_task",
+    QueryTask => "query_task",
+    FetchTasks => "fetch_tasks",
+    TaskStart => "task_start",
+    TaskEnd => "task_end",
+    ListTasks => "list_tasks",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -92,6 +99,13 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::ReportOffloaded { entries, .. } => (RpcOp::ReportOffloaded, entries.len()),
         Request::ReportPromoted { entries, .. } => (RpcOp::ReportPromoted, entries.len()),
         Request::ReportDropped { entries, .. } => (RpcOp::ReportDropped, entries.len()),
+        Request::CreateCopyTask { .. } => (RpcOp::CreateCopyTask, 1),
+        Request::CreateMoveTask { .. } => (RpcOp::CreateMoveTask, 1),
+        Request::QueryTask { .. } => (RpcOp::QueryTask, 1),
+        Request::FetchTasks { .. } => (RpcOp::FetchTasks, 1),
+        Request::TaskStart { .. } => (RpcOp::TaskStart, 1),
+        Request::TaskEnd { .. } => (RpcOp::TaskEnd, 1),
+        Request::ListTasks { .. } => (RpcOp::ListTasks, 1),
     };
     (op, keys as u64)
 }

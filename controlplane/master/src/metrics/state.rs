@@ -21,7 +21,7 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 /// Name, type, help and reader of every family; the names are Mooncake's.
-const FAMILIES: [(&str, MetricType, &str, Read); 17] = [
+const FAMILIES: [(&str, MetricType, &str, Read); 20] = [
     (
         "master_key_count",
         MetricType::GAUGE,
@@ -123,6 +123,24 @@ const FAMILIES: [(&str, MetricType, &str, Read); 17] = [
         MetricType::COUNTER,
         "SSD-only objects that gained a memory replica again (--promotion_on_hit).",
         |m| load(&m.objects.stats.promoted_objects_total),
+    ),
+    (
+        "master_tasks_pending",
+        MetricType::GAUGE,
+        "Copy/move tasks waiting for their node (--max_total_pending_tasks).",
+        |m| m.tasks.counts().pending as u64,
+    ),
+    (
+        "master_tasks_processing",
+        MetricType::GAUGE,
+        "Copy/move tasks their node is running (--max_total_processing_tasks).",
+        |m| m.tasks.counts().processing as u64,
+    ),
+    (
+        "master_tasks_finished",
+        MetricType::GAUGE,
+        "Finished copy/move tasks remembered for queries (--max_total_finished_tasks).",
+        |m| m.tasks.counts().finished as u64,
     ),
 ];
 

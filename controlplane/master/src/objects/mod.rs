@@ -13,6 +13,7 @@
 //! compact per-object record (80 bytes for one or two single-slice replicas).
 
 mod adopt;
+mod copy;
 mod evict;
 mod object;
 mod offload;
@@ -33,6 +34,7 @@ use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig
 use parking_lot::{Mutex, MutexGuard};
 
 pub use adopt::{Adopted, Candidate};
+pub use copy::{CopyPlan, CopySpace};
 pub use object::{Object, Replacement};
 use table::Shard;
 

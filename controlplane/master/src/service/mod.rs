@@ -1,5 +1,6 @@
 //! The master's RPC handlers: validation, then metadata and segment operations.
 
+mod tasks;
 mod waits;
 
 use std::collections::HashMap;
@@ -46,6 +47,8 @@ pub struct ServiceConfig {
     pub view_version: u64,
     /// Secret of the write tokens, handed to nodes when they mount (`mc_schema::token`).
     pub write_secret: Arc<[u8]>,
+    /// Bounds and timeouts of copy and move tasks.
+    pub task_limits: crate::tasks::TaskLimits,
 }
 
 impl Default for ServiceConfig {
@@ -61,6 +64,7 @@ impl Default for ServiceConfig {
             admin_port: 0,
             view_version: 1,
             write_secret: mc_schema::token::new_secret().into(),
+            task_limits: Default::default(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct MasterService {
     pub recovery: Recovery,
     /// Signs the write tokens of new allocations.
     write_key: WriteKey,
+    /// Copy and move tasks.
+    pub tasks: crate::tasks::Tasks,
 }
 
 /// Longest a write token lives. Shards remember freed allocations for longer
@@ -146,6 +152,7 @@ impl MasterService {
             rpc_metrics,
             recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms, cfg.recovery_grace_ms),
             write_key: WriteKey::new(&cfg.write_secret),
+            tasks: crate::tasks::Tasks::new(cfg.task_limits.clone(), clock.now_ms()),
             cfg,
             clock,
         })
@@ -263,6 +270,7 @@ impl MasterService {
         let now = self.clock.now_ms();
         self.recovery.expire_hints(now);
         self.objects.expire_promotions(now);
+        self.expire_tasks(now);
         let mut freed = self.objects.release_zombies(now);
         let last = self
             .last_sweep_ms
@@ -581,6 +589,23 @@ impl MasterService {
                 let n = self.objects.offloaded(client_id, &entries);
                 Response::ok(ResponseBody::Count(n))
             }
+
+            // Copy and move tasks (`tasks.rs`).
+            Request::CreateCopyTask { key, targets } => self.create_copy_task(&key, &targets, now),
+            Request::CreateMoveTask {
+                key,
+                source,
+                target,
+            } => self.create_move_task(&key, &source, &target, now),
+            Request::QueryTask { id } => self.query_task(id),
+            Request::ListTasks { max } => self.list_tasks(max),
+            Request::FetchTasks { client_id, max } => self.fetch_tasks(client_id, max, now),
+            Request::TaskStart { client_id, id } => self.task_start(client_id, id, now),
+            Request::TaskEnd {
+                client_id,
+                id,
+                outcome,
+            } => self.task_end(client_id, id, outcome, now),
         };
         Reply::Now(resp)
     }
