@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 30] = [
+const MASTER_OPS: [&str; 31] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -57,6 +57,7 @@ const MASTER_OPS: [&str; 30] = [
     "task_start",
     "task_end",
     "list_tasks",
+    "batch_replica_clear",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {

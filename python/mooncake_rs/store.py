@@ -96,7 +96,6 @@ for _enum, _names in (
 #: have no counterpart here), listed so code that names them keeps working.
 _MOONCAKE_ONLY_CODES = {
     "SHARD_INDEX_OUT_OF_RANGE": -100,
-    "REPLICA_NOT_FOUND": -710,
     "ETCD_OPERATION_ERROR": -1000,
     "ETCD_KEY_NOT_EXIST": -1001,
     "ETCD_TRANSACTION_FAIL": -1002,

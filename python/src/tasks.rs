@@ -1,5 +1,5 @@
 //! Copy and move tasks, as Mooncake's `create_copy_task`, `create_move_task` and
-//! `query_task` (`docs/tasks.md`), with its `TaskType`, `TaskStatus` and
+//! `query_task` (`docs/tasks.md`), and `batch_replica_clear`, with its `TaskType`, `TaskStatus` and
 //! `QueryTaskResponse`. Task ids and node ids are Mooncake's UUIDs: `(high, low)` tuples
 //! (a node id, 64 bits here, is `(0, id)`).
 
@@ -132,6 +132,32 @@ impl MooncakeDistributedStore {
         self.create_task(py, "create_move_task", key, |s| {
             s.create_move_task(key, source, target)
         })
+    }
+
+    /// Drops the replicas of this client's objects `keys` on `segment_name` (every
+    /// replica when empty) where no read lease runs; the keys cleared.
+    #[pyo3(signature = (keys, segment_name=""))]
+    fn batch_replica_clear(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        segment_name: &str,
+    ) -> Vec<String> {
+        let Ok(c) = self.client() else {
+            return Vec::new();
+        };
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let out = py.detach(|| c.store.batch_replica_clear(&refs, segment_name));
+        keys.iter()
+            .zip(out)
+            .filter_map(|(k, r)| match r {
+                Ok(()) => Some(k.clone()),
+                Err(e) => {
+                    tracing::info!("batch_replica_clear {k}: not cleared: {e}");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// `(QueryTaskResponse, 0)`, or `(None, negative code)` (TASK_NOT_FOUND, -1400, for

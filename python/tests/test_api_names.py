@@ -35,8 +35,6 @@ NOT_YET = {
         "_get_pyclient_from_wrapper",
     },
     "MooncakeDistributedStore": {
-        # Replica clearing (item 6): a master RPC.
-        "batch_replica_clear",
         # The dummy client (item 7).
         "alloc_from_mem_pool",
         "setup_dummy",

@@ -111,3 +111,24 @@ def test_bad_tasks_return_mooncakes_codes(two_nodes, client):
     assert client.create_move_task("k", a, a)[1] == ErrorCode.INVALID_PARAMS
     assert client.create_move_task("k", b, a)[1] == ErrorCode.INVALID_PARAMS
     assert client.query_task((1, 2)) == (None, ErrorCode.TASK_NOT_FOUND)
+
+
+def test_batch_replica_clear_takes_only_the_callers_unleased_objects(two_nodes, client):
+    a, b = sorted(two_nodes.segments())
+    other = new_store(two_nodes.master_addr)
+    try:
+        for k in ("c1", "c2", "c3", "leased"):
+            put_on(client, k, b"x" * 100, a)  # put_on reads the replica list: a lease
+        time.sleep(5.5)  # the default 5 s read lease runs out
+        assert other.batch_replica_clear(["c1"]) == [], "another client's object stays"
+        # A fresh lease (asked of the master; a get served from the client's location cache
+        # reaches the master only with the node's next hit report).
+        assert replica_segments(client, "leased") == [a]
+        assert client.batch_replica_clear(["c1", "leased", "nope"]) == ["c1"]
+        assert client.batch_replica_clear(["c2"], b) == [], "no replica on that segment"
+        assert client.batch_replica_clear(["c2", "c3"], a) == ["c2", "c3"]
+        for k in ("c1", "c2", "c3"):
+            assert client.get(k) == b""
+        assert client.get("leased") == b"x" * 100
+    finally:
+        other.close()

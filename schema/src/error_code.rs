@@ -27,6 +27,7 @@ pub enum ErrorCode {
     ObjectAlreadyExists = -705,
     ObjectHasLease = -706,
     LeaseExpired = -707,
+    ReplicaNotFound = -710,
     ReplicaAlreadyExists = -711,
     ReplicaIsGone = -712,
     ObjectReplicaBusy = -714,
@@ -46,7 +47,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         Self::Ok,
         Self::InternalError,
         Self::BufferOverflow,
@@ -67,6 +68,7 @@ impl ErrorCode {
         Self::ObjectAlreadyExists,
         Self::ObjectHasLease,
         Self::LeaseExpired,
+        Self::ReplicaNotFound,
         Self::ReplicaAlreadyExists,
         Self::ReplicaIsGone,
         Self::ObjectReplicaBusy,
@@ -120,6 +122,7 @@ impl ErrorCode {
             Self::ObjectAlreadyExists => "OBJECT_ALREADY_EXISTS",
             Self::ObjectHasLease => "OBJECT_HAS_LEASE",
             Self::LeaseExpired => "LEASE_EXPIRED",
+            Self::ReplicaNotFound => "REPLICA_NOT_FOUND",
             Self::ReplicaAlreadyExists => "REPLICA_ALREADY_EXISTS",
             Self::ReplicaIsGone => "REPLICA_IS_GONE",
             Self::ObjectReplicaBusy => "OBJECT_REPLICA_BUSY",

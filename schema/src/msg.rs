@@ -284,6 +284,13 @@ pub enum Request {
     ListTasks {
         max: u32,
     },
+    /// Client `client_id` drops the replicas of its objects `keys` on segment
+    /// `segment_name` (all of them when empty) where no read lease runs; one status each.
+    BatchReplicaClear {
+        client_id: u64,
+        keys: Vec<String>,
+        segment_name: String,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -333,6 +340,7 @@ impl Request {
             Request::TaskStart { .. } => "task_start",
             Request::TaskEnd { .. } => "task_end",
             Request::ListTasks { .. } => "list_tasks",
+            Request::BatchReplicaClear { .. } => "batch_replica_clear",
         }
     }
 }
@@ -886,7 +894,10 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
         | Request::FetchTasks { .. }
         | Request::TaskStart { .. }
         | Request::TaskEnd { .. }
-        | Request::ListTasks { .. } => tasks::enc_request(fbb, req).expect("a task request"),
+        | Request::ListTasks { .. }
+        | Request::BatchReplicaClear { .. } => {
+            tasks::enc_request(fbb, req).expect("a replica-management request")
+        }
     }
 }
 
@@ -1160,7 +1171,8 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
         | B::FetchTasks
         | B::TaskStart
         | B::TaskEnd
-        | B::ListTasks => tasks::dec_request(r)?,
+        | B::ListTasks
+        | B::BatchReplicaClear => tasks::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -1624,6 +1636,11 @@ mod tests {
             },
         });
         rt_req(Request::ListTasks { max: 100 });
+        rt_req(Request::BatchReplicaClear {
+            client_id: 5,
+            keys: vec!["a".into(), "b".into()],
+            segment_name: "h:1".into(),
+        });
     }
 
     #[test]

@@ -62,6 +62,42 @@ impl Store {
         }
     }
 
+    /// Drops this client's objects' replicas on segment `segment` (`""` = every replica;
+    /// an object left with none is removed), for objects no read lease holds. One result
+    /// per key: ILLEGAL_CLIENT for another client's object, OBJECT_HAS_LEASE while read,
+    /// REPLICA_NOT_FOUND when none is on `segment`.
+    pub fn batch_replica_clear(&self, keys: &[&str], segment: &str) -> Vec<Result<()>> {
+        if let Err(e) = super::check_batch(keys.len()) {
+            return keys.iter().map(|_| Err(e.clone())).collect();
+        }
+        // As a remove: leases of reads served from the location cache count, and no cached
+        // location outlives the clear.
+        self.report_own_hits(keys);
+        for k in keys {
+            self.cache.remove(k);
+        }
+        let req = Request::BatchReplicaClear {
+            client_id: self.client_id,
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            segment_name: segment.to_string(),
+        };
+        match self.call(&req).map(|r| r.body) {
+            Ok(ResponseBody::Statuses(v)) if v.len() == keys.len() => keys
+                .iter()
+                .zip(v)
+                .map(|(k, c)| match c {
+                    0 => Ok(()),
+                    c => Err(Error::from_status(c, &format!("batch_replica_clear {k}"))),
+                })
+                .collect(),
+            Ok(_) => keys
+                .iter()
+                .map(|_| Err(unexpected("BatchReplicaClear")))
+                .collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
     /// Fetches and runs the tasks the master assigned to node `client_id`; returns how
     /// many ran (each ends at the master, success or not).
     pub fn run_tasks(&self, client_id: u64) -> Result<usize> {

@@ -335,3 +335,90 @@ fn a_copy_of_a_changed_object_is_not_committed() {
     assert!(info.message.contains("INVALID_WRITE"), "{info:?}");
     assert_eq!(replica_segments(&svc, "k"), vec![30]);
 }
+
+#[test]
+fn batch_replica_clear_takes_only_the_callers_unleased_replicas() {
+    let clock = Arc::new(ManualClock::default());
+    let svc = master(clock.clone());
+    // Writer 9 (see `put`): two replicas of "two", one of "one".
+    let r = call(
+        &svc,
+        Request::PutStart {
+            client_id: 9,
+            client_host: String::new(),
+            items: vec![("two".into(), 4096)],
+            config: ReplicateConfig {
+                replica_num: 2,
+                preferred_segments: vec!["a:1".into(), "b:1".into()],
+                ..ReplicateConfig::default()
+            },
+        },
+    );
+    let ResponseBody::PutStart(v) = r.body else {
+        panic!("{r:?}")
+    };
+    let item = PutEndItem {
+        key: "two".into(),
+        slice_crcs: vec![1],
+        failed_replicas: vec![],
+        generation: v[0].replicas[0].slices[0].generation,
+    };
+    call(&svc, Request::PutEnd { items: vec![item] });
+    put(&svc, "one", 4096, "c:1");
+    let clear = |client_id: u64, keys: &[&str], segment: &str| {
+        let r = call(
+            &svc,
+            Request::BatchReplicaClear {
+                client_id,
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                segment_name: segment.into(),
+            },
+        );
+        match r.body {
+            ResponseBody::Statuses(v) => v,
+            _ => vec![r.status],
+        }
+    };
+    assert_eq!(
+        clear(8, &["two", "one"], ""),
+        vec![ErrorCode::IllegalClient.code(); 2],
+        "another client's objects stay"
+    );
+    replica_segments(&svc, "two"); // a read: the lease runs for 5 s
+    assert_eq!(
+        clear(9, &["two"], "a:1"),
+        vec![ErrorCode::ObjectHasLease.code()]
+    );
+    clock.advance_ms(10_000);
+    assert_eq!(
+        clear(9, &["two", "nope"], "a:1"),
+        vec![0, ErrorCode::ObjectNotFound.code()]
+    );
+    assert_eq!(
+        replica_segments(&svc, "two"),
+        vec![20],
+        "only a:1's replica went"
+    );
+    clock.advance_ms(10_000);
+    assert_eq!(
+        clear(9, &["one"], "a:1"),
+        vec![ErrorCode::ReplicaNotFound.code()]
+    );
+    assert_eq!(
+        clear(9, &["one"], "z:9"),
+        vec![ErrorCode::SegmentNotFound.code()]
+    );
+    let before = svc.segments.usage().0;
+    assert_eq!(clear(9, &["one"], ""), vec![0]);
+    assert!(svc.segments.usage().0 < before, "its space is freed");
+    let r = call(
+        &svc,
+        Request::GetReplicaList {
+            keys: vec!["one".into()],
+        },
+    );
+    let ResponseBody::ReplicaLists(v) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(v[0].status, ErrorCode::ObjectNotFound.code());
+}

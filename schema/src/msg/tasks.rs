@@ -1,6 +1,7 @@
-//! Copy and move tasks (`docs/tasks.md`): their types and the codec of their requests
-//! (`CreateCopyTask`, `CreateMoveTask`, `QueryTask`, `FetchTasks`, `TaskStart`, `TaskEnd`,
-//! `ListTasks`) and answers (`Tasks`, `TaskCopy`).
+//! Replica management: copy and move tasks (`docs/tasks.md`), their types and the codec
+//! of their requests (`CreateCopyTask`, `CreateMoveTask`, `QueryTask`, `FetchTasks`,
+//! `TaskStart`, `TaskEnd`, `ListTasks`) and answers (`Tasks`, `TaskCopy`), and
+//! `BatchReplicaClear`.
 
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
@@ -231,6 +232,23 @@ pub(super) fn enc_request(
             B::ListTasks,
             fb::ListTasks::create(fbb, &fb::ListTasksArgs { max: *max }).as_union_value(),
         ),
+        Request::BatchReplicaClear {
+            client_id,
+            keys,
+            segment_name,
+        } => {
+            let keys = enc_strs(fbb, keys);
+            let segment_name = fbb.create_string(segment_name);
+            let args = fb::BatchReplicaClearArgs {
+                client_id: *client_id,
+                keys: Some(keys),
+                segment_name: Some(segment_name),
+            };
+            (
+                B::BatchReplicaClear,
+                fb::BatchReplicaClear::create(fbb, &args).as_union_value(),
+            )
+        }
         _ => return None,
     })
 }
@@ -285,6 +303,16 @@ pub(super) fn dec_request(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
                 .ok_or_else(|| missing("list_tasks"))?
                 .max(),
         },
+        B::BatchReplicaClear => {
+            let m = r
+                .body_as_batch_replica_clear()
+                .ok_or_else(|| missing("batch_replica_clear"))?;
+            Request::BatchReplicaClear {
+                client_id: m.client_id(),
+                keys: dec_strs(m.keys()),
+                segment_name: m.segment_name().unwrap_or_default().to_string(),
+            }
+        }
         other => return Err(unknown_request(other)),
     })
 }

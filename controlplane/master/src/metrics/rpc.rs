@@ -65,6 +65,7 @@ rpc_ops! {
     TaskStart => "task_start",
     TaskEnd => "task_end",
     ListTasks => "list_tasks",
+    BatchReplicaClear => "batch_replica_clear",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -106,6 +107,7 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::TaskStart { .. } => (RpcOp::TaskStart, 1),
         Request::TaskEnd { .. } => (RpcOp::TaskEnd, 1),
         Request::ListTasks { .. } => (RpcOp::ListTasks, 1),
+        Request::BatchReplicaClear { keys, .. } => (RpcOp::BatchReplicaClear, keys.len()),
     };
     (op, keys as u64)
 }

@@ -218,3 +218,50 @@ impl ObjectStore {
         self.segments.free(space.size, &space.locs);
     }
 }
+
+impl ObjectStore {
+    /// `BatchReplicaClear` of one key for client `client_id`: an object that client wrote
+    /// (its writer tag), complete, with no read lease running and no replacement in flight,
+    /// loses its replicas on segment `segment` (every replica when `None`); an object left
+    /// with none is removed. OK when something was cleared; otherwise why not.
+    pub fn replica_clear(
+        &self,
+        key: &str,
+        client_id: u64,
+        segment: Option<u32>,
+        now_ms: u64,
+    ) -> ErrorCode {
+        let (h, mut shard) = self.shard(key);
+        let Some(o) = shard.get_mut(h, key) else {
+            return ErrorCode::ObjectNotFound;
+        };
+        if o.writer() != super::object::writer_tag(client_id) {
+            return ErrorCode::IllegalClient;
+        }
+        if !o.complete() || o.upsert().is_some() {
+            return ErrorCode::ReplicaIsNotReady;
+        }
+        if o.leased(now_ms) {
+            return ErrorCode::ObjectHasLease;
+        }
+        let m = slice_count(o.size()).max(1) as usize;
+        let (gone, keep): (Vec<&[SliceLoc]>, Vec<&[SliceLoc]>) = o
+            .locs()
+            .chunks(m)
+            .partition(|r| segment.is_none_or(|s| on(r, s)));
+        if gone.is_empty() {
+            return ErrorCode::ReplicaNotFound;
+        }
+        let (gone, keep) = (gone.concat(), keep.concat());
+        let size = o.size();
+        if keep.is_empty() {
+            shard.remove(h, key, |k| self.hash(k));
+        } else {
+            o.pin_put_generation();
+            o.set_locs(keep);
+        }
+        drop(shard);
+        self.segments.free(size, &gone);
+        ErrorCode::Ok
+    }
+}

@@ -321,12 +321,13 @@ impl ObjectStore {
     /// Allocates space for a new object. An existing key is refused with
     /// OBJECT_ALREADY_EXISTS and keeps its value, unless it is a PutStart pending for longer
     /// than the discard timeout: that one is preempted (its space is released later).
+    /// `(client_id, client_host)`: the writer (recorded with the object) and its host.
     pub fn put_start(
         &self,
         key: &str,
         len: u64,
         cfg: &ReplicateConfig,
-        client_host: &str,
+        (client_id, client_host): (u64, &str),
         now_ms: u64,
     ) -> PutStartOutcome {
         let (h, mut shard) = self.shard(key);
@@ -355,13 +356,14 @@ impl ObjectStore {
             // A key parked by eviction and then removed must not park the new value.
             self.unpark(key);
         }
-        let obj = Object::pending(
+        let mut obj = Object::pending(
             len,
             locs,
             cfg.with_hard_pin,
             self.soft_pin_until(cfg, now_ms),
             now_ms,
         );
+        obj.set_writer(client_id);
         shard.insert(h, key, obj, |k| self.hash(k));
         Ok(descs)
     }
@@ -375,7 +377,7 @@ impl ObjectStore {
         key: &str,
         len: u64,
         cfg: &ReplicateConfig,
-        client_host: &str,
+        writer: (u64, &str),
         now_ms: u64,
     ) -> PutStartOutcome {
         {
@@ -391,7 +393,7 @@ impl ObjectStore {
                         .preempted_put_starts_total
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                let (locs, descs, put_generation) = self.place(len, cfg, client_host)?;
+                let (locs, descs, put_generation) = self.place(len, cfg, writer.1)?;
                 o.set_upsert(Some(Replacement {
                     size: len,
                     put_generation,
@@ -404,7 +406,7 @@ impl ObjectStore {
             }
         }
         // A new key (or a plain put in flight): an upsert is a put.
-        self.put_start(key, len, cfg, client_host, now_ms)
+        self.put_start(key, len, cfg, writer, now_ms)
     }
 
     /// Swaps a replacement in: the object takes the new replicas and CRCs atomically under

@@ -22,6 +22,21 @@ const HARD_PIN: u64 = 2 << FLAGS_SHIFT;
 const ADOPTED: u64 = 4 << FLAGS_SHIFT;
 /// Locations kept inline.
 const INLINE_LOCS: usize = 2;
+/// Bits of [`Object::access`] holding the access time: 2^40 ms is 34 years of uptime.
+const ACCESS_BITS: u32 = 40;
+const ACCESS_MASK: u64 = (1 << ACCESS_BITS) - 1;
+
+/// The 24-bit tag an object records of the client that wrote it (never 0): enough to tell
+/// the writers of one cluster apart for `BatchReplicaClear` (two clients share a tag with
+/// odds of one in 16 million).
+pub fn writer_tag(client_id: u64) -> u32 {
+    // splitmix64's finalizer: every bit of the id moves the tag.
+    let mut z = client_id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> ACCESS_BITS) as u32).max(1)
+}
 
 const _: () = assert!(MAX_OBJECT_BYTES <= SIZE_MASK);
 
@@ -30,9 +45,10 @@ const _: () = assert!(MAX_OBJECT_BYTES <= SIZE_MASK);
 pub struct Object {
     /// Value length, inline location count, complete and hard-pin flags.
     packed: u64,
-    /// Last read or write (LRU rank); the PutStart time while the object is pending (nothing
-    /// touches a pending object).
-    last_access_ms: u64,
+    /// Low [`ACCESS_BITS`]: last read or write (LRU rank), the PutStart time while the
+    /// object is pending (nothing touches a pending object). High bits: the writer's tag
+    /// ([`writer_tag`]; 0 = unknown).
+    access: u64,
     /// Replica-major slice locations when they fit (`slice_count(size)` per replica).
     inline: [SliceLoc; INLINE_LOCS],
     rare: Option<Box<Rare>>,
@@ -99,7 +115,7 @@ impl Object {
         assert!(size <= MAX_OBJECT_BYTES, "object of {size} bytes");
         let mut o = Object {
             packed: size,
-            last_access_ms: now_ms,
+            access: now_ms & ACCESS_MASK,
             inline: [SliceLoc::default(); INLINE_LOCS],
             rare: None,
             lease_left_ms: 0,
@@ -152,12 +168,22 @@ impl Object {
 
     /// Last read or write; the PutStart time while pending.
     pub fn last_access_ms(&self) -> u64 {
-        self.last_access_ms
+        self.access & ACCESS_MASK
+    }
+
+    /// The tag of the client that wrote it ([`writer_tag`]; 0 = unknown, e.g. re-adopted).
+    pub fn writer(&self) -> u32 {
+        (self.access >> ACCESS_BITS) as u32
+    }
+
+    /// Records `client_id` as the writer.
+    pub fn set_writer(&mut self, client_id: u64) {
+        self.access = self.last_access_ms() | u64::from(writer_tag(client_id)) << ACCESS_BITS;
     }
 
     /// Read lease end.
     pub fn lease_until_ms(&self) -> u64 {
-        self.last_access_ms + u64::from(self.lease_left_ms)
+        self.last_access_ms() + u64::from(self.lease_left_ms)
     }
 
     /// Whether a read lease runs at `now_ms`.
@@ -177,7 +203,7 @@ impl Object {
     }
 
     fn set_access(&mut self, now_ms: u64, lease_until_ms: u64) {
-        self.last_access_ms = now_ms;
+        self.access = (self.access & !ACCESS_MASK) | (now_ms & ACCESS_MASK);
         self.lease_left_ms = lease_until_ms.saturating_sub(now_ms).min(u32::MAX.into()) as u32;
     }
 

@@ -340,10 +340,11 @@ impl MasterService {
         }
     }
 
+    /// `writer`: the client's id and host.
     fn put_start(
         &self,
         upsert: bool,
-        client_host: &str,
+        writer: (u64, &str),
         items: &[(String, u64)],
         cfg: &ReplicateConfig,
     ) -> Response {
@@ -368,9 +369,9 @@ impl MasterService {
                 }
                 let start = || {
                     if upsert {
-                        self.objects.upsert_start(key, *len, cfg, client_host, now)
+                        self.objects.upsert_start(key, *len, cfg, writer, now)
                     } else {
-                        self.objects.put_start(key, *len, cfg, client_host, now)
+                        self.objects.put_start(key, *len, cfg, writer, now)
                     }
                 };
                 let mut placed = start();
@@ -511,23 +512,23 @@ impl MasterService {
                 items,
                 config,
                 client_host,
-                ..
+                client_id,
             } => {
                 if self.cfg.policy.offload_on_evict && !self.recovery.reporting() {
-                    return self.put_start_waiting(client_host, items, config);
+                    return self.put_start_waiting((client_id, client_host), items, config);
                 }
                 return self.when_settled(now, move |m, _| {
-                    m.put_start(false, &client_host, &items, &config)
+                    m.put_start(false, (client_id, &client_host), &items, &config)
                 });
             }
             Request::UpsertStart {
                 items,
                 config,
                 client_host,
-                ..
+                client_id,
             } => {
                 return self.when_settled(now, move |m, _| {
-                    m.put_start(true, &client_host, &items, &config)
+                    m.put_start(true, (client_id, &client_host), &items, &config)
                 });
             }
             Request::PutEnd { items } => {
@@ -606,6 +607,11 @@ impl MasterService {
                 id,
                 outcome,
             } => self.task_end(client_id, id, outcome, now),
+            Request::BatchReplicaClear {
+                client_id,
+                keys,
+                segment_name,
+            } => self.batch_replica_clear(client_id, &keys, &segment_name, now),
         };
         Reply::Now(resp)
     }

@@ -259,6 +259,33 @@ impl MasterService {
         Response::ok(ResponseBody::Unit)
     }
 
+    /// `BatchReplicaClear`: one status per key (0 = cleared). An unknown segment name fails
+    /// the whole request.
+    pub(super) fn batch_replica_clear(
+        &self,
+        client_id: u64,
+        keys: &[String],
+        segment_name: &str,
+        now: u64,
+    ) -> Response {
+        let segment = if segment_name.is_empty() {
+            None
+        } else {
+            match self.segments.by_name(segment_name) {
+                Some(s) => Some(s.slot),
+                None => {
+                    return refused(
+                        ErrorCode::SegmentNotFound,
+                        format!("segment {segment_name} is not mounted"),
+                    );
+                }
+            }
+        };
+        self.per_key(keys, |k| {
+            self.objects.replica_clear(k, client_id, segment, now)
+        })
+    }
+
     /// Task upkeep: timeouts, tasks of departed nodes; frees the space they held.
     pub(super) fn expire_tasks(&self, now: u64) {
         let alive: std::collections::HashSet<u64> = self.clients.lock().keys().copied().collect();

@@ -198,11 +198,11 @@ impl MasterService {
     /// waits for SSD copies are tried again as copies land, up to [`OFFLOAD_WAIT`].
     pub(super) fn put_start_waiting(
         &self,
-        host: String,
+        (client_id, host): (u64, String),
         items: Vec<(String, u64)>,
         cfg: mc_schema::msg::ReplicateConfig,
     ) -> Reply {
-        let mut resp = self.put_start(false, &host, &items, &cfg);
+        let mut resp = self.put_start(false, (client_id, &host), &items, &cfg);
         let must_wait = |m: &MasterService, r: &Response| {
             !without_room(r).is_empty() && m.objects.evict_offloads_in_flight(m.now_ms()) > 0
         };
@@ -223,7 +223,7 @@ impl MasterService {
                 let _ = tokio::time::timeout(left.min(OFFLOAD_RECHECK), notified).await;
                 let failed = without_room(&resp);
                 let retry: Vec<(String, u64)> = failed.iter().map(|&i| items[i].clone()).collect();
-                let again = me.put_start(false, &host, &retry, &cfg);
+                let again = me.put_start(false, (client_id, &host), &retry, &cfg);
                 if let (ResponseBody::PutStart(all), ResponseBody::PutStart(new)) =
                     (&mut resp.body, again.body)
                 {
