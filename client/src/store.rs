@@ -98,6 +98,8 @@ pub struct Store {
     health: EndpointHealth,
     metrics: std::sync::Arc<ClientMetrics>,
     cache: cache::LocationCache,
+    /// Objects this client read from an SSD copy (Mooncake's offload read count).
+    ssd_reads: std::sync::atomic::AtomicU64,
     reporter: Option<(
         std::sync::Arc<std::sync::atomic::AtomicBool>,
         std::thread::JoinHandle<()>,
@@ -184,6 +186,7 @@ impl Store {
         Ok(Store {
             metrics,
             cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
+            ssd_reads: Default::default(),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
             client_id: rand::random::<u64>() | 1,
@@ -367,6 +370,11 @@ impl Store {
                 keys: chunk.to_vec(),
             });
         }
+    }
+
+    /// Objects this client has read from an SSD copy (no memory replica served them).
+    pub fn ssd_read_count(&self) -> u64 {
+        self.ssd_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counters of the location cache.

@@ -173,6 +173,7 @@ fn offloaded_objects_stay_readable_from_ssd_after_eviction() {
     // A get prefers memory while there is a memory copy.
     assert_eq!(s.get("k0").unwrap(), pattern(MIB, 0));
     assert_eq!(node_metric(&c, "mc_shard_ssd_reads_total"), 0.0);
+    assert_eq!(s.ssd_read_count(), 0);
 
     fill(&s, 96);
     let only_disk = (0..8u64)
@@ -186,6 +187,11 @@ fn offloaded_objects_stay_readable_from_ssd_after_eviction() {
         assert!(got == pattern(MIB, i), "k{i} read back different bytes");
     }
     assert!(node_metric(&c, "mc_shard_ssd_reads_total") >= only_disk as f64);
+    assert_eq!(
+        s.ssd_read_count(),
+        only_disk as u64,
+        "the client counts its SSD reads"
+    );
     let m = probe::http_get(&c.metrics_addr(), "/metrics", Duration::from_secs(5)).unwrap();
     assert!(
         m.body.contains("master_offloaded_objects_total"),

@@ -691,6 +691,15 @@ impl MooncakeDistributedStore {
         }
     }
 
+    /// Objects this client read from an SSD copy, because no memory replica served them
+    /// (Mooncake counts its offload-read RPCs here); 0 before `setup()`.
+    fn get_offload_rpc_read_count(&self) -> i64 {
+        self.client
+            .read()
+            .as_ref()
+            .map_or(0, |c| c.store.ssd_read_count() as i64)
+    }
+
     /// The replicas of `key` (empty when it is missing). Grants a read lease.
     fn get_replica_desc(&self, py: Python<'_>, key: &str) -> Vec<ReplicaDescriptor> {
         self.replica_descs(py, vec![key.to_string()])

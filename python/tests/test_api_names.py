@@ -38,8 +38,7 @@ NOT_YET = {
         # The dummy client (item 7).
         "alloc_from_mem_pool",
         "setup_dummy",
-        # Need the SSD tier.
-        "get_offload_rpc_read_count",
+        # Unmounting a node's SSD store at run time.
         "unmount_local_disk_segment",
     },
 }

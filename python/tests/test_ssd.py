@@ -48,6 +48,7 @@ def test_a_hosted_node_keeps_ssd_copies(offload_master):
         assert sorted(kinds) == [(False, True), (True, False)]
         assert not any(r.is_disk_replica() for r in s.get_replica_desc("on-ssd"))
         assert s.get("on-ssd") == value
+        assert s.get_offload_rpc_read_count() == 0, "served from memory"
         assert any(p.name.endswith(".rec") for p in (d / "shard-0").iterdir())
         s.remove_all(force=True)
     finally:

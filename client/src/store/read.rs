@@ -125,6 +125,14 @@ impl Store {
         self.read_pipelined(&mut jobs).into_iter().collect()
     }
 
+    /// Counts a read served by `rep` when it is an SSD copy.
+    fn note_read_from(&self, rep: &ReplicaDesc) {
+        if rep.kind == ReplicaKind::LocalDisk {
+            self.ssd_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Reads one complete replica into `buf` (exactly the object size), memory replicas
     /// first (from a random one on), then SSD copies (`replica_order`), trying the next
     /// replica on any failure. Fails only when no replica could be read intact.
@@ -140,7 +148,10 @@ impl Store {
         for i in replica_order(r) {
             let rep = &r.replicas[i];
             match self.read_replica(rep, buf, &r.slice_crcs) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.note_read_from(rep);
+                    return Ok(());
+                }
                 Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
                 Err(e) => last = Some(e),
             }
@@ -160,6 +171,7 @@ impl Store {
     fn fill(&self, keys: &[&str], at: &Located, targets: &mut [Option<Target<'_>>]) -> Vec<Filled> {
         let mut jobs = Vec::new();
         let mut owner = Vec::new();
+        let mut first = vec![None; keys.len()];
         for (k, (r, target)) in at.lists.iter().zip(targets.iter_mut()).enumerate() {
             let Some(buf) = target.as_deref_mut() else {
                 continue;
@@ -168,6 +180,7 @@ impl Store {
                 continue;
             }
             let rep = &r.replicas[first_replica(r)];
+            first[k] = Some(rep);
             let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
                 && rep.slices.len() == r.slice_crcs.len()
                 && buf.len() as u64 == r.size;
@@ -214,6 +227,9 @@ impl Store {
                     return Filled::Done(Ok(()));
                 };
                 if tried[k] && !failed[k] {
+                    if let Some(rep) = first[k] {
+                        self.note_read_from(rep);
+                    }
                     if at.cached[k] {
                         self.cache.hit(key);
                     }
