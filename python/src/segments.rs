@@ -162,6 +162,35 @@ impl MooncakeDistributedStore {
         )
     }
 
+    /// Takes the hosted node's SSD stores (`enable_ssd_offload`) out of the cluster: the
+    /// master forgets their copies (an object whose only copy was on SSD goes) and sends
+    /// them no more, after `grace_period_seconds` during which they stay readable. 0 (also
+    /// when the node has no SSD store, as Mooncake) or a negative code.
+    #[pyo3(signature = (grace_period_seconds=0))]
+    fn unmount_local_disk_segment(&self, py: Python<'_>, grace_period_seconds: u64) -> i32 {
+        let ids = self.with_node(py, "unmount_local_disk_segment", |n| {
+            Ok(n.segments()
+                .into_iter()
+                .filter(|s| s.kind == SegmentKind::LocalDisk)
+                .map(|s| format_segment_id(s.segment_id))
+                .collect::<Vec<_>>())
+        });
+        match ids {
+            Ok(ids) if ids.is_empty() => {
+                tracing::warn!("unmount_local_disk_segment: this node has no SSD store");
+                0
+            }
+            Ok(ids) => self.unmount_kind(
+                py,
+                "unmount_local_disk_segment",
+                ids,
+                grace_period_seconds,
+                SegmentKind::LocalDisk,
+            ),
+            Err(code) => code,
+        }
+    }
+
     /// Allocates `size` bytes in the hosted node and mounts them as a new segment.
     /// `{"ret", "segment_ids", "allocated_size"}`.
     #[pyo3(signature = (size, protocol="tcp", location=""))]

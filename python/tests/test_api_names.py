@@ -38,8 +38,6 @@ NOT_YET = {
         # The dummy client (item 7).
         "alloc_from_mem_pool",
         "setup_dummy",
-        # Unmounting a node's SSD store at run time.
-        "unmount_local_disk_segment",
     },
 }
 

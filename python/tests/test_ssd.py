@@ -50,6 +50,13 @@ def test_a_hosted_node_keeps_ssd_copies(offload_master):
         assert s.get("on-ssd") == value
         assert s.get_offload_rpc_read_count() == 0, "served from memory"
         assert any(p.name.endswith(".rec") for p in (d / "shard-0").iterdir())
+        assert any(n.endswith("#ssd") for n in offload_master.segments())
+        assert s.unmount_local_disk_segment() == 0
+        assert not any(n.endswith("#ssd") for n in offload_master.segments())
+        kinds = [r.is_local_disk_replica() for r in s.get_replica_desc("on-ssd")]
+        assert kinds == [False], "the master forgot the SSD copy"
+        assert s.get("on-ssd") == value
+        assert s.unmount_local_disk_segment() == 0, "nothing left to unmount"
         s.remove_all(force=True)
     finally:
         assert s.close() == 0

@@ -299,6 +299,22 @@ impl Segments {
     /// Stops serving a segment. Transfers under way hold their own reference to it: its
     /// memory goes when the last of them ends.
     fn remove(&mut self, request: u64, segment_id: u64, state: &ShardState) -> FromShard {
+        if self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.segment_id == segment_id)
+        {
+            // The SSD store leaves the node's segments (`unmount_local_disk_segment`): the
+            // master sends no more copies to it nor reads from it; its records stay on disk
+            // and come back with the next start of the data plane.
+            self.disk = None;
+            info!(shard = self.index, "SSD store unmounted");
+            return FromShard::Unmounted {
+                request,
+                segment_id,
+                found: true,
+            };
+        }
         let removed = state.segments.borrow_mut().remove(&segment_id);
         let info = self.infos.remove(&segment_id);
         state.index.borrow_mut().drop_segment(segment_id);
