@@ -66,6 +66,12 @@ fn range(obj: &Bound<'_, PyAny>, size: usize) -> Result<(usize, usize), BindingE
 impl MooncakeDistributedStore {
     /// Records `[buffer_ptr, buffer_ptr + size)` for later zero-copy calls. 0 or -600.
     fn register_buffer(&self, buffer_ptr: &Bound<'_, PyAny>, size: usize) -> i32 {
+        if let Some(d) = self.dummy() {
+            return match range(buffer_ptr, size) {
+                Ok((ptr, len)) => self.dummy_register(&d, ptr, len),
+                Err(e) => self.refuse("register_buffer", &e),
+            };
+        }
         let r = range(buffer_ptr, size).and_then(|(ptr, len)| self.registry.register(ptr, len));
         r.map_or_else(|e| self.refuse("register_buffer", &e), |()| 0)
     }
@@ -165,6 +171,9 @@ impl MooncakeDistributedStore {
             }
             Err(e) => return fail(e),
         };
+        if let Some(d) = self.dummy() {
+            return self.dummy_get_into(py, &d, &keys, &mut m);
+        }
         let bufs = match buffers::dests(&mut m) {
             Ok(b) => b,
             Err(e) => return fail(e),

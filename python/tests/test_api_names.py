@@ -48,9 +48,6 @@ NOT_YET = {
         "create_copy_task",
         "create_move_task",
         "query_task",
-        # The dummy client (item 7).
-        "alloc_from_mem_pool",
-        "setup_dummy",
         # Need the SSD tier.
         "get_offload_rpc_read_count",
         "unmount_local_disk_segment",
