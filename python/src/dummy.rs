@@ -153,6 +153,40 @@ impl MooncakeDistributedStore {
         })
     }
 
+    /// `batch_get_into_multi_buffers` through the real client: each object comes back
+    /// inline and is scattered over its buffers in order. Size per key, or a code.
+    pub(crate) fn dummy_get_scatter(
+        &self,
+        py: Python<'_>,
+        d: &Dummy,
+        keys: &[String],
+        dsts: &mut [Vec<&mut [u8]>],
+    ) -> Vec<i64> {
+        let items = keys
+            .iter()
+            .zip(dsts.iter())
+            .map(|(k, ds)| {
+                let cap = ds.iter().map(|b| b.len() as u64).sum();
+                (k.clone(), Dst::Inline { cap })
+            })
+            .collect();
+        let got = match self.via_dummy(py, "batch_get_into_multi_buffers", d, |d| d.get(items)) {
+            Ok(g) => g,
+            Err(code) => return vec![code.into(); keys.len()],
+        };
+        py.detach(|| {
+            got.into_iter()
+                .zip(dsts.iter_mut())
+                .map(|(g, ds)| {
+                    if g.size_or_code >= 0 {
+                        crate::zero_copy::scatter(&g.data, ds);
+                    }
+                    g.size_or_code
+                })
+                .collect()
+        })
+    }
+
     /// `register_buffer` on a dummy: the range must lie inside its pool (the real client
     /// already maps all of it).
     pub(crate) fn dummy_register(&self, d: &Dummy, ptr: usize, size: usize) -> i32 {

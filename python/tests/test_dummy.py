@@ -164,6 +164,28 @@ def test_alloc_register_and_zero_copy_put_get(real):
         s.close()
 
 
+def test_multi_buffers_and_tensors_through_the_dummy(real):
+    s = dummy(real)
+    try:
+        a, b = np.arange(100, dtype=np.uint8), np.arange(50, dtype=np.uint8)[::-1].copy()
+        keys = ["mb"]
+        assert s.batch_put_from_multi_buffers(keys, [[a, b]], [[100, 50]]) == [0]
+        out1, out2 = np.zeros(120, dtype=np.uint8), np.zeros(30, dtype=np.uint8)
+        assert s.batch_get_into_multi_buffers(keys, [[out1, out2]], [[120, 30]]) == [150]
+        assert np.array_equal(np.concatenate([out1, out2]), np.concatenate([a, b]))
+        t = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+        assert s.put_tensor("tensor", t) == 0
+        got = s.get_tensor("tensor")
+        assert got.dtype == t.dtype and got.shape == t.shape and np.array_equal(got, t)
+        buf = s.alloc_from_mem_pool(1 << 16)
+        assert s.register_buffer(buf, 1 << 16) == 0
+        into = s.get_tensor_into("tensor", buf, 1 << 16)
+        assert np.array_equal(np.asarray(into), t)
+    finally:
+        s.remove_all(force=True)
+        s.close()
+
+
 HANDOFF = textwrap.dedent(
     """
     import sys

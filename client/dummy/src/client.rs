@@ -286,8 +286,12 @@ mod tests {
 
     #[test]
     fn nobody_listening_fails_at_once_with_rpc_fail() {
-        // A port number whose socket nobody in this test binds.
-        let e = Dummy::connect("127.0.0.1:1", 0)
+        // A port chosen now, whose socket no real client binds.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let e = Dummy::connect(&format!("127.0.0.1:{port}"), 0)
             .err()
             .expect("no real client");
         assert!(matches!(e, DummyError::Unreachable { .. }), "{e}");
