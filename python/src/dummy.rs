@@ -223,7 +223,11 @@ impl MooncakeDistributedStore {
         }
         match py.detach(|| Dummy::connect(server_address, mem_pool_size)) {
             Ok(d) => {
-                *self.dummy.write() = Some(Arc::new(d));
+                let mut slot = self.dummy.write();
+                if slot.is_some() {
+                    return self.refuse("setup_dummy", &BindingError::AlreadySetUp);
+                }
+                *slot = Some(Arc::new(d));
                 self.last_error.lock().clear();
                 0
             }
