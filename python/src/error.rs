@@ -329,6 +329,32 @@ pub enum BindingError {
         what: &'static str,
     },
 
+    /// The real client of a dummy (`setup_dummy`) failed or could not be reached.
+    #[error("{source}")]
+    Dummy {
+        /// What went wrong between this dummy and its real client.
+        source: mc_dummy::DummyError,
+    },
+
+    /// A method a dummy client does not forward to its real client.
+    #[error(
+        "this method is not available through a dummy client (setup_dummy); \
+         call it from a client made with setup()"
+    )]
+    DummyUnsupported,
+
+    /// `register_buffer` on a dummy with memory outside its pool.
+    #[error(
+        "buffer {addr:#x}+{size_bytes} is not inside this dummy's memory pool; \
+         take buffers from alloc_from_mem_pool()"
+    )]
+    OutsidePool {
+        /// Start.
+        addr: usize,
+        /// Length.
+        size_bytes: usize,
+    },
+
     /// An empty string among the preferred segments.
     #[error("preferred segment names must not be empty; drop the empty entry")]
     EmptyPreferredSegment,
@@ -344,6 +370,9 @@ impl BindingError {
             | BindingError::HostedNode { .. }
             | BindingError::MountTimeout { .. } => ErrorCode::InternalError.code(),
             BindingError::Master { source, .. } => source.code().code(),
+            BindingError::Dummy { source } => source.code(),
+            // Mooncake's dummy answers -1 for a buffer it cannot register.
+            BindingError::OutsidePool { .. } => ErrorCode::InternalError.code(),
             _ => ErrorCode::InvalidParams.code(),
         }
     }

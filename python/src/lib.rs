@@ -8,6 +8,7 @@
 
 mod buffers;
 mod config;
+mod dummy;
 mod embedded;
 mod error;
 mod host_mem;

@@ -22,6 +22,8 @@ use crate::embedded::Embedded;
 use crate::error::BindingError;
 use crate::replica::ReplicaDescriptor;
 use crate::setup::{self, SetupArgs};
+use mc_dummy::client::Dummy;
+use mc_schema::dummy::Src;
 
 /// A set-up store: the client, and the segment this process hosts in embedded mode.
 pub struct Client {
@@ -77,9 +79,12 @@ impl Client {
 /// `mooncake_rs.store.MooncakeDistributedStore` subclasses it to add the tensor methods.
 #[pyclass(module = "mooncake_rs.store", frozen, subclass)]
 pub struct MooncakeDistributedStore {
-    client: RwLock<Option<Arc<Client>>>,
+    pub(crate) client: RwLock<Option<Arc<Client>>>,
+    /// The link to the real client, after `setup_dummy` (`dummy.rs`); `client` is then
+    /// `None`.
+    pub(crate) dummy: RwLock<Option<Arc<mc_dummy::client::Dummy>>>,
     pub(crate) registry: Registry,
-    last_error: Mutex<String>,
+    pub(crate) last_error: Mutex<String>,
     /// Why the last `setup()` failed, until one succeeds: later calls say so.
     setup_failure: Mutex<Option<String>>,
 }
@@ -134,6 +139,7 @@ impl MooncakeDistributedStore {
         let c = self.client.read().clone();
         let not_set_up = || {
             let e = match self.setup_failure.lock().clone() {
+                _ if self.dummy.read().is_some() => BindingError::DummyUnsupported,
                 Some(reason) => BindingError::SetupFailed { reason },
                 None => BindingError::NotSetUp,
             };
@@ -192,6 +198,9 @@ impl MooncakeDistributedStore {
             };
             return vec![self.refuse("put", &e); keys.len()];
         }
+        if let Some(d) = self.dummy() {
+            return self.dummy_write_mems(py, &d, keys, mems, config, upsert);
+        }
         let (c, cfg) = match self.client_and_config(config) {
             Ok(v) => v,
             Err(code) => return vec![code; keys.len()],
@@ -212,6 +221,15 @@ impl MooncakeDistributedStore {
         config: Option<&ReplicateConfig>,
         upsert: bool,
     ) -> Vec<i32> {
+        if let Some(d) = self.dummy() {
+            let values = || {
+                let gather = |ms: &Vec<Mem>| -> Vec<u8> {
+                    ms.iter().flat_map(Mem::bytes).copied().collect()
+                };
+                parts.iter().map(|ms| Src::Inline(gather(ms))).collect()
+            };
+            return self.dummy_write(py, &d, keys, values, config, upsert);
+        }
         let (c, cfg) = match self.client_and_config(config) {
             Ok(v) => v,
             Err(code) => return vec![code; keys.len()],
@@ -400,6 +418,7 @@ impl MooncakeDistributedStore {
     fn new() -> Self {
         MooncakeDistributedStore {
             client: RwLock::new(None),
+            dummy: RwLock::new(None),
             registry: Registry::default(),
             last_error: Mutex::new(String::new()),
             setup_failure: Mutex::new(None),
@@ -434,7 +453,7 @@ impl MooncakeDistributedStore {
             rdma_devices,
             master_server_addr,
         ];
-        if self.client.read().is_some() {
+        if self.client.read().is_some() || self.dummy.read().is_some() {
             return self.refuse("setup", &BindingError::AlreadySetUp);
         }
         let args = match setup::collect(&positional, kwargs.as_ref()).and_then(|m| setup::parse(&m))
@@ -461,6 +480,8 @@ impl MooncakeDistributedStore {
     /// Disconnects; put sessions still open are revoked first, so their space is freed now
     /// rather than at the master's zombie-put timeout.
     fn close(&self, py: Python<'_>) -> i32 {
+        let d = self.dummy.write().take();
+        py.detach(move || drop(d));
         let c = self.client.write().take();
         // Other threads may still hold the client; the last one to finish drops it.
         py.detach(move || {
@@ -474,6 +495,11 @@ impl MooncakeDistributedStore {
 
     /// 0 healthy, 1 not set up (or closed), 2 master unreachable.
     fn health_check(&self, py: Python<'_>) -> i32 {
+        if let Some(d) = self.dummy() {
+            return self
+                .via_dummy(py, "health_check", &d, Dummy::ping)
+                .unwrap_or(2);
+        }
         let Some(c) = self.client.read().clone() else {
             return 1;
         };
@@ -487,6 +513,9 @@ impl MooncakeDistributedStore {
     /// the hosted segment's name (what `preferred_segment` takes), else the host of a pure
     /// client. "" before `setup()`.
     fn get_hostname(&self) -> String {
+        if let Some(d) = self.dummy() {
+            return d.hostname().to_string();
+        }
         self.client
             .read()
             .as_ref()
@@ -581,6 +610,14 @@ impl MooncakeDistributedStore {
 
     /// `get` for several keys: one master round trip; `b''` for each failed key.
     fn get_batch<'py>(&self, py: Python<'py>, keys: Vec<String>) -> Vec<Bound<'py, PyBytes>> {
+        if let Some(d) = self.dummy() {
+            let got = self.dummy_get_bytes(py, &d, &keys);
+            let empty: &[u8] = b"";
+            return got
+                .iter()
+                .map(|b| PyBytes::new(py, b.as_deref().unwrap_or(empty)))
+                .collect();
+        }
         let got = match self.client() {
             Ok(c) => get_bytes(py, &c, &keys),
             Err(_) => keys.iter().map(|_| None).collect(),
@@ -592,12 +629,22 @@ impl MooncakeDistributedStore {
 
     /// The object as a `BufferHandle` (buffer protocol, no copy); `None` on failure.
     fn get_buffer(&self, py: Python<'_>, key: &str) -> Option<BufferHandle> {
+        if self.dummy.read().is_some() {
+            return self
+                .batch_get_buffer(py, vec![key.to_string()])
+                .pop()
+                .flatten();
+        }
         let c = self.client().ok()?;
         py.detach(|| c.store.get(key)).ok().map(BufferHandle::new)
     }
 
     /// `get_buffer` for several keys; `None` for each failed key.
     fn batch_get_buffer(&self, py: Python<'_>, keys: Vec<String>) -> Vec<Option<BufferHandle>> {
+        if let Some(d) = self.dummy() {
+            let got = self.dummy_get_bytes(py, &d, &keys);
+            return got.into_iter().map(|b| b.map(BufferHandle::new)).collect();
+        }
         let Ok(c) = self.client() else {
             return keys.iter().map(|_| None).collect();
         };
@@ -617,6 +664,11 @@ impl MooncakeDistributedStore {
 
     /// `is_exist` for several keys in one round trip.
     fn batch_is_exist(&self, py: Python<'_>, keys: Vec<String>) -> Vec<i32> {
+        if let Some(d) = self.dummy() {
+            let n = keys.len();
+            let r = self.via_dummy(py, "batch_is_exist", &d, |d| d.exists(keys));
+            return r.unwrap_or_else(|code| vec![code; n]);
+        }
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return vec![code; keys.len()],
@@ -635,6 +687,10 @@ impl MooncakeDistributedStore {
 
     /// The object's size in bytes, or a negative code.
     fn get_size(&self, py: Python<'_>, key: &str) -> i64 {
+        if let Some(d) = self.dummy() {
+            let r = self.via_dummy(py, "get_size", &d, |d| d.size(key.to_string()));
+            return r.unwrap_or_else(i64::from);
+        }
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return code.into(),
@@ -652,6 +708,11 @@ impl MooncakeDistributedStore {
 
     #[pyo3(signature = (keys, force=false))]
     fn batch_remove(&self, py: Python<'_>, keys: Vec<String>, force: bool) -> Vec<i32> {
+        if let Some(d) = self.dummy() {
+            let n = keys.len();
+            let r = self.via_dummy(py, "batch_remove", &d, |d| d.remove(keys, force));
+            return r.unwrap_or_else(|code| vec![code; n]);
+        }
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return vec![code; keys.len()],
@@ -668,6 +729,13 @@ impl MooncakeDistributedStore {
     /// Removes every object whose key matches; returns how many, or a negative code.
     #[pyo3(signature = (regex_pattern, force=false))]
     fn remove_by_regex(&self, py: Python<'_>, regex_pattern: &str, force: bool) -> i64 {
+        if let Some(d) = self.dummy() {
+            let pattern = regex_pattern.to_string();
+            let r = self.via_dummy(py, "remove_by_regex", &d, |d| {
+                d.remove_regex(pattern, force)
+            });
+            return r.unwrap_or_else(i64::from);
+        }
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return code.into(),
@@ -681,6 +749,10 @@ impl MooncakeDistributedStore {
     /// Removes every object; returns how many, or a negative code.
     #[pyo3(signature = (force=false))]
     fn remove_all(&self, py: Python<'_>, force: bool) -> i64 {
+        if let Some(d) = self.dummy() {
+            let r = self.via_dummy(py, "remove_all", &d, |d| d.remove_all(force));
+            return r.unwrap_or_else(i64::from);
+        }
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return code.into(),
@@ -725,6 +797,9 @@ impl MooncakeDistributedStore {
     }
 
     fn __repr__(&self) -> String {
+        if let Some(d) = self.dummy() {
+            return format!("<MooncakeDistributedStore dummy of {}>", d.hostname());
+        }
         match self.client.read().as_ref() {
             Some(c) => format!("<MooncakeDistributedStore host={}>", c.host),
             None => "<MooncakeDistributedStore (not set up)>".into(),

@@ -66,6 +66,12 @@ fn range(obj: &Bound<'_, PyAny>, size: usize) -> Result<(usize, usize), BindingE
 impl MooncakeDistributedStore {
     /// Records `[buffer_ptr, buffer_ptr + size)` for later zero-copy calls. 0 or -600.
     fn register_buffer(&self, buffer_ptr: &Bound<'_, PyAny>, size: usize) -> i32 {
+        if let Some(d) = self.dummy() {
+            return match range(buffer_ptr, size) {
+                Ok((ptr, len)) => self.dummy_register(&d, ptr, len),
+                Err(e) => self.refuse("register_buffer", &e),
+            };
+        }
         let r = range(buffer_ptr, size).and_then(|(ptr, len)| self.registry.register(ptr, len));
         r.map_or_else(|e| self.refuse("register_buffer", &e), |()| 0)
     }
@@ -165,6 +171,9 @@ impl MooncakeDistributedStore {
             }
             Err(e) => return fail(e),
         };
+        if let Some(d) = self.dummy() {
+            return self.dummy_get_into(py, &d, &keys, &mut m);
+        }
         let bufs = match buffers::dests(&mut m) {
             Ok(b) => b,
             Err(e) => return fail(e),
@@ -277,6 +286,9 @@ impl MooncakeDistributedStore {
             Ok(d) => d,
             Err(e) => return fail(e),
         };
+        if let Some(d) = self.dummy() {
+            return self.dummy_get_scatter(py, &d, &keys, &mut dsts);
+        }
         let c = match self.client() {
             Ok(c) => c,
             Err(code) => return vec![code.into(); n],
@@ -335,7 +347,7 @@ fn multi(
 }
 
 /// Copies `data` over `bufs` in order.
-fn scatter(data: &[u8], bufs: &mut [&mut [u8]]) {
+pub(crate) fn scatter(data: &[u8], bufs: &mut [&mut [u8]]) {
     let mut at = 0;
     for dst in bufs {
         if at >= data.len() {

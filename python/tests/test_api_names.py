@@ -34,11 +34,6 @@ NOT_YET = {
         "MooncakeDistributedNoFRegister",
         "_get_pyclient_from_wrapper",
     },
-    "MooncakeDistributedStore": {
-        # The dummy client (item 7).
-        "alloc_from_mem_pool",
-        "setup_dummy",
-    },
 }
 
 #: Shared methods whose parameters (names, order, defaults) do not match yet.

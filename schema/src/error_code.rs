@@ -86,7 +86,7 @@ impl ErrorCode {
     ];
 
     /// The numeric value on the wire and at the API edge.
-    pub fn code(self) -> i32 {
+    pub const fn code(self) -> i32 {
         self as i32
     }
 

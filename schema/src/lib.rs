@@ -5,6 +5,7 @@
 //! - [`msg`]: master RPC messages as Rust values and their flatbuffers encoding.
 //! - [`agent`]: messages between a node's agent and its shards, and their flatbuffers
 //!   encoding for the shared-memory rings ([`agent::wire`], `fbs/agent.fbs`).
+//! - [`dummy`]: what a dummy client (`setup_dummy`) asks the `mooncake_client` of its host.
 //! - [`generation`]: allocation generations and the master term in their high bits.
 //! - [`token`]: the signed capability a write into an allocation carries.
 //! - [`error_code`]: Mooncake's numeric error codes; [`limits`]: documented size limits;
@@ -15,6 +16,7 @@
 
 pub mod agent;
 pub mod checksum;
+pub mod dummy;
 mod error;
 pub mod error_code;
 pub mod frame;
