@@ -108,6 +108,13 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Sealing a memfd's size failed.
+    #[error("could not seal the memfd's size: {source}")]
+    Seal {
+        /// What the kernel said.
+        source: io::Error,
+    },
+
     /// `mmap(2)` failed.
     #[error(
         "could not map {len_bytes} bytes for segment {name}: {source}; ask for a smaller segment or raise the address-space limit (`ulimit -v`) and vm.max_map_count"

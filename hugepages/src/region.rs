@@ -350,6 +350,18 @@ impl Region {
         self.fd.as_fd()
     }
 
+    /// Fixes the memfd's size for good, so a process it is handed to can map it without a
+    /// later shrink turning its accesses into SIGBUS.
+    pub fn seal_size(&self) -> std::io::Result<()> {
+        sys::seal_size(self.fd.as_fd())
+    }
+
+    /// Whether memfd `fd` can no longer shrink (`F_SEAL_SHRINK`): a mapping of it cannot
+    /// fault on a truncated page.
+    pub fn size_sealed(fd: BorrowedFd<'_>) -> bool {
+        sys::seals(fd).is_ok_and(|s| s & libc::F_SEAL_SHRINK != 0)
+    }
+
     /// Makes the memfd and the mapping on `backing`, then prefaults it if asked.
     fn create(
         len_bytes: usize,
@@ -371,7 +383,9 @@ impl Region {
                 page_size: pool::human_bytes(page_bytes),
             })?;
 
-        let mut flags = libc::MFD_CLOEXEC;
+        // Sealing allowed, so a region handed to another process can have its size sealed
+        // (`seal_size`); nothing is sealed unless asked.
+        let mut flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
         if huge {
             // The page size goes in bits 26..32 as its log2 (MFD_HUGE_2MB = 21 << 26).
             flags |= libc::MFD_HUGETLB

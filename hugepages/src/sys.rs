@@ -33,6 +33,30 @@ pub(crate) fn memfd_create(name: &CStr, flags: libc::c_uint) -> io::Result<Owned
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Seals the size of memfd `fd` for good: `F_SEAL_SHRINK | F_SEAL_GROW`, then `F_SEAL_SEAL`.
+pub(crate) fn seal_size(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: `fd` is an open descriptor for the duration of the borrow; F_ADD_SEALS takes
+    // an int argument and touches no memory of ours.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The seals of memfd `fd` (`F_GET_SEALS`).
+pub(crate) fn seals(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: as in `seal_size`; F_GET_SEALS takes no argument.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
 /// `ftruncate(fd, len_bytes)`, retried on `EINTR`.
 pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len_bytes: usize) -> io::Result<()> {
     let len =

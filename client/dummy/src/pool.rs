@@ -32,6 +32,11 @@ impl Pool {
         };
         let region = Region::new(size_bytes, &opts)
             .map_err(|source| DummyError::Pool { size_bytes, source })?;
+        // The real client maps it: a fixed size means no access of its can fault.
+        region.seal_size().map_err(|e| DummyError::Pool {
+            size_bytes,
+            source: mc_hugepages::Error::Seal { source: e },
+        })?;
         Ok(Pool {
             region,
             used: Mutex::new(0),

@@ -19,6 +19,11 @@ pub struct MappedPool {
 impl MappedPool {
     /// Maps the memfd a dummy handed over; it must hold at least `size_bytes`.
     pub fn map(fd: OwnedFd, size_bytes: u64) -> Result<MappedPool, String> {
+        use std::os::fd::AsFd;
+        if !Region::size_sealed(fd.as_fd()) {
+            // An unsealed memfd could be shrunk by the dummy under a request: SIGBUS here.
+            return Err("the pool's memfd is not size-sealed (F_SEAL_SHRINK)".into());
+        }
         let region = Region::from_fd(fd, "dummy-pool", None).map_err(|e| e.to_string())?;
         if (region.len_bytes() as u64) < size_bytes {
             return Err(format!(
@@ -83,5 +88,35 @@ impl MappedPool {
                 unsafe { std::slice::from_raw_parts_mut(base.add(start), len) }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+    use mc_hugepages::RegionOptions;
+
+    fn region() -> Region {
+        let opts = RegionOptions {
+            name: "seal-test".into(),
+            prefault: false,
+            ..RegionOptions::default()
+        };
+        Region::new(1 << 20, &opts).unwrap()
+    }
+
+    #[test]
+    fn only_a_size_sealed_pool_is_mapped() {
+        let open = region();
+        let fd = open.fd().try_clone_to_owned().unwrap();
+        let e = MappedPool::map(fd, 1 << 20).err().expect("refused");
+        assert!(e.contains("size-sealed"), "{e}");
+        let sealed = region();
+        sealed.seal_size().unwrap();
+        let fd = sealed.fd().try_clone_to_owned().unwrap();
+        assert!(MappedPool::map(fd, 1 << 20).is_ok());
+        // Sealed for good: the size cannot change any more.
+        let f = std::fs::File::from(sealed.fd().try_clone_to_owned().unwrap());
+        assert!(f.set_len(4096).is_err());
     }
 }
