@@ -148,9 +148,10 @@ impl MasterService {
         Response::ok(ResponseBody::Tasks(self.tasks.list(max)))
     }
 
-    /// `FetchTasks`: a node's pending tasks, now processing.
+    /// `FetchTasks`: a node's pending tasks, now processing. Not a sign of life: the node's
+    /// task thread polls on its own, and only the agent's heartbeat and notice poll may keep
+    /// a node alive.
     pub(super) fn fetch_tasks(&self, client_id: u64, max: u32, now: u64) -> Response {
-        self.touch_client(client_id, now);
         let max = (max as usize).clamp(1, MAX_TASKS_PER_ANSWER);
         Response::ok(ResponseBody::Tasks(self.tasks.fetch(client_id, max, now)))
     }
