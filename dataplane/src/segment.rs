@@ -90,6 +90,12 @@ impl SegmentMem {
         }
     }
 
+    /// Faults in `[offset, offset + len)` without changing its bytes (a segment served
+    /// before it was prefaulted).
+    pub fn prefault_range(&self, offset: usize, len: usize) -> std::io::Result<()> {
+        self.mem.populate_range(offset, len)
+    }
+
     /// Usable bytes.
     pub fn size_bytes(&self) -> u64 {
         self.mem.len_bytes() as u64

@@ -39,6 +39,15 @@ impl Memory {
         Region::new(len_bytes, opts).map(Memory::Region)
     }
 
+    /// Faults in `[offset, offset + len)` without changing its bytes
+    /// ([`Region::populate_range`]); an arena slice is left as it is (the arena decides).
+    pub fn populate_range(&self, offset: usize, len: usize) -> std::io::Result<()> {
+        match self {
+            Memory::Region(r) => r.populate_range(offset, len),
+            Memory::Arena(_) => Ok(()),
+        }
+    }
+
     /// The start of the memory, page aligned.
     pub fn as_ptr(&self) -> *mut u8 {
         match self {

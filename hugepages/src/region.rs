@@ -477,13 +477,30 @@ impl Region {
 
     /// `madvise(MADV_POPULATE_WRITE)` over the whole region, retried on `EINTR`.
     fn populate_write(&self) -> io::Result<()> {
+        self.populate_range(0, self.len_bytes)
+    }
+
+    /// Faults in the pages of `[offset, offset + len)` (clipped to the region, widened to
+    /// whole pages) with `madvise(MADV_POPULATE_WRITE)`, retried on `EINTR`. The contents
+    /// are unchanged, so this may run while the range is in use (a segment that serves
+    /// first and prefaults behind). `EINVAL` means the kernel predates Linux 5.14.
+    pub fn populate_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        let start = (offset.min(self.len_bytes) / self.page_bytes) * self.page_bytes;
+        let end = offset
+            .saturating_add(len)
+            .min(self.len_bytes)
+            .next_multiple_of(self.page_bytes)
+            .min(self.len_bytes);
+        if end <= start {
+            return Ok(());
+        }
         loop {
-            // SAFETY: the range is exactly our own live mapping; populating faults pages in
-            // writable without changing their contents.
+            // SAFETY: `start..end` lies inside our own live mapping (clipped above, page
+            // aligned); populating faults pages in writable without changing their contents.
             let rc = unsafe {
                 libc::madvise(
-                    self.ptr.as_ptr().cast(),
-                    self.len_bytes,
+                    self.ptr.as_ptr().add(start).cast(),
+                    end - start,
                     sys::MADV_POPULATE_WRITE,
                 )
             };

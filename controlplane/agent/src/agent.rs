@@ -234,7 +234,17 @@ impl<L: AgentLink> Agent<L> {
 
     /// One call to the leading master, connecting first if needed.
     fn call(&mut self, req: &Request) -> Result<mc_schema::msg::Response, NodeError> {
-        let r = self.link.call(req)?;
+        let timeout = self.cfg.rpc_timeout;
+        self.call_within(req, timeout)
+    }
+
+    /// [`call`](Self::call) with a deadline of its own.
+    fn call_within(
+        &mut self,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<mc_schema::msg::Response, NodeError> {
+        let r = self.link.call_within(req, timeout)?;
         if self.last_error.take().is_some() {
             info!("master reachable again at {}", self.link.describe());
         }

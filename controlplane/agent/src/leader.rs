@@ -87,7 +87,16 @@ impl MasterLink {
     /// [`NodeError::Master`] when no master could be reached, [`NodeError::NotServing`] when
     /// no master served the call before the deadline.
     pub fn call(&mut self, req: &Request) -> Result<Response, NodeError> {
-        let deadline = Instant::now() + self.rpc_timeout;
+        self.call_within(req, self.rpc_timeout)
+    }
+
+    /// [`call`](Self::call) with its own deadline, `timeout` from now (a call the master
+    /// may take seconds to answer, such as the adoption of a large inventory).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn call_within(&mut self, req: &Request, timeout: Duration) -> Result<Response, NodeError> {
+        let deadline = Instant::now() + timeout;
         let target = match self.leader.target() {
             Some(t) => t,
             None => self

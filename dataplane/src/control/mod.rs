@@ -33,6 +33,11 @@ pub trait ShardLink {
     fn try_recv(&self) -> Result<Option<ToShard>, LinkClosed>;
     /// Sends a message to the agent.
     fn send(&self, msg: FromShard) -> Result<(), LinkClosed>;
+    /// Bytes sent and not yet taken by the agent's side of the link (0 for links without a
+    /// bound): a sender of much data waits while this is high instead of overrunning it.
+    fn queued_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Agent end of an in-process link.

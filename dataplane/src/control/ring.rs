@@ -252,6 +252,10 @@ impl ShardLink for RingShardLink {
         self.end.flush();
         Ok(())
     }
+
+    fn queued_bytes(&self) -> usize {
+        self.end.flush()
+    }
 }
 
 /// A connected pair over a new ring of `capacity_bytes` per direction, each end on its own

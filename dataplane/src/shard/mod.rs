@@ -6,6 +6,8 @@
 
 mod objects;
 mod offload;
+mod pace;
+mod prefault;
 mod revive;
 mod segments;
 mod stop;
@@ -180,6 +182,8 @@ struct Opened {
     disk: Option<SegmentInfo>,
     /// Segments taken over besides the start-up one.
     others: Vec<revive::Adopted>,
+    /// The start-up segment, when it is to be prefaulted behind serving.
+    prefault_behind: Option<Rc<SegmentMem>>,
 }
 
 async fn run_shard<L: ShardLink>(
@@ -202,8 +206,12 @@ async fn run_shard<L: ShardLink>(
         info,
         disk,
         others,
+        prefault_behind,
     } = opened;
     let _ = ready.send(Ok((info.clone(), state.stats.clone())));
+    if let Some(seg) = prefault_behind {
+        prefault::start_behind(cfg.index, seg);
+    }
     let offloader = cfg
         .ssd
         .as_ref()
@@ -245,20 +253,36 @@ async fn run_shard<L: ShardLink>(
 /// Maps and prefaults the first segment and binds the data port. Memory is allocated on the
 /// shard's own thread so its pages land on the shard's NUMA node (first touch).
 async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, DataplaneError> {
+    let t0 = std::time::Instant::now();
     let revived = memory.is_some();
+    // A node restarted with SSD records serves them as soon as it can: its fresh memory
+    // segment is prefaulted behind serving rather than before it.
+    let behind = !revived
+        && cfg.region.prefault
+        && cfg
+            .ssd
+            .as_ref()
+            .is_some_and(|c| prefault::has_records(&c.dir, cfg.index));
     let (seg, data_port, index, others) = match memory {
         Some(m) => {
             let r = revive::take_over(cfg, m)?;
             (r.first, r.port, r.index, r.others)
         }
         None => (
-            SegmentMem::new(cfg.segment_bytes, &cfg.region)?,
+            SegmentMem::new(
+                cfg.segment_bytes,
+                &RegionOptions {
+                    prefault: cfg.region.prefault && !behind,
+                    ..cfg.region.clone()
+                },
+            )?,
             cfg.data_port,
             Index::create(&format!("mc-index-{}", cfg.index))?,
             Vec::new(),
         ),
     };
     let seg = Rc::new(seg);
+    let prefault_behind = behind.then(|| seg.clone());
     let (listener, listen_fd) = bind(cfg, data_port).await?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let endpoint = format!("{}:{port}", cfg.host);
@@ -275,6 +299,8 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
         core = ?cfg.core,
         %endpoint,
         size_bytes = info.size_bytes,
+        prefaulted = !behind,
+        took_ms = t0.elapsed().as_millis() as u64,
         "shard serving its segment"
     );
     let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
@@ -316,6 +342,7 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
         info,
         disk,
         others,
+        prefault_behind,
     })
 }
 
@@ -413,7 +440,11 @@ async fn control_loop<L: ShardLink>(
             }
             Ok(Some(msg)) => {
                 for answer in segments.handle(msg, state) {
-                    let _ = link.send(answer);
+                    if matches!(answer, FromShard::Inventory { .. }) {
+                        pace::send_paced(link, answer, pace::PACE_BYTES).await;
+                    } else {
+                        let _ = link.send(answer);
+                    }
                 }
             }
             Ok(None) => {

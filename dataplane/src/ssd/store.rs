@@ -200,6 +200,7 @@ impl SsdStore {
         shard: usize,
         stats: SsdStats,
     ) -> Result<SsdStore, DataplaneError> {
+        let t0 = std::time::Instant::now();
         let dir = cfg.dir.join(format!("shard-{shard}"));
         std::fs::create_dir_all(&dir).map_err(|e| open_error(&dir, e))?;
         let probe = dir.join(PROBE_FILE);
@@ -263,6 +264,7 @@ impl SsdStore {
             from_checkpoint = found.from_checkpoint,
             scanned = found.scanned,
             quota_bytes = cfg.quota_bytes,
+            took_ms = t0.elapsed().as_millis() as u64,
             "SSD record store open"
         );
         Ok(store)

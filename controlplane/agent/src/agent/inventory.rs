@@ -2,13 +2,13 @@
 //! that did not know the node, report every shard's object index; and hand the master's
 //! notices to the shards holding their segments.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use mc_dataplane::control::AgentLink;
 use mc_schema::ErrorCode;
 use mc_schema::agent::{FromShard, ToShard};
-use mc_schema::msg::{Notice, Request, ResponseBody};
+use mc_schema::msg::{InventoryEntry, Notice, Request, ResponseBody};
 use tracing::warn;
 
 use super::Agent;
@@ -16,6 +16,12 @@ use crate::NodeError;
 
 /// Longest wait for the shards' index reports.
 const INVENTORY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest wait for the master to adopt the report (`InventoryDone`).
+const ADOPTION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Most messages taken from one shard's ring between two master calls.
+const DRAIN_PER_ROUND: usize = 256;
 
 impl<L: AgentLink> Agent<L> {
     /// Asks every shard for its entries, sends them to the master as they come, then
@@ -32,46 +38,70 @@ impl<L: AgentLink> Agent<L> {
             l.send(ToShard::Inventory { request })
                 .map_err(|source| NodeError::ShardLink { shard: i, source })?;
         }
+        let started = Instant::now();
         let mut done = vec![false; self.links.len()];
-        let mut reported = 0u64;
+        // Parts taken from the rings and not yet sent: the rings are drained before every
+        // master call, so a shard never waits on the master's round trips.
+        let mut queue: VecDeque<Vec<InventoryEntry>> = VecDeque::new();
+        let (mut reported, mut calls) = (0u64, 0u64);
         let deadline = Instant::now() + INVENTORY_TIMEOUT;
-        while done.iter().any(|d| !d) {
+        while done.iter().any(|d| !d) || !queue.is_empty() {
             if Instant::now() >= deadline {
                 return Err(NodeError::InventorySilent {
                     shard: done.iter().position(|d| !d).unwrap_or(0),
                     timeout_seconds: INVENTORY_TIMEOUT.as_secs(),
                 });
             }
-            for (i, slot) in done.iter_mut().enumerate() {
-                let msg = match self.links[i].recv_timeout(Duration::from_millis(5)) {
-                    Ok(Some(m)) => m,
-                    Ok(None) => continue,
-                    Err(source) => return Err(NodeError::ShardLink { shard: i, source }),
-                };
-                match msg {
-                    FromShard::Inventory {
-                        request: r,
-                        entries,
-                        last,
-                    } if r == request => {
-                        reported += entries.len() as u64;
-                        if !entries.is_empty() {
-                            let req = Request::ReportInventory {
-                                client_id: self.client_id,
-                                entries,
-                            };
-                            self.call(&req).inspect_err(|e| self.note_error(e))?;
+            for (i, finished) in done.iter_mut().enumerate() {
+                // Bounded, so a chatty shard cannot hold the loop past its deadline.
+                for _ in 0..DRAIN_PER_ROUND {
+                    // Wait a little only when there is nothing to send meanwhile.
+                    let wait = if queue.is_empty() && !*finished {
+                        Duration::from_millis(5)
+                    } else {
+                        Duration::ZERO
+                    };
+                    let msg = match self.links[i].recv_timeout(wait) {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        Err(source) => return Err(NodeError::ShardLink { shard: i, source }),
+                    };
+                    match msg {
+                        FromShard::Inventory {
+                            request: r,
+                            entries,
+                            last,
+                        } if r == request => {
+                            reported += entries.len() as u64;
+                            if !entries.is_empty() {
+                                queue.push_back(entries);
+                            }
+                            *finished |= last;
                         }
-                        *slot |= last;
+                        other => self.on_shard_message(i, other),
                     }
-                    other => self.on_shard_message(i, other),
                 }
             }
+            if let Some(entries) = queue.pop_front() {
+                let req = Request::ReportInventory {
+                    client_id: self.client_id,
+                    entries,
+                };
+                self.call(&req).inspect_err(|e| self.note_error(e))?;
+                calls += 1;
+            }
         }
+        let sent_ms = started.elapsed().as_millis() as u64;
+        // The master answers once it has adopted every entry: seconds for a million, more
+        // than one `rpc_timeout`. Giving up early would only make the node report again.
+        let adoption = self.cfg.rpc_timeout.max(ADOPTION_TIMEOUT);
         let r = self
-            .call(&Request::InventoryDone {
-                client_id: self.client_id,
-            })
+            .call_within(
+                &Request::InventoryDone {
+                    client_id: self.client_id,
+                },
+                adoption,
+            )
             .inspect_err(|e| self.note_error(e))?;
         if r.status != 0 {
             return Err(NodeError::InventoryRefused {
@@ -83,6 +113,9 @@ impl<L: AgentLink> Agent<L> {
             tracing::info!(
                 reported,
                 adopted = n,
+                calls,
+                sent_ms,
+                took_ms = started.elapsed().as_millis() as u64,
                 "the master adopted this node's objects"
             );
         }

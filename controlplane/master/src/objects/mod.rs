@@ -681,27 +681,36 @@ impl ObjectStore {
     /// gone with it, so nothing is freed there); objects left with no replica are removed.
     /// Returns (replicas dropped, objects removed).
     pub fn drop_segment(&self, slot: u32) -> (u64, u64) {
+        self.drop_segments(&[slot])
+    }
+
+    /// [`drop_segment`](Self::drop_segment) of several segments in one pass over the
+    /// objects (a restarted node's previous instance leaves with its memory and disk
+    /// segments at once: a million objects are looked at once, not once per segment).
+    pub fn drop_segments(&self, slots: &[u32]) -> (u64, u64) {
         let (mut replicas, mut objects) = (0, 0);
+        let gone = |l: &SliceLoc| slots.contains(&l.segment);
         for shard in self.shards.iter() {
             shard.lock().drain_where(
                 |_, o| {
-                    if o.upsert()
-                        .is_some_and(|u| u.locs.iter().any(|l| l.segment == slot))
-                    {
+                    if o.upsert().is_some_and(|u| u.locs.iter().any(gone)) {
                         let u = o.set_upsert(None).expect("checked");
                         self.segments.free(u.size, &u.locs);
                     }
-                    if !o.locs().iter().any(|l| l.segment == slot) {
+                    if !o.locs().iter().any(gone) {
                         return false;
                     }
                     let m = slice_count(o.size()).max(1) as usize;
-                    let (keep, lost): (Vec<&[SliceLoc]>, Vec<&[SliceLoc]>) = o
-                        .locs()
-                        .chunks(m)
-                        .partition(|r| !r.iter().any(|l| l.segment == slot));
-                    replicas += lost.len() as u64;
-                    let lost: Vec<SliceLoc> = lost.concat();
-                    let keep: Vec<SliceLoc> = keep.concat();
+                    let mut keep: Vec<SliceLoc> = Vec::with_capacity(o.locs().len());
+                    let mut lost: Vec<SliceLoc> = Vec::new();
+                    for r in o.locs().chunks(m) {
+                        if r.iter().any(gone) {
+                            replicas += 1;
+                            lost.extend_from_slice(r);
+                        } else {
+                            keep.extend_from_slice(r);
+                        }
+                    }
                     // Other segments of the lost replicas still hold their slices.
                     self.segments.free(o.size(), &lost);
                     if keep.is_empty() {

@@ -247,11 +247,28 @@ impl MasterService {
             .collect();
         old.sort_unstable();
         old.dedup();
+        let t0 = std::time::Instant::now();
+        let mut slots = Vec::new();
         for id in &old {
             self.clients.lock().remove(id);
             for seg in self.segments.of_client(*id) {
-                self.unmount(*id, seg);
+                if let Some(s) = self.segments.unmount(*id, seg) {
+                    slots.push(s.slot);
+                }
             }
+        }
+        // One pass over the objects for all of the old segments.
+        let (replicas, objects) = self.objects.drop_segments(&slots);
+        if !old.is_empty() {
+            info!(
+                segments = slots.len(),
+                replicas,
+                objects,
+                took_ms = t0.elapsed().as_millis() as u64,
+                "segments of the previous instance unmounted; their replicas left the metadata"
+            );
+        }
+        for id in &old {
             self.segments.notices.forget(*id);
             self.recovery.forget(*id);
             info!(

@@ -434,7 +434,10 @@ impl MasterService {
             );
             // Its objects are adopted: an earlier instance of the same node (a restart on
             // the same address) can go now, without waiting for client_ttl.
-            me.drop_previous_instances(client_id);
+            let job = me.clone();
+            // Off the RPC runtime too: it looks at every object.
+            let _ =
+                tokio::task::spawn_blocking(move || job.drop_previous_instances(client_id)).await;
             Response::ok(ResponseBody::Count(r.adopted_objects + r.added_replicas))
         }))
     }
