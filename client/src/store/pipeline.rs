@@ -23,6 +23,41 @@ pub(super) struct WriteJob<'a> {
     pub(super) key: &'a str,
 }
 
+impl<'a> WriteJob<'a> {
+    /// The jobs writing `value` into replica `r` (its slices in value order, `crcs[i]` the
+    /// CRC32C of slice `i`); `object` is what every slice records, its slice index and
+    /// count set here. `None` when the slices do not cover `value` exactly.
+    pub(super) fn for_replica(
+        key: &'a str,
+        value: &'a [u8],
+        r: &'a mc_schema::msg::ReplicaDesc,
+        crcs: &[u32],
+        object: ObjectInfo,
+    ) -> Option<Vec<WriteJob<'a>>> {
+        if r.slices.len() != crcs.len() {
+            return None;
+        }
+        let mut at = 0usize;
+        let mut jobs = Vec::with_capacity(r.slices.len());
+        for (si, (s, crc)) in r.slices.iter().zip(crcs).enumerate() {
+            let data = value.get(at..at.checked_add(s.length as usize)?)?;
+            at += data.len();
+            jobs.push(WriteJob {
+                slice: s,
+                data,
+                crc: *crc,
+                object: ObjectInfo {
+                    slice_index: si as u32,
+                    slice_count: r.slices.len() as u32,
+                    ..object
+                },
+                key,
+            });
+        }
+        (at == value.len()).then_some(jobs)
+    }
+}
+
 /// One slice to read into `buf`, expected to have CRC32C `crc`; `validate`: the shard
 /// serves it only if its index still holds that slice (a cached location).
 pub(super) struct ReadJob<'a> {

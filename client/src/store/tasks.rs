@@ -170,28 +170,19 @@ impl Store {
         let mut jobs = Vec::new();
         let mut owner = Vec::new();
         for (ti, r) in c.targets.iter().enumerate() {
-            let mut at = 0usize;
-            for (si, (s, crc)) in r.slices.iter().zip(&crcs).enumerate() {
-                let Some(data) = value.get(at..at + s.length as usize) else {
-                    return Err(invalid("the master's target does not fit the value"));
-                };
-                at += data.len();
-                jobs.push(WriteJob {
-                    slice: s,
-                    data,
-                    crc: *crc,
-                    object: ObjectInfo {
-                        object_size: c.size,
-                        put_generation: c.put_generation,
-                        slice_index: si as u32,
-                        slice_count: r.slices.len() as u32,
-                        replica_index: (c.replica_base as usize + ti) as u16,
-                        pins: c.pins,
-                    },
-                    key: &c.key,
-                });
-                owner.push(ti as u32);
-            }
+            let object = ObjectInfo {
+                object_size: c.size,
+                put_generation: c.put_generation,
+                slice_index: 0,
+                slice_count: 0,
+                replica_index: (c.replica_base as usize + ti) as u16,
+                pins: c.pins,
+            };
+            let Some(replica) = WriteJob::for_replica(&c.key, &value, r, &crcs, object) else {
+                return Err(invalid("the master's target does not fit the value"));
+            };
+            owner.extend(replica.iter().map(|_| ti as u32));
+            jobs.extend(replica);
         }
         let mut failed: Vec<u32> = Vec::new();
         let mut first_error = None;

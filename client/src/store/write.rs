@@ -397,26 +397,18 @@ impl Store {
             }
             let put_generation = put_generation(st);
             for (ri, r) in st.replicas.iter().enumerate() {
-                let mut at = 0usize;
-                for (si, (s, crc)) in r.slices.iter().zip(&b.crcs[t]).enumerate() {
-                    let data = &value[at..at + s.length as usize];
-                    at += data.len();
-                    jobs.push(WriteJob {
-                        slice: s,
-                        data,
-                        crc: *crc,
-                        object: ObjectInfo {
-                            object_size: value.len() as u64,
-                            put_generation,
-                            slice_index: si as u32,
-                            slice_count: r.slices.len() as u32,
-                            replica_index: ri as u16,
-                            pins: pins[t],
-                        },
-                        key,
-                    });
-                    owner.push((t, ri as u32));
-                }
+                let object = ObjectInfo {
+                    object_size: value.len() as u64,
+                    put_generation,
+                    slice_index: 0,
+                    slice_count: 0,
+                    replica_index: ri as u16,
+                    pins: pins[t],
+                };
+                let replica = WriteJob::for_replica(key, value, r, &b.crcs[t], object)
+                    .expect("checked by fits");
+                owner.extend(replica.iter().map(|_| (t, ri as u32)));
+                jobs.extend(replica);
             }
         }
         let mut written = vec![Written::default(); b.todo.len()];
