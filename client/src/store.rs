@@ -8,6 +8,7 @@ use mc_schema::msg::{ReplicaDesc, ReplicateConfig, Request, ResponseBody};
 use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
 mod cache;
+mod credit;
 mod master;
 mod pipeline;
 mod ranges;
@@ -17,6 +18,7 @@ mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
 pub use cache::CacheStats;
+pub use credit::CreditStats;
 pub use ranges::{ObjectLocation, RangeRead};
 pub use write::PutReservation;
 
@@ -50,6 +52,10 @@ pub struct StoreConfig {
     /// Most bytes those entries take (`MC_STORE_LOCATION_CACHE_BYTES`, default 64 MiB;
     /// 0 turns the cache off).
     pub location_cache_bytes: usize,
+    /// Most bytes of put credit held, replicas counted (`MC_STORE_PUT_CREDIT_BYTES`,
+    /// default 64 MiB; 0 = none): space the master places ahead of this client's puts, so
+    /// a put is the write and one commit (`docs/why-fast-path.md`).
+    pub put_credit_bytes: usize,
 }
 
 /// A count from the environment variable `name`, or `default` when unset or not a number.
@@ -81,6 +87,7 @@ impl StoreConfig {
                 cache::DEFAULT_ENTRIES,
             ),
             location_cache_bytes: env_count("MC_STORE_LOCATION_CACHE_BYTES", cache::DEFAULT_BYTES),
+            put_credit_bytes: env_count("MC_STORE_PUT_CREDIT_BYTES", credit::DEFAULT_BYTES),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct Store {
     health: EndpointHealth,
     metrics: std::sync::Arc<ClientMetrics>,
     cache: cache::LocationCache,
+    /// Put credit held.
+    credit: credit::CreditPool,
     /// Objects this client read from an SSD copy (Mooncake's offload read count).
     ssd_reads: std::sync::atomic::AtomicU64,
     reporter: Option<(
@@ -108,6 +117,7 @@ pub struct Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.release_credit();
         if let Some((stop, thread)) = self.reporter.take() {
             stop.store(true, std::sync::atomic::Ordering::Release);
             let _ = thread.join();
@@ -186,6 +196,7 @@ impl Store {
         Ok(Store {
             metrics,
             cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
+            credit: credit::CreditPool::new(cfg.put_credit_bytes),
             ssd_reads: Default::default(),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
@@ -380,6 +391,31 @@ impl Store {
     /// Counters of the location cache.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// Put credit: bytes held now, and puts committed into credit so far (each one a
+    /// write and one commit).
+    pub fn credit_stats(&self) -> CreditStats {
+        self.credit.stats()
+    }
+
+    /// Hands every credit held back to the master (best effort; unreturned credit is
+    /// freed when its TTL runs out). Puts ask for new credit as they need it.
+    pub fn release_credit(&self) {
+        let ids = self.credit.clear();
+        if ids.is_empty() {
+            return;
+        }
+        for chunk in ids.chunks(MAX_BATCH_KEYS) {
+            let _ = self.call(&Request::PutCredit {
+                client_id: self.client_id,
+                client_host: self.cfg.local_hostname.clone(),
+                config: ReplicateConfig::default(),
+                commits: Vec::new(),
+                want: Vec::new(),
+                release: chunk.to_vec(),
+            });
+        }
     }
 
     /// Body of [`remove_batch`](Self::remove_batch), without metrics.

@@ -26,7 +26,7 @@ const ALLOWED_LINTS: [&str; 4] = [
 ];
 
 /// The master's RPCs in metric-name form: those scraped before, and the node-index RPCs.
-const MASTER_OPS: [&str; 31] = [
+const MASTER_OPS: [&str; 32] = [
     "mount_segment",
     "unmount_segment",
     "ping",
@@ -58,6 +58,7 @@ const MASTER_OPS: [&str; 31] = [
     "task_end",
     "list_tasks",
     "batch_replica_clear",
+    "put_credit",
 ];
 
 fn families(list: &[(&str, &'static str, &[&str])]) -> Families {
@@ -101,6 +102,9 @@ fn master_families() -> Families {
         ("master_tasks_pending", "gauge", &[]),
         ("master_tasks_processing", "gauge", &[]),
         ("master_tasks_finished", "gauge", &[]),
+        // Put credit (docs/why-fast-path.md).
+        ("master_put_credit_bytes", "gauge", &[]),
+        ("master_put_credit_commits_total", "counter", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {

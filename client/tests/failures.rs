@@ -155,7 +155,12 @@ fn fewer_hosts_than_replicas_still_places_on_distinct_segments() {
         ..ClusterSpec::default()
     })
     .expect("cluster starts");
-    let s = client(&c);
+    // Without put credit: a credit placed for the next put would count as well.
+    let s = Store::connect(StoreConfig {
+        put_credit_bytes: 0,
+        ..StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
     let three = ReplicateConfig {
         replica_num: 3,
         ..ReplicateConfig::default()

@@ -50,7 +50,13 @@ fn values(s: &Scrape) -> HashMap<String, f64> {
 #[test]
 fn metrics_use_mooncake_names_and_move_with_operations() {
     let c = cluster(1, "64MB");
-    let s = store(&c);
+    // Without put credit, so every put is one PutStart and one PutEnd as in Mooncake
+    // (credit's own counters are checked in tests/credit.rs).
+    let s = mooncake_rs::Store::connect(mooncake_rs::StoreConfig {
+        put_credit_bytes: 0,
+        ..mooncake_rs::StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
     let before = values(&scrape(&c));
     for name in [
         "master_key_count",

@@ -38,16 +38,18 @@ pub enum ErrorCode {
     UnavailableInCurrentStatus = -1010,
     TaskNotFound = -1400,
     TaskPendingLimitExceeded = -1401,
-    // This build's own (no Mooncake counterpart): write-token refusals, see `token`.
+    // This build's own (no Mooncake counterpart): write-token refusals (see `token`) and
+    // a commit naming put credit the master does not hold.
     WriteTokenInvalid = -1800,
     WriteTokenExpired = -1801,
     WriteOutOfRange = -1802,
     AllocationRevoked = -1803,
+    PutCreditNotFound = -1804,
 }
 
 impl ErrorCode {
     /// Every code, for lookups.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::Ok,
         Self::InternalError,
         Self::BufferOverflow,
@@ -83,6 +85,7 @@ impl ErrorCode {
         Self::WriteTokenExpired,
         Self::WriteOutOfRange,
         Self::AllocationRevoked,
+        Self::PutCreditNotFound,
     ];
 
     /// The numeric value on the wire and at the API edge.
@@ -137,6 +140,7 @@ impl ErrorCode {
             Self::WriteTokenExpired => "WRITE_TOKEN_EXPIRED",
             Self::WriteOutOfRange => "WRITE_OUT_OF_RANGE",
             Self::AllocationRevoked => "ALLOCATION_REVOKED",
+            Self::PutCreditNotFound => "PUT_CREDIT_NOT_FOUND",
         }
     }
 }

@@ -12,9 +12,11 @@ use crate::generated::mc::proto as fb;
 use crate::token::WriteToken;
 use crate::{ErrorCode, SchemaError};
 
+mod credit;
 pub(crate) mod node_index;
 mod tasks;
 
+pub use credit::Credit;
 pub use tasks::{TaskCopy, TaskInfo, TaskKind, TaskOutcome, TaskState};
 
 /// What to do with an object's soft pin (Mooncake's `SoftPinAction`).
@@ -291,6 +293,18 @@ pub enum Request {
         keys: Vec<String>,
         segment_name: String,
     },
+    /// Put credit (`docs/why-fast-path.md`): client `client_id` gives credit back
+    /// (`release`, credit ids), commits puts it wrote into credit (`commits`, each item's
+    /// generation naming its credit) and asks for more (`want`: (size, count) pairs placed
+    /// with `config`), in that order. Answered by [`ResponseBody::CreditGrant`].
+    PutCredit {
+        client_id: u64,
+        client_host: String,
+        config: ReplicateConfig,
+        commits: Vec<PutEndItem>,
+        want: Vec<(u64, u32)>,
+        release: Vec<u64>,
+    },
 }
 
 /// Commit of one object written by PutStart's replicas.
@@ -341,6 +355,7 @@ impl Request {
             Request::TaskEnd { .. } => "task_end",
             Request::ListTasks { .. } => "list_tasks",
             Request::BatchReplicaClear { .. } => "batch_replica_clear",
+            Request::PutCredit { .. } => "put_credit",
         }
     }
 }
@@ -515,6 +530,13 @@ pub enum ResponseBody {
     },
     /// Per-key PutStart outcomes.
     PutStart(Vec<PutStartResult>),
+    /// PutCredit's answer: one status per commit, and the credit granted.
+    CreditGrant {
+        /// One code per commit, in order.
+        codes: Vec<i32>,
+        /// New credit, in the order asked (fewer when space ran short).
+        credits: Vec<Credit>,
+    },
     /// Per-key status codes.
     Statuses(Vec<i32>),
     /// Per-key replica lists.
@@ -740,7 +762,10 @@ fn enc_put_start<'b>(
     )
 }
 
-fn enc_put_end<'b>(fbb: &mut Fbb<'b>, items: &[PutEndItem]) -> WIPOffset<fb::PutEnd<'b>> {
+fn enc_put_end_items<'b>(
+    fbb: &mut Fbb<'b>,
+    items: &[PutEndItem],
+) -> WIPOffset<Vector<'b, ForwardsUOffset<fb::PutEndItem<'b>>>> {
     let items: Vec<_> = items
         .iter()
         .map(|i| {
@@ -758,7 +783,11 @@ fn enc_put_end<'b>(fbb: &mut Fbb<'b>, items: &[PutEndItem]) -> WIPOffset<fb::Put
             )
         })
         .collect();
-    let items = fbb.create_vector(&items);
+    fbb.create_vector(&items)
+}
+
+fn enc_put_end<'b>(fbb: &mut Fbb<'b>, items: &[PutEndItem]) -> WIPOffset<fb::PutEnd<'b>> {
+    let items = enc_put_end_items(fbb, items);
     fb::PutEnd::create(fbb, &fb::PutEndArgs { items: Some(items) })
 }
 
@@ -898,6 +927,7 @@ fn enc_request_body(fbb: &mut Fbb<'_>, req: &Request) -> RequestBody {
         | Request::BatchReplicaClear { .. } => {
             tasks::enc_request(fbb, req).expect("a replica-management request")
         }
+        Request::PutCredit { .. } => credit::enc_request(fbb, req).expect("a credit request"),
     }
 }
 
@@ -1033,43 +1063,49 @@ fn dec_put_start(p: fb::PutStart<'_>) -> PutStartParts {
                 .collect()
         })
         .unwrap_or_default();
-    let config = p
-        .config()
-        .map(|c| ReplicateConfig {
-            replica_num: c.replica_num(),
-            preferred_segments: dec_strs(c.preferred_segments()),
-            with_hard_pin: c.with_hard_pin(),
-            soft_pin_action: SoftPinAction::from_u8(c.soft_pin_action()),
-            soft_pin_ttl_ms: c.soft_pin_ttl_ms(),
-        })
-        .unwrap_or_default();
     (
         p.client_id(),
         p.client_host().unwrap_or_default().to_string(),
         items,
-        config,
+        dec_config(p.config()),
     )
 }
 
+fn dec_config(c: Option<fb::ReplicateConfig<'_>>) -> ReplicateConfig {
+    c.map(|c| ReplicateConfig {
+        replica_num: c.replica_num(),
+        preferred_segments: dec_strs(c.preferred_segments()),
+        with_hard_pin: c.with_hard_pin(),
+        soft_pin_action: SoftPinAction::from_u8(c.soft_pin_action()),
+        soft_pin_ttl_ms: c.soft_pin_ttl_ms(),
+    })
+    .unwrap_or_default()
+}
+
+fn dec_put_end_items(
+    v: Option<Vector<'_, ForwardsUOffset<fb::PutEndItem<'_>>>>,
+) -> Vec<PutEndItem> {
+    v.map(|v| {
+        v.iter()
+            .map(|i| PutEndItem {
+                key: i.key().unwrap_or_default().to_string(),
+                slice_crcs: i
+                    .slice_crcs()
+                    .map(|c| c.iter().collect())
+                    .unwrap_or_default(),
+                failed_replicas: i
+                    .failed_replicas()
+                    .map(|c| c.iter().collect())
+                    .unwrap_or_default(),
+                generation: i.generation(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 fn dec_put_end(p: fb::PutEnd<'_>) -> Vec<PutEndItem> {
-    p.items()
-        .map(|v| {
-            v.iter()
-                .map(|i| PutEndItem {
-                    key: i.key().unwrap_or_default().to_string(),
-                    slice_crcs: i
-                        .slice_crcs()
-                        .map(|c| c.iter().collect())
-                        .unwrap_or_default(),
-                    failed_replicas: i
-                        .failed_replicas()
-                        .map(|c| c.iter().collect())
-                        .unwrap_or_default(),
-                    generation: i.generation(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    dec_put_end_items(p.items())
 }
 
 /// Decodes a request payload into (term, request).
@@ -1173,6 +1209,7 @@ fn dec_request_body(r: &fb::Request<'_>) -> Result<Request, SchemaError> {
         | B::TaskEnd
         | B::ListTasks
         | B::BatchReplicaClear => tasks::dec_request(r)?,
+        B::PutCredit => credit::dec_request(r)?,
         other => return Err(unknown_request(other)),
     })
 }
@@ -1335,6 +1372,9 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
         ResponseBody::Tasks(_) | ResponseBody::TaskCopy(_) => {
             tasks::enc_response(fbb, &resp.body).expect("a task answer")
         }
+        ResponseBody::CreditGrant { .. } => {
+            credit::enc_response(fbb, &resp.body).expect("a credit answer")
+        }
     };
     let message = (!resp.message.is_empty()).then(|| fbb.create_string(&resp.message));
     let leader_address =
@@ -1429,6 +1469,7 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
         fb::ResponseBody::Tasks | fb::ResponseBody::TaskCopy => {
             tasks::dec_response(&r).ok_or_else(bad)?
         }
+        fb::ResponseBody::CreditGrant => credit::dec_response(&r).ok_or_else(bad)?,
         other => {
             return Err(SchemaError::Invalid(format!(
                 "unknown response type {}",
@@ -1641,6 +1682,22 @@ mod tests {
             keys: vec!["a".into(), "b".into()],
             segment_name: "h:1".into(),
         });
+        rt_req(Request::PutCredit {
+            client_id: 6,
+            client_host: "h".into(),
+            config: ReplicateConfig {
+                replica_num: 2,
+                ..Default::default()
+            },
+            commits: vec![PutEndItem {
+                key: "k".into(),
+                slice_crcs: vec![3],
+                failed_replicas: vec![1],
+                generation: 77,
+            }],
+            want: vec![(4096, 16), (1 << 20, 2)],
+            release: vec![78, 79],
+        });
     }
 
     #[test]
@@ -1669,6 +1726,14 @@ mod tests {
                 targets: vec![replica()],
                 source_segment: "h:1".into(),
             })),
+            ResponseBody::CreditGrant {
+                codes: vec![0, -705],
+                credits: vec![Credit {
+                    size: 4096,
+                    replicas: vec![replica()],
+                    ttl_ms: 60_000,
+                }],
+            },
             ResponseBody::Unit,
             ResponseBody::PingAck {
                 client_known: true,

@@ -6,6 +6,8 @@
 //! A replica whose transfer failed is reported in `failed_replicas` and the others commit;
 //! an item none of whose replicas was written is revoked and fails.
 
+mod credit;
+
 use mc_schema::limits::{MAX_OBJECT_BYTES, MAX_SLICE_BYTES};
 use std::sync::Arc;
 
@@ -28,6 +30,10 @@ struct Batch<'a> {
     todo: Vec<usize>,
     /// CRC32C of every slice of each item of `todo`.
     crcs: Vec<Vec<u32>>,
+    /// The put credit each item of `todo` is written into (0 = started by PutStart), and
+    /// the config it was granted for; empty when the batch uses none.
+    credit: Vec<u64>,
+    credit_config: Option<ReplicateConfig>,
 }
 
 /// What the transfer phase left for each item of `todo`.
@@ -94,6 +100,16 @@ impl<'a> Batch<'a> {
             results,
             todo,
             crcs,
+            credit: Vec::new(),
+            credit_config: None,
+        }
+    }
+
+    /// The credit item `i` (an index into `items`) is written into; 0 = none.
+    fn credit_id(&self, i: usize) -> u64 {
+        match self.todo.binary_search(&i) {
+            Ok(t) => self.credit.get(t).copied().unwrap_or(0),
+            Err(_) => 0,
         }
     }
 
@@ -169,16 +185,21 @@ impl Store {
         config: &ReplicateConfig,
         upsert: bool,
     ) -> Vec<Result<()>> {
-        let b = Batch::validate(items);
+        let mut b = Batch::validate(items);
         if b.todo.is_empty() {
             return b.finish();
         }
-        let start_items = b
-            .todo
-            .iter()
-            .map(|&i| (b.items[i].0.to_string(), b.items[i].1.len() as u64))
-            .collect();
-        let started = match self.start_writes(start_items, config, upsert) {
+        let started = if !upsert && self.credit.enabled() {
+            self.start_with_credit(&mut b, config)
+        } else {
+            let start_items = b
+                .todo
+                .iter()
+                .map(|&i| (b.items[i].0.to_string(), b.items[i].1.len() as u64))
+                .collect();
+            self.start_writes(start_items, config, upsert)
+        };
+        let started = match started {
             Ok(s) => s,
             Err(e) => return b.finish_with(Err(e)),
         };
@@ -198,18 +219,28 @@ impl Store {
         let written = self.transfer_writes(&mut b, started, pins, &mut revokes);
         let ends = decide(&mut b, started, written, &mut revokes);
         let fresh = locations(&b, started, &ends);
+        let (credit_ends, ends): (Vec<_>, Vec<_>) =
+            ends.into_iter().partition(|(i, _)| b.credit_id(*i) != 0);
+        let (lost, revokes): (Vec<usize>, Vec<usize>) =
+            revokes.into_iter().partition(|&i| b.credit_id(i) != 0);
         if !revokes.is_empty() {
             // Best effort: a lost revoke leaves a pending object that is never readable;
             // its space waits for the master's zombie-PutStart cleanup.
+            let keys = revokes.iter().map(|&i| b.items[i].0.to_string()).collect();
             let _ = self.call(&if upsert {
-                Request::UpsertRevoke { keys: revokes }
+                Request::UpsertRevoke { keys }
             } else {
-                Request::PutRevoke { keys: revokes }
+                Request::PutRevoke { keys }
             });
         }
         if let Some(e) = injected_commit_failure() {
             return b.finish_with(Err(e));
         }
+        let retry = if credit_ends.is_empty() && lost.is_empty() {
+            Vec::new()
+        } else {
+            self.commit_credit(&mut b, credit_ends, lost)
+        };
         if let Err(e) = self.commit_writes(&mut b, ends, upsert) {
             return b.finish_with(Err(e));
         }
@@ -218,6 +249,9 @@ impl Store {
             if matches!(b.results[i], Some(Ok(()))) {
                 self.cache.insert(b.items[i].0, l);
             }
+        }
+        if !retry.is_empty() {
+            self.retry_long_way(&mut b, &retry);
         }
         b.finish()
     }
@@ -370,13 +404,14 @@ impl Store {
     }
 
     /// Phase 3: sends every slice of every replica of every started item, pipelined per
-    /// shard. Items the master refused, or whose replicas do not fit, are decided here.
+    /// shard. Items the master refused, or whose replicas do not fit, are decided here
+    /// (the latter also go to `revokes`, by index into `items`).
     fn transfer_writes(
         &self,
         b: &mut Batch<'_>,
         started: &[PutStartResult],
         pins: &[u8],
-        revokes: &mut Vec<String>,
+        revokes: &mut Vec<usize>,
     ) -> Vec<Written> {
         let mut jobs = Vec::new();
         let mut owner = Vec::new(); // (position in todo, replica index) of each job
@@ -388,7 +423,7 @@ impl Store {
                 continue;
             }
             if !st.replicas.iter().all(|r| b.fits(t, r)) {
-                revokes.push(key.to_string());
+                revokes.push(b.todo[t]);
                 b.results[b.todo[t]] = Some(Err(Error::new(
                     ErrorCode::InternalError,
                     "master returned a replica that does not fit the value",
@@ -477,7 +512,7 @@ fn decide(
     b: &mut Batch<'_>,
     started: &[PutStartResult],
     written: Vec<Written>,
-    revokes: &mut Vec<String>,
+    revokes: &mut Vec<usize>,
 ) -> Vec<(usize, PutEndItem)> {
     let mut ends = Vec::new();
     for (t, (st, w)) in started.iter().zip(written).enumerate() {
@@ -488,7 +523,7 @@ fn decide(
         let key = b.items[i].0;
         match w.error {
             Some(e) if w.failed.len() == st.replicas.len() => {
-                revokes.push(key.to_string());
+                revokes.push(i);
                 b.results[i] = Some(Err(e));
             }
             error => {

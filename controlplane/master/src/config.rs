@@ -196,6 +196,15 @@ pub struct MasterConfig {
     /// After this long, an unfinished PutStart's space is released (bare number = seconds).
     #[arg(long = "put_start_release_timeout_sec", default_value = "300", value_parser = seconds)]
     pub put_start_release_timeout_sec: Duration,
+    /// Put credit (this build's own): how long space a client reserved ahead of its puts
+    /// is kept for it before it is freed unused (bare number = seconds; at most
+    /// `--put_start_release_timeout_sec`; 0 = grant none, so every put takes PutStart,
+    /// write, PutEnd). See `docs/why-fast-path.md`.
+    #[arg(long = "put_credit_ttl_sec", default_value = "60", value_parser = seconds)]
+    pub put_credit_ttl_sec: Duration,
+    /// Most bytes of put credit one client holds (its replicas counted; `1GB`, bytes).
+    #[arg(long = "put_credit_max_bytes", default_value = "1GB", value_parser = mc_schema::units::parse_size)]
+    pub put_credit_max_bytes: u64,
     /// File holding the secret that signs write tokens (at least 16 bytes; surrounding
     /// whitespace is ignored). Empty: a new random secret per master process, handed to the
     /// nodes when they mount. Give every master of an HA group the same file.
@@ -413,6 +422,8 @@ mod tests {
         assert_eq!(c.eviction_high_watermark_ratio, 0.95);
         assert_eq!(c.put_start_discard_timeout_sec, Duration::from_secs(30));
         assert_eq!(c.put_start_release_timeout_sec, Duration::from_secs(300));
+        assert_eq!(c.put_credit_ttl_sec, Duration::from_secs(60));
+        assert_eq!(c.put_credit_max_bytes, 1 << 30);
         assert_eq!(c.default_kv_soft_pin_ttl, Duration::from_secs(1800));
         assert!(c.allow_evict_soft_pinned_objects);
         assert!(!c.enable_ha);

@@ -289,6 +289,9 @@ fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig
             promotion_threshold: cfg.promotion_admission_threshold.max(1),
             promotion_queue_limit: cfg.promotion_queue_limit,
             disk_eviction: cfg.enable_disk_eviction,
+            // Credit is space of a put not finished yet: never kept longer than that.
+            credit_ttl_ms: ms(cfg.put_credit_ttl_sec).min(ms(cfg.put_start_release_timeout_sec)),
+            credit_max_client_bytes: cfg.put_credit_max_bytes,
         },
         client_ttl_ms: ms(cfg.client_ttl),
         recovery_grace_ms: ms(cfg.recovery_grace),

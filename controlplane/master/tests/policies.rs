@@ -58,6 +58,8 @@ fn policy() -> Policy {
         promotion_threshold: 2,
         promotion_queue_limit: 256,
         disk_eviction: false,
+        credit_ttl_ms: 10_000,
+        credit_max_client_bytes: 1 << 30,
     }
 }
 

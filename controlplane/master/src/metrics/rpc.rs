@@ -66,6 +66,7 @@ rpc_ops! {
     TaskEnd => "task_end",
     ListTasks => "list_tasks",
     BatchReplicaClear => "batch_replica_clear",
+    PutCredit => "put_credit",
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -108,6 +109,10 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::TaskEnd { .. } => (RpcOp::TaskEnd, 1),
         Request::ListTasks { .. } => (RpcOp::ListTasks, 1),
         Request::BatchReplicaClear { keys, .. } => (RpcOp::BatchReplicaClear, keys.len()),
+        Request::PutCredit { commits, want, .. } => (
+            RpcOp::PutCredit,
+            commits.len() + want.iter().map(|w| w.1 as usize).sum::<usize>(),
+        ),
     };
     (op, keys as u64)
 }

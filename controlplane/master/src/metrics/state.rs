@@ -21,7 +21,7 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 /// Name, type, help and reader of every family; the names are Mooncake's.
-const FAMILIES: [(&str, MetricType, &str, Read); 20] = [
+const FAMILIES: [(&str, MetricType, &str, Read); 22] = [
     (
         "master_key_count",
         MetricType::GAUGE,
@@ -141,6 +141,18 @@ const FAMILIES: [(&str, MetricType, &str, Read); 20] = [
         MetricType::GAUGE,
         "Finished copy/move tasks remembered for queries (--max_total_finished_tasks).",
         |m| m.tasks.counts().finished as u64,
+    ),
+    (
+        "master_put_credit_bytes",
+        MetricType::GAUGE,
+        "Bytes placed ahead of clients' puts and not used yet (put credit, --put_credit_ttl_sec).",
+        |m| m.objects.credit_bytes(),
+    ),
+    (
+        "master_put_credit_commits_total",
+        MetricType::COUNTER,
+        "Puts committed into credit (a write and one commit, no PutStart).",
+        |m| load(&m.objects.stats.credit_commits_total),
     ),
 ];
 

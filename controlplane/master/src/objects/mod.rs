@@ -14,6 +14,7 @@
 
 mod adopt;
 mod copy;
+mod credit;
 mod evict;
 mod object;
 mod offload;
@@ -77,6 +78,11 @@ pub struct Policy {
     /// Offload notices tell nodes to delete their oldest SSD records when the quota is
     /// reached (`--enable_disk_eviction`).
     pub disk_eviction: bool,
+    /// Put credit is freed this long after its grant when unused (`--put_credit_ttl_sec`;
+    /// 0 = none is granted).
+    pub credit_ttl_ms: u64,
+    /// Most bytes of put credit one client holds (`--put_credit_max_bytes`).
+    pub credit_max_client_bytes: u64,
 }
 
 impl Default for Policy {
@@ -96,6 +102,8 @@ impl Default for Policy {
             promotion_threshold: 2,
             promotion_queue_limit: 256,
             disk_eviction: false,
+            credit_ttl_ms: 60_000,
+            credit_max_client_bytes: 1 << 30,
         }
     }
 }
@@ -130,6 +138,8 @@ pub struct PolicyStats {
     pub evict_offloads_total: AtomicU64,
     /// SSD-only objects that gained a memory replica again (`--promotion_on_hit`).
     pub promoted_objects_total: AtomicU64,
+    /// Puts committed into put credit.
+    pub credit_commits_total: AtomicU64,
 }
 
 /// Checks a PutEnd / UpsertEnd against the put it names (generation, one CRC per slice,
@@ -185,6 +195,8 @@ pub struct ObjectStore {
     sketch: Mutex<sketch::Sketch>,
     /// Promotions in flight, by key.
     promoting: Mutex<HashMap<String, promote::Promoting>>,
+    /// Put credit held for clients.
+    credits: Mutex<credit::CreditTable>,
 }
 
 impl ObjectStore {
@@ -203,6 +215,7 @@ impl ObjectStore {
             offload_progress: tokio::sync::Notify::new(),
             sketch: Mutex::new(sketch::Sketch::default()),
             promoting: Mutex::new(HashMap::new()),
+            credits: Mutex::new(credit::CreditTable::default()),
         }
     }
 
@@ -331,26 +344,7 @@ impl ObjectStore {
         now_ms: u64,
     ) -> PutStartOutcome {
         let (h, mut shard) = self.shard(key);
-        if let Some(o) = shard.get(h, key) {
-            if o.complete() || now_ms.saturating_sub(o.last_access_ms()) < self.policy.discard_ms {
-                return Err(ErrorCode::ObjectAlreadyExists);
-            }
-            let old = shard.remove(h, key, |k| self.hash(k)).expect("present");
-            let started_ms = old.last_access_ms();
-            let size = old.size();
-            self.defer_free(
-                started_ms + self.policy.release_ms,
-                size,
-                old.locs().to_vec(),
-            );
-            self.stats
-                .preempted_put_starts_total
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                key,
-                "preempted a PutStart left without PutEnd past the discard timeout"
-            );
-        }
+        self.claim_key(&mut shard, h, key, now_ms)?;
         let (locs, descs, _) = self.place(len, cfg, client_host)?;
         if self.policy.offload_on_evict {
             // A key parked by eviction and then removed must not park the new value.
@@ -366,6 +360,39 @@ impl ObjectStore {
         obj.set_writer(client_id);
         shard.insert(h, key, obj, |k| self.hash(k));
         Ok(descs)
+    }
+
+    /// Makes `key` free for a new put: an existing object refuses it with
+    /// OBJECT_ALREADY_EXISTS, unless it is a PutStart pending for longer than the discard
+    /// timeout, which is preempted (its space released later).
+    fn claim_key(
+        &self,
+        shard: &mut Shard,
+        h: u64,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let Some(o) = shard.get(h, key) else {
+            return Ok(());
+        };
+        if o.complete() || now_ms.saturating_sub(o.last_access_ms()) < self.policy.discard_ms {
+            return Err(ErrorCode::ObjectAlreadyExists);
+        }
+        let old = shard.remove(h, key, |k| self.hash(k)).expect("present");
+        let started_ms = old.last_access_ms();
+        self.defer_free(
+            started_ms + self.policy.release_ms,
+            old.size(),
+            old.locs().to_vec(),
+        );
+        self.stats
+            .preempted_put_starts_total
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            key,
+            "preempted a PutStart left without PutEnd past the discard timeout"
+        );
+        Ok(())
     }
 
     /// Like [`put_start`](Self::put_start), but a complete object gets new space for a
@@ -471,7 +498,7 @@ impl ObjectStore {
     /// Commits a pending object with its per-slice CRCs, first dropping the replicas whose
     /// transfer failed. With none left the object is revoked and TRANSFER_FAIL returned. A
     /// PutEnd whose generation names an older, preempted PutStart gets INVALID_WRITE.
-    pub fn put_end(&self, item: PutEndItem, now_ms: u64) -> ErrorCode {
+    pub fn put_end(&self, mut item: PutEndItem, now_ms: u64) -> ErrorCode {
         let (h, mut shard) = self.shard(&item.key);
         let Some(o) = shard.get_mut(h, &item.key) else {
             return ErrorCode::ObjectNotFound;
@@ -493,11 +520,22 @@ impl ObjectStore {
         if c != ErrorCode::Ok {
             return c;
         }
+        let key = std::mem::take(&mut item.key);
+        let c = self.commit_pending(o, item, now_ms);
+        if c == ErrorCode::TransferFail {
+            shard.remove(h, &key, |k| self.hash(k));
+        }
+        c
+    }
+
+    /// Commits checked `item` into pending `o`: drops the replicas whose transfer failed
+    /// (TRANSFER_FAIL when none is left: the caller removes `o`), records the CRCs, tells
+    /// the holders, and queues the SSD copy when every object gets one.
+    fn commit_pending(&self, o: &mut Object, item: PutEndItem, now_ms: u64) -> ErrorCode {
         if !item.failed_replicas.is_empty() {
             let (keep, lost) = split_failed(o.size(), o.locs(), &item.failed_replicas);
             self.segments.free(o.size(), &lost);
             if keep.is_empty() {
-                shard.remove(h, &item.key, |k| self.hash(k));
                 return ErrorCode::TransferFail;
             }
             o.pin_put_generation();
@@ -688,6 +726,7 @@ impl ObjectStore {
     /// objects (a restarted node's previous instance leaves with its memory and disk
     /// segments at once: a million objects are looked at once, not once per segment).
     pub fn drop_segments(&self, slots: &[u32]) -> (u64, u64) {
+        self.drop_credit_in(slots);
         let (mut replicas, mut objects) = (0, 0);
         let gone = |l: &SliceLoc| slots.contains(&l.segment);
         for shard in self.shards.iter() {

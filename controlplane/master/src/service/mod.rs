@@ -1,5 +1,6 @@
 //! The master's RPC handlers: validation, then metadata and segment operations.
 
+mod credit;
 mod tasks;
 mod waits;
 
@@ -220,6 +221,7 @@ impl MasterService {
             }
             self.segments.notices.forget(*id);
             self.recovery.forget(*id);
+            self.objects.drop_client_credit(*id);
             warn!(client_id = id, "client silent for over client_ttl: dropped");
         }
         dead
@@ -288,7 +290,7 @@ impl MasterService {
         self.recovery.expire_hints(now);
         self.objects.expire_promotions(now);
         self.expire_tasks(now);
-        let mut freed = self.objects.release_zombies(now);
+        let mut freed = self.objects.release_zombies(now) + self.objects.expire_credit(now);
         let last = self
             .last_sweep_ms
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -629,6 +631,9 @@ impl MasterService {
                 keys,
                 segment_name,
             } => self.batch_replica_clear(client_id, &keys, &segment_name, now),
+            req @ Request::PutCredit { .. } => {
+                return self.when_settled(now, move |m, now| m.put_credit(req, now));
+            }
         };
         Reply::Now(resp)
     }
