@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""The yardstick of issue 13: the same put/get loop through Python, against mooncake-rs
+(mooncake_rs.store) and against a Redis server (redis-py SET/GET, MSET/MGET for batches),
+interleaved in one run on one machine.
+
+Cases per value size: single put / get, and batches of ``--batch`` (put_batch / get_batch
+against MSET / MGET). Every value read back is checked; only the store calls are timed.
+Prints ops/s per case and system, then ours / Redis.
+
+    target/py/bin/pip install ./python redis    # release build of the extension, redis-py
+    cargo build --release --bins
+    target/py/bin/python bench/python_vs_redis.py
+
+Both run on loopback: one master and one store node of ours, one redis-server (no
+persistence). Redis is a single-threaded server answering in one round trip; ours costs
+the round trips described in docs/why-fast-path.md.
+"""
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from python_bench import REPO, LocalCluster, call, free_port, human, parse_size, timed  # noqa: E402
+
+try:
+    import redis
+except ImportError:
+    sys.exit("redis-py is missing: target/py/bin/pip install redis")
+
+from mooncake_rs.store import MooncakeDistributedStore  # noqa: E402
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, without persistence, stopped on exit."""
+
+    def __init__(self):
+        exe = shutil.which("redis-server")
+        if not exe:
+            sys.exit("redis-server is missing: run scripts/setup.sh")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    sys.exit("redis-server did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Ours:
+    """mooncake_rs.store behind the loop's four calls."""
+
+    def __init__(self, store):
+        self.s = store
+
+    def put(self, k, v):
+        assert self.s.put(k, v) == 0
+
+    def get(self, k):
+        return self.s.get(k)
+
+    def put_batch(self, ks, vs):
+        assert self.s.put_batch(ks, vs) == 0
+
+    def get_batch(self, ks):
+        return self.s.get_batch(ks)
+
+    def clear(self):
+        self.s.remove_all(force=True)
+
+
+class Redis:
+    """redis-py behind the same four calls."""
+
+    def __init__(self, client):
+        self.r = client
+
+    def put(self, k, v):
+        assert self.r.set(k, v)
+
+    def get(self, k):
+        return self.r.get(k)
+
+    def put_batch(self, ks, vs):
+        assert self.r.mset(dict(zip(ks, vs)))
+
+    def get_batch(self, ks):
+        return self.r.mget(ks)
+
+    def clear(self):
+        self.r.flushall()
+
+
+def run_size(sys_, size, working_set, batch, budget_s, tag):
+    """ops/s of the four cases of one size against one system."""
+    n = max(batch, working_set // size)
+    n -= n % batch
+    keys = [f"{tag}-{size}-{i:08d}" for i in range(n)]
+    rng = np.random.default_rng(size)
+    raw = [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for _ in range(8)]
+
+    def check(i, got):
+        if got != raw[i % 8]:
+            raise SystemExit(f"wrong bytes for key {keys[i]}")
+
+    def put1(i):
+        return 1, call(sys_.put, keys[i], raw[i % 8])[1]
+
+    def get1(i):
+        got, dt = call(sys_.get, keys[i])
+        check(i, got)
+        return 1, dt
+
+    def putb(j):
+        ks = keys[j * batch:(j + 1) * batch]
+        return batch, call(sys_.put_batch, ks, [raw[(j * batch + k) % 8] for k in range(batch)])[1]
+
+    def getb(j):
+        got, dt = call(sys_.get_batch, keys[j * batch:(j + 1) * batch])
+        for k, g in enumerate(got):
+            check(j * batch + k, g)
+        return batch, dt
+
+    res = {"put": timed(put1, n, size, budget_s)}
+    res["get"] = timed(get1, res["put"][2], size, budget_s)
+    sys_.clear()
+    res[f"put_batch({batch})"] = timed(putb, n, size, budget_s)
+    res[f"get_batch({batch})"] = timed(getb, res[f"put_batch({batch})"][2], size, budget_s)
+    sys_.clear()
+    return {case: r[0] for case, r in res.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="4KB,64KB,1MB,16MB")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--bytes", default="256MB", help="working set per case")
+    ap.add_argument("--duration", type=float, default=5, help="cap per phase, seconds (0 = none)")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    ap.add_argument("--segment-size", default="2GB", help="of the local store node")
+    ap.add_argument("--bin-dir", default=str(REPO / "target/release"))
+    args = ap.parse_args()
+
+    cluster = LocalCluster(args.bin_dir, args.segment_size)
+    server = RedisServer()
+    store = MooncakeDistributedStore()
+    try:
+        rc = store.setup("127.0.0.1", "P2PHANDSHAKE", 0, 64 << 20, "tcp", "", cluster.master)
+        if rc != 0:
+            sys.exit(f"setup failed: {rc}")
+        systems = {"ours": Ours(store), "redis": Redis(server.client)}
+        ws = parse_size(args.bytes)
+        print(f"{'case':<16} {'size':>8} {'ours ops/s':>12} {'redis ops/s':>12} {'ours/redis':>11}"
+              f"   (median of {args.repeat}, interleaved)")
+        for size in map(parse_size, args.sizes.split(",")):
+            rounds = {name: [] for name in systems}
+            for r in range(args.repeat):
+                for name, s in systems.items():
+                    rounds[name].append(run_size(s, size, ws, args.batch, args.duration, f"r{r}"))
+            for case in rounds["ours"][0]:
+                ours = statistics.median(x[case] for x in rounds["ours"])
+                red = statistics.median(x[case] for x in rounds["redis"])
+                print(f"{case:<16} {human(size):>8} {ours:>12.0f} {red:>12.0f} {ours / red:>10.2f}x")
+    finally:
+        store.close()
+        server.stop()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
