@@ -41,7 +41,9 @@ impl MooncakeDistributedNoFRegister {
     /// Would mount the namespace `[base, base + size)` at the master; returns -1 (module
     /// doc).
     #[pyo3(signature = (nqn=String::new(), nsid=1, traddr=String::new(), trsvcid=4420,
-        base=0, size=1024, master_server_addr="127.0.0.1:50051".to_string()))]
+        base=0, size=1024, master_server_addr="127.0.0.1:50051".to_string()),
+        text_signature = "($self, nqn='', nsid=1, traddr='', trsvcid=4420, base=0, size=1024, \
+            master_server_addr='127.0.0.1:50051')")]
     #[allow(clippy::too_many_arguments)]
     fn real_register(
         &self,
@@ -63,7 +65,9 @@ impl MooncakeDistributedNoFRegister {
 
     /// Would unmount every segment registered for the namespace; returns -1 (module doc).
     #[pyo3(signature = (nqn=String::new(), nsid=1, traddr=String::new(), trsvcid=4420,
-        master_server_addr="127.0.0.1:50051".to_string()))]
+        master_server_addr="127.0.0.1:50051".to_string()),
+        text_signature = "($self, nqn='', nsid=1, traddr='', trsvcid=4420, \
+            master_server_addr='127.0.0.1:50051')")]
     fn real_unregister_by_endpoint(
         &self,
         nqn: String,

@@ -278,3 +278,20 @@ def test_old_names_are_the_same_classes():
     assert buffer_pool.RegisteredBufferPool is BufferPool
     assert RegisteredBufferLease is BufferLease
     assert RegisteredBufferLeaseView.__name__ == "BufferLeaseView"
+
+
+def test_constructor_defaults_are_mooncakes():
+    import inspect
+
+    params = inspect.signature(BufferPool).parameters
+    assert {n: p.default for n, p in params.items() if n != "store"} == {
+        "max_bytes": 0,
+        "min_size_class": 64 * 1024,
+        "max_size_class": None,
+        "alignment": 8 * 1024 * 1024,
+        "block_on_exhaustion": True,
+        "default_timeout": None,
+        "max_regions": None,
+        "prewarm_size": None,
+        "prewarm_count": 0,
+    }

@@ -89,9 +89,12 @@ impl BufferPool {
     /// `_get_pyclient_capsule()`). `max_bytes=0` allows twice the local buffer (one
     /// local-buffer-sized overflow burst); a smaller non-zero value is raised to the local
     /// buffer's size. `alignment` applies to overflow buffers.
+    ///
+    /// Defaults as Mooncake's, written out so `inspect.signature` shows them: 64 KiB and
+    /// 8 MiB.
     #[new]
-    #[pyo3(signature = (store, max_bytes=0, min_size_class=64 * 1024, max_size_class=None,
-        alignment=8 * 1024 * 1024, block_on_exhaustion=true, default_timeout=None,
+    #[pyo3(signature = (store, max_bytes=0, min_size_class=65536, max_size_class=None,
+        alignment=8388608, block_on_exhaustion=true, default_timeout=None,
         max_regions=None, prewarm_size=None, prewarm_count=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
