@@ -28,11 +28,13 @@
 // (`store::read::hand_out`); no other code here is unsafe.
 #![deny(unsafe_code)]
 
+pub mod engram;
 mod error;
 pub mod metrics;
 mod pool;
 mod store;
 
+pub use engram::EngramLayer;
 pub use error::{Error, ErrorCode, Result};
 pub use mc_coord::MasterLocator;
 pub use mc_schema::limits::{MAX_BATCH_KEYS, MAX_KEY_LEN, MAX_OBJECT_BYTES, MAX_SLICE_BYTES};

@@ -13,9 +13,15 @@ from enum import IntEnum
 from . import _tensor_header, _tensors
 from ._native import (
     BufferHandle,
+    BufferLease,
+    BufferLeaseView,
+    BufferPool,
     Descriptor,
     DiskDescriptor,
+    EngramStore,
+    EngramStoreConfig,
     MemoryDescriptor,
+    MooncakeDistributedNoFRegister,
     ObjectDataType,
     ReplicaDescriptor,
     ReplicaStatus,
@@ -25,6 +31,7 @@ from ._native import (
     QueryTaskResponse,
     TaskStatus,
     TaskType,
+    _get_pyclient_from_wrapper,
     bind_to_numa_node,
     error_codes as _error_codes,
     get_alloc_func_addr,
@@ -34,6 +41,11 @@ from ._native import MooncakeDistributedStore as _NativeStore
 from ._parallel_store import ParallelismMethods as _ParallelismMethods
 from ._parallelism import ParallelAxis, ReadTarget, TensorParallelism
 from ._tensor_store import TensorMethods as _TensorMethods
+
+# Mooncake's older names of the buffer pool classes: the same classes.
+RegisteredBufferPool = BufferPool
+RegisteredBufferLease = BufferLease
+RegisteredBufferLeaseView = BufferLeaseView
 
 
 class MooncakeDistributedStore(_ParallelismMethods, _TensorMethods, _NativeStore):
@@ -143,13 +155,22 @@ __all__ = [
     "get_free_func_addr",
     "MooncakeHostMemAllocator",
     "BufferHandle",
+    "BufferLease",
+    "BufferLeaseView",
+    "BufferPool",
     "Descriptor",
     "DiskDescriptor",
+    "EngramStore",
+    "EngramStoreConfig",
     "ErrorCode",
     "MemoryDescriptor",
     "ObjectDataType",
     "MooncakeDistributedStore",
+    "MooncakeDistributedNoFRegister",
     "ParallelAxis",
+    "RegisteredBufferLease",
+    "RegisteredBufferLeaseView",
+    "RegisteredBufferPool",
     "ReadTarget",
     "TensorParallelism",
     "ReplicaDescriptor",

@@ -358,6 +358,10 @@ pub enum BindingError {
     /// An empty string among the preferred segments.
     #[error("preferred segment names must not be empty; drop the empty entry")]
     EmptyPreferredSegment,
+
+    /// A buffer-pool call was refused (`pool/`); raised as `RuntimeError`.
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
 }
 
 impl BindingError {

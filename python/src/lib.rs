@@ -7,12 +7,16 @@
 //! `MC_LOG` (default `warn`).
 
 mod buffers;
+mod capsule;
 mod config;
 mod dummy;
 mod embedded;
+mod engram;
 mod error;
 mod host_mem;
+mod nof;
 mod numa;
+mod pool;
 mod ranges;
 mod replica;
 mod segments;
@@ -55,6 +59,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<replica::MemoryDescriptor>()?;
     m.add_class::<replica::BufferDescriptor>()?;
     m.add_class::<buffers::BufferHandle>()?;
+    m.add_class::<pool::BufferPool>()?;
+    m.add_class::<pool::BufferLease>()?;
+    m.add_class::<pool::BufferLeaseView>()?;
+    m.add_function(wrap_pyfunction!(capsule::_get_pyclient_from_wrapper, m)?)?;
+    m.add_class::<engram::EngramStoreConfig>()?;
+    m.add_class::<engram::EngramStore>()?;
+    m.add_class::<nof::MooncakeDistributedNoFRegister>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(numa::bind_to_numa_node, m)?)?;
     m.add_function(wrap_pyfunction!(host_mem::get_alloc_func_addr, m)?)?;

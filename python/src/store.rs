@@ -35,6 +35,8 @@ pub struct Client {
     pub staging: Staging,
     /// Put and get sessions (`sessions.rs`).
     pub sessions: crate::sessions::Sessions,
+    /// The local buffer `BufferPool`s lend from (`pool/`), mapped on first use.
+    pub local_buffer: crate::pool::LocalBufferSlot,
     // Dropped after `store`: the node outlives the client that may still read from it.
     _node: Option<Embedded>,
 }
@@ -70,6 +72,7 @@ impl Client {
             host: args.local_hostname.clone(),
             staging: Staging::new(args.local_buffer_size as usize),
             sessions: Default::default(),
+            local_buffer: crate::pool::LocalBufferSlot::new(args.local_buffer_size as usize),
             _node: node,
         })
     }
@@ -483,6 +486,10 @@ impl MooncakeDistributedStore {
         let d = self.dummy.write().take();
         py.detach(move || drop(d));
         let c = self.client.write().take();
+        if let Some(b) = c.as_ref().and_then(|c| c.local_buffer.get()) {
+            // Leases still out keep the memory; the range is no longer the store's.
+            let _ = self.registry.unregister(b.base());
+        }
         // Other threads may still hold the client; the last one to finish drops it.
         py.detach(move || {
             if let Some(c) = &c {

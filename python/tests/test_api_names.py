@@ -20,20 +20,7 @@ FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "mooncake_store_names
 #: Names of the wheel that mooncake_rs.store does not have yet, by where they live
 #: ("module" or a class name). Shrinks as they land; never grows.
 NOT_YET = {
-    "module": {
-        # Buffer pools and leases of Mooncake's allocator (bind_buffer_pool).
-        "BufferLease",
-        "BufferLeaseView",
-        "BufferPool",
-        "RegisteredBufferLease",
-        "RegisteredBufferLeaseView",
-        "RegisteredBufferPool",
-        # Engram store, NVMe-oF registration, the C++ client handle.
-        "EngramStore",
-        "EngramStoreConfig",
-        "MooncakeDistributedNoFRegister",
-        "_get_pyclient_from_wrapper",
-    },
+    "module": set(),
 }
 
 #: Shared methods whose parameters (names, order, defaults) do not match yet.
