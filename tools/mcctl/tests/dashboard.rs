@@ -127,18 +127,25 @@ fn sample(metrics: &str, series: &str) -> f64 {
 }
 
 /// p99 of `op` from `/metrics`: the first bucket bound holding 99 % of the samples.
-fn p99_from_metrics(metrics: &str, op: &str) -> Option<f64> {
-    let total = sample(
-        metrics,
-        &format!("master_rpc_latency_seconds_count{{op=\"{op}\"}}"),
-    );
+fn p99_from_metrics(metrics: &str, ops: &[&str]) -> Option<f64> {
+    let total: f64 = ops
+        .iter()
+        .map(|op| {
+            sample(
+                metrics,
+                &format!("master_rpc_latency_seconds_count{{op=\"{op}\"}}"),
+            )
+        })
+        .sum();
     if total == 0.0 {
         return None;
     }
     let prefix = "master_rpc_latency_seconds_bucket{";
     let mut best = None;
+    // Cumulative counts by bound, added up over `ops` (their lines share the bounds).
+    let mut by_le: Vec<(String, f64)> = Vec::new();
     for line in metrics.lines().filter(|l| l.starts_with(prefix)) {
-        if !line.contains(&format!("op=\"{op}\"")) {
+        if !ops.iter().any(|op| line.contains(&format!("op=\"{op}\""))) {
             continue;
         }
         let le = line
@@ -149,6 +156,12 @@ fn p99_from_metrics(metrics: &str, op: &str) -> Option<f64> {
             .next()
             .unwrap();
         let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        match by_le.iter_mut().find(|x| x.0 == le) {
+            Some(x) => x.1 += count,
+            None => by_le.push((le.to_string(), count)),
+        }
+    }
+    for (le, count) in by_le {
         if le == "+Inf" {
             continue;
         }
@@ -212,21 +225,29 @@ fn assert_leader_page(dom: &str, admin: &str) {
     let metrics = http_get(admin, "/metrics", Duration::from_secs(5))
         .unwrap()
         .body;
-    for (id, op) in [("put", "put_start"), ("get", "get_replica_list")] {
-        let total = sample(&metrics, &format!("master_{op}_requests_total"));
-        let failures = sample(&metrics, &format!("master_{op}_failures_total"));
+    let rows: [(&str, &[&str]); 2] = [
+        ("put", &["put_start", "put_credit"]),
+        ("get", &["get_replica_list"]),
+    ];
+    for (id, ops) in rows {
+        let sum = |what: &str| -> f64 {
+            ops.iter()
+                .map(|op| sample(&metrics, &format!("master_{op}_{what}_total")))
+                .sum()
+        };
+        let (total, failures) = (sum("requests"), sum("failures"));
         assert_eq!(
             value(dom, &format!("{id}-total")).parse::<f64>().unwrap(),
             total
         );
-        assert!(total > 0.0, "the test made {op} requests");
+        assert!(total > 0.0, "the test made {ops:?} requests");
         assert_eq!(
             value(dom, &format!("{id}-failures"))
                 .parse::<f64>()
                 .unwrap(),
             failures
         );
-        let p99 = p99_from_metrics(&metrics, op).expect("samples");
+        let p99 = p99_from_metrics(&metrics, ops).expect("samples");
         assert_eq!(
             value(dom, &format!("{id}-p99")).parse::<f64>().unwrap(),
             p99,

@@ -94,8 +94,12 @@ fn leader_admin_url(leader_rpc: &str, cluster_id: &str) -> Option<String> {
     (admin_port != 0).then(|| format!("http://{host}:{admin_port}/dashboard"))
 }
 
+/// The RPCs a put is made of, summed in the `puts` entry of [`ops_json`]: PutStart for the
+/// long way, PutCredit for puts into put credit (`docs/why-fast-path.md`).
+const PUT_OPS: [RpcOp; 2] = [RpcOp::PutStart, RpcOp::PutCredit];
+
 /// `{op: {requests_total, failures_total, keys_total, latency_count, latency_p99_seconds}}`
-/// for every RPC op.
+/// for every RPC op, plus `puts`: the same over [`PUT_OPS`] together.
 pub fn ops_json(families: &[MetricFamily]) -> Value {
     let counter = |name: String| -> u64 {
         families
@@ -104,47 +108,52 @@ pub fn ops_json(families: &[MetricFamily]) -> Value {
             .and_then(|f| f.get_metric().first())
             .map_or(0, |m| m.get_counter().get_value() as u64)
     };
+    let entry = |names: &[&str]| {
+        let sum = |what: &str| -> u64 {
+            names
+                .iter()
+                .map(|n| counter(format!("master_{n}_{what}_total")))
+                .sum()
+        };
+        let (count, buckets) = latency(families, names);
+        json!({
+            "requests_total": sum("requests"),
+            "failures_total": sum("failures"),
+            "keys_total": sum("keys"),
+            "latency_count": count,
+            "latency_p99_seconds": quantile_bound(0.99, &buckets, count),
+        })
+    };
     let mut ops = Map::new();
     for op in RpcOp::ALL {
-        let name = op.name();
-        let (count, p99) = latency(families, name);
-        ops.insert(
-            name.to_string(),
-            json!({
-                "requests_total": counter(format!("master_{name}_requests_total")),
-                "failures_total": counter(format!("master_{name}_failures_total")),
-                "keys_total": counter(format!("master_{name}_keys_total")),
-                "latency_count": count,
-                "latency_p99_seconds": p99,
-            }),
-        );
+        ops.insert(op.name().to_string(), entry(&[op.name()]));
     }
+    ops.insert("puts".into(), entry(&PUT_OPS.map(RpcOp::name)));
     Value::Object(ops)
 }
 
-/// Sample count and p99 of the latency histogram of `op`.
-fn latency(families: &[MetricFamily], op: &str) -> (u64, Option<f64>) {
-    let Some(metric) = families
-        .iter()
-        .find(|f| f.name() == LATENCY_FAMILY)
-        .and_then(|f| {
-            f.get_metric()
-                .iter()
-                .find(|m| m.get_label().iter().any(|l| l.value() == op))
-        })
-    else {
-        return (0, None);
+/// Sample count and cumulative buckets of the latency histograms of `ops`, added up.
+fn latency(families: &[MetricFamily], ops: &[&str]) -> (u64, Vec<(f64, u64)>) {
+    let mut count = 0;
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    let Some(family) = families.iter().find(|f| f.name() == LATENCY_FAMILY) else {
+        return (0, buckets);
     };
-    let h = metric.get_histogram();
-    let buckets: Vec<(f64, u64)> = h
-        .get_bucket()
+    let of_ops = family
+        .get_metric()
         .iter()
-        .map(|b| (b.upper_bound(), b.cumulative_count()))
-        .collect();
-    (
-        h.get_sample_count(),
-        quantile_bound(0.99, &buckets, h.get_sample_count()),
-    )
+        .filter(|m| m.get_label().iter().any(|l| ops.contains(&l.value())));
+    for m in of_ops {
+        let h = m.get_histogram();
+        count += h.get_sample_count();
+        for (i, b) in h.get_bucket().iter().enumerate() {
+            match buckets.get_mut(i) {
+                Some(x) => x.1 += b.cumulative_count(),
+                None => buckets.push((b.upper_bound(), b.cumulative_count())),
+            }
+        }
+    }
+    (count, buckets)
 }
 
 /// The upper bound of the bucket holding quantile `q`, as Prometheus's `histogram_quantile`
@@ -197,5 +206,11 @@ mod tests {
         assert_eq!(put["latency_count"], 2);
         assert_eq!(put["latency_p99_seconds"], 0.005);
         assert_eq!(ops["get_replica_list"]["latency_p99_seconds"], Value::Null);
+        rpc.record(RpcOp::PutCredit, 16, false, Duration::from_micros(70));
+        let ops = ops_json(&registry.gather());
+        assert_eq!(ops["puts"]["requests_total"], 3);
+        assert_eq!(ops["puts"]["keys_total"], 20);
+        assert_eq!(ops["puts"]["latency_count"], 3);
+        assert_eq!(ops["put_start"]["requests_total"], 2);
     }
 }

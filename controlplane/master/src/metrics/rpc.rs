@@ -109,10 +109,8 @@ pub fn classify(req: &Request) -> (RpcOp, u64) {
         Request::TaskEnd { .. } => (RpcOp::TaskEnd, 1),
         Request::ListTasks { .. } => (RpcOp::ListTasks, 1),
         Request::BatchReplicaClear { keys, .. } => (RpcOp::BatchReplicaClear, keys.len()),
-        Request::PutCredit { commits, want, .. } => (
-            RpcOp::PutCredit,
-            commits.len() + want.iter().map(|w| w.1 as usize).sum::<usize>(),
-        ),
+        // Its keys are the puts it commits (credit asked for or handed back is no key).
+        Request::PutCredit { commits, .. } => (RpcOp::PutCredit, commits.len()),
     };
     (op, keys as u64)
 }

@@ -97,7 +97,7 @@ function renderCounts(h) {
 }
 
 function renderOps(s) {
-  const put = s.ops.put_start, get = s.ops.get_replica_list;
+  const put = s.ops.puts, get = s.ops.get_replica_list;
   const now = Date.now();
   for (const [name, op] of [["put", put], ["get", get]]) {
     show(name + "-total", op.requests_total);
