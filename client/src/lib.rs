@@ -41,4 +41,7 @@ pub use mc_schema::msg::{
     TaskState,
 };
 pub use mc_schema::units::parse_size;
-pub use store::{CacheStats, ObjectLocation, PutReservation, RangeRead, Store, StoreConfig};
+pub use store::{
+    CacheStats, MemcpyMode, ObjectLocation, PutReservation, RangeRead, SameHostStats, Store,
+    StoreConfig,
+};

@@ -12,12 +12,14 @@ mod master;
 mod pipeline;
 mod ranges;
 mod read;
+mod samehost;
 mod tasks;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
 pub use cache::CacheStats;
 pub use ranges::{ObjectLocation, RangeRead};
+pub use samehost::{MemcpyMode, SameHostStats};
 pub use write::PutReservation;
 
 /// How to reach the cluster, and the deadlines of each call.
@@ -50,6 +52,10 @@ pub struct StoreConfig {
     /// Most bytes those entries take (`MC_STORE_LOCATION_CACHE_BYTES`, default 64 MiB;
     /// 0 turns the cache off).
     pub location_cache_bytes: usize,
+    /// Whether gets of replicas on this host copy from the node's shared memory instead of
+    /// TCP (`MC_STORE_MEMCPY`: `1/true/yes/on`, `0/false/no/off`, unset = auto: on for
+    /// replicas on this host; another value is logged as a warning and means auto).
+    pub memcpy: MemcpyMode,
 }
 
 /// A count from the environment variable `name`, or `default` when unset or not a number.
@@ -81,6 +87,7 @@ impl StoreConfig {
                 cache::DEFAULT_ENTRIES,
             ),
             location_cache_bytes: env_count("MC_STORE_LOCATION_CACHE_BYTES", cache::DEFAULT_BYTES),
+            memcpy: MemcpyMode::from_env(),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct Store {
     health: EndpointHealth,
     metrics: std::sync::Arc<ClientMetrics>,
     cache: cache::LocationCache,
+    /// Same-host reads (`MC_STORE_MEMCPY`).
+    same_host: samehost::SameHost,
     /// Objects this client read from an SSD copy (Mooncake's offload read count).
     ssd_reads: std::sync::atomic::AtomicU64,
     reporter: Option<(
@@ -186,6 +195,7 @@ impl Store {
         Ok(Store {
             metrics,
             cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
+            same_host: samehost::SameHost::new(cfg.memcpy, &cfg.cluster_id),
             ssd_reads: Default::default(),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
@@ -380,6 +390,11 @@ impl Store {
     /// Counters of the location cache.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// Counters of same-host reads (`MC_STORE_MEMCPY`).
+    pub fn same_host_stats(&self) -> SameHostStats {
+        self.same_host.stats()
     }
 
     /// Body of [`remove_batch`](Self::remove_batch), without metrics.
