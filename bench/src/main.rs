@@ -530,7 +530,7 @@ fn run_case(
         let before = store.same_host_stats().reads;
         let get = run::run(store, &phase(Op::Get, put.ops));
         same_host_reads += store.same_host_stats().reads - before;
-        gets_done += get.ops * size.div_ceil(mooncake_rs::MAX_SLICE_BYTES as u64).max(1);
+        gets_done += get.ops * size.div_ceil(mooncake_rs::MAX_SLICE_BYTES).max(1);
         owned.push(run::run(store, &phase(Op::GetOwned, put.ops)));
         // A second client, new for each repetition: none of the keys is in its cache.
         let fresh = Store::connect(client_config(args, master))

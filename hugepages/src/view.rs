@@ -53,7 +53,7 @@ impl SharedView {
     /// changing while they are copied: the caller must check, after the copy, that they
     /// are the ones it wanted.
     pub fn copy_out<'d>(&self, at: usize, dst: &'d mut [MaybeUninit<u8>]) -> Option<&'d mut [u8]> {
-        if !at.checked_add(dst.len()).is_some_and(|end| end <= self.len) {
+        if at.checked_add(dst.len()).is_none_or(|end| end > self.len) {
             return None;
         }
         Some(copy_racy(self.ptr, at, dst))
@@ -63,7 +63,7 @@ impl SharedView {
     pub fn read_array<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
         let mut out = [MaybeUninit::new(0u8); N];
         self.copy_out(at, &mut out)?;
-        Some(out.map(|b| initialised(b)))
+        Some(out.map(initialised))
     }
 }
 
