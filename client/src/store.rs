@@ -189,13 +189,21 @@ impl Store {
     pub fn connect(cfg: StoreConfig) -> Result<Store> {
         let master = master::pool(&cfg)?;
         let metrics = std::sync::Arc::new(ClientMetrics::default());
+        let same_host = samehost::SameHost::new(
+            cfg.memcpy,
+            &cfg.cluster_id,
+            (
+                metrics.same_host_reads.clone(),
+                metrics.same_host_fallbacks.clone(),
+            ),
+        );
         let reporter = (cfg.metrics_enabled && !cfg.metrics_interval.is_zero())
             .then(|| spawn_reporter(metrics.clone(), cfg.metrics_interval))
             .flatten();
         Ok(Store {
             metrics,
             cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
-            same_host: samehost::SameHost::new(cfg.memcpy, &cfg.cluster_id),
+            same_host,
             ssd_reads: Default::default(),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),

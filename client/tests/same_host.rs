@@ -63,6 +63,11 @@ fn cached_gets_on_the_nodes_host_copy_from_its_memory_and_count_as_reads() {
     let st = s.same_host_stats();
     assert_eq!(st.reads, 10 + 2 + 2, "{st:?}");
     assert_eq!((st.fallbacks, st.nodes), (0, 1), "{st:?}");
+    assert!(
+        s.metrics_text()
+            .contains(&format!("mc_client_same_host_reads_total {}", st.reads)),
+        "the client's metrics count them"
+    );
     let rest = c.node_rest_addr(0);
     assert_eq!(
         metric_sum(&rest, "mc_shard_validated_reads_total"),

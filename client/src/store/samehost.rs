@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mc_schema::msg::ReplicaDesc;
@@ -96,13 +95,20 @@ pub(crate) struct SameHost {
     /// Endpoint → when a connect may be tried again.
     unreachable: Mutex<HashMap<String, Instant>>,
     hits: Mutex<(HashSet<String>, Instant)>,
-    reads: AtomicU64,
-    fallbacks: AtomicU64,
+    /// `mc_client_same_host_reads_total` of the client's metrics.
+    reads: prometheus::IntCounter,
+    /// `mc_client_same_host_fallbacks_total`.
+    fallbacks: prometheus::IntCounter,
 }
 
 impl SameHost {
-    /// Same-host reads as `mode` says, for nodes of cluster `cluster_id`.
-    pub(crate) fn new(mode: MemcpyMode, cluster_id: &str) -> SameHost {
+    /// Same-host reads as `mode` says, for nodes of cluster `cluster_id`, counted in
+    /// `reads` and `fallbacks`.
+    pub(crate) fn new(
+        mode: MemcpyMode,
+        cluster_id: &str,
+        (reads, fallbacks): (prometheus::IntCounter, prometheus::IntCounter),
+    ) -> SameHost {
         SameHost {
             mode,
             cluster_id: cluster_id.to_string(),
@@ -110,8 +116,8 @@ impl SameHost {
             local_hosts: Mutex::default(),
             unreachable: Mutex::default(),
             hits: Mutex::new((HashSet::new(), Instant::now())),
-            reads: AtomicU64::new(0),
-            fallbacks: AtomicU64::new(0),
+            reads,
+            fallbacks,
         }
     }
 
@@ -149,11 +155,11 @@ impl SameHost {
             match node.read_slice(s, crc, part) {
                 SliceRead::Done => {}
                 SliceRead::Fallback => {
-                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    self.fallbacks.inc();
                     return false;
                 }
                 SliceRead::Gone => {
-                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    self.fallbacks.inc();
                     self.forget(&s.endpoint);
                     return false;
                 }
@@ -162,8 +168,7 @@ impl SameHost {
         if !rest.is_empty() {
             return false;
         }
-        self.reads
-            .fetch_add(r.slices.len() as u64, Ordering::Relaxed);
+        self.reads.inc_by(r.slices.len() as u64);
         self.note_hit(key);
         true
     }
@@ -236,8 +241,8 @@ impl SameHost {
     /// Counters so far.
     pub(crate) fn stats(&self) -> SameHostStats {
         SameHostStats {
-            reads: self.reads.load(Ordering::Relaxed),
-            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            reads: self.reads.get(),
+            fallbacks: self.fallbacks.get(),
             nodes: self.nodes.lock().len() as u64,
         }
     }
@@ -264,6 +269,11 @@ fn binds_locally(ip: IpAddr) -> bool {
 mod tests {
     use super::*;
 
+    fn counters() -> (prometheus::IntCounter, prometheus::IntCounter) {
+        let c = |n: &str| prometheus::IntCounter::new(n, "test").unwrap();
+        (c("r"), c("f"))
+    }
+
     #[test]
     fn switch_values_as_in_mooncake_and_bad_ones_named() {
         for v in ["1", "true", "YES", " on "] {
@@ -285,16 +295,16 @@ mod tests {
         // TEST-NET-3 (RFC 5737): never an address of this host.
         assert!(!is_this_host("203.0.113.7:1"));
         assert!(!is_this_host("no-such-host.invalid:1"));
-        let off = SameHost::new(MemcpyMode::Off, "c");
+        let off = SameHost::new(MemcpyMode::Off, "c", counters());
         assert!(!off.may_try("127.0.0.1:1"));
-        let auto = SameHost::new(MemcpyMode::Auto, "c");
+        let auto = SameHost::new(MemcpyMode::Auto, "c", counters());
         assert!(auto.may_try("127.0.0.1:1"));
         assert!(!auto.may_try("203.0.113.7:1"));
     }
 
     #[test]
     fn hits_are_bounded_and_reported_when_due() {
-        let s = SameHost::new(MemcpyMode::On, "c");
+        let s = SameHost::new(MemcpyMode::On, "c", counters());
         s.note_hit("a");
         s.note_hit("a");
         assert_eq!(s.take_due_hits(), None, "not due yet");
