@@ -216,9 +216,14 @@ impl SameHost {
         }
     }
 
-    /// Drops the mapping of `endpoint`'s node (it went away); the next read connects again.
+    /// Drops the mapping of `endpoint`'s node (it went away, or serves a segment it did not
+    /// offer); a read connects again after [`RETRY_AFTER`], so a segment that is never
+    /// offered (an arena slice) costs at most one reconnect a second.
     fn forget(&self, endpoint: &str) {
         self.nodes.lock().remove(endpoint);
+        self.unreachable
+            .lock()
+            .insert(endpoint.to_string(), Instant::now() + RETRY_AFTER);
     }
 
     fn note_hit(&self, key: &str) {
