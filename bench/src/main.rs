@@ -11,6 +11,7 @@
 mod ceiling;
 mod failover;
 mod master;
+mod memcpy;
 mod payload;
 mod procs;
 mod report;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use mc_cluster::{ClusterSpec, LocalCluster, NodeSpec};
-use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
+use mooncake_rs::{MemcpyMode, ReplicateConfig, Store, StoreConfig};
 
 use report::{CaseResult, human};
 use room::Room;
@@ -123,6 +124,11 @@ pub struct Args {
     /// One JSON object per case on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Read same-host (`MC_STORE_MEMCPY=1`: the client copies from the node's memory); the
+    /// get rows' ratio is then to a memcpy of the same size measured in the same run.
+    /// Without it every client of the run reads over TCP (`MC_STORE_MEMCPY=0`).
+    #[arg(long = "same-host", alias = "same_host")]
+    pub same_host: bool,
     /// A flag for the store nodes started locally (repeatable), e.g.
     /// `--node-arg=--single_process` to measure the one-process node.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
@@ -285,7 +291,7 @@ fn start_local(args: &Args) -> Result<LocalCluster> {
 fn run_kv(args: &Args, master: &str, sizes: &[u64]) -> Result<()> {
     let room = Room::ask(master)?;
     let plan = plan_keys(args, sizes, &room)?;
-    let store = Store::connect(StoreConfig::new(master))
+    let store = Store::connect(client_config(args, master))
         .with_context(|| format!("connecting to {master}"))?;
     let ceiling = if args.no_ceiling {
         None
@@ -313,6 +319,24 @@ fn run_kv(args: &Args, master: &str, sizes: &[u64]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The bench's client settings: same-host reads only with `--same-host`, so the default
+/// run measures the TCP path whatever `MC_STORE_MEMCPY` says.
+fn client_config(args: &Args, master: &str) -> StoreConfig {
+    StoreConfig {
+        memcpy: memcpy_mode(args),
+        ..StoreConfig::new(master)
+    }
+}
+
+/// `MemcpyMode::On` with `--same-host`, `Off` without.
+fn memcpy_mode(args: &Args) -> MemcpyMode {
+    if args.same_host {
+        MemcpyMode::On
+    } else {
+        MemcpyMode::Off
+    }
 }
 
 /// Keys per case for each size: `--keys`, or `--bytes` / size, or the default working set
@@ -464,6 +488,9 @@ fn run_case(
         .min(Duration::from_secs(3));
     let (mut puts, mut gets, mut cputs, mut cgets) = (vec![], vec![], vec![], vec![]);
     let (mut owned, mut cold, mut procs4) = (vec![], vec![], vec![]);
+    // `--same-host`: the get rows' baseline, and the share of slices read same-host.
+    let mut baseline = args.same_host.then(|| memcpy::Baseline::new(size, keys));
+    let (mut copies, mut same_host_reads, mut gets_done) = (vec![], 0u64, 0u64);
     for _ in 0..args.repeat.max(1) {
         let phase = |op, keys| Phase {
             op,
@@ -496,11 +523,17 @@ fn run_case(
                 ceiling_time,
             )?);
         }
+        if let Some(b) = baseline.as_mut() {
+            copies.push(b.measure(keys.max(MIN_CEILING_OPS), ceiling_time));
+        }
         // Reads cover the keys the put phase wrote (all of them unless --duration cut it).
+        let before = store.same_host_stats().reads;
         let get = run::run(store, &phase(Op::Get, put.ops));
+        same_host_reads += store.same_host_stats().reads - before;
+        gets_done += get.ops * size.div_ceil(mooncake_rs::MAX_SLICE_BYTES).max(1);
         owned.push(run::run(store, &phase(Op::GetOwned, put.ops)));
         // A second client, new for each repetition: none of the keys is in its cache.
-        let fresh = Store::connect(StoreConfig::new(master))
+        let fresh = Store::connect(client_config(args, master))
             .with_context(|| format!("connecting a cold-cache client to {master}"))?;
         cold.push(run::run(&fresh, &phase(Op::GetCold, put.ops)));
         drop(fresh);
@@ -511,6 +544,7 @@ fn run_case(
             keys: put.ops,
             key_size: args.key_size,
             max_ms: max_time.map_or(0, |t| t.as_millis() as u64),
+            same_host: args.same_host,
         })?);
         store
             .remove_all(true)
@@ -519,13 +553,27 @@ fn run_case(
         gets.push(get);
     }
     let threads = args.threads.max(1);
-    Ok(vec![
+    // Get rows are measured against the memcpy baseline with `--same-host`.
+    let base = if args.same_host { &copies } else { &cgets };
+    let mut rows = vec![
         CaseResult::from_reps("put", size, batch, threads, &puts, &cputs),
-        CaseResult::from_reps("get", size, batch, threads, &gets, &cgets),
-        CaseResult::from_reps("get_owned", size, batch, threads, &owned, &cgets),
-        CaseResult::from_reps("get_cold", size, batch, threads, &cold, &cgets),
-        CaseResult::from_reps("get_4proc", size, batch, procs::PROCESSES, &procs4, &cgets),
-    ])
+        CaseResult::from_reps("get", size, batch, threads, &gets, base),
+        CaseResult::from_reps("get_owned", size, batch, threads, &owned, base),
+        CaseResult::from_reps("get_cold", size, batch, threads, &cold, base),
+        CaseResult::from_reps("get_4proc", size, batch, procs::PROCESSES, &procs4, base),
+    ];
+    if args.same_host {
+        let tcp = (!cgets.is_empty()).then(|| report::median(&cgets));
+        for row in rows.iter_mut().filter(|r| r.op != "put") {
+            row.extra.insert("baseline".into(), "memcpy".into());
+            if let Some(t) = tcp {
+                row.extra.insert("tcp_ceiling".into(), t.into());
+            }
+        }
+        let share = same_host_reads as f64 / gets_done.max(1) as f64;
+        rows[1].extra.insert("same_host_share".into(), share.into());
+    }
+    Ok(rows)
 }
 
 /// Parses a size such as `4KB` or `1048576`.

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use mooncake_rs::{ReplicateConfig, Store, StoreConfig};
+use mooncake_rs::{MemcpyMode, ReplicateConfig, Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::payload;
@@ -36,6 +36,8 @@ pub struct Job {
     pub key_size: usize,
     /// Cap on the timed pass, ms (0 = none).
     pub max_ms: u64,
+    /// Read same-host (`--same-host`) rather than over TCP.
+    pub same_host: bool,
 }
 
 /// What a worker reports.
@@ -68,7 +70,14 @@ fn phase<'a>(job: &Job, op: Op, template: &'a [u8], cfg: &'a ReplicateConfig) ->
 /// `mc-bench get-worker JOB_JSON`: the worker side.
 pub fn worker(job_json: &str) -> Result<()> {
     let job: Job = serde_json::from_str(job_json).context("get-worker job")?;
-    let store = Store::connect(StoreConfig::new(&job.master))?;
+    let store = Store::connect(StoreConfig {
+        memcpy: if job.same_host {
+            MemcpyMode::On
+        } else {
+            MemcpyMode::Off
+        },
+        ..StoreConfig::new(&job.master)
+    })?;
     let template = payload::template(job.size as usize);
     let cfg = ReplicateConfig::default();
     // Untimed warm-up: every key once, so the timed pass runs with a warm location cache.

@@ -44,5 +44,6 @@ pub use mc_schema::msg::{
 };
 pub use mc_schema::units::parse_size;
 pub use store::{
-    CacheStats, CreditStats, ObjectLocation, PutReservation, RangeRead, Store, StoreConfig,
+    CacheStats, CreditStats, MemcpyMode, ObjectLocation, PutReservation, RangeRead, SameHostStats,
+    Store, StoreConfig,
 };

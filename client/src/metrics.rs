@@ -84,6 +84,10 @@ struct OpMetrics {
 /// Live counters of one `Store`.
 pub struct ClientMetrics {
     ops: [OpMetrics; Op::ALL.len()],
+    /// Slices read by copying from a node of this host (`MC_STORE_MEMCPY`).
+    pub(crate) same_host_reads: IntCounter,
+    /// Same-host attempts that read over TCP instead.
+    pub(crate) same_host_fallbacks: IntCounter,
     registry: Registry,
 }
 
@@ -194,7 +198,27 @@ impl Default for ClientMetrics {
         registry
             .register(Box::new(latency))
             .expect("client families are registered once");
-        ClientMetrics { ops, registry }
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("client counter definitions are valid");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("client families are registered once");
+            c
+        };
+        let same_host_reads = counter(
+            "mc_client_same_host_reads_total",
+            "Slices read by copying from a store node of this host.",
+        );
+        let same_host_fallbacks = counter(
+            "mc_client_same_host_fallbacks_total",
+            "Same-host read attempts that went over TCP instead.",
+        );
+        ClientMetrics {
+            ops,
+            same_host_reads,
+            same_host_fallbacks,
+            registry,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod master;
 mod pipeline;
 mod ranges;
 mod read;
+mod samehost;
 mod tasks;
 mod write;
 use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
@@ -20,6 +21,7 @@ use crate::{Error, ErrorCode, Result};
 pub use cache::CacheStats;
 pub use credit::CreditStats;
 pub use ranges::{ObjectLocation, RangeRead};
+pub use samehost::{MemcpyMode, SameHostStats};
 pub use write::PutReservation;
 
 /// How to reach the cluster, and the deadlines of each call.
@@ -56,6 +58,10 @@ pub struct StoreConfig {
     /// default 64 MiB; 0 = none): space the master places ahead of this client's puts, so
     /// a put is the write and one commit (`docs/why-fast-path.md`).
     pub put_credit_bytes: usize,
+    /// Whether gets of replicas on this host copy from the node's shared memory instead of
+    /// TCP (`MC_STORE_MEMCPY`: `1/true/yes/on`, `0/false/no/off`, unset = auto: on for
+    /// replicas on this host; another value is logged as a warning and means auto).
+    pub memcpy: MemcpyMode,
 }
 
 /// A count from the environment variable `name`, or `default` when unset or not a number.
@@ -88,6 +94,7 @@ impl StoreConfig {
             ),
             location_cache_bytes: env_count("MC_STORE_LOCATION_CACHE_BYTES", cache::DEFAULT_BYTES),
             put_credit_bytes: env_count("MC_STORE_PUT_CREDIT_BYTES", credit::DEFAULT_BYTES),
+            memcpy: MemcpyMode::from_env(),
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct Store {
     cache: cache::LocationCache,
     /// Put credit held.
     credit: credit::CreditPool,
+    /// Same-host reads (`MC_STORE_MEMCPY`).
+    same_host: samehost::SameHost,
     /// Objects this client read from an SSD copy (Mooncake's offload read count).
     ssd_reads: std::sync::atomic::AtomicU64,
     reporter: Option<(
@@ -190,6 +199,14 @@ impl Store {
     pub fn connect(cfg: StoreConfig) -> Result<Store> {
         let master = master::pool(&cfg)?;
         let metrics = std::sync::Arc::new(ClientMetrics::default());
+        let same_host = samehost::SameHost::new(
+            cfg.memcpy,
+            &cfg.cluster_id,
+            (
+                metrics.same_host_reads.clone(),
+                metrics.same_host_fallbacks.clone(),
+            ),
+        );
         let reporter = (cfg.metrics_enabled && !cfg.metrics_interval.is_zero())
             .then(|| spawn_reporter(metrics.clone(), cfg.metrics_interval))
             .flatten();
@@ -197,6 +214,7 @@ impl Store {
             metrics,
             cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
             credit: credit::CreditPool::new(cfg.put_credit_bytes),
+            same_host,
             ssd_reads: Default::default(),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
@@ -416,6 +434,11 @@ impl Store {
                 release: chunk.to_vec(),
             });
         }
+    }
+
+    /// Counters of same-host reads (`MC_STORE_MEMCPY`).
+    pub fn same_host_stats(&self) -> SameHostStats {
+        self.same_host.stats()
     }
 
     /// Body of [`remove_batch`](Self::remove_batch), without metrics.

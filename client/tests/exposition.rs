@@ -181,6 +181,8 @@ fn client_families() -> Families {
         ("mc_client_bytes_total", "counter", &["op"]),
         ("mc_client_failed_keys_total", "counter", &["op"]),
         ("mc_client_call_latency_seconds", "histogram", &["op"]),
+        ("mc_client_same_host_reads_total", "counter", &[]),
+        ("mc_client_same_host_fallbacks_total", "counter", &[]),
     ])
 }
 

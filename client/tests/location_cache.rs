@@ -6,10 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster, pattern, store};
+use common::{cluster, pattern};
 use mc_cluster::probe::http_get;
 use mc_transfer::{DataConn, TransferError};
-use mooncake_rs::{ErrorCode, ReplicateConfig, Store, StoreConfig};
+use mooncake_rs::{ErrorCode, MemcpyMode, ReplicateConfig, Store, StoreConfig};
 
 /// Sum of every sample of `family` in the Prometheus text at `addr`/metrics.
 fn metric_sum(addr: &str, family: &str) -> f64 {
@@ -20,6 +20,16 @@ fn metric_sum(addr: &str, family: &str) -> f64 {
         .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// A client with a location cache that reads over TCP (these tests watch the shards
+/// validate; same-host reads are `same_host.rs`'s).
+fn store(c: &mc_cluster::LocalCluster) -> Store {
+    Store::connect(StoreConfig {
+        memcpy: MemcpyMode::Off,
+        ..StoreConfig::new(c.master_addr())
+    })
+    .expect("client connects")
 }
 
 /// A client whose location cache is off.

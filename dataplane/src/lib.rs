@@ -18,6 +18,7 @@ mod hits;
 pub mod index;
 pub mod inflight;
 pub mod keep;
+pub mod local;
 pub mod segment;
 pub mod shard;
 pub mod ssd;

@@ -221,6 +221,176 @@ pub fn adopt(raw: RawFd) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A `sockaddr_un` for the abstract name `name` (no leading NUL in `name`) and its length.
+fn abstract_addr(name: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: an all-zero sockaddr_un is valid (family and path set below).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() + 1 > addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("abstract socket name `{name}` must be 1..=107 bytes"),
+        ));
+    }
+    for (dst, &b) in addr.sun_path[1..].iter_mut().zip(bytes) {
+        *dst = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + bytes.len();
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// A new close-on-exec `SOCK_SEQPACKET` Unix socket.
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes plain integers and touches no memory.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socket just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A `SOCK_SEQPACKET` socket listening on the abstract Unix name `name` (per network
+/// namespace: only processes of this host can connect).
+pub fn seqpacket_listen(name: &str, backlog: i32) -> io::Result<OwnedFd> {
+    let (addr, len) = abstract_addr(name)?;
+    let sock = seqpacket_socket()?;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes, alive for the call.
+    let rc = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    // SAFETY: listen(2) takes a descriptor and an integer.
+    if rc != 0 || unsafe { libc::listen(sock.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// Connects a `SOCK_SEQPACKET` socket to the abstract Unix name `name`.
+pub fn seqpacket_connect(name: &str) -> io::Result<OwnedFd> {
+    let (addr, len) = abstract_addr(name)?;
+    let sock = seqpacket_socket()?;
+    // SAFETY: as in seqpacket_listen.
+    let rc = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// Accepts one connection on `listener` (blocking); the new socket is close-on-exec.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: NULL address pointers ask accept4(2) not to report the peer's address.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Whether the peer of connected socket `sock` has closed its end (or the socket failed),
+/// without blocking and without taking any pending message.
+pub fn peer_gone(sock: BorrowedFd<'_>) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a writable 1-byte buffer for the call's duration.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        // 0 = orderly close; a pending message means the peer is alive.
+        return n == 0;
+    }
+    let err = io::Error::last_os_error();
+    !matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// Waits up to `timeout` for `sock` to become readable (a message, a connection to accept,
+/// or the peer's close); false when the time passed first.
+pub fn wait_readable(sock: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `pfd` is one valid pollfd for the call's duration.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    match n {
+        0 => Ok(false),
+        n if n > 0 => Ok(true),
+        _ => {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The user id of the process at the other end of Unix socket `sock` (`SO_PEERCRED`).
+pub fn peer_uid(sock: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are writable and sized for SO_PEERCRED's answer.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// This process's effective user id.
+pub fn own_uid() -> u32 {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

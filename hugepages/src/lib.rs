@@ -32,7 +32,8 @@
 //! outlive its process (a shard's object index).
 //!
 //! [`handover`] passes such descriptors to another process (`SCM_RIGHTS`), so a restarted
-//! data plane maps the memory its predecessor served.
+//! data plane maps the memory its predecessor served, and a client of the node's host maps
+//! it read-only as a [`SharedView`] (same-host reads).
 //!
 //! The crate hands out raw memory: a [`Region`] is a pointer and a length. Which ranges are
 //! being written and read at a time is decided by the segment allocator above it.
@@ -49,6 +50,7 @@ mod numa;
 mod pool;
 mod region;
 mod sys;
+mod view;
 
 pub use arena::{Arena, ArenaSlice};
 pub use env::{MemoryEnv, parse_huge_page_size};
@@ -58,3 +60,4 @@ pub use memory::Memory;
 pub use numa::policy_at;
 pub use pool::available_memory_bytes;
 pub use region::{Backing, HugePolicy, Region, RegionOptions};
+pub use view::SharedView;

@@ -356,6 +356,12 @@ impl Region {
         sys::seal_size(self.fd.as_fd())
     }
 
+    /// Fixes the size of memfd `fd` for good ([`seal_size`](Self::seal_size) for a
+    /// descriptor without its region, e.g. one a keeper holds).
+    pub fn seal_fd_size(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        sys::seal_size(fd)
+    }
+
     /// Whether memfd `fd` can no longer shrink (`F_SEAL_SHRINK`): a mapping of it cannot
     /// fault on a truncated page.
     pub fn size_sealed(fd: BorrowedFd<'_>) -> bool {

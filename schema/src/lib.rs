@@ -6,6 +6,8 @@
 //! - [`agent`]: messages between a node's agent and its shards, and their flatbuffers
 //!   encoding for the shared-memory rings ([`agent::wire`], `fbs/agent.fbs`).
 //! - [`dummy`]: what a dummy client (`setup_dummy`) asks the `mooncake_client` of its host.
+//! - [`local`]: how a client on a node's host gets the memory files of a shard (same-host
+//!   reads with memcpy).
 //! - [`generation`]: allocation generations and the master term in their high bits.
 //! - [`token`]: the signed capability a write into an allocation carries.
 //! - [`error_code`]: Mooncake's numeric error codes; [`limits`]: documented size limits;
@@ -23,6 +25,7 @@ pub mod frame;
 pub mod generation;
 pub mod handshake;
 pub mod limits;
+pub mod local;
 pub mod msg;
 pub mod token;
 pub mod units;

@@ -172,6 +172,8 @@ impl Store {
         let mut jobs = Vec::new();
         let mut owner = Vec::new();
         let mut first = vec![None; keys.len()];
+        // Keys read by copying from a node of this host (`samehost`).
+        let mut local = vec![false; keys.len()];
         for (k, (r, target)) in at.lists.iter().zip(targets.iter_mut()).enumerate() {
             let Some(buf) = target.as_deref_mut() else {
                 continue;
@@ -185,6 +187,10 @@ impl Store {
                 && rep.slices.len() == r.slice_crcs.len()
                 && buf.len() as u64 == r.size;
             if !fits {
+                continue;
+            }
+            if at.cached[k] && self.same_host.read(keys[k], rep, &r.slice_crcs, buf) {
+                local[k] = true;
                 continue;
             }
             let mut rest: &mut [MaybeUninit<u8>] = buf;
@@ -202,12 +208,18 @@ impl Store {
         }
         let outcomes = self.read_pipelined(&mut jobs);
         drop(jobs);
+        if let Some(read) = self.same_host.take_due_hits() {
+            self.report_hits(read);
+        }
         let mut tried = vec![false; keys.len()];
         let mut failed = vec![false; keys.len()];
         // Keys whose first try read corrupt bytes: if no replica reads intact afterwards,
         // that is what the caller hears (the corrupt one may be gone by then: a shard
         // drops an SSD record that fails its checks).
         let mut corrupt = vec![false; keys.len()];
+        for k in (0..keys.len()).filter(|&k| local[k]) {
+            tried[k] = true;
+        }
         for (&k, out) in owner.iter().zip(outcomes) {
             tried[k] = true;
             failed[k] |= out.is_err();

@@ -534,7 +534,11 @@ pub(crate) fn shard_config(
         io_memory_bytes: cfg.io_memory as usize,
         control_poll_interval: mc_dataplane::shard::CONTROL_POLL_INTERVAL,
         ssd,
-        keeper: None,
+        // Serves the shard's memory files to clients of this host (same-host reads).
+        keeper: Some(mc_dataplane::local::LocalKeeper::handle(
+            &cfg.cluster_id(),
+            None,
+        )),
         metrics: None,
     })
 }

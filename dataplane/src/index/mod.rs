@@ -179,7 +179,9 @@ impl Index {
         let rec = e.encode(key_at, key_len);
         let at = slot as usize * RECORD_BYTES;
         // Everything but the state first, then the state: a half-written record reads free.
+        // The fence orders them for same-host readers on other cores (`crate::local`).
         self.records.write(at, &rec[..STATE_AT]);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.records.write(at + STATE_AT, &rec[STATE_AT..]);
         self.map.insert(
             (e.segment_id, e.offset),
@@ -266,8 +268,10 @@ impl Index {
         };
         let at = s.slot as usize * RECORD_BYTES;
         let key = read_record(&self.records, s.slot).map(|(_, key_at, len)| (key_at, len));
-        // The state first: from here on the slot reads free.
+        // The state first: from here on the slot reads free. The fence makes the cleared
+        // state visible to same-host readers before any new byte lands in the range.
         self.records.write(at + STATE_AT, &[0]);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if let Some((key_at, len)) = key {
             self.keys.release(key_at, len);
         }

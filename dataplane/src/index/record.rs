@@ -145,5 +145,20 @@ mod tests {
         let mut free = b;
         free[STATE_AT] = 0;
         assert_eq!(Entry::decode(&free), None);
+        // Same-host readers parse the same bytes (`mc_schema::local::record`).
+        assert_eq!(RECORD_BYTES, mc_schema::local::record::RECORD_BYTES);
+        let v = mc_schema::local::record::parse(&b);
+        assert_eq!(
+            (
+                v.segment_id,
+                v.offset,
+                v.length,
+                v.generation,
+                v.crc32c,
+                v.live
+            ),
+            (1, 2, 3, 4, 9, true)
+        );
+        assert!(!mc_schema::local::record::parse(&free).live);
     }
 }

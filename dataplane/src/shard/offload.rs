@@ -233,6 +233,12 @@ async fn promote(state: &ShardState, p: Promotion) -> Option<PromotedSlice> {
     let seg = state.segment(p.segment_id)?;
     {
         let mut dst = state.ranges.write(&seg, p.offset, e.value_len).ok()?;
+        // Whatever the index still held there is replaced: dropped before a byte lands, so
+        // a same-host reader never validates a half-copied range (`crate::local`).
+        state
+            .index
+            .borrow_mut()
+            .clear_range(p.segment_id, p.offset, e.value_len);
         dst.copy_from_slice(&buf[at..at + e.value_len as usize]);
     }
     let entry = Entry {

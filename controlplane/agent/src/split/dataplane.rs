@@ -69,7 +69,10 @@ pub(super) fn run(cfg: StoreConfig) -> Result<(), NodeError> {
     for ((p, ring), mem) in plan.shards.iter().zip(&rings).zip(memory) {
         let mut c =
             crate::node::shard_config(&cfg, &plan, p, per_shard, arena.as_ref(), ssd.clone())?;
-        c.keeper = Some(KeeperHandle(keeper.clone()));
+        c.keeper = Some(mc_dataplane::local::LocalKeeper::handle(
+            &cfg.cluster_id(),
+            Some(KeeperHandle(keeper.clone())),
+        ));
         c.metrics = (p.index == 0).then(|| source.clone());
         let mut link = RingShardLink::new(ring);
         link.spawn_heartbeat(BEAT)
