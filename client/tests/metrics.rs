@@ -184,7 +184,12 @@ fn every_dashboard_panel_queries_a_metric_the_master_exports() {
 #[test]
 fn store_node_metrics_count_bytes_ops_and_crc_failures_per_shard() {
     let c = cluster(1, "64MB");
-    let s = store(&c);
+    // Over TCP: the shard counts the transfers it serves (same-host reads copy without it).
+    let s = mooncake_rs::Store::connect(mooncake_rs::StoreConfig {
+        memcpy: mooncake_rs::MemcpyMode::Off,
+        ..mooncake_rs::StoreConfig::new(c.master_addr())
+    })
+    .unwrap();
     let before = values(&scrape_at(&c.node_rest_addr(0)));
     s.put("n1", &pattern(100_000, 1), &ReplicateConfig::default())
         .unwrap();
