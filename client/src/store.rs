@@ -269,9 +269,15 @@ impl Store {
             .sum();
         let failed = res.iter().filter(|r| r.is_err()).count();
         self.record(op, items.len(), bytes, failed, t0);
+        // A client that reads by memcpy and then only writes still tells the master what
+        // it read (leases, LRU), once the report is due.
+        if let Some(read) = self.same_host.take_due_hits() {
+            self.report_hits(read);
+        }
     }
 
-    /// Stores several objects: one PutStart and one PutEnd round trip for the whole batch.
+    /// Stores several objects: with put credit held, the writes and one commit for the whole
+    /// batch; else one PutStart, the writes and one PutEnd.
     /// Returns one result per item, in order.
     pub fn put_batch(&self, items: &[(&str, &[u8])], config: &ReplicateConfig) -> Vec<Result<()>> {
         let t0 = Instant::now();

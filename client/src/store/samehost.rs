@@ -115,7 +115,14 @@ impl SameHost {
             nodes: Mutex::default(),
             local_hosts: Mutex::default(),
             unreachable: Mutex::default(),
-            hits: Mutex::new((HashSet::new(), Instant::now())),
+            // The first hits are due at once: a reader that reads once and then only
+            // writes holds its lease from the start (later ones go every REPORT_EVERY).
+            hits: Mutex::new((
+                HashSet::new(),
+                Instant::now()
+                    .checked_sub(REPORT_EVERY)
+                    .unwrap_or_else(Instant::now),
+            )),
             reads,
             fallbacks,
         }
@@ -310,6 +317,12 @@ mod tests {
     #[test]
     fn hits_are_bounded_and_reported_when_due() {
         let s = SameHost::new(MemcpyMode::On, "c", counters());
+        s.note_hit("first");
+        assert_eq!(
+            s.take_due_hits(),
+            Some(vec!["first".to_string()]),
+            "due at once"
+        );
         s.note_hit("a");
         s.note_hit("a");
         assert_eq!(s.take_due_hits(), None, "not due yet");
