@@ -41,9 +41,11 @@ fn start(spec: ClusterSpec) -> LocalCluster {
 }
 
 fn store(c: &LocalCluster) -> Store {
-    // Outcomes are checked against what the master knows: no location cache.
+    // Outcomes are checked against what the master knows: no location cache. These
+    // failpoints sit on the PutStart / PutEnd path, so puts take it: no put credit.
     Store::connect(StoreConfig {
         location_cache_entries: 0,
+        put_credit_bytes: 0,
         ..StoreConfig::new(c.master_addr())
     })
     .expect("client connects")
