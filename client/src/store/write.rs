@@ -236,6 +236,16 @@ impl Store {
         if let Some(e) = injected_commit_failure() {
             return b.finish_with(Err(e));
         }
+        // Credit a write could not use was usually placed by a master or on a node instance
+        // that is gone; the shard's refusal is no reason to shun its endpoint for the retry,
+        // which the master places afresh.
+        for &i in &lost {
+            if let Ok(t) = b.todo.binary_search(&i) {
+                for s in started[t].replicas.iter().flat_map(|r| &r.slices) {
+                    self.health.ok(&s.endpoint);
+                }
+            }
+        }
         let retry = if credit_ends.is_empty() && lost.is_empty() {
             Vec::new()
         } else {
