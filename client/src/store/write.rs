@@ -105,6 +105,14 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// (key, size) of every item still going, as PutStart takes them.
+    fn start_items(&self) -> Vec<(String, u64)> {
+        self.todo
+            .iter()
+            .map(|&i| (self.items[i].0.to_string(), self.items[i].1.len() as u64))
+            .collect()
+    }
+
     /// The credit item `i` (an index into `items`) is written into; 0 = none.
     fn credit_id(&self, i: usize) -> u64 {
         match self.todo.binary_search(&i) {
@@ -192,12 +200,7 @@ impl Store {
         let started = if !upsert && self.credit.enabled() {
             self.start_with_credit(&mut b, config)
         } else {
-            let start_items = b
-                .todo
-                .iter()
-                .map(|&i| (b.items[i].0.to_string(), b.items[i].1.len() as u64))
-                .collect();
-            self.start_writes(start_items, config, upsert)
+            self.start_writes(b.start_items(), config, upsert)
         };
         let started = match started {
             Ok(s) => s,

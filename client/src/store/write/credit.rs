@@ -156,14 +156,7 @@ impl Store {
         let config = b.credit_config.clone().expect("a batch that used credit");
         let items: Vec<(&str, &[u8])> = retry.iter().map(|&i| b.items[i]).collect();
         let again = Batch::validate(&items);
-        let started = {
-            let start_items = again
-                .todo
-                .iter()
-                .map(|&i| (items[i].0.to_string(), items[i].1.len() as u64))
-                .collect();
-            self.start_writes(start_items, &config, false)
-        };
+        let started = self.start_writes(again.start_items(), &config, false);
         let results = match started {
             Ok(started) => {
                 let pins = vec![super::pin_bits(&config); again.todo.len()];
