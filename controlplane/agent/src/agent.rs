@@ -252,6 +252,16 @@ impl<L: AgentLink> Agent<L> {
         Ok(r)
     }
 
+    /// Several calls pipelined to the leading master ([`MasterLink::call_many`]).
+    fn call_many(&mut self, reqs: &[Request]) -> Result<Vec<mc_schema::msg::Response>, NodeError> {
+        let r = self.link.call_many(reqs)?;
+        if self.last_error.take().is_some() {
+            info!("master reachable again at {}", self.link.describe());
+        }
+        self.status.master_connected.store(true, Ordering::Release);
+        Ok(r)
+    }
+
     /// Mounts one segment at the master. With `reports` the master places nothing in it
     /// until the node reported its inventory; a fresh (empty) segment needs no report.
     fn mount_at_master(&mut self, s: &SegmentInfo, reports: bool) -> Result<(), NodeError> {

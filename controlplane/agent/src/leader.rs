@@ -121,12 +121,28 @@ impl MasterLink {
         }
     }
 
-    fn call_at(
-        &mut self,
-        target: &Target,
-        req: &Request,
-        deadline: Instant,
-    ) -> Result<Response, RpcError> {
+    /// Several calls pipelined on the leader's connection (sent back to back, answers read
+    /// in order): one round trip for all of them. Not sent again elsewhere: a standby's
+    /// answer or a lost connection fails the whole batch, and the caller starts over
+    /// (the inventory report, whose parts the master keeps until `InventoryDone`).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn call_many(&mut self, reqs: &[Request]) -> Result<Vec<Response>, NodeError> {
+        let deadline = Instant::now() + self.rpc_timeout;
+        let target = self.leader.target().ok_or_else(|| NodeError::NotServing {
+            message: format!("no leader is published at {}", self.leader.locator()),
+        })?;
+        self.connect_to(&target, deadline)?;
+        let conn = self.conn.as_mut().expect("connected above");
+        let answers = conn
+            .call_many(reqs, deadline)
+            .inspect_err(|_| self.conn = None)?;
+        answers.into_iter().map(|r| served(Ok(r))).collect()
+    }
+
+    /// Opens a connection to `target` unless one is open to it.
+    fn connect_to(&mut self, target: &Target, deadline: Instant) -> Result<(), RpcError> {
         if self
             .conn
             .as_ref()
@@ -137,6 +153,16 @@ impl MasterLink {
             let c = RpcClient::connect(&target.address, Role::Agent, &self.cluster_id, left)?;
             self.conn = Some(c);
         }
+        Ok(())
+    }
+
+    fn call_at(
+        &mut self,
+        target: &Target,
+        req: &Request,
+        deadline: Instant,
+    ) -> Result<Response, RpcError> {
+        self.connect_to(target, deadline)?;
         let conn = self.conn.as_mut().expect("connected above");
         conn.call(req, deadline).inspect_err(|_| self.conn = None)
     }

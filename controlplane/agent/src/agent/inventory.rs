@@ -20,6 +20,11 @@ const INVENTORY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the master to adopt the report (`InventoryDone`).
 const ADOPTION_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Most inventory parts sent to the master in one pipelined round trip: while the master
+/// decodes and files one part, the next ones are on their way (one part is a ring
+/// message's worth of entries, ~400 KB for 4 KiB records).
+const PIPELINE_PARTS: usize = 8;
+
 /// Most messages taken from one shard's ring between two master calls.
 const DRAIN_PER_ROUND: usize = 256;
 
@@ -82,13 +87,22 @@ impl<L: AgentLink> Agent<L> {
                     }
                 }
             }
-            if let Some(entries) = queue.pop_front() {
-                let req = Request::ReportInventory {
-                    client_id: self.client_id,
-                    entries,
-                };
-                self.call(&req).inspect_err(|e| self.note_error(e))?;
+            if !queue.is_empty() {
+                let batch: Vec<Request> = queue
+                    .drain(..queue.len().min(PIPELINE_PARTS))
+                    .map(|entries| Request::ReportInventory {
+                        client_id: self.client_id,
+                        entries,
+                    })
+                    .collect();
+                let answers = self.call_many(&batch).inspect_err(|e| self.note_error(e))?;
                 calls += 1;
+                if let Some(r) = answers.into_iter().find(|r| r.status != 0) {
+                    return Err(NodeError::InventoryRefused {
+                        code: ErrorCode::from_code(r.status),
+                        message: r.message,
+                    });
+                }
             }
         }
         let sent_ms = started.elapsed().as_millis() as u64;
