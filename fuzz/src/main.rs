@@ -18,18 +18,48 @@ fn replay(files: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Requests in flight at once against the two servers: one connection each is mostly
+/// kernel and server time, so a few senders keep both servers busy.
+const HTTP_SENDERS: u64 = 4;
+
 fn http_target(seconds: u64) -> Result<(u64, u64), String> {
     use mc_cluster::{ClusterSpec, LocalCluster};
     let c = LocalCluster::start(ClusterSpec::default()).map_err(|e| e.to_string())?;
     let addrs = [c.metrics_addr(), c.node_rest_addr(0)];
-    let mut rng = Rng::new(0x5eed);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let counts: Vec<(u64, u64)> = std::thread::scope(|s| {
+        let senders: Vec<_> = (0..HTTP_SENDERS)
+            .map(|i| {
+                let addrs = &addrs;
+                s.spawn(move || http_sender(addrs, 0x5eed + i, end))
+            })
+            .collect();
+        senders
+            .into_iter()
+            .map(|t| t.join().unwrap_or((0, 1)))
+            .collect()
+    });
+    for a in &addrs {
+        if mc_fuzz::http::send(a, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n") != Some(200)
+        {
+            return Err(format!("{a} no longer answers /health"));
+        }
+    }
+    Ok(counts
+        .iter()
+        .fold((0, 0), |(n, bad), (a, b)| (n + a, bad + b)))
+}
+
+/// One sender of fuzzed requests until `end`: (requests sent, bad answers). A request
+/// answered with a 5xx other than 503, or not at all, is saved under `crashes/http/`.
+fn http_sender(addrs: &[String; 2], seed: u64, end: Instant) -> (u64, u64) {
+    let mut rng = Rng::new(seed);
     let seeds: Vec<Vec<u8>> = vec![
         b"key=a&force=true".to_vec(),
         br#"keys=a,b{"size":16777216,"protocol":"tcp"}"#.to_vec(),
         br#"{"key":"k","value":"dmFsdWU=","replica_num":2}"#.to_vec(),
         br#"{"segment_ids":[1,2],"timeout":"5s"}"#.to_vec(),
     ];
-    let end = Instant::now() + Duration::from_secs(seconds);
     let (mut n, mut bad) = (0u64, 0u64);
     while Instant::now() < end {
         let b = engine::input(&mut rng, &seeds, 256);
@@ -42,18 +72,12 @@ fn http_target(seconds: u64) -> Result<(u64, u64), String> {
                 bad += 1;
                 let dir = std::path::Path::new("crashes/http");
                 let _ = std::fs::create_dir_all(dir);
-                let _ = std::fs::write(dir.join(format!("{n}.req")), &req);
+                let _ = std::fs::write(dir.join(format!("{seed:x}-{n}.req")), &req);
                 eprintln!("http: {addr} answered {other:?} to request {n}");
             }
         }
     }
-    for a in &addrs {
-        if mc_fuzz::http::send(a, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n") != Some(200)
-        {
-            return Err(format!("{a} no longer answers /health"));
-        }
-    }
-    Ok((n, bad))
+    (n, bad)
 }
 
 fn main() {

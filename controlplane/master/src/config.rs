@@ -347,51 +347,70 @@ fn config_error(msg: String) -> clap::Error {
     MasterConfig::command().error(clap::error::ErrorKind::ValueValidation, msg)
 }
 
-/// Turns a JSON or YAML file of `key: value` pairs into `--key=value` arguments. Unknown
-/// keys and values that are not single scalars are refused, naming the key.
+/// Turns a JSON or YAML file of `key: value` pairs into `--key=value` arguments.
 fn file_args(path: &str) -> Result<Vec<String>, clap::Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| config_error(format!("cannot read --config_path={path}: {e}")))?;
+    config_text_args(path, &text).map_err(config_error)
+}
+
+/// The keys a config file may set: the long flag names, `config_path` excepted. Built once
+/// (building clap's command for every file would cost more than parsing the file).
+fn known_keys() -> &'static [String] {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        MasterConfig::command()
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|k| *k != "config_path")
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+/// The decoder of `--config_path` files: the text of one (JSON or YAML) as `--key=value`
+/// arguments, for clap to parse next. Unknown keys and values that are not single scalars
+/// are refused, naming the key; `path` only names the file in those messages. Public for
+/// the fuzz target, which feeds it texts without writing files.
+///
+/// # Errors
+/// The message saying what is wrong with the text.
+pub fn config_text_args(path: &str, text: &str) -> Result<Vec<String>, String> {
     // YAML is a superset of JSON: one parser reads both.
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
-        config_error(format!(
-            "--config_path={path} is not valid JSON or YAML: {e}"
-        ))
-    })?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)
+        .map_err(|e| format!("--config_path={path} is not valid JSON or YAML: {e}"))?;
     let map = match doc {
         serde_yaml::Value::Mapping(m) => m,
         serde_yaml::Value::Null => return Ok(Vec::new()),
         _ => {
-            return Err(config_error(format!(
+            return Err(format!(
                 "--config_path={path}: expected a map of keys to values"
-            )));
+            ));
         }
     };
-    let cmd = MasterConfig::command();
-    let known: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
     let mut out = Vec::new();
     for (k, v) in map {
         let key = match k {
             serde_yaml::Value::String(s) => s.replace('-', "_"),
             other => {
-                return Err(config_error(format!(
+                return Err(format!(
                     "--config_path={path}: key {other:?} is not a string"
-                )));
+                ));
             }
         };
-        if key == "config_path" || !known.contains(&key.as_str()) {
-            return Err(config_error(format!(
+        if !known_keys().contains(&key) {
+            return Err(format!(
                 "--config_path={path}: unknown key `{key}`; the keys are the flag names of `mooncake_master --help`"
-            )));
+            ));
         }
         let value = match v {
             serde_yaml::Value::String(s) => s,
             serde_yaml::Value::Bool(b) => b.to_string(),
             serde_yaml::Value::Number(n) => n.to_string(),
             _ => {
-                return Err(config_error(format!(
+                return Err(format!(
                     "--config_path={path}: key `{key}` needs a single value (a string, number or boolean)"
-                )));
+                ));
             }
         };
         out.push(format!("--{key}={value}"));

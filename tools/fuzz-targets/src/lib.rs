@@ -473,19 +473,17 @@ fn manifest_seeds() -> Vec<Vec<u8>> {
 }
 
 /// Runs `--config_path` on `b` written to a file.
+/// The config-file decoder on the input's text (as `--config_path` reads it: UTF-8 or
+/// refused), then clap on the arguments it produced, as the master does after reading the
+/// file. In memory: writing a file per input kept this target at ~1,700 inputs/s.
 fn master_config_file(b: &[u8]) {
-    thread_local! {
-        static PATH: std::path::PathBuf = std::env::temp_dir()
-            .join(format!("mc-fuzz-config-{}-{:?}.yaml", std::process::id(), std::thread::current().id()));
+    let Ok(text) = std::str::from_utf8(b) else {
+        return;
+    };
+    if let Ok(args) = mc_master::config::config_text_args("fuzz.yaml", text) {
+        let argv = std::iter::once("mooncake_master".to_string()).chain(args);
+        let _ = mc_master::MasterConfig::try_from_args(argv);
     }
-    PATH.with(|p| {
-        std::fs::write(p, b).expect("temp file");
-        let args = [
-            "mooncake_master".to_string(),
-            format!("--config_path={}", p.display()),
-        ];
-        let _ = mc_master::MasterConfig::try_from_args(args);
-    });
 }
 
 fn config_seeds() -> Vec<Vec<u8>> {
