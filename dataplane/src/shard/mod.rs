@@ -262,7 +262,7 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
         && cfg
             .ssd
             .as_ref()
-            .is_some_and(|c| prefault::has_records(&c.dir, cfg.index));
+            .is_some_and(|c| crate::ssd::holds_records(&c.dir, cfg.index));
     let (seg, data_port, index, others) = match memory {
         Some(m) => {
             let r = revive::take_over(cfg, m)?;

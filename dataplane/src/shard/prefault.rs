@@ -19,21 +19,6 @@ const STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 /// CPU shares of the prefault task queue (the data path's is 1000).
 const PREFAULT_SHARES: usize = 20;
 
-/// Whether the SSD record directory of shard `shard` under `dir` holds records: its first
-/// record file has a non-zero byte in its first block.
-pub(super) fn has_records(dir: &std::path::Path, shard: usize) -> bool {
-    use std::io::Read;
-    let path = dir.join(format!("shard-{shard}")).join("000000.rec");
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut block = vec![0u8; 4096];
-    match f.read(&mut block) {
-        Ok(n) => block[..n].iter().any(|&b| b != 0),
-        Err(_) => false,
-    }
-}
-
 /// Starts faulting `seg` in behind the shard's serving; stops early once the segment is
 /// gone from the shard (this task then holds its last reference).
 pub(super) fn start_behind(shard: usize, seg: Rc<SegmentMem>) {

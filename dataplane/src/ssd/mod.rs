@@ -47,6 +47,26 @@ pub struct SsdConfig {
     pub checkpoint_every: u64,
 }
 
+/// The directory of shard `shard`'s record files under the node's storage directory.
+pub fn shard_dir(dir: &Path, shard: usize) -> PathBuf {
+    dir.join(format!("shard-{shard}"))
+}
+
+/// Whether shard `shard` left records under `dir` (its first record file has a non-zero
+/// byte in its first block): a cheap look before the index is rebuilt, so a shard that
+/// will re-adopt objects can get its memory segment ready behind serving.
+pub fn holds_records(dir: &Path, shard: usize) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(scan::file_path(&shard_dir(dir, shard), 0)) else {
+        return false;
+    };
+    let mut block = vec![0u8; format::BLOCK_BYTES as usize];
+    match f.read(&mut block) {
+        Ok(n) => block[..n].iter().any(|&b| b != 0),
+        Err(_) => false,
+    }
+}
+
 /// 90% of the free space of the file system holding `dir` (Mooncake's default quota).
 pub fn default_quota_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -71,5 +91,26 @@ mod tests {
     fn the_default_quota_is_below_the_free_space() {
         let q = super::default_quota_bytes(std::path::Path::new(".")).unwrap();
         assert!(q > 0);
+    }
+
+    #[test]
+    fn records_are_seen_only_in_a_first_block_that_holds_bytes() {
+        let root = std::env::temp_dir().join(format!("mc-holds-records-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(!super::holds_records(&root, 0), "no directory");
+        let dir = super::shard_dir(&root, 0);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = super::scan::file_path(&dir, 0);
+        std::fs::write(&file, vec![0u8; 8192]).unwrap();
+        assert!(
+            !super::holds_records(&root, 0),
+            "a file of zeros holds no record"
+        );
+        let mut bytes = vec![0u8; 8192];
+        bytes[100] = 1;
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(super::holds_records(&root, 0));
+        assert!(!super::holds_records(&root, 1), "another shard's directory");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -201,7 +201,7 @@ impl SsdStore {
         stats: SsdStats,
     ) -> Result<SsdStore, DataplaneError> {
         let t0 = std::time::Instant::now();
-        let dir = cfg.dir.join(format!("shard-{shard}"));
+        let dir = super::shard_dir(&cfg.dir, shard);
         std::fs::create_dir_all(&dir).map_err(|e| open_error(&dir, e))?;
         let probe = dir.join(PROBE_FILE);
         std::fs::write(&probe, vec![0u8; BLOCK_BYTES as usize])
