@@ -484,6 +484,53 @@ fn a_hot_object_on_ssd_is_promoted_back_into_memory() {
 }
 
 #[test]
+fn a_hot_value_of_two_slices_is_promoted_slice_by_slice() {
+    let Some(dir) = ssd_dir("promote-big") else {
+        return;
+    };
+    let c = cluster_with(
+        &dir,
+        &[
+            "--enable_offload",
+            "--promotion_on_hit",
+            "--promotion_admission_threshold=2",
+        ],
+    );
+    let s = store(&c);
+    // 20 MiB: a 16 MiB slice and a 4 MiB one.
+    let value = pattern(20 * MIB, 9);
+    s.put("big", &value, &ReplicateConfig::default()).unwrap();
+    wait_for_disk_replica(&c, "big");
+    fill(&s, 64);
+    assert_eq!(kinds(&c, "big"), [ReplicaKind::LocalDisk]);
+    // Room for both slices.
+    for i in 0..64 {
+        let _ = s.remove(&format!("fill-{i}"), true);
+    }
+    assert!(s.get("big").unwrap() == value, "first read from SSD");
+    assert!(s.get("big").unwrap() == value, "second read from SSD");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kinds(&c, "big").contains(&ReplicaKind::Memory) {
+        assert!(
+            Instant::now() < deadline,
+            "not promoted: {:?}",
+            kinds(&c, "big")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        kinds(&c, "big"),
+        [ReplicaKind::Memory, ReplicaKind::LocalDisk]
+    );
+    assert_eq!(node_metric(&c, "mc_shard_ssd_promotions_total"), 2.0);
+    // Both slices read from memory now, byte-exact.
+    let ssd_reads = node_metric(&c, "mc_shard_ssd_reads_total");
+    assert!(s.get("big").unwrap() == value, "read from memory");
+    assert_eq!(node_metric(&c, "mc_shard_ssd_reads_total"), ssd_reads);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn disk_eviction_makes_room_for_new_copies_and_the_master_forgets_old_ones() {
     disk_eviction(
         "disk-evict",

@@ -410,45 +410,71 @@ impl Segments {
         true
     }
 
-    /// Allocates `len` bytes on the shard that holds the SSD record `disk` (a memory
-    /// segment of the same node with the same data endpoint) and asks that shard to copy
-    /// the record into it; the new range's location, or `None` when there is no room.
-    pub fn promote(&self, disk: &SliceLoc, len: u64) -> Option<SliceLoc> {
+    /// Allocates a memory range for every SSD record of `disk` (location, length) on the
+    /// shard that holds it (a memory segment of the same node with the same data endpoint)
+    /// and asks those shards to copy the records in; the new ranges, in order, or `None`
+    /// when one found no room. All or nothing: the shards hear of no range before every
+    /// one is allocated, so a range given back here was never written.
+    pub fn promote(&self, disk: &[(SliceLoc, u64)]) -> Option<Vec<SliceLoc>> {
+        let mut planned: Vec<Planned> = Vec::with_capacity(disk.len());
+        for &(from, len) in disk {
+            match self.promotion_target(&from, len) {
+                Some(p) => planned.push(p),
+                None => {
+                    for p in &planned {
+                        p.memory.free(&p.to, p.len);
+                    }
+                    return None;
+                }
+            }
+        }
+        for p in &planned {
+            self.notices.push(
+                p.disk.client_id,
+                Notice::Promote {
+                    segment_id: p.disk.id,
+                    offset: p.from.offset,
+                    generation: p.from.generation,
+                    target_segment_id: p.memory.id,
+                    target_offset: p.to.offset,
+                    target_generation: p.to.generation,
+                },
+            );
+        }
+        Some(planned.into_iter().map(|p| p.to).collect())
+    }
+
+    /// A memory range of `len` bytes for the SSD record `from`, on its shard.
+    fn promotion_target(&self, from: &SliceLoc, len: u64) -> Option<Planned> {
         let slots = self.slots.read();
-        let d = slots.get(disk.segment as usize)?.clone();
+        let disk = slots.get(from.segment as usize)?.clone();
         drop(slots);
-        if !d.disk || !d.is_mounted() {
+        if !disk.disk || !disk.is_mounted() {
             return None;
         }
-        let target = self
+        let (memory, a) = self
             .view
             .read()
             .by_id
             .values()
-            .filter(|s| !s.disk && s.client_id == d.client_id && s.endpoint == d.endpoint)
+            .filter(|s| !s.disk && s.client_id == disk.client_id && s.endpoint == disk.endpoint)
             .find_map(|s| {
                 let a = s.allocate(len, self.next_generation())?;
                 Some((s.clone(), a))
-            });
-        let (seg, a) = target?;
-        let loc = SliceLoc {
+            })?;
+        let to = SliceLoc {
             offset: a.offset,
             generation: a.generation(),
-            segment: seg.slot,
+            segment: memory.slot,
             node: a.node(),
         };
-        self.notices.push(
-            d.client_id,
-            Notice::Promote {
-                segment_id: d.id,
-                offset: disk.offset,
-                generation: disk.generation,
-                target_segment_id: seg.id,
-                target_offset: loc.offset,
-                target_generation: loc.generation,
-            },
-        );
-        Some(loc)
+        Some(Planned {
+            disk,
+            memory,
+            from: *from,
+            to,
+            len,
+        })
     }
 
     /// The mounted SSD store of `client_id`'s node (the first, when it has several shards).
@@ -843,4 +869,13 @@ impl Segments {
 enum NoticeKind {
     Commit,
     Free,
+}
+
+/// One SSD record's promotion, planned: its range allocated, its shard not told yet.
+struct Planned {
+    disk: Arc<Segment>,
+    memory: Arc<Segment>,
+    from: SliceLoc,
+    to: SliceLoc,
+    len: u64,
 }

@@ -5,12 +5,13 @@
 //! reports it; at most `--promotion_queue_limit` promotions run at once, and one not
 //! reported within [`PROMOTE_TIMEOUT_MS`] gives its range back.
 //!
-//! Only values of one slice are promoted: the slices of a larger value live on the SSDs of
-//! several shards, and each shard can only fill its own memory.
+//! A value of several slices is promoted slice by slice: each slice's SSD record is
+//! copied by the shard that holds it into a range of that shard's memory, and the memory
+//! replica is added once every slice has been reported.
 
 use std::sync::atomic::Ordering;
 
-use mc_schema::limits::slice_count;
+use mc_schema::limits::{slice_count, slice_len};
 use mc_schema::msg::PromotedSlice;
 
 use super::ObjectStore;
@@ -20,28 +21,47 @@ use crate::segments::SliceLoc;
 /// How long a promotion may take before its range is given back.
 pub(super) const PROMOTE_TIMEOUT_MS: u64 = 10_000;
 
-/// A promotion in flight: the memory range it fills, its value's length, and when it
-/// was asked for.
-#[derive(Debug, Clone, Copy)]
+/// A promotion in flight: the memory ranges it fills (one per slice, in order) and which
+/// have been reported filled, its value's length, and when it was asked for.
+#[derive(Debug, Clone)]
 pub(super) struct Promoting {
-    loc: SliceLoc,
+    slices: Vec<(SliceLoc, bool)>,
     len: u64,
     started_ms: u64,
+}
+
+impl Promoting {
+    /// The memory ranges, in slice order.
+    fn locs(&self) -> Vec<SliceLoc> {
+        self.slices.iter().map(|(l, _)| *l).collect()
+    }
+
+    /// Marks the slice filled at (`segment` slot, `offset`, `generation`); false when the
+    /// promotion has no such slice.
+    fn fill(&mut self, segment: u32, offset: u64, generation: u64) -> bool {
+        let slice = self.slices.iter_mut().find(|(l, _)| {
+            l.segment == segment && l.offset == offset && l.generation == generation
+        });
+        slice.map(|(_, filled)| *filled = true).is_some()
+    }
+
+    fn complete(&self) -> bool {
+        self.slices.iter().all(|(_, filled)| *filled)
+    }
 }
 
 impl ObjectStore {
     /// Counts a get of `o` (held under its shard lock) and, when it is served only from SSD
     /// and hot enough, starts its promotion.
     pub(super) fn note_read(&self, key: &str, o: &Object, now_ms: u64) {
+        let slices = slice_count(o.size()) as usize;
         if !self.policy.promotion_on_hit
-            || slice_count(o.size()) != 1
+            || slices == 0
+            || o.locs().len() < slices
             || !o.locs().iter().all(SliceLoc::is_disk)
         {
             return;
         }
-        let Some(disk) = o.locs().first().copied() else {
-            return;
-        };
         if self.sketch.lock().hit(key) < self.policy.promotion_threshold {
             return;
         }
@@ -49,11 +69,17 @@ impl ObjectStore {
         if promoting.contains_key(key) || promoting.len() >= self.policy.promotion_queue_limit {
             return;
         }
-        if let Some(loc) = self.segments.promote(&disk, o.size()) {
+        // The first SSD replica's records (locations are replica-major).
+        let disk: Vec<(SliceLoc, u64)> = o.locs()[..slices]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (*l, slice_len(o.size(), i as u64)))
+            .collect();
+        if let Some(locs) = self.segments.promote(&disk) {
             promoting.insert(
                 key.to_string(),
                 Promoting {
-                    loc,
+                    slices: locs.into_iter().map(|l| (l, false)).collect(),
                     len: o.size(),
                     started_ms: now_ms,
                 },
@@ -61,23 +87,25 @@ impl ObjectStore {
         }
     }
 
-    /// Adds the memory slices `client_id`'s node filled; returns how many became replicas.
+    /// Takes the memory slices `client_id`'s node filled; returns how many objects gained
+    /// their memory replica (the last of their slices came in).
     pub fn promoted(&self, _client_id: u64, entries: &[PromotedSlice]) -> u64 {
         let mut added = 0;
         for e in entries {
-            let Some(p) = self.promoting.lock().remove(&e.key) else {
+            let Some(slot) = self.segments.by_id(e.segment_id).map(|s| s.slot) else {
                 continue;
             };
-            let same = self
-                .segments
-                .by_id(e.segment_id)
-                .is_some_and(|s| s.slot == p.loc.segment)
-                && p.loc.offset == e.offset
-                && p.loc.generation == e.generation;
-            if !same {
-                self.promoting.lock().insert(e.key.clone(), p);
-                continue;
-            }
+            let p = {
+                let mut promoting = self.promoting.lock();
+                let Some(p) = promoting.get_mut(&e.key) else {
+                    continue;
+                };
+                if !p.fill(slot, e.offset, e.generation) || !p.complete() {
+                    continue;
+                }
+                promoting.remove(&e.key).expect("held above")
+            };
+            let locs = p.locs();
             let (h, mut shard) = self.shard(&e.key);
             let taken = shard.get_mut(h, &e.key).is_some_and(|o| {
                 let fits = o.complete()
@@ -87,9 +115,9 @@ impl ObjectStore {
                     && o.locs().iter().all(SliceLoc::is_disk);
                 if fits {
                     o.pin_put_generation();
-                    let mut locs = vec![p.loc];
-                    locs.extend_from_slice(o.locs());
-                    o.set_locs(locs);
+                    let mut all = locs.clone();
+                    all.extend_from_slice(o.locs());
+                    o.set_locs(all);
                 }
                 fits
             });
@@ -99,9 +127,9 @@ impl ObjectStore {
                 self.stats
                     .promoted_objects_total
                     .fetch_add(1, Ordering::Relaxed);
-                self.segments.commit(&[p.loc]);
+                self.segments.commit(&locs);
             } else {
-                self.segments.free_one(&p.loc, p.len);
+                self.segments.free(p.len, &locs);
             }
         }
         added
@@ -113,12 +141,12 @@ impl ObjectStore {
         self.promoting.lock().retain(|_, p| {
             let keep = now_ms.saturating_sub(p.started_ms) < PROMOTE_TIMEOUT_MS;
             if !keep {
-                late.push(*p);
+                late.push(p.clone());
             }
             keep
         });
         for p in late {
-            self.segments.free_one(&p.loc, p.len);
+            self.segments.free(p.len, &p.locs());
         }
     }
 }
