@@ -11,6 +11,12 @@ use mc_schema::msg::{InventoryEntry, Request, Response, ResponseBody};
 
 const SIZE: u64 = 4096;
 
+/// mimalloc rather than glibc's malloc: the master holds millions of small allocations
+/// (keys, replica lists) and frees them in bulk (adoption, dropping a node), where glibc
+/// spent a fifth of the time consolidating and unlinking chunks (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn call(svc: &MasterService, req: Request) -> Response {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     let rt = RT.get_or_init(|| tokio::runtime::Runtime::new().expect("a tokio runtime"));
