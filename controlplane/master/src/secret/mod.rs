@@ -202,7 +202,8 @@ impl WriteSecrets {
                 to = %p.fingerprint,
                 nodes = clients.len(),
                 waited_ms,
-                "write secret rotated: every node holds the new secret; signing with it now"
+                "write secret rotated: every node with mounted segments holds the new \
+                 secret; signing with it now"
             );
         } else {
             warn!(

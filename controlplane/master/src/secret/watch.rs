@@ -179,20 +179,14 @@ pub fn spawn(path: String, secrets: Arc<WriteSecrets>, plane: Arc<Plane>, clock:
                 }
             };
             let now = clock.now_ms();
-            match plane.service() {
-                Some(svc) => {
-                    svc.advance_write_secret(now);
-                }
-                None => {
-                    secrets.try_switch(now, 0, Vec::new);
-                }
-            }
             // A read of a few bytes every couple of seconds: not worth a blocking thread.
-            let r = reloader.poll(&secrets, now, asked);
-            if r == Reload::Staged && plane.service().is_none() {
+            reloader.poll(&secrets, now, asked);
+            // Right after staging too: a master without nodes switches at once.
+            match plane.service() {
+                Some(svc) => svc.advance_write_secret(now),
                 // A standby has no nodes to wait for.
-                secrets.try_switch(now, 0, Vec::new);
-            }
+                None => secrets.try_switch(now, 0, Vec::new),
+            };
         }
     });
 }
