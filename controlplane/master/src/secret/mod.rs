@@ -174,6 +174,16 @@ impl WriteSecrets {
         }
     }
 
+    /// Forgets what `client_id` was handed during a rotation: it mounts (again), and a node
+    /// that restarted under the same id holds only what its MountAck carries.
+    pub fn forget_node(&self, client_id: u64) {
+        let mut s = self.state.write();
+        if let Some(p) = &mut s.pending {
+            p.answered.remove(&client_id);
+            p.holding.remove(&client_id);
+        }
+    }
+
     /// Switches to the pending secret when every client `mounted` names (called under the
     /// lock, so a node mounting meanwhile is either named or gets the new secret in its
     /// MountAck) holds it, or when it has been pending `ttl_ms`. True when it switched.
@@ -295,6 +305,13 @@ mod tests {
         assert_eq!(s.for_node(1), B);
         // Node 2 mounted meanwhile and has not pinged: no switch before client_ttl.
         assert!(!s.try_switch(200, 1_000, || vec![1, 2]));
+        assert!(!s.try_switch(1_099, 1_000, || vec![1, 2]));
+        // Node 2 pings twice, then mounts again (restarted): it starts over.
+        assert_eq!(s.for_node(2), B);
+        assert_eq!(s.for_node(2), B);
+        s.forget_node(2);
+        assert!(!s.try_switch(1_099, 1_000, || vec![1, 2]));
+        assert_eq!(s.for_node(2), B);
         assert!(!s.try_switch(1_099, 1_000, || vec![1, 2]));
         assert!(
             s.try_switch(1_100, 1_000, || vec![1, 2]),

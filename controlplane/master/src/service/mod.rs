@@ -670,7 +670,9 @@ impl MasterService {
                 }
                 info!(segment = %names[0], size_bytes = size, term, "segment mounted");
                 // Read after the segment is in the table: a rotation switching meanwhile
-                // either waits for this node or is already the secret read here.
+                // either waits for this node or is already the secret read here. A node
+                // mounting starts its part of a rotation over (it may have restarted).
+                self.cfg.write_secrets.forget_node(client_id);
                 Response::ok(ResponseBody::MountAck {
                     term,
                     write_secret: self.cfg.write_secrets.current().to_vec(),
