@@ -5,7 +5,7 @@
 //! The secret arrives from the agent once the node has mounted at a master; until then the
 //! shard checks nothing (a data plane run on its own, by tests and tools). The previous secret
 //! stays accepted after a new one arrives (a restarted master signs with a new secret while
-//! older puts finish). Freed allocations are remembered by generation for longer than any
+//! older puts finish; a rotating master hands the new one over before it signs with it). Freed allocations are remembered by generation for longer than any
 //! token lives, so a write replayed after its put was revoked, preempted or removed is refused.
 
 use std::collections::{HashSet, VecDeque};
@@ -249,6 +249,24 @@ mod tests {
             Err(Refusal::Forged),
             "two secrets back"
         );
+    }
+
+    #[test]
+    fn going_back_to_the_previous_secret_keeps_both() {
+        // A rotation: the heartbeat hands over `new`, then a MountAck (the node mounted
+        // again before the master switched) the one still signed with, then `new` again.
+        let (old, new) = (
+            b"the old secret, 16+".as_slice(),
+            b"the new secret, 16+".as_slice(),
+        );
+        let t_old = WriteKey::new(old).sign(SEG, GEN, (0, 10), 100);
+        let t_new = WriteKey::new(new).sign(SEG, GEN, (0, 10), 100);
+        let mut c = caps(old);
+        for s in [new, old, new] {
+            c.set_secret(s);
+            assert_eq!(c.check((SEG, 0, 10, GEN), Some(&t_old), 0), Ok(()));
+            assert_eq!(c.check((SEG, 0, 10, GEN), Some(&t_new), 0), Ok(()));
+        }
     }
 
     #[test]

@@ -527,6 +527,10 @@ pub enum ResponseBody {
         allocated_bytes: u64,
         /// Allocated bytes at which background eviction starts.
         eviction_high_watermark_bytes: u64,
+        /// The write-token secret the caller's shards must hold (the one a rotation hands
+        /// over, else the one the master signs with); sent only to nodes with mounted
+        /// segments, empty for anyone else and from masters that predate the field.
+        write_secret: Vec<u8>,
     },
     /// Per-key PutStart outcomes.
     PutStart(Vec<PutStartResult>),
@@ -1287,7 +1291,10 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
             capacity_bytes,
             allocated_bytes,
             eviction_high_watermark_bytes,
+            write_secret,
         } => {
+            // Absent rather than empty, so answers to tools and clients stay as they were.
+            let write_secret = (!write_secret.is_empty()).then(|| fbb.create_vector(write_secret));
             let t = fb::PingAck::create(
                 fbb,
                 &fb::PingAckArgs {
@@ -1297,6 +1304,7 @@ pub fn encode_response<'a>(fbb: &'a mut Fbb<'static>, resp: &Response) -> &'a [u
                     capacity_bytes: *capacity_bytes,
                     allocated_bytes: *allocated_bytes,
                     eviction_high_watermark_bytes: *eviction_high_watermark_bytes,
+                    write_secret,
                 },
             );
             (fb::ResponseBody::PingAck, t.as_union_value())
@@ -1409,6 +1417,10 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, SchemaError> {
                 capacity_bytes: p.capacity_bytes(),
                 allocated_bytes: p.allocated_bytes(),
                 eviction_high_watermark_bytes: p.eviction_high_watermark_bytes(),
+                write_secret: p
+                    .write_secret()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default(),
             }
         }
         fb::ResponseBody::PutStartResults => {
@@ -1742,6 +1754,16 @@ mod tests {
                 capacity_bytes: 512 << 20,
                 allocated_bytes: 4096,
                 eviction_high_watermark_bytes: 510 << 20,
+                write_secret: vec![9; 32],
+            },
+            ResponseBody::PingAck {
+                client_known: false,
+                view_version: 0,
+                admin_port: 0,
+                capacity_bytes: 0,
+                allocated_bytes: 0,
+                eviction_high_watermark_bytes: 0,
+                write_secret: Vec::new(),
             },
             ResponseBody::PutStart(vec![PutStartResult {
                 status: 0,

@@ -18,7 +18,9 @@ use mc_rpc::RpcClient;
 use mc_schema::handshake::Role;
 use mc_schema::msg::{ReplicateConfig, Request};
 use mooncake_rs::{ErrorCode, Store};
-use support::{Ha, PATIENCE, eventually, ha_cluster, on_both, round_trip_eventually};
+use support::{
+    Ha, PATIENCE, eventually, ha_cluster, ha_cluster_with, on_both, round_trip_eventually,
+};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -331,4 +333,63 @@ fn losing_the_coordinator_stops_service_until_it_is_back(kind: CoordinatorKind) 
     ha.wait_serving(None);
     let back = round_trip_eventually(&s, "after", &pattern(3000, 2)).duration_since(restarted);
     eprintln!("{kind:?}: coordinator back -> first put+get after {back:?}");
+}
+
+on_both!(both_masters_rotate_a_rewritten_secret_file_and_a_failover_keeps_it);
+/// Both masters read one `--cluster_secret_file` (as if each host's copy were updated):
+/// when it is rewritten the standby switches at once and the leader after handing the
+/// secret to the nodes, with no failed put; a failover then serves with the new secret.
+fn both_masters_rotate_a_rewritten_secret_file_and_a_failover_keeps_it(kind: CoordinatorKind) {
+    let dir = std::env::temp_dir().join(format!("mc-ha-rotate-{}-{kind:?}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    let (old, new) = (
+        b"the HA secret at start, 32 bytes".as_slice(),
+        b"the rotated HA secret, 32 bytes.".as_slice(),
+    );
+    std::fs::write(&file, old).unwrap();
+    let mut ha = ha_cluster_with(
+        kind,
+        30,
+        1,
+        &[format!("--cluster_secret_file={}", file.display())],
+    );
+    let leader = ha.wait_serving(None);
+    let fp = |ha: &Ha, i: usize| {
+        ha.health(i)["write_secret_fingerprint"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for i in 0..2 {
+        assert_eq!(fp(&ha, i), mc_schema::token::fingerprint(old), "master {i}");
+    }
+    let s = ha.client();
+    round_trip_eventually(&s, "before", b"with the first secret");
+
+    let tmp = dir.join("secret.new");
+    std::fs::write(&tmp, new).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let mut n = 0u64;
+    let rotated = eventually(PATIENCE, || {
+        // Puts go on throughout, and none fails.
+        n += 1;
+        let key = format!("during-{n}");
+        let value = pattern(4096, n);
+        s.put(&key, &value, &ReplicateConfig::default())
+            .unwrap_or_else(|e| panic!("put {key} during the rotation: {e}\n{}", ha.logs()));
+        assert_eq!(s.get(&key).unwrap(), value);
+        (0..2)
+            .all(|i| fp(&ha, i) == mc_schema::token::fingerprint(new))
+            .then_some(())
+    });
+    rotated.unwrap_or_else(|| panic!("the masters did not rotate\n{}", ha.logs()));
+    assert!(n > 1, "puts ran during the rotation");
+
+    // The standby takes over with the new secret; the node takes it when it mounts.
+    ha.cluster.signal_master_of(leader, libc::SIGTERM);
+    let next = ha.wait_serving(Some(leader));
+    assert_eq!(fp(&ha, next), mc_schema::token::fingerprint(new));
+    round_trip_eventually(&s, "after", b"with the rotated secret");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,9 +19,15 @@ pub struct Ha {
 
 /// Two HA masters with a view lease of `ttl_s` seconds and `nodes` store nodes, on `kind`.
 pub fn ha_cluster(kind: CoordinatorKind, ttl_s: u64, nodes: usize) -> Ha {
+    ha_cluster_with(kind, ttl_s, nodes, &[])
+}
+
+/// [`ha_cluster`] with `extra` flags for both masters.
+pub fn ha_cluster_with(kind: CoordinatorKind, ttl_s: u64, nodes: usize, extra: &[String]) -> Ha {
     let coord = Coordinator::start(kind).unwrap_or_else(|e| panic!("coordinator: {e}"));
     let mut master_args = coord.master_args();
     master_args.push(format!("--master_view_lease_ttl_sec={ttl_s}"));
+    master_args.extend(extra.iter().cloned());
     let spec = ClusterSpec {
         masters: 2,
         master_args,

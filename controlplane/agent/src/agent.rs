@@ -292,8 +292,10 @@ impl<L: AgentLink> Agent<L> {
         Ok(())
     }
 
-    /// Hands the master's write-token secret to the shards when it is new: from then on
-    /// they accept only writes carrying a token signed with it (or the one before).
+    /// Hands the master's write-token secret (from a MountAck, or a heartbeat answer during
+    /// a rotation) to the shards when it is new: from then on they accept only writes
+    /// carrying a token signed with it or the one before. Empty (a master that sends none)
+    /// changes nothing.
     fn take_write_secret(&mut self, secret: Vec<u8>) {
         if secret.is_empty() || secret == self.write_secret {
             return;
@@ -369,7 +371,18 @@ impl<L: AgentLink> Agent<L> {
                 client_id: self.client_id,
             })
             .map(|r| match r.body {
-                ResponseBody::PingAck { client_known, .. } => client_known,
+                ResponseBody::PingAck {
+                    client_known,
+                    write_secret,
+                    ..
+                } => {
+                    // A rotated secret reaches the shards here, before the master signs
+                    // with it; the shards keep the one before, so both verify.
+                    if client_known {
+                        self.take_write_secret(write_secret);
+                    }
+                    client_known
+                }
                 _ => true,
             })
         } else {

@@ -207,7 +207,9 @@ pub struct MasterConfig {
     pub put_credit_max_bytes: u64,
     /// File holding the secret that signs write tokens (at least 16 bytes; surrounding
     /// whitespace is ignored). Empty: a new random secret per master process, handed to the
-    /// nodes when they mount. Give every master of an HA group the same file.
+    /// nodes when they mount. Give every master of an HA group the same file. Re-read every
+    /// 2 s and on SIGHUP: rewriting it rotates the secret without a restart (on every
+    /// master of an HA group).
     #[arg(long = "cluster_secret_file", default_value = "")]
     pub cluster_secret_file: String,
     /// Placement strategy.

@@ -27,7 +27,10 @@ async fn health(State(s): State<HttpState>) -> Json<Value> {
         "service_ready": status.service_ready,
         "leader_address": status.leader.as_ref().map(|v| v.leader.as_str()),
         "view_version": status.leader.as_ref().map(|v| v.version),
-        "write_secret_fingerprint": s.secret_fingerprint,
+        "write_secret_fingerprint": s.write_secrets.fingerprint(),
+        "write_secret_pending_fingerprint": s.write_secrets.pending_fingerprint(),
+        "write_secret_rotations_total": s.write_secrets.rotations_total(),
+        "write_secret_reload_errors_total": s.write_secrets.reload_errors_total(),
     });
     // The term's counts; a master holding no term reports zeros.
     let svc = status.service;

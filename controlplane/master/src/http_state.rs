@@ -33,8 +33,8 @@ pub struct HttpState {
     pub cluster_id: String,
     /// The coordinator's list of masters (with HA; `None` without, or when unreachable).
     pub roster: Option<Arc<mc_coord::elect::Roster>>,
-    /// [`mc_schema::token::fingerprint`] of the write secret this master signs with.
-    pub secret_fingerprint: String,
+    /// The write secret this master signs with (its fingerprint is shown) and its rotation.
+    pub write_secrets: Arc<crate::secret::WriteSecrets>,
 }
 
 /// The metadata of a master that serves now; an extractor for the inspection endpoints,

@@ -12,7 +12,7 @@
 //!   tell, kept across restarts; [`clock`]: time under leases; [`http`]: the admin HTTP
 //!   router and status pages,
 //!   [`query`]: its inspection endpoints, [`http_state`]: what both read; [`metadata`]: the
-//!   embedded HTTP metadata server.
+//!   embedded HTTP metadata server; [`secret`]: the write secret and its rotation.
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +31,7 @@ pub mod notices;
 pub mod objects;
 pub mod query;
 pub mod recovery;
+pub mod secret;
 pub mod segments;
 pub mod service;
 pub mod snapshot;
@@ -125,14 +126,20 @@ pub async fn serve(
         (Some(h), true) => shared_write_secret(h, &cfg.cluster_id).await,
         _ => write_secret(&cfg.cluster_secret_file)?,
     };
+    let service = service_config(&cfg, write_secret);
+    let write_secrets = service.write_secrets.clone();
     let plane = Arc::new(match &ha {
-        None => Plane::standalone(service_config(&cfg, &write_secret), clock, rpc_addr),
-        Some(h) => Plane::for_ha(
-            service_config(&cfg, &write_secret),
-            clock,
-            h.advertise.clone(),
-        ),
+        None => Plane::standalone(service, clock.clone(), rpc_addr),
+        Some(h) => Plane::for_ha(service, clock.clone(), h.advertise.clone()),
     });
+    if !cfg.cluster_secret_file.is_empty() {
+        secret::watch::spawn(
+            cfg.cluster_secret_file.clone(),
+            write_secrets.clone(),
+            plane.clone(),
+            clock,
+        );
+    }
     let source = plane.clone();
     let snapshot_stats = snapshots
         .as_ref()
@@ -143,7 +150,8 @@ pub async fn serve(
             plane.rpc_metrics(),
             Arc::new(move || source.service()),
         )
-        .with_snapshots(snapshot_stats.clone()),
+        .with_snapshots(snapshot_stats.clone())
+        .with_write_secrets(write_secrets.clone()),
         snapshots: snapshot_stats,
         rpc_address: served_address,
         cluster_id: cfg.cluster_id.clone(),
@@ -151,7 +159,7 @@ pub async fn serve(
             Some(h) => ha::roster::start(h, &cfg.cluster_id, cfg.metrics_port).await,
             None => None,
         },
-        secret_fingerprint: mc_schema::token::fingerprint(&write_secret),
+        write_secrets,
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, http::router(state)).await {
@@ -208,28 +216,22 @@ fn rpc_host(cfg: &MasterConfig) -> Result<String, MasterError> {
     Ok(ip.to_string())
 }
 
-/// The secret write tokens are signed with: `--cluster_secret_file`'s contents, or a new
-/// random one.
+/// The secret write tokens are signed with at start: `--cluster_secret_file`'s contents
+/// (re-read while running, [`secret::watch`]), or a new random one.
 fn write_secret(path: &str) -> Result<Arc<[u8]>, MasterError> {
     if path.is_empty() {
         info!("write tokens signed with a new random secret (no --cluster_secret_file)");
         return Ok(mc_schema::token::new_secret().into());
     }
-    let bad = |reason: String| MasterError::SecretFile {
+    let secret = secret::watch::read_secret_file(path).map_err(|p| MasterError::SecretFile {
         path: path.to_string(),
-        reason,
-    };
-    let raw = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let secret = raw.trim_ascii();
-    if secret.len() < mc_schema::token::MIN_SECRET_BYTES {
-        return Err(bad(format!(
-            "holds {} bytes; a secret needs at least {} (e.g. `head -c 32 /dev/urandom | base64`)",
-            secret.len(),
-            mc_schema::token::MIN_SECRET_BYTES
-        )));
-    }
-    info!("write tokens signed with the secret of {path}");
-    Ok(secret.into())
+        reason: format!("{}; {}", p.reason, p.fix),
+    })?;
+    info!(
+        "write tokens signed with the secret of {path} (fingerprint {}); rewrite the file to rotate it",
+        mc_schema::token::fingerprint(&secret)
+    );
+    Ok(secret)
 }
 
 /// How long an HA master waits for the coordinator to agree on the write secret.
@@ -271,8 +273,9 @@ async fn shared_write_secret(ha: &HaConfig, cluster_id: &str) -> Arc<[u8]> {
 }
 
 /// The handlers' tunables, from the flags.
-fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig {
+fn service_config(cfg: &MasterConfig, write_secret: Arc<[u8]>) -> ServiceConfig {
     let ms = |d: Duration| d.as_millis() as u64;
+    let credit_ttl_ms = ms(cfg.put_credit_ttl_sec).min(ms(cfg.put_start_release_timeout_sec));
     ServiceConfig {
         policy: objects::Policy {
             lease_ms: ms(cfg.default_kv_lease_ttl),
@@ -290,7 +293,7 @@ fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig
             promotion_queue_limit: cfg.promotion_queue_limit,
             disk_eviction: cfg.enable_disk_eviction,
             // Credit is space of a put not finished yet: never kept longer than that.
-            credit_ttl_ms: ms(cfg.put_credit_ttl_sec).min(ms(cfg.put_start_release_timeout_sec)),
+            credit_ttl_ms,
             credit_max_client_bytes: cfg.put_credit_max_bytes,
         },
         client_ttl_ms: ms(cfg.client_ttl),
@@ -301,7 +304,9 @@ fn service_config(cfg: &MasterConfig, write_secret: &Arc<[u8]>) -> ServiceConfig
         strategy: segments::Strategy::from_name(&cfg.allocation_strategy).unwrap_or_default(),
         admin_port: cfg.metrics_port,
         view_version: 1,
-        write_secret: write_secret.clone(),
+        // A secret stays accepted (as the shards' previous one) at least as long as a
+        // client may hold put credit signed with it.
+        write_secrets: Arc::new(secret::WriteSecrets::new(write_secret, credit_ttl_ms)),
         task_limits: tasks::TaskLimits {
             max_finished: cfg.max_total_finished_tasks as usize,
             max_pending: cfg.max_total_pending_tasks as usize,

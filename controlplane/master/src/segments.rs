@@ -200,6 +200,8 @@ pub fn allocated_bytes(len: u64, locs: &[SliceLoc]) -> u64 {
 #[derive(Debug, Default)]
 struct View {
     by_id: HashMap<u64, Arc<Segment>>,
+    /// client id → segments it has mounted (no entry at zero).
+    clients: HashMap<u64, usize>,
     /// (host, allocatable segments of that host).
     hosts: Vec<(String, Vec<Arc<Segment>>)>,
 }
@@ -314,6 +316,7 @@ impl Segments {
         });
         slots.push(seg.clone());
         view.by_id.insert(id, seg.clone());
+        *view.clients.entry(client_id).or_default() += 1;
         view.rebuild_hosts();
         Ok(seg)
     }
@@ -325,11 +328,29 @@ impl Segments {
             Some(s) if client_id == 0 || s.client_id == client_id => {
                 s.retire();
                 let seg = view.by_id.remove(&id);
+                if let Some(s) = &seg
+                    && let Some(n) = view.clients.get_mut(&s.client_id)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        view.clients.remove(&s.client_id);
+                    }
+                }
                 view.rebuild_hosts();
                 seg
             }
             _ => None,
         }
+    }
+
+    /// Whether `client_id` has a segment mounted (a node, not a plain client).
+    pub fn has_client(&self, client_id: u64) -> bool {
+        self.view.read().clients.contains_key(&client_id)
+    }
+
+    /// The clients with a segment mounted.
+    pub fn clients(&self) -> Vec<u64> {
+        self.view.read().clients.keys().copied().collect()
     }
 
     /// Segments of a client.

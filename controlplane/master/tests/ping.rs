@@ -36,6 +36,7 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
             capacity_bytes: 0,
             allocated_bytes: 0,
             eviction_high_watermark_bytes: 0,
+            write_secret: Vec::new(),
         }
     );
 
@@ -82,4 +83,79 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
     assert_eq!(capacity_bytes, SEG);
     assert_eq!(allocated_bytes, 1 << 20);
     assert_eq!(eviction_high_watermark_bytes, SEG / 4 * 3);
+}
+
+/// The secret in a Ping answer to `client_id`.
+fn secret_for(svc: &MasterService, client_id: u64) -> Vec<u8> {
+    match ping(svc, client_id) {
+        ResponseBody::PingAck { write_secret, .. } => write_secret,
+        other => panic!("Ping must answer PingAck, not {other:?}"),
+    }
+}
+
+#[test]
+fn only_nodes_get_the_secret_and_a_rotation_switches_once_every_node_holds_it() {
+    use mc_master::secret::{Staged, WriteSecrets};
+    let old: &[u8] = b"the secret at start, 32 bytes...";
+    let new: &[u8] = b"the rotated secret, 32 bytes....";
+    let secrets = Arc::new(WriteSecrets::new(old.into(), 0));
+    let svc = MasterService::new(
+        ServiceConfig {
+            write_secrets: secrets.clone(),
+            ..ServiceConfig::default()
+        },
+        Arc::new(ManualClock::default()),
+    );
+    let mount = |client_id: u64, segment_id: u64| {
+        let r = svc.handle_now(
+            0,
+            Request::MountSegment {
+                client_id,
+                segment_id,
+                name: format!("h:{segment_id}"),
+                host: "h".into(),
+                endpoint: format!("h:{segment_id}"),
+                size: SEG,
+                term_seen: 0,
+                reports_inventory: false,
+                disk: false,
+            },
+        );
+        match r.body {
+            ResponseBody::MountAck { write_secret, .. } => write_secret,
+            other => panic!("MountSegment answered {} {other:?}", r.status),
+        }
+    };
+    assert_eq!(mount(7, 1), old);
+    assert_eq!(
+        secret_for(&svc, 7),
+        old,
+        "a node is told the current secret"
+    );
+    assert!(
+        secret_for(&svc, 5).is_empty(),
+        "a plain client (no segment) gets none"
+    );
+
+    assert_eq!(secrets.stage(new, 0), Staged::Pending);
+    assert_eq!(
+        secret_for(&svc, 7),
+        new,
+        "the pending secret goes to the nodes"
+    );
+    assert!(secret_for(&svc, 5).is_empty());
+    // Node 8 mounts during the rotation: its MountAck has the secret signed with now.
+    assert_eq!(mount(8, 2), old);
+    assert_eq!(secret_for(&svc, 7), new);
+    assert_eq!(secrets.fingerprint(), mc_schema::token::fingerprint(old));
+    assert_eq!(secret_for(&svc, 8), new);
+    assert_eq!(
+        secrets.fingerprint(),
+        mc_schema::token::fingerprint(old),
+        "node 8 answered once"
+    );
+    assert_eq!(secret_for(&svc, 8), new);
+    assert_eq!(secrets.fingerprint(), mc_schema::token::fingerprint(new));
+    assert_eq!(secrets.rotations_total(), 1);
+    assert_eq!(mount(9, 3), new, "now MountAcks carry the new secret");
 }

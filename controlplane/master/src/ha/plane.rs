@@ -280,6 +280,7 @@ impl Plane {
                 capacity_bytes: 0,
                 allocated_bytes: 0,
                 eviction_high_watermark_bytes: 0,
+                write_secret: Vec::new(),
             };
         }
         resp

@@ -5,8 +5,10 @@
 //! - [`state`]: gauges and counters read from the live metadata and segment table at
 //!   scrape time.
 //! - [`snapshot`]: the snapshot writer's counters, read at scrape time.
+//! - [`secret`]: the write secret's rotations and failed reloads, read at scrape time.
 
 pub mod rpc;
+mod secret;
 mod snapshot;
 mod state;
 
@@ -56,6 +58,14 @@ impl MasterMetrics {
         self
     }
 
+    /// Adds the write secret's families, read from `secrets` at each scrape.
+    pub fn with_write_secrets(self, secrets: Arc<crate::secret::WriteSecrets>) -> MasterMetrics {
+        self.registry
+            .register(Box::new(secret::SecretCollector::new(secrets)))
+            .expect("the write secret families are unique");
+        self
+    }
+
     /// Every family as gathered for a scrape (what [`Self::encode`] prints).
     pub fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.registry.gather()
@@ -89,7 +99,15 @@ mod tests {
         stats
             .last_duration_ms
             .store(1500, std::sync::atomic::Ordering::Relaxed);
-        let text = MasterMetrics::new(svc).with_snapshots(stats).encode();
+        let secrets = Arc::new(crate::secret::WriteSecrets::new(
+            mc_schema::token::new_secret().into(),
+            0,
+        ));
+        secrets.note_reload_error();
+        let text = MasterMetrics::new(svc)
+            .with_snapshots(stats)
+            .with_write_secrets(secrets)
+            .encode();
         for line in [
             "# TYPE master_key_count gauge",
             "# TYPE master_evicted_key_count counter",
@@ -99,6 +117,10 @@ mod tests {
             "master_snapshots_total 3",
             "master_last_snapshot_duration_seconds 1.5",
             "# TYPE master_snapshot_failures_total counter",
+            "# TYPE master_write_secret_rotations_total counter",
+            "master_write_secret_rotations_total 0",
+            "master_write_secret_reload_errors_total 1",
+            "master_write_secret_rotation_pending 0",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -12,7 +12,6 @@ use mc_schema::limits::{MAX_BATCH_KEYS, MAX_OBJECT_BYTES, MAX_REPLICAS, key_is_v
 use mc_schema::msg::{
     PutEndItem, PutStartResult, ReplicaDesc, ReplicateConfig, Request, Response, ResponseBody,
 };
-use mc_schema::token::WriteKey;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
@@ -46,8 +45,10 @@ pub struct ServiceConfig {
     /// The view version (leader term) this master serves, told to nodes in the Ping answer:
     /// 1 without HA, the won view's version with it.
     pub view_version: u64,
-    /// Secret of the write tokens, handed to nodes when they mount (`mc_schema::token`).
-    pub write_secret: Arc<[u8]>,
+    /// Secrets of the write tokens (`mc_schema::token`): the one signed with, handed to
+    /// nodes when they mount, and during a rotation the next one, handed to them in their
+    /// heartbeat answers. Shared by the terms of one process ([`crate::secret`]).
+    pub write_secrets: Arc<crate::secret::WriteSecrets>,
     /// Bounds and timeouts of copy and move tasks.
     pub task_limits: crate::tasks::TaskLimits,
 }
@@ -64,7 +65,10 @@ impl Default for ServiceConfig {
             strategy: Strategy::Random,
             admin_port: 0,
             view_version: 1,
-            write_secret: mc_schema::token::new_secret().into(),
+            write_secrets: Arc::new(crate::secret::WriteSecrets::new(
+                mc_schema::token::new_secret().into(),
+                0,
+            )),
             task_limits: Default::default(),
         }
     }
@@ -89,8 +93,6 @@ pub struct MasterService {
     pub rpc_metrics: Arc<crate::metrics::RpcMetrics>,
     /// Re-adoption of what the nodes hold.
     pub recovery: Recovery,
-    /// Signs the write tokens of new allocations.
-    write_key: WriteKey,
     /// Copy and move tasks.
     pub tasks: crate::tasks::Tasks,
 }
@@ -152,7 +154,6 @@ impl MasterService {
             last_sweep_ms: std::sync::atomic::AtomicU64::new(0),
             rpc_metrics,
             recovery: Recovery::new(clock.now_ms(), cfg.client_ttl_ms, cfg.recovery_grace_ms),
-            write_key: WriteKey::new(&cfg.write_secret),
             tasks: crate::tasks::Tasks::new(cfg.task_limits.clone(), clock.now_ms()),
             cfg,
             clock,
@@ -314,9 +315,10 @@ impl MasterService {
         freed
     }
 
-    /// The Ping answer: whether the caller is a known client, and what tools need to find
-    /// the admin port and to size a workload below the eviction watermark.
-    fn ping_ack(&self, client_known: bool) -> ResponseBody {
+    /// The Ping answer: whether the caller is a known client, what tools need to find
+    /// the admin port and to size a workload below the eviction watermark, and for a node
+    /// the write secret its shards must hold (`write_secret`, empty for anyone else).
+    fn ping_ack(&self, client_known: bool, write_secret: Vec<u8>) -> ResponseBody {
         let (allocated_bytes, capacity_bytes) = self.segments.usage();
         ResponseBody::PingAck {
             client_known,
@@ -327,6 +329,7 @@ impl MasterService {
             eviction_high_watermark_bytes: (capacity_bytes as f64
                 * self.cfg.eviction_high_watermark_ratio)
                 as u64,
+            write_secret,
         }
     }
 
@@ -349,14 +352,11 @@ impl MasterService {
     fn sign(&self, replicas: &mut [ReplicaDesc]) {
         let ttl = self.cfg.policy.release_ms.min(MAX_TOKEN_TTL_MS);
         let expires = mc_schema::token::unix_ms_now() + ttl;
-        for s in replicas.iter_mut().flat_map(|r| r.slices.iter_mut()) {
-            s.token = Some(self.write_key.sign(
-                s.segment_id,
-                s.generation,
-                (s.offset, s.length),
-                expires,
-            ));
-        }
+        self.cfg.write_secrets.with_key(|key| {
+            for s in replicas.iter_mut().flat_map(|r| r.slices.iter_mut()) {
+                s.token = Some(key.sign(s.segment_id, s.generation, (s.offset, s.length), expires));
+            }
+        });
     }
 
     /// `writer`: the client's id and host.
@@ -669,9 +669,13 @@ impl MasterService {
                     self.recovery.segments_reported(&[segment_id]);
                 }
                 info!(segment = %names[0], size_bytes = size, term, "segment mounted");
+                // Read after the segment is in the table: a rotation switching meanwhile
+                // either waits for this node or is already the secret read here. A node
+                // mounting starts its part of a rotation over (it may have restarted).
+                self.cfg.write_secrets.forget_node(client_id);
                 Response::ok(ResponseBody::MountAck {
                     term,
-                    write_secret: self.cfg.write_secret.to_vec(),
+                    write_secret: self.cfg.write_secrets.current().to_vec(),
                 })
             }
             Err(e @ MasterError::SegmentTaken { .. }) => {
@@ -694,17 +698,30 @@ impl MasterService {
     }
 
     /// `Ping`: a node's heartbeat. The answer tells a node the master has forgotten (it
-    /// restarted, or dropped the node after `client_ttl`) to mount again.
+    /// restarted, or dropped the node after `client_ttl`) to mount again, and hands a node
+    /// with mounted segments the write secret (the next one during a rotation, which this
+    /// heartbeat may complete). Plain clients and tools never get a secret.
     fn ping(&self, client_id: u64, now: u64) -> Response {
-        let mut clients = self.clients.lock();
-        let known = match clients.get_mut(&client_id) {
-            Some(seen) => {
-                *seen = now;
-                true
-            }
-            None => false,
+        let known = self.touch_client(client_id, now);
+        let secrets = &self.cfg.write_secrets;
+        let secret = if known && self.segments.has_client(client_id) {
+            secrets.for_node(client_id)
+        } else {
+            Vec::new()
         };
-        Response::ok(self.ping_ack(known))
+        if secrets.rotating() {
+            self.advance_write_secret(now);
+        }
+        Response::ok(self.ping_ack(known, secret))
+    }
+
+    /// Moves a write-secret rotation on: switches signing to the pending secret once every
+    /// node with mounted segments holds it, or `client_ttl` after it was staged
+    /// ([`crate::secret`]). True when it switched.
+    pub fn advance_write_secret(&self, now: u64) -> bool {
+        self.cfg
+            .write_secrets
+            .try_switch(now, self.cfg.client_ttl_ms, || self.segments.clients())
     }
 
     /// `DrainSegments`: a node is leaving; its segments take no new allocations.
