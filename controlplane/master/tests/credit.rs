@@ -1,6 +1,8 @@
 //! Put credit at the master on a hand-driven clock: grants, commits into credit, refusals,
 //! release, TTL expiry, the per-client limit and segments that go away.
 
+mod common;
+
 use std::sync::Arc;
 
 use mc_master::clock::ManualClock;
@@ -15,30 +17,11 @@ const OBJ: u64 = 64 << 10;
 const ME: u64 = 7;
 
 fn master(policy: Policy) -> (Arc<MasterService>, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::default());
-    let svc = MasterService::new(
-        ServiceConfig {
-            policy,
-            ..ServiceConfig::default()
-        },
-        clock.clone(),
-    );
-    let r = svc.handle_now(
-        0,
-        Request::MountSegment {
-            client_id: ME,
-            segment_id: 1,
-            name: "h:1".into(),
-            host: "h".into(),
-            endpoint: "h:1".into(),
-            size: SEG,
-            term_seen: 0,
-            reports_inventory: false,
-            disk: false,
-        },
-    );
-    assert_eq!(r.status, 0);
-    (svc, clock)
+    let cfg = ServiceConfig {
+        policy,
+        ..ServiceConfig::default()
+    };
+    common::master_with_one_segment(cfg, SEG)
 }
 
 fn policy() -> Policy {
@@ -92,22 +75,7 @@ fn commit(svc: &MasterService, client_id: u64, key: &str, c: &Credit, failed: Ve
     codes[0]
 }
 
-fn status(svc: &MasterService, key: &str) -> i32 {
-    let r = svc.handle_now(
-        0,
-        Request::GetReplicaList {
-            keys: vec![key.into()],
-        },
-    );
-    let ResponseBody::ReplicaLists(v) = r.body else {
-        panic!("{r:?}")
-    };
-    v[0].status
-}
-
-fn used(svc: &MasterService) -> u64 {
-    svc.segments.usage().0
-}
+use common::{read_status as status, used};
 
 #[test]
 fn a_put_committed_into_credit_is_readable_and_the_credit_is_used_up() {

@@ -1,6 +1,8 @@
 //! The Ping answer tells tools where the admin HTTP is and how full the cluster is, so
 //! mcctl finds the admin port and mc-bench sizes its working set below the watermark.
 
+mod common;
+
 use std::sync::Arc;
 
 use mc_master::clock::ManualClock;
@@ -40,21 +42,7 @@ fn ping_reports_admin_port_capacity_usage_and_watermark() {
         }
     );
 
-    let mounted = svc.handle_now(
-        0,
-        Request::MountSegment {
-            client_id: 7,
-            segment_id: 1,
-            name: "h:1".into(),
-            host: "h".into(),
-            endpoint: "h:1".into(),
-            size: SEG,
-            term_seen: 0,
-            reports_inventory: false,
-            disk: false,
-        },
-    );
-    assert_eq!(mounted.status, 0, "{mounted:?}");
+    common::mount(&svc, 7, 1, "h", SEG);
     let started = svc.handle_now(
         0,
         Request::PutStart {

@@ -1,6 +1,8 @@
 //! Master policies on a hand-driven clock (no sleeps): leases, zombie PutStarts, eviction
 //! at the watermark and on a full PutStart, hard and soft pins.
 
+mod common;
+
 use std::sync::Arc;
 
 use mc_master::clock::{Clock, ManualClock};
@@ -8,38 +10,19 @@ use mc_master::objects::Policy;
 use mc_master::service::{MasterService, ServiceConfig};
 
 use mc_schema::ErrorCode;
-use mc_schema::msg::{PutEndItem, ReplicateConfig, Request, Response, ResponseBody, SoftPinAction};
+use mc_schema::msg::{PutEndItem, ReplicateConfig, Request, ResponseBody, SoftPinAction};
 
 const SEG: u64 = 8 << 20;
 const OBJ: u64 = 256 << 10;
 
 fn master(policy: Policy) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::default());
-    let svc = MasterService::new(
-        ServiceConfig {
-            policy,
-            eviction_high_watermark_ratio: 0.9,
-            eviction_ratio: 0.25,
-            ..ServiceConfig::default()
-        },
-        clock.clone(),
-    );
-    let r = svc.handle_now(
-        0,
-        Request::MountSegment {
-            client_id: 7,
-            segment_id: 1,
-            name: "h:1".into(),
-            host: "h".into(),
-            endpoint: "h:1".into(),
-            size: SEG,
-            term_seen: 0,
-            reports_inventory: false,
-            disk: false,
-        },
-    );
-    assert_eq!(r.status, 0);
-    (svc, clock)
+    let cfg = ServiceConfig {
+        policy,
+        eviction_high_watermark_ratio: 0.9,
+        eviction_ratio: 0.25,
+        ..ServiceConfig::default()
+    };
+    common::master_with_one_segment(cfg, SEG)
 }
 
 fn policy() -> Policy {
@@ -102,25 +85,7 @@ fn put(svc: &MasterService, key: &str, cfg: &ReplicateConfig) -> Result<(), i32>
     Ok(())
 }
 
-fn statuses(r: Response) -> Vec<i32> {
-    let ResponseBody::Statuses(v) = r.body else {
-        panic!("{r:?}")
-    };
-    v
-}
-
-fn read(svc: &MasterService, key: &str) -> i32 {
-    let r = svc.handle_now(
-        0,
-        Request::GetReplicaList {
-            keys: vec![key.into()],
-        },
-    );
-    let ResponseBody::ReplicaLists(v) = r.body else {
-        panic!("{r:?}")
-    };
-    v[0].status
-}
+use common::{read_status as read, statuses, used};
 
 fn remove(svc: &MasterService, key: &str, force: bool) -> i32 {
     statuses(svc.handle_now(
@@ -130,10 +95,6 @@ fn remove(svc: &MasterService, key: &str, force: bool) -> i32 {
             force,
         },
     ))[0]
-}
-
-fn used(svc: &MasterService) -> u64 {
-    svc.segments.usage().0
 }
 
 const NOT_FOUND: i32 = ErrorCode::ObjectNotFound as i32;
@@ -314,22 +275,7 @@ fn two_host_master(strategy: mc_master::segments::Strategy) -> std::sync::Arc<Ma
         Arc::new(ManualClock::default()),
     );
     for (id, host) in [(1u64, "ha"), (2, "hb")] {
-        let name = format!("{host}:1");
-        let r = svc.handle_now(
-            0,
-            Request::MountSegment {
-                client_id: id,
-                segment_id: id,
-                name: name.clone(),
-                host: host.into(),
-                endpoint: name,
-                size: SEG,
-                term_seen: 0,
-                reports_inventory: false,
-                disk: false,
-            },
-        );
-        assert_eq!(r.status, 0);
+        common::mount(&svc, id, id, host, SEG);
     }
     svc
 }

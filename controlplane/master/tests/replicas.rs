@@ -2,6 +2,8 @@
 //! replicas at PutEnd, segments going away under complete and pending objects, values of
 //! several slices, and eviction among many objects (sampled, not a full sort).
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -10,46 +12,21 @@ use mc_master::objects::Policy;
 use mc_master::service::{MasterService, ServiceConfig};
 
 use mc_schema::limits::MAX_SLICE_BYTES;
-use mc_schema::msg::{
-    PutEndItem, ReplicaDesc, ReplicaListResult, ReplicateConfig, Request, ResponseBody,
-};
+use mc_schema::msg::{PutEndItem, ReplicaDesc, ReplicateConfig, Request, ResponseBody};
 
 const SEG: u64 = 256 << 20;
 
 /// A master with one segment on each host in `hosts` (segment ids 1, 2, ...; client id =
 /// segment id).
 fn master(hosts: &[&str]) -> (std::sync::Arc<MasterService>, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::default());
-    let svc = MasterService::new(
-        ServiceConfig {
-            policy: Policy {
-                lease_ms: 1_000,
-                ..Policy::default()
-            },
-            ..ServiceConfig::default()
+    let cfg = ServiceConfig {
+        policy: Policy {
+            lease_ms: 1_000,
+            ..Policy::default()
         },
-        clock.clone(),
-    );
-    for (i, host) in hosts.iter().enumerate() {
-        let id = i as u64 + 1;
-        let name = format!("{host}:1");
-        let r = svc.handle_now(
-            0,
-            Request::MountSegment {
-                client_id: id,
-                segment_id: id,
-                name: name.clone(),
-                host: host.to_string(),
-                endpoint: name,
-                size: SEG,
-                term_seen: 0,
-                reports_inventory: false,
-                disk: false,
-            },
-        );
-        assert_eq!(r.status, 0);
-    }
-    (svc, clock)
+        ..ServiceConfig::default()
+    };
+    common::master_on(cfg, hosts, SEG)
 }
 
 fn start(svc: &MasterService, key: &str, len: u64, cfg: &ReplicateConfig) -> Vec<ReplicaDesc> {
@@ -94,28 +71,13 @@ fn end(svc: &MasterService, key: &str, crcs: Vec<u32>, failed: Vec<u32>, generat
     v[0]
 }
 
-fn get(svc: &MasterService, key: &str) -> ReplicaListResult {
-    let r = svc.handle_now(
-        0,
-        Request::GetReplicaList {
-            keys: vec![key.into()],
-        },
-    );
-    let ResponseBody::ReplicaLists(mut v) = r.body else {
-        panic!("{r:?}")
-    };
-    v.remove(0)
-}
+use common::{replica_list as get, used};
 
 fn two_replicas() -> ReplicateConfig {
     ReplicateConfig {
         replica_num: 2,
         ..ReplicateConfig::default()
     }
-}
-
-fn used(svc: &MasterService) -> u64 {
-    svc.segments.usage().0
 }
 
 fn endpoints(replicas: &[ReplicaDesc]) -> Vec<String> {
