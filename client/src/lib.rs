@@ -45,6 +45,6 @@ pub use mc_schema::msg::{
 };
 pub use mc_schema::units::parse_size;
 pub use store::{
-    CacheStats, CreditStats, HotCacheConfig, HotCacheStats, MemcpyMode, ObjectLocation, PutReservation, RangeRead, SameHostStats,
-    Store, StoreConfig,
+    CacheStats, CreditStats, HotCacheConfig, HotCacheStats, MemcpyMode, ObjectLocation,
+    PutReservation, RangeRead, SameHostStats, Store, StoreConfig,
 };

@@ -76,7 +76,11 @@ fn a_value_read_often_enough_is_served_from_the_cache_without_its_payload() {
     );
     assert_eq!(metric_sum(&node, "mc_shard_probes_total"), probes + 6.0);
     assert_eq!(s.entries, 1);
-    assert_eq!(s.used_bytes, 5 * (64 << 10), "300 kB takes five 64 KiB blocks");
+    assert_eq!(
+        s.used_bytes,
+        5 * (64 << 10),
+        "300 kB takes five 64 KiB blocks"
+    );
     let text = r.metrics_text();
     assert!(
         text.contains("mc_client_hot_cache_hits_total 6"),
@@ -97,7 +101,10 @@ fn a_value_read_often_enough_is_served_from_the_cache_without_its_payload() {
     // The probes count as reads: the shard reports them and the master sees a lease.
     let deadline = Instant::now() + Duration::from_secs(30);
     while metric_sum(&c.metrics_addr(), "master_report_hits_keys_total") < 1.0 {
-        assert!(Instant::now() < deadline, "no hit report reached the master");
+        assert!(
+            Instant::now() < deadline,
+            "no hit report reached the master"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let e = writer.remove("k", false).unwrap_err();
@@ -129,7 +136,11 @@ fn another_clients_upsert_and_remove_are_never_served_from_the_cache() {
     let v2 = pattern(200_000, 3);
     writer.upsert("k", &v2, &cfg).unwrap();
     for s in [&probing, &asking] {
-        assert_eq!(s.get("k").unwrap(), v2, "the new bytes, never the cached ones");
+        assert_eq!(
+            s.get("k").unwrap(),
+            v2,
+            "the new bytes, never the cached ones"
+        );
         assert!(s.hot_cache_stats().stale >= 1, "{:?}", s.hot_cache_stats());
         assert_eq!(s.get("k").unwrap(), v2);
     }
@@ -141,7 +152,11 @@ fn another_clients_upsert_and_remove_are_never_served_from_the_cache() {
     writer.remove("k", true).unwrap();
     for s in [&probing, &asking] {
         let e = s.get("k").unwrap_err();
-        assert_eq!(e.code(), ErrorCode::ObjectNotFound, "never removed bytes: {e}");
+        assert_eq!(
+            e.code(),
+            ErrorCode::ObjectNotFound,
+            "never removed bytes: {e}"
+        );
         assert_eq!(s.hot_cache_stats().entries, 0);
     }
     let v3 = pattern(200_000, 4);
@@ -154,7 +169,10 @@ fn another_clients_upsert_and_remove_are_never_served_from_the_cache() {
     let before = probing.hot_cache_stats();
     let v4 = pattern(200_000, 5);
     probing.upsert("k", &v4, &cfg).unwrap();
-    assert_eq!(probing.hot_cache_stats().invalidated, before.invalidated + 1);
+    assert_eq!(
+        probing.hot_cache_stats().invalidated,
+        before.invalidated + 1
+    );
     assert_eq!(probing.get("k").unwrap(), v4);
     probing.remove("k", true).unwrap();
     assert_eq!(
@@ -183,7 +201,10 @@ fn a_node_restarted_on_the_same_address_does_not_serve_cached_bytes() {
         .upsert("k", &v2, &cfg)
         .or_else(|_| writer.put("k", &v2, &cfg))
     {
-        assert!(Instant::now() < deadline, "no upsert after the restart: {e}");
+        assert!(
+            Instant::now() < deadline,
+            "no upsert after the restart: {e}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(r.get("k").unwrap(), v2, "the new bytes after the restart");
@@ -231,7 +252,9 @@ fn eviction_keeps_the_cache_within_its_size() {
     assert_eq!((s.hits, s.admitted, s.entries), (8, 32, 8), "{s:?}");
     // A value above a quarter of the cache is never cached.
     let big = pattern(300_000, 9);
-    writer.put("big", &big, &ReplicateConfig::default()).unwrap();
+    writer
+        .put("big", &big, &ReplicateConfig::default())
+        .unwrap();
     assert_eq!(r.get("big").unwrap(), big);
     assert_eq!(r.get("big").unwrap(), big);
     let s = r.hot_cache_stats();
@@ -257,7 +280,11 @@ fn memfd_backed_cache_and_values_of_several_slices() {
         assert_eq!(r.get("big").unwrap(), v);
     }
     let s = r.hot_cache_stats();
-    assert_eq!((s.admitted, s.hits, s.used_bytes), (1, 1, 20 << 20), "{s:?}");
+    assert_eq!(
+        (s.admitted, s.hits, s.used_bytes),
+        (1, 1, 20 << 20),
+        "{s:?}"
+    );
     let mut buf = vec![0u8; 20 << 20];
     assert_eq!(r.get_into("big", &mut buf).unwrap(), 20 << 20);
     assert!(buf == v);

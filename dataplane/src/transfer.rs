@@ -16,8 +16,8 @@ use mc_schema::checksum::Crc32c;
 use mc_schema::generation::term_of;
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
 use mc_transfer::header::{
-    FLAG_OBJECT_INFO, FLAG_PROBE, FLAG_TOKEN, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op, TOKEN_BYTES,
-    TRANSFER_HEADER_BYTES, TransferHeader, decode_token,
+    FLAG_OBJECT_INFO, FLAG_PROBE, FLAG_TOKEN, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op,
+    TOKEN_BYTES, TRANSFER_HEADER_BYTES, TransferHeader, decode_token,
 };
 
 use crate::DataplaneError;
@@ -68,7 +68,11 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) 
             other => return Err(DataplaneError::UnexpectedOp(other)),
         };
         // A probe moves no payload.
-        let bytes = if h.flags & FLAG_PROBE != 0 { 0 } else { h.length };
+        let bytes = if h.flags & FLAG_PROBE != 0 {
+            0
+        } else {
+            h.length
+        };
         stats.record(bytes, matches!(r, Ok(0)), t0.elapsed());
         r?;
     }

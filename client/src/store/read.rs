@@ -169,11 +169,20 @@ impl Store {
     /// which may keep a copy. `buf` must hold bytes a successful read received (every byte
     /// of it, CRC-checked): that is this function's contract.
     #[allow(unsafe_code)]
-    fn admit_read(&self, key: &str, r: &ReplicaListResult, replica: usize, buf: &[MaybeUninit<u8>]) {
+    fn admit_read(
+        &self,
+        key: &str,
+        r: &ReplicaListResult,
+        replica: usize,
+        buf: &[MaybeUninit<u8>],
+    ) {
         let Some(hot) = &self.hot else {
             return;
         };
-        if r.replicas.get(replica).is_none_or(|rep| self.same_host.maps(rep)) {
+        if r.replicas
+            .get(replica)
+            .is_none_or(|rep| self.same_host.maps(rep))
+        {
             return;
         }
         // SAFETY: by this function's contract every byte of `buf` was received, so it is
@@ -345,7 +354,12 @@ impl Store {
     }
 
     /// [`read_object`](Self::read_object), then the hot cache's admission.
-    fn read_and_admit(&self, key: &str, r: &ReplicaListResult, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
+    fn read_and_admit(
+        &self,
+        key: &str,
+        r: &ReplicaListResult,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<()> {
         let i = self.read_object(r, buf)?;
         self.admit_read(key, r, i, buf);
         Ok(())

@@ -42,7 +42,9 @@ impl Blocks {
             "hot cache: more blocks freed than exist"
         );
         debug_assert!(
-            blocks.iter().all(|b| *b < self.count && !self.free.contains(b)),
+            blocks
+                .iter()
+                .all(|b| *b < self.count && !self.free.contains(b)),
             "hot cache: a block freed twice"
         );
         self.free.extend_from_slice(blocks);

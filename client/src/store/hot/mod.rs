@@ -256,12 +256,16 @@ impl HotCache {
             )
         })?;
         let len = count as usize * block_bytes;
-        let region = Region::new(len, cfg.use_shm)
-            .map_err(|e| Error::new(ErrorCode::InvalidParams, e))?;
+        let region =
+            Region::new(len, cfg.use_shm).map_err(|e| Error::new(ErrorCode::InvalidParams, e))?;
         tracing::info!(
             "local hot cache on: {count} blocks of {block_bytes} bytes, threshold {}, {}",
             cfg.admission_threshold,
-            if region.is_shm() { "memfd" } else { "anonymous memory" }
+            if region.is_shm() {
+                "memfd"
+            } else {
+                "anonymous memory"
+            }
         );
         m.capacity_bytes.set(len as i64);
         Ok(Some(HotCache {
@@ -516,7 +520,9 @@ mod tests {
     }
 
     fn value(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
     }
 
     fn read(c: &HotCache, key: &str, r: &ReplicaListResult) -> Option<Vec<u8>> {
@@ -539,7 +545,10 @@ mod tests {
         c.admit("k", &r, 0, &v);
         assert_eq!(read(&c, "k", &r).unwrap(), v);
         let s = c.m.stats(c.entries());
-        assert_eq!((s.admitted, s.hits, s.misses, s.used_bytes), (1, 1, 2, 3000));
+        assert_eq!(
+            (s.admitted, s.hits, s.misses, s.used_bytes),
+            (1, 1, 2, 3000)
+        );
     }
 
     #[test]
@@ -602,7 +611,10 @@ mod tests {
         let s = c.m.stats(c.entries());
         assert_eq!(s.entries, 5, "five 2-block values fit in 10 blocks");
         assert_eq!(s.evicted, 3);
-        assert!(read(&c, "k1", &lists[1].1).is_none(), "the oldest went first");
+        assert!(
+            read(&c, "k1", &lists[1].1).is_none(),
+            "the oldest went first"
+        );
         // More than a quarter of the cache is never cached.
         let big = value(3000, 9);
         c.admit("big", &list(&big, 3000, 7), 0, &big);
@@ -623,7 +635,10 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert_eq!(HotCacheConfig::from_vars(|_| None), HotCacheConfig::default());
+        assert_eq!(
+            HotCacheConfig::from_vars(|_| None),
+            HotCacheConfig::default()
+        );
         let c = HotCacheConfig::from_vars(vars(&[
             ("MC_STORE_LOCAL_HOT_CACHE_SIZE", "33554432"),
             ("MC_STORE_LOCAL_HOT_BLOCK_SIZE", "1MB"),
