@@ -329,3 +329,73 @@ fn the_shard_answers_a_probe_with_a_status_and_no_payload() {
     let node = c.node_rest_addr(0);
     assert_eq!(metric_sum(&node, "mc_shard_probes_total"), 4.0);
 }
+
+#[test]
+fn a_probe_of_an_ssd_copy_checks_the_disk_index_without_reading_the_record() {
+    let dir = match mc_cluster::o_direct_dir(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "hot-ssd-probe",
+    ) {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let c = mc_cluster::LocalCluster::start(mc_cluster::ClusterSpec {
+        nodes: vec![mc_cluster::NodeSpec {
+            segment_size: "32MB".into(),
+            extra_args: vec![
+                "--enable_ssd_offload".into(),
+                format!("--ssd_offload_path={}", dir.display()),
+                "--ssd_quota_bytes=256MB".into(),
+                "--ssd_file_size=64MB".into(),
+            ],
+            ..mc_cluster::NodeSpec::default()
+        }],
+        master_args: vec!["--enable_offload".into()],
+        ..mc_cluster::ClusterSpec::default()
+    })
+    .expect("cluster starts");
+    let s = uncached_store(&c);
+    let v = pattern(8192, 12);
+    s.put("k", &v, &ReplicateConfig::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let disk = loop {
+        let found = s
+            .replicas("k")
+            .unwrap()
+            .into_iter()
+            .find(|r| r.kind == mooncake_rs::ReplicaKind::LocalDisk);
+        if let Some(r) = found {
+            break r.slices[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no SSD copy");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let crc = mc_schema::checksum::crc32c(&v);
+    let mut conn =
+        DataConn::connect(&disk.endpoint, "mooncake_cluster", Duration::from_secs(5)).unwrap();
+    conn.arm_deadline(Instant::now() + Duration::from_secs(10))
+        .unwrap();
+    let node = c.node_rest_addr(0);
+    let reads = metric_sum(&node, "mc_shard_ssd_reads_total");
+    let probe = |conn: &mut DataConn, generation: u64, crc: u32| {
+        let id = conn
+            .send_probe(disk.segment_id, disk.offset, generation, disk.length, crc)
+            .unwrap();
+        conn.recv_probe(id)
+    };
+    probe(&mut conn, disk.generation, crc).expect("the SSD copy is held");
+    for (generation, crc) in [(disk.generation + 1, crc), (disk.generation, crc ^ 1)] {
+        match probe(&mut conn, generation, crc) {
+            Err(TransferError::Refused { code, .. }) => assert_eq!(code, ErrorCode::ReplicaIsGone),
+            other => panic!("a probe naming another SSD slice was held: {other:?}"),
+        }
+    }
+    assert_eq!(
+        metric_sum(&node, "mc_shard_ssd_reads_total"),
+        reads,
+        "no record was read"
+    );
+}

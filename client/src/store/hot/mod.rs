@@ -371,6 +371,11 @@ impl HotCache {
         let Some(rep) = r.replicas.get(replica) else {
             return;
         };
+        // What the entry records must describe `value` exactly (the read checked it).
+        let covered: u64 = rep.slices.iter().map(|s| s.length).sum();
+        if covered != r.size || rep.slices.len() != r.slice_crcs.len() {
+            return;
+        }
         let mut g = self.inner.lock();
         let g = &mut *g;
         self.remove_locked(g, key);
