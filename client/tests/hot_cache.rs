@@ -399,3 +399,36 @@ fn a_probe_of_an_ssd_copy_checks_the_disk_index_without_reading_the_record() {
         "no record was read"
     );
 }
+
+#[test]
+fn reads_racing_upserts_get_one_whole_version_never_a_cached_old_one_after_the_upsert() {
+    let c = cluster(1, "64MB");
+    let writer = uncached_store(&c);
+    let r = reader(&c, hot(4 << 20, 64 << 10, 1));
+    let cfg = ReplicateConfig::default();
+    let versions: Vec<Vec<u8>> = (0..20).map(|i| pattern(120_000, 200 + i)).collect();
+    writer.put("k", &versions[0], &cfg).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reads = s.spawn(|| {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let got = r.get("k").unwrap();
+                assert!(versions.contains(&got), "bytes of no version");
+                n += 1;
+            }
+            n
+        });
+        for v in &versions[1..] {
+            writer.upsert("k", v, &cfg).unwrap();
+            // Once an upsert returned, no reader sees an older version.
+            let got = r.get("k").unwrap();
+            assert_eq!(&got, v, "an old version after the upsert returned");
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(reads.join().unwrap() > 0);
+    });
+    let before = r.hot_cache_stats().hits;
+    assert_eq!(r.get("k").unwrap(), versions[19]);
+    assert_eq!(r.hot_cache_stats().hits, before + 1, "the last version is cached");
+}
