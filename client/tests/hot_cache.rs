@@ -430,5 +430,9 @@ fn reads_racing_upserts_get_one_whole_version_never_a_cached_old_one_after_the_u
     });
     let before = r.hot_cache_stats().hits;
     assert_eq!(r.get("k").unwrap(), versions[19]);
-    assert_eq!(r.hot_cache_stats().hits, before + 1, "the last version is cached");
+    assert_eq!(
+        r.hot_cache_stats().hits,
+        before + 1,
+        "the last version is cached"
+    );
 }

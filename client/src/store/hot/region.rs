@@ -1,6 +1,6 @@
 //! The hot cache's memory: one mapping of the whole cache size, made at start, either
 //! anonymous or backed by a memfd (`MC_STORE_LOCAL_HOT_CACHE_USE_SHM`, as in Mooncake, where
-//! the memfd lets dummy clients share it). Pages are touched only as blocks are filled.
+//! the memfd lets dummy clients share it), populated at once so no get pays page faults.
 //!
 //! The only unsafe code of the hot cache is here: mapping, unmapping, and viewing the
 //! mapping as a byte slice.
@@ -55,9 +55,14 @@ fn memfd(len: usize) -> Result<OwnedFd, String> {
 /// Maps `len` bytes read-write: of `fd` (shared) or anonymous (private).
 #[allow(unsafe_code)]
 fn map(len: usize, fd: Option<&OwnedFd>) -> Result<NonNull<u8>, String> {
+    // Populated at once: the pages are faulted in (and zeroed) here, at connect, rather
+    // than by the first gets that admit values.
     let (flags, raw) = match fd {
-        Some(fd) => (libc::MAP_SHARED, fd.as_raw_fd()),
-        None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        Some(fd) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd.as_raw_fd()),
+        None => (
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+        ),
     };
     // SAFETY: a fresh mapping chosen by the kernel (no address hint), of a valid fd of at
     // least `len` bytes or anonymous; it aliases no Rust object.
