@@ -25,7 +25,8 @@
 //! ```
 
 // One function hands out buffers that transfers filled without zeroing them first
-// (`store::read::hand_out`); no other code here is unsafe.
+// (`store::read::hand_out`, and `received` for the hot cache), and the hot cache maps its
+// memory (`store::hot::region`); no other code here is unsafe.
 #![deny(unsafe_code)]
 
 pub mod engram;
@@ -44,6 +45,6 @@ pub use mc_schema::msg::{
 };
 pub use mc_schema::units::parse_size;
 pub use store::{
-    CacheStats, CreditStats, MemcpyMode, ObjectLocation, PutReservation, RangeRead, SameHostStats,
-    Store, StoreConfig,
+    CacheStats, CreditStats, HotCacheConfig, HotCacheStats, MemcpyMode, ObjectLocation,
+    PutReservation, RangeRead, SameHostStats, Store, StoreConfig,
 };

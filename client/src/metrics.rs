@@ -15,7 +15,9 @@ use std::fmt;
 use std::time::Duration;
 
 use prometheus::core::Metric as _;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 use prometheus::{Registry, TextEncoder};
 
 /// Defines [`Op`] and its names from one list, so that every operation has a name and a
@@ -88,7 +90,99 @@ pub struct ClientMetrics {
     pub(crate) same_host_reads: IntCounter,
     /// Same-host attempts that read over TCP instead.
     pub(crate) same_host_fallbacks: IntCounter,
+    /// The local hot cache's counters (`mc_client_hot_cache_*`; zero while it is off).
+    pub(crate) hot: HotMetrics,
     registry: Registry,
+}
+
+/// Counters of the local hot cache (`MC_STORE_LOCAL_HOT_CACHE_SIZE`), shared with it.
+#[derive(Clone)]
+pub(crate) struct HotMetrics {
+    /// `mc_client_hot_cache_hits_total`: gets served from the cache.
+    pub(crate) hits: IntCounter,
+    /// `mc_client_hot_cache_misses_total`: gets of keys it did not hold.
+    pub(crate) misses: IntCounter,
+    /// `mc_client_hot_cache_admitted_total`: values copied in.
+    pub(crate) admitted: IntCounter,
+    /// `mc_client_hot_cache_evicted_total`: entries evicted for room.
+    pub(crate) evicted: IntCounter,
+    /// `mc_client_hot_cache_stale_total`: entries dropped because the object changed.
+    pub(crate) stale: IntCounter,
+    /// `mc_client_hot_cache_corrupt_total`: entries whose bytes failed their CRC on serve.
+    pub(crate) corrupt: IntCounter,
+    /// `mc_client_hot_cache_invalidated_total`: entries dropped by this client's writes.
+    pub(crate) invalidated: IntCounter,
+    /// `mc_client_hot_cache_used_bytes`: bytes of blocks held by entries.
+    pub(crate) used_bytes: IntGauge,
+    /// `mc_client_hot_cache_capacity_bytes`: bytes of blocks in the cache.
+    pub(crate) capacity_bytes: IntGauge,
+}
+
+impl HotMetrics {
+    /// The counters, registered in `registry` when given.
+    fn new(registry: Option<&Registry>) -> HotMetrics {
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            if let Some(r) = registry {
+                r.register(c).expect("client families are registered once");
+            }
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("client counter definitions are valid");
+            reg(Box::new(c.clone()));
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("client gauge definitions are valid");
+            reg(Box::new(g.clone()));
+            g
+        };
+        HotMetrics {
+            hits: counter(
+                "mc_client_hot_cache_hits_total",
+                "Gets served from the local hot cache.",
+            ),
+            misses: counter(
+                "mc_client_hot_cache_misses_total",
+                "Gets of keys the local hot cache did not hold.",
+            ),
+            admitted: counter(
+                "mc_client_hot_cache_admitted_total",
+                "Values copied into the local hot cache.",
+            ),
+            evicted: counter(
+                "mc_client_hot_cache_evicted_total",
+                "Local hot cache entries evicted to make room.",
+            ),
+            stale: counter(
+                "mc_client_hot_cache_stale_total",
+                "Local hot cache entries dropped because their object changed or failed a check.",
+            ),
+            corrupt: counter(
+                "mc_client_hot_cache_corrupt_total",
+                "Local hot cache entries whose bytes failed their CRC32C when served.",
+            ),
+            invalidated: counter(
+                "mc_client_hot_cache_invalidated_total",
+                "Local hot cache entries dropped because this client wrote or removed the key.",
+            ),
+            used_bytes: gauge(
+                "mc_client_hot_cache_used_bytes",
+                "Bytes of local hot cache blocks held by entries.",
+            ),
+            capacity_bytes: gauge(
+                "mc_client_hot_cache_capacity_bytes",
+                "Bytes of blocks in the local hot cache.",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Default for HotMetrics {
+    /// Unregistered counters, for the cache's unit tests.
+    fn default() -> HotMetrics {
+        HotMetrics::new(None)
+    }
 }
 
 /// A point-in-time copy of one operation's counters.
@@ -213,10 +307,12 @@ impl Default for ClientMetrics {
             "mc_client_same_host_fallbacks_total",
             "Same-host read attempts that went over TCP instead.",
         );
+        let hot = HotMetrics::new(Some(&registry));
         ClientMetrics {
             ops,
             same_host_reads,
             same_host_fallbacks,
+            hot,
             registry,
         }
     }

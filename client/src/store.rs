@@ -9,6 +9,7 @@ use crate::pool::{DataPool, EndpointHealth, MasterPool};
 
 mod cache;
 mod credit;
+mod hot;
 mod master;
 mod pipeline;
 mod ranges;
@@ -20,6 +21,7 @@ use crate::metrics::{ClientMetrics, MetricsSnapshot, Op};
 use crate::{Error, ErrorCode, Result};
 pub use cache::CacheStats;
 pub use credit::CreditStats;
+pub use hot::{HotCacheConfig, HotCacheStats};
 pub use ranges::{ObjectLocation, RangeRead};
 pub use samehost::{MemcpyMode, SameHostStats};
 pub use write::PutReservation;
@@ -62,6 +64,9 @@ pub struct StoreConfig {
     /// TCP (`MC_STORE_MEMCPY`: `1/true/yes/on`, `0/false/no/off`, unset = auto: on for
     /// replicas on this host; another value is logged as a warning and means auto).
     pub memcpy: MemcpyMode,
+    /// The local hot cache of values read from other nodes (`MC_STORE_LOCAL_HOT_*`; off
+    /// unless `MC_STORE_LOCAL_HOT_CACHE_SIZE` > 0; `docs/why-fast-path.md`).
+    pub hot_cache: HotCacheConfig,
 }
 
 /// A count from the environment variable `name`, or `default` when unset or not a number.
@@ -95,6 +100,7 @@ impl StoreConfig {
             location_cache_bytes: env_count("MC_STORE_LOCATION_CACHE_BYTES", cache::DEFAULT_BYTES),
             put_credit_bytes: env_count("MC_STORE_PUT_CREDIT_BYTES", credit::DEFAULT_BYTES),
             memcpy: MemcpyMode::from_env(),
+            hot_cache: HotCacheConfig::from_env(),
         }
     }
 }
@@ -116,6 +122,8 @@ pub struct Store {
     credit: credit::CreditPool,
     /// Same-host reads (`MC_STORE_MEMCPY`).
     same_host: samehost::SameHost,
+    /// The local hot cache; `None` when off (`MC_STORE_LOCAL_HOT_CACHE_SIZE`).
+    hot: Option<hot::HotCache>,
     /// Objects this client read from an SSD copy (Mooncake's offload read count).
     ssd_reads: std::sync::atomic::AtomicU64,
     reporter: Option<(
@@ -195,10 +203,11 @@ fn unexpected(what: &str) -> Error {
 impl Store {
     /// Connects to the master (checking the handshake) and returns a ready client. With a
     /// coordinator locator it first waits (up to the connect timeout) for a leader to be
-    /// published.
+    /// published. Fails too when the hot cache's memory cannot be mapped.
     pub fn connect(cfg: StoreConfig) -> Result<Store> {
         let master = master::pool(&cfg)?;
         let metrics = std::sync::Arc::new(ClientMetrics::default());
+        let hot = hot::HotCache::new(&cfg.hot_cache, metrics.hot.clone())?;
         let same_host = samehost::SameHost::new(
             cfg.memcpy,
             &cfg.cluster_id,
@@ -215,6 +224,7 @@ impl Store {
             cache: cache::LocationCache::new(cfg.location_cache_entries, cfg.location_cache_bytes),
             credit: credit::CreditPool::new(cfg.put_credit_bytes),
             same_host,
+            hot,
             ssd_reads: Default::default(),
             reporter,
             data: DataPool::new(&cfg.cluster_id, cfg.connect_timeout),
@@ -281,6 +291,7 @@ impl Store {
     /// Returns one result per item, in order.
     pub fn put_batch(&self, items: &[(&str, &[u8])], config: &ReplicateConfig) -> Vec<Result<()>> {
         let t0 = Instant::now();
+        self.invalidate_hot(items.iter().map(|(k, _)| *k));
         let res = self.write_batch(items, config, false);
         self.record_writes(Op::Put, items, &res, t0);
         res
@@ -302,6 +313,7 @@ impl Store {
         config: &ReplicateConfig,
     ) -> Vec<Result<()>> {
         let t0 = Instant::now();
+        self.invalidate_hot(items.iter().map(|(k, _)| *k));
         let res = self.write_batch(items, config, true);
         self.record_writes(Op::Upsert, items, &res, t0);
         res
@@ -442,6 +454,21 @@ impl Store {
         }
     }
 
+    /// Counters of the local hot cache (all zero when it is off).
+    pub fn hot_cache_stats(&self) -> HotCacheStats {
+        self.metrics
+            .hot
+            .stats(self.hot.as_ref().map_or(0, |h| h.entries()))
+    }
+
+    /// Drops the hot cache entries of `keys`: this client writes or removes them, so what
+    /// it cached may be about to change.
+    fn invalidate_hot<'k>(&self, keys: impl Iterator<Item = &'k str>) {
+        if let Some(hot) = &self.hot {
+            keys.for_each(|k| hot.invalidate(k));
+        }
+    }
+
     /// Counters of same-host reads (`MC_STORE_MEMCPY`).
     pub fn same_host_stats(&self) -> SameHostStats {
         self.same_host.stats()
@@ -455,6 +482,7 @@ impl Store {
         for k in keys {
             self.cache.remove(k);
         }
+        self.invalidate_hot(keys.iter().copied());
         let run = || -> Result<Vec<i32>> {
             check_batch(keys.len())?;
             keys.iter().try_for_each(|k| check_key(k))?;
@@ -496,6 +524,7 @@ impl Store {
             self.report_all_own_hits();
         }
         self.cache.clear();
+        self.hot.as_ref().inspect(|h| h.clear());
         self.count(Request::RemoveByRegex {
             regex: regex.to_string(),
             force,
@@ -508,6 +537,7 @@ impl Store {
             self.report_all_own_hits();
         }
         self.cache.clear();
+        self.hot.as_ref().inspect(|h| h.clear());
         self.count(Request::RemoveAll { force })
     }
 

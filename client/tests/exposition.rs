@@ -145,6 +145,7 @@ fn node_families() -> Families {
         ("mc_shard_index_errors_total", "counter", shard),
         ("mc_shard_validated_reads_total", "counter", shard),
         ("mc_shard_gone_reads_total", "counter", shard),
+        ("mc_shard_probes_total", "counter", shard),
         ("mc_shard_index_entries", "gauge", shard),
         ("mc_shard_index_bytes", "gauge", shard),
         ("mc_shard_ssd_bytes", "gauge", shard),
@@ -183,6 +184,15 @@ fn client_families() -> Families {
         ("mc_client_call_latency_seconds", "histogram", &["op"]),
         ("mc_client_same_host_reads_total", "counter", &[]),
         ("mc_client_same_host_fallbacks_total", "counter", &[]),
+        ("mc_client_hot_cache_hits_total", "counter", &[]),
+        ("mc_client_hot_cache_misses_total", "counter", &[]),
+        ("mc_client_hot_cache_admitted_total", "counter", &[]),
+        ("mc_client_hot_cache_evicted_total", "counter", &[]),
+        ("mc_client_hot_cache_stale_total", "counter", &[]),
+        ("mc_client_hot_cache_corrupt_total", "counter", &[]),
+        ("mc_client_hot_cache_invalidated_total", "counter", &[]),
+        ("mc_client_hot_cache_used_bytes", "gauge", &[]),
+        ("mc_client_hot_cache_capacity_bytes", "gauge", &[]),
     ])
 }
 

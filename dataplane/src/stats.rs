@@ -83,6 +83,9 @@ pub struct ShardStats {
     pub validated_reads_total: IntCounter,
     /// Validated READs refused because the index no longer holds that slice.
     pub gone_reads_total: IntCounter,
+    /// Probes (a client's hot cache asking whether a slice is still held, no payload);
+    /// held ones count in `validated_reads_total` too, refused ones in `gone_reads_total`.
+    pub probes_total: IntCounter,
     /// WRITEs refused by their write token, by reason (`capability::Refusal::label`).
     pub refused_writes_total: IntCounterVec,
     /// Entries in the shard's object index.
@@ -194,6 +197,10 @@ impl ShardStats {
                 "mc_shard_gone_reads_total",
                 "READs of a cached location refused: the slice is no longer there (REPLICA_IS_GONE).",
             ),
+            probes_total: counter(
+                "mc_shard_probes_total",
+                "Probes answered: a client's hot cache asked whether a slice is still held.",
+            ),
             index_entries: gauge("mc_shard_index_entries", "Entries in the object index."),
             index_bytes: gauge(
                 "mc_shard_index_bytes",
@@ -219,6 +226,7 @@ impl ShardStats {
             &self.index_errors_total,
             &self.validated_reads_total,
             &self.gone_reads_total,
+            &self.probes_total,
             &self.writes.ops_total,
             &self.writes.bytes_total,
             &self.writes.errors_total,

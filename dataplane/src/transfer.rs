@@ -16,8 +16,8 @@ use mc_schema::checksum::Crc32c;
 use mc_schema::generation::term_of;
 use mc_schema::handshake::{HELLO_BYTES, Hello, HelloStatus, Role, encode_ack};
 use mc_transfer::header::{
-    FLAG_OBJECT_INFO, FLAG_TOKEN, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op, TOKEN_BYTES,
-    TRANSFER_HEADER_BYTES, TransferHeader, decode_token,
+    FLAG_OBJECT_INFO, FLAG_PROBE, FLAG_TOKEN, FLAG_VALIDATE, OBJECT_INFO_BYTES, ObjectInfo, Op,
+    TOKEN_BYTES, TRANSFER_HEADER_BYTES, TransferHeader, decode_token,
 };
 
 use crate::DataplaneError;
@@ -67,7 +67,13 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: &ShardState) 
             ),
             other => return Err(DataplaneError::UnexpectedOp(other)),
         };
-        stats.record(h.length, matches!(r, Ok(0)), t0.elapsed());
+        // A probe moves no payload.
+        let bytes = if h.flags & FLAG_PROBE != 0 {
+            0
+        } else {
+            h.length
+        };
+        stats.record(bytes, matches!(r, Ok(0)), t0.elapsed());
         r?;
     }
 }
@@ -330,6 +336,30 @@ async fn read_ssd(stream: &mut TcpStream, ssd: &SsdStore, h: &TransferHeader) ->
     Ok(code.code())
 }
 
+/// Answers a probe ([`FLAG_PROBE`]): whether the index holds the slice the header names,
+/// checked as a validated READ checks it (hits noted the same way), with no payload. An SSD
+/// slice is checked against the disk index without reading its record. The answer carries
+/// `length` 0 and the probe flag, so it cannot be taken for a data answer.
+async fn probe(stream: &mut TcpStream, state: &ShardState, h: &TransferHeader) -> Result<i32> {
+    state.stats.probes_total.inc();
+    let held = match state.ssd.as_ref().filter(|s| s.segment_id == h.segment_id) {
+        Some(ssd) => ssd.get(h.offset, h.generation).is_some_and(|e| {
+            e.generation == h.generation && e.value_len == h.length && e.value_crc == h.crc32c
+        }),
+        None => state.segment(h.segment_id).is_some() && holds(state, h),
+    };
+    let code = if held {
+        0
+    } else {
+        state.stats.gone_reads_total.inc();
+        ErrorCode::ReplicaIsGone.code()
+    };
+    let mut resp = h.answer(Op::ReadData, code);
+    resp.length = 0;
+    stream.write_all(&resp.encode()).await.map_err(io)?;
+    Ok(code)
+}
+
 /// Serves one READ; returns the status its answer carried.
 async fn read(
     stream: &mut TcpStream,
@@ -337,6 +367,9 @@ async fn read(
     h: &TransferHeader,
     out: &mut Vec<u8>,
 ) -> Result<i32> {
+    if h.flags & FLAG_PROBE != 0 {
+        return probe(stream, state, h).await;
+    }
     if let Some(ssd) = state.ssd.as_ref().filter(|s| s.segment_id == h.segment_id) {
         return read_ssd(stream, ssd, h).await;
     }

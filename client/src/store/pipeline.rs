@@ -59,13 +59,15 @@ impl<'a> WriteJob<'a> {
 }
 
 /// One slice to read into `buf`, expected to have CRC32C `crc`; `validate`: the shard
-/// serves it only if its index still holds that slice (a cached location).
+/// serves it only if its index still holds that slice (a cached location); `probe`: only
+/// ask whether it holds it (`buf` is left alone; the hot cache fills it after).
 pub(super) struct ReadJob<'a> {
     pub(super) slice: &'a SliceDesc,
     /// Need not be initialised: every byte is written before the job succeeds.
     pub(super) buf: &'a mut [MaybeUninit<u8>],
     pub(super) crc: u32,
     pub(super) validate: bool,
+    pub(super) probe: bool,
 }
 
 /// Bytes a pipelined exchange may move per `transfer_timeout` of deadline.
@@ -207,7 +209,8 @@ impl Store {
             .collect()
     }
 
-    /// Reads every job into its buffer and checks its CRC; one outcome per job, in order.
+    /// Reads every job into its buffer and checks its CRC (a probe job only asks whether the
+    /// shard holds its slice); one outcome per job, in order.
     pub(super) fn read_pipelined(&self, jobs: &mut [ReadJob<'_>]) -> Vec<Result<(), Error>> {
         let mut results: Vec<Option<Result<(), Error>>> = (0..jobs.len()).map(|_| None).collect();
         let groups: Vec<(String, Vec<usize>)> =
@@ -216,13 +219,19 @@ impl Store {
                 .map(|(e, v)| (e.to_string(), v))
                 .collect();
         for (endpoint, idxs) in groups {
-            let bytes = idxs.iter().map(|&i| jobs[i].buf.len() as u64).sum();
+            let bytes = idxs
+                .iter()
+                .filter(|&&i| !jobs[i].probe)
+                .map(|&i| jobs[i].buf.len() as u64)
+                .sum();
             let deadline = self.pipeline_deadline(bytes);
             let out = self.exchange(&endpoint, idxs.len(), deadline, |c| {
                 let mut ids = Vec::with_capacity(idxs.len());
                 for &i in &idxs {
                     let (s, len) = (jobs[i].slice, jobs[i].buf.len() as u64);
-                    ids.push(if jobs[i].validate {
+                    ids.push(if jobs[i].probe {
+                        c.send_probe(s.segment_id, s.offset, s.generation, len, jobs[i].crc)?
+                    } else if jobs[i].validate {
                         c.send_validated_read(
                             s.segment_id,
                             s.offset,
@@ -237,6 +246,9 @@ impl Store {
                 let mut mismatched = Vec::new();
                 let (mut out, healthy) = collect(ids.len(), |k| {
                     let j = &mut jobs[idxs[k]];
+                    if j.probe {
+                        return c.recv_probe(ids[k]);
+                    }
                     let got = c.recv_read_uninit(ids[k], j.buf)?;
                     if got != j.crc {
                         mismatched.push(k);

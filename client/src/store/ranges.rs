@@ -136,6 +136,7 @@ impl Store {
                 buf: as_uninit_mut(buf.as_mut_slice()),
                 crc,
                 validate: false,
+                probe: false,
             })
             .collect();
         let outcomes = self.read_pipelined(&mut jobs);
@@ -225,6 +226,7 @@ impl Store {
                 buf: as_uninit_mut(buf.as_mut_slice()),
                 crc: list.slice_crcs[i],
                 validate: false,
+                probe: false,
             })
             .collect();
         let outcomes = self.read_pipelined(&mut jobs);

@@ -120,6 +120,7 @@ impl Store {
                 buf: part,
                 crc: *crc,
                 validate: false,
+                probe: false,
             });
         }
         self.read_pipelined(&mut jobs).into_iter().collect()
@@ -135,8 +136,9 @@ impl Store {
 
     /// Reads one complete replica into `buf` (exactly the object size), memory replicas
     /// first (from a random one on), then SSD copies (`replica_order`), trying the next
-    /// replica on any failure. Fails only when no replica could be read intact.
-    fn read_object(&self, r: &ReplicaListResult, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
+    /// replica on any failure. Fails only when no replica could be read intact; returns
+    /// the index of the replica read.
+    fn read_object(&self, r: &ReplicaListResult, buf: &mut [MaybeUninit<u8>]) -> Result<usize> {
         if r.replicas.is_empty() {
             return Err(Error::new(
                 ErrorCode::ReplicaIsNotReady,
@@ -150,7 +152,7 @@ impl Store {
             match self.read_replica(rep, buf, &r.slice_crcs) {
                 Ok(()) => {
                     self.note_read_from(rep);
-                    return Ok(());
+                    return Ok(i);
                 }
                 Err(e) if e.code() == ErrorCode::ChecksumMismatch => corrupt = Some(e),
                 Err(e) => last = Some(e),
@@ -163,17 +165,51 @@ impl Store {
         }))
     }
 
+    /// Counts a TCP read of `key` (replica `replica` of `r`, into `buf`) for the hot cache,
+    /// which may keep a copy. `buf` must hold bytes a successful read received (every byte
+    /// of it, CRC-checked): that is this function's contract.
+    #[allow(unsafe_code)]
+    fn admit_read(
+        &self,
+        key: &str,
+        r: &ReplicaListResult,
+        replica: usize,
+        buf: &[MaybeUninit<u8>],
+    ) {
+        let Some(hot) = &self.hot else {
+            return;
+        };
+        if r.replicas
+            .get(replica)
+            .is_none_or(|rep| self.same_host.maps(rep))
+        {
+            return;
+        }
+        // SAFETY: by this function's contract every byte of `buf` was received, so it is
+        // initialised; `MaybeUninit<u8>` has the layout of `u8`.
+        let bytes = unsafe { &*(buf as *const [MaybeUninit<u8>] as *const [u8]) };
+        hot.admit(key, r, replica, bytes);
+    }
+
     /// Fills `targets[k]` (exactly the size of object `k`, or `None` to skip the key) from
     /// `at.lists[k]`. First try: one random replica per key, all slices pipelined per shard,
     /// validated by the shard for cached locations. A key whose first try failed falls back
     /// to every replica in turn, except a cached one: its outcome says `Stale`, and the
     /// caller asks the master where the key is now.
+    ///
+    /// A key the hot cache holds for the object its list names is copied from there: at
+    /// once when the master gave the list in this call, after the shard answered a probe
+    /// of every slice (held, no payload) when the list came from the location cache. A
+    /// refused probe drops the entry and the key goes the way of a failed cached read.
     fn fill(&self, keys: &[&str], at: &Located, targets: &mut [Option<Target<'_>>]) -> Vec<Filled> {
         let mut jobs = Vec::new();
         let mut owner = Vec::new();
         let mut first = vec![None; keys.len()];
         // Keys read by copying from a node of this host (`samehost`).
         let mut local = vec![false; keys.len()];
+        // Keys whose hot cache entry is probed (`hot[k]`), or already served (`served[k]`).
+        let mut hot = vec![None; keys.len()];
+        let mut served = vec![false; keys.len()];
         for (k, (r, target)) in at.lists.iter().zip(targets.iter_mut()).enumerate() {
             let Some(buf) = target.as_deref_mut() else {
                 continue;
@@ -181,8 +217,40 @@ impl Store {
             if r.replicas.is_empty() {
                 continue;
             }
-            let rep = &r.replicas[first_replica(r)];
-            first[k] = Some(rep);
+            if let Some(cache) = &self.hot {
+                let hit = (buf.len() as u64 == r.size)
+                    .then(|| cache.lookup(keys[k], r))
+                    .flatten();
+                if let Some(hit) = hit {
+                    if !at.cached[k] {
+                        // The master named this object during this call: it is current.
+                        if cache.serve(keys[k], hit, buf) {
+                            served[k] = true;
+                            continue;
+                        }
+                    } else {
+                        hot[k] = Some(hit);
+                        let rep = &r.replicas[hit.replica];
+                        let mut rest: &mut [MaybeUninit<u8>] = buf;
+                        for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
+                            let (part, tail) = rest.split_at_mut(s.length as usize);
+                            rest = tail;
+                            jobs.push(ReadJob {
+                                slice: s,
+                                buf: part,
+                                crc: *crc,
+                                validate: true,
+                                probe: true,
+                            });
+                            owner.push(k);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let i = first_replica(r);
+            let rep = &r.replicas[i];
+            first[k] = Some(i);
             let fits = rep.slices.iter().map(|s| s.length).sum::<u64>() == r.size
                 && rep.slices.len() == r.slice_crcs.len()
                 && buf.len() as u64 == r.size;
@@ -202,6 +270,7 @@ impl Store {
                     buf: part,
                     crc: *crc,
                     validate: at.cached[k],
+                    probe: false,
                 });
                 owner.push(k);
             }
@@ -233,14 +302,33 @@ impl Store {
             .enumerate()
             .map(|(k, ((key, r), target))| {
                 if r.status != 0 {
+                    if let Some(cache) = &self.hot {
+                        cache.drop_stale(key);
+                    }
                     return Filled::Done(Err(Error::from_status(r.status, &format!("get {key}"))));
                 }
                 let Some(buf) = target.as_deref_mut() else {
                     return Filled::Done(Ok(()));
                 };
-                if tried[k] && !failed[k] {
-                    if let Some(rep) = first[k] {
-                        self.note_read_from(rep);
+                if served[k] {
+                    return Filled::Done(Ok(()));
+                }
+                if let (Some(hit), Some(cache)) = (hot[k], &self.hot) {
+                    if failed[k] {
+                        cache.drop_stale(key);
+                    } else if cache.serve(key, hit, buf) {
+                        // The shard noted the probe as a hit, as it notes a validated read.
+                        self.cache.hit(key);
+                        return Filled::Done(Ok(()));
+                    }
+                    // Refused, or evicted meanwhile, or damaged: the key is read again
+                    // after asking the master (its list here came from the location cache).
+                } else if tried[k] && !failed[k] {
+                    if let Some(i) = first[k] {
+                        self.note_read_from(&r.replicas[i]);
+                        if !local[k] {
+                            self.admit_read(key, r, i, buf);
+                        }
                     }
                     if at.cached[k] {
                         self.cache.hit(key);
@@ -251,7 +339,7 @@ impl Store {
                     self.cache.drop_stale(key);
                     return Filled::Stale;
                 }
-                Filled::Done(self.read_object(r, buf).map_err(|e| {
+                Filled::Done(self.read_and_admit(key, r, buf).map_err(|e| {
                     if corrupt[k] && e.code() != ErrorCode::ChecksumMismatch {
                         Error::new(
                             ErrorCode::ChecksumMismatch,
@@ -263,6 +351,18 @@ impl Store {
                 }))
             })
             .collect()
+    }
+
+    /// [`read_object`](Self::read_object), then the hot cache's admission.
+    fn read_and_admit(
+        &self,
+        key: &str,
+        r: &ReplicaListResult,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<()> {
+        let i = self.read_object(r, buf)?;
+        self.admit_read(key, r, i, buf);
+        Ok(())
     }
 
     /// Reads an object.

@@ -180,6 +180,16 @@ impl SameHost {
         true
     }
 
+    /// Whether gets of replica `r` copy from this host's memory now (the nodes of all its
+    /// slices are mapped): its value is local already, and the hot cache leaves it alone.
+    pub(crate) fn maps(&self, r: &ReplicaDesc) -> bool {
+        if !self.enabled() || r.kind != mc_schema::msg::ReplicaKind::Memory {
+            return false;
+        }
+        let nodes = self.nodes.lock();
+        r.slices.iter().all(|s| nodes.contains_key(&s.endpoint))
+    }
+
     /// The mapped node serving `endpoint`, connecting when allowed and not tried lately.
     fn node(&self, endpoint: &str) -> Option<Arc<LocalNode>> {
         if let Some(n) = self.nodes.lock().get(endpoint) {

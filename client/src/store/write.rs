@@ -276,6 +276,7 @@ impl Store {
         items: &[(&str, u64)],
         config: &ReplicateConfig,
     ) -> Vec<Result<PutReservation>> {
+        self.invalidate_hot(items.iter().map(|(k, _)| *k));
         let mut out: Vec<Option<Result<PutReservation>>> = items
             .iter()
             .map(|&(k, n)| check_item(k, n).err().map(Err))

@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::header::{
-    FLAG_OBJECT_INFO, FLAG_TOKEN, FLAG_VALIDATE, ObjectInfo, Op, TRANSFER_HEADER_BYTES,
+    FLAG_OBJECT_INFO, FLAG_PROBE, FLAG_TOKEN, FLAG_VALIDATE, ObjectInfo, Op, TRANSFER_HEADER_BYTES,
     TransferHeader, encode_token,
 };
 use crate::net;
@@ -271,6 +271,44 @@ impl DataConn {
         h.crc32c = crc;
         self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
         Ok(h.request_id)
+    }
+
+    /// Sends a probe ([`FLAG_PROBE`]) of the slice [`send_validated_read`] would read: the
+    /// shard answers whether its index holds exactly that slice, without sending it.
+    /// Returns the request id for [`recv_probe`](Self::recv_probe).
+    ///
+    /// [`send_validated_read`]: Self::send_validated_read
+    pub fn send_probe(
+        &mut self,
+        segment_id: u64,
+        offset: u64,
+        generation: u64,
+        len: u64,
+        crc: u32,
+    ) -> Result<u64, TransferError> {
+        let mut h = self.header(Op::Read, segment_id, offset, len, generation);
+        h.flags |= FLAG_VALIDATE | FLAG_PROBE;
+        h.crc32c = crc;
+        self.stream.write_all(&h.encode()).map_err(|e| self.io(e))?;
+        Ok(h.request_id)
+    }
+
+    /// Receives the answer to probe `id`: `Ok` when the shard holds the slice, `Refused`
+    /// (REPLICA_IS_GONE) when it does not. An answer that is not a probe's (a shard that
+    /// ignores the flag and sends the payload) is a protocol error: the connection must be
+    /// dropped, as after any error.
+    pub fn recv_probe(&mut self, id: u64) -> Result<(), TransferError> {
+        let a = self.read_answer(Op::ReadData, id)?;
+        if a.flags & FLAG_PROBE == 0 || a.length != 0 {
+            return Err(TransferError::Protocol {
+                endpoint: self.endpoint.clone(),
+                reason: format!(
+                    "a probe was answered with {} bytes of data (the shard predates probes)",
+                    a.length
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Receives the answer to READ `id` into `buf` (exactly the length asked for) and

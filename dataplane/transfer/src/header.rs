@@ -12,6 +12,8 @@
 //! in its object index (`docs/node-index.md`). A READ header is answered by a READ_DATA header
 //! followed by `length` bytes sent straight from segment memory (no payload when status != 0).
 //! A READ with [`FLAG_VALIDATE`] is served only if the shard's index holds the slice it names.
+//! A READ with [`FLAG_PROBE`] (and [`FLAG_VALIDATE`]) asks only whether it holds it: the
+//! READ_DATA answer carries the status, `length` 0 and the probe flag, and no payload.
 //! A WRITE with [`FLAG_TOKEN`] carries its write token right after the header.
 
 use mc_schema::SchemaError;
@@ -28,6 +30,13 @@ pub const FLAG_VALIDATE: u8 = 2;
 /// Header flag of a WRITE followed by its write token ([`TOKEN_BYTES`], before any object
 /// info): the capability the master signed for the allocation (`mc_schema::token`).
 pub const FLAG_TOKEN: u8 = 4;
+/// Header flag of a READ that only asks whether the shard still holds the slice it names,
+/// as a [`FLAG_VALIDATE`] read would check (sent with that flag too). The answer is a
+/// READ_DATA header with the status (0 held, REPLICA_IS_GONE otherwise), `length` 0, this
+/// flag echoed, and no payload: a shard that predates probes would answer `length` bytes,
+/// which the client refuses as a protocol error instead of taking them for an answer. Used
+/// by the client's local hot cache (`docs/why-fast-path.md`).
+pub const FLAG_PROBE: u8 = 8;
 /// Size of a write token block: range offset, range length, deadline (u64 each), MAC.
 pub const TOKEN_BYTES: usize = 24 + mc_schema::token::MAC_BYTES;
 /// Size of the fixed part of an [`ObjectInfo`] block (the key follows it).
@@ -70,7 +79,8 @@ impl Op {
 pub struct TransferHeader {
     /// Operation.
     pub op: Op,
-    /// [`FLAG_OBJECT_INFO`] on writes, [`FLAG_VALIDATE`] on reads; other bits are 0.
+    /// [`FLAG_OBJECT_INFO`] and [`FLAG_TOKEN`] on writes, [`FLAG_VALIDATE`] and [`FLAG_PROBE`]
+    /// on reads; other bits are 0.
     pub flags: u8,
     /// Target segment.
     pub segment_id: u64,
