@@ -105,6 +105,10 @@ fn master_families() -> Families {
         // Put credit (docs/why-fast-path.md).
         ("master_put_credit_bytes", "gauge", &[]),
         ("master_put_credit_commits_total", "counter", &[]),
+        // Rotating the write secret (docs/why-fast-path.md).
+        ("master_write_secret_rotations_total", "counter", &[]),
+        ("master_write_secret_reload_errors_total", "counter", &[]),
+        ("master_write_secret_rotation_pending", "gauge", &[]),
     ]);
     for op in MASTER_OPS {
         for what in ["requests", "failures", "keys"] {
