@@ -283,9 +283,8 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
     };
     let seg = Rc::new(seg);
     let prefault_behind = behind.then(|| seg.clone());
-    let (listener, listen_fd) = bind(cfg, data_port).await?;
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let endpoint = format!("{}:{port}", cfg.host);
+    let (listener, listen_fd, stats, ssd) = bind_and_open_ssd(cfg, data_port).await?;
+    let endpoint = stats.endpoint.clone();
     let info = SegmentInfo {
         shard: cfg.index as u32,
         segment_id: seg.id,
@@ -303,12 +302,7 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
         took_ms = t0.elapsed().as_millis() as u64,
         "shard serving its segment"
     );
-    let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
     stats.capacity_bytes.set(info.size_bytes);
-    let ssd = match &cfg.ssd {
-        Some(c) => Some(SsdStore::open(c, cfg.index, stats.ssd.clone()).await?),
-        None => None,
-    };
     let disk = ssd.as_ref().map(|s| SegmentInfo {
         shard: cfg.index as u32,
         segment_id: s.segment_id,
@@ -344,6 +338,40 @@ async fn open(cfg: &ShardConfig, memory: Option<ShardMemory>) -> Result<Opened, 
         others,
         prefault_behind,
     })
+}
+
+/// Binds the data port and opens the SSD store (rebuilding its index). A node restarted
+/// on its old port often waits for it: a process killed with -9 closes its sockets only
+/// after the kernel has torn its memory down, over a second for a few GB. Its SSD index is
+/// rebuilt meanwhile (the endpoint, which labels the shard's metrics, is known then).
+async fn bind_and_open_ssd(
+    cfg: &ShardConfig,
+    data_port: u16,
+) -> Result<(TcpListener, RawFd, Arc<ShardStats>, Option<SsdStore>), DataplaneError> {
+    let open_ssd = |stats: Arc<ShardStats>| async move {
+        match &cfg.ssd {
+            Some(c) => SsdStore::open(c, cfg.index, stats.ssd.clone())
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    if data_port != 0 {
+        let endpoint = format!("{}:{data_port}", cfg.host);
+        let stats = Arc::new(ShardStats::new(cfg.index as u32, &endpoint));
+        let (bound, ssd) =
+            futures_lite::future::zip(bind(cfg, data_port), open_ssd(stats.clone())).await;
+        let (listener, fd) = bound?;
+        return Ok((listener, fd, stats, ssd?));
+    }
+    let (listener, fd) = bind(cfg, 0).await?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let stats = Arc::new(ShardStats::new(
+        cfg.index as u32,
+        &format!("{}:{port}", cfg.host),
+    ));
+    let ssd = open_ssd(stats.clone()).await?;
+    Ok((listener, fd, stats, ssd))
 }
 
 /// Longest wait for a data port still held by a process that just died (the kernel
