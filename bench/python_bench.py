@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mooncake_rs.store import MooncakeDistributedStore
-
 REPO = Path(__file__).resolve().parents[1]
 UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 
@@ -230,6 +228,70 @@ def run_size(store, size, working_set, batch, budget_s, tag):
     return res
 
 
+class FourCalls:
+    """A MooncakeDistributedStore (ours or Mooncake's: the same calls) behind the loop of
+    run_calls."""
+
+    def __init__(self, store):
+        self.s = store
+
+    def put(self, k, v):
+        assert self.s.put(k, v) == 0
+
+    def get(self, k):
+        return self.s.get(k)
+
+    def put_batch(self, ks, vs):
+        assert self.s.put_batch(ks, vs) == 0
+
+    def get_batch(self, ks):
+        return self.s.get_batch(ks)
+
+    def clear(self):
+        self.s.remove_all(force=True)
+
+
+def run_calls(sys_, size, working_set, batch, budget_s, tag):
+    """ops/s of single put / get and batch put / get of one size against one system (an
+    object with put, get, put_batch, get_batch and clear). Every value read back is
+    checked, outside the timed calls."""
+    n = max(batch, working_set // size)
+    n -= n % batch
+    keys = [f"{tag}-{size}-{i:08d}" for i in range(n)]
+    rng = np.random.default_rng(size)
+    raw = [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for _ in range(8)]
+
+    def check(i, got):
+        if got != raw[i % 8]:
+            raise SystemExit(f"wrong bytes for key {keys[i]}")
+
+    def put1(i):
+        return 1, call(sys_.put, keys[i], raw[i % 8])[1]
+
+    def get1(i):
+        got, dt = call(sys_.get, keys[i])
+        check(i, got)
+        return 1, dt
+
+    def putb(j):
+        ks = keys[j * batch:(j + 1) * batch]
+        return batch, call(sys_.put_batch, ks, [raw[(j * batch + k) % 8] for k in range(batch)])[1]
+
+    def getb(j):
+        got, dt = call(sys_.get_batch, keys[j * batch:(j + 1) * batch])
+        for k, g in enumerate(got):
+            check(j * batch + k, g)
+        return batch, dt
+
+    res = {"put": timed(put1, n, size, budget_s)}
+    res["get"] = timed(get1, res["put"][2], size, budget_s)
+    sys_.clear()
+    res[f"put_batch({batch})"] = timed(putb, n, size, budget_s)
+    res[f"get_batch({batch})"] = timed(getb, res[f"put_batch({batch})"][2], size, budget_s)
+    sys_.clear()
+    return {case: r[0] for case, r in res.items()}
+
+
 def mc_bench(binary, master, size, working_set, budget_s):
     """mc-bench's put and get ops/s for this size at batch 1 (no ceiling)."""
     out = subprocess.run(
@@ -257,6 +319,8 @@ def main():
     cluster = None if args.master else LocalCluster(args.bin_dir, args.segment_size)
     master = args.master or cluster.master
     compare = Path(args.mc_bench).exists()
+    from mooncake_rs.store import MooncakeDistributedStore
+
     store = MooncakeDistributedStore()
     rc = store.setup("127.0.0.1", "P2PHANDSHAKE", 0, 64 << 20, "tcp", "", master)
     if rc != 0:

@@ -24,10 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench import REPO, LocalCluster, call, free_port, human, parse_size, timed  # noqa: E402
+from python_bench import REPO, FourCalls, LocalCluster, free_port, human, parse_size, run_calls  # noqa: E402
 
 try:
     import redis
@@ -69,28 +68,6 @@ class RedisServer:
             self.proc.kill()
 
 
-class Ours:
-    """mooncake_rs.store behind the loop's four calls."""
-
-    def __init__(self, store):
-        self.s = store
-
-    def put(self, k, v):
-        assert self.s.put(k, v) == 0
-
-    def get(self, k):
-        return self.s.get(k)
-
-    def put_batch(self, ks, vs):
-        assert self.s.put_batch(ks, vs) == 0
-
-    def get_batch(self, ks):
-        return self.s.get_batch(ks)
-
-    def clear(self):
-        self.s.remove_all(force=True)
-
-
 class Redis:
     """redis-py behind the same four calls."""
 
@@ -113,45 +90,6 @@ class Redis:
         self.r.flushall()
 
 
-def run_size(sys_, size, working_set, batch, budget_s, tag):
-    """ops/s of the four cases of one size against one system."""
-    n = max(batch, working_set // size)
-    n -= n % batch
-    keys = [f"{tag}-{size}-{i:08d}" for i in range(n)]
-    rng = np.random.default_rng(size)
-    raw = [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for _ in range(8)]
-
-    def check(i, got):
-        if got != raw[i % 8]:
-            raise SystemExit(f"wrong bytes for key {keys[i]}")
-
-    def put1(i):
-        return 1, call(sys_.put, keys[i], raw[i % 8])[1]
-
-    def get1(i):
-        got, dt = call(sys_.get, keys[i])
-        check(i, got)
-        return 1, dt
-
-    def putb(j):
-        ks = keys[j * batch:(j + 1) * batch]
-        return batch, call(sys_.put_batch, ks, [raw[(j * batch + k) % 8] for k in range(batch)])[1]
-
-    def getb(j):
-        got, dt = call(sys_.get_batch, keys[j * batch:(j + 1) * batch])
-        for k, g in enumerate(got):
-            check(j * batch + k, g)
-        return batch, dt
-
-    res = {"put": timed(put1, n, size, budget_s)}
-    res["get"] = timed(get1, res["put"][2], size, budget_s)
-    sys_.clear()
-    res[f"put_batch({batch})"] = timed(putb, n, size, budget_s)
-    res[f"get_batch({batch})"] = timed(getb, res[f"put_batch({batch})"][2], size, budget_s)
-    sys_.clear()
-    return {case: r[0] for case, r in res.items()}
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="4KB,64KB,1MB,16MB")
@@ -170,7 +108,7 @@ def main():
         rc = store.setup("127.0.0.1", "P2PHANDSHAKE", 0, 64 << 20, "tcp", "", cluster.master)
         if rc != 0:
             sys.exit(f"setup failed: {rc}")
-        systems = {"ours": Ours(store), "redis": Redis(server.client)}
+        systems = {"ours": FourCalls(store), "redis": Redis(server.client)}
         ws = parse_size(args.bytes)
         print(f"{'case':<16} {'size':>8} {'ours ops/s':>12} {'redis ops/s':>12} {'ours/redis':>11}"
               f"   (median of {args.repeat}, interleaved)")
@@ -178,7 +116,7 @@ def main():
             rounds = {name: [] for name in systems}
             for r in range(args.repeat):
                 for name, s in systems.items():
-                    rounds[name].append(run_size(s, size, ws, args.batch, args.duration, f"r{r}"))
+                    rounds[name].append(run_calls(s, size, ws, args.batch, args.duration, f"r{r}"))
             for case in rounds["ours"][0]:
                 ours = statistics.median(x[case] for x in rounds["ours"])
                 red = statistics.median(x[case] for x in rounds["redis"])
