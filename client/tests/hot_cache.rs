@@ -7,21 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster, pattern, uncached_store};
-use mc_cluster::probe::http_get;
+use common::{cluster, metric_sum, pattern, uncached_store};
 use mc_transfer::{DataConn, TransferError};
 use mooncake_rs::{ErrorCode, HotCacheConfig, MemcpyMode, ReplicateConfig, Store, StoreConfig};
-
-/// Sum of every sample of `family` in the Prometheus text at `addr`/metrics.
-fn metric_sum(addr: &str, family: &str) -> f64 {
-    let body = http_get(addr, "/metrics", Duration::from_secs(5))
-        .expect("metrics answer")
-        .body;
-    body.lines()
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// A hot cache of `size` bytes in blocks of `block`, admitting after `threshold` reads.
 fn hot(size: usize, block: usize, threshold: u8) -> HotCacheConfig {

@@ -6,21 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster, pattern};
-use mc_cluster::probe::http_get;
+use common::{cluster, metric_sum, pattern};
 use mc_transfer::{DataConn, TransferError};
 use mooncake_rs::{ErrorCode, MemcpyMode, ReplicateConfig, Store, StoreConfig};
-
-/// Sum of every sample of `family` in the Prometheus text at `addr`/metrics.
-fn metric_sum(addr: &str, family: &str) -> f64 {
-    let body = http_get(addr, "/metrics", Duration::from_secs(5))
-        .expect("metrics answer")
-        .body;
-    body.lines()
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// A client with a location cache that reads over TCP (these tests watch the shards
 /// validate; same-host reads are `same_host.rs`'s).

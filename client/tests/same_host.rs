@@ -7,22 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster, pattern};
+use common::{cluster, metric_sum, pattern};
 use mc_cluster::LocalCluster;
 use mc_cluster::children::child_with_first_arg as child_pid;
-use mc_cluster::probe::http_get;
 use mooncake_rs::{ErrorCode, MemcpyMode, ReplicateConfig, Store, StoreConfig};
-
-/// Sum of every sample of `family` in the Prometheus text at `addr`/metrics.
-fn metric_sum(addr: &str, family: &str) -> f64 {
-    let body = http_get(addr, "/metrics", Duration::from_secs(5))
-        .expect("metrics answer")
-        .body;
-    body.lines()
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// A client of `c` with same-host reads set to `mode`.
 fn client(c: &LocalCluster, mode: MemcpyMode) -> Store {

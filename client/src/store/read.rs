@@ -231,19 +231,8 @@ impl Store {
                     } else {
                         hot[k] = Some(hit);
                         let rep = &r.replicas[hit.replica];
-                        let mut rest: &mut [MaybeUninit<u8>] = buf;
-                        for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
-                            let (part, tail) = rest.split_at_mut(s.length as usize);
-                            rest = tail;
-                            jobs.push(ReadJob {
-                                slice: s,
-                                buf: part,
-                                crc: *crc,
-                                validate: true,
-                                probe: true,
-                            });
-                            owner.push(k);
-                        }
+                        let how = (true, true);
+                        slice_jobs(k, rep, &r.slice_crcs, buf, how, (&mut jobs, &mut owner));
                         continue;
                     }
                 }
@@ -261,19 +250,8 @@ impl Store {
                 local[k] = true;
                 continue;
             }
-            let mut rest: &mut [MaybeUninit<u8>] = buf;
-            for (s, crc) in rep.slices.iter().zip(&r.slice_crcs) {
-                let (part, tail) = rest.split_at_mut(s.length as usize);
-                rest = tail;
-                jobs.push(ReadJob {
-                    slice: s,
-                    buf: part,
-                    crc: *crc,
-                    validate: at.cached[k],
-                    probe: false,
-                });
-                owner.push(k);
-            }
+            let how = (at.cached[k], false);
+            slice_jobs(k, rep, &r.slice_crcs, buf, how, (&mut jobs, &mut owner));
         }
         let outcomes = self.read_pipelined(&mut jobs);
         drop(jobs);
@@ -564,6 +542,31 @@ impl Store {
 /// Memory one key is read into; need not be initialised (every byte is received before the
 /// key's read succeeds).
 type Target<'b> = &'b mut [MaybeUninit<u8>];
+
+/// Queues one read job per slice of `rep` for key `k`, each into its part of `buf`;
+/// `(validate, probe)` as [`ReadJob`] has them.
+fn slice_jobs<'a>(
+    k: usize,
+    rep: &'a ReplicaDesc,
+    crcs: &[u32],
+    buf: &'a mut [MaybeUninit<u8>],
+    (validate, probe): (bool, bool),
+    (jobs, owner): (&mut Vec<ReadJob<'a>>, &mut Vec<usize>),
+) {
+    let mut rest = buf;
+    for (s, crc) in rep.slices.iter().zip(crcs) {
+        let (part, tail) = rest.split_at_mut(s.length as usize);
+        rest = tail;
+        jobs.push(ReadJob {
+            slice: s,
+            buf: part,
+            crc: *crc,
+            validate,
+            probe,
+        });
+        owner.push(k);
+    }
+}
 
 /// The outcome of each key of [`Store::get_batch`], a successful one with its buffer.
 ///

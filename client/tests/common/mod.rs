@@ -114,3 +114,14 @@ fn wait_threads_stopped(pid: u32) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Sum of every sample of `family` in the Prometheus text at `addr`/metrics.
+pub fn metric_sum(addr: &str, family: &str) -> f64 {
+    let body = mc_cluster::probe::http_get(addr, "/metrics", std::time::Duration::from_secs(5))
+        .expect("metrics answer")
+        .body;
+    body.lines()
+        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
