@@ -292,6 +292,34 @@ def run_calls(sys_, size, working_set, batch, budget_s, tag):
     return {case: r[0] for case, r in res.items()}
 
 
+def add_loop_args(ap, segment_help):
+    """The options every "ours against X" loop takes."""
+    ap.add_argument("--sizes", default="4KB,64KB,1MB,16MB")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--bytes", default="256MB", help="working set per case")
+    ap.add_argument("--duration", type=float, default=5, help="cap per phase, seconds (0 = none)")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    ap.add_argument("--segment-size", default="2GB", help=segment_help)
+    ap.add_argument("--bin-dir", default=str(REPO / "target/release"))
+
+
+def compare(args, other, run):
+    """Runs every size's cases `args.repeat` times, ours and `other` in turn (run(name,
+    size, tag) returns one run_calls result), and prints the medians and their ratio."""
+    ws = parse_size(args.bytes)
+    print(f"{'case':<16} {'size':>8} {'ours ops/s':>12} {other + ' ops/s':>12} {'ours/' + other:>11}"
+          f"   (median of {args.repeat}, interleaved)")
+    for size in map(parse_size, args.sizes.split(",")):
+        rounds = {"ours": [], other: []}
+        for r in range(args.repeat):
+            for name in rounds:
+                rounds[name].append(run(name, size, ws, f"r{r}"))
+        for case in rounds["ours"][0]:
+            a = statistics.median(x[case] for x in rounds["ours"])
+            b = statistics.median(x[case] for x in rounds[other])
+            print(f"{case:<16} {human(size):>8} {a:>12.0f} {b:>12.0f} {a / b:>10.2f}x")
+
+
 def mc_bench(binary, master, size, working_set, budget_s):
     """mc-bench's put and get ops/s for this size at batch 1 (no ceiling)."""
     out = subprocess.run(

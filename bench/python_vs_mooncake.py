@@ -19,14 +19,13 @@ MC_STORE_MEMCPY=0 to make both clients move bytes over TCP even when the data is
 import argparse
 import json
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench import REPO, FourCalls, LocalCluster, free_port, human, parse_size, run_calls  # noqa: E402
+from python_bench import FourCalls, LocalCluster, add_loop_args, compare, free_port, parse_size, run_calls  # noqa: E402
 
 
 def mooncake_worker(args):
@@ -96,13 +95,7 @@ class MooncakeSide:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="4KB,64KB,1MB,16MB")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--bytes", default="256MB", help="working set per case")
-    ap.add_argument("--duration", type=float, default=5, help="cap per phase, seconds (0 = none)")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
-    ap.add_argument("--segment-size", default="2GB", help="of our store node and of Mooncake's client")
-    ap.add_argument("--bin-dir", default=str(REPO / "target/release"))
+    add_loop_args(ap, "of our store node and of Mooncake's client")
     ap.add_argument("--mooncake-python", default="/tmp/pymc/bin/python",
                     help="the python of the virtualenv Mooncake's wheel is installed in")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -120,19 +113,13 @@ def main():
         if rc != 0:
             sys.exit(f"setup failed: {rc}")
         ours = FourCalls(store)
-        ws = parse_size(args.bytes)
-        print(f"{'case':<16} {'size':>8} {'ours ops/s':>12} {'wheel ops/s':>12} {'ours/wheel':>11}"
-              f"   (median of {args.repeat}, interleaved)")
-        for size in map(parse_size, args.sizes.split(",")):
-            rounds = {"ours": [], "wheel": []}
-            for r in range(args.repeat):
-                rounds["ours"].append(run_calls(ours, size, ws, args.batch, args.duration, f"r{r}"))
-                rounds["wheel"].append(theirs.run(size=size, bytes=ws, batch=args.batch,
-                                                  duration=args.duration, tag=f"r{r}"))
-            for case in rounds["ours"][0]:
-                a = statistics.median(x[case] for x in rounds["ours"])
-                b = statistics.median(x[case] for x in rounds["wheel"])
-                print(f"{case:<16} {human(size):>8} {a:>12.0f} {b:>12.0f} {a / b:>10.2f}x")
+
+        def run(name, size, ws, tag):
+            if name == "ours":
+                return run_calls(ours, size, ws, args.batch, args.duration, tag)
+            return theirs.run(size=size, bytes=ws, batch=args.batch, duration=args.duration, tag=tag)
+
+        compare(args, "wheel", run)
     finally:
         store.close()
         theirs.stop()

@@ -18,7 +18,6 @@ the round trips described in docs/why-fast-path.md.
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench import REPO, FourCalls, LocalCluster, free_port, human, parse_size, run_calls  # noqa: E402
+from python_bench import FourCalls, LocalCluster, add_loop_args, compare, free_port, run_calls  # noqa: E402
 
 try:
     import redis
@@ -92,13 +91,7 @@ class Redis:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="4KB,64KB,1MB,16MB")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--bytes", default="256MB", help="working set per case")
-    ap.add_argument("--duration", type=float, default=5, help="cap per phase, seconds (0 = none)")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
-    ap.add_argument("--segment-size", default="2GB", help="of the local store node")
-    ap.add_argument("--bin-dir", default=str(REPO / "target/release"))
+    add_loop_args(ap, "of the local store node")
     args = ap.parse_args()
 
     cluster = LocalCluster(args.bin_dir, args.segment_size)
@@ -109,18 +102,8 @@ def main():
         if rc != 0:
             sys.exit(f"setup failed: {rc}")
         systems = {"ours": FourCalls(store), "redis": Redis(server.client)}
-        ws = parse_size(args.bytes)
-        print(f"{'case':<16} {'size':>8} {'ours ops/s':>12} {'redis ops/s':>12} {'ours/redis':>11}"
-              f"   (median of {args.repeat}, interleaved)")
-        for size in map(parse_size, args.sizes.split(",")):
-            rounds = {name: [] for name in systems}
-            for r in range(args.repeat):
-                for name, s in systems.items():
-                    rounds[name].append(run_calls(s, size, ws, args.batch, args.duration, f"r{r}"))
-            for case in rounds["ours"][0]:
-                ours = statistics.median(x[case] for x in rounds["ours"])
-                red = statistics.median(x[case] for x in rounds["redis"])
-                print(f"{case:<16} {human(size):>8} {ours:>12.0f} {red:>12.0f} {ours / red:>10.2f}x")
+        compare(args, "redis", lambda name, size, ws, tag: run_calls(
+            systems[name], size, ws, args.batch, args.duration, tag))
     finally:
         store.close()
         server.stop()
