@@ -803,6 +803,36 @@ impl MooncakeDistributedStore {
         Ok(out)
     }
 
+    /// Counters of this client's local hot cache (`MC_STORE_LOCAL_HOT_CACHE_SIZE`): a dict
+    /// of hits, misses, admitted, evicted, stale, corrupt, invalidated, entries,
+    /// used_bytes and capacity_bytes, all 0 when the cache is off. Not in Mooncake's
+    /// binding. Raises RuntimeError before `setup()` and on a dummy client (whose gets are
+    /// served by its real client's cache).
+    fn hot_cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.client().map_err(|code| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "hot_cache_stats: no set-up client of this process (code {code})"
+            ))
+        })?;
+        let s = c.store.hot_cache_stats();
+        let out = PyDict::new(py);
+        for (name, v) in [
+            ("hits", s.hits),
+            ("misses", s.misses),
+            ("admitted", s.admitted),
+            ("evicted", s.evicted),
+            ("stale", s.stale),
+            ("corrupt", s.corrupt),
+            ("invalidated", s.invalidated),
+            ("entries", s.entries),
+            ("used_bytes", s.used_bytes),
+            ("capacity_bytes", s.capacity_bytes),
+        ] {
+            out.set_item(name, v)?;
+        }
+        Ok(out)
+    }
+
     fn __repr__(&self) -> String {
         if let Some(d) = self.dummy() {
             return format!("<MooncakeDistributedStore dummy of {}>", d.hostname());

@@ -166,6 +166,10 @@ struct Entry {
     slices: Vec<[u64; 4]>,
     /// The blocks holding the value, in value order.
     blocks: Vec<u32>,
+    /// Names this entry for its pins (never reused, unlike `tick`).
+    id: u64,
+    /// Serves copying out of `blocks` now, outside the lock.
+    readers: u32,
 }
 
 impl Entry {
@@ -187,12 +191,25 @@ impl Entry {
 
 /// Everything behind the lock.
 struct Inner {
-    region: Region,
     blocks: Blocks,
     map: HashMap<String, Entry>,
     /// Tick → key, oldest first.
     lru: BTreeMap<u64, String>,
     next_tick: u64,
+    next_id: u64,
+    /// Entries removed while serves were copying out of them: id → (blocks, readers
+    /// left). Their blocks go back to the free list when the last reader is done.
+    retired: HashMap<u64, (Vec<u32>, u32)>,
+}
+
+/// A serve's claim on an entry's blocks while it copies outside the lock
+/// ([`HotCache::pin`]): blocks pinned are never handed out again, so never written.
+struct Pin {
+    id: u64,
+    blocks: Vec<u32>,
+    crcs: Vec<u32>,
+    /// Length of each slice.
+    lens: Vec<u64>,
 }
 
 /// A cached value a get may serve: the entry and the replica of the get's list it matches.
@@ -208,6 +225,8 @@ pub(crate) struct HotCache {
     block_bytes: usize,
     max_entry_blocks: usize,
     threshold: u8,
+    /// The memory; bytes are copied in and out without the lock, guarded by pins.
+    region: Region,
     inner: Mutex<Inner>,
     sketch: Mutex<Sketch>,
     m: HotMetrics,
@@ -272,12 +291,14 @@ impl HotCache {
             block_bytes,
             max_entry_blocks: (count as usize / 4).max(1),
             threshold: cfg.admission_threshold,
+            region,
             inner: Mutex::new(Inner {
-                region,
                 blocks: Blocks::new(count),
                 map: HashMap::with_capacity(count as usize),
                 lru: BTreeMap::new(),
                 next_tick: 0,
+                next_id: 0,
+                retired: HashMap::new(),
             }),
             sketch: Mutex::new(Sketch::default()),
             m,
@@ -306,27 +327,52 @@ impl HotCache {
     }
 
     /// Copies the value of `hit` into `buf` (exactly its size), checking each slice's
-    /// CRC32C as it goes. False when the entry is gone meanwhile or its bytes fail a check
-    /// (the entry is dropped then); the caller reads the value instead, and `buf` may hold
-    /// anything.
+    /// CRC32C as it goes. False when the entry is gone or its bytes fail a check (the entry
+    /// is dropped then); the caller reads the value instead, and `buf` may hold anything.
+    ///
+    /// The copy runs outside the lock, on pinned blocks: other gets are served, and values
+    /// admitted, meanwhile. A serve counts from its pin: an entry removed during the copy
+    /// still yields the bytes it held when pinned (the object the caller had confirmed).
     pub(crate) fn serve(&self, key: &str, hit: Hit, buf: &mut [MaybeUninit<u8>]) -> bool {
-        let mut g = self.inner.lock();
-        let g = &mut *g;
-        let Some(e) = g.map.get(key).filter(|e| e.tick == hit.tick) else {
+        let Some(pin) = self.pin(key, hit, buf.len()) else {
             return false;
         };
-        if buf.len() as u64 != e.size {
-            return false;
-        }
-        let src = g.region.bytes();
+        let intact = self.copy_out(&pin, buf);
+        self.unpin(key, pin, intact)
+    }
+
+    /// Pins the entry of `hit` when it is still there and of `len` bytes.
+    fn pin(&self, key: &str, hit: Hit, len: usize) -> Option<Pin> {
+        let mut g = self.inner.lock();
+        let e = g
+            .map
+            .get_mut(key)
+            .filter(|e| e.tick == hit.tick && e.size == len as u64)?;
+        e.readers += 1;
+        Some(Pin {
+            id: e.id,
+            blocks: e.blocks.clone(),
+            crcs: e.crcs.clone(),
+            lens: e.slices.iter().map(|s| s[2]).collect(),
+        })
+    }
+
+    /// Copies the pinned value into `buf` (its size) and whether every slice's CRC32C held.
+    #[allow(unsafe_code)]
+    fn copy_out(&self, pin: &Pin, buf: &mut [MaybeUninit<u8>]) -> bool {
         let mut at = 0usize;
         let mut intact = true;
-        for (s, &want) in e.slices.iter().zip(&e.crcs) {
-            let end = at + s[2] as usize;
+        for (&len, &want) in pin.lens.iter().zip(&pin.crcs) {
+            let end = at + len as usize;
             let mut crc = Crc32c::default();
             let mut out = at;
-            for (off, n) in runs(&e.blocks, self.block_bytes, at, end) {
-                for (from, to) in src[off..off + n]
+            for (off, n) in runs(&pin.blocks, self.block_bytes, at, end) {
+                // SAFETY: these bytes lie in blocks of a pinned entry; a pinned entry's
+                // blocks stay off the free list until its last pin is released (`unpin`,
+                // `remove_locked`), and only blocks taken from the free list are written
+                // (`admit`), so nothing writes them while this slice lives.
+                let src = unsafe { self.region.range(off, n) };
+                for (from, to) in src
                     .chunks(COPY_CHUNK_BYTES)
                     .zip(buf[out..out + n].chunks_mut(COPY_CHUNK_BYTES))
                 {
@@ -340,20 +386,49 @@ impl HotCache {
             intact &= crc.finish() == want;
             at = end;
         }
+        intact
+    }
+
+    /// Releases `pin`: the entry becomes the most recently used (when intact) or is
+    /// dropped (when not); a retired entry's blocks are freed with its last pin. Returns
+    /// whether the serve counts as a hit.
+    fn unpin(&self, key: &str, pin: Pin, intact: bool) -> bool {
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        let live = match g.map.get_mut(key).filter(|e| e.id == pin.id) {
+            Some(e) => {
+                e.readers -= 1;
+                true
+            }
+            None => {
+                let (blocks, readers) = g.retired.get_mut(&pin.id).expect("a pinned entry");
+                *readers -= 1;
+                if *readers == 0 {
+                    g.blocks.give(blocks);
+                    g.retired.remove(&pin.id);
+                    self.set_used(g);
+                }
+                false
+            }
+        };
         if !intact {
             tracing::error!("local hot cache: `{key}` failed its CRC32C in memory; dropped");
             self.m.corrupt.inc();
             self.m.stale.inc();
-            self.remove_locked(g, key);
+            if live {
+                self.remove_locked(g, key);
+            }
             return false;
         }
-        // Most recently used now.
-        let tick = g.next_tick;
-        g.next_tick += 1;
-        let e = g.map.get_mut(key).expect("checked above");
-        let old = std::mem::replace(&mut e.tick, tick);
-        let k = g.lru.remove(&old).expect("every entry is in the LRU order");
-        g.lru.insert(tick, k);
+        if live {
+            // Most recently used now.
+            let tick = g.next_tick;
+            g.next_tick += 1;
+            let e = g.map.get_mut(key).expect("checked above");
+            let old = std::mem::replace(&mut e.tick, tick);
+            let k = g.lru.remove(&old).expect("every entry is in the LRU order");
+            g.lru.insert(tick, k);
+        }
         self.m.hits.inc();
         true
     }
@@ -376,27 +451,25 @@ impl HotCache {
         if covered != r.size || rep.slices.len() != r.slice_crcs.len() {
             return;
         }
-        let mut g = self.inner.lock();
-        let g = &mut *g;
-        self.remove_locked(g, key);
-        while g.blocks.free() < need {
-            let Some((_, victim)) = g.lru.pop_first() else {
-                break;
-            };
-            let e = g.map.remove(&victim).expect("every LRU key has an entry");
-            g.blocks.give(&e.blocks);
-            self.m.evicted.inc();
-        }
-        let Some(blocks) = g.blocks.take(need) else {
+        let Some(blocks) = self.claim(key, need) else {
             return;
         };
-        let dst = g.region.bytes_mut();
         for (j, chunk) in value.chunks(self.block_bytes).enumerate() {
-            let at = blocks[j] as usize * self.block_bytes;
-            dst[at..at + chunk.len()].copy_from_slice(chunk);
+            // SAFETY: `blocks` came off the free list and are in no entry yet, so no pin
+            // covers them and no other admit writes them (`copy_out`'s argument).
+            #[allow(unsafe_code)]
+            unsafe {
+                self.region
+                    .write(blocks[j] as usize * self.block_bytes, chunk)
+            };
         }
-        let tick = g.next_tick;
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        // Another admit of the key may have landed while this one copied: the newer wins.
+        self.remove_locked(g, key);
+        let (tick, id) = (g.next_tick, g.next_id);
         g.next_tick += 1;
+        g.next_id += 1;
         g.lru.insert(tick, key.to_string());
         g.map.insert(
             key.to_string(),
@@ -410,10 +483,31 @@ impl HotCache {
                     .map(|s| [s.segment_id, s.offset, s.length, s.generation])
                     .collect(),
                 blocks,
+                id,
+                readers: 0,
             },
         );
         self.m.admitted.inc();
         self.set_used(g);
+    }
+
+    /// Drops the entry of `key` and takes `need` free blocks, evicting the least recently
+    /// used entries until they are there; `None` when even that leaves too few (the rest
+    /// are pinned by serves).
+    fn claim(&self, key: &str, need: usize) -> Option<Vec<u32>> {
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        self.remove_locked(g, key);
+        while g.blocks.free() < need {
+            let Some((_, victim)) = g.lru.first_key_value().map(|(t, k)| (*t, k.clone())) else {
+                break;
+            };
+            self.remove_locked(g, &victim);
+            self.m.evicted.inc();
+        }
+        let blocks = g.blocks.take(need);
+        self.set_used(g);
+        blocks
     }
 
     /// Drops the entry of `key`, if any, without counting it.
@@ -422,7 +516,11 @@ impl HotCache {
             return false;
         };
         g.lru.remove(&e.tick);
-        g.blocks.give(&e.blocks);
+        if e.readers == 0 {
+            g.blocks.give(&e.blocks);
+        } else {
+            g.retired.insert(e.id, (e.blocks, e.readers));
+        }
         self.set_used(g);
         true
     }
@@ -583,15 +681,103 @@ mod tests {
         let r = list(&v, 6000, 10);
         c.admit("k", &r, 0, &v);
         let hit = c.lookup("k", &r).unwrap();
-        {
-            let mut g = c.inner.lock();
-            let b = g.map["k"].blocks[1] as usize * 4096;
-            g.region.bytes_mut()[b + 3] ^= 0x40;
+        let b = c.inner.lock().map["k"].blocks[1] as usize * 4096;
+        // SAFETY: this test is the cache's only user, one call at a time.
+        #[allow(unsafe_code)]
+        unsafe {
+            let flipped = c.region.range(b + 3, 1)[0] ^ 0x40;
+            c.region.write(b + 3, &[flipped]);
         }
         let mut buf = vec![0u8; 6000];
         assert!(!c.serve("k", hit, mc_transfer::uninit::as_uninit_mut(&mut buf)));
         let s = c.m.stats(c.entries());
         assert_eq!((s.corrupt, s.entries, s.used_bytes), (1, 0, 0));
+    }
+
+    #[test]
+    fn blocks_being_copied_out_are_never_handed_out_again() {
+        // Four blocks, one value in each.
+        let c = cache(4 * 4096, 4096, 0);
+        let vals: Vec<(Vec<u8>, ReplicaListResult)> = (0..4u8)
+            .map(|i| {
+                let v = value(4096, 10 + i);
+                let r = list(&v, 4096, 10 * (u64::from(i) + 1));
+                (v, r)
+            })
+            .collect();
+        for (i, (v, r)) in vals.iter().enumerate() {
+            c.admit(&format!("k{i}"), r, 0, v);
+        }
+        assert_eq!(c.entries(), 4);
+        let hit = c.lookup("k0", &vals[0].1).unwrap();
+        let pin = c.pin("k0", hit, 4096).expect("pinned");
+        let pinned = pin.blocks.clone();
+        // Removed while a serve copies; two new values each evict a live entry instead.
+        c.invalidate("k0");
+        for i in 0..2u8 {
+            let w = value(4096, 50 + i);
+            let rw = list(&w, 4096, 500 + u64::from(i));
+            c.admit(&format!("n{i}"), &rw, 0, &w);
+            let g = c.inner.lock();
+            assert!(g.map.contains_key(&format!("n{i}")));
+            assert!(g.map.values().all(|e| e.blocks != pinned), "n{i}");
+        }
+        assert_eq!(c.entries(), 3);
+        assert_eq!(
+            c.m.stats(0).used_bytes,
+            4 * 4096,
+            "the pinned block still counts"
+        );
+        // The pinned bytes are the old value's, intact; the serve counts.
+        let mut buf = vec![0u8; 4096];
+        assert!(c.copy_out(&pin, mc_transfer::uninit::as_uninit_mut(&mut buf)));
+        assert_eq!(buf, vals[0].0);
+        assert!(c.unpin("k0", pin, true));
+        assert_eq!(c.m.stats(0).used_bytes, 3 * 4096, "freed with the last pin");
+        assert!(c.inner.lock().retired.is_empty());
+    }
+
+    #[test]
+    fn serves_racing_admits_and_removes_return_only_whole_values() {
+        let c = std::sync::Arc::new(cache(64 * 1024, 4096, 0));
+        let values: Vec<(Vec<u8>, ReplicaListResult)> = (0..6)
+            .map(|i| {
+                let v = value(8192 + 1000 * i, i as u8);
+                let r = list(&v, 3000, 100 * i as u64);
+                (v, r)
+            })
+            .collect();
+        let values = std::sync::Arc::new(values);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (c, values) = (c.clone(), values.clone());
+                std::thread::spawn(move || {
+                    let mut served = 0;
+                    for n in 0..2000usize {
+                        let (v, r) = &values[(n + t) % values.len()];
+                        let key = format!("k{}", (n + t) % values.len());
+                        match n % 7 {
+                            0 => c.invalidate(&key),
+                            1 | 2 => c.admit(&key, r, 0, v),
+                            _ => {
+                                if let Some(got) = read(&c, &key, r) {
+                                    assert_eq!(&got, v, "{key}");
+                                    served += 1;
+                                }
+                            }
+                        }
+                    }
+                    served
+                })
+            })
+            .collect();
+        let served: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(served > 0, "some gets were served from the cache");
+        assert_eq!(c.m.stats(0).corrupt, 0);
+        c.clear();
+        let g = c.inner.lock();
+        assert!(g.retired.is_empty(), "no pin outlives its serve");
+        assert_eq!(g.blocks.free(), 16, "every block is back");
     }
 
     #[test]

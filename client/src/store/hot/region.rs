@@ -2,8 +2,9 @@
 //! anonymous or backed by a memfd (`MC_STORE_LOCAL_HOT_CACHE_USE_SHM`, as in Mooncake, where
 //! the memfd lets dummy clients share it), populated at once so no get pays page faults.
 //!
-//! The only unsafe code of the hot cache is here: mapping, unmapping, and viewing the
-//! mapping as a byte slice.
+//! Most unsafe code of the hot cache is here: mapping, unmapping, reading a range and
+//! writing one. Reads and writes run outside the cache's lock; which bytes may be touched
+//! when is the pins' business (`hot/mod.rs`), stated as each function's contract.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
@@ -17,11 +18,12 @@ pub(crate) struct Region {
     fd: Option<OwnedFd>,
 }
 
-// SAFETY: the mapping is plain memory owned by this value alone; `&Region` only ever gives
-// `&[u8]` and `&mut Region` `&mut [u8]`, so the borrow rules of the slices hold across threads.
+// SAFETY: the mapping is plain memory owned by this value alone, reached only through
+// `range` and `write`, whose contracts keep every byte either read or written at a time
+// (the cache's pins, `hot/mod.rs`), so sharing the value across threads races on nothing.
 #[allow(unsafe_code)]
 unsafe impl Send for Region {}
-// SAFETY: as above: shared access is read-only through `&[u8]`.
+// SAFETY: as above.
 #[allow(unsafe_code)]
 unsafe impl Sync for Region {}
 
@@ -96,20 +98,38 @@ impl Region {
         self.fd.is_some()
     }
 
-    /// The whole region.
+    /// Bytes `off..off + len`, to read.
+    ///
+    /// # Safety
+    /// Nothing may [`write`](Self::write) any of those bytes while the slice lives.
     #[allow(unsafe_code)]
-    pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes (zero-filled at first, so initialised)
-        // for as long as `self` lives; writes need `&mut self`, so none happen meanwhile.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    pub(crate) unsafe fn range(&self, off: usize, len: usize) -> &[u8] {
+        assert!(
+            off <= self.len && len <= self.len - off,
+            "outside the region"
+        );
+        // SAFETY: in bounds (checked); the mapping is readable and initialised (zero-filled
+        // at first) for as long as `self` lives; by the contract no write overlaps.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
     }
 
-    /// The whole region, writable.
+    /// Copies `src` to bytes `off..off + src.len()`.
+    ///
+    /// # Safety
+    /// No slice from [`range`](Self::range) over any of those bytes may be alive, and no
+    /// other write to them may run at the same time.
     #[allow(unsafe_code)]
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`; `&mut self` makes this the only view of the mapping (the
-        // memfd is mapped by this process alone).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    pub(crate) unsafe fn write(&self, off: usize, src: &[u8]) {
+        assert!(
+            off <= self.len && src.len() <= self.len - off,
+            "outside the region"
+        );
+        // SAFETY: in bounds (checked); the mapping is writable; `src` is other memory (a
+        // caller's slice cannot borrow the mapping while it is written, by the contract);
+        // nothing else reads or writes those bytes meanwhile, by the contract.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
+        };
     }
 }
 
@@ -127,13 +147,26 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)]
     fn both_kinds_are_writable_and_start_zeroed() {
         for shm in [false, true] {
-            let mut r = Region::new(1 << 20, shm).unwrap();
+            let r = Region::new(1 << 20, shm).unwrap();
             assert_eq!(r.is_shm(), shm);
-            assert!(r.bytes().iter().all(|&b| b == 0));
-            r.bytes_mut()[12345] = 7;
-            assert_eq!(r.bytes()[12345], 7);
+            // SAFETY: this test is the only user of `r`, one call at a time.
+            unsafe {
+                assert!(r.range(0, 1 << 20).iter().all(|&b| b == 0));
+                r.write(12345, &[7, 8]);
+                assert_eq!(r.range(12345, 2), [7, 8]);
+            }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the region")]
+    fn a_range_past_the_end_is_refused() {
+        let r = Region::new(4096, false).unwrap();
+        // SAFETY: nothing writes `r`.
+        #[allow(unsafe_code)]
+        let _ = unsafe { r.range(4000, 97) };
     }
 }
