@@ -10,13 +10,22 @@
 # builds (about 3x the requests per second of debug ones; the decoders themselves stay in
 # the debug harness, with overflow checks).
 #
-#   scripts/fuzz.sh [--release] [SECONDS] [TARGET...]
+# With --inputs N, every target stops once it has tried N inputs and SECONDS is only a cap
+# (the run exits 3 if a target hit it first): `scripts/fuzz.sh --release --inputs 10000000
+# 3600` is the issue's "10M inputs per target", on a loaded machine too.
+#
+#   scripts/fuzz.sh [--release] [--inputs N] [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=debug
 if [[ "${1:-}" == "--release" ]]; then
   profile=release
   shift
+fi
+inputs=()
+if [[ "${1:-}" == "--inputs" ]]; then
+  inputs=(--inputs "$2")
+  shift 2
 fi
 seconds=${1:-60}
 shift || true
@@ -27,4 +36,4 @@ else
 fi
 (cd fuzz && CARGO_TARGET_DIR=../target cargo build -q >&2)
 cd fuzz
-MC_BIN_DIR="$PWD/../target/$profile" ../target/debug/mc-fuzz "$seconds" "$@"
+MC_BIN_DIR="$PWD/../target/$profile" ../target/debug/mc-fuzz "${inputs[@]}" "$seconds" "$@"

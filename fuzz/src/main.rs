@@ -1,7 +1,11 @@
-//! `mc-fuzz SECONDS [TARGET...]`: runs every decoder target (or those named) for SECONDS
-//! each, then the HTTP target against a live master and node; `mc-fuzz replay FILE...`
-//! runs saved inputs through every target with panics shown. Exits 1 on any crash.
+//! `mc-fuzz [--inputs N] SECONDS [TARGET...]`: runs every decoder target (or those named)
+//! for SECONDS each, then the HTTP target against a live master and node; with `--inputs N`
+//! each target stops as soon as it has tried N inputs (SECONDS is then only a cap), so a
+//! run reaches a set count however loaded the machine is. `mc-fuzz replay FILE...` runs
+//! saved inputs through every target with panics shown. Exits 1 on any crash, and 3 when
+//! `--inputs` was given and a target hit the SECONDS cap before reaching N.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mc_fuzz::engine::{self, Rng};
@@ -22,16 +26,22 @@ fn replay(files: &[String]) -> Result<(), String> {
 /// kernel and server time, so a few senders keep both servers busy.
 const HTTP_SENDERS: u64 = 4;
 
-fn http_target(seconds: u64) -> Result<(u64, u64), String> {
+fn http_target(seconds: u64, max_inputs: u64) -> Result<(u64, u64), String> {
     use mc_cluster::{ClusterSpec, LocalCluster};
     let c = LocalCluster::start(ClusterSpec::default()).map_err(|e| e.to_string())?;
     let addrs = [c.metrics_addr(), c.node_rest_addr(0)];
     let end = Instant::now() + Duration::from_secs(seconds);
+    let sent = AtomicU64::new(0);
     let counts: Vec<(u64, u64)> = std::thread::scope(|s| {
         let senders: Vec<_> = (0..HTTP_SENDERS)
             .map(|i| {
-                let addrs = &addrs;
-                s.spawn(move || http_sender(addrs, 0x5eed + i, end))
+                let (addrs, sent) = (&addrs, &sent);
+                let stop = Stop {
+                    end,
+                    sent,
+                    max_inputs,
+                };
+                s.spawn(move || http_sender(addrs, 0x5eed + i, stop))
             })
             .collect();
         senders
@@ -50,9 +60,24 @@ fn http_target(seconds: u64) -> Result<(u64, u64), String> {
         .fold((0, 0), |(n, bad), (a, b)| (n + a, bad + b)))
 }
 
-/// One sender of fuzzed requests until `end`: (requests sent, bad answers). A request
-/// answered with a 5xx other than 503, or not at all, is saved under `crashes/http/`.
-fn http_sender(addrs: &[String; 2], seed: u64, end: Instant) -> (u64, u64) {
+/// When the HTTP senders stop: at `end`, or once they have sent `max_inputs` between them.
+#[derive(Clone, Copy)]
+struct Stop<'a> {
+    end: Instant,
+    sent: &'a AtomicU64,
+    max_inputs: u64,
+}
+
+impl Stop<'_> {
+    /// Takes one request's place in the count; false once it is time to stop.
+    fn next(&self) -> bool {
+        Instant::now() < self.end && self.sent.fetch_add(1, Ordering::Relaxed) < self.max_inputs
+    }
+}
+
+/// One sender of fuzzed requests until `stop` says so: (requests sent, bad answers). A
+/// request answered with a 5xx other than 503, or not at all, is saved under `crashes/http/`.
+fn http_sender(addrs: &[String; 2], seed: u64, stop: Stop) -> (u64, u64) {
     let mut rng = Rng::new(seed);
     let seeds: Vec<Vec<u8>> = vec![
         b"key=a&force=true".to_vec(),
@@ -61,7 +86,7 @@ fn http_sender(addrs: &[String; 2], seed: u64, end: Instant) -> (u64, u64) {
         br#"{"segment_ids":[1,2],"timeout":"5s"}"#.to_vec(),
     ];
     let (mut n, mut bad) = (0u64, 0u64);
-    while Instant::now() < end {
+    while stop.next() {
         let b = engine::input(&mut rng, &seeds, 256);
         let req = mc_fuzz::http::request_from(&b, &mut rng);
         let addr = &addrs[rng.below(2)];
@@ -80,6 +105,40 @@ fn http_sender(addrs: &[String; 2], seed: u64, end: Instant) -> (u64, u64) {
     (n, bad)
 }
 
+/// The command line after `replay` is ruled out.
+struct Args {
+    seconds: u64,
+    /// Inputs per target at most (`u64::MAX`: SECONDS alone decides).
+    max_inputs: u64,
+    only: Vec<String>,
+}
+
+const USAGE: &str = "usage: mc-fuzz [--inputs N] SECONDS [TARGET...] | mc-fuzz replay FILE...";
+
+fn parse(mut args: &[String]) -> Option<Args> {
+    let mut max_inputs = u64::MAX;
+    if args.first().map(String::as_str) == Some("--inputs") {
+        max_inputs = args.get(1)?.replace('_', "").parse().ok().filter(|&n| n > 0)?;
+        args = &args[2..];
+    }
+    let seconds = args.first()?.parse().ok()?;
+    Some(Args {
+        seconds,
+        max_inputs,
+        only: args[1..].to_vec(),
+    })
+}
+
+/// Prints one target's row; true when it reached the input count it was given.
+fn report(name: &str, inputs: u64, crashes: u64, took: Duration, max_inputs: u64) -> bool {
+    let rate = inputs as f64 / took.as_secs_f64().max(1e-3);
+    println!(
+        "{name:<20} {inputs:>12} inputs {crashes:>4} crashes {:>8.1} s {rate:>10.0}/s",
+        took.as_secs_f64()
+    );
+    max_inputs == u64::MAX || inputs >= max_inputs
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("replay") {
@@ -89,41 +148,37 @@ fn main() {
         }
         return;
     }
-    let Some(seconds) = args.first().and_then(|s| s.parse::<u64>().ok()) else {
-        eprintln!("usage: mc-fuzz SECONDS [TARGET...] | mc-fuzz replay FILE...");
+    let Some(a) = parse(&args) else {
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
-    let only = &args[1..];
+    let wanted = |name: &str| a.only.is_empty() || a.only.iter().any(|o| o == name);
     // Panics are expected and counted; their messages come back with `replay`.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut crashed = false;
-    for t in targets::all() {
-        if !only.is_empty() && !only.iter().any(|o| o == t.name) {
-            continue;
-        }
+    let (mut crashed, mut short) = (false, false);
+    for t in targets::all().iter().filter(|t| wanted(t.name)) {
+        let start = Instant::now();
         let r = engine::run(
             t.name,
             &t.run,
             &(t.seeds)(),
             t.max_len,
-            Duration::from_secs(seconds),
-            u64::MAX,
-            seconds,
+            Duration::from_secs(a.seconds),
+            a.max_inputs,
+            a.seconds,
         );
-        println!(
-            "{:<20} {:>12} inputs {:>4} crashes",
-            t.name, r.inputs, r.crashes
-        );
+        short |= !report(t.name, r.inputs, r.crashes, start.elapsed(), a.max_inputs);
         for f in &r.crash_files {
             println!("  crash: {}", f.display());
         }
         crashed |= r.crashes > 0;
     }
-    if only.is_empty() || only.iter().any(|o| o == "http") {
+    if wanted("http") {
         let _ = std::panic::take_hook();
-        match http_target(seconds) {
+        let start = Instant::now();
+        match http_target(a.seconds, a.max_inputs) {
             Ok((n, bad)) => {
-                println!("{:<20} {:>12} inputs {:>4} crashes", "http", n, bad);
+                short |= !report("http", n, bad, start.elapsed(), a.max_inputs);
                 crashed |= bad > 0;
             }
             Err(e) => {
@@ -134,5 +189,9 @@ fn main() {
     }
     if crashed {
         std::process::exit(1);
+    }
+    if short {
+        eprintln!("mc-fuzz: a target hit the {} s cap before {} inputs", a.seconds, a.max_inputs);
+        std::process::exit(3);
     }
 }
