@@ -6,6 +6,7 @@
 //! (`shard/offload.rs`) and the transfer server serves reads of the shard's disk segment
 //! from it, over the same data port as memory reads.
 
+mod buffers;
 pub mod checkpoint;
 pub mod format;
 mod scan;

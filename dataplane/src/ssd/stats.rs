@@ -42,6 +42,8 @@ pub struct SsdStats {
     /// Index checkpoints refused at start (corrupt, torn, or not matching the files): the
     /// whole log was scanned instead.
     pub checkpoints_refused_total: IntCounter,
+    /// Record writes that reused the DMA buffer of an earlier one (`ssd/buffers.rs`).
+    pub write_buffers_reused_total: IntCounter,
     /// Records the last start took from the index checkpoint.
     pub checkpoint_records: BytesGauge,
     /// Records (values and tombstones) the last start read from the log after the
@@ -117,6 +119,10 @@ impl SsdStats {
                 "mc_shard_ssd_checkpoints_refused_total",
                 "SSD index checkpoints refused at start (the whole log was scanned).",
             ),
+            write_buffers_reused_total: counter(
+                "mc_shard_ssd_write_buffers_reused_total",
+                "SSD record writes that reused an earlier write's DMA buffer.",
+            ),
             checkpoint_records: gauge(
                 "mc_shard_ssd_checkpoint_records",
                 "Records the last start took from the SSD index checkpoint.",
@@ -154,6 +160,7 @@ impl SsdStats {
             &self.evicted_total,
             &self.checkpoints_total,
             &self.checkpoints_refused_total,
+            &self.write_buffers_reused_total,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

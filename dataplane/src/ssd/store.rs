@@ -27,6 +27,7 @@ use mc_schema::msg::DroppedSlice;
 use tracing::{info, warn};
 
 use super::SsdConfig;
+use super::buffers::Spares;
 use super::checkpoint;
 use super::format::{self, BLOCK_BYTES, Header, Kind, align_up};
 use super::scan;
@@ -107,6 +108,8 @@ pub struct SsdStore {
     checkpoint_every: u64,
     /// A checkpoint is being written by its helper thread.
     checkpoint_busy: Arc<AtomicBool>,
+    /// DMA buffers of finished record writes, for the next ones.
+    spares: Spares,
     /// Metrics.
     pub stats: SsdStats,
 }
@@ -233,6 +236,7 @@ impl SsdStore {
             since_checkpoint: Cell::new(0),
             checkpoint_every: cfg.checkpoint_every,
             checkpoint_busy: Arc::new(AtomicBool::new(false)),
+            spares: Spares::default(),
             stats,
         };
         if store.files.borrow().is_empty() {
@@ -332,7 +336,8 @@ impl SsdStore {
     }
 
     /// Appends a value record of `payload` and syncs it; returns its location. The payload
-    /// is copied into a DMA buffer the operation owns until the kernel is done with it.
+    /// is copied into a DMA buffer (an earlier write's, when one of the size is spare) the
+    /// operation owns until the kernel is done with it.
     pub async fn append(
         &self,
         key: &[u8],
@@ -389,23 +394,29 @@ impl SsdStore {
         let (loc, file) = self.reserve(total).await?;
         let mut pending = Pending::new(&self.pending);
         pending.add(loc);
-        let mut buf = file.alloc_dma_buffer(total as usize);
+        let (mut buf, spare) = self.spares.take(&file, total as usize);
+        if spare {
+            self.stats.write_buffers_reused_total.inc();
+        }
         let block = h.block_bytes() as usize;
         let bytes = buf.as_bytes_mut();
+        // Every byte is written: a spare holds its last record's.
         h.encode_into(&mut bytes[..block]);
         let (value, pad) = bytes[block..].split_at_mut(value_len as usize);
         pad.fill(0);
-        if !payload(value) {
+        let copied = payload(value);
+        let buf = Rc::new(buf);
+        if !copied {
+            self.spares.give(buf);
             return Ok(None);
         }
         let (_, off) = split(loc);
-        let n = file
-            .write_at(buf, off)
-            .await
-            .map_err(|e| DataplaneError::SsdIo {
-                what: "write",
-                source: io_err(e),
-            })?;
+        let written = file.write_rc_at(buf.clone(), off).await;
+        self.spares.give(buf);
+        let n = written.map_err(|e| DataplaneError::SsdIo {
+            what: "write",
+            source: io_err(e),
+        })?;
         if n as u64 != total {
             return Err(DataplaneError::SsdIo {
                 what: "write",
