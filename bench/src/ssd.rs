@@ -404,6 +404,8 @@ fn put_row(plan: &SsdPlan, dir: &Path) -> Result<CaseResult> {
             .context("clearing the offload-on cluster")?;
     }
     let ssd_copies = node_metric(&on, 0, "mc_shard_ssd_offloads_total") as u64;
+    let shared_syncs = node_metric(&on, 0, "mc_shard_ssd_shared_syncs_total") as u64;
+    let reused = node_metric(&on, 0, "mc_shard_ssd_write_buffers_reused_total") as u64;
     let off_rates: Vec<f64> = offs.iter().map(PhaseResult::ops_per_s).collect();
     let mut row = CaseResult::from_reps("put_offload", MIB, 1, 1, &ons, &off_rates);
     row.ok &= offs.iter().all(|r| r.failed == 0 && r.ops > 0);
@@ -413,6 +415,9 @@ fn put_row(plan: &SsdPlan, dir: &Path) -> Result<CaseResult> {
         "the same puts on a cluster without --enable_offload, same run".into(),
     );
     e.insert("ssd_copies".into(), ssd_copies.into());
+    // Copies made durable by another copy's sync, and copies written from a reused buffer.
+    e.insert("shared_syncs".into(), shared_syncs.into());
+    e.insert("write_buffers_reused".into(), reused.into());
     e.insert("target_ratio".into(), 0.9.into());
     e.insert("quick".into(), plan.quick.into());
     Ok(row)

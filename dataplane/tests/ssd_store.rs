@@ -74,6 +74,7 @@ async fn put(s: &SsdStore, key: &str, v: &[u8], generation: u64) -> u64 {
     s.append(
         key.as_bytes(),
         copy,
+        || {},
         v.len() as u64,
         ids,
         (crc32c(v), v.len() as u64),

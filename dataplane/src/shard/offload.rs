@@ -142,7 +142,10 @@ async fn writer(
         };
         let (state, done) = (state.clone(), done.clone());
         glommio::spawn_local(async move {
-            match offload(&state, job).await {
+            // The permit is given back once the bytes are written: the next offload's
+            // write runs while this one's sync does, and writes that finish meanwhile
+            // share the next sync.
+            match offload(&state, job, move || drop(permit)).await {
                 Ok(Some(s)) => done.borrow_mut().push(s),
                 Ok(None) => {}
                 Err(e) if is_full(&e) => {
@@ -157,7 +160,6 @@ async fn writer(
                 }
             }
             state.stats.ssd.offload_queue_depth.dec();
-            drop(permit);
         })
         .detach();
     }
@@ -172,8 +174,14 @@ fn is_full(e: &DataplaneError) -> bool {
     }
 }
 
-/// Copies one slice to SSD; `None` when the slice is no longer the one named.
-async fn offload(state: &ShardState, job: Job) -> Result<Option<OffloadedSlice>, DataplaneError> {
+/// Copies one slice to SSD; `None` when the slice is no longer the one named. `written`
+/// is called when the record's bytes are written, before its sync; when no record is
+/// written it is dropped unused.
+async fn offload(
+    state: &ShardState,
+    job: Job,
+    written: impl FnOnce(),
+) -> Result<Option<OffloadedSlice>, DataplaneError> {
     let Some(ssd) = state.ssd.as_ref() else {
         return Ok(None);
     };
@@ -203,7 +211,7 @@ async fn offload(state: &ShardState, job: Job) -> Result<Option<OffloadedSlice>,
     };
     let ids = (e.generation, e.put_generation, e.slice_index, e.slice_count);
     let sums = (e.crc32c, e.object_size);
-    let Some(loc) = ssd.append(&key, copy, e.length, ids, sums).await? else {
+    let Some(loc) = ssd.append(&key, copy, written, e.length, ids, sums).await? else {
         return Ok(None);
     };
     ssd.stats.offloads_total.inc();

@@ -59,54 +59,31 @@ impl Spares {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::on_file;
     use super::*;
-
-    /// Runs `f` on an executor with a DMA file of a directory of its own, `name`.
-    fn on_file(name: &str, f: impl FnOnce(&DmaFile) + Send + 'static) {
-        let dir = std::env::temp_dir().join(format!("spares-{name}-{}", std::process::id()));
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(512 << 10)
-            .spawn(async move || {
-                std::fs::create_dir_all(&dir).unwrap();
-                let file = glommio::io::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .dma_open(dir.join("f"))
-                    .await;
-                match file {
-                    Ok(file) => f(&file),
-                    Err(e) => eprintln!("SKIPPED: no DMA file in {}: {e}", dir.display()),
-                }
-                let _ = std::fs::remove_dir_all(&dir);
-            })
-            .expect("executor starts")
-            .join()
-            .expect("executor ends");
-    }
 
     #[test]
     fn a_buffer_of_the_same_size_is_handed_out_again() {
-        on_file("same-size", |file| {
+        on_file("same-size", |file| async move {
             let s = Spares::default();
-            let (a, spare) = s.take(file, 8192);
+            let (a, spare) = s.take(&file, 8192);
             assert!(!spare);
             let at = a.as_ptr();
             s.give(Rc::new(a));
-            let (b, spare) = s.take(file, 8192);
+            let (b, spare) = s.take(&file, 8192);
             assert!(spare);
             assert_eq!(b.as_ptr(), at, "the spare came back");
             assert_eq!(b.len(), 8192);
-            let (c, spare) = s.take(file, 4096);
+            let (c, spare) = s.take(&file, 4096);
             assert_eq!((c.len(), spare), (4096, false), "another size allocates");
         });
     }
 
     #[test]
     fn a_buffer_still_shared_is_not_kept_and_old_spares_go_first() {
-        on_file("shared", |file| {
+        on_file("shared", |file| async move {
             let s = Spares::default();
-            let held = Rc::new(s.take(file, 4096).0);
+            let held = Rc::new(s.take(&file, 4096).0);
             s.give(held.clone());
             assert_eq!(s.free.borrow().len(), 0, "still held elsewhere");
             for _ in 0..MAX_SPARES + 2 {

@@ -12,6 +12,9 @@ pub mod format;
 mod scan;
 mod stats;
 mod store;
+mod syncs;
+#[cfg(test)]
+mod test_support;
 
 use std::path::{Path, PathBuf};
 

@@ -44,6 +44,8 @@ pub struct SsdStats {
     pub checkpoints_refused_total: IntCounter,
     /// Record writes that reused the DMA buffer of an earlier one (`ssd/buffers.rs`).
     pub write_buffers_reused_total: IntCounter,
+    /// Record writes made durable by another write's `fdatasync` (group commit).
+    pub shared_syncs_total: IntCounter,
     /// Records the last start took from the index checkpoint.
     pub checkpoint_records: BytesGauge,
     /// Records (values and tombstones) the last start read from the log after the
@@ -123,6 +125,10 @@ impl SsdStats {
                 "mc_shard_ssd_write_buffers_reused_total",
                 "SSD record writes that reused an earlier write's DMA buffer.",
             ),
+            shared_syncs_total: counter(
+                "mc_shard_ssd_shared_syncs_total",
+                "SSD record writes made durable by another write's fdatasync (group commit).",
+            ),
             checkpoint_records: gauge(
                 "mc_shard_ssd_checkpoint_records",
                 "Records the last start took from the SSD index checkpoint.",
@@ -161,6 +167,7 @@ impl SsdStats {
             &self.checkpoints_total,
             &self.checkpoints_refused_total,
             &self.write_buffers_reused_total,
+            &self.shared_syncs_total,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

@@ -32,6 +32,7 @@ use super::checkpoint;
 use super::format::{self, BLOCK_BYTES, Header, Kind, align_up};
 use super::scan;
 use super::stats::SsdStats;
+use super::syncs::Syncs;
 use crate::DataplaneError;
 
 /// Bits of a location that hold the offset in its file.
@@ -110,6 +111,8 @@ pub struct SsdStore {
     checkpoint_busy: Arc<AtomicBool>,
     /// DMA buffers of finished record writes, for the next ones.
     spares: Spares,
+    /// Group commit of record writes.
+    syncs: Syncs,
     /// Metrics.
     pub stats: SsdStats,
 }
@@ -237,6 +240,7 @@ impl SsdStore {
             checkpoint_every: cfg.checkpoint_every,
             checkpoint_busy: Arc::new(AtomicBool::new(false)),
             spares: Spares::default(),
+            syncs: Syncs::default(),
             stats,
         };
         if store.files.borrow().is_empty() {
@@ -337,11 +341,14 @@ impl SsdStore {
 
     /// Appends a value record of `payload` and syncs it; returns its location. The payload
     /// is copied into a DMA buffer (an earlier write's, when one of the size is spare) the
-    /// operation owns until the kernel is done with it.
+    /// operation owns until the kernel is done with it. `written` is called once the
+    /// record's bytes are written and before the sync, which writes finishing meanwhile
+    /// share (`syncs.rs`): a caller that limits writes in flight lets the next one start.
     pub async fn append(
         &self,
         key: &[u8],
         payload: impl FnOnce(&mut [u8]) -> bool,
+        written: impl FnOnce(),
         value_len: u64,
         ids: (u64, u64, u32, u32),
         (value_crc, object_size): (u32, u64),
@@ -411,9 +418,9 @@ impl SsdStore {
             return Ok(None);
         }
         let (_, off) = split(loc);
-        let written = file.write_rc_at(buf.clone(), off).await;
+        let wrote = file.write_rc_at(buf.clone(), off).await;
         self.spares.give(buf);
-        let n = written.map_err(|e| DataplaneError::SsdIo {
+        let n = wrote.map_err(|e| DataplaneError::SsdIo {
             what: "write",
             source: io_err(e),
         })?;
@@ -423,10 +430,19 @@ impl SsdStore {
                 source: std::io::Error::other(format!("short write: {n} of {total} bytes")),
             });
         }
-        file.fdatasync().await.map_err(|e| DataplaneError::SsdIo {
-            what: "fdatasync",
-            source: io_err(e),
-        })?;
+        written();
+        let (file_index, _) = split(loc);
+        let shared =
+            self.syncs
+                .covering(file_index, &file)
+                .await
+                .map_err(|e| DataplaneError::SsdIo {
+                    what: "fdatasync",
+                    source: io_err(e),
+                })?;
+        if shared {
+            self.stats.shared_syncs_total.inc();
+        }
         self.entries.borrow_mut().insert(
             loc,
             SsdEntry {
