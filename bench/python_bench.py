@@ -19,7 +19,6 @@ unless ``--mc-bench`` names the binary).
 
 import argparse
 import json
-import os
 import signal
 import socket
 import statistics
