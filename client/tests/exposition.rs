@@ -169,6 +169,8 @@ fn node_families() -> Families {
         ("mc_shard_ssd_evicted_total", "counter", shard),
         ("mc_shard_ssd_checkpoints_total", "counter", shard),
         ("mc_shard_ssd_checkpoints_refused_total", "counter", shard),
+        ("mc_shard_ssd_write_buffers_reused_total", "counter", shard),
+        ("mc_shard_ssd_shared_syncs_total", "counter", shard),
         ("mc_shard_ssd_checkpoint_records", "gauge", shard),
         ("mc_shard_ssd_scanned_records", "gauge", shard),
         (
