@@ -3,7 +3,7 @@
 //! A record is written from a DMA buffer of exactly its size (O_DIRECT writes the whole
 //! buffer). A fresh buffer of 1 MiB is a fresh mapping: `perf` of the eager-offload bench
 //! showed the shard zeroing and faulting in those pages (`clear_page_erms`, page faults,
-//! `unmap_page_range`) for about two thirds of what offload added to it
+//! `unmap_page_range`) as the largest part of what offload added to it
 //! (`docs/benchmarks.md`, SSD tier). KV-cache blocks come in a few fixed sizes, so the
 //! buffers of finished writes are kept and handed to the next write of the same size.
 
