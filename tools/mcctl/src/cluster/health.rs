@@ -88,6 +88,26 @@ pub fn wait_for_leader(
     }
 }
 
+/// Polls until the only leader has also finished recovering its term (`ha_state`
+/// `serving`, or `standalone` without HA): a leader that re-won a term while the nodes joined serves already, but
+/// keeps key lookups waiting for the nodes' reports until then.
+///
+/// # Errors
+/// When no leader gets there within `timeout`.
+pub fn wait_for_serving(state: &State, timeout: Duration) -> Result<(usize, MasterHealth)> {
+    let started = Instant::now();
+    loop {
+        let done = |h: &MasterHealth| matches!(h.ha_state.as_str(), "serving" | "standalone");
+        if let Some((i, h)) = serving_leader(state).filter(|(_, h)| done(h)) {
+            return Ok((i, h));
+        }
+        if started.elapsed() >= timeout {
+            bail!("no leader finished recovering its term after {timeout:?}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,8 @@ fn start_all(dir: &Path, bins: &Binaries, opts: &UpOptions, state: &mut State) -
     for i in 0..opts.nodes {
         start_node(dir, &bins.store, i, state)?;
     }
+    // "Up" means the leader serves every lookup, not only that one was elected.
+    health::wait_for_serving(state, READY_TIMEOUT)?;
     if let Some(binary) = &bins.prometheus {
         start_prometheus(dir, binary, state)?;
     }
